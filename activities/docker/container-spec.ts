@@ -1,0 +1,64 @@
+import type Dockerode from 'dockerode';
+import type { Config } from '../../core/config';
+import type { SandboxSpec } from '../../core/sandbox';
+
+export const LABELS = {
+  managed: 'tidebox.io/managed',
+  instance: 'tidebox.io/instance',
+  sandboxId: 'tidebox.io/sandbox-id',
+  tenant: 'tidebox.io/tenant',
+} as const;
+
+export interface ContainerIdentity {
+  instance: string;
+  sandboxId: string;
+  tenant: string;
+}
+
+export const containerName = (id: ContainerIdentity): string => `tidebox-${id.instance}-${id.sandboxId}`;
+
+/** Docker label filter that finds every container of one sandbox (of one install). */
+export function sandboxLabelFilter(instance: string, sandboxId: string): string[] {
+  return [`${LABELS.instance}=${instance}`, `${LABELS.sandboxId}=${sandboxId}`];
+}
+
+/**
+ * The container a sandbox runs in. Pure, so the security defaults are unit-tested: capabilities
+ * dropped, no privilege escalation, a pids limit, CPU/memory limits, never privileged, binds only
+ * for volumes that already passed the allowedHostPaths check.
+ */
+export function buildContainerCreateOptions(
+  id: ContainerIdentity,
+  spec: SandboxSpec,
+  docker: Config['docker'],
+): Dockerode.ContainerCreateOptions {
+  const securityOpt = ['no-new-privileges:true'];
+  if (docker.seccompProfile) securityOpt.push(`seccomp=${docker.seccompProfile}`);
+  if (docker.apparmorProfile) securityOpt.push(`apparmor=${docker.apparmorProfile}`);
+  return {
+    name: containerName(id),
+    Image: spec.image.uri,
+    Entrypoint: spec.entrypoint,
+    Cmd: [],
+    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    Labels: {
+      [LABELS.managed]: 'true',
+      [LABELS.instance]: id.instance,
+      [LABELS.sandboxId]: id.sandboxId,
+      [LABELS.tenant]: id.tenant,
+    },
+    HostConfig: {
+      NanoCpus: spec.resources.cpuMillis * 1_000_000,
+      Memory: spec.resources.memoryBytes,
+      MemorySwap: spec.resources.memoryBytes, // no swap beyond the memory limit
+      PidsLimit: docker.pidsLimit,
+      CapDrop: docker.capDrop,
+      SecurityOpt: securityOpt,
+      Privileged: false,
+      NetworkMode: docker.network,
+      RestartPolicy: { Name: 'no' },
+      Binds: spec.volumes.map((v) => `${v.hostPath}:${v.mountPath}:${v.readOnly ? 'ro' : 'rw'}`),
+      Init: true,
+    },
+  };
+}

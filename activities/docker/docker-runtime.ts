@@ -1,0 +1,108 @@
+import type Dockerode from 'dockerode';
+import { z } from 'zod';
+import type { Config } from '../../core/config';
+import type { SandboxSpec } from '../../core/sandbox';
+import { buildContainerCreateOptions, ContainerIdentity, sandboxLabelFilter } from './container-spec';
+
+/** Docker's answers, validated before use (an engine is an untrusted edge like any other). */
+const ContainerSummary = z.object({ Id: z.string().min(1), State: z.string().optional() });
+const ContainerInspect = z.object({
+  Id: z.string().min(1),
+  State: z.object({
+    Status: z.string(),
+    Running: z.boolean(),
+    ExitCode: z.number().optional(),
+    Error: z.string().optional(),
+  }),
+});
+export type ContainerState = z.infer<typeof ContainerInspect>['State'];
+
+/** Docker status code carried by dockerode errors; we map by code, never by message text. */
+export function dockerStatus(err: unknown): number | undefined {
+  const code = (err as { statusCode?: unknown })?.statusCode;
+  return typeof code === 'number' ? code : undefined;
+}
+
+/** The port in front of the Docker engine: the only code that speaks dockerode. */
+export class DockerRuntime {
+  constructor(
+    private readonly docker: Dockerode,
+    private readonly config: Pick<Config, 'docker' | 'instance'>,
+  ) {}
+
+  async findSandboxContainers(sandboxId: string): Promise<Array<z.infer<typeof ContainerSummary>>> {
+    const list = await this.docker.listContainers({
+      all: true,
+      filters: { label: sandboxLabelFilter(this.config.instance, sandboxId) },
+    });
+    return z.array(ContainerSummary).parse(list);
+  }
+
+  async hasImage(uri: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(uri).inspect();
+      return true;
+    } catch (err) {
+      if (dockerStatus(err) === 404) return false;
+      throw err;
+    }
+  }
+
+  /** Pull an image, calling `onProgress` for every progress event (activities heartbeat there). */
+  async pullImage(uri: string, onProgress: () => void): Promise<void> {
+    const stream = await this.docker.pull(uri);
+    await new Promise<void>((resolve, reject) => {
+      this.docker.modem.followProgress(
+        stream,
+        (err: Error | null) => (err ? reject(err) : resolve()),
+        () => onProgress(),
+      );
+    });
+  }
+
+  async createContainer(id: ContainerIdentity, spec: SandboxSpec): Promise<string> {
+    const container = await this.docker.createContainer(buildContainerCreateOptions(id, spec, this.config.docker));
+    return container.id;
+  }
+
+  async startContainer(containerId: string): Promise<void> {
+    try {
+      await this.docker.getContainer(containerId).start();
+    } catch (err) {
+      if (dockerStatus(err) !== 304) throw err; // 304: already started
+    }
+  }
+
+  async inspectState(containerId: string): Promise<ContainerState> {
+    return ContainerInspect.parse(await this.docker.getContainer(containerId).inspect()).State;
+  }
+
+  async logsTail(containerId: string, lines: number): Promise<string> {
+    const buf = (await this.docker.getContainer(containerId).logs({ stdout: true, stderr: true, tail: lines })) as unknown as Buffer;
+    // Multiplexed stream: strip the 8-byte frame headers.
+    const out: string[] = [];
+    for (let i = 0; i + 8 <= buf.length; ) {
+      const size = buf.readUInt32BE(i + 4);
+      out.push(buf.subarray(i + 8, i + 8 + size).toString('utf8'));
+      i += 8 + size;
+    }
+    return out.join('').trim();
+  }
+
+  /** Remove a container and its anonymous volumes; true if it existed. */
+  async removeContainer(containerId: string): Promise<boolean> {
+    try {
+      await this.docker.getContainer(containerId).remove({ force: true, v: true });
+      return true;
+    } catch (err) {
+      const status = dockerStatus(err);
+      if (status === 404) return false;
+      if (status === 409) {
+        // "removal already in progress": wait for the engine to finish, then report it gone.
+        await this.docker.getContainer(containerId).wait({ condition: 'removed' }).catch(() => undefined);
+        return false;
+      }
+      throw err;
+    }
+  }
+}

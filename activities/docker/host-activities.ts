@@ -1,0 +1,102 @@
+import { realpathSync } from 'node:fs';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ErrorCodes, TideboxError } from '../../core/errors';
+import { checkResolvedHostPaths } from '../../core/schemas';
+import type { SandboxSpec } from '../../core/sandbox';
+import type { Faults } from '../faults';
+import { dockerStatus, DockerRuntime } from './docker-runtime';
+
+export interface HostActivityDeps {
+  runtime: DockerRuntime;
+  instance: string;
+  allowedHostPaths: string[];
+  faults: Faults;
+}
+
+const fail = (kind: keyof typeof ErrorCodes, message: string) =>
+  ApplicationFailure.create({ type: ErrorCodes[kind].code, message, nonRetryable: true });
+
+/**
+ * Activities bound to one Docker host (task queue `<queue>-host-<hostId>`). Each is idempotent:
+ * it looks for the sandbox's container by label before acting, so a retry after a worker crash
+ * adopts what the crashed attempt made instead of making a second one.
+ */
+export function createHostActivities({ runtime, instance, allowedHostPaths, faults }: HostActivityDeps) {
+  return {
+    async ensureContainer(input: { sandboxId: string; tenant: string; spec: SandboxSpec }): Promise<{ containerId: string }> {
+      const existing = await runtime.findSandboxContainers(input.sandboxId);
+      if (existing[0]) return { containerId: existing[0].Id };
+
+      // The API checked too, but this is the host that binds: links may have changed since.
+      try {
+        checkResolvedHostPaths(input.spec.volumes, allowedHostPaths, realpathOrUndefined);
+      } catch (err) {
+        if (err instanceof TideboxError) throw fail('RUNTIME_REJECTED', err.message);
+        throw err;
+      }
+
+      if (!(await runtime.hasImage(input.spec.image.uri))) {
+        try {
+          await runtime.pullImage(input.spec.image.uri, () => Context.current().heartbeat('pulling'));
+        } catch (err) {
+          throw fail('IMAGE_UNAVAILABLE', `image ${input.spec.image.uri} is not available: ${(err as Error).message}`);
+        }
+      }
+
+      let containerId: string;
+      try {
+        containerId = await runtime.createContainer({ instance, sandboxId: input.sandboxId, tenant: input.tenant }, input.spec);
+      } catch (err) {
+        const status = dockerStatus(err);
+        if (status === 409) {
+          // Name taken: a concurrent attempt created it first. Adopt that one.
+          const raced = await runtime.findSandboxContainers(input.sandboxId);
+          if (raced[0]) return { containerId: raced[0].Id };
+        }
+        if (status === 400 || status === 404) {
+          throw fail('RUNTIME_REJECTED', `Docker rejected the container: ${(err as Error).message}`);
+        }
+        throw err;
+      }
+      await faults.reached('container-created', input.sandboxId);
+      return { containerId };
+    },
+
+    async startContainer(input: { sandboxId: string }): Promise<{ containerId: string }> {
+      const [container] = await runtime.findSandboxContainers(input.sandboxId);
+      if (!container) throw new Error(`container of sandbox ${input.sandboxId} disappeared before start`);
+      await runtime.startContainer(container.Id);
+      const state = await runtime.inspectState(container.Id);
+      if (!state.Running) {
+        const logs = await runtime.logsTail(container.Id, 20).catch(() => '');
+        throw fail(
+          'CONTAINER_EXITED',
+          `entrypoint exited with code ${state.ExitCode ?? 'unknown'}${state.Error ? ` (${state.Error})` : ''}` +
+            (logs ? `; last output: ${logs.slice(-500)}` : ''),
+        );
+      }
+      return { containerId: container.Id };
+    },
+
+    async removeContainers(input: { sandboxId: string }): Promise<{ removed: number }> {
+      const containers = await runtime.findSandboxContainers(input.sandboxId);
+      if (containers.length) await faults.reached('container-removing', input.sandboxId);
+      let removed = 0;
+      for (const c of containers) {
+        if (await runtime.removeContainer(c.Id)) removed++;
+        Context.current().heartbeat();
+      }
+      return { removed };
+    },
+  };
+}
+
+export type HostActivities = ReturnType<typeof createHostActivities>;
+
+function realpathOrUndefined(path: string): string | undefined {
+  try {
+    return realpathSync(path);
+  } catch {
+    return undefined;
+  }
+}

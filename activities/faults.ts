@@ -1,0 +1,28 @@
+import { Context } from '@temporalio/activity';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config } from '../core/config';
+
+export type FaultPoint = Config['faults']['hangAt'][number];
+
+/**
+ * Test-only crash points. When a point is configured, the activity records that it got there
+ * (a file under `<dataDir>/faults/`) and then hangs, heartbeating, until cancelled or killed. Crash
+ * tests wait for the file and SIGKILL the worker at exactly that moment.
+ */
+export function createFaults(config: Pick<Config, 'faults' | 'dataDir'>) {
+  const points = new Set<FaultPoint>(config.faults.hangAt);
+  return {
+    async reached(point: FaultPoint, subject: string): Promise<void> {
+      if (!points.has(point)) return;
+      const dir = join(config.dataDir, 'faults');
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, `${point}.${subject}`), `${process.pid}\n`);
+      for (;;) {
+        Context.current().heartbeat(point);
+        await Context.current().sleep(500);
+      }
+    },
+  };
+}
+export type Faults = ReturnType<typeof createFaults>;

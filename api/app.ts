@@ -1,0 +1,93 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { FastifyError, FastifyInstance } from 'fastify';
+import {
+  hasZodFastifySchemaValidationErrors,
+  serializerCompiler,
+  validatorCompiler,
+  ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import type { Config } from '../core/config';
+import { ErrorCodes, TideboxError } from '../core/errors';
+import { API_KEY_HEADER, createApiKeyAuth } from './auth/api-key';
+import { sandboxRoutes } from './routes/sandboxes';
+import type { SandboxService } from './temporal';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The caller's tenant, set by the auth hook before any route runs. */
+    tenant: string;
+  }
+}
+
+export interface AppDeps {
+  config: Config;
+  sandboxes: SandboxService;
+  logger?: boolean | { level: string };
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const PUBLIC_ROUTES = new Set(['/health']);
+
+/** The Fastify app: plugins, auth, routes (at `/` and `/v1`) and the one error → HTTP mapping. */
+export async function buildApp({ config, sandboxes, logger = true }: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger,
+    bodyLimit: config.server.bodyLimitBytes,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+  }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  const authenticate = createApiKeyAuth(config.server.apiKey);
+  app.decorateRequest('tenant', '');
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('X-Request-ID', req.id);
+    if (PUBLIC_ROUTES.has(req.routeOptions.url ?? '')) return;
+    req.tenant = authenticate(req.headers[API_KEY_HEADER]);
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const { status, code, message } = toErrorBody(err);
+    if (status >= 500) req.log.error({ err }, 'request failed');
+    return reply.code(status).send({ code, message });
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ code: ErrorCodes.ROUTE_NOT_FOUND.code, message: `no route ${req.method} ${req.url.split('?')[0]}` }),
+  );
+
+  app.get('/health', async () => ({ status: 'healthy' }));
+  for (const prefix of ['', '/v1']) {
+    await app.register(sandboxRoutes, { prefix, config, sandboxes });
+  }
+  return app;
+}
+
+function toErrorBody(err: FastifyError): { status: number; code: string; message: string } {
+  if (err instanceof TideboxError) return { status: err.httpStatus, code: err.code, message: err.message };
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const where = err.validationContext ?? 'request';
+    const message = err.validation
+      .map((v) => {
+        const path = v.instancePath.replace(/^\//, '').replace(/\//g, '.');
+        return `${where}${path ? `.${path}` : ''}: ${v.message}`;
+      })
+      .join('; ');
+    return { status: 400, code: ErrorCodes.INVALID_PARAMETER.code, message };
+  }
+  const status = err.statusCode ?? 500;
+  if (status >= 400 && status < 500) {
+    // Fastify's own 4xx (malformed JSON, body too large, wrong media type): all are bad input.
+    const message =
+      err.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+        ? 'request body is too large'
+        : err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+          ? 'request body must be JSON (Content-Type: application/json)'
+          : err.message;
+    return { status: 400, code: ErrorCodes.INVALID_PARAMETER.code, message };
+  }
+  return { status: 500, code: ErrorCodes.INTERNAL.code, message: 'internal error; see the server log for the request id' };
+}

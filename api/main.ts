@@ -1,0 +1,44 @@
+import { readFileSync } from 'node:fs';
+import { Client, Connection } from '@temporalio/client';
+import { loadConfig } from '../core/load-config';
+import { buildApp } from './app';
+import { SandboxService } from './temporal';
+import { ensureSearchAttributes } from './temporal-setup';
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** API process: listen, and on SIGINT/SIGTERM stop accepting, finish in-flight requests, exit. */
+async function main(): Promise<void> {
+  const config = loadConfig(process.env, (p) => readFileSync(p, 'utf8'));
+  const address = config.temporal.address ?? `127.0.0.1:${config.temporal.devServerPort}`;
+  const connection = await Connection.connect({ address });
+  await ensureSearchAttributes(connection.operatorService, config.temporal.namespace);
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+
+  const app = await buildApp({ config, sandboxes: new SandboxService(client, config) });
+  let host = config.server.host;
+  if (!config.server.apiKey && !LOOPBACK.has(host)) {
+    app.log.warn(`no API key configured: binding 127.0.0.1 instead of ${host}; set TIDEBOX_API_KEY to serve other hosts`);
+    host = '127.0.0.1';
+  } else if (!config.server.apiKey) {
+    app.log.warn('no API key configured: the API is open to every local user; set TIDEBOX_API_KEY');
+  }
+  await app.listen({ host, port: config.server.port });
+
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, 'shutting down');
+    await app.close();
+    await connection.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+main().catch((err) => {
+  console.error(JSON.stringify({ level: 'fatal', msg: 'api failed to start', error: (err as Error).message }));
+  process.exit(1);
+});

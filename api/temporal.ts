@@ -1,0 +1,244 @@
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  Client,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  isGrpcServiceError,
+} from '@temporalio/client';
+import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
+import type { Config } from '../core/config';
+import { errorKindOf, TideboxError } from '../core/errors';
+import {
+  initialView,
+  metadataKeywords,
+  SandboxSpec,
+  SandboxState,
+  SandboxView,
+  SandboxWorkflowInput,
+  sandboxWorkflowId,
+} from '../core/sandbox';
+import { SA } from '../core/search-attributes';
+import type { sandboxWorkflow } from '../workflows/sandbox';
+import { awaitSettledUpdate, deleteUpdate, renewUpdate } from '../workflows/sandbox';
+
+/** Most sandboxes one LIST scans before paging in memory; beyond this a visibility store with ORDER BY is needed. */
+const LIST_SCAN_LIMIT = 10_000;
+
+export interface ListFilter {
+  states: SandboxState[];
+  metadata: Record<string, string>;
+  page: number;
+  pageSize: number;
+}
+
+/**
+ * The one place the API talks to Temporal. Reads (get/list) use only the server's memo and
+ * visibility store, so they work while no worker runs; writes are Updates on the sandbox actor.
+ */
+export class SandboxService {
+  constructor(
+    private readonly client: Client,
+    private readonly config: Config,
+  ) {}
+
+  async create(
+    tenant: string,
+    spec: SandboxSpec,
+    opts: { idempotencyKey?: string; respondAsync: boolean },
+  ): Promise<SandboxView> {
+    const sandboxId = opts.idempotencyKey ? idempotentSandboxId(tenant, opts.idempotencyKey) : randomUUID();
+    const input: SandboxWorkflowInput = {
+      sandboxId,
+      tenant,
+      hostId: this.config.docker.hostId,
+      createdAt: new Date().toISOString(),
+      spec,
+    };
+    const view = initialView(input);
+    const requestHash = createHash('sha256').update(JSON.stringify(spec)).digest('hex');
+    const workflowId = sandboxWorkflowId(sandboxId);
+
+    await this.call(async () => {
+      try {
+        await this.client.workflow.start<typeof sandboxWorkflow>('sandboxWorkflow', {
+          workflowId,
+          taskQueue: this.config.temporal.taskQueue,
+          args: [input],
+          memo: { view, requestHash },
+          typedSearchAttributes: new TypedSearchAttributes([
+            { key: SA.tenant, value: tenant },
+            { key: SA.state, value: view.status.state },
+            { key: SA.createdAt, value: new Date(view.createdAt) },
+            ...(view.expiresAt ? [{ key: SA.expiresAt, value: new Date(view.expiresAt) }] : []),
+            { key: SA.metadata, value: metadataKeywords(view.metadata) },
+          ]),
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        });
+      } catch (err) {
+        if (err instanceof WorkflowExecutionAlreadyStartedError) {
+          throw new TideboxError('IDEMPOTENCY_CONFLICT', 'Idempotency-Key was already used for a sandbox that has since terminated');
+        }
+        throw err;
+      }
+    });
+
+    if (opts.idempotencyKey) {
+      const existing = await this.describe(workflowId);
+      if (existing?.memo.requestHash !== requestHash) {
+        throw new TideboxError('IDEMPOTENCY_CONFLICT', 'Idempotency-Key was already used with a different request body');
+      }
+      if (opts.respondAsync) return existing.view;
+    } else if (opts.respondAsync) {
+      return view;
+    }
+
+    const waitMs = this.config.server.createWaitSeconds * 1000;
+    try {
+      return await this.client.withDeadline(Date.now() + waitMs + 5000, () =>
+        this.client.workflow.getHandle(workflowId).executeUpdate(awaitSettledUpdate, { args: [{ timeoutMs: waitMs }] }),
+      );
+    } catch (err) {
+      if (!isDeadlineExceeded(err)) throw mapTemporalError(err, sandboxId);
+      // No worker answered in time: the sandbox is accepted and will progress; report what we know.
+      return (await this.describe(workflowId))?.view ?? view;
+    }
+  }
+
+  async get(tenant: string, sandboxId: string): Promise<SandboxView> {
+    const found = await this.describe(sandboxWorkflowId(sandboxId));
+    if (!found || found.view.tenant !== tenant || found.view.status.state === 'Terminated') throw notFound(sandboxId);
+    return found.view;
+  }
+
+  async list(tenant: string, filter: ListFilter) {
+    const clauses = [
+      `WorkflowType = 'sandboxWorkflow'`,
+      `ExecutionStatus = 'Running'`,
+      `${SA.tenant.name} = ${quote(tenant)}`,
+    ];
+    if (filter.states.length) clauses.push(`${SA.state.name} IN (${filter.states.map(quote).join(', ')})`);
+    for (const kw of metadataKeywords(filter.metadata)) clauses.push(`${SA.metadata.name} = ${quote(kw)}`);
+
+    const views: SandboxView[] = [];
+    await this.call(async () => {
+      for await (const execution of this.client.workflow.list({ query: clauses.join(' AND ') })) {
+        const view = execution.memo?.view as SandboxView | undefined;
+        // Visibility is eventually consistent: re-check every filter against the memo itself.
+        if (!view || view.tenant !== tenant || view.status.state === 'Terminated') continue;
+        if (filter.states.length && !filter.states.includes(view.status.state)) continue;
+        if (Object.entries(filter.metadata).some(([k, v]) => view.metadata[k] !== v)) continue;
+        views.push(view);
+        if (views.length >= LIST_SCAN_LIMIT) break;
+      }
+    });
+    views.sort((a, b) => b.createdAt.localeCompare(a.createdAt) || a.id.localeCompare(b.id));
+    const totalItems = views.length;
+    const totalPages = Math.ceil(totalItems / filter.pageSize);
+    const start = (filter.page - 1) * filter.pageSize;
+    return {
+      items: views.slice(start, start + filter.pageSize),
+      pagination: { page: filter.page, pageSize: filter.pageSize, totalItems, totalPages, hasNextPage: filter.page < totalPages },
+    };
+  }
+
+  async delete(tenant: string, sandboxId: string): Promise<void> {
+    await this.get(tenant, sandboxId);
+    const waitMs = this.config.server.deleteWaitSeconds * 1000;
+    try {
+      await this.client.withDeadline(Date.now() + waitMs + 5000, () =>
+        this.client.workflow.getHandle(sandboxWorkflowId(sandboxId)).executeUpdate(deleteUpdate, { args: [{ waitMs }] }),
+      );
+    } catch (err) {
+      if (isDeadlineExceeded(err)) throw new TideboxError('TIMEOUT', 'no worker accepted the delete in time; retry the request');
+      throw mapTemporalError(err, sandboxId);
+    }
+  }
+
+  async renew(tenant: string, sandboxId: string, expiresAt: string): Promise<{ expiresAt: string }> {
+    const view = await this.get(tenant, sandboxId);
+    const requested = Date.parse(expiresAt);
+    const maxExpiresAt = new Date(Date.now() + this.config.sandbox.maxTimeoutSeconds * 1000).toISOString();
+    // Answer the common mistakes here, from the memo; the actor's validator re-checks authoritatively.
+    if (view.expiresAt === null) throw new TideboxError('MANUAL_CLEANUP', 'sandbox was created for manual cleanup (no timeout); it has no expiration to renew');
+    if (requested <= Date.now()) throw new TideboxError('INVALID_EXPIRATION', 'expiresAt must be in the future');
+    if (requested < Date.parse(view.expiresAt)) throw new TideboxError('INVALID_EXPIRATION', `expiresAt must not be earlier than the current expiresAt ${view.expiresAt}`);
+    if (requested > Date.parse(maxExpiresAt)) throw new TideboxError('INVALID_EXPIRATION', `expiresAt must not be later than ${maxExpiresAt} (maximum sandbox lifetime)`);
+    const normalized = new Date(requested).toISOString();
+    try {
+      return await this.client.withDeadline(Date.now() + this.config.server.temporalCallTimeoutSeconds * 1000, () =>
+        this.client.workflow.getHandle(sandboxWorkflowId(sandboxId)).executeUpdate(renewUpdate, {
+          args: [{ expiresAt: normalized, maxExpiresAt }],
+        }),
+      );
+    } catch (err) {
+      if (isDeadlineExceeded(err)) throw new TideboxError('TIMEOUT', 'no worker accepted the renewal in time; retry the request');
+      throw mapTemporalError(err, sandboxId);
+    }
+  }
+
+  /** The actor's memo, or undefined when there is no such workflow or it has closed. */
+  private async describe(workflowId: string): Promise<{ view: SandboxView; memo: Record<string, unknown> } | undefined> {
+    return this.call(async () => {
+      try {
+        const d = await this.client.workflow.getHandle(workflowId).describe();
+        const view = d.memo?.view as SandboxView | undefined;
+        if (d.status.name !== 'RUNNING' || !view) return undefined;
+        return { view, memo: d.memo ?? {} };
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return undefined;
+        throw err;
+      }
+    });
+  }
+
+  /** Bound a read/start call in time and turn transport failures into 503s. */
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await this.client.withDeadline(Date.now() + this.config.server.temporalCallTimeoutSeconds * 1000, fn);
+    } catch (err) {
+      if (err instanceof TideboxError) throw err;
+      throw mapTemporalError(err);
+    }
+  }
+}
+
+/** Same tenant + key → same sandbox id, so a retried POST can never make a second sandbox. */
+export function idempotentSandboxId(tenant: string, key: string): string {
+  const h = createHash('sha256').update(`${tenant}\0${key}`).digest('hex');
+  // Shape it as a UUID (version nibble 5-like, variant 10xx) so ids look alike whichever way they were made.
+  const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/** A string literal in Temporal's visibility query language. */
+function quote(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+const notFound = (sandboxId: string) => new TideboxError('NOT_FOUND', `sandbox ${sandboxId} not found`);
+
+function isDeadlineExceeded(err: unknown): boolean {
+  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
+    if (isGrpcServiceError(e) && e.code === 4 /* DEADLINE_EXCEEDED */) return true;
+    if ((e as { code?: unknown }).code === 4) return true;
+  }
+  return false;
+}
+
+function mapTemporalError(err: unknown, sandboxId?: string): Error {
+  if (err instanceof TideboxError) return err;
+  if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
+    const kind = errorKindOf(err.cause.type);
+    if (kind) return new TideboxError(kind, err.cause.message);
+  }
+  if (err instanceof WorkflowNotFoundError && sandboxId) return notFound(sandboxId);
+  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
+    if (isGrpcServiceError(e)) {
+      if (e.code === 5 /* NOT_FOUND */ && sandboxId) return notFound(sandboxId);
+      if (e.code === 14 /* UNAVAILABLE */) return new TideboxError('BACKEND_UNAVAILABLE', 'the workflow service is unavailable; retry shortly');
+    }
+  }
+  return err instanceof Error ? err : new Error(String(err));
+}

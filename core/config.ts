@@ -1,0 +1,140 @@
+import { z } from 'zod';
+
+/**
+ * One schema for every setting. Sources, lowest precedence first: defaults, the TOML file named by
+ * TIDEBOX_CONFIG, then environment variables. A bad value stops start-up with a message naming the key.
+ */
+const HostId = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a DNS label');
+
+export const ConfigSchema = z
+  .object({
+    dataDir: z.string().min(1).default('.tidebox'),
+    /** Distinguishes installs sharing one Docker engine; every container carries it as a label. */
+    instance: HostId.default('tidebox'),
+    server: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.coerce.number().int().min(0).max(65535).default(8080),
+        apiKey: z.string().min(16, 'must be at least 16 characters').optional(),
+        bodyLimitBytes: z.number().int().min(1024).default(1024 * 1024),
+        /** How long POST /sandboxes waits for Running/Failed before answering 202 Pending. */
+        createWaitSeconds: z.number().min(0).max(600).default(60),
+        /** How long DELETE waits for Terminated before answering 204 anyway. */
+        deleteWaitSeconds: z.number().min(0).max(600).default(30),
+        /** Upper bound on any single call from the API into Temporal. */
+        temporalCallTimeoutSeconds: z.number().min(1).max(600).default(15),
+      })
+      .strict()
+      .prefault({}),
+    temporal: z
+      .object({
+        /** host:port of an existing Temporal frontend; empty = the run command starts a dev server. */
+        address: z.string().optional(),
+        namespace: z.string().min(1).default('default'),
+        taskQueue: z.string().min(1).default('tidebox'),
+        cliPath: z.string().optional(),
+        devServerPort: z.number().int().min(1).max(65535).default(7233),
+        devServerUiPort: z.number().int().min(1).max(65535).default(8233),
+      })
+      .strict()
+      .prefault({}),
+    sandbox: z
+      .object({
+        minTimeoutSeconds: z.number().int().min(1).default(60),
+        maxTimeoutSeconds: z.number().int().min(1).default(7 * 24 * 3600),
+        defaultCpu: z.string().default('1'),
+        defaultMemory: z.string().default('512Mi'),
+        /** Host path prefixes a `host` volume may bind; empty = host volumes are refused. */
+        allowedHostPaths: z.array(z.string().startsWith('/', 'must be absolute')).default([]),
+        maxEvents: z.number().int().min(10).max(10_000).default(200),
+      })
+      .strict()
+      .prefault({}),
+    docker: z
+      .object({
+        /** Host id of this engine; its activities run on task queue `<taskQueue>-host-<hostId>`. */
+        hostId: HostId.default('local'),
+        socketPath: z.string().optional(),
+        pidsLimit: z.number().int().min(16).default(512),
+        capDrop: z
+          .array(z.string().regex(/^[A-Z_]+$/))
+          .default([
+            'AUDIT_WRITE', 'MKNOD', 'NET_ADMIN', 'NET_RAW', 'SYS_ADMIN', 'SYS_MODULE',
+            'SYS_PTRACE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'SYS_BOOT', 'SYS_RAWIO',
+          ]),
+        seccompProfile: z.string().optional(),
+        apparmorProfile: z.string().optional(),
+        network: z.string().default('bridge'),
+        /** How long a started container must stay up before the sandbox counts as Running. */
+        readyTimeoutSeconds: z.number().min(1).default(60),
+      })
+      .strict()
+      .prefault({}),
+    /**
+     * Test-only fault points: an activity that reaches a named point records it under
+     * `<dataDir>/faults/` and hangs there, so a crash test can SIGKILL the worker at that moment.
+     */
+    faults: z
+      .object({ hangAt: z.array(z.enum(['container-created', 'container-removing'])).default([]) })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Environment variables and the config key each one sets. */
+const ENV_KEYS: Array<[string, string[], (v: string) => unknown]> = [
+  ['TIDEBOX_DATA_DIR', ['dataDir'], String],
+  ['TIDEBOX_INSTANCE', ['instance'], String],
+  ['TIDEBOX_HOST', ['server', 'host'], String],
+  ['TIDEBOX_PORT', ['server', 'port'], String],
+  ['TIDEBOX_API_KEY', ['server', 'apiKey'], String],
+  ['TEMPORAL_ADDRESS', ['temporal', 'address'], String],
+  ['TEMPORAL_NAMESPACE', ['temporal', 'namespace'], String],
+  ['TEMPORAL_CLI_PATH', ['temporal', 'cliPath'], String],
+  ['TIDEBOX_HOST_ID', ['docker', 'hostId'], String],
+  ['TIDEBOX_FAULT_HANG_AT', ['faults', 'hangAt'], (v) => v.split(',').filter(Boolean)],
+];
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    node = (next && typeof next === 'object' ? next : (node[key] = {})) as Record<string, unknown>;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+/** Validate a raw config object (file contents merged with env), naming the offending key on error. */
+export function parseConfig(raw: unknown, source = 'config'): Config {
+  const result = ConfigSchema.safeParse(raw);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new ConfigError(`invalid ${source}: ${problems.join('; ')}`);
+  }
+  const config = result.data;
+  if (config.sandbox.minTimeoutSeconds > config.sandbox.maxTimeoutSeconds) {
+    throw new ConfigError(`invalid ${source}: sandbox.minTimeoutSeconds exceeds sandbox.maxTimeoutSeconds`);
+  }
+  return config;
+}
+
+/** Overlay environment variables onto a parsed-file object. Empty variables count as unset. */
+export function applyEnv(fileConfig: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const merged = structuredClone(fileConfig);
+  for (const [name, path, convert] of ENV_KEYS) {
+    const value = env[name];
+    if (value !== undefined && value !== '') setPath(merged, path, convert(value));
+  }
+  return merged;
+}
+
+export function hostTaskQueue(config: Pick<Config, 'temporal'>, hostId: string): string {
+  return `${config.temporal.taskQueue}-host-${hostId}`;
+}

@@ -1,0 +1,48 @@
+/**
+ * The one error catalogue. Every failure that reaches a client carries a `code` from here and the
+ * HTTP status that goes with it; workflows raise the same codes as ApplicationFailure types so the
+ * API can map them back without looking at message text.
+ */
+export const ErrorCodes = {
+  INVALID_PARAMETER: { code: 'SANDBOX::INVALID_PARAMETER', httpStatus: 400 },
+  INVALID_EXPIRATION: { code: 'SANDBOX::INVALID_EXPIRATION', httpStatus: 400 },
+  UNSUPPORTED: { code: 'SANDBOX::UNSUPPORTED', httpStatus: 400 },
+  NOT_FOUND: { code: 'SANDBOX::NOT_FOUND', httpStatus: 404 },
+  MANUAL_CLEANUP: { code: 'SANDBOX::MANUAL_CLEANUP', httpStatus: 409 },
+  INVALID_STATE: { code: 'SANDBOX::INVALID_STATE', httpStatus: 409 },
+  IDEMPOTENCY_CONFLICT: { code: 'SANDBOX::IDEMPOTENCY_CONFLICT', httpStatus: 409 },
+  MISSING_API_KEY: { code: 'AUTH::MISSING_API_KEY', httpStatus: 401 },
+  INVALID_API_KEY: { code: 'AUTH::INVALID_API_KEY', httpStatus: 401 },
+  ROUTE_NOT_FOUND: { code: 'SERVER::ROUTE_NOT_FOUND', httpStatus: 404 },
+  BACKEND_UNAVAILABLE: { code: 'SERVER::BACKEND_UNAVAILABLE', httpStatus: 503 },
+  TIMEOUT: { code: 'SERVER::TIMEOUT', httpStatus: 504 },
+  INTERNAL: { code: 'SERVER::INTERNAL_ERROR', httpStatus: 500 },
+  // Provisioning outcomes: they end in a Failed sandbox (status.reason), never in an HTTP error.
+  IMAGE_UNAVAILABLE: { code: 'SANDBOX::IMAGE_UNAVAILABLE', httpStatus: 400 },
+  RUNTIME_REJECTED: { code: 'SANDBOX::RUNTIME_REJECTED', httpStatus: 400 },
+  CONTAINER_EXITED: { code: 'SANDBOX::CONTAINER_EXITED', httpStatus: 409 },
+} as const;
+
+export type ErrorKind = keyof typeof ErrorCodes;
+export type ErrorCode = (typeof ErrorCodes)[ErrorKind]['code'];
+
+export class TideboxError extends Error {
+  readonly code: ErrorCode;
+  readonly httpStatus: number;
+
+  constructor(kind: ErrorKind, message: string) {
+    super(message);
+    this.name = 'TideboxError';
+    this.code = ErrorCodes[kind].code;
+    this.httpStatus = ErrorCodes[kind].httpStatus;
+  }
+}
+
+const byCode = new Map<string, ErrorKind>(
+  (Object.keys(ErrorCodes) as ErrorKind[]).map((kind) => [ErrorCodes[kind].code, kind]),
+);
+
+/** The catalogue entry for a code carried as an ApplicationFailure type, if it is one of ours. */
+export function errorKindOf(code: string | undefined | null): ErrorKind | undefined {
+  return code ? byCode.get(code) : undefined;
+}

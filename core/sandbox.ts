@@ -1,0 +1,133 @@
+/** Sandbox domain types shared by the API, the workflow and the activities. Plain JSON only. */
+
+export const SANDBOX_STATES = [
+  'Pending', 'Running', 'Pausing', 'Paused', 'Resuming', 'Stopping', 'Terminated', 'Failed',
+] as const;
+export type SandboxState = (typeof SANDBOX_STATES)[number];
+
+export type TerminationReason = 'deleted' | 'expired' | 'failed';
+/** Who caused a transition, as recorded in the sandbox's history. */
+export type EventActor = 'api' | 'expiry' | 'runtime' | 'failure' | 'schedule';
+
+export interface HostVolume {
+  name: string;
+  /** Absolute host path after applying subPath; checked against allowedHostPaths. */
+  hostPath: string;
+  mountPath: string;
+  readOnly: boolean;
+}
+
+/** The create request after validation and normalisation. Carries no secrets. */
+export interface SandboxSpec {
+  image: { uri: string };
+  entrypoint: string[];
+  env: Record<string, string>;
+  metadata: Record<string, string>;
+  extensions: Record<string, string>;
+  platform?: { os: 'linux' | 'windows'; arch: 'amd64' | 'arm64' };
+  /** Seconds until expiry; null = manual cleanup. */
+  timeoutSeconds: number | null;
+  resources: { cpuMillis: number; memoryBytes: number };
+  volumes: HostVolume[];
+}
+
+export interface SandboxStatus {
+  state: SandboxState;
+  reason?: string;
+  message?: string;
+  lastTransitionAt: string;
+}
+
+export interface SandboxEvent {
+  at: string;
+  state: SandboxState;
+  actor: EventActor;
+  reason?: string;
+  message?: string;
+}
+
+/** The public view of a sandbox: what the actor writes to its memo after every transition. */
+export interface SandboxView {
+  id: string;
+  tenant: string;
+  workflowId: string;
+  hostId: string;
+  image: { uri: string };
+  platform?: SandboxSpec['platform'];
+  entrypoint: string[];
+  metadata: Record<string, string>;
+  status: SandboxStatus;
+  createdAt: string;
+  /** null = manual cleanup. */
+  expiresAt: string | null;
+  terminationReason?: TerminationReason;
+  containerId?: string;
+}
+
+export interface SandboxWorkflowInput {
+  sandboxId: string;
+  tenant: string;
+  hostId: string;
+  createdAt: string;
+  spec: SandboxSpec;
+  /** Present only when continuing as new: the actor's whole state. */
+  carried?: SandboxCarriedState;
+}
+
+export interface SandboxCarriedState {
+  view: SandboxView;
+  events: SandboxEvent[];
+  deleteRequested: boolean;
+}
+
+export const sandboxWorkflowId = (sandboxId: string): string => `sandbox/${sandboxId}`;
+
+/** The sandbox's initial view, before any worker has touched it (the API writes it as the start memo). */
+export function initialView(input: SandboxWorkflowInput): SandboxView {
+  const { spec } = input;
+  return {
+    id: input.sandboxId,
+    tenant: input.tenant,
+    workflowId: sandboxWorkflowId(input.sandboxId),
+    hostId: input.hostId,
+    image: spec.image,
+    ...(spec.platform ? { platform: spec.platform } : {}),
+    entrypoint: spec.entrypoint,
+    metadata: spec.metadata,
+    status: { state: 'Pending', reason: 'provisioning', message: 'sandbox accepted', lastTransitionAt: input.createdAt },
+    createdAt: input.createdAt,
+    expiresAt:
+      spec.timeoutSeconds === null
+        ? null
+        : new Date(Date.parse(input.createdAt) + spec.timeoutSeconds * 1000).toISOString(),
+  };
+}
+
+/** Metadata as search-attribute keywords (`key=value`), so LIST can filter with AND semantics. */
+export const metadataKeywords = (metadata: Record<string, string>): string[] =>
+  Object.entries(metadata).map(([k, v]) => `${k}=${v}`);
+
+/** Drop null and undefined fields: the contract omits absent values rather than sending null. */
+export function omitNulls<T extends Record<string, unknown>>(obj: T): Partial<T> {
+  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== null && v !== undefined)) as Partial<T>;
+}
+
+/** The contract's Sandbox resource. Internal fields (tenant, host, container) stay inside. */
+export function toSandboxResource(view: SandboxView) {
+  return omitNulls({
+    id: view.id,
+    image: view.image,
+    platform: view.platform,
+    status: omitNulls({ ...view.status }),
+    metadata: view.metadata,
+    entrypoint: view.entrypoint,
+    expiresAt: view.expiresAt,
+    createdAt: view.createdAt,
+  });
+}
+
+/** The contract's CreateSandboxResponse plus Tidebox's `workflowId`. */
+export function toCreateResponse(view: SandboxView) {
+  const { image: _image, ...rest } = toSandboxResource(view);
+  return { ...rest, workflowId: view.workflowId };
+}

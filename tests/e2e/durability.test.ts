@@ -1,0 +1,113 @@
+import { existsSync } from 'node:fs';
+import { sandboxRequest, Stack, waitFor } from '../helpers/stack';
+
+/**
+ * Crash and restart tests: the worker is SIGKILLed at exact points (test-only fault points make
+ * the activity record its position and hang there), the Temporal dev server is restarted on its
+ * SQLite file, and the API keeps answering reads while no worker runs.
+ */
+let stack: Stack;
+beforeAll(async () => {
+  stack = await Stack.start();
+});
+afterAll(async () => {
+  await stack?.destroy();
+});
+
+const async = { Prefer: 'respond-async' };
+const state = async (id: string) => (await stack.request('GET', `/v1/sandboxes/${id}`)).body?.status?.state;
+
+describe('worker crashes', () => {
+  it('when the worker is killed after creating the container but before recording it, then after restart exactly one container runs', async () => {
+    await stack.worker.stop();
+    stack.startWorker({ TIDEBOX_FAULT_HANG_AT: 'container-created' });
+    const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest(), async);
+    expect(created.status).toBe(202);
+    expect(created.body.status.state).toBe('Pending');
+    const id: string = created.body.id;
+
+    await waitFor('the container-created fault point', () => existsSync(stack.faultFile('container-created', id)), 30_000);
+    await stack.worker.kill();
+    expect(await stack.containers(id)).toHaveLength(1);
+    expect(await state(id)).toBe('Pending');
+
+    stack.startWorker();
+    await waitFor('Running after restart', async () => (await state(id)) === 'Running', 60_000, 200);
+    const containers = await stack.containers(id);
+    expect(containers).toHaveLength(1);
+    expect(containers[0]!.State).toBe('running');
+    expect((await stack.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+  });
+
+  it('when the worker is killed while an expiry removes the container, then after restart the container is still removed', async () => {
+    await stack.worker.stop();
+    stack.startWorker({ TIDEBOX_FAULT_HANG_AT: 'container-removing' });
+    const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ timeout: 3 }));
+    expect(created.body.status.state).toBe('Running');
+    const id: string = created.body.id;
+
+    await waitFor('the container-removing fault point', () => existsSync(stack.faultFile('container-removing', id)), 30_000);
+    await stack.worker.kill();
+    expect(await stack.containers(id)).toHaveLength(1);
+
+    stack.startWorker();
+    await waitFor('container removed after restart', async () => (await stack.containers(id)).length === 0, 60_000, 200);
+    await waitFor('GET 404', async () => (await stack.request('GET', `/v1/sandboxes/${id}`)).status === 404, 10_000);
+  });
+});
+
+describe('reads without a worker', () => {
+  it('when the worker is stopped, then GET and LIST still answer, and a Pending create proceeds once it is back', async () => {
+    const running = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ metadata: { probe: 'noworker' } }));
+    expect(running.body.status.state).toBe('Running');
+    await stack.worker.stop();
+
+    const got = await stack.request('GET', `/v1/sandboxes/${running.body.id}`);
+    expect(got.status).toBe(200);
+    expect(got.body.status.state).toBe('Running');
+    const pending = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ metadata: { probe: 'noworker' } }), async);
+    expect(pending.status).toBe(202);
+    expect(pending.body.status.state).toBe('Pending');
+
+    const listed = await waitFor('both in LIST', async () => {
+      const r = await stack.request('GET', `/v1/sandboxes?metadata=${encodeURIComponent('probe=noworker')}`);
+      return r.body.items.length === 2 ? r : undefined;
+    });
+    expect(listed.body.items.map((s: { status: { state: string } }) => s.status.state)).toEqual(['Pending', 'Running']);
+
+    stack.startWorker();
+    await waitFor('Pending → Running', async () => (await state(pending.body.id)) === 'Running', 60_000, 200);
+    for (const id of [running.body.id, pending.body.id]) expect((await stack.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+  });
+});
+
+describe('Temporal restarts', () => {
+  it('when the dev server stops and starts on the same db file, then sandboxes keep their state and expiry', async () => {
+    const manual = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ timeout: null }));
+    const expiring = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ timeout: 15 }));
+    expect(manual.body.status.state).toBe('Running');
+    expect(expiring.body.status.state).toBe('Running');
+
+    await stack.temporal.stop();
+    await stack.temporal.start();
+
+    const manualAfter = await waitFor('GET after restart', async () => {
+      const r = await stack.request('GET', `/v1/sandboxes/${manual.body.id}`);
+      return r.status === 200 ? r : undefined;
+    });
+    expect(manualAfter.body.status.state).toBe('Running');
+    const expiringAfter = await stack.request('GET', `/v1/sandboxes/${expiring.body.id}`);
+    expect(expiringAfter.body).toMatchObject({ status: { state: 'Running' }, expiresAt: expiring.body.expiresAt });
+
+    const removedAt = await waitFor(
+      'expiry after the restart',
+      async () => ((await stack.containers(expiring.body.id)).length === 0 ? Date.now() : undefined),
+      60_000,
+      50,
+    );
+    expect(removedAt).toBeGreaterThanOrEqual(Date.parse(expiring.body.expiresAt));
+    expect(removedAt - Date.parse(expiring.body.expiresAt)).toBeLessThanOrEqual(2000);
+    expect(await stack.containers(manual.body.id)).toHaveLength(1);
+    expect((await stack.request('DELETE', `/v1/sandboxes/${manual.body.id}`)).status).toBe(204);
+  });
+});

@@ -1,0 +1,182 @@
+import Dockerode from 'dockerode';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { stringify } from 'smol-toml';
+import { LABELS } from '../../activities/docker/container-spec';
+import { ManagedProcess } from '../../scripts/lib/managed-process';
+import { TemporalDevServer } from '../../scripts/lib/temporal-dev-server';
+
+export const TEST_IMAGE = 'tidebox/busybox:latest';
+
+/** The repository root (works from sources under jest and from dist/ in the benchmark). */
+export function repoRoot(): string {
+  let dir = __dirname;
+  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
+  return dir;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Poll `probe` until it returns a value other than undefined/false, or fail after `timeoutMs`. */
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+  intervalMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value as T;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export interface HttpResult {
+  status: number;
+  headers: Headers;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+export interface StackOptions {
+  /** Extra config (TOML file contents as an object), merged over the test defaults. */
+  config?: Record<string, unknown>;
+  apiKey?: string;
+}
+
+/**
+ * A whole Tidebox on real pieces, isolated per test file: its own Temporal dev server (SQLite file
+ * in a temp data dir), worker process, API process on 127.0.0.1, and a unique `instance` label so
+ * its containers are found and removed by label afterwards.
+ */
+export class Stack {
+  readonly dataDir = mkdtempSync(join(tmpdir(), 'tidebox-test-'));
+  readonly instance = `t${Math.random().toString(36).slice(2, 10)}`;
+  readonly docker = new Dockerode();
+  temporal!: TemporalDevServer;
+  worker!: ManagedProcess;
+  api!: ManagedProcess;
+  baseUrl = '';
+  private env: NodeJS.ProcessEnv = {};
+
+  constructor(private readonly options: StackOptions = {}) {}
+
+  static async start(options: StackOptions = {}): Promise<Stack> {
+    const stack = new Stack(options);
+    try {
+      await stack.boot();
+    } catch (err) {
+      await stack.destroy();
+      throw err;
+    }
+    return stack;
+  }
+
+  private async boot(): Promise<void> {
+    const [temporalPort, apiPort] = [await freePort(), await freePort()];
+    const config = {
+      dataDir: this.dataDir,
+      instance: this.instance,
+      server: { createWaitSeconds: 30, ...((this.options.config?.server as object) ?? {}) },
+      sandbox: { minTimeoutSeconds: 2, ...((this.options.config?.sandbox as object) ?? {}) },
+      ...Object.fromEntries(Object.entries(this.options.config ?? {}).filter(([k]) => k !== 'server' && k !== 'sandbox')),
+    };
+    const configPath = join(this.dataDir, 'tidebox.toml');
+    writeFileSync(configPath, stringify(config));
+    this.temporal = new TemporalDevServer({
+      cliPath: process.env.TEMPORAL_CLI_PATH ?? 'temporal',
+      dbFile: join(this.dataDir, 'temporal.db'),
+      port: temporalPort,
+      logFile: join(this.dataDir, 'temporal.log'),
+    });
+    await this.temporal.start();
+    this.env = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      TIDEBOX_CONFIG: configPath,
+      TEMPORAL_ADDRESS: this.temporal.address,
+      TIDEBOX_PORT: String(apiPort),
+      ...(this.options.apiKey ? { TIDEBOX_API_KEY: this.options.apiKey } : {}),
+    };
+    this.baseUrl = `http://127.0.0.1:${apiPort}`;
+    this.startWorker();
+    this.api = new ManagedProcess('api', join(repoRoot(), 'dist/api/main.js'), this.env, join(this.dataDir, 'api.log'));
+    this.api.start();
+    await waitFor('API health', async () => (await fetch(`${this.baseUrl}/health`)).ok, 30_000);
+  }
+
+  /** Start (or restart) the worker, optionally with extra environment such as fault points. */
+  startWorker(extraEnv: NodeJS.ProcessEnv = {}): void {
+    this.worker = new ManagedProcess('worker', join(repoRoot(), 'dist/worker/main.js'), { ...this.env, ...extraEnv }, join(this.dataDir, 'worker.log'));
+    this.worker.start();
+  }
+
+  faultFile(point: string, sandboxId: string): string {
+    return join(this.dataDir, 'faults', `${point}.${sandboxId}`);
+  }
+
+  async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpResult> {
+    const init: RequestInit = { method, headers: { ...headers } };
+    if (this.options.apiKey && !('OPEN-SANDBOX-API-KEY' in headers)) {
+      (init.headers as Record<string, string>)['OPEN-SANDBOX-API-KEY'] = this.options.apiKey;
+    }
+    if (body !== undefined) {
+      init.body = typeof body === 'string' ? body : JSON.stringify(body);
+      (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
+    }
+    const res = await fetch(`${this.baseUrl}${path}`, init);
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      // leave as text
+    }
+    return { status: res.status, headers: res.headers, body: parsed };
+  }
+
+  /** Every container of this stack for one sandbox (or all of them). */
+  async containers(sandboxId?: string): Promise<Dockerode.ContainerInfo[]> {
+    const label = [`${LABELS.instance}=${this.instance}`];
+    if (sandboxId) label.push(`${LABELS.sandboxId}=${sandboxId}`);
+    return this.docker.listContainers({ all: true, filters: { label } });
+  }
+
+  async destroy(): Promise<void> {
+    await this.api?.stop().catch(() => undefined);
+    await this.worker?.stop().catch(() => undefined);
+    await this.temporal?.stop().catch(() => undefined);
+    for (const c of await this.containers().catch(() => [])) {
+      await this.docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    }
+    if (!process.env.TIDEBOX_KEEP_TEST_DATA) rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+/** A create request for the offline test image with overrides. */
+export function sandboxRequest(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    image: { uri: TEST_IMAGE },
+    entrypoint: ['tail', '-f', '/dev/null'],
+    timeout: 600,
+    resourceLimits: { cpu: '250m', memory: '64Mi' },
+    ...overrides,
+  };
+}

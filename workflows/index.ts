@@ -1,0 +1,1 @@
+export { sandboxWorkflow } from './sandbox';
