@@ -120,6 +120,9 @@ export function normalizeCreateRequest(req: CreateSandboxRequest, config: Config
   };
 }
 
+/** Collapse `//` and `.` and drop a trailing slash (but keep `/` itself). */
+const normalizeAbsolute = (path: string): string => posix.normalize(path).replace(/(.)\/$/, '$1');
+
 function hasDotDot(path: string): boolean {
   return path.split(/[\\/]/).includes('..');
 }
@@ -134,7 +137,7 @@ function normalizeVolumes(volumes: NonNullable<CreateSandboxRequest['volumes']>,
     if (backends !== 1) throw invalid(`volume "${v.name}" must specify exactly one backend (host, pvc or ossfs)`);
     if (!v.host) throw unsupported(`volume "${v.name}": only host volumes are supported so far`);
     if (hasDotDot(v.mountPath)) throw invalid(`volume "${v.name}": mountPath must not contain ".."`);
-    const mountPath = posix.normalize(v.mountPath);
+    const mountPath = normalizeAbsolute(v.mountPath);
     if (mountPaths.has(mountPath)) throw invalid(`volume "${v.name}": mountPath ${mountPath} is used twice`);
     mountPaths.add(mountPath);
 
@@ -144,7 +147,7 @@ function normalizeVolumes(volumes: NonNullable<CreateSandboxRequest['volumes']>,
     if (v.subPath !== undefined && (v.subPath.startsWith('/') || hasDotDot(v.subPath) || v.subPath.includes('\0'))) {
       throw invalid(`volume "${v.name}": subPath must be relative and must not contain ".."`);
     }
-    const hostPath = posix.normalize(v.subPath ? posix.join(raw, v.subPath) : raw).replace(/(.)\/$/, '$1');
+    const hostPath = normalizeAbsolute(v.subPath ? posix.join(raw, v.subPath) : raw);
     if (!isUnderAllowedPrefix(hostPath, allowed)) {
       throw invalid(
         allowed.length
@@ -159,7 +162,7 @@ function normalizeVolumes(volumes: NonNullable<CreateSandboxRequest['volumes']>,
 /** True when `path` equals or lies below one of `prefixes` (all normalised, absolute). */
 export function isUnderAllowedPrefix(path: string, prefixes: string[]): boolean {
   return prefixes.some((prefix) => {
-    const p = posix.normalize(prefix).replace(/(.)\/$/, '$1');
+    const p = normalizeAbsolute(prefix);
     return path === p || path.startsWith(p === '/' ? '/' : `${p}/`);
   });
 }

@@ -25,7 +25,12 @@ apt_install() {
 # 1. npm dependencies, exactly as locked.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm dependencies (npm ci)"
-  npm ci --no-audit --no-fund >&2
+  if ! npm ci --no-audit --no-fund >&2; then
+    # Some registry mirrors drop other platforms' optional packages from the lockfile, which npm ci
+    # rejects; npm install still installs the locked versions and leaves the lockfile untouched.
+    say "npm ci refused the lockfile; installing the locked versions with npm install --no-save"
+    npm install --no-audit --no-fund --no-save >&2
+  fi
 fi
 
 # 2. Build (incremental tsc + prebuilt workflow bundle).

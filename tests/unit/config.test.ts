@@ -1,0 +1,44 @@
+import { applyEnv, ConfigError, parseConfig } from '../../core/config';
+import { loadConfig } from '../../core/load-config';
+
+describe('config', () => {
+  it('when nothing is set, then the documented defaults apply', () => {
+    const c = parseConfig({});
+    expect(c.server).toMatchObject({ host: '127.0.0.1', port: 8080, createWaitSeconds: 60 });
+    expect(c.temporal).toMatchObject({ namespace: 'default', taskQueue: 'tidebox' });
+    expect(c.sandbox).toMatchObject({ minTimeoutSeconds: 60, allowedHostPaths: [] });
+    expect(c.docker.capDrop).toContain('NET_RAW');
+    expect(c.dataDir).toBe('.tidebox');
+  });
+
+  it('when environment variables are set, then they override the file', () => {
+    const c = parseConfig(applyEnv({ server: { port: 1 }, dataDir: '/a' }, {
+      TIDEBOX_PORT: '9999', TIDEBOX_DATA_DIR: '/b', TEMPORAL_ADDRESS: 'temporal:7233', TIDEBOX_HOST: '0.0.0.0', TIDEBOX_HOST_ID: '',
+    }));
+    expect(c.server.port).toBe(9999);
+    expect(c.server.host).toBe('0.0.0.0');
+    expect(c.dataDir).toBe('/b');
+    expect(c.temporal.address).toBe('temporal:7233');
+    expect(c.docker.hostId).toBe('local');
+  });
+
+  it.each([
+    [{ server: { port: 'eighty' } }, 'server.port'],
+    [{ sandbox: { allowedHostPaths: ['relative/path'] } }, 'sandbox.allowedHostPaths.0'],
+    [{ server: { prot: 1 } }, 'server'],
+    [{ docker: { hostId: 'Not A Label' } }, 'docker.hostId'],
+    [{ server: { apiKey: 'short' } }, 'server.apiKey'],
+    [{ sandbox: { minTimeoutSeconds: 100, maxTimeoutSeconds: 50 } }, 'sandbox.minTimeoutSeconds'],
+  ])('when the config has %j, then start-up fails naming %s', (raw, key) => {
+    expect(() => parseConfig(raw)).toThrow(ConfigError);
+    expect(() => parseConfig(raw)).toThrow(key);
+  });
+
+  it('when TIDEBOX_CONFIG names a TOML file, then it is read and validated', () => {
+    const files: Record<string, string> = { '/etc/tidebox.toml': '[server]\nport = 9090\n[sandbox]\nallowedHostPaths = ["/srv"]\n' };
+    const c = loadConfig({ TIDEBOX_CONFIG: '/etc/tidebox.toml' }, (p) => files[p]!);
+    expect(c.server.port).toBe(9090);
+    expect(c.sandbox.allowedHostPaths).toEqual(['/srv']);
+    expect(() => loadConfig({ TIDEBOX_CONFIG: '/bad.toml' }, () => 'port = = 1')).toThrow(/cannot parse/);
+  });
+});

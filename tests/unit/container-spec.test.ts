@@ -1,0 +1,51 @@
+import { buildContainerCreateOptions } from '../../activities/docker/container-spec';
+import { parseConfig } from '../../core/config';
+import type { SandboxSpec } from '../../core/sandbox';
+import { idempotentSandboxId } from '../../api/temporal';
+
+const spec: SandboxSpec = {
+  image: { uri: 'busybox' },
+  entrypoint: ['tail', '-f', '/dev/null'],
+  env: { A: '1' },
+  metadata: {},
+  extensions: {},
+  timeoutSeconds: 60,
+  resources: { cpuMillis: 500, memoryBytes: 64 * 2 ** 20 },
+  volumes: [{ name: 'v', hostPath: '/srv/x', mountPath: '/x', readOnly: true }],
+};
+
+describe('container spec', () => {
+  it('when built with defaults, then it is unprivileged, capability-dropped, no-new-privileges and limited', () => {
+    const docker = parseConfig({}).docker;
+    const o = buildContainerCreateOptions({ instance: 'i', sandboxId: 's1', tenant: 't' }, spec, docker);
+    expect(o.name).toBe('tidebox-i-s1');
+    expect(o.Labels).toMatchObject({ 'tidebox.io/sandbox-id': 's1', 'tidebox.io/instance': 'i', 'tidebox.io/tenant': 't' });
+    expect(o.HostConfig).toMatchObject({
+      Privileged: false,
+      NanoCpus: 500_000_000,
+      Memory: 64 * 2 ** 20,
+      MemorySwap: 64 * 2 ** 20,
+      PidsLimit: 512,
+      SecurityOpt: ['no-new-privileges:true'],
+      Binds: ['/srv/x:/x:ro'],
+    });
+    expect(o.HostConfig!.CapDrop).toEqual(expect.arrayContaining(['NET_RAW', 'SYS_ADMIN', 'SYS_PTRACE']));
+    expect(o.Env).toEqual(['A=1']);
+  });
+
+  it('when seccomp and AppArmor profiles are configured, then they are applied', () => {
+    const docker = parseConfig({ docker: { seccompProfile: '/p.json', apparmorProfile: 'tidebox' } }).docker;
+    const o = buildContainerCreateOptions({ instance: 'i', sandboxId: 's1', tenant: 't' }, spec, docker);
+    expect(o.HostConfig!.SecurityOpt).toEqual(['no-new-privileges:true', 'seccomp=/p.json', 'apparmor=tidebox']);
+  });
+});
+
+describe('idempotent ids', () => {
+  it('when the same tenant and key are used, then the id is the same; otherwise it differs', () => {
+    const a = idempotentSandboxId('t1', 'k');
+    expect(idempotentSandboxId('t1', 'k')).toBe(a);
+    expect(idempotentSandboxId('t2', 'k')).not.toBe(a);
+    expect(idempotentSandboxId('t1', 'k2')).not.toBe(a);
+    expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+});
