@@ -12,6 +12,7 @@ export function createActivities(deps: { config: Config; docker: Dockerode }) {
       runtime: new DockerRuntime(docker, config),
       instance: config.instance,
       allowedHostPaths: config.sandbox.allowedHostPaths,
+      startupGraceMs: config.docker.startupGraceMs,
       faults: createFaults(config),
     }),
   };

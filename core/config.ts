@@ -65,8 +65,12 @@ export const ConfigSchema = z
         seccompProfile: z.string().optional(),
         apparmorProfile: z.string().optional(),
         network: z.string().default('bridge'),
-        /** How long a started container must stay up before the sandbox counts as Running. */
-        readyTimeoutSeconds: z.number().min(1).default(60),
+        /**
+         * A started container must stay up this long before the sandbox counts as Running, so an
+         * entrypoint that fails at once ends in Failed (with its exit code and output) rather than
+         * a Running sandbox with nothing inside.
+         */
+        startupGraceMs: z.number().int().min(0).max(60_000).default(200),
       })
       .strict()
       .prefault({}),

@@ -73,6 +73,20 @@ export class DockerRuntime {
     }
   }
 
+  /** Resolves true if the container stops within `ms`, false if it is still running then. */
+  async exitsWithin(containerId: string, ms: number): Promise<boolean> {
+    if (ms <= 0) return false;
+    let timer: NodeJS.Timeout | undefined;
+    const waited = this.docker.getContainer(containerId).wait({ condition: 'not-running' }).then(() => true);
+    const elapsed = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+    try {
+      return await Promise.race([waited, elapsed]);
+    } finally {
+      clearTimeout(timer);
+      waited.catch(() => undefined);
+    }
+  }
+
   async inspectState(containerId: string): Promise<ContainerState> {
     return ContainerInspect.parse(await this.docker.getContainer(containerId).inspect()).State;
   }

@@ -10,6 +10,7 @@ export interface HostActivityDeps {
   runtime: DockerRuntime;
   instance: string;
   allowedHostPaths: string[];
+  startupGraceMs: number;
   faults: Faults;
 }
 
@@ -21,7 +22,7 @@ const fail = (kind: keyof typeof ErrorCodes, message: string) =>
  * it looks for the sandbox's container by label before acting, so a retry after a worker crash
  * adopts what the crashed attempt made instead of making a second one.
  */
-export function createHostActivities({ runtime, instance, allowedHostPaths, faults }: HostActivityDeps) {
+export function createHostActivities({ runtime, instance, allowedHostPaths, startupGraceMs, faults }: HostActivityDeps) {
   return {
     async ensureContainer(input: { sandboxId: string; tenant: string; spec: SandboxSpec }): Promise<{ containerId: string }> {
       const existing = await runtime.findSandboxContainers(input.sandboxId);
@@ -66,6 +67,7 @@ export function createHostActivities({ runtime, instance, allowedHostPaths, faul
       const [container] = await runtime.findSandboxContainers(input.sandboxId);
       if (!container) throw new Error(`container of sandbox ${input.sandboxId} disappeared before start`);
       await runtime.startContainer(container.Id);
+      await runtime.exitsWithin(container.Id, startupGraceMs);
       const state = await runtime.inspectState(container.Id);
       if (!state.Running) {
         const logs = await runtime.logsTail(container.Id, 20).catch(() => '');

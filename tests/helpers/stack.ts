@@ -1,5 +1,6 @@
 import Dockerode from 'dockerode';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -132,24 +133,43 @@ export class Stack {
     return join(this.dataDir, 'faults', `${point}.${sandboxId}`);
   }
 
+  /**
+   * One HTTP request to the API. Uses node:http rather than fetch so that a response the server
+   * sends before reading the whole body (e.g. 400 for a 10 MB upload) is still read, not lost to EPIPE.
+   */
   async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpResult> {
-    const init: RequestInit = { method, headers: { ...headers } };
-    if (this.options.apiKey && !('OPEN-SANDBOX-API-KEY' in headers)) {
-      (init.headers as Record<string, string>)['OPEN-SANDBOX-API-KEY'] = this.options.apiKey;
+    const h: Record<string, string> = { ...headers };
+    if (this.options.apiKey && !('OPEN-SANDBOX-API-KEY' in h)) h['OPEN-SANDBOX-API-KEY'] = this.options.apiKey;
+    const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+    if (payload) {
+      h['content-type'] ??= 'application/json';
+      h['content-length'] = String(payload.length);
     }
-    if (body !== undefined) {
-      init.body = typeof body === 'string' ? body : JSON.stringify(body);
-      (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
-    }
-    const res = await fetch(`${this.baseUrl}${path}`, init);
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      // leave as text
-    }
-    return { status: res.status, headers: res.headers, body: parsed };
+    return new Promise((resolve, reject) => {
+      let responded = false;
+      const req = httpRequest(`${this.baseUrl}${path}`, { method, headers: h }, (res) => {
+        responded = true;
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown = text;
+          try {
+            parsed = text ? JSON.parse(text) : undefined;
+          } catch {
+            // not JSON: leave as text
+          }
+          const out = new Headers();
+          for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) out.set(k, String(v));
+          resolve({ status: res.statusCode ?? 0, headers: out, body: parsed });
+        });
+      });
+      req.on('error', (err) => {
+        if (!responded) reject(err);
+      });
+      req.end(payload);
+    });
   }
 
   /** Every container of this stack for one sandbox (or all of them). */

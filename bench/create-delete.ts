@@ -1,0 +1,95 @@
+import Dockerode from 'dockerode';
+import { sandboxRequest, Stack, TEST_IMAGE } from '../tests/helpers/stack';
+
+/**
+ * `npm run bench`: N sequential create (to Running) + delete cycles through Tidebox, and in the same
+ * run N raw dockerode create + start + remove cycles of the same image, entrypoint and limits.
+ * Prints p50/p95 per phase and the Tidebox/raw ratios. Bounded: N iterations and a time budget.
+ */
+const N = Number(process.env.BENCH_ITERATIONS ?? 20);
+const WARMUP = 2;
+const BUDGET_MS = 10 * 60_000;
+
+interface Sample {
+  create: number;
+  remove: number;
+  total: number;
+}
+
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
+};
+
+async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const t = process.hrtime.bigint();
+  const v = await fn();
+  return [v, Number(process.hrtime.bigint() - t) / 1e6];
+}
+
+async function tideboxCycle(stack: Stack): Promise<Sample> {
+  const [created, create] = await timed(() => stack.request('POST', '/v1/sandboxes', sandboxRequest()));
+  if (created.status !== 202 || created.body.status.state !== 'Running') {
+    throw new Error(`create failed: ${created.status} ${JSON.stringify(created.body)}`);
+  }
+  const [deleted, remove] = await timed(() => stack.request('DELETE', `/v1/sandboxes/${created.body.id}`));
+  if (deleted.status !== 204) throw new Error(`delete failed: ${deleted.status}`);
+  return { create, remove, total: create + remove };
+}
+
+async function rawCycle(docker: Dockerode, i: number): Promise<Sample> {
+  const [container, create] = await timed(async () => {
+    const c = await docker.createContainer({
+      name: `tidebox-bench-raw-${process.pid}-${i}`,
+      Image: TEST_IMAGE,
+      Entrypoint: ['tail', '-f', '/dev/null'],
+      Labels: { 'tidebox.io/bench': 'raw' },
+      HostConfig: { NanoCpus: 250_000_000, Memory: 64 * 2 ** 20, PidsLimit: 512, Init: true },
+    });
+    await c.start();
+    return c;
+  });
+  const [, remove] = await timed(() => container.remove({ force: true, v: true }));
+  return { create, remove, total: create + remove };
+}
+
+async function run(label: string, cycle: (i: number) => Promise<Sample>, deadline: number): Promise<Sample[]> {
+  const samples: Sample[] = [];
+  for (let i = 0; i < WARMUP + N; i++) {
+    if (Date.now() > deadline) throw new Error(`${label}: time budget exhausted after ${samples.length} samples`);
+    const s = await cycle(i);
+    if (i >= WARMUP) samples.push(s);
+  }
+  return samples;
+}
+
+async function main(): Promise<void> {
+  const deadline = Date.now() + BUDGET_MS;
+  const docker = new Dockerode();
+  const stack = await Stack.start();
+  try {
+    const tidebox = await run('tidebox', () => tideboxCycle(stack), deadline);
+    const raw = await run('raw', (i) => rawCycle(docker, i), deadline);
+    const row = (phase: keyof Sample) => {
+      const t50 = quantile(tidebox.map((s) => s[phase]), 0.5);
+      const t95 = quantile(tidebox.map((s) => s[phase]), 0.95);
+      const r50 = quantile(raw.map((s) => s[phase]), 0.5);
+      const r95 = quantile(raw.map((s) => s[phase]), 0.95);
+      return `| ${phase} | ${t50.toFixed(0)} | ${t95.toFixed(0)} | ${r50.toFixed(0)} | ${r95.toFixed(0)} | ${(t50 / r50).toFixed(2)} | ${(t95 / r95).toFixed(2)} |`;
+    };
+    console.log(`\n${N} sequential cycles each (after ${WARMUP} warm-up), image ${TEST_IMAGE}, times in ms\n`);
+    console.log('| phase | Tidebox p50 | Tidebox p95 | raw p50 | raw p95 | ratio p50 | ratio p95 |');
+    console.log('|---|---|---|---|---|---|---|');
+    for (const phase of ['create', 'remove', 'total'] as const) console.log(row(phase));
+  } finally {
+    await stack.destroy();
+    for (const c of await docker.listContainers({ all: true, filters: { label: ['tidebox.io/bench=raw'] } })) {
+      await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    }
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
