@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
+import { listenAddress } from '../core/config';
 import { loadConfig } from '../core/load-config';
 import { buildApp } from './app';
 import { SandboxService } from './temporal';
 import { ensureSearchAttributes } from './temporal-setup';
-
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
 /** API process: listen, and on SIGINT/SIGTERM stop accepting, finish in-flight requests, exit. */
 async function main(): Promise<void> {
@@ -16,13 +15,8 @@ async function main(): Promise<void> {
   const client = new Client({ connection, namespace: config.temporal.namespace });
 
   const app = await buildApp({ config, sandboxes: new SandboxService(client, config) });
-  let host = config.server.host;
-  if (!config.server.apiKey && !LOOPBACK.has(host)) {
-    app.log.warn(`no API key configured: binding 127.0.0.1 instead of ${host}; set TIDEBOX_API_KEY to serve other hosts`);
-    host = '127.0.0.1';
-  } else if (!config.server.apiKey) {
-    app.log.warn('no API key configured: the API is open to every local user; set TIDEBOX_API_KEY');
-  }
+  const { host, warning } = listenAddress(config.server);
+  if (warning) app.log.warn(warning);
   await app.listen({ host, port: config.server.port });
 
   let closing = false;

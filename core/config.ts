@@ -142,3 +142,20 @@ export function applyEnv(fileConfig: Record<string, unknown>, env: NodeJS.Proces
 export function hostTaskQueue(config: Pick<Config, 'temporal'>, hostId: string): string {
   return `${config.temporal.taskQueue}-host-${hostId}`;
 }
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/**
+ * Where the API may listen. Without an API key anyone who can reach the port owns every sandbox,
+ * so an unauthenticated server only ever binds loopback, whatever host was asked for.
+ */
+export function listenAddress(server: Config['server']): { host: string; warning?: string } {
+  if (server.apiKey) return { host: server.host };
+  if (!LOOPBACK_HOSTS.has(server.host)) {
+    return {
+      host: '127.0.0.1',
+      warning: `no API key configured: binding 127.0.0.1 instead of ${server.host}; set TIDEBOX_API_KEY to serve other hosts`,
+    };
+  }
+  return { host: server.host, warning: 'no API key configured: the API is open to every local user; set TIDEBOX_API_KEY' };
+}

@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { listenAddress } from '../core/config';
 import { loadConfig } from '../core/load-config';
 import { ManagedProcess } from './lib/managed-process';
 import { TemporalDevServer } from './lib/temporal-dev-server';
@@ -59,7 +60,7 @@ async function main(): Promise<void> {
     });
   }
 
-  const host = config.server.apiKey ? config.server.host : '127.0.0.1';
+  const { host } = listenAddress(config.server);
   const apiUrl = `http://${host.includes(':') ? `[${host}]` : host}:${config.server.port}`;
   await waitForHealth(`${apiUrl}/health`, 60_000);
   console.log(

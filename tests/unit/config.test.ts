@@ -1,4 +1,4 @@
-import { applyEnv, ConfigError, parseConfig } from '../../core/config';
+import { applyEnv, ConfigError, listenAddress, parseConfig } from '../../core/config';
 import { loadConfig } from '../../core/load-config';
 
 describe('config', () => {
@@ -40,5 +40,23 @@ describe('config', () => {
     expect(c.server.port).toBe(9090);
     expect(c.sandbox.allowedHostPaths).toEqual(['/srv']);
     expect(() => loadConfig({ TIDEBOX_CONFIG: '/bad.toml' }, () => 'port = = 1')).toThrow(/cannot parse/);
+  });
+});
+
+describe('listen address', () => {
+  it('when no API key is configured and a public host is asked for, then loopback is bound with a warning', () => {
+    const r = listenAddress(parseConfig({ server: { host: '0.0.0.0' } }).server);
+    expect(r.host).toBe('127.0.0.1');
+    expect(r.warning).toMatch(/no API key/);
+  });
+
+  it('when an API key is configured, then the requested host is bound without warning', () => {
+    expect(listenAddress(parseConfig({ server: { host: '0.0.0.0', apiKey: 'k'.repeat(16) } }).server)).toEqual({ host: '0.0.0.0' });
+  });
+
+  it('when no API key is configured on loopback, then it binds there and still warns', () => {
+    const r = listenAddress(parseConfig({}).server);
+    expect(r.host).toBe('127.0.0.1');
+    expect(r.warning).toBeDefined();
   });
 });
