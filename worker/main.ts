@@ -1,11 +1,15 @@
 import Dockerode from 'dockerode';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, WorkerOptions } from '@temporalio/worker';
+import { watchRuntimeExits } from '../activities/docker/exit-watcher';
 import { createActivities } from '../activities';
 import { ensureSearchAttributes } from '../api/temporal-setup';
 import { hostTaskQueue } from '../core/config';
 import { loadConfig } from '../core/load-config';
+import { sandboxWorkflowId } from '../core/sandbox';
+import { runtimeExitedSignal } from '../workflows/sandbox';
 
 /**
  * Worker process: sandbox actors on the shared task queue, Docker activities on this host's queue.
@@ -47,11 +51,30 @@ async function main(): Promise<void> {
       taskQueues: [config.temporal.taskQueue, hostTaskQueue(config, config.docker.hostId)],
     }),
   );
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const stopWatching = new AbortController();
+  const watcher = watchRuntimeExits(
+    docker,
+    config.instance,
+    async ({ sandboxId, containerId, exitCode }) => {
+      await client
+        .withDeadline(Date.now() + 10_000, () =>
+          client.workflow.getHandle(sandboxWorkflowId(sandboxId)).signal(runtimeExitedSignal, { containerId, exitCode }),
+        )
+        .catch(() => undefined); // the sandbox has already terminated: nothing to tell
+    },
+    stopWatching.signal,
+    (msg) => console.error(JSON.stringify({ level: 'warn', msg })),
+  );
   await Promise.all([workflowWorker.run(), hostWorker.run()]);
+  stopWatching.abort();
+  await watcher;
   await connection.close();
 }
 
-main().catch((err) => {
+// Exit explicitly once drained: after the Docker event stream was used, an open socket handle
+// (seen in process._getActiveHandles) kept the event loop alive after a graceful shutdown.
+main().then(() => process.exit(0)).catch((err) => {
   console.error(JSON.stringify({ level: 'fatal', msg: 'worker failed', error: (err as Error).message }));
   process.exit(1);
 });

@@ -5,6 +5,7 @@ import {
   condition,
   continueAsNew,
   defineQuery,
+  defineSignal,
   defineUpdate,
   proxyActivities,
   setHandler,
@@ -34,6 +35,9 @@ export const awaitSettledUpdate = defineUpdate<SandboxView, [{ timeoutMs: number
 export const renewUpdate = defineUpdate<{ expiresAt: string }, [{ expiresAt: string; maxExpiresAt: string }]>('renew');
 /** Starts teardown; resolves when Terminated or after `waitMs`. */
 export const deleteUpdate = defineUpdate<SandboxView, [{ waitMs: number }]>('delete');
+
+/** Sent by the host's exit watcher when the sandbox's container stopped on its own. */
+export const runtimeExitedSignal = defineSignal<[{ containerId: string; exitCode: number }]>('runtimeExited');
 
 const MAX_EVENTS = 200;
 
@@ -67,6 +71,7 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
   let deleteRequested = carried.deleteRequested;
   let deletedBy: EventActor = 'api';
   let generation = 0; // bumped on every change the wait loop must notice
+  let runtimeExit: { containerId: string; exitCode: number } | undefined;
 
   const publish = () => {
     upsertMemo({ view });
@@ -84,6 +89,14 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
     generation++;
     publish();
   };
+
+  setHandler(runtimeExitedSignal, (exit) => {
+    // Only the container this actor runs counts; exits during provisioning or teardown are ours.
+    if (view.status.state === 'Running' && exit.containerId === view.containerId) {
+      runtimeExit = exit;
+      generation++;
+    }
+  });
 
   setHandler(describeQuery, () => view);
   setHandler(eventsQuery, () => events);
@@ -164,6 +177,14 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
     if (deleteRequested) {
       terminationReason = 'deleted';
       break;
+    }
+    if (runtimeExit && view.status.state === 'Running') {
+      const { exitCode } = runtimeExit;
+      runtimeExit = undefined;
+      await teardown.removeContainers({ sandboxId: view.id });
+      delete view.containerId;
+      transition('Failed', 'runtime', ErrorCodes.CONTAINER_EXITED.code, `sandbox process exited with code ${exitCode}`);
+      continue;
     }
     if (view.expiresAt !== null && Date.now() >= Date.parse(view.expiresAt)) {
       terminationReason = 'expired';

@@ -111,3 +111,34 @@ describe('Temporal restarts', () => {
     expect((await stack.request('DELETE', `/v1/sandboxes/${manual.body.id}`)).status).toBe(204);
   });
 });
+
+describe('containers that die on their own', () => {
+  it('when the sandbox process exits after start-up, then the sandbox becomes Failed with the exit code and its container is removed', async () => {
+    const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ entrypoint: ['sh', '-c', 'sleep 2; exit 7'] }));
+    expect(created.body.status.state).toBe('Running');
+    const id: string = created.body.id;
+    const failed = await waitFor('Failed', async () => {
+      const r = await stack.request('GET', `/v1/sandboxes/${id}`);
+      return r.body.status.state === 'Failed' ? r : undefined;
+    }, 30_000, 100);
+    expect(failed.body.status).toMatchObject({ reason: 'SANDBOX::CONTAINER_EXITED', message: expect.stringContaining('code 7') });
+    await waitFor('container removed', async () => (await stack.containers(id)).length === 0, 10_000);
+    expect((await stack.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+  });
+
+  it('when a container is killed behind Tidebox\'s back while no worker runs, then the restarted worker marks the sandbox Failed', async () => {
+    const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest());
+    expect(created.body.status.state).toBe('Running');
+    const id: string = created.body.id;
+    await stack.worker.stop();
+    const [container] = await stack.containers(id);
+    await stack.docker.getContainer(container!.Id).kill();
+    expect(await state(id)).toBe('Running'); // nobody has noticed yet
+
+    stack.startWorker();
+    await waitFor('Failed after restart', async () => (await state(id)) === 'Failed', 30_000, 100);
+    expect((await stack.request('GET', `/v1/sandboxes/${id}`)).body.status.message).toContain('code 137');
+    await waitFor('container removed', async () => (await stack.containers(id)).length === 0, 10_000);
+    expect((await stack.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+  });
+});
