@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import Fastify, { FastifyError, FastifyInstance } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
@@ -50,9 +51,15 @@ export async function buildApp({ config, sandboxes, logger = true }: AppDeps): P
     req.tenant = authenticate(req.headers[API_KEY_HEADER]);
   });
 
-  app.setErrorHandler((err: FastifyError, req, reply) => {
+  app.setErrorHandler(async (err: FastifyError, req, reply) => {
     const { status, code, message } = toErrorBody(err);
     if (status >= 500) req.log.error({ err }, 'request failed');
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      // Answering while the client is still uploading makes it see EPIPE/RST instead of our 400:
+      // read and discard the rest first, bounded in time, then close the connection.
+      await drainRequest(req.raw, 5000);
+      reply.header('Connection', 'close');
+    }
     return reply.code(status).send({ code, message });
   });
   app.setNotFoundHandler((req, reply) =>
@@ -64,6 +71,21 @@ export async function buildApp({ config, sandboxes, logger = true }: AppDeps): P
     await app.register(sandboxRoutes, { prefix, config, sandboxes });
   }
   return app;
+}
+
+function drainRequest(raw: IncomingMessage, maxMs: number): Promise<void> {
+  if (raw.complete || raw.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, maxMs);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    raw.once('end', done);
+    raw.once('close', done);
+    raw.once('error', done);
+    raw.resume();
+  });
 }
 
 function toErrorBody(err: FastifyError): { status: number; code: string; message: string } {

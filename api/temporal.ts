@@ -48,15 +48,16 @@ export class SandboxService {
     opts: { idempotencyKey?: string; respondAsync: boolean },
   ): Promise<SandboxView> {
     const sandboxId = opts.idempotencyKey ? idempotentSandboxId(tenant, opts.idempotencyKey) : randomUUID();
+    const requestHash = createHash('sha256').update(JSON.stringify(spec)).digest('hex');
     const input: SandboxWorkflowInput = {
       sandboxId,
       tenant,
       hostId: this.config.docker.hostId,
       createdAt: new Date().toISOString(),
       spec,
+      requestHash,
     };
     const view = initialView(input);
-    const requestHash = createHash('sha256').update(JSON.stringify(spec)).digest('hex');
     const workflowId = sandboxWorkflowId(sandboxId);
 
     await this.call(async () => {
@@ -237,7 +238,11 @@ function mapTemporalError(err: unknown, sandboxId?: string): Error {
   for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
     if (isGrpcServiceError(e)) {
       if (e.code === 5 /* NOT_FOUND */ && sandboxId) return notFound(sandboxId);
-      if (e.code === 14 /* UNAVAILABLE */) return new TideboxError('BACKEND_UNAVAILABLE', 'the workflow service is unavailable; retry shortly');
+      if (e.code === 3 /* INVALID_ARGUMENT */) return new TideboxError('INVALID_PARAMETER', `rejected by the workflow service: ${e.details}`);
+      if (e.code === 4 /* DEADLINE_EXCEEDED */) return new TideboxError('TIMEOUT', 'the workflow service did not answer in time; retry the request');
+      if (e.code === 8 /* RESOURCE_EXHAUSTED */ || e.code === 14 /* UNAVAILABLE */) {
+        return new TideboxError('BACKEND_UNAVAILABLE', 'the workflow service is unavailable or overloaded; retry shortly');
+      }
     }
   }
   return err instanceof Error ? err : new Error(String(err));

@@ -62,6 +62,7 @@ export const ConfigSchema = z
             'AUDIT_WRITE', 'MKNOD', 'NET_ADMIN', 'NET_RAW', 'SYS_ADMIN', 'SYS_MODULE',
             'SYS_PTRACE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'SYS_BOOT', 'SYS_RAWIO',
           ]),
+        /** Path of a seccomp profile (JSON), read by the worker at start-up, or "unconfined". */
         seccompProfile: z.string().optional(),
         apparmorProfile: z.string().optional(),
         network: z.string().default('bridge'),
@@ -70,7 +71,8 @@ export const ConfigSchema = z
          * entrypoint that fails at once ends in Failed (with its exit code and output) rather than
          * a Running sandbox with nothing inside.
          */
-        startupGraceMs: z.number().int().min(0).max(60_000).default(200),
+        // Capped well below the activities' 10 s heartbeat timeout.
+        startupGraceMs: z.number().int().min(0).max(5_000).default(200),
       })
       .strict()
       .prefault({}),

@@ -70,6 +70,8 @@ export interface SandboxWorkflowInput {
   hostId: string;
   createdAt: string;
   spec: SandboxSpec;
+  /** SHA-256 of the normalised request: a repeated Idempotency-Key must come with the same body. */
+  requestHash: string;
   /** Present only when continuing as new: the actor's whole state. */
   carried?: SandboxCarriedState;
 }
@@ -78,6 +80,7 @@ export interface SandboxCarriedState {
   view: SandboxView;
   events: SandboxEvent[];
   deleteRequested: boolean;
+  runtimeExit?: { containerId: string; exitCode: number };
 }
 
 export const sandboxWorkflowId = (sandboxId: string): string => `sandbox/${sandboxId}`;

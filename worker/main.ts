@@ -1,7 +1,7 @@
 import Dockerode from 'dockerode';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client } from '@temporalio/client';
+import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { NativeConnection, Worker, WorkerOptions } from '@temporalio/worker';
 import { watchRuntimeExits } from '../activities/docker/exit-watcher';
 import { createActivities } from '../activities';
@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   await ensureSearchAttributes(connection.operatorService, config.temporal.namespace);
 
   const docker = new Dockerode(config.docker.socketPath ? { socketPath: config.docker.socketPath } : undefined);
-  const activities = createActivities({ config, docker });
+  const activities = createActivities({ config, docker, seccompProfile: readSeccompProfile(config.docker.seccompProfile) });
 
   // Prefer the bundle made at build time: starting a worker then costs no webpack run.
   const bundlePath = join(__dirname, '..', 'workflow-bundle.js');
@@ -57,19 +57,32 @@ async function main(): Promise<void> {
     docker,
     config.instance,
     async ({ sandboxId, containerId, exitCode }) => {
-      await client
-        .withDeadline(Date.now() + 10_000, () =>
+      try {
+        await client.withDeadline(Date.now() + 10_000, () =>
           client.workflow.getHandle(sandboxWorkflowId(sandboxId)).signal(runtimeExitedSignal, { containerId, exitCode }),
-        )
-        .catch(() => undefined); // the sandbox has already terminated: nothing to tell
+        );
+      } catch (err) {
+        // A terminated sandbox has nothing left to tell; anything else surfaces, and the next sweep retries.
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      }
     },
     stopWatching.signal,
-    (msg) => console.error(JSON.stringify({ level: 'warn', msg })),
+    (msg) => console.error(JSON.stringify({ level: "warn", msg })),
   );
   await Promise.all([workflowWorker.run(), hostWorker.run()]);
   stopWatching.abort();
   await watcher;
   await connection.close();
+}
+
+/** The Engine API wants the profile's JSON text; read and validate it once, at start-up. */
+function readSeccompProfile(path: string | undefined): string | undefined {
+  if (!path || path === 'unconfined') return path;
+  try {
+    return JSON.stringify(JSON.parse(readFileSync(path, 'utf8')));
+  } catch (err) {
+    throw new Error(`docker.seccompProfile ${path}: ${(err as Error).message}`);
+  }
 }
 
 // Exit explicitly once drained: after the Docker event stream was used, an open socket handle

@@ -71,13 +71,17 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
   let deleteRequested = carried.deleteRequested;
   let deletedBy: EventActor = 'api';
   let generation = 0; // bumped on every change the wait loop must notice
-  let runtimeExit: { containerId: string; exitCode: number } | undefined;
+  let runtimeExit = carried.runtimeExit;
 
+  // Everything GET/LIST read, in full every time: a continued-as-new run starts with none of it.
   const publish = () => {
-    upsertMemo({ view });
+    upsertMemo({ view, requestHash: input.requestHash });
     upsertSearchAttributes([
+      { key: SA.tenant, value: view.tenant },
       { key: SA.state, value: view.status.state },
+      { key: SA.createdAt, value: new Date(view.createdAt) },
       { key: SA.expiresAt, value: view.expiresAt ? new Date(view.expiresAt) : null },
+      { key: SA.metadata, value: metadataKeywords(view.metadata) },
     ]);
   };
 
@@ -91,11 +95,11 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
   };
 
   setHandler(runtimeExitedSignal, (exit) => {
-    // Only the container this actor runs counts; exits during provisioning or teardown are ours.
-    if (view.status.state === 'Running' && exit.containerId === view.containerId) {
-      runtimeExit = exit;
-      generation++;
-    }
+    // Kept whatever the state: the exit of the container being started can be delivered in the same
+    // activation as the start's result, before the actor knows the container id. The wait loop acts
+    // on it only while Running and only for its own container; exits during teardown are ours.
+    runtimeExit = exit;
+    generation++;
   });
 
   setHandler(describeQuery, () => view);
@@ -178,7 +182,7 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
       terminationReason = 'deleted';
       break;
     }
-    if (runtimeExit && view.status.state === 'Running') {
+    if (runtimeExit && view.status.state === 'Running' && runtimeExit.containerId === view.containerId) {
       const { exitCode } = runtimeExit;
       runtimeExit = undefined;
       await teardown.removeContainers({ sandboxId: view.id });
@@ -192,8 +196,12 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
       break;
     }
     if (workflowInfo().continueAsNewSuggested) {
-      await condition(allHandlersFinished);
-      const next: SandboxWorkflowInput = { ...input, carried: { view, events, deleteRequested } };
+      // A delete handler waits for Terminated, so it never finishes while we wait here: wake up
+      // for it (and for an exit) and handle those in this run instead.
+      const seenBeforeDrain = generation;
+      await condition(() => allHandlersFinished() || deleteRequested || generation !== seenBeforeDrain);
+      if (!allHandlersFinished() || deleteRequested || generation !== seenBeforeDrain) continue;
+      const next: SandboxWorkflowInput = { ...input, carried: { view, events, deleteRequested, runtimeExit } };
       return await continueAsNew<typeof sandboxWorkflow>(next);
     }
     const seen = generation;

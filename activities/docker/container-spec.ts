@@ -31,9 +31,11 @@ export function buildContainerCreateOptions(
   id: ContainerIdentity,
   spec: SandboxSpec,
   docker: Config['docker'],
+  /** The seccomp profile's JSON text (the Engine API takes content, not a path), or "unconfined". */
+  seccompProfile?: string,
 ): Dockerode.ContainerCreateOptions {
   const securityOpt = ['no-new-privileges:true'];
-  if (docker.seccompProfile) securityOpt.push(`seccomp=${docker.seccompProfile}`);
+  if (seccompProfile) securityOpt.push(`seccomp=${seccompProfile}`);
   if (docker.apparmorProfile) securityOpt.push(`apparmor=${docker.apparmorProfile}`);
   return {
     name: containerName(id),

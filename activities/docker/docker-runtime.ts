@@ -28,6 +28,7 @@ export class DockerRuntime {
   constructor(
     private readonly docker: Dockerode,
     private readonly config: Pick<Config, 'docker' | 'instance'>,
+    private readonly seccompProfile?: string,
   ) {}
 
   async findSandboxContainers(sandboxId: string): Promise<Array<z.infer<typeof ContainerSummary>>> {
@@ -61,7 +62,7 @@ export class DockerRuntime {
   }
 
   async createContainer(id: ContainerIdentity, spec: SandboxSpec): Promise<string> {
-    const container = await this.docker.createContainer(buildContainerCreateOptions(id, spec, this.config.docker));
+    const container = await this.docker.createContainer(buildContainerCreateOptions(id, spec, this.config.docker, this.seccompProfile));
     return container.id;
   }
 

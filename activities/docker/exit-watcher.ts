@@ -39,6 +39,7 @@ export async function watchRuntimeExits(
   report: (exit: RuntimeExit) => Promise<void>,
   signal: AbortSignal,
   log: (msg: string) => void,
+  sweepIntervalMs = 60_000,
 ): Promise<void> {
   const labelFilter = [`${LABELS.instance}=${instance}`];
   while (!signal.aborted) {
@@ -46,37 +47,48 @@ export async function watchRuntimeExits(
       const stream = (await docker.getEvents({
         filters: { type: ['container'], event: ['die'], label: labelFilter },
       })) as NodeJS.ReadableStream & { destroy(): void };
-      const onAbort = () => stream.destroy();
+      const sweep = async () => {
+        for (const c of await docker.listContainers({ all: true, filters: { label: labelFilter, status: ['exited', 'dead'] } })) {
+          const sandboxId = c.Labels?.[LABELS.sandboxId];
+          const code = /Exited \((\d+)\)/.exec(c.Status ?? '')?.[1];
+          if (sandboxId) await report({ sandboxId, containerId: c.Id, exitCode: code === undefined ? -1 : Number(code) });
+        }
+      };
+      // Periodic sweeps also catch a report that failed (e.g. Temporal was briefly unreachable).
+      const sweeper = setInterval(() => void sweep().catch((err) => log(`exit sweep failed: ${(err as Error).message}`)), sweepIntervalMs);
+      let stopReading = () => {};
+      const onAbort = () => stopReading();
       signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        // Events stream is up: now sweep what died while nobody listened.
+        await sweep();
 
-      // Events stream is up: now sweep what died while nobody listened.
-      for (const c of await docker.listContainers({ all: true, filters: { label: labelFilter, status: ['exited', 'dead'] } })) {
-        const sandboxId = c.Labels?.[LABELS.sandboxId];
-        const code = /Exited \((\d+)\)/.exec(c.Status ?? '')?.[1];
-        if (sandboxId) await report({ sandboxId, containerId: c.Id, exitCode: code === undefined ? -1 : Number(code) });
-      }
-
-      // Read events until the stream ends, fails, or we are told to stop (destroying a docker-modem
-      // stream does not reliably end an async iterator over it, so listen explicitly).
-      let pending = Promise.resolve();
-      let buffered = '';
-      await new Promise<void>((resolve, reject) => {
-        signal.addEventListener('abort', () => resolve(), { once: true });
-        stream.on('end', () => resolve());
-        stream.on('error', reject);
-        stream.on('data', (chunk: Buffer) => {
-          buffered += chunk.toString('utf8');
-          let nl: number;
-          while ((nl = buffered.indexOf('\n')) >= 0) {
-            const line = buffered.slice(0, nl).trim();
-            buffered = buffered.slice(nl + 1);
-            const exit = line ? parseDieEvent(line) : undefined;
-            if (exit) pending = pending.then(() => report(exit)).catch((err) => log(`reporting exit failed: ${(err as Error).message}`));
-          }
+        // Read events until the stream ends, fails, or we are told to stop (destroying a docker-modem
+        // stream does not reliably end an async iterator over it, so listen explicitly).
+        let pending = Promise.resolve();
+        let buffered = '';
+        await new Promise<void>((resolve, reject) => {
+          stopReading = resolve;
+          if (signal.aborted) resolve();
+          stream.on('end', () => resolve());
+          stream.on('error', reject);
+          stream.on('data', (chunk: Buffer) => {
+            buffered += chunk.toString('utf8');
+            let nl: number;
+            while ((nl = buffered.indexOf('\n')) >= 0) {
+              const line = buffered.slice(0, nl).trim();
+              buffered = buffered.slice(nl + 1);
+              const exit = line ? parseDieEvent(line) : undefined;
+              if (exit) pending = pending.then(() => report(exit)).catch((err) => log(`reporting exit failed: ${(err as Error).message}`));
+            }
+          });
         });
-      });
-      await pending;
-      signal.removeEventListener('abort', onAbort);
+        await pending;
+      } finally {
+        clearInterval(sweeper);
+        signal.removeEventListener('abort', onAbort);
+        stream.destroy();
+      }
     } catch (err) {
       if (signal.aborted) return;
       log(`docker event stream failed: ${(err as Error).message}; reconnecting`);

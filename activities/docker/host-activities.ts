@@ -14,6 +14,17 @@ export interface HostActivityDeps {
   faults: Faults;
 }
 
+/** Heartbeat every 2 s while `fn` runs, so a dead worker is noticed and a timed-out attempt learns it was cancelled. */
+async function heartbeating<T>(fn: () => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  const timer = setInterval(() => ctx.heartbeat(), 2000);
+  try {
+    return await fn();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 const fail = (kind: keyof typeof ErrorCodes, message: string) =>
   ApplicationFailure.create({ type: ErrorCodes[kind].code, message, nonRetryable: true });
 
@@ -24,17 +35,10 @@ const fail = (kind: keyof typeof ErrorCodes, message: string) =>
  */
 export function createHostActivities({ runtime, instance, allowedHostPaths, startupGraceMs, faults }: HostActivityDeps) {
   return {
-    async ensureContainer(input: { sandboxId: string; tenant: string; spec: SandboxSpec }): Promise<{ containerId: string }> {
+    ensureContainer: (input: { sandboxId: string; tenant: string; spec: SandboxSpec }) => heartbeating(async (): Promise<{ containerId: string }> => {
       const existing = await runtime.findSandboxContainers(input.sandboxId);
       if (existing[0]) return { containerId: existing[0].Id };
 
-      // The API checked too, but this is the host that binds: links may have changed since.
-      try {
-        checkResolvedHostPaths(input.spec.volumes, allowedHostPaths, realpathOrUndefined);
-      } catch (err) {
-        if (err instanceof TideboxError) throw fail('RUNTIME_REJECTED', err.message);
-        throw err;
-      }
 
       if (!(await runtime.hasImage(input.spec.image.uri))) {
         try {
@@ -44,9 +48,20 @@ export function createHostActivities({ runtime, instance, allowedHostPaths, star
         }
       }
 
+      // The API checked too, but this is the host that binds, and links may have changed since: resolve
+      // right before create and bind the resolved paths.
+      let volumes: SandboxSpec['volumes'];
+      try {
+        volumes = checkResolvedHostPaths(input.spec.volumes, allowedHostPaths, realpathOrUndefined);
+      } catch (err) {
+        if (err instanceof TideboxError) throw fail('RUNTIME_REJECTED', err.message);
+        throw err;
+      }
+      if (Context.current().cancellationSignal.aborted) throw new Error('attempt cancelled before create');
+
       let containerId: string;
       try {
-        containerId = await runtime.createContainer({ instance, sandboxId: input.sandboxId, tenant: input.tenant }, input.spec);
+        containerId = await runtime.createContainer({ instance, sandboxId: input.sandboxId, tenant: input.tenant }, { ...input.spec, volumes });
       } catch (err) {
         const status = dockerStatus(err);
         if (status === 409) {
@@ -61,9 +76,9 @@ export function createHostActivities({ runtime, instance, allowedHostPaths, star
       }
       await faults.reached('container-created', input.sandboxId);
       return { containerId };
-    },
+    }),
 
-    async startContainer(input: { sandboxId: string }): Promise<{ containerId: string }> {
+    startContainer: (input: { sandboxId: string }) => heartbeating(async (): Promise<{ containerId: string }> => {
       const [container] = await runtime.findSandboxContainers(input.sandboxId);
       if (!container) throw new Error(`container of sandbox ${input.sandboxId} disappeared before start`);
       await runtime.startContainer(container.Id);
@@ -78,18 +93,17 @@ export function createHostActivities({ runtime, instance, allowedHostPaths, star
         );
       }
       return { containerId: container.Id };
-    },
+    }),
 
-    async removeContainers(input: { sandboxId: string }): Promise<{ removed: number }> {
+    removeContainers: (input: { sandboxId: string }) => heartbeating(async (): Promise<{ removed: number }> => {
       const containers = await runtime.findSandboxContainers(input.sandboxId);
       if (containers.length) await faults.reached('container-removing', input.sandboxId);
       let removed = 0;
       for (const c of containers) {
         if (await runtime.removeContainer(c.Id)) removed++;
-        Context.current().heartbeat();
       }
       return { removed };
-    },
+    }),
   };
 }
 

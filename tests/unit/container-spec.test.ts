@@ -35,8 +35,9 @@ describe('container spec', () => {
 
   it('when seccomp and AppArmor profiles are configured, then they are applied', () => {
     const docker = parseConfig({ docker: { seccompProfile: '/p.json', apparmorProfile: 'tidebox' } }).docker;
-    const o = buildContainerCreateOptions({ instance: 'i', sandboxId: 's1', tenant: 't' }, spec, docker);
-    expect(o.HostConfig!.SecurityOpt).toEqual(['no-new-privileges:true', 'seccomp=/p.json', 'apparmor=tidebox']);
+    const profile = '{"defaultAction":"SCMP_ACT_ERRNO"}';
+    const o = buildContainerCreateOptions({ instance: 'i', sandboxId: 's1', tenant: 't' }, spec, docker, profile);
+    expect(o.HostConfig!.SecurityOpt).toEqual(['no-new-privileges:true', `seccomp=${profile}`, 'apparmor=tidebox']);
   });
 });
 

@@ -34,6 +34,7 @@ describe('create request normalisation', () => {
     [{ image: { uri: 'x', auth: { username: 'u', password: 'p' } } }, 'SANDBOX::UNSUPPORTED', 'image.auth'],
     [{ metadata: { 'tidebox.io/x': 'y' } }, 'SANDBOX::INVALID_PARAMETER', 'reserved'],
     [{ metadata: { 'a=b': 'y' } }, 'SANDBOX::INVALID_PARAMETER', 'metadata key'],
+    [{ metadata: { a: 'x'.repeat(1000), b: 'y'.repeat(1000) } }, 'SANDBOX::INVALID_PARAMETER', 'metadata is too large'],
     [{ env: { 'A=B': 'y' } }, 'SANDBOX::INVALID_PARAMETER', 'env key'],
     [{ volumes: [{ name: 'v', host: { path: '/srv/data/../etc' }, mountPath: '/v' }] }, 'SANDBOX::INVALID_PARAMETER', '".."'],
     [{ volumes: [{ name: 'v', host: { path: '/srv/database' }, mountPath: '/v' }] }, 'SANDBOX::INVALID_PARAMETER', 'outside'],
