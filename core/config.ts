@@ -141,10 +141,6 @@ export function applyEnv(fileConfig: Record<string, unknown>, env: NodeJS.Proces
   return merged;
 }
 
-export function hostTaskQueue(config: Pick<Config, 'temporal'>, hostId: string): string {
-  return `${config.temporal.taskQueue}-host-${hostId}`;
-}
-
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
 
 /**

@@ -83,6 +83,9 @@ export interface SandboxCarriedState {
   runtimeExit?: { containerId: string; exitCode: number };
 }
 
+/** Task queue of the activities bound to one host (Docker engine), next to the shared `taskQueue`. */
+export const hostTaskQueue = (taskQueue: string, hostId: string): string => `${taskQueue}-host-${hostId}`;
+
 export const sandboxWorkflowId = (sandboxId: string): string => `sandbox/${sandboxId}`;
 
 /** The sandbox's initial view, before any worker has touched it (the API writes it as the start memo). */

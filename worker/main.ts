@@ -6,9 +6,8 @@ import { NativeConnection, Worker, WorkerOptions } from '@temporalio/worker';
 import { watchRuntimeExits } from '../activities/docker/exit-watcher';
 import { createActivities } from '../activities';
 import { ensureSearchAttributes } from '../api/temporal-setup';
-import { hostTaskQueue } from '../core/config';
 import { loadConfig } from '../core/load-config';
-import { sandboxWorkflowId } from '../core/sandbox';
+import { hostTaskQueue, sandboxWorkflowId } from '../core/sandbox';
 import { runtimeExitedSignal } from '../workflows/sandbox';
 
 /**
@@ -39,7 +38,7 @@ async function main(): Promise<void> {
   const hostWorker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
-    taskQueue: hostTaskQueue(config, config.docker.hostId),
+    taskQueue: hostTaskQueue(config.temporal.taskQueue, config.docker.hostId),
     activities: activities.host,
   });
   console.log(
@@ -48,7 +47,7 @@ async function main(): Promise<void> {
       msg: 'worker started',
       address,
       namespace: config.temporal.namespace,
-      taskQueues: [config.temporal.taskQueue, hostTaskQueue(config, config.docker.hostId)],
+      taskQueues: [config.temporal.taskQueue, hostTaskQueue(config.temporal.taskQueue, config.docker.hostId)],
     }),
   );
   const client = new Client({ connection, namespace: config.temporal.namespace });

@@ -18,6 +18,7 @@ import { ErrorCodes } from '../core/errors';
 import { SA } from '../core/search-attributes';
 import {
   EventActor,
+  hostTaskQueue,
   initialView,
   metadataKeywords,
   SandboxCarriedState,
@@ -52,14 +53,14 @@ const reject = (kind: keyof typeof ErrorCodes, message: string) =>
  */
 export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<SandboxView> {
   const host = proxyActivities<HostActivities>({
-    taskQueue: `${workflowInfo().taskQueue}-host-${input.hostId}`,
+    taskQueue: hostTaskQueue(workflowInfo().taskQueue, input.hostId),
     startToCloseTimeout: '15 minutes',
     heartbeatTimeout: '10 seconds',
     retry: { initialInterval: '500ms', maximumInterval: '10s', maximumAttempts: 8 },
   });
   // Teardown must eventually succeed: a leaked container is worse than a slow delete.
   const teardown = proxyActivities<HostActivities>({
-    taskQueue: `${workflowInfo().taskQueue}-host-${input.hostId}`,
+    taskQueue: hostTaskQueue(workflowInfo().taskQueue, input.hostId),
     startToCloseTimeout: '2 minutes',
     heartbeatTimeout: '10 seconds',
     retry: { initialInterval: '500ms', maximumInterval: '30s' },
