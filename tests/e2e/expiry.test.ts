@@ -1,8 +1,18 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { sandboxRequest, Stack, waitFor } from '../helpers/stack';
+
+// This stack also runs its containers under a seccomp profile that forbids mkdir (see the last test).
+const seccompPath = join(mkdtempSync(join(tmpdir(), 'tidebox-seccomp-')), 'profile.json');
+writeFileSync(
+  seccompPath,
+  JSON.stringify({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO' }] }),
+);
 
 let stack: Stack;
 beforeAll(async () => {
-  stack = await Stack.start({ config: { sandbox: { maxTimeoutSeconds: 3600 } } });
+  stack = await Stack.start({ config: { sandbox: { maxTimeoutSeconds: 3600 }, docker: { seccompProfile: seccompPath } } });
 });
 afterAll(async () => {
   await stack?.destroy();
@@ -72,5 +82,25 @@ describe('expiry', () => {
   it('when renewing a sandbox that does not exist, then 404', async () => {
     const r = await stack.request('POST', '/v1/sandboxes/no-such-sandbox/renew-expiration', { expiresAt: inSeconds(600) });
     expect(r.status).toBe(404);
+  });
+});
+
+describe('seccomp', () => {
+  it('when docker.seccompProfile names a profile file, then sandboxes run under that profile', async () => {
+    const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ timeout: null }));
+    expect(created.body.status.state).toBe('Running');
+    const [info] = await stack.containers(created.body.id);
+    const container = stack.docker.getContainer(info!.Id);
+    const run = async (cmd: string[]) => {
+      const exec = await container.exec({ Cmd: cmd, AttachStdout: false, AttachStderr: false });
+      await exec.start({ Detach: true });
+      return waitFor(`${cmd.join(' ')} to finish`, async () => {
+        const r = await exec.inspect();
+        return r.Running ? undefined : r.ExitCode;
+      }, 10_000, 50);
+    };
+    expect(await run(['touch', '/tmp/allowed'])).toBe(0);
+    expect(await run(['mkdir', '/tmp/forbidden'])).not.toBe(0);
+    expect((await stack.request('DELETE', `/v1/sandboxes/${created.body.id}`)).status).toBe(204);
   });
 });
