@@ -6,4 +6,7 @@ module.exports = {
   transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] },
   testTimeout: 120000,
   verbose: true,
+  // Docker's pooled sockets (dockerode exec/events) can outlive the last test by minutes; the
+  // stacks themselves are torn down in afterAll, so do not let a stray socket hang CI.
+  forceExit: true,
 };
