@@ -46,7 +46,6 @@ export const ConfigSchema = z
         defaultMemory: z.string().default('512Mi'),
         /** Host path prefixes a `host` volume may bind; empty = host volumes are refused. */
         allowedHostPaths: z.array(z.string().startsWith('/', 'must be absolute')).default([]),
-        maxEvents: z.number().int().min(10).max(10_000).default(200),
       })
       .strict()
       .prefault({}),

@@ -5,7 +5,7 @@ export const SANDBOX_STATES = [
 ] as const;
 export type SandboxState = (typeof SANDBOX_STATES)[number];
 
-export type TerminationReason = 'deleted' | 'expired' | 'failed';
+export type TerminationReason = 'deleted' | 'expired';
 /** Who caused a transition, as recorded in the sandbox's history. */
 export type EventActor = 'api' | 'expiry' | 'runtime' | 'failure' | 'schedule';
 
