@@ -1,19 +1,24 @@
+import type { Client } from '@temporalio/client';
 import type Dockerode from 'dockerode';
 import type { Config } from '../core/config';
+import { usesHostNetwork } from './docker/container-spec';
 import { DockerRuntime } from './docker/docker-runtime';
 import { createHostActivities } from './docker/host-activities';
 import { createFaults } from './faults';
+import { createMessagingActivities } from './messaging';
 
 /** Every activity the worker registers, built from its dependencies (no module-level clients). */
-export function createActivities(deps: { config: Config; docker: Dockerode; seccompProfile?: string }) {
-  const { config, docker } = deps;
+export function createActivities(deps: { config: Config; docker: Dockerode; client: Client; seccompProfile?: string }) {
+  const { config, docker, client } = deps;
   return {
     host: createHostActivities({
       runtime: new DockerRuntime(docker, config, deps.seccompProfile),
       instance: config.instance,
       allowedHostPaths: config.sandbox.allowedHostPaths,
       startupGraceMs: config.docker.startupGraceMs,
+      hostNetwork: usesHostNetwork(config.docker),
       faults: createFaults(config),
     }),
+    messaging: createMessagingActivities({ client, config }),
   };
 }

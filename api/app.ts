@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { FastifyError, FastifyInstance } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
   serializerCompiler,
   validatorCompiler,
   ZodTypeProvider,
@@ -10,6 +13,8 @@ import {
 import type { Config } from '../core/config';
 import { ErrorCodes, TideboxError } from '../core/errors';
 import { API_KEY_HEADER, createApiKeyAuth } from './auth/api-key';
+import { registerMetrics } from './metrics';
+import { handleProxyUpgrades, proxyRoutes } from './proxy';
 import { sandboxRoutes } from './routes/sandboxes';
 import type { SandboxService } from './temporal';
 
@@ -27,7 +32,8 @@ export interface AppDeps {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const PUBLIC_ROUTES = new Set(['/health']);
+/** Reachable without an API key: liveness, metrics (counts only) and the API description. */
+const PUBLIC_ROUTES = new Set(['/health', '/metrics', '/openapi.json', '/docs', '/docs/', '/docs/*', '/docs/static/*', '/docs/json', '/docs/yaml']);
 
 /** The Fastify app: plugins, auth, routes (at `/` and `/v1`) and the one error → HTTP mapping. */
 export async function buildApp({ config, sandboxes, logger = true }: AppDeps): Promise<FastifyInstance> {
@@ -35,6 +41,7 @@ export async function buildApp({ config, sandboxes, logger = true }: AppDeps): P
     logger,
     bodyLimit: config.server.bodyLimitBytes,
     requestIdHeader: false,
+    requestIdLogLabel: 'requestId',
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
@@ -49,6 +56,11 @@ export async function buildApp({ config, sandboxes, logger = true }: AppDeps): P
     reply.header('X-Request-ID', req.id);
     if (PUBLIC_ROUTES.has(req.routeOptions.url ?? '')) return;
     req.tenant = authenticate(req.headers[API_KEY_HEADER]);
+  });
+  // Every log line about a sandbox carries its id next to the request id.
+  app.addHook('preHandler', async (req) => {
+    const sandboxId = (req.params as { sandboxId?: unknown } | undefined)?.sandboxId;
+    if (typeof sandboxId === 'string') req.log = req.log.child({ sandboxId });
   });
 
   app.setErrorHandler(async (err: FastifyError, req, reply) => {
@@ -66,10 +78,30 @@ export async function buildApp({ config, sandboxes, logger = true }: AppDeps): P
     reply.code(404).send({ code: ErrorCodes.ROUTE_NOT_FOUND.code, message: `no route ${req.method} ${req.url.split('?')[0]}` }),
   );
 
-  app.get('/health', async () => ({ status: 'healthy' }));
+  // The OpenAPI document is generated from the same zod schemas that validate requests.
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Tidebox sandbox lifecycle API',
+        version: '1',
+        description: 'The OpenSandbox Lifecycle API, served on Temporal workflows; see docs/api.md.',
+      },
+      components: { securitySchemes: { apiKeyAuth: { type: 'apiKey', in: 'header', name: 'OPEN-SANDBOX-API-KEY' } } },
+      security: [{ apiKeyAuth: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  app.get('/health', { schema: { hide: true } }, async () => ({ status: 'healthy' }));
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  registerMetrics(app, sandboxes);
   for (const prefix of ['', '/v1']) {
     await app.register(sandboxRoutes, { prefix, config, sandboxes });
+    await app.register(proxyRoutes, { prefix, config, sandboxes });
   }
+  handleProxyUpgrades(app.server, { config, sandboxes, authenticate, log: app.log });
   return app;
 }
 

@@ -1,7 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import {
   Client,
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
   WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   isGrpcServiceError,
@@ -9,9 +13,15 @@ import {
 import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
 import type { Config } from '../core/config';
 import { errorKindOf, TideboxError } from '../core/errors';
+import { MetadataPatch, metadataKeywords, metadataPatchProblems } from '../core/metadata';
+import type { RenewScheduleRequest } from '../core/schemas';
 import {
   initialView,
-  metadataKeywords,
+  RenewRunInput,
+  renewScheduleId,
+  SandboxEvent,
+  SANDBOX_STATES,
+  SandboxOutcome,
   SandboxSpec,
   SandboxState,
   SandboxView,
@@ -19,8 +29,17 @@ import {
   sandboxWorkflowId,
 } from '../core/sandbox';
 import { SA } from '../core/search-attributes';
+import type { renewWorkflow } from '../workflows/renew';
 import type { sandboxWorkflow } from '../workflows/sandbox';
-import { awaitSettledUpdate, deleteUpdate, renewUpdate } from '../workflows/sandbox';
+import {
+  awaitSettledUpdate,
+  deleteUpdate,
+  eventsQuery,
+  patchMetadataUpdate,
+  pauseUpdate,
+  renewUpdate,
+  resumeUpdate,
+} from '../workflows/sandbox';
 
 /** Most sandboxes one LIST scans before paging in memory; beyond this a visibility store with ORDER BY is needed. */
 const LIST_SCAN_LIMIT = 10_000;
@@ -179,6 +198,219 @@ export class SandboxService {
     }
   }
 
+  async pause(tenant: string, sandboxId: string): Promise<SandboxView> {
+    await this.get(tenant, sandboxId);
+    return this.update(sandboxId, 'pause', (h) => h.executeUpdate(pauseUpdate));
+  }
+
+  async resume(tenant: string, sandboxId: string): Promise<SandboxView> {
+    await this.get(tenant, sandboxId);
+    return this.update(sandboxId, 'resume', (h) => h.executeUpdate(resumeUpdate));
+  }
+
+  async patchMetadata(tenant: string, sandboxId: string, patch: MetadataPatch): Promise<SandboxView> {
+    const view = await this.get(tenant, sandboxId);
+    // Answer bad input here; the actor's validator re-checks against its own current metadata.
+    const problems = metadataPatchProblems(view.metadata, patch);
+    if (problems.length) throw new TideboxError('INVALID_PARAMETER', problems.join('; '));
+    if (Object.keys(patch).length === 0) return view;
+    return this.update(sandboxId, 'metadata patch', (h) => h.executeUpdate(patchMetadataUpdate, { args: [patch] }));
+  }
+
+  /**
+   * The sandbox's lifecycle history. While it lives, the actor answers a query (needs a worker);
+   * after it ends, the workflow's result holds the history, readable for the namespace's retention.
+   */
+  async events(tenant: string, sandboxId: string): Promise<{ view: SandboxView; events: SandboxEvent[] }> {
+    const handle = this.client.workflow.getHandle(sandboxWorkflowId(sandboxId));
+    const described = await this.call(async () => {
+      try {
+        return await handle.describe();
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) throw notFound(sandboxId);
+        throw err;
+      }
+    });
+    const memoView = described.memo?.view as SandboxView | undefined;
+    if (described.type !== 'sandboxWorkflow' || !memoView || memoView.tenant !== tenant) throw notFound(sandboxId);
+    if (described.status.name === 'RUNNING') {
+      const events = await this.call(() => handle.query(eventsQuery));
+      return { view: memoView, events };
+    }
+    if (described.status.name === 'COMPLETED') {
+      const outcome = await this.call(() => handle.result() as Promise<SandboxOutcome>);
+      return { view: outcome.view, events: outcome.events };
+    }
+    // Terminated or failed by an operator: the memo still has the last published view.
+    return { view: memoView, events: [] };
+  }
+
+  /** Type, status and times of a workflow this tenant owns (any id a response returned). */
+  async workflow(tenant: string, workflowId: string) {
+    const handle = this.client.workflow.getHandle(workflowId);
+    const d = await this.call(async () => {
+      try {
+        return await handle.describe();
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) throw workflowNotFound(workflowId);
+        throw err;
+      }
+    });
+    if (d.typedSearchAttributes.get(SA.tenant) !== tenant) throw workflowNotFound(workflowId);
+    let failure: string | undefined;
+    if (d.status.name === 'FAILED' || d.status.name === 'TIMED_OUT') {
+      failure = await this.call(async () => {
+        try {
+          await handle.result();
+          return undefined;
+        } catch (err) {
+          if (err instanceof WorkflowFailedError) return err.cause?.message ?? err.message;
+          throw err;
+        }
+      });
+    }
+    return {
+      workflowId: d.workflowId,
+      runId: d.runId,
+      type: d.type,
+      status: d.status.name,
+      taskQueue: d.taskQueue,
+      startTime: d.startTime.toISOString(),
+      closeTime: d.closeTime?.toISOString(),
+      historyLength: d.historyLength,
+      failure,
+    };
+  }
+
+  /** Create or replace the sandbox's renew schedule (Temporal Schedule `renew/<sandboxId>`). */
+  async putRenewSchedule(tenant: string, sandboxId: string, req: RenewScheduleRequest) {
+    const view = await this.get(tenant, sandboxId);
+    if (view.expiresAt === null) {
+      throw new TideboxError('MANUAL_CLEANUP', 'sandbox was created for manual cleanup (no timeout); there is nothing to renew');
+    }
+    if (req.extendBySeconds <= req.intervalSeconds) {
+      throw new TideboxError('INVALID_PARAMETER', 'extendBySeconds must be greater than intervalSeconds, or the sandbox expires between renewals');
+    }
+    if (req.extendBySeconds > this.config.sandbox.maxTimeoutSeconds) {
+      throw new TideboxError('INVALID_PARAMETER', `extendBySeconds must be at most ${this.config.sandbox.maxTimeoutSeconds} (maximum sandbox lifetime)`);
+    }
+    if (req.until !== undefined && Date.parse(req.until) <= Date.now()) {
+      throw new TideboxError('INVALID_PARAMETER', 'until must be in the future');
+    }
+    const scheduleId = renewScheduleId(sandboxId);
+    const until = req.until === undefined ? undefined : new Date(Date.parse(req.until)).toISOString();
+    const args: RenewRunInput = { sandboxId, extendBySeconds: req.extendBySeconds, ...(until ? { until } : {}) };
+    const options = {
+      scheduleId,
+      spec: { intervals: [{ every: req.intervalSeconds * 1000 }], ...(until ? { endAt: new Date(until) } : {}) },
+      action: {
+        type: 'startWorkflow' as const,
+        workflowType: 'renewWorkflow',
+        workflowId: scheduleId,
+        taskQueue: this.config.temporal.taskQueue,
+        args: [args] as [RenewRunInput],
+        typedSearchAttributes: new TypedSearchAttributes([{ key: SA.tenant, value: tenant }]),
+        workflowExecutionTimeout: 5 * 60_000,
+      },
+      // A run still going (worker down) makes the next tick skip, not pile up.
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: Math.max(60, req.intervalSeconds) * 1000 },
+      memo: { tenant, intervalSeconds: req.intervalSeconds, extendBySeconds: req.extendBySeconds, ...(until ? { until } : {}) },
+      typedSearchAttributes: new TypedSearchAttributes([{ key: SA.tenant, value: tenant }]),
+    };
+    await this.call(async () => {
+      try {
+        await this.client.schedule.create<typeof renewWorkflow>(options);
+      } catch (err) {
+        if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+        // Replace: a schedule's memo cannot be updated, so recreate it with the new settings.
+        await this.client.schedule.getHandle(scheduleId).delete();
+        await this.client.schedule.create<typeof renewWorkflow>(options);
+      }
+    });
+    return this.getRenewSchedule(tenant, sandboxId);
+  }
+
+  async getRenewSchedule(tenant: string, sandboxId: string) {
+    await this.get(tenant, sandboxId);
+    const d = await this.call(async () => {
+      try {
+        return await this.client.schedule.getHandle(renewScheduleId(sandboxId)).describe();
+      } catch (err) {
+        if (err instanceof ScheduleNotFoundError) throw scheduleNotFound(sandboxId);
+        throw err;
+      }
+    });
+    const memo = (d.memo ?? {}) as { tenant?: string; intervalSeconds?: number; extendBySeconds?: number; until?: string };
+    if (memo.tenant !== tenant) throw scheduleNotFound(sandboxId);
+    const last = d.info.recentActions.at(-1);
+    return {
+      scheduleId: d.scheduleId,
+      intervalSeconds: memo.intervalSeconds,
+      extendBySeconds: memo.extendBySeconds,
+      until: memo.until,
+      nextRunAt: d.info.nextActionTimes[0]?.toISOString(),
+      lastRunAt: last?.takenAt.toISOString(),
+      lastRunWorkflowId: last?.action.workflow.workflowId,
+      runs: d.info.numActionsTaken,
+    };
+  }
+
+  async deleteRenewSchedule(tenant: string, sandboxId: string): Promise<void> {
+    await this.getRenewSchedule(tenant, sandboxId);
+    await this.call(async () => {
+      try {
+        await this.client.schedule.getHandle(renewScheduleId(sandboxId)).delete();
+      } catch (err) {
+        if (!(err instanceof ScheduleNotFoundError)) throw err;
+      }
+    });
+  }
+
+  /** Sandboxes by state and failed workflows by type, from visibility (for metrics). */
+  async counts(): Promise<{
+    byState: Partial<Record<SandboxState, number>>;
+    workflowFailures: Array<{ type: string; status: string; count: number }>;
+  }> {
+    return this.call(async () => {
+      const byState: Partial<Record<SandboxState, number>> = {};
+      const states = SANDBOX_STATES.filter((s) => s !== 'Terminated');
+      await Promise.all(
+        states.map(async (state) => {
+          const { count } = await this.client.workflow.count(
+            `WorkflowType = 'sandboxWorkflow' AND ExecutionStatus = 'Running' AND ${SA.state.name} = ${quote(state)}`,
+          );
+          byState[state] = count;
+        }),
+      );
+      const workflowFailures: Array<{ type: string; status: string; count: number }> = [];
+      await Promise.all(
+        ['sandboxWorkflow', 'renewWorkflow'].flatMap((type) =>
+          ['Failed', 'TimedOut'].map(async (status) => {
+            const { count } = await this.client.workflow.count(`WorkflowType = ${quote(type)} AND ExecutionStatus = ${quote(status)}`);
+            workflowFailures.push({ type, status, count });
+          }),
+        ),
+      );
+      return { byState, workflowFailures };
+    });
+  }
+
+  /** Send an Update to a sandbox actor, bounded in time, with its failures mapped to HTTP errors. */
+  private async update<T>(
+    sandboxId: string,
+    what: string,
+    fn: (handle: ReturnType<Client['workflow']['getHandle']>) => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await this.client.withDeadline(Date.now() + this.config.server.temporalCallTimeoutSeconds * 1000, () =>
+        fn(this.client.workflow.getHandle(sandboxWorkflowId(sandboxId))),
+      );
+    } catch (err) {
+      if (isDeadlineExceeded(err)) throw new TideboxError('TIMEOUT', `no worker accepted the ${what} in time; retry the request`);
+      throw mapTemporalError(err, sandboxId);
+    }
+  }
+
   /** The actor's memo, or undefined when there is no such workflow or it has closed. */
   private async describe(workflowId: string): Promise<{ view: SandboxView; memo: Record<string, unknown> } | undefined> {
     return this.call(async () => {
@@ -219,6 +451,9 @@ function quote(value: string): string {
 }
 
 const notFound = (sandboxId: string) => new TideboxError('NOT_FOUND', `sandbox ${sandboxId} not found`);
+const workflowNotFound = (workflowId: string) => new TideboxError('WORKFLOW_NOT_FOUND', `workflow ${workflowId} not found`);
+const scheduleNotFound = (sandboxId: string) =>
+  new TideboxError('SCHEDULE_NOT_FOUND', `sandbox ${sandboxId} has no renew schedule`);
 
 function isDeadlineExceeded(err: unknown): boolean {
   for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {

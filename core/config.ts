@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ingressProblems, IngressSchema } from './ingress';
 
 /**
  * One schema for every setting. Sources, lowest precedence first: defaults, the TOML file named by
@@ -23,6 +24,11 @@ export const ConfigSchema = z
         deleteWaitSeconds: z.number().min(0).max(600).default(30),
         /** Upper bound on any single call from the API into Temporal. */
         temporalCallTimeoutSeconds: z.number().min(1).max(600).default(15),
+        /**
+         * Host (and port) clients use to reach this server, for server-proxy endpoints
+         * (`<publicHost>/sandboxes/<id>/proxy/<port>`). Unset: the request's Host header.
+         */
+        publicHost: z.string().regex(/^[^/\s]+$/, 'must be host[:port] without a scheme or path').optional(),
       })
       .strict()
       .prefault({}),
@@ -65,6 +71,16 @@ export const ConfigSchema = z
         seccompProfile: z.string().optional(),
         apparmorProfile: z.string().optional(),
         network: z.string().default('bridge'),
+        /** Address published container ports bind on (bridge networking). */
+        publishHost: z.string().min(1).default('127.0.0.1'),
+        /** Host name endpoints advertise; defaults to publishHost (set it when binding 0.0.0.0). */
+        endpointHost: z.string().min(1).optional(),
+        /**
+         * Container ports every sandbox publishes on bridge networking. The defaults are the ports the
+         * OpenSandbox SDKs look up right after create (execd 44772, egress 18080) and 8080.
+         * A request adds more with `extensions["tidebox.io/ports"]` ("3000,5173").
+         */
+        exposedPorts: z.array(z.number().int().min(1).max(65535)).max(64).default([44772, 8080, 18080]),
         /**
          * A started container must stay up this long before the sandbox counts as Running, so an
          * entrypoint that fails at once ends in Failed (with its exit code and output) rather than
@@ -75,12 +91,21 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    ingress: IngressSchema,
+    worker: z
+      .object({
+        /** Port of the worker's Prometheus endpoint (Temporal SDK metrics); unset = off. */
+        metricsPort: z.number().int().min(1).max(65535).optional(),
+        metricsHost: z.string().min(1).default('127.0.0.1'),
+      })
+      .strict()
+      .prefault({}),
     /**
      * Test-only fault points: an activity that reaches a named point records it under
      * `<dataDir>/faults/` and hangs there, so a crash test can SIGKILL the worker at that moment.
      */
     faults: z
-      .object({ hangAt: z.array(z.enum(['container-created', 'container-removing'])).default([]) })
+      .object({ hangAt: z.array(z.enum(['container-created', 'container-removing', 'container-pausing'])).default([]) })
       .strict()
       .prefault({}),
   })
@@ -104,6 +129,8 @@ const ENV_KEYS: Array<[string, string[], (v: string) => unknown]> = [
   ['TEMPORAL_NAMESPACE', ['temporal', 'namespace'], String],
   ['TEMPORAL_CLI_PATH', ['temporal', 'cliPath'], String],
   ['TIDEBOX_HOST_ID', ['docker', 'hostId'], String],
+  ['TIDEBOX_PUBLIC_HOST', ['server', 'publicHost'], String],
+  ['TIDEBOX_WORKER_METRICS_PORT', ['worker', 'metricsPort'], Number],
   ['TIDEBOX_FAULT_HANG_AT', ['faults', 'hangAt'], (v) => v.split(',').filter(Boolean)],
 ];
 
@@ -127,6 +154,12 @@ export function parseConfig(raw: unknown, source = 'config'): Config {
   if (config.sandbox.minTimeoutSeconds > config.sandbox.maxTimeoutSeconds) {
     throw new ConfigError(`invalid ${source}: sandbox.minTimeoutSeconds exceeds sandbox.maxTimeoutSeconds`);
   }
+  if (['0.0.0.0', '::'].includes(config.docker.publishHost) && !config.docker.endpointHost) {
+    throw new ConfigError(`invalid ${source}: docker.endpointHost: required when docker.publishHost is a wildcard address (clients need a host name)`);
+  }
+  // Docker is the only runtime so far; the Kubernetes runtime will pass its own kind.
+  const ingress = ingressProblems(config.ingress, 'docker');
+  if (ingress.length) throw new ConfigError(`invalid ${source}: ${ingress.join('; ')}`);
   return config;
 }
 

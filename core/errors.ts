@@ -15,6 +15,10 @@ export const ErrorCodes = {
   INVALID_API_KEY: { code: 'AUTH::INVALID_API_KEY', httpStatus: 401 },
   ROUTE_NOT_FOUND: { code: 'SERVER::ROUTE_NOT_FOUND', httpStatus: 404 },
   BACKEND_UNAVAILABLE: { code: 'SERVER::BACKEND_UNAVAILABLE', httpStatus: 503 },
+  UPSTREAM_UNAVAILABLE: { code: 'SERVER::UPSTREAM_UNAVAILABLE', httpStatus: 502 },
+  PORT_NOT_AVAILABLE: { code: 'SANDBOX::PORT_NOT_AVAILABLE', httpStatus: 404 },
+  WORKFLOW_NOT_FOUND: { code: 'SERVER::WORKFLOW_NOT_FOUND', httpStatus: 404 },
+  SCHEDULE_NOT_FOUND: { code: 'SANDBOX::RENEW_SCHEDULE_NOT_FOUND', httpStatus: 404 },
   TIMEOUT: { code: 'SERVER::TIMEOUT', httpStatus: 504 },
   INTERNAL: { code: 'SERVER::INTERNAL_ERROR', httpStatus: 500 },
   // Provisioning outcomes: they end in a Failed sandbox (status.reason), never in an HTTP error.

@@ -29,6 +29,8 @@ export interface SandboxSpec {
   timeoutSeconds: number | null;
   resources: { cpuMillis: number; memoryBytes: number };
   volumes: HostVolume[];
+  /** Container ports the request asked to publish beyond the configured ones. */
+  ports: number[];
 }
 
 export interface SandboxStatus {
@@ -40,10 +42,19 @@ export interface SandboxStatus {
 
 export interface SandboxEvent {
   at: string;
+  /** The state after the event (a renewal keeps the state it found). */
   state: SandboxState;
   actor: EventActor;
   reason?: string;
   message?: string;
+}
+
+/** How the sandbox's ports are reached on its host, recorded when it starts. */
+export interface SandboxNetwork {
+  /** Host networking: container port N is host port N. */
+  hostNetwork: boolean;
+  /** Bridge networking: container port → published host port. */
+  ports: Record<string, number>;
 }
 
 /** The public view of a sandbox: what the actor writes to its memo after every transition. */
@@ -62,6 +73,7 @@ export interface SandboxView {
   expiresAt: string | null;
   terminationReason?: TerminationReason;
   containerId?: string;
+  network?: SandboxNetwork;
 }
 
 export interface SandboxWorkflowInput {
@@ -81,6 +93,14 @@ export interface SandboxCarriedState {
   events: SandboxEvent[];
   deleteRequested: boolean;
   runtimeExit?: { containerId: string; exitCode: number };
+  /** A pause or resume accepted but not yet carried out. */
+  pendingOp?: 'pause' | 'resume';
+}
+
+/** What a sandbox workflow returns when it completes: read for history after termination. */
+export interface SandboxOutcome {
+  view: SandboxView;
+  events: SandboxEvent[];
 }
 
 /** Task queue of the activities bound to one host (Docker engine), next to the shared `taskQueue`. */
@@ -91,6 +111,7 @@ export const sandboxWorkflowId = (sandboxId: string): string => `sandbox/${sandb
 /** The sandbox's initial view, before any worker has touched it (the API writes it as the start memo). */
 export function initialView(input: SandboxWorkflowInput): SandboxView {
   const { spec } = input;
+  const accepted = acceptedEvent(input);
   return {
     id: input.sandboxId,
     tenant: input.tenant,
@@ -100,7 +121,7 @@ export function initialView(input: SandboxWorkflowInput): SandboxView {
     ...(spec.platform ? { platform: spec.platform } : {}),
     entrypoint: spec.entrypoint,
     metadata: spec.metadata,
-    status: { state: 'Pending', reason: 'provisioning', message: 'sandbox accepted', lastTransitionAt: input.createdAt },
+    status: { state: accepted.state, reason: accepted.reason, message: accepted.message, lastTransitionAt: accepted.at },
     createdAt: input.createdAt,
     expiresAt:
       spec.timeoutSeconds === null
@@ -109,9 +130,14 @@ export function initialView(input: SandboxWorkflowInput): SandboxView {
   };
 }
 
-/** Metadata as search-attribute keywords (`key=value`), so LIST can filter with AND semantics. */
-export const metadataKeywords = (metadata: Record<string, string>): string[] =>
-  Object.entries(metadata).map(([k, v]) => `${k}=${v}`);
+/** The first history entry: written by the API with the start request. */
+export const acceptedEvent = (input: SandboxWorkflowInput): SandboxEvent => ({
+  at: input.createdAt,
+  state: 'Pending',
+  actor: 'api',
+  reason: 'provisioning',
+  message: 'sandbox accepted',
+});
 
 /** Drop null and undefined fields: the contract omits absent values rather than sending null. */
 export function omitNulls<T extends Record<string, unknown>>(obj: T): Partial<T> {
@@ -137,3 +163,20 @@ export function toCreateResponse(view: SandboxView) {
   const { image: _image, ...rest } = toSandboxResource(view);
   return { ...rest, workflowId: view.workflowId };
 }
+
+/** The Temporal Schedule that renews a sandbox periodically (at most one per sandbox). */
+export const renewScheduleId = (sandboxId: string): string => `renew/${sandboxId}`;
+
+/** What a renew schedule's workflow is started with. */
+export interface RenewRunInput {
+  sandboxId: string;
+  extendBySeconds: number;
+  /** RFC 3339; renewals never move expiresAt past it. */
+  until?: string;
+}
+
+export type RenewRunOutcome =
+  | { outcome: 'renewed'; expiresAt: string }
+  | { outcome: 'not-needed'; expiresAt: string | null }
+  | { outcome: 'sandbox-gone' }
+  | { outcome: 'rejected'; message: string };

@@ -3,7 +3,8 @@ import { z } from 'zod';
 import type { Config } from './config';
 import { TideboxError } from './errors';
 import { parseCpuMillis, parseMemoryBytes } from './quantities';
-import { HostVolume, metadataKeywords, SandboxSpec } from './sandbox';
+import { metadataProblems } from './metadata';
+import { HostVolume, SandboxSpec } from './sandbox';
 
 /** Request and response shapes of the contract, as zod schemas (validation, types and docs). */
 
@@ -26,10 +27,8 @@ const Volume = z.object({
   subPath: z.string().optional(),
 }).strict();
 
-const MAX_METADATA_BYTES = 1800;
-
-/** Metadata keys under these prefixes belong to the server. */
-const RESERVED_METADATA_PREFIXES = ['opensandbox.io/', 'tidebox.io/'];
+/** Extension key naming extra container ports to publish: "3000,5173". */
+export const PORTS_EXTENSION = 'tidebox.io/ports';
 
 export function createSandboxRequestSchema(limits: Config['sandbox']) {
   return z.object({
@@ -60,6 +59,34 @@ export const RenewRequestSchema = z.object({
 }).strict();
 
 export const SandboxIdParams = z.object({ sandboxId: z.string().min(1).max(128) });
+
+export const EndpointParams = SandboxIdParams.extend({
+  port: z.coerce.number().int('port must be an integer').min(1, 'port must be 1-65535').max(65535, 'port must be 1-65535'),
+});
+
+export const EndpointQuery = z.object({
+  use_server_proxy: z
+    .enum(['true', 'false', '1', '0'], { message: 'use_server_proxy must be true or false' })
+    .optional()
+    .transform((v) => v === 'true' || v === '1'),
+  expires: z.string().optional(),
+});
+
+export const EndpointSchema = z.object({
+  endpoint: z.string(),
+  headers: z.record(z.string(), z.string()).optional(),
+});
+
+export const PatchMetadataSchema = z.record(z.string(), z.string().nullable());
+
+export const RenewScheduleRequestSchema = z
+  .object({
+    intervalSeconds: z.number().int().min(1).max(24 * 3600),
+    extendBySeconds: z.number().int().min(1),
+    until: z.iso.datetime({ offset: true, message: 'until must be an RFC 3339 date-time' }).optional(),
+  })
+  .strict();
+export type RenewScheduleRequest = z.infer<typeof RenewScheduleRequestSchema>;
 
 export const ListSandboxesQuery = z.object({
   state: z.union([z.string(), z.array(z.string())]).optional(),
@@ -103,26 +130,31 @@ export function normalizeCreateRequest(req: CreateSandboxRequest, config: Config
   }
 
   const metadata = req.metadata ?? {};
-  // Metadata is indexed as one search-attribute value, which Temporal caps (2 KiB by default).
-  if (Buffer.byteLength(JSON.stringify(metadataKeywords(metadata))) > MAX_METADATA_BYTES) {
-    throw invalid(`metadata is too large: at most ${MAX_METADATA_BYTES} bytes of keys and values in total`);
-  }
-  for (const [key, value] of Object.entries(metadata)) {
-    if (!key || key.length > 253 || key.includes('=')) throw invalid(`metadata key "${key}" must be 1-253 characters without "="`);
-    if (RESERVED_METADATA_PREFIXES.some((p) => key.startsWith(p))) throw invalid(`metadata key "${key}" uses a reserved prefix`);
-  }
+  const problems = metadataProblems(metadata);
+  if (problems.length) throw invalid(problems.join('; '));
+  const extensions = req.extensions ?? {};
 
   return {
     image: { uri: req.image.uri },
     entrypoint: req.entrypoint,
     env,
     metadata,
-    extensions: req.extensions ?? {},
+    extensions,
     ...(req.platform ? { platform: req.platform } : {}),
     timeoutSeconds: req.timeout ?? null,
     resources: { cpuMillis, memoryBytes },
     volumes: normalizeVolumes(req.volumes ?? [], config.allowedHostPaths),
+    ports: parsePortList(extensions[PORTS_EXTENSION]),
   };
+}
+
+function parsePortList(value: string | undefined): number[] {
+  if (value === undefined || value.trim() === '') return [];
+  const ports = value.split(',').map((p) => p.trim());
+  const bad = ports.filter((p) => !/^\d{1,5}$/.test(p) || Number(p) < 1 || Number(p) > 65535);
+  if (bad.length) throw invalid(`extensions["${PORTS_EXTENSION}"]: ${bad.map((b) => `"${b}"`).join(', ')} is not a port (1-65535)`);
+  if (ports.length > 32) throw invalid(`extensions["${PORTS_EXTENSION}"]: at most 32 ports`);
+  return [...new Set(ports.map(Number))].sort((a, b) => a - b);
 }
 
 /** Collapse `//` and `.` and drop a trailing slash (but keep `/` itself). */

@@ -21,7 +21,8 @@ async function main(): Promise<void> {
   await ensureSearchAttributes(connection.operatorService, config.temporal.namespace);
 
   const docker = new Dockerode(config.docker.socketPath ? { socketPath: config.docker.socketPath } : undefined);
-  const activities = createActivities({ config, docker, seccompProfile: readSeccompProfile(config.docker.seccompProfile) });
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const activities = createActivities({ config, docker, client, seccompProfile: readSeccompProfile(config.docker.seccompProfile) });
 
   // Prefer the bundle made at build time: starting a worker then costs no webpack run.
   const bundlePath = join(__dirname, '..', 'workflow-bundle.js');
@@ -34,6 +35,7 @@ async function main(): Promise<void> {
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     ...workflowSource,
+    activities: activities.messaging,
   });
   const hostWorker = await Worker.create({
     connection,
@@ -50,7 +52,6 @@ async function main(): Promise<void> {
       taskQueues: [config.temporal.taskQueue, hostTaskQueue(config.temporal.taskQueue, config.docker.hostId)],
     }),
   );
-  const client = new Client({ connection, namespace: config.temporal.namespace });
   const stopWatching = new AbortController();
   const watcher = watchRuntimeExits(
     docker,

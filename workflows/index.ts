@@ -1,1 +1,2 @@
 export { sandboxWorkflow } from './sandbox';
+export { renewWorkflow } from './renew';

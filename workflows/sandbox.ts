@@ -2,6 +2,7 @@ import {
   ActivityFailure,
   allHandlersFinished,
   ApplicationFailure,
+  CancellationScope,
   condition,
   continueAsNew,
   defineQuery,
@@ -14,14 +15,17 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { HostActivities } from '../activities/docker/host-activities';
+import type { MessagingActivities } from '../activities/messaging';
 import { ErrorCodes } from '../core/errors';
+import { applyMetadataPatch, MetadataPatch, metadataKeywords, metadataPatchProblems } from '../core/metadata';
 import { SA } from '../core/search-attributes';
 import {
+  acceptedEvent,
   EventActor,
   hostTaskQueue,
   initialView,
-  metadataKeywords,
   SandboxCarriedState,
+  SandboxOutcome,
   SandboxEvent,
   SandboxState,
   SandboxView,
@@ -33,9 +37,18 @@ export const describeQuery = defineQuery<SandboxView>('describe');
 export const eventsQuery = defineQuery<SandboxEvent[]>('events');
 /** Resolves once the sandbox has left Pending, or after `timeoutMs`; returns the view either way. */
 export const awaitSettledUpdate = defineUpdate<SandboxView, [{ timeoutMs: number }]>('awaitSettled');
-export const renewUpdate = defineUpdate<{ expiresAt: string }, [{ expiresAt: string; maxExpiresAt: string }]>('renew');
+export const renewUpdate = defineUpdate<
+  { expiresAt: string },
+  [{ expiresAt: string; maxExpiresAt: string; actor?: 'api' | 'schedule' }]
+>('renew');
 /** Starts teardown; resolves when Terminated or after `waitMs`. */
 export const deleteUpdate = defineUpdate<SandboxView, [{ waitMs: number }]>('delete');
+/** Accepts a pause (Running → Pausing) and returns at once; the actor then freezes the workload → Paused. */
+export const pauseUpdate = defineUpdate<SandboxView, []>('pause');
+/** Accepts a resume (Paused → Resuming) and returns at once; the actor then thaws the workload → Running. */
+export const resumeUpdate = defineUpdate<SandboxView, []>('resume');
+/** JSON merge patch of the metadata (null deletes a key); returns the new view. */
+export const patchMetadataUpdate = defineUpdate<SandboxView, [MetadataPatch]>('patchMetadata');
 
 /** Sent by the host's exit watcher when the sandbox's container stopped on its own. */
 export const runtimeExitedSignal = defineSignal<[{ containerId: string; exitCode: number }]>('runtimeExited');
@@ -47,11 +60,13 @@ const reject = (kind: keyof typeof ErrorCodes, message: string) =>
 
 /**
  * The sandbox actor: one workflow per sandbox, id `sandbox/<sandboxId>`.
- * Pending → provision (create → start → running) → Running ⇄ wait for expiry or delete → Stopping →
- * remove the workload → Terminated. A failed provisioning step compensates and leaves Failed, which
+ * Pending → provision (create → start → running) → Running ⇄ (Pausing → Paused → Resuming) → wait for
+ * expiry or delete → Stopping → remove the workload → remove its renew schedule → Terminated.
+ * Pause and resume are accepted by Updates and carried out by this loop, so only one runtime action
+ * runs at a time and a delete in any state, transitional ones included, simply wins next. A failed provisioning step compensates and leaves Failed, which
  * still expires or waits for delete so the failure can be inspected.
  */
-export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<SandboxView> {
+export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<SandboxOutcome> {
   const host = proxyActivities<HostActivities>({
     taskQueue: hostTaskQueue(workflowInfo().taskQueue, input.hostId),
     startToCloseTimeout: '15 minutes',
@@ -66,13 +81,23 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
     retry: { initialInterval: '500ms', maximumInterval: '30s' },
   });
 
-  const carried: SandboxCarriedState = input.carried ?? { view: initialView(input), events: [], deleteRequested: false };
+  const messaging = proxyActivities<MessagingActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1s', maximumInterval: '30s' },
+  });
+
+  const carried: SandboxCarriedState = input.carried ?? {
+    view: initialView(input),
+    events: [acceptedEvent(input)],
+    deleteRequested: false,
+  };
   const view = carried.view;
   const events = carried.events;
   let deleteRequested = carried.deleteRequested;
   let deletedBy: EventActor = 'api';
   let generation = 0; // bumped on every change the wait loop must notice
   let runtimeExit = carried.runtimeExit;
+  let pendingOp = carried.pendingOp;
 
   // Everything GET/LIST read, in full every time: a continued-as-new run starts with none of it.
   const publish = () => {
@@ -86,14 +111,21 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
     ]);
   };
 
+  const record = (event: SandboxEvent) => {
+    events.push(event);
+    // Bounded, but the first entry (acceptance) always stays.
+    if (events.length > MAX_EVENTS) events.splice(1, events.length - MAX_EVENTS);
+  };
+
   const transition = (state: SandboxState, actor: EventActor, reason?: string, message?: string) => {
     const at = new Date().toISOString();
     view.status = { state, lastTransitionAt: at, ...(reason ? { reason } : {}), ...(message ? { message } : {}) };
-    events.push({ at, state, actor, ...(reason ? { reason } : {}), ...(message ? { message } : {}) });
-    if (events.length > MAX_EVENTS) events.splice(0, events.length - MAX_EVENTS);
+    record({ at, state, actor, ...(reason ? { reason } : {}), ...(message ? { message } : {}) });
     generation++;
     publish();
   };
+
+  const isAlive = () => !deleteRequested && view.status.state !== 'Stopping' && view.status.state !== 'Terminated';
 
   setHandler(runtimeExitedSignal, (exit) => {
     // Kept whatever the state: the exit of the container being started can be delivered in the same
@@ -113,8 +145,19 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
 
   setHandler(
     renewUpdate,
-    ({ expiresAt }) => {
+    ({ expiresAt, actor = 'api' }) => {
       view.expiresAt = expiresAt;
+      // A renew schedule renews every few seconds to minutes: keep one entry per run of renewals.
+      const last = events[events.length - 1];
+      const count = last?.reason === 'renewed' && last.actor === actor ? Number(/^(\d+) renewal/.exec(last.message ?? '')?.[1] ?? 1) + 1 : 1;
+      if (count > 1) events.pop();
+      record({
+        at: new Date().toISOString(),
+        state: view.status.state,
+        actor,
+        reason: 'renewed',
+        message: `${count} renewal${count > 1 ? 's' : ''} in a row; expiresAt ${expiresAt}`,
+      });
       generation++;
       publish();
       return { expiresAt };
@@ -158,6 +201,54 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
     },
   );
 
+  setHandler(
+    pauseUpdate,
+    () => {
+      pendingOp = 'pause';
+      transition('Pausing', 'api', 'user_pause', 'pause requested');
+      return view;
+    },
+    {
+      validator: () => {
+        if (!isAlive() || view.status.state !== 'Running') {
+          throw reject('INVALID_STATE', `sandbox is ${describeState(view.status.state, deleteRequested)}; only a Running sandbox can be paused`);
+        }
+      },
+    },
+  );
+
+  setHandler(
+    resumeUpdate,
+    () => {
+      pendingOp = 'resume';
+      transition('Resuming', 'api', 'user_resume', 'resume requested');
+      return view;
+    },
+    {
+      validator: () => {
+        if (!isAlive() || view.status.state !== 'Paused') {
+          throw reject('INVALID_STATE', `sandbox is ${describeState(view.status.state, deleteRequested)}; only a Paused sandbox can be resumed`);
+        }
+      },
+    },
+  );
+
+  setHandler(
+    patchMetadataUpdate,
+    (patch) => {
+      view.metadata = applyMetadataPatch(view.metadata, patch);
+      publish();
+      return view;
+    },
+    {
+      validator: (patch) => {
+        if (!isAlive()) throw reject('INVALID_STATE', `sandbox is ${describeState(view.status.state, deleteRequested)}`);
+        const problems = metadataPatchProblems(view.metadata, patch);
+        if (problems.length) throw reject('INVALID_PARAMETER', problems.join('; '));
+      },
+    },
+  );
+
   publish(); // also after continue-as-new: the new run starts from the carried view
 
   // ---- provisioning saga ----
@@ -166,6 +257,7 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
       await host.ensureContainer({ sandboxId: view.id, tenant: view.tenant, spec: input.spec });
       const started = await host.startContainer({ sandboxId: view.id });
       view.containerId = started.containerId;
+      view.network = started.network;
       transition('Running', 'runtime', 'started', 'sandbox is running');
     } catch (err) {
       const { reason, message } = describeFailure(err);
@@ -183,11 +275,13 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
       terminationReason = 'deleted';
       break;
     }
-    if (runtimeExit && view.status.state === 'Running' && runtimeExit.containerId === view.containerId) {
+    if (runtimeExit && view.containerId && runtimeExit.containerId === view.containerId) {
       const { exitCode } = runtimeExit;
       runtimeExit = undefined;
+      pendingOp = undefined;
       await teardown.removeContainers({ sandboxId: view.id });
       delete view.containerId;
+      delete view.network;
       transition('Failed', 'runtime', ErrorCodes.CONTAINER_EXITED.code, `sandbox process exited with code ${exitCode}`);
       continue;
     }
@@ -196,13 +290,43 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
       deletedBy = 'expiry';
       break;
     }
+    if (pendingOp) {
+      const op = pendingOp;
+      pendingOp = undefined;
+      const [from, to] = op === 'pause' ? (['Pausing', 'Paused'] as const) : (['Resuming', 'Running'] as const);
+      try {
+        // A delete or the expiry does not wait for a slow freeze or thaw: it cancels it and tears down.
+        const scope = new CancellationScope();
+        const action = scope.run(() =>
+          op === 'pause' ? host.pauseContainer({ sandboxId: view.id }) : host.resumeContainer({ sandboxId: view.id }),
+        );
+        const remaining = view.expiresAt === null ? undefined : Math.max(0, Date.parse(view.expiresAt) - Date.now());
+        await Promise.race([action, remaining === undefined ? condition(() => deleteRequested) : condition(() => deleteRequested, remaining)]);
+        const expired = view.expiresAt !== null && Date.now() >= Date.parse(view.expiresAt);
+        if (deleteRequested || expired) {
+          scope.cancel();
+          await action.catch(() => undefined);
+          continue;
+        }
+        // An expiry or exit that arrived meanwhile is handled by the next turn of the loop.
+        if (view.status.state === from && !deleteRequested) {
+          transition(to, 'runtime', op === 'pause' ? 'paused' : 'resumed', op === 'pause' ? 'sandbox is paused' : 'sandbox is running');
+        }
+      } catch (err) {
+        if (view.status.state === from && !deleteRequested) {
+          const { reason, message } = describeFailure(err);
+          transition(op === 'pause' ? 'Running' : 'Paused', 'failure', reason, `${op} failed: ${message}`);
+        }
+      }
+      continue;
+    }
     if (workflowInfo().continueAsNewSuggested) {
       // A delete handler waits for Terminated, so it never finishes while we wait here: wake up
       // for it (and for an exit) and handle those in this run instead.
       const seenBeforeDrain = generation;
       await condition(() => allHandlersFinished() || deleteRequested || generation !== seenBeforeDrain);
       if (!allHandlersFinished() || deleteRequested || generation !== seenBeforeDrain) continue;
-      const next: SandboxWorkflowInput = { ...input, carried: { view, events, deleteRequested, runtimeExit } };
+      const next: SandboxWorkflowInput = { ...input, carried: { view, events, deleteRequested, runtimeExit, pendingOp } };
       return await continueAsNew<typeof sandboxWorkflow>(next);
     }
     const seen = generation;
@@ -218,11 +342,19 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
     }
     await teardown.removeContainers({ sandboxId: view.id });
     delete view.containerId;
+    delete view.network;
+    // A renew schedule outliving its sandbox would only fail; remove it (idempotent).
+    await messaging.deleteRenewSchedule({ sandboxId: view.id });
     view.terminationReason = terminationReason;
     transition('Terminated', deletedBy, terminationReason === 'expired' ? 'ttl_expiry' : 'user_delete');
   }
   await condition(allHandlersFinished);
-  return view;
+  return { view, events };
+}
+
+function describeState(state: SandboxState, deleteRequested: boolean): string {
+  if (deleteRequested && state !== 'Terminated') return 'being deleted';
+  return state;
 }
 
 function describeFailure(err: unknown): { reason: string; message: string } {

@@ -35,6 +35,7 @@ export function buildContainerCreateOptions(
   seccompProfile?: string,
 ): Dockerode.ContainerCreateOptions {
   const securityOpt = ['no-new-privileges:true'];
+  const ports = publishedPorts(spec, docker);
   if (seccompProfile) securityOpt.push(`seccomp=${seccompProfile}`);
   if (docker.apparmorProfile) securityOpt.push(`apparmor=${docker.apparmorProfile}`);
   return {
@@ -43,6 +44,7 @@ export function buildContainerCreateOptions(
     Entrypoint: spec.entrypoint,
     Cmd: [],
     Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    ExposedPorts: Object.fromEntries(ports.map((p) => [`${p}/tcp`, {}])),
     Labels: {
       [LABELS.managed]: 'true',
       [LABELS.instance]: id.instance,
@@ -58,9 +60,20 @@ export function buildContainerCreateOptions(
       SecurityOpt: securityOpt,
       Privileged: false,
       NetworkMode: docker.network,
+      // Each port on a host port the engine picks, bound to publishHost only.
+      PortBindings: Object.fromEntries(ports.map((p) => [`${p}/tcp`, [{ HostIp: docker.publishHost, HostPort: '' }]])),
       RestartPolicy: { Name: 'no' },
       Binds: spec.volumes.map((v) => `${v.hostPath}:${v.mountPath}:${v.readOnly ? 'ro' : 'rw'}`),
       Init: true,
     },
   };
+}
+
+/** Host and none networking publish nothing: the sandbox shares the host's ports, or has none. */
+export const usesHostNetwork = (docker: Config['docker']): boolean => docker.network === 'host';
+
+/** Container ports to publish: the configured set plus the request's own, on bridge-like networks. */
+export function publishedPorts(spec: Pick<SandboxSpec, 'ports'>, docker: Config['docker']): number[] {
+  if (usesHostNetwork(docker) || docker.network === 'none') return [];
+  return [...new Set([...docker.exposedPorts, ...spec.ports])].sort((a, b) => a - b);
 }

@@ -11,9 +11,18 @@ const ContainerInspect = z.object({
   State: z.object({
     Status: z.string(),
     Running: z.boolean(),
+    Paused: z.boolean().optional(),
     ExitCode: z.number().optional(),
     Error: z.string().optional(),
   }),
+  NetworkSettings: z
+    .object({
+      Ports: z
+        .record(z.string(), z.array(z.object({ HostIp: z.string().optional(), HostPort: z.string() })).nullable())
+        .nullable()
+        .optional(),
+    })
+    .optional(),
 });
 export type ContainerState = z.infer<typeof ContainerInspect>['State'];
 
@@ -90,6 +99,32 @@ export class DockerRuntime {
 
   async inspectState(containerId: string): Promise<ContainerState> {
     return ContainerInspect.parse(await this.docker.getContainer(containerId).inspect()).State;
+  }
+
+  /** Published TCP ports: container port → host port. */
+  async publishedPorts(containerId: string): Promise<Record<string, number>> {
+    const inspected = ContainerInspect.parse(await this.docker.getContainer(containerId).inspect());
+    const ports: Record<string, number> = {};
+    for (const [key, bindings] of Object.entries(inspected.NetworkSettings?.Ports ?? {})) {
+      const [port, proto] = key.split('/');
+      const hostPort = Number(bindings?.[0]?.HostPort);
+      if (proto === 'tcp' && port && Number.isInteger(hostPort) && hostPort > 0) ports[port] = hostPort;
+    }
+    return ports;
+  }
+
+  /** Freeze every process (cgroup freezer). Idempotent: an already paused container is fine. */
+  async pause(containerId: string): Promise<void> {
+    const state = await this.inspectState(containerId);
+    if (state.Paused) return;
+    await this.docker.getContainer(containerId).pause();
+  }
+
+  /** Thaw a paused container. Idempotent: a running, unpaused container is fine. */
+  async unpause(containerId: string): Promise<void> {
+    const state = await this.inspectState(containerId);
+    if (state.Running && !state.Paused) return;
+    await this.docker.getContainer(containerId).unpause();
   }
 
   async logsTail(containerId: string, lines: number): Promise<string> {

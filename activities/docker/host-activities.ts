@@ -2,7 +2,7 @@ import { realpathSync } from 'node:fs';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { ErrorCodes, TideboxError } from '../../core/errors';
 import { checkResolvedHostPaths } from '../../core/schemas';
-import type { SandboxSpec } from '../../core/sandbox';
+import type { SandboxNetwork, SandboxSpec } from '../../core/sandbox';
 import type { Faults } from '../faults';
 import { dockerStatus, DockerRuntime } from './docker-runtime';
 
@@ -11,6 +11,7 @@ export interface HostActivityDeps {
   instance: string;
   allowedHostPaths: string[];
   startupGraceMs: number;
+  hostNetwork: boolean;
   faults: Faults;
 }
 
@@ -33,7 +34,14 @@ const fail = (kind: keyof typeof ErrorCodes, message: string) =>
  * it looks for the sandbox's container by label before acting, so a retry after a worker crash
  * adopts what the crashed attempt made instead of making a second one.
  */
-export function createHostActivities({ runtime, instance, allowedHostPaths, startupGraceMs, faults }: HostActivityDeps) {
+export function createHostActivities({ runtime, instance, allowedHostPaths, startupGraceMs, hostNetwork, faults }: HostActivityDeps) {
+  /** The sandbox's one container, or a non-retryable failure when it is gone. */
+  const theContainer = async (sandboxId: string): Promise<string> => {
+    const [container] = await runtime.findSandboxContainers(sandboxId);
+    if (!container) throw fail('CONTAINER_EXITED', `the container of sandbox ${sandboxId} no longer exists`);
+    return container.Id;
+  };
+
   return {
     ensureContainer: (input: { sandboxId: string; tenant: string; spec: SandboxSpec }) => heartbeating(async (): Promise<{ containerId: string }> => {
       const existing = await runtime.findSandboxContainers(input.sandboxId);
@@ -78,7 +86,7 @@ export function createHostActivities({ runtime, instance, allowedHostPaths, star
       return { containerId };
     }),
 
-    startContainer: (input: { sandboxId: string }) => heartbeating(async (): Promise<{ containerId: string }> => {
+    startContainer: (input: { sandboxId: string }) => heartbeating(async (): Promise<{ containerId: string; network: SandboxNetwork }> => {
       const [container] = await runtime.findSandboxContainers(input.sandboxId);
       if (!container) throw new Error(`container of sandbox ${input.sandboxId} disappeared before start`);
       await runtime.startContainer(container.Id);
@@ -92,7 +100,18 @@ export function createHostActivities({ runtime, instance, allowedHostPaths, star
             (logs ? `; last output: ${logs.slice(-500)}` : ''),
         );
       }
-      return { containerId: container.Id };
+      const ports = hostNetwork ? {} : await runtime.publishedPorts(container.Id);
+      return { containerId: container.Id, network: { hostNetwork, ports } };
+    }),
+
+    pauseContainer: (input: { sandboxId: string }) => heartbeating(async (): Promise<void> => {
+      const containerId = await theContainer(input.sandboxId);
+      await faults.reached('container-pausing', input.sandboxId);
+      await runtime.pause(containerId);
+    }),
+
+    resumeContainer: (input: { sandboxId: string }) => heartbeating(async (): Promise<void> => {
+      await runtime.unpause(await theContainer(input.sandboxId));
     }),
 
     removeContainers: (input: { sandboxId: string }) => heartbeating(async (): Promise<{ removed: number }> => {

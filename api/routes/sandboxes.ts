@@ -4,14 +4,20 @@ import { z } from 'zod';
 import type { Config } from '../../core/config';
 import { TideboxError } from '../../core/errors';
 import { SANDBOX_STATES, SandboxState, toCreateResponse, toSandboxResource } from '../../core/sandbox';
+import { resolveEndpoint } from '../../core/ingress';
 import {
   checkResolvedHostPaths,
   createSandboxRequestSchema,
+  EndpointParams,
+  EndpointQuery,
   ListSandboxesQuery,
   normalizeCreateRequest,
+  PatchMetadataSchema,
   RenewRequestSchema,
+  RenewScheduleRequestSchema,
   SandboxIdParams,
 } from '../../core/schemas';
+import { endpointAddresses } from '../proxy';
 import type { SandboxService } from '../temporal';
 
 export interface SandboxRouteDeps {
@@ -61,6 +67,70 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
     { schema: { params: SandboxIdParams, body: RenewRequestSchema } },
     async (req) => sandboxes.renew(req.tenant, req.params.sandboxId, req.body.expiresAt),
   );
+
+  // Pause and resume answer 202 once the actor accepted the request (state Pausing/Resuming).
+  for (const op of ['pause', 'resume'] as const) {
+    app.post(`/sandboxes/:sandboxId/${op}`, { schema: { params: SandboxIdParams } }, async (req, reply) => {
+      const view = await sandboxes[op](req.tenant, req.params.sandboxId);
+      return reply.code(202).send({ state: view.status.state, workflowId: view.workflowId });
+    });
+  }
+
+  app.patch(
+    '/sandboxes/:sandboxId/metadata',
+    { schema: { params: SandboxIdParams, body: PatchMetadataSchema } },
+    async (req) => toSandboxResource(await sandboxes.patchMetadata(req.tenant, req.params.sandboxId, req.body)),
+  );
+
+  app.get('/sandboxes/:sandboxId/events', { schema: { params: SandboxIdParams } }, async (req) => {
+    const { view, events } = await sandboxes.events(req.tenant, req.params.sandboxId);
+    return {
+      id: view.id,
+      state: view.status.state,
+      ...(view.terminationReason ? { terminationReason: view.terminationReason } : {}),
+      events,
+    };
+  });
+
+  app.get(
+    '/sandboxes/:sandboxId/endpoints/:port',
+    { schema: { params: EndpointParams, querystring: EndpointQuery } },
+    async (req) => {
+      const { sandboxId, port } = req.params;
+      if (req.query.expires !== undefined) {
+        if (req.query.use_server_proxy) throw new TideboxError('INVALID_PARAMETER', 'expires cannot be combined with use_server_proxy=true');
+        throw new TideboxError('UNSUPPORTED', 'signed endpoints (expires) are not supported by this server');
+      }
+      const view = await sandboxes.get(req.tenant, sandboxId);
+      const resolved = resolveEndpoint({ ingress: config.ingress, sandbox: view, port, ...endpointAddresses(config) });
+      if (!resolved.ok) throw new TideboxError('PORT_NOT_AVAILABLE', resolved.reason);
+      if (req.query.use_server_proxy) {
+        const host = config.server.publicHost ?? req.headers.host ?? `${config.server.host}:${config.server.port}`;
+        return { endpoint: `${host}/sandboxes/${encodeURIComponent(sandboxId)}/proxy/${port}` };
+      }
+      return resolved.endpoint;
+    },
+  );
+
+  app.put(
+    '/sandboxes/:sandboxId/renew-schedule',
+    { schema: { params: SandboxIdParams, body: RenewScheduleRequestSchema } },
+    async (req) => sandboxes.putRenewSchedule(req.tenant, req.params.sandboxId, req.body),
+  );
+  app.get('/sandboxes/:sandboxId/renew-schedule', { schema: { params: SandboxIdParams } }, async (req) =>
+    sandboxes.getRenewSchedule(req.tenant, req.params.sandboxId),
+  );
+  app.delete('/sandboxes/:sandboxId/renew-schedule', { schema: { params: SandboxIdParams } }, async (req, reply) => {
+    await sandboxes.deleteRenewSchedule(req.tenant, req.params.sandboxId);
+    return reply.code(204).send();
+  });
+
+  // Workflow ids contain "/" (sandbox/<id>, renew/<id>/...): take the rest of the path, or an encoded id.
+  app.get('/workflows/*', async (req) => {
+    const workflowId = decodeURIComponent((req.params as { '*': string })['*']);
+    if (!workflowId) throw new TideboxError('INVALID_PARAMETER', 'workflow id is required');
+    return sandboxes.workflow(req.tenant, workflowId);
+  });
 };
 
 function realpathOrUndefined(path: string): string | undefined {

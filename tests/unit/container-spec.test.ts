@@ -12,6 +12,7 @@ const spec: SandboxSpec = {
   timeoutSeconds: 60,
   resources: { cpuMillis: 500, memoryBytes: 64 * 2 ** 20 },
   volumes: [{ name: 'v', hostPath: '/srv/x', mountPath: '/x', readOnly: true }],
+  ports: [3000, 8080],
 };
 
 describe('container spec', () => {
@@ -38,6 +39,27 @@ describe('container spec', () => {
     const profile = '{"defaultAction":"SCMP_ACT_ERRNO"}';
     const o = buildContainerCreateOptions({ instance: 'i', sandboxId: 's1', tenant: 't' }, spec, docker, profile);
     expect(o.HostConfig!.SecurityOpt).toEqual(['no-new-privileges:true', `seccomp=${profile}`, 'apparmor=tidebox']);
+  });
+});
+
+describe('published ports', () => {
+  it('when on bridge networking, then the configured and requested ports are published once each on publishHost', () => {
+    const docker = parseConfig({ docker: { exposedPorts: [44772, 8080], publishHost: '127.0.0.2' } }).docker;
+    const o = buildContainerCreateOptions({ instance: 'i', sandboxId: 's1', tenant: 't' }, spec, docker);
+    expect(Object.keys(o.ExposedPorts!)).toEqual(['3000/tcp', '8080/tcp', '44772/tcp']);
+    expect(o.HostConfig!.PortBindings).toEqual({
+      '3000/tcp': [{ HostIp: '127.0.0.2', HostPort: '' }],
+      '8080/tcp': [{ HostIp: '127.0.0.2', HostPort: '' }],
+      '44772/tcp': [{ HostIp: '127.0.0.2', HostPort: '' }],
+    });
+  });
+
+  it.each([['host'], ['none']])('when on %s networking, then nothing is published', (network) => {
+    const docker = parseConfig({ docker: { network } }).docker;
+    const o = buildContainerCreateOptions({ instance: 'i', sandboxId: 's1', tenant: 't' }, spec, docker);
+    expect(o.ExposedPorts).toEqual({});
+    expect(o.HostConfig!.PortBindings).toEqual({});
+    expect(o.HostConfig!.NetworkMode).toBe(network);
   });
 });
 

@@ -21,6 +21,11 @@ describe('create request normalisation', () => {
     expect(normalize({ resourceLimits: { cpu: '250m', memory: '1Gi' } }).resources).toEqual({ cpuMillis: 250, memoryBytes: 2 ** 30 });
   });
 
+  it('when extensions name extra ports, then they are parsed, de-duplicated and sorted', () => {
+    expect(normalize({ extensions: { 'tidebox.io/ports': ' 5173, 3000,3000' } }).ports).toEqual([3000, 5173]);
+    expect(normalize({}).ports).toEqual([]);
+  });
+
   it('when timeout is null or absent, then the sandbox is manual-cleanup', () => {
     expect(normalize({ timeout: null }).timeoutSeconds).toBeNull();
     expect(normalizeCreateRequest(schema.parse({ image: { uri: 'x' }, entrypoint: ['a'] }), sandboxConfig).timeoutSeconds).toBeNull();
@@ -34,7 +39,9 @@ describe('create request normalisation', () => {
     [{ image: { uri: 'x', auth: { username: 'u', password: 'p' } } }, 'SANDBOX::UNSUPPORTED', 'image.auth'],
     [{ metadata: { 'tidebox.io/x': 'y' } }, 'SANDBOX::INVALID_PARAMETER', 'reserved'],
     [{ metadata: { 'a=b': 'y' } }, 'SANDBOX::INVALID_PARAMETER', 'metadata key'],
-    [{ metadata: { a: 'x'.repeat(1000), b: 'y'.repeat(1000) } }, 'SANDBOX::INVALID_PARAMETER', 'metadata is too large'],
+    [{ metadata: { a: 'not a label value' } }, 'SANDBOX::INVALID_PARAMETER', 'metadata value'],
+    [{ extensions: { 'tidebox.io/ports': '3000,http' } }, 'SANDBOX::INVALID_PARAMETER', '"http" is not a port'],
+    [{ extensions: { 'tidebox.io/ports': '70000' } }, 'SANDBOX::INVALID_PARAMETER', 'is not a port'],
     [{ env: { 'A=B': 'y' } }, 'SANDBOX::INVALID_PARAMETER', 'env key'],
     [{ volumes: [{ name: 'v', host: { path: '/srv/data/../etc' }, mountPath: '/v' }] }, 'SANDBOX::INVALID_PARAMETER', '".."'],
     [{ volumes: [{ name: 'v', host: { path: '/srv/database' }, mountPath: '/v' }] }, 'SANDBOX::INVALID_PARAMETER', 'outside'],

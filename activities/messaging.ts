@@ -1,0 +1,74 @@
+import { ScheduleNotFoundError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Config } from '../core/config';
+import { ErrorCodes } from '../core/errors';
+import { RenewRunInput, RenewRunOutcome, renewScheduleId, SandboxView, sandboxWorkflowId } from '../core/sandbox';
+import { renewUpdate } from '../workflows/sandbox';
+
+/**
+ * Activities that talk to other actors through the Temporal client (a workflow cannot send an
+ * Update or manage a Schedule itself). They run on the shared task queue: no host needed.
+ */
+export function createMessagingActivities({ client, config }: { client: Client; config: Config }) {
+  const deleteSchedule = async (sandboxId: string): Promise<boolean> => {
+    try {
+      await client.schedule.getHandle(renewScheduleId(sandboxId)).delete();
+      return true;
+    } catch (err) {
+      if (err instanceof ScheduleNotFoundError) return false;
+      throw err;
+    }
+  };
+
+  return {
+    /** Remove the sandbox's renew schedule, if it has one. Idempotent. */
+    deleteRenewSchedule: async ({ sandboxId }: { sandboxId: string }): Promise<{ deleted: boolean }> => ({
+      deleted: await deleteSchedule(sandboxId),
+    }),
+
+    /**
+     * One run of a renew schedule: move expiresAt to now + extendBy (capped by `until` and the
+     * maximum lifetime) through the sandbox actor's `renew` Update. A sandbox that has ended takes
+     * its schedule with it.
+     */
+    renewFromSchedule: async ({ sandboxId, extendBySeconds, until }: RenewRunInput): Promise<RenewRunOutcome> => {
+      const handle = client.workflow.getHandle(sandboxWorkflowId(sandboxId));
+      let view: SandboxView | undefined;
+      try {
+        const d = await handle.describe();
+        view = d.status.name === 'RUNNING' ? (d.memo?.view as SandboxView | undefined) : undefined;
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      }
+      if (!view || view.status.state === 'Terminated' || view.status.state === 'Stopping') {
+        await deleteSchedule(sandboxId);
+        return { outcome: 'sandbox-gone' };
+      }
+      if (view.expiresAt === null) return { outcome: 'not-needed', expiresAt: null };
+
+      const now = Date.now();
+      const maxExpiresAt = now + config.sandbox.maxTimeoutSeconds * 1000;
+      const target = Math.min(now + extendBySeconds * 1000, until ? Date.parse(until) : Infinity, maxExpiresAt);
+      if (target <= Date.parse(view.expiresAt)) return { outcome: 'not-needed', expiresAt: view.expiresAt };
+
+      try {
+        const result = await handle.executeUpdate(renewUpdate, {
+          args: [{ expiresAt: new Date(target).toISOString(), maxExpiresAt: new Date(maxExpiresAt).toISOString(), actor: 'schedule' }],
+        });
+        return { outcome: 'renewed', expiresAt: result.expiresAt };
+      } catch (err) {
+        // The actor's validator said no (ended meanwhile, or nothing to extend): a verdict, not a fault.
+        if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
+          if (err.cause.type === ErrorCodes.INVALID_STATE.code || err.cause.type === ErrorCodes.NOT_FOUND.code) {
+            await deleteSchedule(sandboxId);
+            return { outcome: 'sandbox-gone' };
+          }
+          return { outcome: 'rejected', message: err.cause.message };
+        }
+        throw err;
+      }
+    },
+  };
+}
+
+export type MessagingActivities = ReturnType<typeof createMessagingActivities>;

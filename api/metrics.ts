@@ -1,0 +1,68 @@
+import type { FastifyInstance } from 'fastify';
+import { Gauge, Histogram, Registry } from 'prom-client';
+import { SANDBOX_STATES } from '../core/sandbox';
+import type { SandboxService } from './temporal';
+
+/**
+ * Prometheus metrics of the API process, on its own registry (several apps can share a process in
+ * tests). Sandbox and workflow counts come from Temporal's visibility store at scrape time, cached
+ * briefly, so every API replica reports the same numbers. Activity-level metrics come from the
+ * worker's own endpoint (Temporal SDK metrics, `worker.metricsPort`).
+ */
+export function registerMetrics(app: FastifyInstance, sandboxes: SandboxService, cacheMs = 5000): Registry {
+  const registry = new Registry();
+
+  const duration = new Histogram({
+    name: 'tidebox_http_request_duration_seconds',
+    help: 'HTTP request latency by method, route template and status code',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [registry],
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    duration.observe(
+      { method: req.method, route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  let cached: { at: number; value: Awaited<ReturnType<SandboxService['counts']>> } | undefined;
+  const counts = async () => {
+    if (!cached || Date.now() - cached.at > cacheMs) cached = { at: Date.now(), value: await sandboxes.counts() };
+    return cached.value;
+  };
+
+  new Gauge({
+    name: 'tidebox_sandboxes',
+    help: 'Live sandboxes by state (all tenants)',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    async collect() {
+      const { byState } = await counts();
+      for (const state of SANDBOX_STATES) if (state !== 'Terminated') this.set({ state }, byState[state] ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'tidebox_sandboxes_failed',
+    help: 'Sandboxes in state Failed (provisioning failed or their process died), all tenants',
+    registers: [registry],
+    async collect() {
+      this.set((await counts()).byState.Failed ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'tidebox_workflow_failures',
+    help: 'Closed workflows that failed or timed out, by workflow type, within the namespace retention',
+    labelNames: ['type', 'status'] as const,
+    registers: [registry],
+    async collect() {
+      for (const f of (await counts()).workflowFailures) this.set({ type: f.type, status: f.status }, f.count);
+    },
+  });
+
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+    reply.header('Content-Type', registry.contentType);
+    return registry.metrics();
+  });
+  return registry;
+}

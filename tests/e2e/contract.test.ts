@@ -1,0 +1,192 @@
+import { sandboxRequest, Stack, waitFor } from '../helpers/stack';
+
+const API_KEY = 'contract-key-0123456789abcdef';
+let stack: Stack;
+
+beforeAll(async () => {
+  stack = await Stack.start({ apiKey: API_KEY, config: { docker: { startupGraceMs: 300 } } });
+});
+afterAll(async () => {
+  await stack?.destroy();
+});
+
+const create = async (overrides: Record<string, unknown> = {}) => {
+  const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest(overrides));
+  expect(created.status).toBe(202);
+  expect(created.body.status.state).toBe('Running');
+  return created.body.id as string;
+};
+const stateOf = async (id: string) => (await stack.request('GET', `/v1/sandboxes/${id}`)).body?.status?.state;
+const waitState = (id: string, state: string, timeoutMs = 20_000) =>
+  waitFor(`sandbox ${id} ${state}`, async () => (await stateOf(id)) === state, timeoutMs, 50);
+const containerOf = async (id: string) => {
+  const [c] = await stack.containers(id);
+  return c ? stack.docker.getContainer(c.Id).inspect() : undefined;
+};
+
+describe('pause and resume', () => {
+  it('when a Running sandbox is paused and resumed, then its container is frozen and thawed, and wrong states answer 409', async () => {
+    const id = await create();
+    const paused = await stack.request('POST', `/v1/sandboxes/${id}/pause`);
+    expect(paused.status).toBe(202);
+    expect(paused.body).toEqual({ state: 'Pausing', workflowId: `sandbox/${id}` });
+    await waitState(id, 'Paused');
+    expect((await containerOf(id))!.State.Paused).toBe(true);
+
+    const again = await stack.request('POST', `/v1/sandboxes/${id}/pause`);
+    expect(again.status).toBe(409);
+    expect(again.body).toEqual({ code: 'SANDBOX::INVALID_STATE', message: expect.stringContaining('only a Running sandbox can be paused') });
+    expect((await containerOf(id))!.State.Paused).toBe(true);
+
+    expect((await stack.request('POST', `/v1/sandboxes/${id}/resume`)).status).toBe(202);
+    await waitState(id, 'Running');
+    const thawed = (await containerOf(id))!.State;
+    expect(thawed).toMatchObject({ Paused: false, Running: true });
+    const wrong = await stack.request('POST', `/v1/sandboxes/${id}/resume`);
+    expect(wrong.status).toBe(409);
+    expect(wrong.body.code).toBe('SANDBOX::INVALID_STATE');
+    expect((await stack.request('POST', `/v1/sandboxes/no-such-sandbox/pause`)).status).toBe(404);
+
+    const history = await stack.request('GET', `/v1/sandboxes/${id}/events`);
+    expect(history.status).toBe(200);
+    expect(history.body.events.map((e: { state: string; actor: string }) => `${e.state}/${e.actor}`)).toEqual([
+      'Pending/api', 'Running/runtime', 'Pausing/api', 'Paused/runtime', 'Resuming/api', 'Running/runtime',
+    ]);
+    expect((await stack.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+  });
+
+  it('when a paused sandbox reaches its expiry, then it is removed on time and its history says expired', async () => {
+    const id = await create({ timeout: 3 });
+    const expiresAt = Date.parse((await stack.request('GET', `/v1/sandboxes/${id}`)).body.expiresAt);
+    await stack.request('POST', `/v1/sandboxes/${id}/pause`);
+    await waitState(id, 'Paused');
+    await waitFor('container removed', async () => (await stack.containers(id)).length === 0, 20_000, 50);
+    expect(Date.now() - expiresAt).toBeLessThan(3000);
+    await waitFor('GET 404', async () => (await stack.request('GET', `/v1/sandboxes/${id}`)).status === 404, 5000, 50);
+
+    const history = await stack.request('GET', `/v1/sandboxes/${id}/events`);
+    expect(history.status).toBe(200);
+    expect(history.body).toMatchObject({ id, state: 'Terminated', terminationReason: 'expired' });
+    expect(history.body.events.at(-2)).toMatchObject({ state: 'Stopping', actor: 'expiry', reason: 'ttl_expiry' });
+    expect(history.body.events.at(-1)).toMatchObject({ state: 'Terminated', actor: 'expiry' });
+  });
+
+  it('when a sandbox is deleted while Paused, then it is removed', async () => {
+    const id = await create();
+    await stack.request('POST', `/v1/sandboxes/${id}/pause`);
+    await waitState(id, 'Paused');
+    expect((await stack.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+    expect(await stack.containers(id)).toHaveLength(0);
+  });
+});
+
+describe('metadata patch', () => {
+  it('when metadata is merge-patched, then GET, LIST filters and the actor agree; bad patches change nothing', async () => {
+    const run = `r${Date.now()}`;
+    const id = await create({ metadata: { run, team: 'red', old: 'x' } });
+    const patched = await stack.request('PATCH', `/v1/sandboxes/${id}/metadata`, { team: 'blue', old: null, added: 'yes', missing: null });
+    expect(patched.status).toBe(200);
+    expect(patched.body.metadata).toEqual({ run, team: 'blue', added: 'yes' });
+    expect((await stack.request('GET', `/v1/sandboxes/${id}`)).body.metadata).toEqual({ run, team: 'blue', added: 'yes' });
+
+    const list = async (metadata: string) =>
+      (await stack.request('GET', `/v1/sandboxes?metadata=${encodeURIComponent(metadata)}`)).body.items.map((s: { id: string }) => s.id);
+    await waitFor('LIST to see the new metadata', async () => (await list(`run=${run}&team=blue`)).includes(id), 10_000);
+    expect(await list(`run=${run}&team=red`)).toEqual([]);
+    expect(await list(`run=${run}&old=x`)).toEqual([]);
+
+    for (const [body, message] of [
+      [{ 'opensandbox.io/owner': 'me' }, 'reserved prefix'],
+      [{ 'tidebox.io/tenant': 'other' }, 'reserved prefix'],
+      [{ team: 'has spaces' }, 'metadata value of "team"'],
+      [{ 'bad key!': 'x' }, 'metadata key "bad key!"'],
+      [{ team: 5 }, 'body.team'],
+    ] as const) {
+      const r = await stack.request('PATCH', `/v1/sandboxes/${id}/metadata`, body);
+      expect(r.status).toBe(400);
+      expect(r.body.code).toBe('SANDBOX::INVALID_PARAMETER');
+      expect(r.body.message).toContain(message);
+    }
+    expect((await stack.request('PATCH', `/v1/sandboxes/${id}/metadata`, {})).body.metadata).toEqual({ run, team: 'blue', added: 'yes' });
+    expect((await stack.request('PATCH', `/v1/sandboxes/nope/metadata`, { a: 'b' })).status).toBe(404);
+    await stack.request('DELETE', `/v1/sandboxes/${id}`);
+  });
+});
+
+describe('endpoints (direct ingress, bridge networking)', () => {
+  it('when a sandbox runs, then the default ports and requested ports are published on 127.0.0.1 and reported as host:hostPort', async () => {
+    const id = await create({
+      extensions: { 'tidebox.io/ports': '9000' },
+      entrypoint: ['sh', '-c', 'mkdir -p /www && echo hello-from-sandbox > /www/index.html && exec httpd -f -p 9000 -h /www'],
+    });
+    const info = (await containerOf(id))!;
+    for (const port of [44772, 8080, 18080, 9000]) {
+      const r = await stack.request('GET', `/v1/sandboxes/${id}/endpoints/${port}`);
+      expect(r.status).toBe(200);
+      const binding = info.NetworkSettings.Ports[`${port}/tcp`]![0]!;
+      expect(binding.HostIp).toBe('127.0.0.1');
+      expect(r.body).toEqual({ endpoint: `127.0.0.1:${binding.HostPort}` });
+    }
+    // The endpoint really reaches the service inside.
+    const endpoint = (await stack.request('GET', `/v1/sandboxes/${id}/endpoints/9000`)).body.endpoint;
+    const page = await waitFor('httpd answer', async () => {
+      const res = await fetch(`http://${endpoint}/index.html`);
+      return res.ok ? res.text() : undefined;
+    }, 10_000);
+    expect(page.trim()).toBe('hello-from-sandbox');
+
+    const unpublished = await stack.request('GET', `/v1/sandboxes/${id}/endpoints/9999`);
+    expect(unpublished.status).toBe(404);
+    expect(unpublished.body).toEqual({ code: 'SANDBOX::PORT_NOT_AVAILABLE', message: expect.stringContaining('port 9999') });
+    for (const bad of ['0', '65536', 'http', '1.5']) {
+      const r = await stack.request('GET', `/v1/sandboxes/${id}/endpoints/${bad}`);
+      expect(r.status).toBe(400);
+      expect(r.body.code).toBe('SANDBOX::INVALID_PARAMETER');
+    }
+    const proxied = await stack.request('GET', `/v1/sandboxes/${id}/endpoints/9000?use_server_proxy=true`);
+    expect(proxied.body).toEqual({ endpoint: `${new URL(stack.baseUrl).host}/sandboxes/${id}/proxy/9000` });
+    const signed = await stack.request('GET', `/v1/sandboxes/${id}/endpoints/9000?expires=1900000000`);
+    expect(signed.status).toBe(400);
+    expect((await stack.request('GET', `/v1/sandboxes/nope/endpoints/8080`)).status).toBe(404);
+    await stack.request('DELETE', `/v1/sandboxes/${id}`);
+  });
+});
+
+describe('operations view', () => {
+  it('when asked about a workflow id a response returned, then its type, status and times are reported', async () => {
+    const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest());
+    const workflowId: string = created.body.workflowId;
+    const running = await stack.request('GET', `/v1/workflows/${workflowId}`);
+    expect(running.status).toBe(200);
+    expect(running.body).toMatchObject({ workflowId, type: 'sandboxWorkflow', status: 'RUNNING', taskQueue: 'tidebox' });
+    expect(Date.parse(running.body.startTime)).not.toBeNaN();
+    expect(running.body.closeTime).toBeUndefined();
+
+    await stack.request('DELETE', `/v1/sandboxes/${created.body.id}`);
+    const closed = await waitFor('workflow closed', async () => {
+      const r = await stack.request('GET', `/v1/workflows/${encodeURIComponent(workflowId)}`);
+      return r.body.status === 'COMPLETED' ? r : undefined;
+    });
+    expect(Date.parse(closed.body.closeTime)).toBeGreaterThanOrEqual(Date.parse(closed.body.startTime));
+    const missing = await stack.request('GET', '/v1/workflows/sandbox/does-not-exist');
+    expect(missing.status).toBe(404);
+    expect(missing.body.code).toBe('SERVER::WORKFLOW_NOT_FOUND');
+  });
+});
+
+describe('delete in a transitional state', () => {
+  afterAll(() => stack.worker.stop().then(() => stack.startWorker()));
+
+  it('when a sandbox is deleted while Pausing (the freeze hangs), then the delete wins and nothing is left', async () => {
+    await stack.worker.stop();
+    stack.startWorker({ TIDEBOX_FAULT_HANG_AT: 'container-pausing' });
+    const id = await create();
+    await stack.request('POST', `/v1/sandboxes/${id}/pause`);
+    await waitFor('pause to hang', async () => (await import('node:fs')).existsSync(stack.faultFile('container-pausing', id)), 20_000);
+    expect(await stateOf(id)).toBe('Pausing');
+    expect((await stack.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+    expect(await stack.containers(id)).toHaveLength(0);
+    const history = await stack.request('GET', `/v1/sandboxes/${id}/events`);
+    expect(history.body.events.map((e: { state: string }) => e.state)).toEqual(['Pending', 'Running', 'Pausing', 'Stopping', 'Terminated']);
+  });
+});
