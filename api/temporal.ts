@@ -312,8 +312,8 @@ export class SandboxService {
         typedSearchAttributes: new TypedSearchAttributes([{ key: SA.tenant, value: tenant }]),
         workflowExecutionTimeout: 5 * 60_000,
       },
-      // A run still going (worker down) makes the next tick skip, not pile up.
-      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: Math.max(60, req.intervalSeconds) * 1000 },
+      // A run stuck on a dead worker must not block the next tick: only the newest renewal matters.
+      policies: { overlap: ScheduleOverlapPolicy.TERMINATE_OTHER, catchupWindow: Math.max(60, req.intervalSeconds) * 1000 },
       memo: { tenant, intervalSeconds: req.intervalSeconds, extendBySeconds: req.extendBySeconds, ...(until ? { until } : {}) },
       typedSearchAttributes: new TypedSearchAttributes([{ key: SA.tenant, value: tenant }]),
     };

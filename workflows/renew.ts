@@ -3,7 +3,7 @@ import type { MessagingActivities } from '../activities/messaging';
 import type { RenewRunInput, RenewRunOutcome } from '../core/sandbox';
 
 const { renewFromSchedule } = proxyActivities<MessagingActivities>({
-  startToCloseTimeout: '30 seconds',
+  startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 5 },
 });
 

@@ -1,3 +1,7 @@
+import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import WebSocket from 'ws';
+import { ECHO_PATH, echoServersEntrypoint, HTTP_PORT, parseEcho, WS_PORT } from '../helpers/sandbox-servers';
 import { sandboxRequest, Stack, waitFor } from '../helpers/stack';
 
 const API_KEY = 'contract-key-0123456789abcdef';
@@ -188,5 +192,97 @@ describe('delete in a transitional state', () => {
     expect(await stack.containers(id)).toHaveLength(0);
     const history = await stack.request('GET', `/v1/sandboxes/${id}/events`);
     expect(history.body.events.map((e: { state: string }) => e.state)).toEqual(['Pending', 'Running', 'Pausing', 'Stopping', 'Terminated']);
+  });
+});
+
+describe('server proxy', () => {
+  let id: string;
+  let proxyBase: string;
+  beforeAll(async () => {
+    id = await create({ extensions: { 'tidebox.io/ports': String(WS_PORT) }, entrypoint: echoServersEntrypoint() });
+    const ep = await stack.request('GET', `/v1/sandboxes/${id}/endpoints/${HTTP_PORT}?use_server_proxy=true`);
+    proxyBase = `http://${ep.body.endpoint}`;
+    await waitFor('httpd inside the sandbox', async () => (await proxied('GET', `${ECHO_PATH}?ready=1`)).status === 200, 15_000, 200);
+  });
+  afterAll(() => stack.request('DELETE', `/v1/sandboxes/${id}`));
+
+  /** One request through the proxy with node:http (Content-Length bodies, raw response bytes). */
+  const proxied = (method: string, path: string, body?: Buffer, headers: Record<string, string> = {}) =>
+    new Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }>((resolve, reject) => {
+      const req = httpRequest(`${proxyBase}${path}`, {
+        method,
+        headers: { 'OPEN-SANDBOX-API-KEY': API_KEY, ...(body ? { 'content-length': String(body.length) } : {}), ...headers },
+      }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+
+  it('when HTTP goes through the proxy, then the query string and a 100 KB body make the round trip and the API key stays behind', async () => {
+    const get = await proxied('GET', `${ECHO_PATH}?x=1&y=two%20words`, undefined, { 'x-custom': 'kept', connection: 'keep-alive, x-hop', 'x-hop': 'dropped' });
+    expect(get.status).toBe(200);
+    const echoed = parseEcho(get.body);
+    expect(echoed).toMatchObject({ method: 'GET', query: 'x=1&y=two%20words' });
+    const payload = randomBytes(100_000);
+    const post = await proxied('POST', ECHO_PATH, payload, { 'content-type': 'application/octet-stream' });
+    expect(post.status).toBe(200);
+    const posted = parseEcho(post.body);
+    expect(posted.length).toBe(100_000);
+    expect(posted.body.equals(payload)).toBe(true);
+    // The sandbox saw the forwarded headers but neither the API key nor hop-by-hop ones.
+    const seen = (await proxied('GET', `${ECHO_PATH}?headers=1`, undefined, { 'x-custom': 'kept', connection: 'x-hop', 'x-hop': 'dropped' })).body.toString();
+    expect(seen).toContain('HTTP_X_CUSTOM=kept');
+    expect(seen).toMatch(/HTTP_X_FORWARDED_FOR=127\.0\.0\.1/);
+    expect(seen).not.toContain(API_KEY);
+    expect(seen).not.toContain('HTTP_X_HOP');
+    expect(seen).not.toContain('HTTP_OPEN_SANDBOX_API_KEY');
+  });
+
+  it('when the proxy is called without the API key, for a port that is not published, or for a paused sandbox, then it answers 401, 404 and 409', async () => {
+    const anonymous = await fetch(`${proxyBase}${ECHO_PATH}`);
+    expect(anonymous.status).toBe(401);
+    expect(((await anonymous.json()) as { code: string }).code).toBe('AUTH::MISSING_API_KEY');
+    const other = await fetch(`${proxyBase.replace(`/proxy/${HTTP_PORT}`, '/proxy/9999')}/`, { headers: { 'OPEN-SANDBOX-API-KEY': API_KEY } });
+    expect(other.status).toBe(404);
+    expect(((await other.json()) as { code: string }).code).toBe('SANDBOX::PORT_NOT_AVAILABLE');
+    const unknown = await fetch(`${stack.baseUrl}/sandboxes/nope/proxy/8080/`, { headers: { 'OPEN-SANDBOX-API-KEY': API_KEY } });
+    expect(unknown.status).toBe(404);
+
+    await stack.request('POST', `/v1/sandboxes/${id}/pause`);
+    await waitState(id, 'Paused');
+    const paused = await fetch(`${proxyBase}${ECHO_PATH}`, { headers: { 'OPEN-SANDBOX-API-KEY': API_KEY } });
+    expect(paused.status).toBe(409);
+    await stack.request('POST', `/v1/sandboxes/${id}/resume`);
+    await waitState(id, 'Running');
+  });
+
+  it('when a WebSocket connects through the proxy, then messages echo both ways; without the key the upgrade is refused', async () => {
+    const url = `ws://${new URL(stack.baseUrl).host}/v1/sandboxes/${id}/proxy/${WS_PORT}/echo?room=1`;
+    const ws = new WebSocket(url, { headers: { 'OPEN-SANDBOX-API-KEY': API_KEY } });
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    const echo = (message: string) =>
+      new Promise<string>((resolve) => {
+        ws.once('message', (data) => resolve(data.toString()));
+        ws.send(message);
+      });
+    expect(await echo('hello')).toBe('hello');
+    expect(await echo('a'.repeat(300))).toBe('a'.repeat(300));
+    const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+    ws.close(1000, 'bye');
+    expect(await closed).toBe(1000);
+
+    const refused = new WebSocket(url);
+    const status = await new Promise<number>((resolve) => {
+      refused.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      refused.once('error', () => resolve(-1));
+    });
+    expect(status).toBe(401);
   });
 });

@@ -118,6 +118,11 @@ export class Stack {
     };
     this.baseUrl = `http://127.0.0.1:${apiPort}`;
     this.startWorker();
+    await this.startApi();
+  }
+
+  /** Start (or restart) the API process on the same port and wait until it answers. */
+  async startApi(): Promise<void> {
     this.api = new ManagedProcess('api', join(repoRoot(), 'dist/api/main.js'), this.env, join(this.dataDir, 'api.log'));
     this.api.start();
     await waitFor('API health', async () => (await fetch(`${this.baseUrl}/health`)).ok, 30_000);
