@@ -58,9 +58,9 @@ export async function buildApp({ config, sandboxes, logger = true }: AppDeps): P
     req.tenant = authenticate(req.headers[API_KEY_HEADER]);
   });
   // Every log line about a sandbox carries its id next to the request id.
-  app.addHook('preHandler', async (req) => {
+  app.addHook('preHandler', async (req, reply) => {
     const sandboxId = (req.params as { sandboxId?: unknown } | undefined)?.sandboxId;
-    if (typeof sandboxId === 'string') req.log = req.log.child({ sandboxId });
+    if (typeof sandboxId === 'string') req.log = reply.log = req.log.child({ sandboxId });
   });
 
   app.setErrorHandler(async (err: FastifyError, req, reply) => {

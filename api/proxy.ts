@@ -120,8 +120,10 @@ export const proxyRoutes: FastifyPluginAsyncZod<ProxyDeps> = async (app, deps) =
     });
   };
 
-  app.all('/sandboxes/:sandboxId/proxy/:port', handler);
-  app.all('/sandboxes/:sandboxId/proxy/:port/*', handler);
+  const method = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+  const description = 'Forward an HTTP request (or a WebSocket upgrade) to this port of the sandbox; the rest of the path and the query string are kept.';
+  app.route({ method, url: '/sandboxes/:sandboxId/proxy/:port', schema: { description, tags: ['Proxy'] }, handler });
+  app.route({ method, url: '/sandboxes/:sandboxId/proxy/:port/*', schema: { hide: true }, handler });
 };
 
 /** WebSocket (and any other Upgrade) through the same proxy paths, authenticated like every route. */

@@ -2,7 +2,7 @@ import Dockerode from 'dockerode';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
-import { NativeConnection, Worker, WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, WorkerOptions } from '@temporalio/worker';
 import { watchRuntimeExits } from '../activities/docker/exit-watcher';
 import { createActivities } from '../activities';
 import { ensureSearchAttributes } from '../api/temporal-setup';
@@ -16,6 +16,13 @@ import { runtimeExitedSignal } from '../workflows/sandbox';
  */
 async function main(): Promise<void> {
   const config = loadConfig(process.env, (p) => readFileSync(p, 'utf8'));
+  if (config.worker.metricsPort) {
+    // The SDK's own Prometheus exporter: workflow/activity task and failure counters, latencies.
+    // Must be installed before the first connection.
+    Runtime.install({
+      telemetryOptions: { metrics: { prometheus: { bindAddress: `${config.worker.metricsHost}:${config.worker.metricsPort}` } } },
+    });
+  }
   const address = config.temporal.address ?? `127.0.0.1:${config.temporal.devServerPort}`;
   const connection = await NativeConnection.connect({ address });
   await ensureSearchAttributes(connection.operatorService, config.temporal.namespace);
