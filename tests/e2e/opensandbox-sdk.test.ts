@@ -1,10 +1,10 @@
-import { SandboxManager } from '@alibaba-group/opensandbox';
+import { Sandbox, SandboxManager } from '@alibaba-group/opensandbox';
 import { sandboxRequest, Stack, waitFor } from '../helpers/stack';
 
 /**
- * The published OpenSandbox TypeScript SDK, unmodified, against a real Tidebox: its lifecycle
- * manager lists, reads, renews and kills sandboxes. (Sandbox.create additionally needs the
- * endpoints route, which arrives with the contract issue.)
+ * The published OpenSandbox TypeScript SDK, unmodified, against a real Tidebox: `Sandbox` creates,
+ * reads, renews, pauses, resumes, resolves endpoints and kills; `SandboxManager` lists with filters.
+ * The in-sandbox health check is skipped: the test image has no execd.
  */
 const API_KEY = 'sdk-test-key-0123456789';
 let stack: Stack;
@@ -44,4 +44,51 @@ it('when the OpenSandbox SDK manages a Tidebox sandbox, then list, get, renew an
   await manager.killSandbox(id);
   expect(await stack.containers(id)).toHaveLength(0);
   await expect(manager.getSandboxInfo(id)).rejects.toMatchObject({ statusCode: 404 });
+});
+
+it('when the SDK drives the whole lifecycle with Sandbox, then create, getInfo, list, renew, pause, resume, endpoint and kill work unchanged', async () => {
+  const connectionConfig = { domain: stack.baseUrl, apiKey: API_KEY };
+  const sandbox = await Sandbox.create({
+    connectionConfig,
+    image: 'tidebox/busybox:latest',
+    resource: { cpu: '250m', memory: '64Mi' },
+    timeoutSeconds: 300,
+    metadata: { via: 'sdk-sandbox' },
+    skipHealthCheck: true,
+  });
+  try {
+    const info = await sandbox.getInfo();
+    expect(info).toMatchObject({ id: sandbox.id, status: { state: 'Running' }, metadata: { via: 'sdk-sandbox' } });
+    const [container] = await stack.containers(sandbox.id);
+    expect(container!.State).toBe('running');
+
+    const listed = await waitFor('the SDK to list it by state and metadata', async () => {
+      const r = await manager.listSandboxInfos({ states: ['Running', 'Paused'], metadata: { via: 'sdk-sandbox' } });
+      return r.items.length === 1 ? r : undefined;
+    });
+    expect(listed.items[0]!.id).toBe(sandbox.id);
+    expect((await manager.listSandboxInfos({ states: ['Paused'], metadata: { via: 'sdk-sandbox' } })).items).toHaveLength(0);
+
+    const renewed = await sandbox.renew(1200);
+    expect(Date.parse(renewed.expiresAt)).toBeGreaterThan(Date.now() + 1100 * 1000);
+
+    // The SDK resolves the execd and egress ports right after create; any published port works the same.
+    const endpoint = await sandbox.getEndpoint(8080);
+    const published = (await stack.docker.getContainer(container!.Id).inspect()).NetworkSettings.Ports['8080/tcp']![0]!.HostPort;
+    expect(endpoint.endpoint).toBe(`127.0.0.1:${published}`);
+
+    await sandbox.pause();
+    await waitFor('Paused', async () => (await sandbox.getInfo()).status.state === 'Paused');
+    expect((await stack.docker.getContainer(container!.Id).inspect()).State.Paused).toBe(true);
+    const resumed = await sandbox.resume({ skipHealthCheck: true });
+    await waitFor('Running again', async () => (await resumed.getInfo()).status.state === 'Running');
+    expect((await stack.docker.getContainer(container!.Id).inspect()).State.Paused).toBe(false);
+    await resumed.close();
+
+    await sandbox.kill();
+    expect(await stack.containers(sandbox.id)).toHaveLength(0);
+    await expect(sandbox.getInfo()).rejects.toMatchObject({ statusCode: 404 });
+  } finally {
+    await sandbox.close();
+  }
 });
