@@ -139,23 +139,19 @@ export const acceptedEvent = (input: SandboxWorkflowInput): SandboxEvent => ({
   message: 'sandbox accepted',
 });
 
-/** Drop null and undefined fields: the contract omits absent values rather than sending null. */
-export function omitNulls<T extends Record<string, unknown>>(obj: T): Partial<T> {
-  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== null && v !== undefined)) as Partial<T>;
-}
-
-/** The contract's Sandbox resource. Internal fields (tenant, host, container) stay inside. */
+/** The contract's Sandbox resource. Internal fields (tenant, host, container) stay inside; absent values are omitted. */
 export function toSandboxResource(view: SandboxView) {
-  return omitNulls({
+  const { state, lastTransitionAt, reason, message } = view.status;
+  return {
     id: view.id,
     image: view.image,
-    platform: view.platform,
-    status: omitNulls({ ...view.status }),
+    ...(view.platform ? { platform: view.platform } : {}),
+    status: { state, lastTransitionAt, ...(reason ? { reason } : {}), ...(message ? { message } : {}) },
     metadata: view.metadata,
     entrypoint: view.entrypoint,
-    expiresAt: view.expiresAt,
+    ...(view.expiresAt ? { expiresAt: view.expiresAt } : {}),
     createdAt: view.createdAt,
-  });
+  };
 }
 
 /** The contract's CreateSandboxResponse plus Tidebox's `workflowId`. */

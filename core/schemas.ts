@@ -225,3 +225,84 @@ export function checkResolvedHostPaths(
     return { ...v, hostPath: resolved };
   });
 }
+
+// ---- response shapes (serialisation and the OpenAPI document) ----
+
+export const ErrorResponseSchema = z
+  .object({ code: z.string().describe('Catalogued error code, e.g. SANDBOX::NOT_FOUND'), message: z.string() })
+  .describe('Every error has this shape');
+
+const SandboxStatusSchema = z.object({
+  state: z.enum(['Pending', 'Running', 'Pausing', 'Paused', 'Resuming', 'Stopping', 'Terminated', 'Failed']),
+  reason: z.string().optional(),
+  message: z.string().optional(),
+  lastTransitionAt: z.string(),
+});
+
+export const SandboxResourceSchema = z.object({
+  id: z.string(),
+  image: z.object({ uri: z.string() }).optional(),
+  platform: z.object({ os: z.string(), arch: z.string() }).optional(),
+  status: SandboxStatusSchema,
+  metadata: z.record(z.string(), z.string()).optional(),
+  entrypoint: z.array(z.string()).optional(),
+  expiresAt: z.string().optional().describe('Absent for manual-cleanup sandboxes'),
+  createdAt: z.string(),
+});
+
+export const CreateSandboxResponseSchema = SandboxResourceSchema.omit({ image: true }).extend({
+  workflowId: z.string().describe('The sandbox actor workflow; see GET /v1/workflows/{workflowId}'),
+});
+
+export const ListSandboxesResponseSchema = z.object({
+  items: z.array(SandboxResourceSchema),
+  pagination: z.object({
+    page: z.number(),
+    pageSize: z.number(),
+    totalItems: z.number(),
+    totalPages: z.number(),
+    hasNextPage: z.boolean(),
+  }),
+});
+
+export const RenewResponseSchema = z.object({ expiresAt: z.string() });
+
+export const AcceptedActionSchema = z.object({ state: SandboxStatusSchema.shape.state, workflowId: z.string() });
+
+export const SandboxEventsResponseSchema = z.object({
+  id: z.string(),
+  state: SandboxStatusSchema.shape.state,
+  terminationReason: z.enum(['deleted', 'expired']).optional(),
+  events: z.array(
+    z.object({
+      at: z.string(),
+      state: SandboxStatusSchema.shape.state,
+      actor: z.enum(['api', 'expiry', 'runtime', 'failure', 'schedule']),
+      reason: z.string().optional(),
+      message: z.string().optional(),
+    }),
+  ),
+});
+
+export const RenewScheduleResponseSchema = z.object({
+  scheduleId: z.string(),
+  intervalSeconds: z.number().optional(),
+  extendBySeconds: z.number().optional(),
+  until: z.string().optional(),
+  nextRunAt: z.string().optional(),
+  lastRunAt: z.string().optional(),
+  lastRunWorkflowId: z.string().optional(),
+  runs: z.number(),
+});
+
+export const WorkflowStatusResponseSchema = z.object({
+  workflowId: z.string(),
+  runId: z.string(),
+  type: z.string(),
+  status: z.string().describe('RUNNING, COMPLETED, FAILED, CANCELLED, TERMINATED, CONTINUED_AS_NEW or TIMED_OUT'),
+  taskQueue: z.string(),
+  startTime: z.string(),
+  closeTime: z.string().optional(),
+  historyLength: z.number(),
+  failure: z.string().optional(),
+});

@@ -6,8 +6,18 @@ import { TideboxError } from '../../core/errors';
 import { SANDBOX_STATES, SandboxState, toCreateResponse, toSandboxResource } from '../../core/sandbox';
 import { resolveEndpoint } from '../../core/ingress';
 import {
+  AcceptedActionSchema,
   checkResolvedHostPaths,
+  CreateSandboxResponseSchema,
   createSandboxRequestSchema,
+  EndpointSchema,
+  ErrorResponseSchema,
+  ListSandboxesResponseSchema,
+  RenewResponseSchema,
+  RenewScheduleResponseSchema,
+  SandboxEventsResponseSchema,
+  SandboxResourceSchema,
+  WorkflowStatusResponseSchema,
   EndpointParams,
   EndpointQuery,
   ListSandboxesQuery,
@@ -30,10 +40,21 @@ const IdempotencyHeaders = z.object({
   prefer: z.string().optional(),
 });
 
+const Errors = { 400: ErrorResponseSchema, 401: ErrorResponseSchema, 404: ErrorResponseSchema, 409: ErrorResponseSchema, 500: ErrorResponseSchema };
+const NoContent = z.null().describe('No content');
+const doc = (tag: string, summary: string) => ({ tags: [tag], summary });
+
 export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app, { config, sandboxes }) => {
   const CreateBody = createSandboxRequestSchema(config.sandbox);
 
-  app.post('/sandboxes', { schema: { body: CreateBody, headers: IdempotencyHeaders } }, async (req, reply) => {
+  app.post('/sandboxes', {
+    schema: {
+      ...doc('Sandboxes', 'Create a sandbox (answers when Running or Failed, or at once with Prefer: respond-async)'),
+      body: CreateBody,
+      headers: IdempotencyHeaders,
+      response: { 202: CreateSandboxResponseSchema, ...Errors },
+    },
+  }, async (req, reply) => {
     const spec = normalizeCreateRequest(req.body, config.sandbox);
     checkResolvedHostPaths(spec.volumes, config.sandbox.allowedHostPaths, realpathOrUndefined);
     const respondAsync = /(^|[,;\s])respond-async($|[,;\s])/i.test(req.headers.prefer ?? '');
@@ -41,7 +62,9 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
     return reply.code(202).header('Location', `/v1/sandboxes/${view.id}`).send(toCreateResponse(view));
   });
 
-  app.get('/sandboxes', { schema: { querystring: ListSandboxesQuery } }, async (req) => {
+  app.get('/sandboxes', {
+    schema: { ...doc('Sandboxes', 'List sandboxes (state OR, metadata AND, newest first)'), querystring: ListSandboxesQuery, response: { 200: ListSandboxesResponseSchema, ...Errors } },
+  }, async (req) => {
     const { page, pageSize } = req.query;
     const states = [req.query.state ?? []].flat().flatMap((s) => s.split(',')).filter(Boolean);
     const unknown = states.filter((s) => !(SANDBOX_STATES as readonly string[]).includes(s));
@@ -53,24 +76,34 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
     return { items: result.items.map(toSandboxResource), pagination: result.pagination };
   });
 
-  app.get('/sandboxes/:sandboxId', { schema: { params: SandboxIdParams } }, async (req) =>
+  app.get('/sandboxes/:sandboxId', {
+    schema: { ...doc('Sandboxes', 'Fetch a sandbox'), params: SandboxIdParams, response: { 200: SandboxResourceSchema, ...Errors } },
+  }, async (req) =>
     toSandboxResource(await sandboxes.get(req.tenant, req.params.sandboxId)),
   );
 
-  app.delete('/sandboxes/:sandboxId', { schema: { params: SandboxIdParams } }, async (req, reply) => {
+  app.delete('/sandboxes/:sandboxId', {
+    schema: { ...doc('Sandboxes', 'Delete a sandbox (from any state)'), params: SandboxIdParams, response: { 204: NoContent, ...Errors } },
+  }, async (req, reply) => {
     await sandboxes.delete(req.tenant, req.params.sandboxId);
-    return reply.code(204).send();
+    return reply.code(204).send(null);
   });
 
   app.post(
     '/sandboxes/:sandboxId/renew-expiration',
-    { schema: { params: SandboxIdParams, body: RenewRequestSchema } },
+    { schema: { ...doc('Sandboxes', 'Renew the expiration'), params: SandboxIdParams, body: RenewRequestSchema, response: { 200: RenewResponseSchema, ...Errors } } },
     async (req) => sandboxes.renew(req.tenant, req.params.sandboxId, req.body.expiresAt),
   );
 
   // Pause and resume answer 202 once the actor accepted the request (state Pausing/Resuming).
   for (const op of ['pause', 'resume'] as const) {
-    app.post(`/sandboxes/:sandboxId/${op}`, { schema: { params: SandboxIdParams } }, async (req, reply) => {
+    app.post(`/sandboxes/:sandboxId/${op}`, {
+      schema: {
+        ...doc('Sandboxes', op === 'pause' ? 'Pause a Running sandbox (Pausing → Paused)' : 'Resume a Paused sandbox (Resuming → Running)'),
+        params: SandboxIdParams,
+        response: { 202: AcceptedActionSchema, ...Errors },
+      },
+    }, async (req, reply) => {
       const view = await sandboxes[op](req.tenant, req.params.sandboxId);
       return reply.code(202).send({ state: view.status.state, workflowId: view.workflowId });
     });
@@ -78,11 +111,13 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
 
   app.patch(
     '/sandboxes/:sandboxId/metadata',
-    { schema: { params: SandboxIdParams, body: PatchMetadataSchema } },
+    { schema: { ...doc('Sandboxes', 'Patch metadata (JSON merge patch; null deletes)'), params: SandboxIdParams, body: PatchMetadataSchema, response: { 200: SandboxResourceSchema, ...Errors } } },
     async (req) => toSandboxResource(await sandboxes.patchMetadata(req.tenant, req.params.sandboxId, req.body)),
   );
 
-  app.get('/sandboxes/:sandboxId/events', { schema: { params: SandboxIdParams } }, async (req) => {
+  app.get('/sandboxes/:sandboxId/events', {
+    schema: { ...doc('History', 'Lifecycle history (also after termination, for the retention period)'), params: SandboxIdParams, response: { 200: SandboxEventsResponseSchema, ...Errors } },
+  }, async (req) => {
     const { view, events } = await sandboxes.events(req.tenant, req.params.sandboxId);
     return {
       id: view.id,
@@ -94,7 +129,7 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
 
   app.get(
     '/sandboxes/:sandboxId/endpoints/:port',
-    { schema: { params: EndpointParams, querystring: EndpointQuery } },
+    { schema: { ...doc('Sandboxes', 'Endpoint of a port (direct, gateway or server proxy)'), params: EndpointParams, querystring: EndpointQuery, response: { 200: EndpointSchema, ...Errors } } },
     async (req) => {
       const { sandboxId, port } = req.params;
       if (req.query.expires !== undefined) {
@@ -114,19 +149,25 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
 
   app.put(
     '/sandboxes/:sandboxId/renew-schedule',
-    { schema: { params: SandboxIdParams, body: RenewScheduleRequestSchema } },
+    { schema: { ...doc('Renew schedules', 'Create or replace the renew schedule'), params: SandboxIdParams, body: RenewScheduleRequestSchema, response: { 200: RenewScheduleResponseSchema, ...Errors } } },
     async (req) => sandboxes.putRenewSchedule(req.tenant, req.params.sandboxId, req.body),
   );
-  app.get('/sandboxes/:sandboxId/renew-schedule', { schema: { params: SandboxIdParams } }, async (req) =>
+  app.get('/sandboxes/:sandboxId/renew-schedule', {
+    schema: { ...doc('Renew schedules', 'Describe the renew schedule'), params: SandboxIdParams, response: { 200: RenewScheduleResponseSchema, ...Errors } },
+  }, async (req) =>
     sandboxes.getRenewSchedule(req.tenant, req.params.sandboxId),
   );
-  app.delete('/sandboxes/:sandboxId/renew-schedule', { schema: { params: SandboxIdParams } }, async (req, reply) => {
+  app.delete('/sandboxes/:sandboxId/renew-schedule', {
+    schema: { ...doc('Renew schedules', 'Remove the renew schedule'), params: SandboxIdParams, response: { 204: NoContent, ...Errors } },
+  }, async (req, reply) => {
     await sandboxes.deleteRenewSchedule(req.tenant, req.params.sandboxId);
-    return reply.code(204).send();
+    return reply.code(204).send(null);
   });
 
   // Workflow ids contain "/" (sandbox/<id>, renew/<id>/...): take the rest of the path, or an encoded id.
-  app.get('/workflows/*', async (req) => {
+  app.get('/workflows/*', {
+    schema: { ...doc('Operations', 'Status of a workflow a response returned (path = the workflow id)'), response: { 200: WorkflowStatusResponseSchema, ...Errors } },
+  }, async (req) => {
     const workflowId = decodeURIComponent((req.params as { '*': string })['*']);
     if (!workflowId) throw new TideboxError('INVALID_PARAMETER', 'workflow id is required');
     return sandboxes.workflow(req.tenant, workflowId);

@@ -70,7 +70,7 @@ it('when the SDK drives the whole lifecycle with Sandbox, then create, getInfo, 
     expect((await manager.listSandboxInfos({ states: ['Paused'], metadata: { via: 'sdk-sandbox' } })).items).toHaveLength(0);
 
     const renewed = await sandbox.renew(1200);
-    expect(Date.parse(renewed.expiresAt)).toBeGreaterThan(Date.now() + 1100 * 1000);
+    expect(new Date(renewed.expiresAt!).getTime()).toBeGreaterThan(Date.now() + 1100 * 1000);
 
     // The SDK resolves the execd and egress ports right after create; any published port works the same.
     const endpoint = await sandbox.getEndpoint(8080);
