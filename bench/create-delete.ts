@@ -9,6 +9,8 @@ import { sandboxRequest, Stack, TEST_IMAGE } from '../tests/helpers/stack';
 const N = Number(process.env.BENCH_ITERATIONS ?? 20);
 const WARMUP = 2;
 const BUDGET_MS = 10 * 60_000;
+/** docker.exposedPorts' default: every Tidebox sandbox publishes these. */
+const PUBLISHED = [44772, 8080, 18080];
 
 interface Sample {
   create: number;
@@ -44,7 +46,15 @@ async function rawCycle(docker: Dockerode, i: number): Promise<Sample> {
       Image: TEST_IMAGE,
       Entrypoint: ['tail', '-f', '/dev/null'],
       Labels: { 'tidebox.io/bench': 'raw' },
-      HostConfig: { NanoCpus: 250_000_000, Memory: 64 * 2 ** 20, PidsLimit: 512, Init: true },
+      // Same work as a Tidebox sandbox: its default ports published on 127.0.0.1.
+      ExposedPorts: Object.fromEntries(PUBLISHED.map((p) => [`${p}/tcp`, {}])),
+      HostConfig: {
+        NanoCpus: 250_000_000,
+        Memory: 64 * 2 ** 20,
+        PidsLimit: 512,
+        Init: true,
+        PortBindings: Object.fromEntries(PUBLISHED.map((p) => [`${p}/tcp`, [{ HostIp: '127.0.0.1', HostPort: '' }]])),
+      },
     });
     await c.start();
     return c;
