@@ -340,11 +340,10 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
     if (view.status.state !== 'Stopping') {
       transition('Stopping', deletedBy, terminationReason === 'expired' ? 'ttl_expiry' : 'user_delete');
     }
-    await teardown.removeContainers({ sandboxId: view.id });
+    // A renew schedule outliving its sandbox would only fail: remove it (idempotent) alongside the workload.
+    await Promise.all([teardown.removeContainers({ sandboxId: view.id }), messaging.deleteRenewSchedule({ sandboxId: view.id })]);
     delete view.containerId;
     delete view.network;
-    // A renew schedule outliving its sandbox would only fail; remove it (idempotent).
-    await messaging.deleteRenewSchedule({ sandboxId: view.id });
     view.terminationReason = terminationReason;
     transition('Terminated', deletedBy, terminationReason === 'expired' ? 'ttl_expiry' : 'user_delete');
   }
