@@ -1,6 +1,34 @@
-FROM node:20-bookworm-slim
+# Tidebox image: one image for both processes.
+#   api (default):  node dist/api/main.js
+#   worker:         node dist/worker/main.js   (needs the Docker socket; see docs/deploy.md)
+# Debian (glibc), not Alpine: the Temporal SDK's native core-bridge ships glibc builds.
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# Same fallback as scripts/bootstrap.sh: some registry mirrors drop other platforms' optional packages
+# from the lockfile, which npm ci rejects; npm install --no-save still installs the locked versions.
+RUN npm ci --no-audit --no-fund \
+ || { echo "npm ci refused the lockfile; installing the locked versions with npm install --no-save" >&2; \
+      npm install --no-audit --no-fund --no-save; }
 COPY . .
-RUN npm run build
+# tsc + the prebuilt workflow bundle (dist/workflow-bundle.js), then drop the dev dependencies.
+RUN npm run build \
+ && test -f dist/workflow-bundle.js \
+ && npm prune --omit=dev --no-audit --no-fund
+
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production \
+    TIDEBOX_DATA_DIR=/var/lib/tidebox
+WORKDIR /app
+# Code and dependencies stay root-owned (read-only for the process); only the data dir is writable.
+COPY --from=build /app/package.json /app/package-lock.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+RUN mkdir -p /var/lib/tidebox && chown node:node /var/lib/tidebox
+# The node:* images' unprivileged user (uid 1000). The worker additionally needs the Docker socket's
+# group: docker run --group-add "$(stat -c %g /var/run/docker.sock)" (compose: group_add, DOCKER_GID).
+USER node
+EXPOSE 8080
+CMD ["node", "dist/api/main.js"]

@@ -94,6 +94,15 @@ if ! docker info >/dev/null 2>&1; then
   fi
 fi
 
+# 4b. Docker Compose, which validates docker-compose.yml (tests/unit/compose.test.ts). Optional:
+# without it only that test fails, so a failed install warns instead of stopping here.
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then
+  say "installing Docker Compose (Debian docker-compose)"
+  if ! is_root || ! command -v apt-get >/dev/null || ! apt_install docker-compose; then
+    say "warning: could not install Docker Compose; install the compose plugin or docker-compose yourself (the compose test needs it)"
+  fi
+fi
+
 # 5. The offline image used by the quick start and the tests: busybox-static, imported as a rootfs.
 if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
   if ! dpkg -s busybox-static >/dev/null 2>&1; then
