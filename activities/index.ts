@@ -17,6 +17,8 @@ export function createActivities(deps: { config: Config; docker: Dockerode; clie
       allowedHostPaths: config.sandbox.allowedHostPaths,
       startupGraceMs: config.docker.startupGraceMs,
       hostNetwork: usesHostNetwork(config.docker),
+      exposedPorts: config.docker.network === 'none' ? [] : config.docker.exposedPorts,
+      advertisedHost: config.docker.endpointHost ?? config.docker.publishHost,
       faults: createFaults(config),
     }),
     messaging: createMessagingActivities({ client, config }),

@@ -40,7 +40,8 @@ export function createMessagingActivities({ client, config }: { client: Client; 
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err;
       }
-      if (!view || view.status.state === 'Terminated' || view.status.state === 'Stopping') {
+      // A Failed sandbox is kept only until it expires or is deleted: renewing it would keep it forever.
+      if (!view || view.status.state === 'Terminated' || view.status.state === 'Stopping' || view.status.state === 'Failed') {
         await deleteSchedule(sandboxId);
         return { outcome: 'sandbox-gone' };
       }

@@ -26,9 +26,18 @@ export function registerMetrics(app: FastifyInstance, sandboxes: SandboxService,
     );
   });
 
-  let cached: { at: number; value: Awaited<ReturnType<SandboxService['counts']>> } | undefined;
-  const counts = async () => {
-    if (!cached || Date.now() - cached.at > cacheMs) cached = { at: Date.now(), value: await sandboxes.counts() };
+  // Cache the promise, not the value: the three gauges collect in parallel and must share one round
+  // of visibility queries; a failed round is not kept.
+  let cached: { at: number; value: ReturnType<SandboxService['counts']> } | undefined;
+  const counts = () => {
+    if (!cached || Date.now() - cached.at > cacheMs) {
+      const value = sandboxes.counts();
+      const entry = { at: Date.now(), value };
+      cached = entry;
+      value.catch(() => {
+        if (cached === entry) cached = undefined;
+      });
+    }
     return cached.value;
   };
 

@@ -1,4 +1,4 @@
-import { IncomingHttpHeaders, IncomingMessage, request as httpRequest, STATUS_CODES } from 'node:http';
+import { IncomingHttpHeaders, IncomingMessage, request as httpRequest, ServerResponse, STATUS_CODES } from 'node:http';
 import type { Server } from 'node:http';
 import { connect, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -6,7 +6,7 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Config } from '../core/config';
 import { ErrorCodes, TideboxError } from '../core/errors';
-import { resolveEndpoint } from '../core/ingress';
+import { hostPort, LocalHost, resolveEndpoint } from '../core/ingress';
 import { API_KEY_HEADER } from './auth/api-key';
 import type { SandboxService } from './temporal';
 
@@ -16,12 +16,15 @@ import type { SandboxService } from './temporal';
  * ports themselves. Bodies stream both ways; the API key and hop-by-hop headers stay here.
  */
 
-/** Where clients reach published ports, and where this server connects to them itself. */
-export function endpointAddresses(config: Config): { endpointHost: string; upstreamHost: string } {
-  const { publishHost, endpointHost } = config.docker;
+/** This API's host: where clients reach ports published here, and where this server connects to them. */
+export function localHost(config: Config): LocalHost {
+  const { publishHost, endpointHost, hostId } = config.docker;
   const upstreamHost = publishHost === '0.0.0.0' ? '127.0.0.1' : publishHost === '::' ? '::1' : publishHost;
-  return { endpointHost: endpointHost ?? publishHost, upstreamHost };
+  return { hostId, endpointHost: endpointHost ?? publishHost, upstreamHost };
 }
+
+/** Give up on a sandbox port that does not accept a connection within this time. */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
@@ -78,11 +81,28 @@ async function upstreamFor(deps: ProxyDeps, tenant: string, sandboxId: string, r
   if (view.status.state !== 'Running') {
     throw new TideboxError('INVALID_STATE', `sandbox ${sandboxId} is ${view.status.state}; only a Running sandbox can be reached`);
   }
-  const resolved = resolveEndpoint({ ingress: { mode: 'direct' }, sandbox: view, port, ...endpointAddresses(deps.config) });
-  if (!resolved.ok || !resolved.upstream) {
-    throw new TideboxError('PORT_NOT_AVAILABLE', resolved.ok ? `port ${port} is not reachable` : resolved.reason);
+  const resolved = resolveEndpoint({ ingress: { mode: 'direct' }, sandbox: view, port, local: localHost(deps.config) });
+  if (!resolved.ok) throw new TideboxError('PORT_NOT_AVAILABLE', resolved.reason);
+  if (!resolved.upstream) {
+    throw new TideboxError(
+      'PORT_NOT_AVAILABLE',
+      `sandbox ${sandboxId} runs on host ${view.hostId}, whose ports are published on its loopback; use that host's API or set docker.endpointHost there`,
+    );
   }
   return resolved.upstream;
+}
+
+/** The proxy target's path and query, taken raw from the request line (never re-encoded or decoded). */
+function upstreamPath(rawUrl: string | undefined): { sandboxId: string; port: string; path: string } | undefined {
+  const match = PROXY_PATH.exec(rawUrl ?? '');
+  if (!match) return undefined;
+  let sandboxId: string;
+  try {
+    sandboxId = decodeURIComponent(match[1]!);
+  } catch {
+    throw new TideboxError('INVALID_PARAMETER', 'sandbox id in the path is not valid percent-encoding');
+  }
+  return { sandboxId, port: match[2]!, path: `${match[3] ?? '/'}${match[4] ?? ''}` };
 }
 
 export const proxyRoutes: FastifyPluginAsyncZod<ProxyDeps> = async (app, deps) => {
@@ -91,24 +111,28 @@ export const proxyRoutes: FastifyPluginAsyncZod<ProxyDeps> = async (app, deps) =
   app.addContentTypeParser('*', (_req, _payload, done) => done(null));
 
   const handler = async (req: FastifyRequest, reply: FastifyReply) => {
-    const { sandboxId, port } = req.params as { sandboxId: string; port: string };
-    const rest = (req.params as { '*'?: string })['*'] ?? '';
+    const target = upstreamPath(req.raw.url);
+    if (!target) throw new TideboxError('ROUTE_NOT_FOUND', `no route ${req.method} ${(req.raw.url ?? '').split('?')[0]}`);
+    const { sandboxId, port, path } = target;
     const upstream = await upstreamFor(deps, req.tenant, sandboxId, port);
-    const query = req.raw.url?.includes('?') ? req.raw.url.slice(req.raw.url.indexOf('?')) : '';
     req.log.debug({ sandboxId, port }, 'proxying request');
 
+    const headers = forwardedRequestHeaders(req.raw, { upgrade: false });
+    // transfer-encoding is hop-by-hop, but the body still needs framing: without it Node would send a
+    // chunked DELETE/GET/OPTIONS body raw, and the sandbox would read it as a second request.
+    if (req.headers['transfer-encoding'] !== undefined) {
+      headers['transfer-encoding'] = 'chunked';
+      delete headers['content-length'];
+    }
+
     return new Promise<FastifyReply>((resolve, reject) => {
-      const outgoing = httpRequest({
-        host: upstream.host,
-        port: upstream.port,
-        method: req.method,
-        path: `/${rest}${query}`,
-        headers: forwardedRequestHeaders(req.raw, { upgrade: false }),
-      });
+      const outgoing = httpRequest({ host: upstream.host, port: upstream.port, method: req.method, path, headers, timeout: CONNECT_TIMEOUT_MS });
       outgoing.on('response', (res) => {
+        outgoing.setTimeout(0); // long polls and streams may be quiet for a long time once answered
         reply.code(res.statusCode ?? 502).headers(responseHeaders(res.headers));
         resolve(reply.send(res));
       });
+      outgoing.on('timeout', () => outgoing.destroy(new Error(`no answer within ${CONNECT_TIMEOUT_MS} ms`)));
       outgoing.on('error', (err) => {
         if (!reply.sent) reject(new TideboxError('UPSTREAM_UNAVAILABLE', `sandbox ${sandboxId} port ${port} did not answer: ${err.message}`));
       });
@@ -126,12 +150,19 @@ export const proxyRoutes: FastifyPluginAsyncZod<ProxyDeps> = async (app, deps) =
   app.route({ method, url: '/sandboxes/:sandboxId/proxy/:port/*', schema: { hide: true }, handler });
 };
 
-/** WebSocket (and any other Upgrade) through the same proxy paths, authenticated like every route. */
-export function handleProxyUpgrades(
-  server: Server,
-  deps: ProxyDeps & { authenticate: (key: string | string[] | undefined) => string; log: FastifyBaseLogger },
-): void {
+type UpgradeDeps = ProxyDeps & { authenticate: (key: string | string[] | undefined) => string; log: FastifyBaseLogger };
+
+/**
+ * WebSocket (and any other Upgrade) through the same proxy paths, authenticated like every route.
+ * An Upgrade on any other path (e.g. curl's h2c offer) is served as a plain request: Node hands every
+ * Upgrade request to this listener once one exists.
+ */
+export function handleProxyUpgrades(server: Server, deps: UpgradeDeps): void {
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (!PROXY_PATH.test(req.url ?? '')) {
+      serveAsPlainRequest(server, req, socket as Socket, head);
+      return;
+    }
     void proxyUpgrade(deps, req, socket, head).catch((err: unknown) => {
       const known = err instanceof TideboxError;
       if (!known) deps.log.error({ err }, 'upgrade proxy failed');
@@ -144,42 +175,65 @@ export function handleProxyUpgrades(
           `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
             `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
         );
+      } else {
+        socket.destroy();
       }
     });
   });
 }
 
-async function proxyUpgrade(
-  deps: ProxyDeps & { authenticate: (key: string | string[] | undefined) => string; log: FastifyBaseLogger },
-  req: IncomingMessage,
-  socket: Duplex,
-  head: Buffer,
-): Promise<void> {
-  socket.on('error', () => socket.destroy());
-  const match = PROXY_PATH.exec(req.url ?? '');
-  if (!match) throw new TideboxError('ROUTE_NOT_FOUND', `no upgrade route ${(req.url ?? '').split('?')[0]}`);
-  const tenant = deps.authenticate(req.headers[API_KEY_HEADER]);
-  const sandboxId = decodeURIComponent(match[1]!);
-  const upstream = await upstreamFor(deps, tenant, sandboxId, match[2]!);
-  const path = `${match[3] ?? '/'}${match[4] ?? ''}`;
-
-  const target: Socket = await new Promise((resolve, reject) => {
-    const s = connect(upstream.port, upstream.host);
-    s.once('connect', () => resolve(s));
-    s.once('error', (err) => reject(new TideboxError('UPSTREAM_UNAVAILABLE', `sandbox ${sandboxId} port ${upstream.port} did not answer: ${err.message}`)));
+/** Answer an Upgrade request we do not upgrade as the ordinary HTTP request it also is, then close. */
+function serveAsPlainRequest(server: Server, req: IncomingMessage, socket: Socket, head: Buffer): void {
+  if (head.length) socket.unshift(head);
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket);
+  res.on('finish', () => {
+    res.detachSocket(socket);
+    socket.end();
   });
+  server.emit('request', req, res);
+}
+
+async function proxyUpgrade(deps: UpgradeDeps, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  // Watch the client from the first moment: it may leave while we look the sandbox up or connect.
+  let clientGone = false;
+  const onClientGone = () => (clientGone = true);
+  socket.on('error', () => socket.destroy());
+  socket.once('close', onClientGone);
+  const target = upstreamPath(req.url)!;
+  const tenant = deps.authenticate(req.headers[API_KEY_HEADER]);
+  const upstream = await upstreamFor(deps, tenant, target.sandboxId, target.port);
+  if (clientGone) return;
+
+  const upstreamSocket: Socket = await new Promise((resolve, reject) => {
+    const s = connect({ port: upstream.port, host: upstream.host, timeout: CONNECT_TIMEOUT_MS });
+    s.once('connect', () => {
+      s.setTimeout(0);
+      resolve(s);
+    });
+    s.once('timeout', () => s.destroy(new Error(`no connection within ${CONNECT_TIMEOUT_MS} ms`)));
+    s.once('error', (err) =>
+      reject(new TideboxError('UPSTREAM_UNAVAILABLE', `sandbox ${target.sandboxId} port ${target.port} did not answer: ${err.message}`)),
+    );
+  });
+  if (clientGone) {
+    upstreamSocket.destroy();
+    return;
+  }
   const headers = forwardedRequestHeaders(req, { upgrade: true });
-  const lines = [`${req.method} ${path} HTTP/1.1`, `host: ${upstream.host}:${upstream.port}`];
+  const lines = [`${req.method} ${target.path} HTTP/1.1`, `host: ${hostPort(upstream.host, upstream.port)}`];
   for (const [name, value] of Object.entries(headers)) {
     for (const v of [value].flat()) lines.push(`${name}: ${v}`);
   }
-  target.write(`${lines.join('\r\n')}\r\n\r\n`);
-  if (head.length) target.write(head);
-  deps.log.info({ sandboxId, port: match[2], tenant }, 'proxying upgrade');
+  upstreamSocket.write(`${lines.join('\r\n')}\r\n\r\n`);
+  if (head.length) upstreamSocket.write(head);
+  deps.log.info({ sandboxId: target.sandboxId, port: target.port, tenant }, 'proxying upgrade');
   // From here on the two sockets are one pipe; either side closing closes both.
-  target.on('error', () => socket.destroy());
-  socket.on('close', () => target.destroy());
-  target.on('close', () => socket.destroy());
-  target.pipe(socket);
-  socket.pipe(target);
+  socket.off('close', onClientGone);
+  upstreamSocket.on('error', () => socket.destroy());
+  socket.on('close', () => upstreamSocket.destroy());
+  upstreamSocket.on('close', () => socket.destroy());
+  upstreamSocket.pipe(socket);
+  socket.pipe(upstreamSocket);
 }

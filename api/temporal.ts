@@ -238,8 +238,10 @@ export class SandboxService {
       return { view: memoView, events };
     }
     if (described.status.name === 'COMPLETED') {
-      const outcome = await this.call(() => handle.result() as Promise<SandboxOutcome>);
-      return { view: outcome.view, events: outcome.events };
+      const outcome = await this.call(() => handle.result() as Promise<SandboxOutcome | SandboxView>);
+      // Runs recorded before the history was returned ended with the bare view.
+      if ('events' in outcome) return { view: outcome.view, events: outcome.events };
+      return { view: outcome, events: [] };
     }
     // Terminated or failed by an operator: the memo still has the last published view.
     return { view: memoView, events: [] };
@@ -288,6 +290,9 @@ export class SandboxService {
     if (view.expiresAt === null) {
       throw new TideboxError('MANUAL_CLEANUP', 'sandbox was created for manual cleanup (no timeout); there is nothing to renew');
     }
+    if (view.status.state === 'Failed') {
+      throw new TideboxError('INVALID_STATE', 'sandbox has failed; it is kept only until it expires or is deleted, so it is not renewed');
+    }
     if (req.extendBySeconds <= req.intervalSeconds) {
       throw new TideboxError('INVALID_PARAMETER', 'extendBySeconds must be greater than intervalSeconds, or the sandbox expires between renewals');
     }
@@ -320,11 +325,23 @@ export class SandboxService {
     await this.call(async () => {
       try {
         await this.client.schedule.create<typeof renewWorkflow>(options);
+        return;
       } catch (err) {
         if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-        // Replace: a schedule's memo cannot be updated, so recreate it with the new settings.
+      }
+      // Replace: a schedule's memo cannot be updated, so recreate it with the new settings.
+      try {
         await this.client.schedule.getHandle(scheduleId).delete();
+      } catch (err) {
+        if (!(err instanceof ScheduleNotFoundError)) throw err; // a concurrent PUT deleted it first
+      }
+      try {
         await this.client.schedule.create<typeof renewWorkflow>(options);
+      } catch (err) {
+        if (err instanceof ScheduleAlreadyRunning) {
+          throw new TideboxError('INVALID_STATE', 'a concurrent request replaced the renew schedule; read it or retry');
+        }
+        throw err;
       }
     });
     return this.getRenewSchedule(tenant, sandboxId);

@@ -35,18 +35,23 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/i;
 function isDomain(value: string): boolean {
   if (value.length > 253) return false;
   const labels = value.split('.');
-  return labels.length >= 1 && labels.every((l) => DNS_LABEL.test(l));
+  // All-numeric names are IPv4 addresses or nothing: 999.1.1.1 is not a domain.
+  if (labels.every((l) => /^\d+$/.test(l))) return false;
+  return labels.every((l) => DNS_LABEL.test(l));
 }
 
 function isPort(value: string): boolean {
   return /^\d{1,5}$/.test(value) && Number(value) >= 1 && Number(value) <= 65535;
 }
 
-/** A domain, an IPv4/IPv6 address, or either with a `:port` (IPv6 with port as `[addr]:port`). */
+/**
+ * A domain, an IPv4 address, a bracketed IPv6 address, or any of them with `:port`. A bare IPv6
+ * address is refused: `fd00::1/<id>/<port>` is not a usable URL authority.
+ */
 function isHostAddress(value: string): boolean {
-  if (isDomain(value) || isIP(value)) return true;
-  const bracketed = /^\[([^\]]+)\]:(\d+)$/.exec(value);
-  if (bracketed) return isIP(bracketed[1]!) === 6 && isPort(bracketed[2]!);
+  if (isDomain(value) || isIP(value) === 4) return true;
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(value);
+  if (bracketed) return isIP(bracketed[1]!) === 6 && (bracketed[2] === undefined || isPort(bracketed[2]));
   const hostPort = /^([^:]+):(\d+)$/.exec(value);
   return !!hostPort && (isDomain(hostPort[1]!) || isIP(hostPort[1]!) === 4) && isPort(hostPort[2]!);
 }
@@ -103,46 +108,50 @@ export function hostPort(host: string, port: number): string {
 /** What resolving an endpoint needs to know about a sandbox (from its memo). */
 export interface EndpointTarget {
   id: string;
-  network?: { hostNetwork: boolean; ports: Record<string, number> };
+  hostId?: string;
+  network?: { hostNetwork: boolean; ports: Record<string, number>; host?: string };
+}
+
+/** This API's own host: its id and the addresses of ports published there. */
+export interface LocalHost {
+  hostId: string;
+  /** Host name advertised for ports published on this host (docker.endpointHost ?? publishHost). */
+  endpointHost: string;
+  /** Address this server connects to for ports published on this host. */
+  upstreamHost: string;
 }
 
 export type EndpointResolution =
   | { ok: true; endpoint: Endpoint; upstream?: { host: string; port: number } }
   | { ok: false; reason: string };
 
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || host.startsWith('127.');
+
 /**
- * Where a client reaches `port` of a sandbox, by ingress mode. `upstream` is the address the server
- * itself would connect to (direct mode), used by the server proxy.
+ * Where a client reaches `port` of a sandbox, by ingress mode. Only the ports the sandbox declares
+ * (configured + requested) are reachable, on host networking too. `upstream` is the address this
+ * server itself connects to (server proxy): the local address for a sandbox on its own host, the
+ * advertised one for a sandbox on another host — unless that one is loopback there.
  */
-export function resolveEndpoint(opts: {
-  ingress: IngressConfig;
-  sandbox: EndpointTarget;
-  port: number;
-  /** Host name advertised for directly published ports. */
-  endpointHost: string;
-  /** Address the server connects to for directly published ports. */
-  upstreamHost: string;
-}): EndpointResolution {
-  const { ingress, sandbox, port } = opts;
+export function resolveEndpoint(opts: { ingress: IngressConfig; sandbox: EndpointTarget; port: number; local: LocalHost }): EndpointResolution {
+  const { ingress, sandbox, port, local } = opts;
   if (ingress.mode === 'gateway' && ingress.gateway) {
     return { ok: true, endpoint: gatewayEndpoint(ingress.gateway, sandbox.id, port) };
   }
   const network = sandbox.network;
   if (!network) return { ok: false, reason: `sandbox ${sandbox.id} is not running, so it has no endpoints` };
-  if (network.hostNetwork) {
-    return { ok: true, endpoint: { endpoint: hostPort(opts.endpointHost, port) }, upstream: { host: opts.upstreamHost, port } };
-  }
-  const published = network.ports[String(port)];
-  if (!published) {
+  const hostPortNumber = network.ports[String(port)];
+  if (!hostPortNumber) {
     const known = Object.keys(network.ports).join(', ') || 'none';
     return {
       ok: false,
-      reason: `port ${port} of sandbox ${sandbox.id} is not published (published: ${known}); request it at create with extensions["tidebox.io/ports"]`,
+      reason: `port ${port} of sandbox ${sandbox.id} is not ${network.hostNetwork ? 'declared' : 'published'} (${network.hostNetwork ? 'declared' : 'published'}: ${known}); request it at create with extensions["tidebox.io/ports"]`,
     };
   }
-  return {
-    ok: true,
-    endpoint: { endpoint: hostPort(opts.endpointHost, published) },
-    upstream: { host: opts.upstreamHost, port: published },
-  };
+  const advertised = network.host ?? local.endpointHost;
+  const endpoint = { endpoint: hostPort(advertised, hostPortNumber) };
+  const sameHost = sandbox.hostId === undefined || sandbox.hostId === local.hostId;
+  if (sameHost) return { ok: true, endpoint, upstream: { host: local.upstreamHost, port: hostPortNumber } };
+  if (isLoopback(advertised)) return { ok: true, endpoint };
+  return { ok: true, endpoint, upstream: { host: advertised, port: hostPortNumber } };
 }

@@ -20,8 +20,8 @@ export function metadataKeyProblem(key: string): string | undefined {
   const slash = key.indexOf('/');
   const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
   const name = slash >= 0 ? key.slice(slash + 1) : key;
-  if (prefix !== undefined && (prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix))) {
-    return `metadata key "${key}": the prefix before "/" must be a DNS subdomain (lowercase, at most 253 characters)`;
+  if (prefix !== undefined && (prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix) || prefix.split('.').some((l) => l.length > 63))) {
+    return `metadata key "${key}": the prefix before "/" must be a DNS subdomain (lowercase, labels of at most 63, at most 253 characters)`;
   }
   if (name.length > 63 || !LABEL_NAME.test(name)) {
     return `metadata key "${key}": the name must be 1-63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric`;
@@ -42,11 +42,24 @@ export function metadataValueProblem(key: string, value: string): string | undef
 export const metadataKeywords = (metadata: Record<string, string>): string[] =>
   Object.entries(metadata).map(([k, v]) => `${k}=${v}`);
 
-/** Every problem with a complete metadata map (empty = valid). */
-export function metadataProblems(metadata: Record<string, string>): string[] {
+/** At create, values are free text (the contract's own example is `name: "Data Processing Sandbox"`). */
+const MAX_CREATE_VALUE_LENGTH = 256;
+
+/**
+ * Every problem with a complete metadata map (empty = valid). Keys always follow the label rules;
+ * values do at PATCH (`strictValues`, as the contract states for it) but at create only need to be
+ * printable text of at most 256 characters, so OpenSandbox clients' free-text values keep working.
+ */
+export function metadataProblems(metadata: Record<string, string>, { strictValues = true } = {}): string[] {
   const problems: string[] = [];
   for (const [key, value] of Object.entries(metadata)) {
-    const problem = metadataKeyProblem(key) ?? metadataValueProblem(key, value);
+    const problem =
+      metadataKeyProblem(key) ??
+      (strictValues
+        ? metadataValueProblem(key, value)
+        : value.length > MAX_CREATE_VALUE_LENGTH || /[\u0000-\u001f\u007f]/.test(value)
+          ? `metadata value of "${key}" must be at most ${MAX_CREATE_VALUE_LENGTH} characters without control characters`
+          : undefined);
     if (problem) problems.push(problem);
   }
   // TextEncoder, not Buffer: this also runs inside workflow validators.

@@ -49,12 +49,14 @@ export interface SandboxEvent {
   message?: string;
 }
 
-/** How the sandbox's ports are reached on its host, recorded when it starts. */
+/** How the sandbox's ports are reached on its host, recorded by the host's worker when it starts. */
 export interface SandboxNetwork {
   /** Host networking: container port N is host port N. */
   hostNetwork: boolean;
-  /** Bridge networking: container port → published host port. */
+  /** Declared container port → host port (published port on bridge, the same port on host networking). */
   ports: Record<string, number>;
+  /** Host name or address the ports are reached at, as that host's worker advertises it. */
+  host?: string;
 }
 
 /** The public view of a sandbox: what the actor writes to its memo after every transition. */

@@ -130,7 +130,7 @@ export function normalizeCreateRequest(req: CreateSandboxRequest, config: Config
   }
 
   const metadata = req.metadata ?? {};
-  const problems = metadataProblems(metadata);
+  const problems = metadataProblems(metadata, { strictValues: false });
   if (problems.length) throw invalid(problems.join('; '));
   const extensions = req.extensions ?? {};
 

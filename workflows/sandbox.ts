@@ -5,6 +5,7 @@ import {
   CancellationScope,
   condition,
   continueAsNew,
+  patched,
   defineQuery,
   defineSignal,
   defineUpdate,
@@ -126,6 +127,9 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
   };
 
   const isAlive = () => !deleteRequested && view.status.state !== 'Stopping' && view.status.state !== 'Terminated';
+  const isExpired = () => view.expiresAt !== null && Date.now() >= Date.parse(view.expiresAt);
+  /** The container died and the loop has not yet moved the sandbox to Failed. */
+  const exitPending = () => runtimeExit !== undefined && runtimeExit.containerId === view.containerId;
 
   setHandler(runtimeExitedSignal, (exit) => {
     // Kept whatever the state: the exit of the container being started can be delivered in the same
@@ -210,7 +214,7 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
     },
     {
       validator: () => {
-        if (!isAlive() || view.status.state !== 'Running') {
+        if (!isAlive() || view.status.state !== 'Running' || exitPending()) {
           throw reject('INVALID_STATE', `sandbox is ${describeState(view.status.state, deleteRequested)}; only a Running sandbox can be paused`);
         }
       },
@@ -226,7 +230,7 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
     },
     {
       validator: () => {
-        if (!isAlive() || view.status.state !== 'Paused') {
+        if (!isAlive() || view.status.state !== 'Paused' || exitPending()) {
           throw reject('INVALID_STATE', `sandbox is ${describeState(view.status.state, deleteRequested)}; only a Paused sandbox can be resumed`);
         }
       },
@@ -255,7 +259,7 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
   if (view.status.state === 'Pending' && !deleteRequested) {
     try {
       await host.ensureContainer({ sandboxId: view.id, tenant: view.tenant, spec: input.spec });
-      const started = await host.startContainer({ sandboxId: view.id });
+      const started = await host.startContainer({ sandboxId: view.id, ports: input.spec.ports });
       view.containerId = started.containerId;
       view.network = started.network;
       transition('Running', 'runtime', 'started', 'sandbox is running');
@@ -275,17 +279,18 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
       terminationReason = 'deleted';
       break;
     }
-    if (runtimeExit && view.containerId && runtimeExit.containerId === view.containerId) {
-      const { exitCode } = runtimeExit;
+    if (view.containerId && exitPending()) {
+      const { exitCode } = runtimeExit!;
+      // runtimeExit stays set until the container is gone, so pause/resume validators refuse meanwhile.
+      await teardown.removeContainers({ sandboxId: view.id });
       runtimeExit = undefined;
       pendingOp = undefined;
-      await teardown.removeContainers({ sandboxId: view.id });
       delete view.containerId;
       delete view.network;
       transition('Failed', 'runtime', ErrorCodes.CONTAINER_EXITED.code, `sandbox process exited with code ${exitCode}`);
       continue;
     }
-    if (view.expiresAt !== null && Date.now() >= Date.parse(view.expiresAt)) {
+    if (isExpired()) {
       terminationReason = 'expired';
       deletedBy = 'expiry';
       break;
@@ -294,27 +299,35 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
       const op = pendingOp;
       pendingOp = undefined;
       const [from, to] = op === 'pause' ? (['Pausing', 'Paused'] as const) : (['Resuming', 'Running'] as const);
-      try {
-        // A delete or the expiry does not wait for a slow freeze or thaw: it cancels it and tears down.
-        const scope = new CancellationScope();
-        const action = scope.run(() =>
-          op === 'pause' ? host.pauseContainer({ sandboxId: view.id }) : host.resumeContainer({ sandboxId: view.id }),
-        );
+      // A delete or the expiry does not wait for a slow freeze or thaw: it cancels it and tears down.
+      const scope = new CancellationScope();
+      const action = scope.run(() =>
+        op === 'pause' ? host.pauseContainer({ sandboxId: view.id }) : host.resumeContainer({ sandboxId: view.id }),
+      );
+      let outcome: { ok: true } | { ok: false; err: unknown } | undefined;
+      action.then(
+        () => (outcome = { ok: true }),
+        (err: unknown) => (outcome = { ok: false, err }),
+      );
+      // Wait for the action, a delete, or the expiry; a renewal meanwhile re-arms the expiry timer.
+      while (!outcome && !deleteRequested && !isExpired()) {
+        const seen = generation;
         const remaining = view.expiresAt === null ? undefined : Math.max(0, Date.parse(view.expiresAt) - Date.now());
-        await Promise.race([action, remaining === undefined ? condition(() => deleteRequested) : condition(() => deleteRequested, remaining)]);
-        const expired = view.expiresAt !== null && Date.now() >= Date.parse(view.expiresAt);
-        if (deleteRequested || expired) {
-          scope.cancel();
-          await action.catch(() => undefined);
-          continue;
-        }
-        // An expiry or exit that arrived meanwhile is handled by the next turn of the loop.
-        if (view.status.state === from && !deleteRequested) {
+        const woken = () => outcome !== undefined || deleteRequested || generation !== seen;
+        if (remaining === undefined) await condition(woken);
+        else await condition(woken, remaining);
+      }
+      if (!outcome) {
+        scope.cancel();
+        await action.catch(() => undefined);
+        continue; // the next turn of the loop tears down
+      }
+      // An expiry or exit that arrived meanwhile is handled by the next turn of the loop.
+      if (view.status.state === from && !deleteRequested) {
+        if (outcome.ok) {
           transition(to, 'runtime', op === 'pause' ? 'paused' : 'resumed', op === 'pause' ? 'sandbox is paused' : 'sandbox is running');
-        }
-      } catch (err) {
-        if (view.status.state === from && !deleteRequested) {
-          const { reason, message } = describeFailure(err);
+        } else {
+          const { reason, message } = describeFailure(outcome.err);
           transition(op === 'pause' ? 'Running' : 'Paused', 'failure', reason, `${op} failed: ${message}`);
         }
       }
@@ -340,8 +353,12 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
     if (view.status.state !== 'Stopping') {
       transition('Stopping', deletedBy, terminationReason === 'expired' ? 'ttl_expiry' : 'user_delete');
     }
-    // A renew schedule outliving its sandbox would only fail: remove it (idempotent) alongside the workload.
-    await Promise.all([teardown.removeContainers({ sandboxId: view.id }), messaging.deleteRenewSchedule({ sandboxId: view.id })]);
+    if (patched('teardown-removes-renew-schedule')) {
+      // A renew schedule outliving its sandbox would only fail: remove it (idempotent) alongside the workload.
+      await Promise.all([teardown.removeContainers({ sandboxId: view.id }), messaging.deleteRenewSchedule({ sandboxId: view.id })]);
+    } else {
+      await teardown.removeContainers({ sandboxId: view.id }); // histories recorded before renew schedules existed
+    }
     delete view.containerId;
     delete view.network;
     view.terminationReason = terminationReason;

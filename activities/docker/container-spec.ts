@@ -72,8 +72,16 @@ export function buildContainerCreateOptions(
 /** Host and none networking publish nothing: the sandbox shares the host's ports, or has none. */
 export const usesHostNetwork = (docker: Config['docker']): boolean => docker.network === 'host';
 
-/** Container ports to publish: the configured set plus the request's own, on bridge-like networks. */
-export function publishedPorts(spec: Pick<SandboxSpec, 'ports'>, docker: Config['docker']): number[] {
-  if (usesHostNetwork(docker) || docker.network === 'none') return [];
+/**
+ * The ports a sandbox offers: the configured set plus the request's own. Endpoints and the server
+ * proxy reach only these, on host networking too (where everything else on the host is off limits).
+ */
+export function declaredPorts(spec: Pick<SandboxSpec, 'ports'>, docker: Config['docker']): number[] {
+  if (docker.network === 'none') return [];
   return [...new Set([...docker.exposedPorts, ...spec.ports])].sort((a, b) => a - b);
+}
+
+/** Container ports to publish: the declared ones, on bridge-like networks (host networking needs none). */
+export function publishedPorts(spec: Pick<SandboxSpec, 'ports'>, docker: Config['docker']): number[] {
+  return usesHostNetwork(docker) ? [] : declaredPorts(spec, docker);
 }

@@ -12,6 +12,10 @@ export interface HostActivityDeps {
   allowedHostPaths: string[];
   startupGraceMs: number;
   hostNetwork: boolean;
+  /** Ports every sandbox declares (docker.exposedPorts); a request adds its own. */
+  exposedPorts: number[];
+  /** Where this host's ports are reached (docker.endpointHost ?? publishHost). */
+  advertisedHost: string;
   faults: Faults;
 }
 
@@ -34,7 +38,8 @@ const fail = (kind: keyof typeof ErrorCodes, message: string) =>
  * it looks for the sandbox's container by label before acting, so a retry after a worker crash
  * adopts what the crashed attempt made instead of making a second one.
  */
-export function createHostActivities({ runtime, instance, allowedHostPaths, startupGraceMs, hostNetwork, faults }: HostActivityDeps) {
+export function createHostActivities(deps: HostActivityDeps) {
+  const { runtime, instance, allowedHostPaths, startupGraceMs, hostNetwork, faults } = deps;
   /** The sandbox's one container, or a non-retryable failure when it is gone. */
   const theContainer = async (sandboxId: string): Promise<string> => {
     const [container] = await runtime.findSandboxContainers(sandboxId);
@@ -86,7 +91,7 @@ export function createHostActivities({ runtime, instance, allowedHostPaths, star
       return { containerId };
     }),
 
-    startContainer: (input: { sandboxId: string }) => heartbeating(async (): Promise<{ containerId: string; network: SandboxNetwork }> => {
+    startContainer: (input: { sandboxId: string; ports?: number[] }) => heartbeating(async (): Promise<{ containerId: string; network: SandboxNetwork }> => {
       const [container] = await runtime.findSandboxContainers(input.sandboxId);
       if (!container) throw new Error(`container of sandbox ${input.sandboxId} disappeared before start`);
       await runtime.startContainer(container.Id);
@@ -100,8 +105,9 @@ export function createHostActivities({ runtime, instance, allowedHostPaths, star
             (logs ? `; last output: ${logs.slice(-500)}` : ''),
         );
       }
-      const ports = hostNetwork ? {} : await runtime.publishedPorts(container.Id);
-      return { containerId: container.Id, network: { hostNetwork, ports } };
+      const declared = [...new Set([...deps.exposedPorts, ...(input.ports ?? [])])];
+      const ports = hostNetwork ? Object.fromEntries(declared.map((p) => [String(p), p])) : await runtime.publishedPorts(container.Id);
+      return { containerId: container.Id, network: { hostNetwork, ports, host: deps.advertisedHost } };
     }),
 
     pauseContainer: (input: { sandboxId: string }) => heartbeating(async (): Promise<void> => {

@@ -27,7 +27,7 @@ import {
   RenewScheduleRequestSchema,
   SandboxIdParams,
 } from '../../core/schemas';
-import { endpointAddresses } from '../proxy';
+import { localHost } from '../proxy';
 import type { SandboxService } from '../temporal';
 
 export interface SandboxRouteDeps {
@@ -137,7 +137,7 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
         throw new TideboxError('UNSUPPORTED', 'signed endpoints (expires) are not supported by this server');
       }
       const view = await sandboxes.get(req.tenant, sandboxId);
-      const resolved = resolveEndpoint({ ingress: config.ingress, sandbox: view, port, ...endpointAddresses(config) });
+      const resolved = resolveEndpoint({ ingress: config.ingress, sandbox: view, port, local: localHost(config) });
       if (!resolved.ok) throw new TideboxError('PORT_NOT_AVAILABLE', resolved.reason);
       if (req.query.use_server_proxy) {
         const host = config.server.publicHost ?? req.headers.host ?? `${config.server.host}:${config.server.port}`;
@@ -168,7 +168,8 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
   app.get('/workflows/*', {
     schema: { ...doc('Operations', 'Status of a workflow a response returned (path = the workflow id)'), response: { 200: WorkflowStatusResponseSchema, ...Errors } },
   }, async (req) => {
-    const workflowId = decodeURIComponent((req.params as { '*': string })['*']);
+    // Fastify has already decoded the wildcard: `sandbox%2F<id>` and `sandbox/<id>` both arrive as `sandbox/<id>`.
+    const workflowId = (req.params as { '*': string })['*'];
     if (!workflowId) throw new TideboxError('INVALID_PARAMETER', 'workflow id is required');
     return sandboxes.workflow(req.tenant, workflowId);
   });

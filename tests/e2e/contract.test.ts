@@ -193,6 +193,20 @@ describe('delete in a transitional state', () => {
     const history = await stack.request('GET', `/v1/sandboxes/${id}/events`);
     expect(history.body.events.map((e: { state: string }) => e.state)).toEqual(['Pending', 'Running', 'Pausing', 'Stopping', 'Terminated']);
   });
+
+  it('when a sandbox is renewed while its freeze hangs, then passing the old deadline neither expires it nor claims Paused', async () => {
+    const id = await create({ timeout: 3 });
+    const oldDeadline = Date.parse((await stack.request('GET', `/v1/sandboxes/${id}`)).body.expiresAt);
+    await stack.request('POST', `/v1/sandboxes/${id}/pause`);
+    await waitFor('pause to hang', async () => (await import('node:fs')).existsSync(stack.faultFile('container-pausing', id)), 20_000);
+    const renewed = await stack.request('POST', `/v1/sandboxes/${id}/renew-expiration`, { expiresAt: new Date(Date.now() + 120_000).toISOString() });
+    expect(renewed.status).toBe(200);
+    await waitFor('the old deadline to pass', () => Date.now() > oldDeadline + 1500, 10_000, 50);
+    expect(await stateOf(id)).toBe('Pausing');
+    expect((await stack.request('POST', `/v1/sandboxes/${id}/resume`)).status).toBe(409);
+    expect((await stack.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+    expect(await stack.containers(id)).toHaveLength(0);
+  });
 });
 
 describe('server proxy', () => {

@@ -17,6 +17,7 @@ describe('metadata rules (Kubernetes labels)', () => {
     [{ '-a': 'y' }, 'the name must be'],
     [{ ['k'.repeat(64)]: 'y' }, 'the name must be'],
     [{ 'Example.com/a': 'y' }, 'DNS subdomain'],
+    [{ [`${'a'.repeat(64)}.com/x`]: 'y' }, 'DNS subdomain'],
     [{ a: 'has space' }, 'metadata value of "a"'],
     [{ a: 'v'.repeat(64) }, 'metadata value of "a"'],
     [{ a: 'ends-' }, 'metadata value of "a"'],

@@ -21,6 +21,10 @@ describe('create request normalisation', () => {
     expect(normalize({ resourceLimits: { cpu: '250m', memory: '1Gi' } }).resources).toEqual({ cpuMillis: 250, memoryBytes: 2 ** 30 });
   });
 
+  it('when metadata values are free text (the contract example), then create accepts them', () => {
+    expect(normalize({ metadata: { name: 'Data Processing Sandbox', team: 'ml' } }).metadata).toEqual({ name: 'Data Processing Sandbox', team: 'ml' });
+  });
+
   it('when extensions name extra ports, then they are parsed, de-duplicated and sorted', () => {
     expect(normalize({ extensions: { 'tidebox.io/ports': ' 5173, 3000,3000' } }).ports).toEqual([3000, 5173]);
     expect(normalize({}).ports).toEqual([]);
@@ -39,7 +43,9 @@ describe('create request normalisation', () => {
     [{ image: { uri: 'x', auth: { username: 'u', password: 'p' } } }, 'SANDBOX::UNSUPPORTED', 'image.auth'],
     [{ metadata: { 'tidebox.io/x': 'y' } }, 'SANDBOX::INVALID_PARAMETER', 'reserved'],
     [{ metadata: { 'a=b': 'y' } }, 'SANDBOX::INVALID_PARAMETER', 'metadata key'],
-    [{ metadata: { a: 'not a label value' } }, 'SANDBOX::INVALID_PARAMETER', 'metadata value'],
+    [{ metadata: { a: 'x'.repeat(257) } }, 'SANDBOX::INVALID_PARAMETER', 'metadata value'],
+    [{ metadata: { a: 'line\nbreak' } }, 'SANDBOX::INVALID_PARAMETER', 'control characters'],
+    [{ metadata: { 'has space': 'x' } }, 'SANDBOX::INVALID_PARAMETER', 'metadata key'],
     [{ extensions: { 'tidebox.io/ports': '3000,http' } }, 'SANDBOX::INVALID_PARAMETER', '"http" is not a port'],
     [{ extensions: { 'tidebox.io/ports': '70000' } }, 'SANDBOX::INVALID_PARAMETER', 'is not a port'],
     [{ env: { 'A=B': 'y' } }, 'SANDBOX::INVALID_PARAMETER', 'env key'],
