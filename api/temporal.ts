@@ -223,14 +223,7 @@ export class SandboxService {
    */
   async events(tenant: string, sandboxId: string): Promise<{ view: SandboxView; events: SandboxEvent[] }> {
     const handle = this.client.workflow.getHandle(sandboxWorkflowId(sandboxId));
-    const described = await this.call(async () => {
-      try {
-        return await handle.describe();
-      } catch (err) {
-        if (err instanceof WorkflowNotFoundError) throw notFound(sandboxId);
-        throw err;
-      }
-    });
+    const described = await this.describeOr(handle, () => notFound(sandboxId));
     const memoView = described.memo?.view as SandboxView | undefined;
     if (described.type !== 'sandboxWorkflow' || !memoView || memoView.tenant !== tenant) throw notFound(sandboxId);
     if (described.status.name === 'RUNNING') {
@@ -250,14 +243,7 @@ export class SandboxService {
   /** Type, status and times of a workflow this tenant owns (any id a response returned). */
   async workflow(tenant: string, workflowId: string) {
     const handle = this.client.workflow.getHandle(workflowId);
-    const d = await this.call(async () => {
-      try {
-        return await handle.describe();
-      } catch (err) {
-        if (err instanceof WorkflowNotFoundError) throw workflowNotFound(workflowId);
-        throw err;
-      }
-    });
+    const d = await this.describeOr(handle, () => workflowNotFound(workflowId));
     if (d.typedSearchAttributes.get(SA.tenant) !== tenant) throw workflowNotFound(workflowId);
     let failure: string | undefined;
     if (d.status.name === 'FAILED' || d.status.name === 'TIMED_OUT') {
@@ -426,6 +412,18 @@ export class SandboxService {
       if (isDeadlineExceeded(err)) throw new TideboxError('TIMEOUT', `no worker accepted the ${what} in time; retry the request`);
       throw mapTemporalError(err, sandboxId);
     }
+  }
+
+  /** Describe a workflow (open or closed), throwing `missing()` when there is none. */
+  private describeOr(handle: ReturnType<Client['workflow']['getHandle']>, missing: () => TideboxError) {
+    return this.call(async () => {
+      try {
+        return await handle.describe();
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) throw missing();
+        throw err;
+      }
+    });
   }
 
   /** The actor's memo, or undefined when there is no such workflow or it has closed. */

@@ -205,37 +205,27 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
     },
   );
 
-  setHandler(
-    pauseUpdate,
-    () => {
-      pendingOp = 'pause';
-      transition('Pausing', 'api', 'user_pause', 'pause requested');
-      return view;
-    },
-    {
-      validator: () => {
-        if (!isAlive() || view.status.state !== 'Running' || exitPending()) {
-          throw reject('INVALID_STATE', `sandbox is ${describeState(view.status.state, deleteRequested)}; only a Running sandbox can be paused`);
-        }
+  // Pause and resume only accept the request; the loop below carries it out.
+  for (const [update, op, from, accepted] of [
+    [pauseUpdate, 'pause', 'Running', 'Pausing'],
+    [resumeUpdate, 'resume', 'Paused', 'Resuming'],
+  ] as const) {
+    setHandler(
+      update,
+      () => {
+        pendingOp = op;
+        transition(accepted, 'api', `user_${op}`, `${op} requested`);
+        return view;
       },
-    },
-  );
-
-  setHandler(
-    resumeUpdate,
-    () => {
-      pendingOp = 'resume';
-      transition('Resuming', 'api', 'user_resume', 'resume requested');
-      return view;
-    },
-    {
-      validator: () => {
-        if (!isAlive() || view.status.state !== 'Paused' || exitPending()) {
-          throw reject('INVALID_STATE', `sandbox is ${describeState(view.status.state, deleteRequested)}; only a Paused sandbox can be resumed`);
-        }
+      {
+        validator: () => {
+          if (!isAlive() || view.status.state !== from || exitPending()) {
+            throw reject('INVALID_STATE', `sandbox is ${describeState(view.status.state, deleteRequested)}; only a ${from} sandbox can be ${op}d`);
+          }
+        },
       },
-    },
-  );
+    );
+  }
 
   setHandler(
     patchMetadataUpdate,
