@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type Dockerode from 'dockerode';
 import type { Config } from '../core/config';
-import { usesHostNetwork } from './docker/container-spec';
+import { declaredPorts, usesHostNetwork } from './docker/container-spec';
 import { DockerRuntime } from './docker/docker-runtime';
 import { createHostActivities } from './docker/host-activities';
 import { createFaults } from './faults';
@@ -17,7 +17,7 @@ export function createActivities(deps: { config: Config; docker: Dockerode; clie
       allowedHostPaths: config.sandbox.allowedHostPaths,
       startupGraceMs: config.docker.startupGraceMs,
       hostNetwork: usesHostNetwork(config.docker),
-      exposedPorts: config.docker.network === 'none' ? [] : config.docker.exposedPorts,
+      declaredPorts: (ports) => declaredPorts({ ports }, config.docker),
       advertisedHost: config.docker.endpointHost ?? config.docker.publishHost,
       faults: createFaults(config),
     }),

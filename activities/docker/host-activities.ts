@@ -12,8 +12,8 @@ export interface HostActivityDeps {
   allowedHostPaths: string[];
   startupGraceMs: number;
   hostNetwork: boolean;
-  /** Ports every sandbox declares (docker.exposedPorts); a request adds its own. */
-  exposedPorts: number[];
+  /** A sandbox's declared ports given the ones its request added (configured + requested). */
+  declaredPorts: (requested: number[]) => number[];
   /** Where this host's ports are reached (docker.endpointHost ?? publishHost). */
   advertisedHost: string;
   faults: Faults;
@@ -105,7 +105,7 @@ export function createHostActivities(deps: HostActivityDeps) {
             (logs ? `; last output: ${logs.slice(-500)}` : ''),
         );
       }
-      const declared = [...new Set([...deps.exposedPorts, ...(input.ports ?? [])])];
+      const declared = deps.declaredPorts(input.ports ?? []);
       const ports = hostNetwork ? Object.fromEntries(declared.map((p) => [String(p), p])) : await runtime.publishedPorts(container.Id);
       return { containerId: container.Id, network: { hostNetwork, ports, host: deps.advertisedHost } };
     }),
