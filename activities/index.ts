@@ -6,10 +6,12 @@ import { DockerRuntime } from './docker/docker-runtime';
 import { createHostActivities } from './docker/host-activities';
 import { createFaults } from './faults';
 import { createMessagingActivities } from './messaging';
+import { createMountActivities } from './ossfs/mount-activities';
 
 /** Every activity the worker registers, built from its dependencies (no module-level clients). */
 export function createActivities(deps: { config: Config; docker: Dockerode; client: Client; seccompProfile?: string }) {
   const { config, docker, client } = deps;
+  const faults = createFaults(config);
   return {
     host: createHostActivities({
       runtime: new DockerRuntime(docker, config, deps.seccompProfile),
@@ -19,8 +21,9 @@ export function createActivities(deps: { config: Config; docker: Dockerode; clie
       hostNetwork: usesHostNetwork(config.docker),
       declaredPorts: (ports) => declaredPorts({ ports }, config.docker),
       advertisedHost: config.docker.endpointHost ?? config.docker.publishHost,
-      faults: createFaults(config),
+      faults,
     }),
+    mounts: createMountActivities({ config, faults }),
     messaging: createMessagingActivities({ client, config }),
   };
 }

@@ -1,8 +1,17 @@
-import { ScheduleNotFoundError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import {
+  ScheduleNotFoundError,
+  WithStartWorkflowOperation,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+} from '@temporalio/client';
+import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
 import type { Config } from '../core/config';
 import { ErrorCodes } from '../core/errors';
 import { RenewRunInput, RenewRunOutcome, renewScheduleId, SandboxView, sandboxWorkflowId } from '../core/sandbox';
+import { mountView, MountWorkflowInput, mountWorkflowId } from '../core/mounts';
+import { SA } from '../core/search-attributes';
+import { acquireMountUpdate, mountWorkflow, releaseMountUpdate } from '../workflows/mount';
 import { renewUpdate } from '../workflows/sandbox';
 
 /**
@@ -21,6 +30,46 @@ export function createMessagingActivities({ client, config }: { client: Client; 
   };
 
   return {
+    /**
+     * Join a shared mount's holders, starting its actor if there is none (update-with-start, so two
+     * sandboxes racing for the same new mount land on one actor). Resolves with the host path once
+     * mounted; a mount failure comes back as a non-retryable MOUNT_FAILED.
+     */
+    acquireMount: async (input: MountWorkflowInput & { sandboxId: string }): Promise<{ hostPath: string }> => {
+      const { sandboxId, ...mount } = input;
+      const start = new WithStartWorkflowOperation(mountWorkflow, {
+        workflowId: mountWorkflowId(mount.hostId, mount.key),
+        taskQueue: config.temporal.taskQueue,
+        args: [mount],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        memo: { view: mountView(mount, 'Unmounted', [], { at: new Date().toISOString() }) },
+        typedSearchAttributes: new TypedSearchAttributes([
+          { key: SA.tenant, value: mount.tenant },
+          { key: SA.state, value: 'Unmounted' },
+        ]),
+      });
+      try {
+        return await client.workflow.executeUpdateWithStart(acquireMountUpdate, { args: [{ sandboxId }], startWorkflowOperation: start });
+      } catch (err) {
+        if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
+          throw ApplicationFailure.create({ type: err.cause.type ?? undefined, message: err.cause.message, nonRetryable: true });
+        }
+        throw err;
+      }
+    },
+
+    /** Leave a shared mount's holders. Idempotent: a mount actor that has already completed is fine. */
+    releaseMount: async ({ hostId, key, sandboxId }: { hostId: string; key: string; sandboxId: string }): Promise<void> => {
+      try {
+        await client.workflow.getHandle(mountWorkflowId(hostId, key)).executeUpdate(releaseMountUpdate, { args: [{ sandboxId }] });
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return;
+        // Completed between our lookup and the update: nothing held.
+        if (err instanceof WorkflowUpdateFailedError || (err as { code?: number }).code === 5) return;
+        throw err;
+      }
+    },
+
     /** Remove the sandbox's renew schedule, if it has one. Idempotent. */
     deleteRenewSchedule: async ({ sandboxId }: { sandboxId: string }): Promise<{ deleted: boolean }> => ({
       deleted: await deleteSchedule(sandboxId),

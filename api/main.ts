@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import { listenAddress } from '../core/config';
 import { loadConfig } from '../core/load-config';
+import { payloadCodecsFor } from '../core/payload-codec';
 import { buildApp } from './app';
 import { SandboxService } from './temporal';
 import { ensureSearchAttributes } from './temporal-setup';
@@ -12,7 +13,7 @@ async function main(): Promise<void> {
   const address = config.temporal.address ?? `127.0.0.1:${config.temporal.devServerPort}`;
   const connection = await Connection.connect({ address });
   await ensureSearchAttributes(connection.operatorService, config.temporal.namespace);
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter: payloadCodecsFor(config.security.payloadKey) });
 
   const app = await buildApp({ config, sandboxes: new SandboxService(client, config) });
   const { host, warning } = listenAddress(config.server);

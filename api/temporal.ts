@@ -14,6 +14,7 @@ import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
 import type { Config } from '../core/config';
 import { errorKindOf, TideboxError } from '../core/errors';
 import { MetadataPatch, metadataKeywords, metadataPatchProblems } from '../core/metadata';
+import type { MountView } from '../core/mounts';
 import type { RenewScheduleRequest } from '../core/schemas';
 import {
   initialView,
@@ -67,7 +68,9 @@ export class SandboxService {
     opts: { idempotencyKey?: string; respondAsync: boolean },
   ): Promise<SandboxView> {
     const sandboxId = opts.idempotencyKey ? idempotentSandboxId(tenant, opts.idempotencyKey) : randomUUID();
-    const requestHash = createHash('sha256').update(JSON.stringify(spec)).digest('hex');
+    // Hash without credentials (the memo keeps the hash); the mount keys already stand for them.
+    const hashable = { ...spec, ossfs: spec.ossfs.map(({ source: { accessKeyId: _id, accessKeySecret: _secret, ...rest }, ...v }) => ({ ...v, source: rest })) };
+    const requestHash = createHash('sha256').update(JSON.stringify(hashable)).digest('hex');
     const input: SandboxWorkflowInput = {
       sandboxId,
       tenant,
@@ -367,6 +370,20 @@ export class SandboxService {
         if (!(err instanceof ScheduleNotFoundError)) throw err;
       }
     });
+  }
+
+  /** The tenant's mount actors that are still running (a completed one has unmounted). */
+  async mounts(tenant: string): Promise<MountView[]> {
+    const views: MountView[] = [];
+    await this.call(async () => {
+      const query = `WorkflowType = 'mountWorkflow' AND ExecutionStatus = 'Running' AND ${SA.tenant.name} = ${quote(tenant)}`;
+      for await (const execution of this.client.workflow.list({ query })) {
+        const view = execution.memo?.view as MountView | undefined;
+        if (view && view.tenant === tenant) views.push(view);
+        if (views.length >= LIST_SCAN_LIMIT) break;
+      }
+    });
+    return views.sort((a, b) => a.key.localeCompare(b.key));
   }
 
   /** Sandboxes by state and failed workflows by type, from visibility (for metrics). */

@@ -92,6 +92,34 @@ export const ConfigSchema = z
       .strict()
       .prefault({}),
     ingress: IngressSchema,
+    ossfs: z
+      .object({
+        /** Absolute directory under which shared bucket mounts live: `<mountRoot>/<mount key>`. Default `<dataDir>/mounts`. */
+        mountRoot: z.string().startsWith('/', 'must be absolute').optional(),
+        /** ossfs 1.0 binary (an s3fs fork with the same command line; tests use s3fs itself). */
+        v1Binary: z.string().min(1).default('ossfs'),
+        v2Binary: z.string().min(1).default('ossfs2'),
+        fusermountBinary: z.string().min(1).default('fusermount'),
+        umountBinary: z.string().min(1).default('umount'),
+        /** How long a mount may take to appear in /proc/mounts. */
+        mountTimeoutSeconds: z.number().int().min(1).max(600).default(60),
+      })
+      .strict()
+      .prefault({}),
+    security: z
+      .object({
+        /**
+         * Base64 of 32 random bytes. Encrypts every workflow payload (inputs, results, activity
+         * arguments) with AES-256-GCM in the API and worker, so credentials never sit in workflow
+         * history in clear text. Required for ossfs volumes. Keep it the same on every process.
+         */
+        payloadKey: z
+          .string()
+          .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be base64 of exactly 32 bytes (openssl rand -base64 32)')
+          .optional(),
+      })
+      .strict()
+      .prefault({}),
     worker: z
       .object({
         /** Port of the worker's Prometheus endpoint (Temporal SDK metrics); unset = off. */
@@ -105,7 +133,7 @@ export const ConfigSchema = z
      * `<dataDir>/faults/` and hangs there, so a crash test can SIGKILL the worker at that moment.
      */
     faults: z
-      .object({ hangAt: z.array(z.enum(['container-created', 'container-removing', 'container-pausing'])).default([]) })
+      .object({ hangAt: z.array(z.enum(['container-created', 'container-removing', 'container-pausing', 'bucket-mounted'])).default([]) })
       .strict()
       .prefault({}),
   })
@@ -130,6 +158,7 @@ const ENV_KEYS: Array<[string, string[], (v: string) => unknown]> = [
   ['TEMPORAL_CLI_PATH', ['temporal', 'cliPath'], String],
   ['TIDEBOX_HOST_ID', ['docker', 'hostId'], String],
   ['TIDEBOX_PUBLIC_HOST', ['server', 'publicHost'], String],
+  ['TIDEBOX_PAYLOAD_KEY', ['security', 'payloadKey'], String],
   ['TIDEBOX_WORKER_METRICS_PORT', ['worker', 'metricsPort'], Number],
   ['TIDEBOX_FAULT_HANG_AT', ['faults', 'hangAt'], (v) => v.split(',').filter(Boolean)],
 ];

@@ -25,6 +25,7 @@ export const ErrorCodes = {
   IMAGE_UNAVAILABLE: { code: 'SANDBOX::IMAGE_UNAVAILABLE', httpStatus: 400 },
   RUNTIME_REJECTED: { code: 'SANDBOX::RUNTIME_REJECTED', httpStatus: 400 },
   CONTAINER_EXITED: { code: 'SANDBOX::CONTAINER_EXITED', httpStatus: 409 },
+  MOUNT_FAILED: { code: 'SANDBOX::MOUNT_FAILED', httpStatus: 400 },
 } as const;
 
 export type ErrorKind = keyof typeof ErrorCodes;

@@ -1,4 +1,5 @@
 /** Sandbox domain types shared by the API, the workflow and the activities. Plain JSON only. */
+import type { OssfsVolume } from './mounts';
 
 export const SANDBOX_STATES = [
   'Pending', 'Running', 'Pausing', 'Paused', 'Resuming', 'Stopping', 'Terminated', 'Failed',
@@ -17,7 +18,10 @@ export interface HostVolume {
   readOnly: boolean;
 }
 
-/** The create request after validation and normalisation. Carries no secrets. */
+/**
+ * The create request after validation and normalisation. It travels as the workflow input, which the
+ * payload codec encrypts; `ossfs[].source` holds credentials and must never reach memo or logs.
+ */
 export interface SandboxSpec {
   image: { uri: string };
   entrypoint: string[];
@@ -29,6 +33,8 @@ export interface SandboxSpec {
   timeoutSeconds: number | null;
   resources: { cpuMillis: number; memoryBytes: number };
   volumes: HostVolume[];
+  /** Shared bucket mounts, acquired before the container is created. */
+  ossfs: OssfsVolume[];
   /** Container ports the request asked to publish beyond the configured ones. */
   ports: number[];
 }

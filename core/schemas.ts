@@ -4,6 +4,7 @@ import type { Config } from './config';
 import { TideboxError } from './errors';
 import { parseCpuMillis, parseMemoryBytes } from './quantities';
 import { metadataProblems } from './metadata';
+import { OssfsSource, OssfsVolume, ossfsEndpointProblem, ossfsOptionProblem } from './mounts';
 import { HostVolume, SandboxSpec } from './sandbox';
 
 /** Request and response shapes of the contract, as zod schemas (validation, types and docs). */
@@ -17,11 +18,21 @@ const ImageSpec = z.object({
 
 const VolumeName = z.string().max(63).regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS label (lowercase letters, digits, hyphens)');
 
+const Ossfs = z.object({
+  bucket: z.string().min(3, 'bucket must be 3-63 characters').max(63, 'bucket must be 3-63 characters')
+    .regex(/^[a-z0-9][a-z0-9-]*[a-z0-9]$/, 'bucket must be lowercase letters, digits and hyphens'),
+  endpoint: z.string().min(1).max(253),
+  version: z.enum(['1.0', '2.0']).default('2.0'),
+  options: z.array(z.string().max(256)).max(32).default([]),
+  accessKeyId: z.string().min(1, 'accessKeyId is required').max(256),
+  accessKeySecret: z.string().min(1, 'accessKeySecret is required').max(512),
+}).strict();
+
 const Volume = z.object({
   name: VolumeName,
   host: z.object({ path: z.string().min(1) }).strict().optional(),
   pvc: z.unknown().optional(),
-  ossfs: z.unknown().optional(),
+  ossfs: Ossfs.optional(),
   mountPath: z.string().regex(/^\//, 'must be an absolute path'),
   readOnly: z.boolean().default(false),
   subPath: z.string().optional(),
@@ -98,8 +109,16 @@ export const ListSandboxesQuery = z.object({
 const invalid = (message: string) => new TideboxError('INVALID_PARAMETER', message);
 const unsupported = (message: string) => new TideboxError('UNSUPPORTED', message);
 
-/** Turn a schema-valid create request into the secret-free spec the sandbox actor runs. */
-export function normalizeCreateRequest(req: CreateSandboxRequest, config: Config['sandbox']): SandboxSpec {
+/**
+ * Turn a schema-valid create request into the spec the sandbox actor runs. `mountKeyOf` names the
+ * shared mount an ossfs volume uses (the API keys it with the payload key); without it ossfs volumes
+ * are refused, because their credentials could not be kept out of workflow history.
+ */
+export function normalizeCreateRequest(
+  req: CreateSandboxRequest,
+  config: Config['sandbox'],
+  mountKeyOf?: (source: OssfsSource) => string,
+): SandboxSpec {
   if (req.snapshotId !== undefined) {
     if (req.image) throw invalid('image and snapshotId are mutually exclusive');
     throw unsupported('restoring from snapshotId is not supported by this server yet');
@@ -143,7 +162,7 @@ export function normalizeCreateRequest(req: CreateSandboxRequest, config: Config
     ...(req.platform ? { platform: req.platform } : {}),
     timeoutSeconds: req.timeout ?? null,
     resources: { cpuMillis, memoryBytes },
-    volumes: normalizeVolumes(req.volumes ?? [], config.allowedHostPaths),
+    ...normalizeVolumes(req.volumes ?? [], config.allowedHostPaths, mountKeyOf),
     ports: parsePortList(extensions[PORTS_EXTENSION]),
   };
 }
@@ -164,26 +183,55 @@ function hasDotDot(path: string): boolean {
   return path.split(/[\\/]/).includes('..');
 }
 
-function normalizeVolumes(volumes: NonNullable<CreateSandboxRequest['volumes']>, allowed: string[]): HostVolume[] {
+function normalizeVolumes(
+  volumes: NonNullable<CreateSandboxRequest['volumes']>,
+  allowed: string[],
+  mountKeyOf: ((source: OssfsSource) => string) | undefined,
+): { volumes: HostVolume[]; ossfs: OssfsVolume[] } {
   const names = new Set<string>();
   const mountPaths = new Set<string>();
-  return volumes.map((v) => {
+  const host: HostVolume[] = [];
+  const ossfs: OssfsVolume[] = [];
+  for (const v of volumes) {
     if (names.has(v.name)) throw invalid(`volume name "${v.name}" is used twice`);
     names.add(v.name);
     const backends = [v.host, v.pvc, v.ossfs].filter((b) => b !== undefined).length;
     if (backends !== 1) throw invalid(`volume "${v.name}" must specify exactly one backend (host, pvc or ossfs)`);
-    if (!v.host) throw unsupported(`volume "${v.name}": only host volumes are supported so far`);
+    if (v.pvc !== undefined) throw unsupported(`volume "${v.name}": pvc volumes need the Kubernetes runtime`);
     if (hasDotDot(v.mountPath)) throw invalid(`volume "${v.name}": mountPath must not contain ".."`);
     const mountPath = normalizeAbsolute(v.mountPath);
     if (mountPaths.has(mountPath)) throw invalid(`volume "${v.name}": mountPath ${mountPath} is used twice`);
     mountPaths.add(mountPath);
-
-    const raw = v.host.path;
-    if (!raw.startsWith('/')) throw invalid(`volume "${v.name}": host.path must be absolute`);
-    if (hasDotDot(raw)) throw invalid(`volume "${v.name}": host.path must not contain ".."`);
     if (v.subPath !== undefined && (v.subPath.startsWith('/') || hasDotDot(v.subPath) || v.subPath.includes('\0'))) {
       throw invalid(`volume "${v.name}": subPath must be relative and must not contain ".."`);
     }
+
+    if (v.ossfs) {
+      const o = v.ossfs;
+      const endpointProblem = ossfsEndpointProblem(o.endpoint);
+      if (endpointProblem) throw invalid(`volume "${v.name}": ${endpointProblem}`);
+      const optionProblem = o.options.map(ossfsOptionProblem).find(Boolean);
+      if (optionProblem) throw invalid(`volume "${v.name}": ${optionProblem}`);
+      if (!mountKeyOf) {
+        throw unsupported(`volume "${v.name}": ossfs volumes need security.payloadKey on this server (credentials are kept only encrypted)`);
+      }
+      const prefix = v.subPath ? posix.normalize(v.subPath).replace(/^\.\/?/, '').replace(/\/$/, '') : '';
+      const source: OssfsSource = {
+        bucket: o.bucket,
+        endpoint: o.endpoint,
+        version: o.version,
+        prefix: prefix === '.' ? '' : prefix,
+        options: o.options,
+        accessKeyId: o.accessKeyId,
+        accessKeySecret: o.accessKeySecret,
+      };
+      ossfs.push({ name: v.name, mountPath, readOnly: v.readOnly, key: mountKeyOf(source), source });
+      continue;
+    }
+
+    const raw = v.host!.path;
+    if (!raw.startsWith('/')) throw invalid(`volume "${v.name}": host.path must be absolute`);
+    if (hasDotDot(raw)) throw invalid(`volume "${v.name}": host.path must not contain ".."`);
     const hostPath = normalizeAbsolute(v.subPath ? posix.join(raw, v.subPath) : raw);
     if (!isUnderAllowedPrefix(hostPath, allowed)) {
       throw invalid(
@@ -192,8 +240,9 @@ function normalizeVolumes(volumes: NonNullable<CreateSandboxRequest['volumes']>,
           : `volume "${v.name}": host volumes are disabled (no allowedHostPaths configured)`,
       );
     }
-    return { name: v.name, hostPath, mountPath, readOnly: v.readOnly };
-  });
+    host.push({ name: v.name, hostPath, mountPath, readOnly: v.readOnly });
+  }
+  return { volumes: host, ossfs };
 }
 
 /** True when `path` equals or lies below one of `prefixes` (all normalised, absolute). */
@@ -305,4 +354,22 @@ export const WorkflowStatusResponseSchema = z.object({
   closeTime: z.string().optional(),
   historyLength: z.number(),
   failure: z.string().optional(),
+});
+
+export const MountListSchema = z.object({
+  items: z.array(
+    z.object({
+      key: z.string(),
+      hostId: z.string(),
+      hostPath: z.string().optional(),
+      bucket: z.string(),
+      endpoint: z.string(),
+      prefix: z.string(),
+      version: z.string(),
+      state: z.enum(['Unmounted', 'Mounting', 'Mounted', 'Unmounting']),
+      holders: z.array(z.string()),
+      lastError: z.string().optional(),
+      updatedAt: z.string(),
+    }),
+  ),
 });

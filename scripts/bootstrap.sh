@@ -103,6 +103,15 @@ if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev
   fi
 fi
 
+# 4c. FUSE bucket mounts: s3fs (it stands in for ossfs 1.0 in the tests; same command-line family)
+# and fusermount. Optional for running Tidebox without ossfs volumes, so a failed install warns.
+if ! command -v s3fs >/dev/null || ! command -v fusermount >/dev/null; then
+  say "installing s3fs and FUSE (Debian s3fs, fuse3)"
+  if ! is_root || ! command -v apt-get >/dev/null || ! apt_install s3fs fuse3; then
+    say "warning: could not install s3fs/fuse3; ossfs volumes and their tests need them"
+  fi
+fi
+
 # 5. The offline image used by the quick start and the tests: busybox-static, imported as a rootfs.
 if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
   if ! dpkg -s busybox-static >/dev/null 2>&1; then

@@ -1,4 +1,5 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { listenAddress } from '../core/config';
 import { loadConfig } from '../core/load-config';
@@ -33,7 +34,13 @@ async function main(): Promise<void> {
     address = temporal.address;
   }
 
-  const env = { ...process.env, TEMPORAL_ADDRESS: address, TIDEBOX_DATA_DIR: dataDir };
+  const env = {
+    ...process.env,
+    TEMPORAL_ADDRESS: address,
+    TIDEBOX_DATA_DIR: dataDir,
+    // One payload key for both processes; made once and kept next to the dev server's database.
+    ...(config.security.payloadKey ? {} : { TIDEBOX_PAYLOAD_KEY: devPayloadKey(dataDir) }),
+  };
   const worker = new ManagedProcess('worker', join(__dirname, '..', 'worker', 'main.js'), env, 'inherit');
   const api = new ManagedProcess('api', join(__dirname, '..', 'api', 'main.js'), env, 'inherit');
   started.push(worker, api);
@@ -93,3 +100,13 @@ main().catch(async (err) => {
   for (const p of started.reverse()) await p.stop().catch(() => undefined);
   process.exit(1);
 });
+
+/** The dev install's payload key: `<dataDir>/payload.key` (0600), created on first start. */
+function devPayloadKey(dataDir: string): string {
+  const file = join(dataDir, 'payload.key');
+  if (!existsSync(file)) {
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(file, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+  }
+  return readFileSync(file, 'utf8').trim();
+}

@@ -7,6 +7,7 @@ import { watchRuntimeExits } from '../activities/docker/exit-watcher';
 import { createActivities } from '../activities';
 import { ensureSearchAttributes } from '../api/temporal-setup';
 import { loadConfig } from '../core/load-config';
+import { payloadCodecsFor } from '../core/payload-codec';
 import { hostTaskQueue, sandboxWorkflowId } from '../core/sandbox';
 import { runtimeExitedSignal } from '../workflows/sandbox';
 
@@ -28,7 +29,8 @@ async function main(): Promise<void> {
   await ensureSearchAttributes(connection.operatorService, config.temporal.namespace);
 
   const docker = new Dockerode(config.docker.socketPath ? { socketPath: config.docker.socketPath } : undefined);
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const dataConverter = payloadCodecsFor(config.security.payloadKey);
+  const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
   const activities = createActivities({ config, docker, client, seccompProfile: readSeccompProfile(config.docker.seccompProfile) });
 
   // Prefer the bundle made at build time: starting a worker then costs no webpack run.
@@ -41,6 +43,7 @@ async function main(): Promise<void> {
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
+    dataConverter,
     ...workflowSource,
     activities: activities.messaging,
   });
@@ -48,7 +51,8 @@ async function main(): Promise<void> {
     connection,
     namespace: config.temporal.namespace,
     taskQueue: hostTaskQueue(config.temporal.taskQueue, config.docker.hostId),
-    activities: activities.host,
+    dataConverter,
+    activities: { ...activities.host, ...activities.mounts },
   });
   console.log(
     JSON.stringify({

@@ -1,2 +1,3 @@
 export { sandboxWorkflow } from './sandbox';
 export { renewWorkflow } from './renew';
+export { mountWorkflow } from './mount';

@@ -87,6 +87,12 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
     retry: { initialInterval: '1s', maximumInterval: '30s' },
   });
 
+  // Acquiring waits for the mount itself (up to ossfs.mountTimeoutSeconds on the host).
+  const mounting = proxyActivities<MessagingActivities>({
+    startToCloseTimeout: '5 minutes',
+    retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 5 },
+  });
+
   const carried: SandboxCarriedState = input.carried ?? {
     view: initialView(input),
     events: [acceptedEvent(input)],
@@ -245,18 +251,39 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
 
   publish(); // also after continue-as-new: the new run starts from the carried view
 
+  // Shared bucket mounts this sandbox holds: one per distinct mount key, however many volumes use it.
+  const mountKeys = [...new Set((input.spec.ossfs ?? []).map((v) => v.key))];
+  const releaseMounts = async () => {
+    for (const key of mountKeys) await messaging.releaseMount({ hostId: input.hostId, key, sandboxId: view.id });
+  };
+
   // ---- provisioning saga ----
   if (view.status.state === 'Pending' && !deleteRequested) {
     try {
-      await host.ensureContainer({ sandboxId: view.id, tenant: view.tenant, spec: input.spec });
+      // Mounts first: the container binds them at create.
+      const hostPaths = new Map<string, string>();
+      for (const key of mountKeys) {
+        const volume = input.spec.ossfs.find((v) => v.key === key)!;
+        const { hostPath } = await mounting.acquireMount({
+          sandboxId: view.id,
+          key,
+          tenant: view.tenant,
+          hostId: input.hostId,
+          source: volume.source,
+        });
+        hostPaths.set(key, hostPath);
+      }
+      const mountBinds = (input.spec.ossfs ?? []).map((v) => ({ hostPath: hostPaths.get(v.key)!, mountPath: v.mountPath, readOnly: v.readOnly }));
+      await host.ensureContainer({ sandboxId: view.id, tenant: view.tenant, spec: input.spec, ...(mountBinds.length ? { mountBinds } : {}) });
       const started = await host.startContainer({ sandboxId: view.id, ports: input.spec.ports });
       view.containerId = started.containerId;
       view.network = started.network;
       transition('Running', 'runtime', 'started', 'sandbox is running');
     } catch (err) {
       const { reason, message } = describeFailure(err);
-      // Compensate: never leave a half-made container behind a Failed sandbox.
+      // Compensate in reverse: never leave a half-made container or a held mount behind a Failed sandbox.
       await teardown.removeContainers({ sandboxId: view.id });
+      await releaseMounts();
       delete view.containerId;
       transition('Failed', 'failure', reason, message);
     }
@@ -349,6 +376,7 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
     } else {
       await teardown.removeContainers({ sandboxId: view.id }); // histories recorded before renew schedules existed
     }
+    await releaseMounts();
     delete view.containerId;
     delete view.network;
     view.terminationReason = terminationReason;

@@ -15,6 +15,12 @@ export interface ContainerIdentity {
   tenant: string;
 }
 
+export interface MountBind {
+  hostPath: string;
+  mountPath: string;
+  readOnly: boolean;
+}
+
 export const containerName = (id: ContainerIdentity): string => `tidebox-${id.instance}-${id.sandboxId}`;
 
 /** Docker label filter that finds every container of one sandbox (of one install). */
@@ -33,6 +39,8 @@ export function buildContainerCreateOptions(
   docker: Config['docker'],
   /** The seccomp profile's JSON text (the Engine API takes content, not a path), or "unconfined". */
   seccompProfile?: string,
+  /** Shared bucket mounts on this host, bound at their volumes' mount paths. */
+  mountBinds: MountBind[] = [],
 ): Dockerode.ContainerCreateOptions {
   const securityOpt = ['no-new-privileges:true'];
   const ports = publishedPorts(spec, docker);
@@ -63,7 +71,7 @@ export function buildContainerCreateOptions(
       // Each port on a host port the engine picks, bound to publishHost only.
       PortBindings: Object.fromEntries(ports.map((p) => [`${p}/tcp`, [{ HostIp: docker.publishHost, HostPort: '' }]])),
       RestartPolicy: { Name: 'no' },
-      Binds: spec.volumes.map((v) => `${v.hostPath}:${v.mountPath}:${v.readOnly ? 'ro' : 'rw'}`),
+      Binds: [...spec.volumes, ...mountBinds].map((v) => `${v.hostPath}:${v.mountPath}:${v.readOnly ? 'ro' : 'rw'}`),
       Init: true,
     },
   };

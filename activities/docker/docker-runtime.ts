@@ -2,7 +2,7 @@ import type Dockerode from 'dockerode';
 import { z } from 'zod';
 import type { Config } from '../../core/config';
 import type { SandboxSpec } from '../../core/sandbox';
-import { buildContainerCreateOptions, ContainerIdentity, sandboxLabelFilter } from './container-spec';
+import { buildContainerCreateOptions, ContainerIdentity, MountBind, sandboxLabelFilter } from './container-spec';
 
 /** Docker's answers, validated before use (an engine is an untrusted edge like any other). */
 const ContainerSummary = z.object({ Id: z.string().min(1), State: z.string().optional() });
@@ -70,8 +70,8 @@ export class DockerRuntime {
     });
   }
 
-  async createContainer(id: ContainerIdentity, spec: SandboxSpec): Promise<string> {
-    const container = await this.docker.createContainer(buildContainerCreateOptions(id, spec, this.config.docker, this.seccompProfile));
+  async createContainer(id: ContainerIdentity, spec: SandboxSpec, mountBinds: MountBind[] = []): Promise<string> {
+    const container = await this.docker.createContainer(buildContainerCreateOptions(id, spec, this.config.docker, this.seccompProfile, mountBinds));
     return container.id;
   }
 

@@ -4,6 +4,7 @@ import { ErrorCodes, TideboxError } from '../../core/errors';
 import { checkResolvedHostPaths } from '../../core/schemas';
 import type { SandboxNetwork, SandboxSpec } from '../../core/sandbox';
 import type { Faults } from '../faults';
+import type { MountBind } from './container-spec';
 import { dockerStatus, DockerRuntime } from './docker-runtime';
 
 export interface HostActivityDeps {
@@ -48,7 +49,7 @@ export function createHostActivities(deps: HostActivityDeps) {
   };
 
   return {
-    ensureContainer: (input: { sandboxId: string; tenant: string; spec: SandboxSpec }) => heartbeating(async (): Promise<{ containerId: string }> => {
+    ensureContainer: (input: { sandboxId: string; tenant: string; spec: SandboxSpec; mountBinds?: MountBind[] }) => heartbeating(async (): Promise<{ containerId: string }> => {
       const existing = await runtime.findSandboxContainers(input.sandboxId);
       if (existing[0]) return { containerId: existing[0].Id };
 
@@ -74,7 +75,7 @@ export function createHostActivities(deps: HostActivityDeps) {
 
       let containerId: string;
       try {
-        containerId = await runtime.createContainer({ instance, sandboxId: input.sandboxId, tenant: input.tenant }, { ...input.spec, volumes });
+        containerId = await runtime.createContainer({ instance, sandboxId: input.sandboxId, tenant: input.tenant }, { ...input.spec, volumes }, input.mountBinds);
       } catch (err) {
         const status = dockerStatus(err);
         if (status === 409) {

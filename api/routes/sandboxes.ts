@@ -5,6 +5,7 @@ import type { Config } from '../../core/config';
 import { TideboxError } from '../../core/errors';
 import { SANDBOX_STATES, SandboxState, toCreateResponse, toSandboxResource } from '../../core/sandbox';
 import { resolveEndpoint } from '../../core/ingress';
+import { mountKey, mountKeyHmacKey } from '../../core/mount-key';
 import {
   AcceptedActionSchema,
   checkResolvedHostPaths,
@@ -17,6 +18,7 @@ import {
   RenewScheduleResponseSchema,
   SandboxEventsResponseSchema,
   SandboxResourceSchema,
+  MountListSchema,
   WorkflowStatusResponseSchema,
   EndpointParams,
   EndpointQuery,
@@ -46,6 +48,8 @@ const doc = (tag: string, summary: string) => ({ tags: [tag], summary });
 
 export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app, { config, sandboxes }) => {
   const CreateBody = createSandboxRequestSchema(config.sandbox);
+  // Mount ids are keyed with a key derived from the payload key; no payload key, no ossfs volumes.
+  const mountKeys = config.security.payloadKey ? mountKeyHmacKey(config.security.payloadKey) : undefined;
 
   app.post('/sandboxes', {
     schema: {
@@ -55,7 +59,7 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
       response: { 202: CreateSandboxResponseSchema, ...Errors },
     },
   }, async (req, reply) => {
-    const spec = normalizeCreateRequest(req.body, config.sandbox);
+    const spec = normalizeCreateRequest(req.body, config.sandbox, mountKeys ? (source) => mountKey(req.tenant, source, mountKeys) : undefined);
     checkResolvedHostPaths(spec.volumes, config.sandbox.allowedHostPaths, realpathOrUndefined);
     const respondAsync = /(^|[,;\s])respond-async($|[,;\s])/i.test(req.headers.prefer ?? '');
     const view = await sandboxes.create(req.tenant, spec, { idempotencyKey: req.headers['idempotency-key'], respondAsync });
@@ -163,6 +167,10 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
     await sandboxes.deleteRenewSchedule(req.tenant, req.params.sandboxId);
     return reply.code(204).send(null);
   });
+
+  app.get('/mounts', {
+    schema: { ...doc('Operations', 'Shared bucket mounts of this tenant: key, host, path, holders, state (never credentials)'), response: { 200: MountListSchema, ...Errors } },
+  }, async (req) => ({ items: await sandboxes.mounts(req.tenant) }));
 
   // Workflow ids contain "/" (sandbox/<id>, renew/<id>/...): take the rest of the path, or an encoded id.
   app.get('/workflows/*', {

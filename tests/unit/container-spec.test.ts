@@ -13,6 +13,7 @@ const spec: SandboxSpec = {
   resources: { cpuMillis: 500, memoryBytes: 64 * 2 ** 20 },
   volumes: [{ name: 'v', hostPath: '/srv/x', mountPath: '/x', readOnly: true }],
   ports: [3000, 8080],
+  ossfs: [],
 };
 
 describe('container spec', () => {

@@ -53,7 +53,8 @@ describe('create request normalisation', () => {
     [{ volumes: [{ name: 'v', host: { path: '/srv/database' }, mountPath: '/v' }] }, 'SANDBOX::INVALID_PARAMETER', 'outside'],
     [{ volumes: [{ name: 'v', host: { path: '/srv/data' }, subPath: '../x', mountPath: '/v' }] }, 'SANDBOX::INVALID_PARAMETER', 'subPath'],
     [{ volumes: [{ name: 'v', host: { path: '/srv/data' }, mountPath: '/v' }, { name: 'v', host: { path: '/srv/data' }, mountPath: '/w' }] }, 'SANDBOX::INVALID_PARAMETER', 'twice'],
-    [{ volumes: [{ name: 'v', pvc: { claimName: 'c' }, mountPath: '/v' }] }, 'SANDBOX::UNSUPPORTED', 'host volumes'],
+    [{ volumes: [{ name: 'v', pvc: { claimName: 'c' }, mountPath: '/v' }] }, 'SANDBOX::UNSUPPORTED', 'Kubernetes runtime'],
+    [{ volumes: [{ name: 'v', ossfs: { bucket: 'bkt', endpoint: 'oss.example.com', accessKeyId: 'a', accessKeySecret: 's' }, mountPath: '/v' }] }, 'SANDBOX::UNSUPPORTED', 'security.payloadKey'],
   ])('when the request has %j, then it is rejected with %s', (body, code, text) => {
     const err = rejection(body);
     expect(err.code).toBe(code);
