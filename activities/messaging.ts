@@ -5,6 +5,7 @@ import {
   WorkflowUpdateFailedError,
   type Client,
 } from '@temporalio/client';
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
 import type { Config } from '../core/config';
 import { ErrorCodes } from '../core/errors';
@@ -48,6 +49,9 @@ export function createMessagingActivities({ client, config }: { client: Client; 
           { key: SA.state, value: 'Unmounted' },
         ]),
       });
+      // Heartbeat while the mount is made, so a worker that dies here is noticed in seconds, not
+      // after the whole start-to-close timeout; the retried acquire is idempotent (a holder set).
+      const beat = setInterval(() => Context.current().heartbeat(), 2000);
       try {
         return await client.workflow.executeUpdateWithStart(acquireMountUpdate, { args: [{ sandboxId }], startWorkflowOperation: start });
       } catch (err) {
@@ -55,6 +59,8 @@ export function createMessagingActivities({ client, config }: { client: Client; 
           throw ApplicationFailure.create({ type: err.cause.type ?? undefined, message: err.cause.message, nonRetryable: true });
         }
         throw err;
+      } finally {
+        clearInterval(beat);
       }
     },
 

@@ -133,7 +133,7 @@ export const ConfigSchema = z
      * `<dataDir>/faults/` and hangs there, so a crash test can SIGKILL the worker at that moment.
      */
     faults: z
-      .object({ hangAt: z.array(z.enum(['container-created', 'container-removing', 'container-pausing', 'bucket-mounted'])).default([]) })
+      .object({ hangAt: z.array(z.enum(['container-created', 'container-removing', 'container-pausing', 'bucket-mounted', 'bucket-unmounting'])).default([]) })
       .strict()
       .prefault({}),
   })

@@ -90,6 +90,7 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
   // Acquiring waits for the mount itself (up to ossfs.mountTimeoutSeconds on the host).
   const mounting = proxyActivities<MessagingActivities>({
     startToCloseTimeout: '5 minutes',
+    heartbeatTimeout: '10 seconds',
     retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 5 },
   });
 

@@ -134,6 +134,7 @@ export function createMountActivities(deps: { config: Config; faults: Faults }) 
         await rmdir(hostPath).catch(() => undefined);
         return { unmounted: false };
       }
+      await deps.faults.reached('bucket-unmounting', input.key);
       for (let attempt = 0; await mountAt(hostPath); attempt++) {
         Context.current().heartbeat('unmounting');
         // fusermount first (the FUSE way); plain umount if that fails (e.g. not the mounting user).
