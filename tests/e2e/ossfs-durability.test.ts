@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { LocalS3, mountsUnder } from '../helpers/s3';
+import { detachMounts, LocalS3, mountsUnder, ossfsStackConfig } from '../helpers/s3';
 import { sandboxRequest, Stack, waitFor } from '../helpers/stack';
 
 /**
@@ -17,16 +16,12 @@ let mountRoot: string;
 beforeAll(async () => {
   s3 = await LocalS3.start([BUCKET]);
   stack = await Stack.start({
-    config: {
-      server: { createWaitSeconds: 120 },
-      security: { payloadKey: randomBytes(32).toString('base64') },
-      ossfs: { v1Binary: 's3fs' },
-    },
+    config: ossfsStackConfig(randomBytes(32).toString('base64'), { server: { createWaitSeconds: 120 } }),
   });
   mountRoot = join(stack.dataDir, 'mounts');
 });
 afterAll(async () => {
-  for (const m of mountsUnder(mountRoot ?? '/nonexistent')) execFileSync('umount', ['-l', m]);
+  detachMounts(mountRoot); // only a failed test leaves mounts behind
   await stack?.destroy();
   await s3?.stop();
 });
@@ -113,7 +108,7 @@ describe('crashes', () => {
     await waitFor('unmounted', async () => mountsUnder(mountRoot).length === 0 && (await mounts()).length === 0, 60_000, 200);
   });
 
-  it('when the worker is killed between removing the container and unmounting, then after restart the mount is removed and nothing is held', async () => {
+  it('when the worker is killed between removing the container and unmounting, then after restart the unmount finishes, and a sandbox that asked meanwhile gets a fresh mount', async () => {
     await stack.worker.stop();
     stack.startWorker({ TIDEBOX_FAULT_HANG_AT: 'bucket-unmounting' });
     const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ volumes: [volume()] }));
@@ -126,7 +121,17 @@ describe('crashes', () => {
     expect(mountsUnder(mountRoot)).toHaveLength(1);
     expect(await mounts()).toEqual([expect.objectContaining({ holders: [], state: 'Unmounting' })]);
 
+    // A sandbox that wants the mount while it is being unmounted waits for the unmount, then mounts again.
+    const next = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ volumes: [volume()] }), { Prefer: 'respond-async' });
     stack.startWorker();
-    await waitFor('unmounted after restart', async () => mountsUnder(mountRoot).length === 0 && (await mounts()).length === 0, 60_000, 200);
+    await waitFor('the second sandbox Running', async () => (await stack.request('GET', `/v1/sandboxes/${next.body.id}`)).body.status.state === 'Running', 60_000, 200);
+    expect(await mounts()).toEqual([expect.objectContaining({ holders: [next.body.id], state: 'Mounted' })]);
+    expect(mountsUnder(mountRoot)).toHaveLength(1);
+    const [container] = await stack.containers(next.body.id);
+    const mountsOfContainer = (await stack.docker.getContainer(container!.Id).inspect()).Mounts;
+    expect(mountsOfContainer).toEqual([expect.objectContaining({ Destination: '/data', Source: mountsUnder(mountRoot)[0] })]);
+
+    expect((await stack.request('DELETE', `/v1/sandboxes/${next.body.id}`)).status).toBe(204);
+    await waitFor('unmounted at the end', async () => mountsUnder(mountRoot).length === 0 && (await mounts()).length === 0, 60_000, 200);
   });
 });

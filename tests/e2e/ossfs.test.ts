@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { payloadCodecsFor } from '../../core/payload-codec';
-import { LocalS3, mountsUnder } from '../helpers/s3';
+import { detachMounts, LocalS3, mountsUnder, ossfsStackConfig } from '../helpers/s3';
 import { sandboxRequest, Stack, waitFor } from '../helpers/stack';
 
 /**
@@ -16,6 +16,14 @@ const BUCKET = 'tidebox-bkt';
 const KEY_ID = 'TBKEYID7781';
 const SECRET = 'tb-secret-6d1f0c99a';
 const PAYLOAD_KEY = randomBytes(32).toString('base64');
+// Stands in for ossfs2 (not packaged for Debian): records its argument vector and config file, then fails.
+const recordDir = mkdtempSync(join(tmpdir(), 'tidebox-ossfs2-'));
+const recorder = join(recordDir, 'ossfs2');
+writeFileSync(
+  recorder,
+  `#!/bin/sh\n{ printf 'arg:%s\\n' "$@"; stat -c 'mode:%a' "$4"; cat "$4"; } > ${recordDir}/record.txt\necho "ossfs2: cannot reach the bucket" >&2\nexit 3\n`,
+  { mode: 0o755 },
+);
 let s3: LocalS3;
 let stack: Stack;
 let mountRoot: string;
@@ -23,16 +31,12 @@ let mountRoot: string;
 beforeAll(async () => {
   s3 = await LocalS3.start([BUCKET], [[KEY_ID, SECRET]]);
   stack = await Stack.start({
-    config: {
-      security: { payloadKey: PAYLOAD_KEY },
-      ossfs: { v1Binary: 's3fs' },
-    },
+    config: ossfsStackConfig(PAYLOAD_KEY, { ossfs: { v1Binary: 's3fs', v2Binary: recorder } }),
   });
   mountRoot = join(stack.dataDir, 'mounts');
 });
 afterAll(async () => {
-  // Only after a failed test can mounts be left; detach them so the data dir can be removed.
-  for (const m of mountsUnder(mountRoot ?? '/nonexistent')) execFileSync('umount', ['-l', m]);
+  detachMounts(mountRoot); // only a failed test leaves mounts behind
   await stack?.destroy();
   await s3?.stop();
 });
@@ -140,6 +144,31 @@ describe('ossfs volumes', () => {
     await waitFor('the broken mount removed', () => mountsUnder(mountRoot).length === 0, 30_000);
     await waitFor('the failed mount actor gone', async () => (await mounts()).length === 0, 20_000);
     await stack.request('DELETE', `/v1/sandboxes/${created.body.id}`);
+  });
+
+  it('when a volume asks for ossfs 2.0, then ossfs2 mount runs with a 0600 config file holding the settings, removed afterwards; its failure fails the create', async () => {
+    const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest({
+      volumes: [volume({}, { version: '2.0', endpoint: 'oss-cn-hangzhou.aliyuncs.com', options: ['allow_other', 'attr_timeout=60'] })],
+    }));
+    expect(created.body.status).toMatchObject({ state: 'Failed', reason: 'SANDBOX::MOUNT_FAILED' });
+    expect(created.body.status.message).toContain('ossfs2: cannot reach the bucket');
+    const lines = readFileSync(join(recordDir, 'record.txt'), 'utf8').trim().split('\n');
+    const config = lines[5]!.startsWith('--') ? lines.slice(5) : lines.slice(6);
+    expect(lines.slice(0, 4)).toEqual(['arg:mount', expect.stringMatching(new RegExp(`^arg:${mountRoot}/[0-9a-f]{32}$`)), 'arg:-c', expect.stringMatching(/^arg:\/.+\/credentials$/)]);
+    expect(lines[4]).toBe('mode:600');
+    expect(config).toEqual([
+      '--oss_endpoint=oss-cn-hangzhou.aliyuncs.com',
+      `--oss_bucket=${BUCKET}`,
+      '--oss_bucket_prefix=pre/',
+      `--oss_access_key_id=${KEY_ID}`,
+      `--oss_access_key_secret=${SECRET}`,
+      '--allow_other',
+      '--attr_timeout=60',
+    ]);
+    expect(existsSync(lines[3]!.slice(4))).toBe(false);
+    expect(created.body.status.message).not.toContain(SECRET);
+    await stack.request('DELETE', `/v1/sandboxes/${created.body.id}`);
+    await waitFor('the failed mount actor gone', async () => (await mounts()).length === 0, 20_000);
   });
 
   it.each([

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,4 +53,16 @@ export function mountsUnder(root: string): string[] {
     .split('\n')
     .map((line) => line.split(' ')[1] ?? '')
     .filter((mountPoint) => mountPoint.startsWith(`${root}/`));
+}
+
+/** Stack config for ossfs tests: a payload key, and Debian's s3fs standing in for ossfs 1.0. */
+export const ossfsStackConfig = (payloadKey: string, extra: Record<string, unknown> = {}) => ({
+  security: { payloadKey },
+  ossfs: { v1Binary: 's3fs' },
+  ...extra,
+});
+
+/** Detach mounts a failed test left under `root`, so its data dir can be removed. */
+export function detachMounts(root: string | undefined): void {
+  for (const m of root ? mountsUnder(root) : []) execFileSync('umount', ['-l', m]);
 }
