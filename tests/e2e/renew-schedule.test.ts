@@ -32,16 +32,18 @@ const scheduleExists = async (id: string) => {
 
 describe('renew schedules', () => {
   it('when a short-lived sandbox has a renew schedule, then it outlives several original deadlines, across process restarts, and the schedule goes with the sandbox', async () => {
-    const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ timeout: 3 }));
+    // 5 s of life; renewals every second push expiry 15 s ahead (room for a loaded CI machine and
+    // for the restart below, where no worker runs for a few seconds).
+    const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ timeout: 5 }));
     const id: string = created.body.id;
     const firstDeadline = Date.parse(created.body.expiresAt);
 
-    const put = await stack.request('PUT', `/v1/sandboxes/${id}/renew-schedule`, { intervalSeconds: 1, extendBySeconds: 8 });
+    const put = await stack.request('PUT', `/v1/sandboxes/${id}/renew-schedule`, { intervalSeconds: 1, extendBySeconds: 15 });
     expect(put.status).toBe(200);
-    expect(put.body).toMatchObject({ scheduleId: `renew/${id}`, intervalSeconds: 1, extendBySeconds: 8 });
+    expect(put.body).toMatchObject({ scheduleId: `renew/${id}`, intervalSeconds: 1, extendBySeconds: 15 });
 
-    // Three original lifetimes later it is still running, and the schedule did the renewing.
-    await waitFor('three original lifetimes', () => Date.now() > firstDeadline + 6000, 15_000, 100);
+    // Three original lifetimes after creation it is still running, and the schedule did the renewing.
+    await waitFor('three original lifetimes', () => Date.now() > firstDeadline + 10_000, 20_000, 100);
     expect((await stack.request('GET', `/v1/sandboxes/${id}`)).body.status.state).toBe('Running');
     expect(await expiresAtOf(id)).toBeGreaterThan(Date.now());
     const events = (await stack.request('GET', `/v1/sandboxes/${id}/events`)).body.events;
