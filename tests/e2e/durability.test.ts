@@ -42,7 +42,8 @@ describe('worker crashes', () => {
   it('when the worker is killed while an expiry removes the container, then after restart the container is still removed', async () => {
     await stack.worker.stop();
     stack.startWorker({ TIDEBOX_FAULT_HANG_AT: 'container-removing' });
-    const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ timeout: 3 }));
+    // 8 s: the create also waits for the freshly started worker, which can take seconds on a busy machine.
+    const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ timeout: 8 }));
     expect(created.body.status.state).toBe('Running');
     const id: string = created.body.id;
 
