@@ -195,7 +195,7 @@ describe('delete in a transitional state', () => {
   });
 
   it('when a sandbox is renewed while its freeze hangs, then passing the old deadline neither expires it nor claims Paused', async () => {
-    const id = await create({ timeout: 3 });
+    const id = await create({ timeout: 5 });
     const oldDeadline = Date.parse((await stack.request('GET', `/v1/sandboxes/${id}`)).body.expiresAt);
     await stack.request('POST', `/v1/sandboxes/${id}/pause`);
     await waitFor('pause to hang', async () => (await import('node:fs')).existsSync(stack.faultFile('container-pausing', id)), 20_000);
