@@ -86,7 +86,7 @@ export function createMessagingActivities({ client, config }: { client: Client; 
      * maximum lifetime) through the sandbox actor's `renew` Update. A sandbox that has ended takes
      * its schedule with it.
      */
-    renewFromSchedule: async ({ sandboxId, extendBySeconds, until }: RenewRunInput): Promise<RenewRunOutcome> => {
+    renewFromSchedule: async ({ sandboxId, tenant, extendBySeconds, until }: RenewRunInput): Promise<RenewRunOutcome> => {
       const handle = client.workflow.getHandle(sandboxWorkflowId(sandboxId));
       let view: SandboxView | undefined;
       try {
@@ -95,6 +95,8 @@ export function createMessagingActivities({ client, config }: { client: Client; 
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err;
       }
+      // The schedule acts only inside its tenant: a sandbox of another tenant under this id is not its sandbox.
+      if (view && tenant !== undefined && view.tenant !== tenant) return { outcome: 'rejected', message: 'the sandbox belongs to another tenant' };
       // A Failed sandbox is kept only until it expires or is deleted: renewing it would keep it forever.
       if (!view || view.status.state === 'Terminated' || view.status.state === 'Stopping' || view.status.state === 'Failed') {
         await deleteSchedule(sandboxId);

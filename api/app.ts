@@ -12,7 +12,8 @@ import {
 } from 'fastify-type-provider-zod';
 import type { Config } from '../core/config';
 import { ErrorCodes, TideboxError } from '../core/errors';
-import { API_KEY_HEADER, createApiKeyAuth } from './auth/api-key';
+import type { Caller } from '../core/tenants';
+import { API_KEY_HEADER, createAuthenticator } from './auth';
 import { registerMetrics } from './metrics';
 import { handleProxyUpgrades, proxyRoutes } from './proxy';
 import { sandboxRoutes } from './routes/sandboxes';
@@ -20,8 +21,8 @@ import type { SandboxService } from './temporal';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The caller's tenant, set by the auth hook before any route runs. */
-    tenant: string;
+    /** Who is calling (a tenant, or an admin), set by the auth hook before any route runs. */
+    caller: Caller;
   }
 }
 
@@ -50,12 +51,16 @@ export async function buildApp({ config, sandboxes, logger = true }: AppDeps): P
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
-  const authenticate = createApiKeyAuth(config.server.apiKey);
-  app.decorateRequest('tenant', '');
+  const auth = await createAuthenticator(config, app.log);
+  app.addHook('onClose', () => auth.close());
+  const authenticate = (presented: string | string[] | undefined) => auth.authenticate(presented);
+  app.decorateRequest('caller', null as never);
   app.addHook('onRequest', async (req, reply) => {
     reply.header('X-Request-ID', req.id);
     if (PUBLIC_ROUTES.has(req.routeOptions.url ?? '')) return;
-    req.tenant = authenticate(req.headers[API_KEY_HEADER]);
+    req.caller = await authenticate(req.headers[API_KEY_HEADER]);
+    // Every log line of the request says whose it is (the tenant name, never the key).
+    req.log = reply.log = req.log.child({ tenant: req.caller.kind === 'admin' ? '(admin)' : req.caller.tenant });
   });
   // Every log line about a sandbox carries its id next to the request id.
   app.addHook('preHandler', async (req, reply) => {

@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter: payloadCodecsFor(config.security.payloadKey) });
 
   const app = await buildApp({ config, sandboxes: new SandboxService(client, config) });
-  const { host, warning } = listenAddress(config.server);
+  const { host, warning } = listenAddress(config.server, config.tenants);
   if (warning) app.log.warn(warning);
   await app.listen({ host, port: config.server.port });
 

@@ -8,6 +8,7 @@ import type { Config } from '../core/config';
 import { ErrorCodes, TideboxError } from '../core/errors';
 import { hostPort, LocalHost, resolveEndpoint } from '../core/ingress';
 import { API_KEY_HEADER } from './auth/api-key';
+import type { Caller } from '../core/tenants';
 import type { SandboxService } from './temporal';
 
 /**
@@ -72,12 +73,12 @@ export interface ProxyDeps {
 }
 
 /** Resolve the upstream of a proxied request: the caller's Running sandbox, a reachable port. */
-async function upstreamFor(deps: ProxyDeps, tenant: string, sandboxId: string, rawPort: string) {
+async function upstreamFor(deps: ProxyDeps, caller: Caller, sandboxId: string, rawPort: string) {
   const port = Number(rawPort);
   if (!/^\d{1,5}$/.test(rawPort) || port < 1 || port > 65535) {
     throw new TideboxError('INVALID_PARAMETER', `port "${rawPort}" must be an integer 1-65535`);
   }
-  const view = await deps.sandboxes.get(tenant, sandboxId);
+  const view = await deps.sandboxes.get(caller, sandboxId);
   if (view.status.state !== 'Running') {
     throw new TideboxError('INVALID_STATE', `sandbox ${sandboxId} is ${view.status.state}; only a Running sandbox can be reached`);
   }
@@ -114,7 +115,7 @@ export const proxyRoutes: FastifyPluginAsyncZod<ProxyDeps> = async (app, deps) =
     const target = upstreamPath(req.raw.url);
     if (!target) throw new TideboxError('ROUTE_NOT_FOUND', `no route ${req.method} ${(req.raw.url ?? '').split('?')[0]}`);
     const { sandboxId, port, path } = target;
-    const upstream = await upstreamFor(deps, req.tenant, sandboxId, port);
+    const upstream = await upstreamFor(deps, req.caller, sandboxId, port);
     req.log.debug({ sandboxId, port }, 'proxying request');
 
     const headers = forwardedRequestHeaders(req.raw, { upgrade: false });
@@ -150,7 +151,7 @@ export const proxyRoutes: FastifyPluginAsyncZod<ProxyDeps> = async (app, deps) =
   app.route({ method, url: '/sandboxes/:sandboxId/proxy/:port/*', schema: { hide: true }, handler });
 };
 
-type UpgradeDeps = ProxyDeps & { authenticate: (key: string | string[] | undefined) => string; log: FastifyBaseLogger };
+type UpgradeDeps = ProxyDeps & { authenticate: (key: string | string[] | undefined) => Promise<Caller>; log: FastifyBaseLogger };
 
 /**
  * WebSocket (and any other Upgrade) through the same proxy paths, authenticated like every route.
@@ -202,8 +203,8 @@ async function proxyUpgrade(deps: UpgradeDeps, req: IncomingMessage, socket: Dup
   socket.on('error', () => socket.destroy());
   socket.once('close', onClientGone);
   const target = upstreamPath(req.url)!;
-  const tenant = deps.authenticate(req.headers[API_KEY_HEADER]);
-  const upstream = await upstreamFor(deps, tenant, target.sandboxId, target.port);
+  const caller = await deps.authenticate(req.headers[API_KEY_HEADER]);
+  const upstream = await upstreamFor(deps, caller, target.sandboxId, target.port);
   if (clientGone) return;
 
   const upstreamSocket: Socket = await new Promise((resolve, reject) => {
@@ -228,7 +229,7 @@ async function proxyUpgrade(deps: UpgradeDeps, req: IncomingMessage, socket: Dup
   }
   upstreamSocket.write(`${lines.join('\r\n')}\r\n\r\n`);
   if (head.length) upstreamSocket.write(head);
-  deps.log.info({ sandboxId: target.sandboxId, port: target.port, tenant }, 'proxying upgrade');
+  deps.log.info({ sandboxId: target.sandboxId, port: target.port, tenant: caller.kind === 'admin' ? '(admin)' : caller.tenant }, 'proxying upgrade');
   // From here on the two sockets are one pipe; either side closing closes both.
   socket.off('close', onClientGone);
   upstreamSocket.on('error', () => socket.destroy());

@@ -30,6 +30,7 @@ import {
   sandboxWorkflowId,
 } from '../core/sandbox';
 import { SA } from '../core/search-attributes';
+import { Caller, canSee } from '../core/tenants';
 import type { renewWorkflow } from '../workflows/renew';
 import type { sandboxWorkflow } from '../workflows/sandbox';
 import {
@@ -46,6 +47,8 @@ import {
 const LIST_SCAN_LIMIT = 10_000;
 
 export interface ListFilter {
+  /** Admin callers only: one tenant's sandboxes (all tenants when absent). */
+  tenant?: string;
   states: SandboxState[];
   metadata: Record<string, string>;
   page: number;
@@ -63,17 +66,26 @@ export class SandboxService {
   ) {}
 
   async create(
-    tenant: string,
+    caller: Caller,
     spec: SandboxSpec,
     opts: { idempotencyKey?: string; respondAsync: boolean },
   ): Promise<SandboxView> {
+    if (caller.kind !== 'tenant') throw new TideboxError('FORBIDDEN', "admin keys act on existing sandboxes; create sandboxes with a tenant's key");
+    const { tenant, namespace } = caller;
     const sandboxId = opts.idempotencyKey ? idempotentSandboxId(tenant, opts.idempotencyKey) : randomUUID();
     // Hash without credentials (the memo keeps the hash); the mount keys already stand for them.
-    const hashable = { ...spec, ossfs: spec.ossfs.map(({ source: { accessKeyId: _id, accessKeySecret: _secret, ...rest }, ...v }) => ({ ...v, source: rest })) };
+    // No pvc volumes hash like a request made before they existed, so a retry across the upgrade still matches.
+    const { pvcs, ...rest } = spec;
+    const hashable = {
+      ...rest,
+      ...(pvcs?.length ? { pvcs } : {}),
+      ossfs: spec.ossfs.map(({ source: { accessKeyId: _id, accessKeySecret: _secret, ...src }, ...v }) => ({ ...v, source: src })),
+    };
     const requestHash = createHash('sha256').update(JSON.stringify(hashable)).digest('hex');
     const input: SandboxWorkflowInput = {
       sandboxId,
       tenant,
+      namespace,
       hostId: this.config.docker.hostId,
       createdAt: new Date().toISOString(),
       spec,
@@ -129,18 +141,17 @@ export class SandboxService {
     }
   }
 
-  async get(tenant: string, sandboxId: string): Promise<SandboxView> {
+  /** The sandbox if the caller may see it; another tenant's sandbox is 404, exactly like a missing one. */
+  async get(caller: Caller, sandboxId: string): Promise<SandboxView> {
     const found = await this.describe(sandboxWorkflowId(sandboxId));
-    if (!found || found.view.tenant !== tenant || found.view.status.state === 'Terminated') throw notFound(sandboxId);
+    if (!found || !canSee(caller, found.view.tenant) || found.view.status.state === 'Terminated') throw notFound(sandboxId);
     return found.view;
   }
 
-  async list(tenant: string, filter: ListFilter) {
-    const clauses = [
-      `WorkflowType = 'sandboxWorkflow'`,
-      `ExecutionStatus = 'Running'`,
-      `${SA.tenant.name} = ${quote(tenant)}`,
-    ];
+  async list(caller: Caller, filter: ListFilter) {
+    const tenant = caller.kind === 'tenant' ? caller.tenant : filter.tenant;
+    const clauses = [`WorkflowType = 'sandboxWorkflow'`, `ExecutionStatus = 'Running'`];
+    if (tenant !== undefined) clauses.push(`${SA.tenant.name} = ${quote(tenant)}`);
     if (filter.states.length) clauses.push(`${SA.state.name} IN (${filter.states.map(quote).join(', ')})`);
     for (const kw of metadataKeywords(filter.metadata)) clauses.push(`${SA.metadata.name} = ${quote(kw)}`);
 
@@ -149,7 +160,7 @@ export class SandboxService {
       for await (const execution of this.client.workflow.list({ query: clauses.join(' AND ') })) {
         const view = execution.memo?.view as SandboxView | undefined;
         // Visibility is eventually consistent: re-check every filter against the memo itself.
-        if (!view || view.tenant !== tenant || view.status.state === 'Terminated') continue;
+        if (!view || !canSee(caller, view.tenant) || (tenant !== undefined && view.tenant !== tenant) || view.status.state === 'Terminated') continue;
         if (filter.states.length && !filter.states.includes(view.status.state)) continue;
         if (Object.entries(filter.metadata).some(([k, v]) => view.metadata[k] !== v)) continue;
         views.push(view);
@@ -166,8 +177,8 @@ export class SandboxService {
     };
   }
 
-  async delete(tenant: string, sandboxId: string): Promise<void> {
-    await this.get(tenant, sandboxId);
+  async delete(caller: Caller, sandboxId: string): Promise<void> {
+    await this.get(caller, sandboxId);
     const waitMs = this.config.server.deleteWaitSeconds * 1000;
     try {
       await this.client.withDeadline(Date.now() + waitMs + 5000, () =>
@@ -179,8 +190,8 @@ export class SandboxService {
     }
   }
 
-  async renew(tenant: string, sandboxId: string, expiresAt: string): Promise<{ expiresAt: string }> {
-    const view = await this.get(tenant, sandboxId);
+  async renew(caller: Caller, sandboxId: string, expiresAt: string): Promise<{ expiresAt: string }> {
+    const view = await this.get(caller, sandboxId);
     const requested = Date.parse(expiresAt);
     const maxExpiresAt = new Date(Date.now() + this.config.sandbox.maxTimeoutSeconds * 1000).toISOString();
     // Answer the common mistakes here, from the memo; the actor's validator re-checks authoritatively.
@@ -201,18 +212,18 @@ export class SandboxService {
     }
   }
 
-  async pause(tenant: string, sandboxId: string): Promise<SandboxView> {
-    await this.get(tenant, sandboxId);
+  async pause(caller: Caller, sandboxId: string): Promise<SandboxView> {
+    await this.get(caller, sandboxId);
     return this.update(sandboxId, 'pause', (h) => h.executeUpdate(pauseUpdate));
   }
 
-  async resume(tenant: string, sandboxId: string): Promise<SandboxView> {
-    await this.get(tenant, sandboxId);
+  async resume(caller: Caller, sandboxId: string): Promise<SandboxView> {
+    await this.get(caller, sandboxId);
     return this.update(sandboxId, 'resume', (h) => h.executeUpdate(resumeUpdate));
   }
 
-  async patchMetadata(tenant: string, sandboxId: string, patch: MetadataPatch): Promise<SandboxView> {
-    const view = await this.get(tenant, sandboxId);
+  async patchMetadata(caller: Caller, sandboxId: string, patch: MetadataPatch): Promise<SandboxView> {
+    const view = await this.get(caller, sandboxId);
     // Answer bad input here; the actor's validator re-checks against its own current metadata.
     const problems = metadataPatchProblems(view.metadata, patch);
     if (problems.length) throw new TideboxError('INVALID_PARAMETER', problems.join('; '));
@@ -224,11 +235,11 @@ export class SandboxService {
    * The sandbox's lifecycle history. While it lives, the actor answers a query (needs a worker);
    * after it ends, the workflow's result holds the history, readable for the namespace's retention.
    */
-  async events(tenant: string, sandboxId: string): Promise<{ view: SandboxView; events: SandboxEvent[] }> {
+  async events(caller: Caller, sandboxId: string): Promise<{ view: SandboxView; events: SandboxEvent[] }> {
     const handle = this.client.workflow.getHandle(sandboxWorkflowId(sandboxId));
     const described = await this.describeOr(handle, () => notFound(sandboxId));
     const memoView = described.memo?.view as SandboxView | undefined;
-    if (described.type !== 'sandboxWorkflow' || !memoView || memoView.tenant !== tenant) throw notFound(sandboxId);
+    if (described.type !== 'sandboxWorkflow' || !memoView || !canSee(caller, memoView.tenant)) throw notFound(sandboxId);
     if (described.status.name === 'RUNNING') {
       const events = await this.call(() => handle.query(eventsQuery));
       return { view: memoView, events };
@@ -243,11 +254,11 @@ export class SandboxService {
     return { view: memoView, events: [] };
   }
 
-  /** Type, status and times of a workflow this tenant owns (any id a response returned). */
-  async workflow(tenant: string, workflowId: string) {
+  /** Type, status and times of a workflow this tenant owns (any id a response returned); admins see all. */
+  async workflow(caller: Caller, workflowId: string) {
     const handle = this.client.workflow.getHandle(workflowId);
     const d = await this.describeOr(handle, () => workflowNotFound(workflowId));
-    if (d.typedSearchAttributes.get(SA.tenant) !== tenant) throw workflowNotFound(workflowId);
+    if (!canSee(caller, d.typedSearchAttributes.get(SA.tenant))) throw workflowNotFound(workflowId);
     let failure: string | undefined;
     if (d.status.name === 'FAILED' || d.status.name === 'TIMED_OUT') {
       failure = await this.call(async () => {
@@ -274,8 +285,10 @@ export class SandboxService {
   }
 
   /** Create or replace the sandbox's renew schedule (Temporal Schedule `renew/<sandboxId>`). */
-  async putRenewSchedule(tenant: string, sandboxId: string, req: RenewScheduleRequest) {
-    const view = await this.get(tenant, sandboxId);
+  async putRenewSchedule(caller: Caller, sandboxId: string, req: RenewScheduleRequest) {
+    const view = await this.get(caller, sandboxId);
+    // The schedule belongs to the sandbox's tenant, also when an admin sets it up.
+    const tenant = view.tenant;
     if (view.expiresAt === null) {
       throw new TideboxError('MANUAL_CLEANUP', 'sandbox was created for manual cleanup (no timeout); there is nothing to renew');
     }
@@ -293,7 +306,7 @@ export class SandboxService {
     }
     const scheduleId = renewScheduleId(sandboxId);
     const until = req.until === undefined ? undefined : new Date(Date.parse(req.until)).toISOString();
-    const args: RenewRunInput = { sandboxId, extendBySeconds: req.extendBySeconds, ...(until ? { until } : {}) };
+    const args: RenewRunInput = { sandboxId, tenant, extendBySeconds: req.extendBySeconds, ...(until ? { until } : {}) };
     const options = {
       scheduleId,
       spec: { intervals: [{ every: req.intervalSeconds * 1000 }], ...(until ? { endAt: new Date(until) } : {}) },
@@ -333,11 +346,11 @@ export class SandboxService {
         throw err;
       }
     });
-    return this.getRenewSchedule(tenant, sandboxId);
+    return this.getRenewSchedule(caller, sandboxId);
   }
 
-  async getRenewSchedule(tenant: string, sandboxId: string) {
-    await this.get(tenant, sandboxId);
+  async getRenewSchedule(caller: Caller, sandboxId: string) {
+    const view = await this.get(caller, sandboxId);
     const d = await this.call(async () => {
       try {
         return await this.client.schedule.getHandle(renewScheduleId(sandboxId)).describe();
@@ -347,7 +360,7 @@ export class SandboxService {
       }
     });
     const memo = (d.memo ?? {}) as { tenant?: string; intervalSeconds?: number; extendBySeconds?: number; until?: string };
-    if (memo.tenant !== tenant) throw scheduleNotFound(sandboxId);
+    if (memo.tenant !== view.tenant) throw scheduleNotFound(sandboxId);
     const last = d.info.recentActions.at(-1);
     return {
       scheduleId: d.scheduleId,
@@ -361,8 +374,8 @@ export class SandboxService {
     };
   }
 
-  async deleteRenewSchedule(tenant: string, sandboxId: string): Promise<void> {
-    await this.getRenewSchedule(tenant, sandboxId);
+  async deleteRenewSchedule(caller: Caller, sandboxId: string): Promise<void> {
+    await this.getRenewSchedule(caller, sandboxId);
     await this.call(async () => {
       try {
         await this.client.schedule.getHandle(renewScheduleId(sandboxId)).delete();
@@ -372,14 +385,16 @@ export class SandboxService {
     });
   }
 
-  /** The tenant's mount actors that are still running (a completed one has unmounted). */
-  async mounts(tenant: string): Promise<MountView[]> {
+  /** The caller's mount actors that are still running (a completed one has unmounted); admins see all, or one tenant's. */
+  async mounts(caller: Caller, tenantFilter?: string): Promise<MountView[]> {
+    const tenant = caller.kind === 'tenant' ? caller.tenant : tenantFilter;
     const views: MountView[] = [];
     await this.call(async () => {
-      const query = `WorkflowType = 'mountWorkflow' AND ExecutionStatus = 'Running' AND ${SA.tenant.name} = ${quote(tenant)}`;
+      let query = `WorkflowType = 'mountWorkflow' AND ExecutionStatus = 'Running'`;
+      if (tenant !== undefined) query += ` AND ${SA.tenant.name} = ${quote(tenant)}`;
       for await (const execution of this.client.workflow.list({ query })) {
         const view = execution.memo?.view as MountView | undefined;
-        if (view && view.tenant === tenant) views.push(view);
+        if (view && canSee(caller, view.tenant) && (tenant === undefined || view.tenant === tenant)) views.push(view);
         if (views.length >= LIST_SCAN_LIMIT) break;
       }
     });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ingressProblems, IngressSchema } from './ingress';
+import { nestedPrefixes } from './storage';
 
 /**
  * One schema for every setting. Sources, lowest precedence first: defaults, the TOML file named by
@@ -52,6 +53,12 @@ export const ConfigSchema = z
         defaultMemory: z.string().default('512Mi'),
         /** Host path prefixes a `host` volume may bind; empty = host volumes are refused. */
         allowedHostPaths: z.array(z.string().startsWith('/', 'must be absolute')).default([]),
+        /**
+         * "scoped": `host` and `pvc` volumes resolve under `<tenant>/users/<userId>/` of their root
+         * (allowed host path or named volume), so tenants and users never share a directory.
+         * "legacy": paths as requested, shared by everyone (installs from before tenancy; see docs/tenancy.md).
+         */
+        storageLayout: z.enum(['scoped', 'legacy']).default('scoped'),
       })
       .strict()
       .prefault({}),
@@ -71,6 +78,11 @@ export const ConfigSchema = z
         seccompProfile: z.string().optional(),
         apparmorProfile: z.string().optional(),
         network: z.string().default('bridge'),
+        /**
+         * Where the engine keeps named volumes (local driver), as the worker sees it: pvc volumes bind
+         * `<volumeRoot>/<claimName>/_data/<scoped subPath>` (Docker < 26 cannot mount a volume's subpath).
+         */
+        volumeRoot: z.string().startsWith('/', 'must be absolute').default('/var/lib/docker/volumes'),
         /** Address published container ports bind on (bridge networking). */
         publishHost: z.string().min(1).default('127.0.0.1'),
         /** Host name endpoints advertise; defaults to publishHost (set it when binding 0.0.0.0). */
@@ -92,6 +104,31 @@ export const ConfigSchema = z
       .strict()
       .prefault({}),
     ingress: IngressSchema,
+    /**
+     * Multi-tenancy: API keys belong to tenants, resolved by a provider. Absent: one tenant
+     * ("default") and at most one `server.apiKey`.
+     */
+    tenants: z
+      .object({
+        provider: z.enum(['file', 'http']),
+        /** file provider: TOML with `[[tenants]]` tables (name, namespace, apiKeys); reloaded on change. */
+        file: z.string().min(1).optional(),
+        /** file provider: how often the file is re-read when no change event arrives. */
+        pollSeconds: z.number().min(0.2).max(60).default(1),
+        /** http provider: GET with the caller's key in OPEN-SANDBOX-API-KEY → 200 {name, namespace, ttlSeconds} | 401. */
+        endpoint: z.string().url().optional(),
+        ttlSeconds: z.number().int().min(0).max(86_400).default(60),
+        /** How long past its TTL a cached answer is still served while the provider is unreachable. */
+        maxStaleSeconds: z.number().int().min(0).max(86_400).default(300),
+        timeoutSeconds: z.number().min(0.1).max(60).default(5),
+        /** Extra header (e.g. Authorization) and value the provider wants from Tidebox itself. */
+        authHeader: z.string().regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name').optional(),
+        authToken: z.string().min(1).optional(),
+        /** Keys that see and act on every tenant's resources (they do not create sandboxes). */
+        adminKeys: z.array(z.string().min(16, 'must be at least 16 characters')).default([]),
+      })
+      .strict()
+      .optional(),
     ossfs: z
       .object({
         /** Absolute directory under which shared bucket mounts live: `<mountRoot>/<mount key>`. Default `<dataDir>/mounts`. */
@@ -159,6 +196,11 @@ const ENV_KEYS: Array<[string, string[], (v: string) => unknown]> = [
   ['TIDEBOX_HOST_ID', ['docker', 'hostId'], String],
   ['TIDEBOX_PUBLIC_HOST', ['server', 'publicHost'], String],
   ['TIDEBOX_PAYLOAD_KEY', ['security', 'payloadKey'], String],
+  ['TIDEBOX_TENANTS_PROVIDER', ['tenants', 'provider'], String],
+  ['TIDEBOX_TENANTS_FILE', ['tenants', 'file'], String],
+  ['TIDEBOX_TENANTS_ENDPOINT', ['tenants', 'endpoint'], String],
+  ['TIDEBOX_TENANTS_AUTH_TOKEN', ['tenants', 'authToken'], String],
+  ['TIDEBOX_ADMIN_KEYS', ['tenants', 'adminKeys'], (v) => v.split(',').map((k) => k.trim()).filter(Boolean)],
   ['TIDEBOX_WORKER_METRICS_PORT', ['worker', 'metricsPort'], Number],
   ['TIDEBOX_FAULT_HANG_AT', ['faults', 'hangAt'], (v) => v.split(',').filter(Boolean)],
 ];
@@ -186,6 +228,24 @@ export function parseConfig(raw: unknown, source = 'config'): Config {
   if (['0.0.0.0', '::'].includes(config.docker.publishHost) && !config.docker.endpointHost) {
     throw new ConfigError(`invalid ${source}: docker.endpointHost: required when docker.publishHost is a wildcard address (clients need a host name)`);
   }
+  if (config.sandbox.storageLayout === 'scoped') {
+    const nested = nestedPrefixes(config.sandbox.allowedHostPaths);
+    if (nested.length) {
+      throw new ConfigError(`invalid ${source}: sandbox.allowedHostPaths: ${nested[0]![1]} lies inside ${nested[0]![0]}; with storageLayout "scoped" each allowed path is a storage root and they must not nest`);
+    }
+  }
+  const tenants = config.tenants;
+  if (tenants) {
+    if (config.server.apiKey) {
+      throw new ConfigError(`invalid ${source}: server.apiKey and [tenants] are mutually exclusive (give the key to a tenant in the tenants file)`);
+    }
+    if (tenants.provider === 'file' && !tenants.file) throw new ConfigError(`invalid ${source}: tenants.file: required with provider = "file"`);
+    if (tenants.provider === 'http' && !tenants.endpoint) throw new ConfigError(`invalid ${source}: tenants.endpoint: required with provider = "http"`);
+    if ((tenants.authHeader === undefined) !== (tenants.authToken === undefined)) {
+      throw new ConfigError(`invalid ${source}: tenants.authHeader and tenants.authToken go together`);
+    }
+    if (new Set(tenants.adminKeys).size !== tenants.adminKeys.length) throw new ConfigError(`invalid ${source}: tenants.adminKeys: a key is listed twice`);
+  }
   // Docker is the only runtime so far; the Kubernetes runtime will pass its own kind.
   const ingress = ingressProblems(config.ingress, 'docker');
   if (ingress.length) throw new ConfigError(`invalid ${source}: ${ingress.join('; ')}`);
@@ -208,8 +268,8 @@ const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
  * Where the API may listen. Without an API key anyone who can reach the port owns every sandbox,
  * so an unauthenticated server only ever binds loopback, whatever host was asked for.
  */
-export function listenAddress(server: Config['server']): { host: string; warning?: string } {
-  if (server.apiKey) return { host: server.host };
+export function listenAddress(server: Config['server'], tenants?: Config['tenants']): { host: string; warning?: string } {
+  if (server.apiKey || tenants) return { host: server.host };
   if (!LOOPBACK_HOSTS.has(server.host)) {
     return {
       host: '127.0.0.1',

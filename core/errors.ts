@@ -13,6 +13,10 @@ export const ErrorCodes = {
   IDEMPOTENCY_CONFLICT: { code: 'SANDBOX::IDEMPOTENCY_CONFLICT', httpStatus: 409 },
   MISSING_API_KEY: { code: 'AUTH::MISSING_API_KEY', httpStatus: 401 },
   INVALID_API_KEY: { code: 'AUTH::INVALID_API_KEY', httpStatus: 401 },
+  /** An admin key asked for something only a tenant can do (create a sandbox). */
+  FORBIDDEN: { code: 'AUTH::FORBIDDEN', httpStatus: 403 },
+  /** The HTTP tenant provider cannot be reached and no usable cached answer exists: never a 401. */
+  TENANT_PROVIDER_UNAVAILABLE: { code: 'AUTH::TENANT_PROVIDER_UNAVAILABLE', httpStatus: 503 },
   ROUTE_NOT_FOUND: { code: 'SERVER::ROUTE_NOT_FOUND', httpStatus: 404 },
   BACKEND_UNAVAILABLE: { code: 'SERVER::BACKEND_UNAVAILABLE', httpStatus: 503 },
   UPSTREAM_UNAVAILABLE: { code: 'SERVER::UPSTREAM_UNAVAILABLE', httpStatus: 502 },

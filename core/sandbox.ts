@@ -12,10 +12,29 @@ export type EventActor = 'api' | 'expiry' | 'runtime' | 'failure' | 'schedule';
 
 export interface HostVolume {
   name: string;
-  /** Absolute host path after applying subPath; checked against allowedHostPaths. */
+  /** Absolute host path after applying the storage layout and subPath; checked against allowedHostPaths. */
   hostPath: string;
+  /**
+   * Scoped layout: `<host.path>/<tenant>/users/<userId>`, the directory hostPath must stay within
+   * after resolving symlinks; missing directories below it are created. Absent: legacy layout (the
+   * path must exist) or a sandbox created before tenancy.
+   */
+  scope?: string;
   mountPath: string;
   readOnly: boolean;
+}
+
+/** A Docker named volume (contract `pvc`), bound at a path inside it. */
+export interface PvcVolume {
+  name: string;
+  claimName: string;
+  /** Path inside the volume, relative: `<tenant>/users/<userId>/<subPath>` (scoped) or `<subPath>`. */
+  subPath: string;
+  /** Relative directory subPath must stay within after resolving symlinks ("" = the whole volume). */
+  scope: string;
+  mountPath: string;
+  readOnly: boolean;
+  createIfNotExists: boolean;
 }
 
 /**
@@ -35,6 +54,8 @@ export interface SandboxSpec {
   volumes: HostVolume[];
   /** Shared bucket mounts, acquired before the container is created. */
   ossfs: OssfsVolume[];
+  /** Named volumes (absent on sandboxes created before they were supported). */
+  pvcs?: PvcVolume[];
   /** Container ports the request asked to publish beyond the configured ones. */
   ports: number[];
 }
@@ -69,6 +90,7 @@ export interface SandboxNetwork {
 export interface SandboxView {
   id: string;
   tenant: string;
+  namespace?: string;
   workflowId: string;
   hostId: string;
   image: { uri: string };
@@ -87,6 +109,8 @@ export interface SandboxView {
 export interface SandboxWorkflowInput {
   sandboxId: string;
   tenant: string;
+  /** The tenant's namespace, fixed at create (labels the container). Absent before tenancy: "default". */
+  namespace?: string;
   hostId: string;
   createdAt: string;
   spec: SandboxSpec;
@@ -123,6 +147,7 @@ export function initialView(input: SandboxWorkflowInput): SandboxView {
   return {
     id: input.sandboxId,
     tenant: input.tenant,
+    ...(input.namespace ? { namespace: input.namespace } : {}),
     workflowId: sandboxWorkflowId(input.sandboxId),
     hostId: input.hostId,
     image: spec.image,
@@ -174,6 +199,8 @@ export const renewScheduleId = (sandboxId: string): string => `renew/${sandboxId
 /** What a renew schedule's workflow is started with. */
 export interface RenewRunInput {
   sandboxId: string;
+  /** The sandbox's tenant: a run renews only a sandbox of this tenant. Absent on schedules made before tenancy. */
+  tenant?: string;
   extendBySeconds: number;
   /** RFC 3339; renewals never move expiresAt past it. */
   until?: string;

@@ -5,7 +5,9 @@ import { TideboxError } from './errors';
 import { parseCpuMillis, parseMemoryBytes } from './quantities';
 import { metadataProblems } from './metadata';
 import { OssfsSource, OssfsVolume, ossfsEndpointProblem, ossfsOptionProblem } from './mounts';
-import { HostVolume, SandboxSpec } from './sandbox';
+import { HostVolume, PvcVolume, SandboxSpec } from './sandbox';
+import { hostVolumePath, isUnderAllowedPrefix, normalizeAbsolute, pvcVolumePaths } from './storage';
+import { USER_ID_EXTENSION, userIdOf, type StorageLayout } from './tenants';
 
 /** Request and response shapes of the contract, as zod schemas (validation, types and docs). */
 
@@ -31,7 +33,15 @@ const Ossfs = z.object({
 const Volume = z.object({
   name: VolumeName,
   host: z.object({ path: z.string().min(1) }).strict().optional(),
-  pvc: z.unknown().optional(),
+  pvc: z.object({
+    claimName: z.string().max(253).regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'claimName must be a DNS label'),
+    createIfNotExists: z.boolean().default(true),
+    deleteOnSandboxTermination: z.boolean().default(false),
+    // Kubernetes provisioning hints: accepted, ignored by the Docker runtime (as the contract says).
+    storageClass: z.string().nullable().optional(),
+    storage: z.string().regex(/^\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|Ei)?$/).nullable().optional(),
+    accessModes: z.array(z.string()).nullable().optional(),
+  }).strict().optional(),
   ossfs: Ossfs.optional(),
   mountPath: z.string().regex(/^\//, 'must be an absolute path'),
   readOnly: z.boolean().default(false),
@@ -100,6 +110,8 @@ export const RenewScheduleRequestSchema = z
 export type RenewScheduleRequest = z.infer<typeof RenewScheduleRequestSchema>;
 
 export const ListSandboxesQuery = z.object({
+  /** Admin keys only: one tenant's sandboxes. */
+  tenant: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'tenant must be a DNS label').optional(),
   state: z.union([z.string(), z.array(z.string())]).optional(),
   metadata: z.string().optional(),
   page: z.coerce.number().int().min(1, 'page must be at least 1').default(1),
@@ -109,16 +121,18 @@ export const ListSandboxesQuery = z.object({
 const invalid = (message: string) => new TideboxError('INVALID_PARAMETER', message);
 const unsupported = (message: string) => new TideboxError('UNSUPPORTED', message);
 
+/** Who a create request is for: its tenant (storage scoping) and how ossfs mounts are keyed. */
+export interface CreateContext {
+  tenant: string;
+  /** Names the shared mount an ossfs volume uses (keyed with the payload key); absent = ossfs refused. */
+  mountKeyOf?: (source: OssfsSource) => string;
+}
+
 /**
- * Turn a schema-valid create request into the spec the sandbox actor runs. `mountKeyOf` names the
- * shared mount an ossfs volume uses (the API keys it with the payload key); without it ossfs volumes
- * are refused, because their credentials could not be kept out of workflow history.
+ * Turn a schema-valid create request into the spec the sandbox actor runs. Without `mountKeyOf`
+ * ossfs volumes are refused, because their credentials could not be kept out of workflow history.
  */
-export function normalizeCreateRequest(
-  req: CreateSandboxRequest,
-  config: Config['sandbox'],
-  mountKeyOf?: (source: OssfsSource) => string,
-): SandboxSpec {
+export function normalizeCreateRequest(req: CreateSandboxRequest, config: Config['sandbox'], ctx: CreateContext): SandboxSpec {
   if (req.snapshotId !== undefined) {
     if (req.image) throw invalid('image and snapshotId are mutually exclusive');
     throw unsupported('restoring from snapshotId is not supported by this server yet');
@@ -152,6 +166,8 @@ export function normalizeCreateRequest(
   const problems = metadataProblems(metadata, { strictValues: false });
   if (problems.length) throw invalid(problems.join('; '));
   const extensions = req.extensions ?? {};
+  const userId = userIdOf(extensions);
+  if (userId === undefined) throw invalid(`extensions["${USER_ID_EXTENSION}"] must be 1-128 letters, digits, "_" or "-"`);
 
   return {
     image: { uri: req.image.uri },
@@ -162,7 +178,7 @@ export function normalizeCreateRequest(
     ...(req.platform ? { platform: req.platform } : {}),
     timeoutSeconds: req.timeout ?? null,
     resources: { cpuMillis, memoryBytes },
-    ...normalizeVolumes(req.volumes ?? [], config.allowedHostPaths, mountKeyOf),
+    ...normalizeVolumes(req.volumes ?? [], config.allowedHostPaths, ctx.mountKeyOf, { layout: config.storageLayout, tenant: ctx.tenant, userId }),
     ports: parsePortList(extensions[PORTS_EXTENSION]),
   };
 }
@@ -176,9 +192,6 @@ function parsePortList(value: string | undefined): number[] {
   return [...new Set(ports.map(Number))].sort((a, b) => a - b);
 }
 
-/** Collapse `//` and `.` and drop a trailing slash (but keep `/` itself). */
-const normalizeAbsolute = (path: string): string => posix.normalize(path).replace(/(.)\/$/, '$1');
-
 function hasDotDot(path: string): boolean {
   return path.split(/[\\/]/).includes('..');
 }
@@ -187,23 +200,39 @@ function normalizeVolumes(
   volumes: NonNullable<CreateSandboxRequest['volumes']>,
   allowed: string[],
   mountKeyOf: ((source: OssfsSource) => string) | undefined,
-): { volumes: HostVolume[]; ossfs: OssfsVolume[] } {
+  storage: { layout: StorageLayout; tenant: string; userId: string },
+): { volumes: HostVolume[]; ossfs: OssfsVolume[]; pvcs: PvcVolume[] } {
   const names = new Set<string>();
   const mountPaths = new Set<string>();
   const host: HostVolume[] = [];
   const ossfs: OssfsVolume[] = [];
+  const pvcs: PvcVolume[] = [];
   for (const v of volumes) {
     if (names.has(v.name)) throw invalid(`volume name "${v.name}" is used twice`);
     names.add(v.name);
     const backends = [v.host, v.pvc, v.ossfs].filter((b) => b !== undefined).length;
     if (backends !== 1) throw invalid(`volume "${v.name}" must specify exactly one backend (host, pvc or ossfs)`);
-    if (v.pvc !== undefined) throw unsupported(`volume "${v.name}": pvc volumes need the Kubernetes runtime`);
     if (hasDotDot(v.mountPath)) throw invalid(`volume "${v.name}": mountPath must not contain ".."`);
     const mountPath = normalizeAbsolute(v.mountPath);
     if (mountPaths.has(mountPath)) throw invalid(`volume "${v.name}": mountPath ${mountPath} is used twice`);
     mountPaths.add(mountPath);
-    if (v.subPath !== undefined && (v.subPath.startsWith('/') || hasDotDot(v.subPath) || v.subPath.includes('\0'))) {
-      throw invalid(`volume "${v.name}": subPath must be relative and must not contain ".."`);
+    if (v.subPath !== undefined && (v.subPath.startsWith('/') || hasDotDot(v.subPath) || /[\x00-\x1f\x7f]/.test(v.subPath))) {
+      throw invalid(`volume "${v.name}": subPath must be relative and must not contain ".." or control characters`);
+    }
+
+    if (v.pvc) {
+      if (v.pvc.deleteOnSandboxTermination) {
+        throw unsupported(`volume "${v.name}": deleteOnSandboxTermination is not supported (named volumes hold every user's data under ${storage.layout === 'scoped' ? '<tenant>/users/<user>' : 'one root'})`);
+      }
+      pvcs.push({
+        name: v.name,
+        claimName: v.pvc.claimName,
+        mountPath,
+        readOnly: v.readOnly,
+        createIfNotExists: v.pvc.createIfNotExists,
+        ...pvcVolumePaths(v.subPath, storage),
+      });
+      continue;
     }
 
     if (v.ossfs) {
@@ -232,47 +261,16 @@ function normalizeVolumes(
     const raw = v.host!.path;
     if (!raw.startsWith('/')) throw invalid(`volume "${v.name}": host.path must be absolute`);
     if (hasDotDot(raw)) throw invalid(`volume "${v.name}": host.path must not contain ".."`);
-    const hostPath = normalizeAbsolute(v.subPath ? posix.join(raw, v.subPath) : raw);
-    if (!isUnderAllowedPrefix(hostPath, allowed)) {
+    if (!isUnderAllowedPrefix(normalizeAbsolute(raw), allowed)) {
       throw invalid(
         allowed.length
-          ? `volume "${v.name}": host path ${hostPath} is outside the allowed host paths`
+          ? `volume "${v.name}": host path ${normalizeAbsolute(raw)} is outside the allowed host paths`
           : `volume "${v.name}": host volumes are disabled (no allowedHostPaths configured)`,
       );
     }
-    host.push({ name: v.name, hostPath, mountPath, readOnly: v.readOnly });
+    host.push({ name: v.name, ...hostVolumePath(v.name, raw, v.subPath, allowed, storage), mountPath, readOnly: v.readOnly });
   }
-  return { volumes: host, ossfs };
-}
-
-/** True when `path` equals or lies below one of `prefixes` (all normalised, absolute). */
-export function isUnderAllowedPrefix(path: string, prefixes: string[]): boolean {
-  return prefixes.some((prefix) => {
-    const p = normalizeAbsolute(prefix);
-    return path === p || path.startsWith(p === '/' ? '/' : `${p}/`);
-  });
-}
-
-/**
- * Re-check host volumes after resolving symlinks on the machine that binds them: a link inside an
- * allowed prefix must not lead out of it. `realpath` returns undefined for a missing path (Docker
- * would otherwise create it as root). Returns the volumes with their resolved paths, which are what
- * the host must bind, so a link swapped in later is not followed.
- */
-export function checkResolvedHostPaths(
-  volumes: HostVolume[],
-  allowed: string[],
-  realpath: (path: string) => string | undefined,
-): HostVolume[] {
-  const allowedResolved = allowed.map((p) => realpath(p) ?? p);
-  return volumes.map((v) => {
-    const resolved = realpath(v.hostPath);
-    if (resolved === undefined) throw invalid(`volume "${v.name}": host path ${v.hostPath} does not exist`);
-    if (!isUnderAllowedPrefix(resolved, allowedResolved)) {
-      throw invalid(`volume "${v.name}": host path ${v.hostPath} resolves to ${resolved}, outside the allowed host paths`);
-    }
-    return { ...v, hostPath: resolved };
-  });
+  return { volumes: host, ossfs, pvcs };
 }
 
 // ---- response shapes (serialisation and the OpenAPI document) ----

@@ -67,7 +67,7 @@ async function main(): Promise<void> {
     });
   }
 
-  const { host } = listenAddress(config.server);
+  const { host } = listenAddress(config.server, config.tenants);
   const apiUrl = `http://${host.includes(':') ? `[${host}]` : host}:${config.server.port}`;
   await waitForHealth(`${apiUrl}/health`, 60_000);
   console.log(

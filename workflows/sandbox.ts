@@ -275,7 +275,8 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
         hostPaths.set(key, hostPath);
       }
       const mountBinds = (input.spec.ossfs ?? []).map((v) => ({ hostPath: hostPaths.get(v.key)!, mountPath: v.mountPath, readOnly: v.readOnly }));
-      await host.ensureContainer({ sandboxId: view.id, tenant: view.tenant, spec: input.spec, ...(mountBinds.length ? { mountBinds } : {}) });
+      // Activity arguments are not part of replay's command comparison: adding the namespace is safe for old runs.
+      await host.ensureContainer({ sandboxId: view.id, tenant: view.tenant, namespace: input.namespace ?? 'default', spec: input.spec, ...(mountBinds.length ? { mountBinds } : {}) });
       const started = await host.startContainer({ sandboxId: view.id, ports: input.spec.ports });
       view.containerId = started.containerId;
       view.network = started.network;

@@ -7,12 +7,17 @@ export const LABELS = {
   instance: 'tidebox.io/instance',
   sandboxId: 'tidebox.io/sandbox-id',
   tenant: 'tidebox.io/tenant',
+  /** The tenant's namespace (Kubernetes puts pods there; on Docker it labels the containers). */
+  namespace: 'tidebox.io/namespace',
+  /** Named volumes Tidebox created on demand (pvc with createIfNotExists). */
+  createdBy: 'tidebox.io/created-by',
 } as const;
 
 export interface ContainerIdentity {
   instance: string;
   sandboxId: string;
   tenant: string;
+  namespace: string;
 }
 
 export interface MountBind {
@@ -39,7 +44,7 @@ export function buildContainerCreateOptions(
   docker: Config['docker'],
   /** The seccomp profile's JSON text (the Engine API takes content, not a path), or "unconfined". */
   seccompProfile?: string,
-  /** Shared bucket mounts on this host, bound at their volumes' mount paths. */
+  /** Shared bucket mounts and named-volume directories on this host, bound at their volumes' mount paths. */
   mountBinds: MountBind[] = [],
 ): Dockerode.ContainerCreateOptions {
   const securityOpt = ['no-new-privileges:true'];
@@ -58,6 +63,7 @@ export function buildContainerCreateOptions(
       [LABELS.instance]: id.instance,
       [LABELS.sandboxId]: id.sandboxId,
       [LABELS.tenant]: id.tenant,
+      [LABELS.namespace]: id.namespace,
     },
     HostConfig: {
       NanoCpus: spec.resources.cpuMillis * 1_000_000,

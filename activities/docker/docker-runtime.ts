@@ -48,6 +48,26 @@ export class DockerRuntime {
     return z.array(ContainerSummary).parse(list);
   }
 
+  /**
+   * The host directory of a named volume (local driver), creating the volume when allowed. undefined
+   * when it does not exist and may not be created; throws for a driver whose data is not on this host.
+   */
+  async volumeDirectory(name: string, create: boolean, labels: Record<string, string>): Promise<string | undefined> {
+    let info: { Driver?: string; Mountpoint?: string };
+    try {
+      info = await this.docker.getVolume(name).inspect();
+    } catch (err) {
+      if (dockerStatus(err) !== 404) throw err;
+      if (!create) return undefined;
+      // Creating an existing volume is a no-op in Docker, so a race with another attempt is harmless.
+      info = (await this.docker.createVolume({ Name: name, Labels: labels })) as { Driver?: string; Mountpoint?: string };
+    }
+    if (info.Driver !== 'local' || !info.Mountpoint) {
+      throw new Error(`volume ${name} uses driver ${info.Driver ?? 'unknown'}; only local volumes can be bound at a subPath`);
+    }
+    return info.Mountpoint;
+  }
+
   async hasImage(uri: string): Promise<boolean> {
     try {
       await this.docker.getImage(uri).inspect();

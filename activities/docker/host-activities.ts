@@ -1,10 +1,11 @@
-import { realpathSync } from 'node:fs';
+import { mkdirSync, realpathSync } from 'node:fs';
+import { posix } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { ErrorCodes, TideboxError } from '../../core/errors';
-import { checkResolvedHostPaths } from '../../core/schemas';
-import type { SandboxNetwork, SandboxSpec } from '../../core/sandbox';
+import type { HostVolume, PvcVolume, SandboxNetwork, SandboxSpec } from '../../core/sandbox';
+import { checkResolvedHostPaths, resolveWithinScope } from '../../core/storage';
 import type { Faults } from '../faults';
-import type { MountBind } from './container-spec';
+import { LABELS, MountBind } from './container-spec';
 import { dockerStatus, DockerRuntime } from './docker-runtime';
 
 export interface HostActivityDeps {
@@ -49,7 +50,7 @@ export function createHostActivities(deps: HostActivityDeps) {
   };
 
   return {
-    ensureContainer: (input: { sandboxId: string; tenant: string; spec: SandboxSpec; mountBinds?: MountBind[] }) => heartbeating(async (): Promise<{ containerId: string }> => {
+    ensureContainer: (input: { sandboxId: string; tenant: string; namespace?: string; spec: SandboxSpec; mountBinds?: MountBind[] }) => heartbeating(async (): Promise<{ containerId: string }> => {
       const existing = await runtime.findSandboxContainers(input.sandboxId);
       if (existing[0]) return { containerId: existing[0].Id };
 
@@ -65,8 +66,18 @@ export function createHostActivities(deps: HostActivityDeps) {
       // The API checked too, but this is the host that binds, and links may have changed since: resolve
       // right before create and bind the resolved paths.
       let volumes: SandboxSpec['volumes'];
+      const pvcBinds: MountBind[] = [];
       try {
-        volumes = checkResolvedHostPaths(input.spec.volumes, allowedHostPaths, realpathOrUndefined);
+        volumes = input.spec.volumes.map((v) => prepareHostVolume(v, allowedHostPaths));
+        for (const pvc of input.spec.pvcs ?? []) {
+          const root = await runtime.volumeDirectory(pvc.claimName, pvc.createIfNotExists, {
+            [LABELS.managed]: 'true',
+            [LABELS.instance]: instance,
+            [LABELS.createdBy]: input.sandboxId,
+          });
+          if (root === undefined) throw new TideboxError('INVALID_PARAMETER', `volume "${pvc.name}": named volume ${pvc.claimName} does not exist (createIfNotExists is false)`);
+          pvcBinds.push({ hostPath: preparePvcDirectory(pvc, root), mountPath: pvc.mountPath, readOnly: pvc.readOnly });
+        }
       } catch (err) {
         if (err instanceof TideboxError) throw fail('RUNTIME_REJECTED', err.message);
         throw err;
@@ -75,7 +86,11 @@ export function createHostActivities(deps: HostActivityDeps) {
 
       let containerId: string;
       try {
-        containerId = await runtime.createContainer({ instance, sandboxId: input.sandboxId, tenant: input.tenant }, { ...input.spec, volumes }, input.mountBinds);
+        containerId = await runtime.createContainer(
+          { instance, sandboxId: input.sandboxId, tenant: input.tenant, namespace: input.namespace ?? 'default' },
+          { ...input.spec, volumes },
+          [...pvcBinds, ...(input.mountBinds ?? [])],
+        );
       } catch (err) {
         const status = dockerStatus(err);
         if (status === 409) {
@@ -134,6 +149,31 @@ export function createHostActivities(deps: HostActivityDeps) {
 }
 
 export type HostActivities = ReturnType<typeof createHostActivities>;
+
+/**
+ * Resolve a host volume right before binding it. Scoped volumes: check that symlinks do not lead out
+ * of the user's area, create what is missing, and check again (a link placed meanwhile is caught);
+ * the resolved path is what Docker binds.
+ */
+function prepareHostVolume(v: HostVolume, allowedHostPaths: string[]): HostVolume {
+  const [checked] = checkResolvedHostPaths([v], allowedHostPaths, realpathOrUndefined);
+  if (!v.scope) return checked!;
+  mkdirSync(checked!.hostPath, { recursive: true, mode: 0o755 });
+  const again = checkResolvedHostPaths([v], allowedHostPaths, realpathOrUndefined)[0]!;
+  if (realpathOrUndefined(again.hostPath) !== again.hostPath) throw new TideboxError('INVALID_PARAMETER', `volume "${v.name}": ${v.hostPath} could not be created`);
+  return again;
+}
+
+/** The host directory to bind for a pvc volume: `<volume root>/<subPath>`, confined to `<root>/<scope>`. */
+function preparePvcDirectory(v: PvcVolume, root: string): string {
+  const path = posix.join(root, v.subPath);
+  const scope = posix.join(root, v.scope);
+  const first = resolveWithinScope(v.name, path, scope, realpathOrUndefined);
+  if (!first.exists) mkdirSync(first.path, { recursive: true, mode: 0o755 });
+  const resolved = resolveWithinScope(v.name, path, scope, realpathOrUndefined);
+  if (!resolved.exists) throw new TideboxError('INVALID_PARAMETER', `volume "${v.name}": ${path} could not be created`);
+  return resolved.path;
+}
 
 function realpathOrUndefined(path: string): string | undefined {
   try {

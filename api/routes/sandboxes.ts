@@ -8,7 +8,6 @@ import { resolveEndpoint } from '../../core/ingress';
 import { mountKey, mountKeyHmacKey } from '../../core/mount-key';
 import {
   AcceptedActionSchema,
-  checkResolvedHostPaths,
   CreateSandboxResponseSchema,
   createSandboxRequestSchema,
   EndpointSchema,
@@ -29,6 +28,8 @@ import {
   RenewScheduleRequestSchema,
   SandboxIdParams,
 } from '../../core/schemas';
+import { checkPvcPaths, checkResolvedHostPaths } from '../../core/storage';
+import type { Caller } from '../../core/tenants';
 import { localHost } from '../proxy';
 import type { SandboxService } from '../temporal';
 
@@ -42,7 +43,10 @@ const IdempotencyHeaders = z.object({
   prefer: z.string().optional(),
 });
 
-const Errors = { 400: ErrorResponseSchema, 401: ErrorResponseSchema, 404: ErrorResponseSchema, 409: ErrorResponseSchema, 500: ErrorResponseSchema };
+const Errors = {
+  400: ErrorResponseSchema, 401: ErrorResponseSchema, 403: ErrorResponseSchema, 404: ErrorResponseSchema,
+  409: ErrorResponseSchema, 500: ErrorResponseSchema, 503: ErrorResponseSchema,
+};
 const NoContent = z.null().describe('No content');
 const doc = (tag: string, summary: string) => ({ tags: [tag], summary });
 
@@ -59,10 +63,17 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
       response: { 202: CreateSandboxResponseSchema, ...Errors },
     },
   }, async (req, reply) => {
-    const spec = normalizeCreateRequest(req.body, config.sandbox, mountKeys ? (source) => mountKey(req.tenant, source, mountKeys) : undefined);
+    const { caller } = req;
+    if (caller.kind !== 'tenant') throw new TideboxError('FORBIDDEN', "admin keys act on existing sandboxes; create sandboxes with a tenant's key");
+    const spec = normalizeCreateRequest(req.body, config.sandbox, {
+      tenant: caller.tenant,
+      ...(mountKeys ? { mountKeyOf: (source) => mountKey(caller.tenant, source, mountKeys) } : {}),
+    });
+    // Early answers for paths this process can see; the host that binds checks again right before create.
     checkResolvedHostPaths(spec.volumes, config.sandbox.allowedHostPaths, realpathOrUndefined);
+    checkPvcPaths(spec.pvcs ?? [], config.docker.volumeRoot, realpathOrUndefined);
     const respondAsync = /(^|[,;\s])respond-async($|[,;\s])/i.test(req.headers.prefer ?? '');
-    const view = await sandboxes.create(req.tenant, spec, { idempotencyKey: req.headers['idempotency-key'], respondAsync });
+    const view = await sandboxes.create(caller, spec, { idempotencyKey: req.headers['idempotency-key'], respondAsync });
     return reply.code(202).header('Location', `/v1/sandboxes/${view.id}`).send(toCreateResponse(view));
   });
 
@@ -76,27 +87,28 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
       throw new TideboxError('INVALID_PARAMETER', `unknown state ${unknown.join(', ')}; expected one of ${SANDBOX_STATES.join(', ')}`);
     }
     const metadata = Object.fromEntries(new URLSearchParams(req.query.metadata ?? ''));
-    const result = await sandboxes.list(req.tenant, { states: states as SandboxState[], metadata, page, pageSize });
+    const tenant = tenantFilter(req.caller, req.query.tenant);
+    const result = await sandboxes.list(req.caller, { tenant, states: states as SandboxState[], metadata, page, pageSize });
     return { items: result.items.map(toSandboxResource), pagination: result.pagination };
   });
 
   app.get('/sandboxes/:sandboxId', {
     schema: { ...doc('Sandboxes', 'Fetch a sandbox'), params: SandboxIdParams, response: { 200: SandboxResourceSchema, ...Errors } },
   }, async (req) =>
-    toSandboxResource(await sandboxes.get(req.tenant, req.params.sandboxId)),
+    toSandboxResource(await sandboxes.get(req.caller, req.params.sandboxId)),
   );
 
   app.delete('/sandboxes/:sandboxId', {
     schema: { ...doc('Sandboxes', 'Delete a sandbox (from any state)'), params: SandboxIdParams, response: { 204: NoContent, ...Errors } },
   }, async (req, reply) => {
-    await sandboxes.delete(req.tenant, req.params.sandboxId);
+    await sandboxes.delete(req.caller, req.params.sandboxId);
     return reply.code(204).send(null);
   });
 
   app.post(
     '/sandboxes/:sandboxId/renew-expiration',
     { schema: { ...doc('Sandboxes', 'Renew the expiration'), params: SandboxIdParams, body: RenewRequestSchema, response: { 200: RenewResponseSchema, ...Errors } } },
-    async (req) => sandboxes.renew(req.tenant, req.params.sandboxId, req.body.expiresAt),
+    async (req) => sandboxes.renew(req.caller, req.params.sandboxId, req.body.expiresAt),
   );
 
   // Pause and resume answer 202 once the actor accepted the request (state Pausing/Resuming).
@@ -108,7 +120,7 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
         response: { 202: AcceptedActionSchema, ...Errors },
       },
     }, async (req, reply) => {
-      const view = await sandboxes[op](req.tenant, req.params.sandboxId);
+      const view = await sandboxes[op](req.caller, req.params.sandboxId);
       return reply.code(202).send({ state: view.status.state, workflowId: view.workflowId });
     });
   }
@@ -116,13 +128,13 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
   app.patch(
     '/sandboxes/:sandboxId/metadata',
     { schema: { ...doc('Sandboxes', 'Patch metadata (JSON merge patch; null deletes)'), params: SandboxIdParams, body: PatchMetadataSchema, response: { 200: SandboxResourceSchema, ...Errors } } },
-    async (req) => toSandboxResource(await sandboxes.patchMetadata(req.tenant, req.params.sandboxId, req.body)),
+    async (req) => toSandboxResource(await sandboxes.patchMetadata(req.caller, req.params.sandboxId, req.body)),
   );
 
   app.get('/sandboxes/:sandboxId/events', {
     schema: { ...doc('History', 'Lifecycle history (also after termination, for the retention period)'), params: SandboxIdParams, response: { 200: SandboxEventsResponseSchema, ...Errors } },
   }, async (req) => {
-    const { view, events } = await sandboxes.events(req.tenant, req.params.sandboxId);
+    const { view, events } = await sandboxes.events(req.caller, req.params.sandboxId);
     return {
       id: view.id,
       state: view.status.state,
@@ -140,7 +152,7 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
         if (req.query.use_server_proxy) throw new TideboxError('INVALID_PARAMETER', 'expires cannot be combined with use_server_proxy=true');
         throw new TideboxError('UNSUPPORTED', 'signed endpoints (expires) are not supported by this server');
       }
-      const view = await sandboxes.get(req.tenant, sandboxId);
+      const view = await sandboxes.get(req.caller, sandboxId);
       const resolved = resolveEndpoint({ ingress: config.ingress, sandbox: view, port, local: localHost(config) });
       if (!resolved.ok) throw new TideboxError('PORT_NOT_AVAILABLE', resolved.reason);
       if (req.query.use_server_proxy) {
@@ -154,23 +166,27 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
   app.put(
     '/sandboxes/:sandboxId/renew-schedule',
     { schema: { ...doc('Renew schedules', 'Create or replace the renew schedule'), params: SandboxIdParams, body: RenewScheduleRequestSchema, response: { 200: RenewScheduleResponseSchema, ...Errors } } },
-    async (req) => sandboxes.putRenewSchedule(req.tenant, req.params.sandboxId, req.body),
+    async (req) => sandboxes.putRenewSchedule(req.caller, req.params.sandboxId, req.body),
   );
   app.get('/sandboxes/:sandboxId/renew-schedule', {
     schema: { ...doc('Renew schedules', 'Describe the renew schedule'), params: SandboxIdParams, response: { 200: RenewScheduleResponseSchema, ...Errors } },
   }, async (req) =>
-    sandboxes.getRenewSchedule(req.tenant, req.params.sandboxId),
+    sandboxes.getRenewSchedule(req.caller, req.params.sandboxId),
   );
   app.delete('/sandboxes/:sandboxId/renew-schedule', {
     schema: { ...doc('Renew schedules', 'Remove the renew schedule'), params: SandboxIdParams, response: { 204: NoContent, ...Errors } },
   }, async (req, reply) => {
-    await sandboxes.deleteRenewSchedule(req.tenant, req.params.sandboxId);
+    await sandboxes.deleteRenewSchedule(req.caller, req.params.sandboxId);
     return reply.code(204).send(null);
   });
 
   app.get('/mounts', {
-    schema: { ...doc('Operations', 'Shared bucket mounts of this tenant: key, host, path, holders, state (never credentials)'), response: { 200: MountListSchema, ...Errors } },
-  }, async (req) => ({ items: await sandboxes.mounts(req.tenant) }));
+    schema: {
+      ...doc('Operations', 'Shared bucket mounts of this tenant (admin keys: every tenant, or ?tenant=): key, host, path, holders, state (never credentials)'),
+      querystring: TenantQuery,
+      response: { 200: MountListSchema, ...Errors },
+    },
+  }, async (req) => ({ items: await sandboxes.mounts(req.caller, tenantFilter(req.caller, req.query.tenant)) }));
 
   // Workflow ids contain "/" (sandbox/<id>, renew/<id>/...): take the rest of the path, or an encoded id.
   app.get('/workflows/*', {
@@ -179,9 +195,18 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
     // Fastify has already decoded the wildcard: `sandbox%2F<id>` and `sandbox/<id>` both arrive as `sandbox/<id>`.
     const workflowId = (req.params as { '*': string })['*'];
     if (!workflowId) throw new TideboxError('INVALID_PARAMETER', 'workflow id is required');
-    return sandboxes.workflow(req.tenant, workflowId);
+    return sandboxes.workflow(req.caller, workflowId);
   });
 };
+
+const TenantQuery = ListSandboxesQuery.pick({ tenant: true });
+
+/** The `tenant` filter: admins pick any tenant; a tenant key may only name its own. */
+function tenantFilter(caller: Caller, tenant: string | undefined): string | undefined {
+  if (tenant === undefined || caller.kind === 'admin') return tenant;
+  if (tenant !== caller.tenant) throw new TideboxError('INVALID_PARAMETER', 'the tenant filter needs an admin key');
+  return tenant;
+}
 
 function realpathOrUndefined(path: string): string | undefined {
   try {

@@ -10,7 +10,8 @@ let allowedDir: string;
 beforeAll(async () => {
   allowedDir = mkdtempSync(join(tmpdir(), 'tidebox-allowed-'));
   mkdirSync(join(allowedDir, 'work'));
-  stack = await Stack.start({ apiKey: API_KEY, config: { sandbox: { allowedHostPaths: [allowedDir] }, docker: { startupGraceMs: 1000 } } });
+  // The legacy storage layout: these tests pin host volumes as they were before tenancy (docs/tenancy.md).
+  stack = await Stack.start({ apiKey: API_KEY, config: { sandbox: { allowedHostPaths: [allowedDir], storageLayout: 'legacy' }, docker: { startupGraceMs: 1000 } } });
 });
 afterAll(async () => {
   await stack?.destroy();

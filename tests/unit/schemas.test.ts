@@ -1,11 +1,14 @@
 import { parseConfig } from '../../core/config';
 import { TideboxError } from '../../core/errors';
-import { checkResolvedHostPaths, createSandboxRequestSchema, isUnderAllowedPrefix, normalizeCreateRequest } from '../../core/schemas';
+import { createSandboxRequestSchema, normalizeCreateRequest } from '../../core/schemas';
+import { checkResolvedHostPaths, isUnderAllowedPrefix } from '../../core/storage';
 
 const sandboxConfig = parseConfig({ sandbox: { allowedHostPaths: ['/srv/data/'] } }).sandbox;
+const legacyConfig = { ...sandboxConfig, storageLayout: 'legacy' as const };
 const schema = createSandboxRequestSchema(sandboxConfig);
 const base = { image: { uri: 'busybox' }, entrypoint: ['sh'], timeout: 600 };
-const normalize = (body: Record<string, unknown>) => normalizeCreateRequest(schema.parse({ ...base, ...body }), sandboxConfig);
+const normalize = (body: Record<string, unknown>, config = sandboxConfig, tenant = 'acme') =>
+  normalizeCreateRequest(schema.parse({ ...base, ...body }), config, { tenant });
 const rejection = (body: Record<string, unknown>) => {
   try {
     normalize(body);
@@ -32,7 +35,7 @@ describe('create request normalisation', () => {
 
   it('when timeout is null or absent, then the sandbox is manual-cleanup', () => {
     expect(normalize({ timeout: null }).timeoutSeconds).toBeNull();
-    expect(normalizeCreateRequest(schema.parse({ image: { uri: 'x' }, entrypoint: ['a'] }), sandboxConfig).timeoutSeconds).toBeNull();
+    expect(normalizeCreateRequest(schema.parse({ image: { uri: 'x' }, entrypoint: ['a'] }), sandboxConfig, { tenant: 'acme' }).timeoutSeconds).toBeNull();
   });
 
   it.each([
@@ -53,7 +56,12 @@ describe('create request normalisation', () => {
     [{ volumes: [{ name: 'v', host: { path: '/srv/database' }, mountPath: '/v' }] }, 'SANDBOX::INVALID_PARAMETER', 'outside'],
     [{ volumes: [{ name: 'v', host: { path: '/srv/data' }, subPath: '../x', mountPath: '/v' }] }, 'SANDBOX::INVALID_PARAMETER', 'subPath'],
     [{ volumes: [{ name: 'v', host: { path: '/srv/data' }, mountPath: '/v' }, { name: 'v', host: { path: '/srv/data' }, mountPath: '/w' }] }, 'SANDBOX::INVALID_PARAMETER', 'twice'],
-    [{ volumes: [{ name: 'v', pvc: { claimName: 'c' }, mountPath: '/v' }] }, 'SANDBOX::UNSUPPORTED', 'Kubernetes runtime'],
+    [{ volumes: [{ name: 'v', pvc: { claimName: 'c', deleteOnSandboxTermination: true }, mountPath: '/v' }] }, 'SANDBOX::UNSUPPORTED', 'deleteOnSandboxTermination'],
+    [{ volumes: [{ name: 'v', pvc: { claimName: 'c' }, subPath: '/etc', mountPath: '/v' }] }, 'SANDBOX::INVALID_PARAMETER', 'subPath'],
+    [{ volumes: [{ name: 'v', pvc: { claimName: 'c' }, subPath: 'a/../../b', mountPath: '/v' }] }, 'SANDBOX::INVALID_PARAMETER', 'subPath'],
+    [{ volumes: [{ name: 'v', host: { path: '/srv/data' }, subPath: 'a\nb', mountPath: '/v' }] }, 'SANDBOX::INVALID_PARAMETER', 'control'],
+    [{ extensions: { 'tidebox.io/user-id': '../bob' } }, 'SANDBOX::INVALID_PARAMETER', 'user-id'],
+    [{ extensions: { 'tidebox.io/user-id': '' } }, 'SANDBOX::INVALID_PARAMETER', 'user-id'],
     [{ volumes: [{ name: 'v', ossfs: { bucket: 'bkt', endpoint: 'oss.example.com', accessKeyId: 'a', accessKeySecret: 's' }, mountPath: '/v' }] }, 'SANDBOX::UNSUPPORTED', 'security.payloadKey'],
   ])('when the request has %j, then it is rejected with %s', (body, code, text) => {
     const err = rejection(body);
@@ -61,9 +69,39 @@ describe('create request normalisation', () => {
     expect(err.message).toContain(text);
   });
 
-  it('when a host volume has a subPath under an allowed prefix, then it binds the joined path', () => {
-    const [v] = normalize({ volumes: [{ name: 'v', host: { path: '/srv/data' }, subPath: 'a/b/', mountPath: '/v/', readOnly: true }] }).volumes;
+  it('when the layout is legacy and a host volume has a subPath under an allowed prefix, then it binds the joined path', () => {
+    const [v] = normalize({ volumes: [{ name: 'v', host: { path: '/srv/data' }, subPath: 'a/b/', mountPath: '/v/', readOnly: true }] }, legacyConfig).volumes;
     expect(v).toEqual({ name: 'v', hostPath: '/srv/data/a/b', mountPath: '/v', readOnly: true });
+  });
+
+  it('when the layout is scoped, then a host volume lands under <path>/<tenant>/users/<user>/<subPath>, confined there', () => {
+    const body = (user?: string) => ({
+      volumes: [{ name: 'v', host: { path: '/srv/data/shared' }, subPath: 'work', mountPath: '/v' }],
+      ...(user ? { extensions: { 'tidebox.io/user-id': user } } : {}),
+    });
+    expect(normalize(body('alice')).volumes[0]).toEqual({
+      name: 'v', hostPath: '/srv/data/acme/users/alice/shared/work', scope: '/srv/data/acme/users/alice', mountPath: '/v', readOnly: false,
+    });
+    expect(normalize(body('bob')).volumes[0]!.hostPath).toBe('/srv/data/acme/users/bob/shared/work');
+    expect(normalize(body()).volumes[0]!.hostPath).toBe('/srv/data/acme/users/default/shared/work');
+    expect(normalize(body('alice'), sandboxConfig, 'other').volumes[0]!.hostPath).toBe('/srv/data/other/users/alice/shared/work');
+    // Naming another tenant's area as host.path only leads deeper into one's own.
+    const sneaky = normalize({ volumes: [{ name: 'v', host: { path: '/srv/data/globex/users/bob' }, mountPath: '/v' }], extensions: { 'tidebox.io/user-id': 'alice' } });
+    expect(sneaky.volumes[0]!.hostPath).toBe('/srv/data/acme/users/alice/globex/users/bob');
+  });
+
+  it('when a pvc claimName is not a DNS label, then the schema refuses it', () => {
+    const parsed = schema.safeParse({ ...base, volumes: [{ name: 'v', pvc: { claimName: 'Not_A_Label' }, mountPath: '/v' }] });
+    expect(parsed.success).toBe(false);
+    expect(JSON.stringify(parsed.error?.issues)).toContain('claimName must be a DNS label');
+  });
+
+  it('when a pvc volume is requested, then its path inside the named volume is scoped per tenant and user', () => {
+    const volumes = [{ name: 'v', pvc: { claimName: 'data', storage: '1Gi' }, subPath: 'proj/', mountPath: '/v' }];
+    expect(normalize({ volumes, extensions: { 'tidebox.io/user-id': 'u_1' } }).pvcs).toEqual([
+      { name: 'v', claimName: 'data', subPath: 'acme/users/u_1/proj', scope: 'acme/users/u_1', mountPath: '/v', readOnly: false, createIfNotExists: true },
+    ]);
+    expect(normalize({ volumes }, legacyConfig).pvcs![0]).toMatchObject({ subPath: 'proj', scope: '' });
   });
 
   it('when prefixes are compared, then only whole path segments match', () => {

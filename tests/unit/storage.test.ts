@@ -1,0 +1,54 @@
+import { checkPvcPaths, checkResolvedHostPaths, resolveExisting, resolveWithinScope } from '../../core/storage';
+
+/** A fake filesystem view: path → its realpath (missing = does not exist). */
+const fs = (entries: Record<string, string>) => (p: string) => entries[p];
+
+describe('storage confinement', () => {
+  const links = fs({
+    '/': '/',
+    '/srv': '/srv',
+    '/srv/data': '/srv/data',
+    '/srv/data/acme': '/srv/data/acme',
+    '/srv/data/acme/users': '/srv/data/acme/users',
+    '/srv/data/acme/users/alice': '/srv/data/acme/users/alice',
+    '/srv/data/acme/users/alice/work': '/srv/data/acme/users/alice/work',
+    '/srv/data/acme/users/alice/escape': '/etc',
+    '/srv/data/acme/users/alice/peek': '/srv/data/acme/users/bob',
+    '/srv/data/acme/users/alice/inner': '/srv/data/acme/users/alice/work',
+  });
+  const scoped = (hostPath: string) => [{ name: 'v', hostPath, scope: '/srv/data/acme/users/alice', mountPath: '/v', readOnly: false }];
+
+  it('when components are missing, then the deepest existing ancestor is resolved and the rest appended', () => {
+    expect(resolveExisting('/srv/data/acme/users/alice/escape/x/y', links)).toEqual({ path: '/etc/x/y', exists: false });
+    expect(resolveExisting('/srv/data/acme/users/carol/new', links)).toEqual({ path: '/srv/data/acme/users/carol/new', exists: false });
+    expect(resolveExisting('/srv/data/acme/users/alice/work', links)).toEqual({ path: '/srv/data/acme/users/alice/work', exists: true });
+  });
+
+  it('when a symlink leads out of the user area (to the host or another user), then the volume is refused', () => {
+    expect(() => checkResolvedHostPaths(scoped('/srv/data/acme/users/alice/escape'), ['/srv/data'], links)).toThrow(/outside this user's storage area/);
+    expect(() => checkResolvedHostPaths(scoped('/srv/data/acme/users/alice/escape/deeper'), ['/srv/data'], links)).toThrow(/symlink escape/);
+    expect(() => checkResolvedHostPaths(scoped('/srv/data/acme/users/alice/peek'), ['/srv/data'], links)).toThrow(/symlink escape/);
+  });
+
+  it('when a link stays inside the user area or the path does not exist yet, then the resolved path is bound', () => {
+    expect(checkResolvedHostPaths(scoped('/srv/data/acme/users/alice/inner'), ['/srv/data'], links)[0]!.hostPath).toBe('/srv/data/acme/users/alice/work');
+    expect(checkResolvedHostPaths(scoped('/srv/data/acme/users/alice/new/dir'), ['/srv/data'], links)[0]!.hostPath).toBe('/srv/data/acme/users/alice/new/dir');
+  });
+
+  it('when the scope itself resolves outside the allowed host paths, then the volume is refused', () => {
+    const moved = fs({ '/': '/', '/srv': '/srv', '/srv/data': '/srv/data', '/srv/data/acme': '/opt/elsewhere' });
+    expect(() => checkResolvedHostPaths(scoped('/srv/data/acme/users/alice/w'), ['/srv/data'], moved)).toThrow(/outside the allowed host paths/);
+  });
+
+  it('when a pvc subPath escapes through a link inside a volume the API can see, then it is refused; an unseen volume is left to the host', () => {
+    const vol = fs({
+      '/var/lib/docker/volumes/data/_data': '/var/lib/docker/volumes/data/_data',
+      '/var/lib/docker/volumes/data/_data/acme/users/alice/x': '/var/lib/docker/volumes/data/_data/acme/users/bob',
+    });
+    const pvc = (claimName: string, subPath: string) => [{ name: 'v', claimName, subPath, scope: 'acme/users/alice', mountPath: '/v', readOnly: false, createIfNotExists: true }];
+    expect(() => checkPvcPaths(pvc('data', 'acme/users/alice/x'), '/var/lib/docker/volumes', vol)).toThrow(/symlink escape/);
+    expect(() => checkPvcPaths(pvc('data', 'acme/users/alice/y'), '/var/lib/docker/volumes', vol)).not.toThrow();
+    expect(() => checkPvcPaths(pvc('other', 'acme/users/alice/x'), '/var/lib/docker/volumes', vol)).not.toThrow();
+    expect(() => resolveWithinScope('v', '/a/b', '/a/b', fs({}))).not.toThrow();
+  });
+});
