@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Config } from '../core/config';
 
 export type FaultPoint = Config['faults']['hangAt'][number];
+export type FailurePoint = Config['faults']['failAt'][number];
 
 /**
  * Test-only crash points. When a point is configured, the activity records that it got there
@@ -12,7 +13,12 @@ export type FaultPoint = Config['faults']['hangAt'][number];
  */
 export function createFaults(config: Pick<Config, 'faults' | 'dataDir'>) {
   const points = new Set<FaultPoint>(config.faults.hangAt);
+  const failures = new Set<FailurePoint>(config.faults.failAt);
   return {
+    /** Throw `error()` when this failure point is configured. */
+    failIf(point: FailurePoint, error: () => Error): void {
+      if (failures.has(point)) throw error();
+    },
     async reached(point: FaultPoint, subject: string): Promise<void> {
       if (!points.has(point)) return;
       const dir = join(config.dataDir, 'faults');

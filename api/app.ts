@@ -17,6 +17,8 @@ import { API_KEY_HEADER, createAuthenticator } from './auth';
 import { registerMetrics } from './metrics';
 import { handleProxyUpgrades, proxyRoutes } from './proxy';
 import { sandboxRoutes } from './routes/sandboxes';
+import { snapshotRoutes } from './routes/snapshots';
+import type { SnapshotService } from './snapshots';
 import type { SandboxService } from './temporal';
 
 declare module 'fastify' {
@@ -29,6 +31,7 @@ declare module 'fastify' {
 export interface AppDeps {
   config: Config;
   sandboxes: SandboxService;
+  snapshots: SnapshotService;
   logger?: boolean | { level: string };
 }
 
@@ -37,7 +40,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const PUBLIC_ROUTES = new Set(['/health', '/metrics', '/openapi.json', '/docs', '/docs/', '/docs/*', '/docs/static/*', '/docs/json', '/docs/yaml']);
 
 /** The Fastify app: plugins, auth, routes (at `/` and `/v1`) and the one error → HTTP mapping. */
-export async function buildApp({ config, sandboxes, logger = true }: AppDeps): Promise<FastifyInstance> {
+export async function buildApp({ config, sandboxes, snapshots, logger = true }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger,
     bodyLimit: config.server.bodyLimitBytes,
@@ -103,7 +106,8 @@ export async function buildApp({ config, sandboxes, logger = true }: AppDeps): P
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   registerMetrics(app, sandboxes);
   for (const prefix of ['', '/v1']) {
-    await app.register(sandboxRoutes, { prefix, config, sandboxes });
+    await app.register(sandboxRoutes, { prefix, config, sandboxes, snapshots });
+    await app.register(snapshotRoutes, { prefix, snapshots });
     await app.register(proxyRoutes, { prefix, config, sandboxes });
   }
   handleProxyUpgrades(app.server, { config, sandboxes, authenticate, log: app.log });

@@ -4,6 +4,7 @@ import { listenAddress } from '../core/config';
 import { loadConfig } from '../core/load-config';
 import { payloadCodecsFor } from '../core/payload-codec';
 import { buildApp } from './app';
+import { SnapshotService } from './snapshots';
 import { SandboxService } from './temporal';
 import { ensureSearchAttributes } from './temporal-setup';
 
@@ -15,7 +16,8 @@ async function main(): Promise<void> {
   await ensureSearchAttributes(connection.operatorService, config.temporal.namespace);
   const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter: payloadCodecsFor(config.security.payloadKey) });
 
-  const app = await buildApp({ config, sandboxes: new SandboxService(client, config) });
+  const sandboxes = new SandboxService(client, config);
+  const app = await buildApp({ config, sandboxes, snapshots: new SnapshotService(client, config, sandboxes) });
   const { host, warning } = listenAddress(config.server, config.tenants);
   if (warning) app.log.warn(warning);
   await app.listen({ host, port: config.server.port });

@@ -167,14 +167,21 @@ export class SandboxService {
         if (views.length >= LIST_SCAN_LIMIT) break;
       }
     });
-    views.sort((a, b) => b.createdAt.localeCompare(a.createdAt) || a.id.localeCompare(b.id));
-    const totalItems = views.length;
-    const totalPages = Math.ceil(totalItems / filter.pageSize);
-    const start = (filter.page - 1) * filter.pageSize;
-    return {
-      items: views.slice(start, start + filter.pageSize),
-      pagination: { page: filter.page, pageSize: filter.pageSize, totalItems, totalPages, hasNextPage: filter.page < totalPages },
-    };
+    return paginate(views, filter.page, filter.pageSize);
+  }
+
+  /** Live sandboxes restored from a snapshot (they run its image, so it cannot be deleted). */
+  async sandboxesFromSnapshot(tenant: string, snapshotId: string): Promise<string[]> {
+    const ids: string[] = [];
+    await this.call(async () => {
+      const query = `WorkflowType = 'sandboxWorkflow' AND ExecutionStatus = 'Running' AND ${SA.tenant.name} = ${quote(tenant)}`;
+      for await (const execution of this.client.workflow.list({ query })) {
+        const view = execution.memo?.view as SandboxView | undefined;
+        if (view?.snapshotId === snapshotId && view.status.state !== 'Terminated') ids.push(view.id);
+        if (ids.length >= LIST_SCAN_LIMIT) break;
+      }
+    });
+    return ids;
   }
 
   async delete(caller: Caller, sandboxId: string): Promise<void> {
@@ -473,15 +480,31 @@ export class SandboxService {
     });
   }
 
-  /** Bound a read/start call in time and turn transport failures into 503s. */
-  private async call<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await this.client.withDeadline(Date.now() + this.config.server.temporalCallTimeoutSeconds * 1000, fn);
-    } catch (err) {
-      if (err instanceof TideboxError) throw err;
-      throw mapTemporalError(err);
-    }
+  private call<T>(fn: () => Promise<T>): Promise<T> {
+    return boundedCall(this.client, this.config, fn);
   }
+}
+
+/** Bound a call into Temporal in time and turn transport failures into 503/504s. */
+export async function boundedCall<T>(client: Client, config: Config, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await client.withDeadline(Date.now() + config.server.temporalCallTimeoutSeconds * 1000, fn);
+  } catch (err) {
+    if (err instanceof TideboxError) throw err;
+    throw mapTemporalError(err);
+  }
+}
+
+/** Newest first (ties by id), then one page, with the contract's pagination block. */
+export function paginate<T extends { createdAt: string; id: string }>(items: T[], page: number, pageSize: number) {
+  const sorted = [...items].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || a.id.localeCompare(b.id));
+  const totalItems = sorted.length;
+  const totalPages = Math.ceil(totalItems / pageSize);
+  const start = (page - 1) * pageSize;
+  return {
+    items: sorted.slice(start, start + pageSize),
+    pagination: { page, pageSize, totalItems, totalPages, hasNextPage: page < totalPages },
+  };
 }
 
 /** Same tenant + key → same sandbox id, so a retried POST can never make a second sandbox. */
@@ -493,7 +516,7 @@ export function idempotentSandboxId(tenant: string, key: string): string {
 }
 
 /** A string literal in Temporal's visibility query language. */
-function quote(value: string): string {
+export function quote(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
@@ -502,7 +525,7 @@ const workflowNotFound = (workflowId: string) => new TideboxError('WORKFLOW_NOT_
 const scheduleNotFound = (sandboxId: string) =>
   new TideboxError('SCHEDULE_NOT_FOUND', `sandbox ${sandboxId} has no renew schedule`);
 
-function isDeadlineExceeded(err: unknown): boolean {
+export function isDeadlineExceeded(err: unknown): boolean {
   for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
     if (isGrpcServiceError(e) && e.code === 4 /* DEADLINE_EXCEEDED */) return true;
     if ((e as { code?: unknown }).code === 4) return true;
@@ -510,7 +533,7 @@ function isDeadlineExceeded(err: unknown): boolean {
   return false;
 }
 
-function mapTemporalError(err: unknown, sandboxId?: string): Error {
+export function mapTemporalError(err: unknown, sandboxId?: string): Error {
   if (err instanceof TideboxError) return err;
   if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
     const kind = errorKindOf(err.cause.type);

@@ -170,7 +170,13 @@ export const ConfigSchema = z
      * `<dataDir>/faults/` and hangs there, so a crash test can SIGKILL the worker at that moment.
      */
     faults: z
-      .object({ hangAt: z.array(z.enum(['container-created', 'container-removing', 'container-pausing', 'bucket-mounted', 'bucket-unmounting'])).default([]) })
+      .object({
+        hangAt: z
+          .array(z.enum(['container-created', 'container-removing', 'container-pausing', 'bucket-mounted', 'bucket-unmounting', 'snapshot-committing']))
+          .default([]),
+        /** Points where an activity fails at once (non-retryable), to drive failure-and-retry paths. */
+        failAt: z.array(z.enum(['snapshot-commit'])).default([]),
+      })
       .strict()
       .prefault({}),
   })
@@ -203,6 +209,7 @@ const ENV_KEYS: Array<[string, string[], (v: string) => unknown]> = [
   ['TIDEBOX_ADMIN_KEYS', ['tenants', 'adminKeys'], (v) => v.split(',').map((k) => k.trim()).filter(Boolean)],
   ['TIDEBOX_WORKER_METRICS_PORT', ['worker', 'metricsPort'], Number],
   ['TIDEBOX_FAULT_HANG_AT', ['faults', 'hangAt'], (v) => v.split(',').filter(Boolean)],
+  ['TIDEBOX_FAULT_FAIL_AT', ['faults', 'failAt'], (v) => v.split(',').filter(Boolean)],
 ];
 
 function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {

@@ -30,6 +30,13 @@ export const ErrorCodes = {
   RUNTIME_REJECTED: { code: 'SANDBOX::RUNTIME_REJECTED', httpStatus: 400 },
   CONTAINER_EXITED: { code: 'SANDBOX::CONTAINER_EXITED', httpStatus: 409 },
   MOUNT_FAILED: { code: 'SANDBOX::MOUNT_FAILED', httpStatus: 400 },
+  SNAPSHOT_NOT_FOUND: { code: 'SNAPSHOT::NOT_FOUND', httpStatus: 404 },
+  SNAPSHOT_INVALID_STATE: { code: 'SNAPSHOT::INVALID_STATE', httpStatus: 409 },
+  /** The snapshot's image is still used by a live sandbox. */
+  SNAPSHOT_IN_USE: { code: 'SNAPSHOT::IN_USE', httpStatus: 409 },
+  // Snapshot step outcomes: they end in a Failed snapshot (status.message), never in an HTTP error.
+  SNAPSHOT_SOURCE_GONE: { code: 'SNAPSHOT::SOURCE_GONE', httpStatus: 409 },
+  SNAPSHOT_FAILED: { code: 'SNAPSHOT::CAPTURE_FAILED', httpStatus: 500 },
 } as const;
 
 export type ErrorKind = keyof typeof ErrorCodes;

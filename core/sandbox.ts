@@ -43,6 +43,8 @@ export interface PvcVolume {
  */
 export interface SandboxSpec {
   image: { uri: string };
+  /** Set when restoring: the snapshot whose image this sandbox runs. */
+  snapshotId?: string;
   entrypoint: string[];
   env: Record<string, string>;
   metadata: Record<string, string>;
@@ -91,6 +93,8 @@ export interface SandboxView {
   id: string;
   tenant: string;
   namespace?: string;
+  /** Restored from this snapshot (its image is `image.uri`). */
+  snapshotId?: string;
   workflowId: string;
   hostId: string;
   image: { uri: string };
@@ -148,6 +152,7 @@ export function initialView(input: SandboxWorkflowInput): SandboxView {
     id: input.sandboxId,
     tenant: input.tenant,
     ...(input.namespace ? { namespace: input.namespace } : {}),
+    ...(spec.snapshotId ? { snapshotId: spec.snapshotId } : {}),
     workflowId: sandboxWorkflowId(input.sandboxId),
     hostId: input.hostId,
     image: spec.image,
@@ -177,7 +182,8 @@ export function toSandboxResource(view: SandboxView) {
   const { state, lastTransitionAt, reason, message } = view.status;
   return {
     id: view.id,
-    image: view.image,
+    // The contract: image when created from an image, snapshotId when restored from a snapshot.
+    ...(view.snapshotId ? { snapshotId: view.snapshotId } : { image: view.image }),
     ...(view.platform ? { platform: view.platform } : {}),
     status: { state, lastTransitionAt, ...(reason ? { reason } : {}), ...(message ? { message } : {}) },
     metadata: view.metadata,
@@ -189,7 +195,7 @@ export function toSandboxResource(view: SandboxView) {
 
 /** The contract's CreateSandboxResponse plus Tidebox's `workflowId`. */
 export function toCreateResponse(view: SandboxView) {
-  const { image: _image, ...rest } = toSandboxResource(view);
+  const { image: _image, snapshotId: _snapshotId, ...rest } = toSandboxResource(view) as ReturnType<typeof toSandboxResource> & { image?: unknown; snapshotId?: unknown };
   return { ...rest, workflowId: view.workflowId };
 }
 

@@ -54,7 +54,7 @@ export const PORTS_EXTENSION = 'tidebox.io/ports';
 export function createSandboxRequestSchema(limits: Config['sandbox']) {
   return z.object({
     image: ImageSpec.optional(),
-    snapshotId: z.string().min(1).optional(),
+    snapshotId: z.string().min(1).max(128).optional(),
     platform: z.object({ os: z.enum(['linux', 'windows']), arch: z.enum(['amd64', 'arm64']) }).strict().optional(),
     timeout: z
       .number().int('timeout must be a whole number of seconds')
@@ -80,6 +80,21 @@ export const RenewRequestSchema = z.object({
 }).strict();
 
 export const SandboxIdParams = z.object({ sandboxId: z.string().min(1).max(128) });
+export const SnapshotIdParams = z.object({ snapshotId: z.string().min(1).max(128) });
+
+export const CreateSnapshotRequestSchema = z
+  .object({ name: z.string().min(1, 'name must not be empty').max(253, 'name must be at most 253 characters').regex(/^[^\x00-\x1f\x7f]*$/, 'name must not contain control characters').optional() })
+  .strict()
+  .nullish();
+
+export const ListSnapshotsQuery = z.object({
+  sandboxId: z.string().min(1).max(128).optional(),
+  state: z.union([z.string(), z.array(z.string())]).optional(),
+  /** Admin keys only: one tenant's snapshots. */
+  tenant: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'tenant must be a DNS label').optional(),
+  page: z.coerce.number().int().min(1, 'page must be at least 1').default(1),
+  pageSize: z.coerce.number().int().min(1, 'pageSize must be at least 1').max(200, 'pageSize must be at most 200').default(20),
+});
 
 export const EndpointParams = SandboxIdParams.extend({
   port: z.coerce.number().int('port must be an integer').min(1, 'port must be 1-65535').max(65535, 'port must be 1-65535'),
@@ -124,6 +139,8 @@ const unsupported = (message: string) => new TideboxError('UNSUPPORTED', message
 /** Who a create request is for: its tenant (storage scoping) and how ossfs mounts are keyed. */
 export interface CreateContext {
   tenant: string;
+  /** The Ready snapshot a request with `snapshotId` restores (the API looked it up in the tenant). */
+  snapshot?: { id: string; image: string };
   /** Names the shared mount an ossfs volume uses (keyed with the payload key); absent = ossfs refused. */
   mountKeyOf?: (source: OssfsSource) => string;
 }
@@ -133,15 +150,16 @@ export interface CreateContext {
  * ossfs volumes are refused, because their credentials could not be kept out of workflow history.
  */
 export function normalizeCreateRequest(req: CreateSandboxRequest, config: Config['sandbox'], ctx: CreateContext): SandboxSpec {
-  if (req.snapshotId !== undefined) {
-    if (req.image) throw invalid('image and snapshotId are mutually exclusive');
-    throw unsupported('restoring from snapshotId is not supported by this server yet');
-  }
-  if (!req.image) throw invalid('image is required (image.uri)');
-  if (req.image.auth) {
+  if (req.snapshotId !== undefined && req.image) throw invalid('image and snapshotId are mutually exclusive');
+  if (req.snapshotId === undefined && !req.image) throw invalid('image (image.uri) or snapshotId is required');
+  if (req.snapshotId !== undefined && ctx.snapshot?.id !== req.snapshotId) throw new TideboxError('SNAPSHOT_NOT_FOUND', `snapshot ${req.snapshotId} not found`);
+  if (req.image?.auth) {
     throw unsupported('image.auth is not supported yet: registry credentials would be stored in workflow history');
   }
-  if (!req.entrypoint) throw invalid('entrypoint is required when image is provided');
+  if (req.image && !req.entrypoint) throw invalid('entrypoint is required when image is provided');
+  // A restored sandbox runs the snapshot's image; without an entrypoint it just stays up.
+  const entrypoint = req.entrypoint ?? ['tail', '-f', '/dev/null'];
+  const image = req.image ? { uri: req.image.uri } : { uri: ctx.snapshot!.image };
   if (req.networkPolicy != null) throw unsupported('networkPolicy is not supported by this server; egress is not restricted');
   if (req.credentialProxy != null) throw unsupported('credentialProxy is not supported by this server');
   if (req.secureAccess) throw unsupported('secureAccess is supported only for Kubernetes gateway ingress');
@@ -170,8 +188,9 @@ export function normalizeCreateRequest(req: CreateSandboxRequest, config: Config
   if (userId === undefined) throw invalid(`extensions["${USER_ID_EXTENSION}"] must be 1-128 letters, digits, "_" or "-"`);
 
   return {
-    image: { uri: req.image.uri },
-    entrypoint: req.entrypoint,
+    image,
+    ...(req.snapshotId ? { snapshotId: req.snapshotId } : {}),
+    entrypoint,
     env,
     metadata,
     extensions,
@@ -289,6 +308,7 @@ const SandboxStatusSchema = z.object({
 export const SandboxResourceSchema = z.object({
   id: z.string(),
   image: z.object({ uri: z.string() }).optional(),
+  snapshotId: z.string().optional().describe('Set when restored from a snapshot (then image is absent)'),
   platform: z.object({ os: z.string(), arch: z.string() }).optional(),
   status: SandboxStatusSchema,
   metadata: z.record(z.string(), z.string()).optional(),
@@ -297,9 +317,43 @@ export const SandboxResourceSchema = z.object({
   createdAt: z.string(),
 });
 
-export const CreateSandboxResponseSchema = SandboxResourceSchema.omit({ image: true }).extend({
+export const CreateSandboxResponseSchema = SandboxResourceSchema.omit({ image: true, snapshotId: true }).extend({
   workflowId: z.string().describe('The sandbox actor workflow; see GET /v1/workflows/{workflowId}'),
 });
+
+const PaginationSchema = z.object({
+  page: z.number(),
+  pageSize: z.number(),
+  totalItems: z.number(),
+  totalPages: z.number(),
+  hasNextPage: z.boolean(),
+});
+
+export const SnapshotResourceSchema = z.object({
+  id: z.string(),
+  sandboxId: z.string(),
+  name: z.string().optional(),
+  status: z.object({
+    state: z.string().describe('Creating | Ready | Failed | Deleting'),
+    reason: z.string().optional(),
+    message: z.string().optional(),
+    lastTransitionAt: z.string(),
+  }),
+  createdAt: z.string(),
+  image: z.string().describe('Image reference a restore runs'),
+  workflowId: z.string().describe('The snapshot actor workflow'),
+  failedStep: z.string().optional().describe('While Failed: the step a retry resumes at'),
+  retries: z.number(),
+  steps: z.array(z.object({
+    name: z.string(),
+    state: z.string(),
+    runs: z.number().describe('How often the step was started'),
+    finishedAt: z.string().optional(),
+    error: z.string().optional(),
+  })),
+});
+
+export const ListSnapshotsResponseSchema = z.object({ items: z.array(SnapshotResourceSchema), pagination: PaginationSchema });
 
 export const ListSandboxesResponseSchema = z.object({
   items: z.array(SandboxResourceSchema),

@@ -1,3 +1,4 @@
 export { sandboxWorkflow } from './sandbox';
 export { renewWorkflow } from './renew';
 export { mountWorkflow } from './mount';
+export { snapshotWorkflow } from './snapshot';

@@ -68,6 +68,37 @@ export class DockerRuntime {
     return info.Mountpoint;
   }
 
+  /** Commit a container to `repo:tag` with labels (the container is paused meanwhile); returns the image id. */
+  async commit(containerId: string, repo: string, tag: string, labels: Record<string, string>): Promise<string> {
+    const changes = `LABEL ${Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}`;
+    const result = (await this.docker.getContainer(containerId).commit({ repo, tag, pause: true, changes })) as { Id?: string };
+    if (!result.Id) throw new Error(`docker commit of ${containerId} returned no image id`);
+    return result.Id;
+  }
+
+  /** Id, size and labels of an image, or undefined when there is none by that reference. */
+  async imageInfo(ref: string): Promise<{ id: string; size: number; labels: Record<string, string> } | undefined> {
+    try {
+      const info = (await this.docker.getImage(ref).inspect()) as { Id: string; Size?: number; Config?: { Labels?: Record<string, string> | null } };
+      return { id: info.Id, size: info.Size ?? 0, labels: info.Config?.Labels ?? {} };
+    } catch (err) {
+      if (dockerStatus(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Remove an image reference: 'removed', 'absent', or 'in-use' (a container still uses it). */
+  async removeImage(ref: string): Promise<'removed' | 'absent' | 'in-use'> {
+    try {
+      await this.docker.getImage(ref).remove({ force: false, noprune: false });
+      return 'removed';
+    } catch (err) {
+      if (dockerStatus(err) === 404) return 'absent';
+      if (dockerStatus(err) === 409) return 'in-use';
+      throw err;
+    }
+  }
+
   async hasImage(uri: string): Promise<boolean> {
     try {
       await this.docker.getImage(uri).inspect();

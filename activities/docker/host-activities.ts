@@ -3,6 +3,7 @@ import { posix } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { ErrorCodes, TideboxError } from '../../core/errors';
 import type { HostVolume, PvcVolume, SandboxNetwork, SandboxSpec } from '../../core/sandbox';
+import { SNAPSHOT_REPOSITORY } from '../../core/snapshots';
 import { checkResolvedHostPaths, resolveWithinScope } from '../../core/storage';
 import type { Faults } from '../faults';
 import { LABELS, MountBind } from './container-spec';
@@ -135,6 +136,59 @@ export function createHostActivities(deps: HostActivityDeps) {
     resumeContainer: (input: { sandboxId: string }) => heartbeating(async (): Promise<void> => {
       await runtime.unpause(await theContainer(input.sandboxId));
     }),
+
+    // ---- snapshots: each step idempotent, so a retried or resumed step never commits twice ----
+
+    /** The container of the snapshot's source sandbox. */
+    findSnapshotSource: async (input: { sandboxId: string }): Promise<{ containerId: string }> => {
+      const [container] = await runtime.findSandboxContainers(input.sandboxId);
+      if (!container) throw fail('SNAPSHOT_SOURCE_GONE', `sandbox ${input.sandboxId} has no container on this host any more`);
+      return { containerId: container.Id };
+    },
+
+    /**
+     * Commit the container to `tidebox-snapshots:<snapshotId>`. An image already carrying this
+     * snapshot's label is adopted: the attempt that made it died before reporting.
+     */
+    commitSnapshot: (input: { snapshotId: string; tenant: string; containerId: string }) => heartbeating(async (): Promise<{ imageId: string; adopted: boolean }> => {
+      const ref = `${SNAPSHOT_REPOSITORY}:${input.snapshotId}`;
+      const existing = await runtime.imageInfo(ref);
+      if (existing && existing.labels[LABELS.snapshotId] === input.snapshotId) return { imageId: existing.id, adopted: true };
+      await faults.reached('snapshot-committing', input.snapshotId);
+      faults.failIf('snapshot-commit', () => fail('SNAPSHOT_FAILED', 'commit failed: injected fault (faults.failAt = snapshot-commit)'));
+      if (Context.current().cancellationSignal.aborted) throw new Error('attempt cancelled before commit');
+      try {
+        const imageId = await runtime.commit(input.containerId, SNAPSHOT_REPOSITORY, input.snapshotId, {
+          [LABELS.managed]: 'true',
+          [LABELS.instance]: instance,
+          [LABELS.snapshotId]: input.snapshotId,
+          [LABELS.tenant]: input.tenant,
+        });
+        return { imageId, adopted: false };
+      } catch (err) {
+        if (dockerStatus(err) === 404) throw fail('SNAPSHOT_SOURCE_GONE', `the container ${input.containerId.slice(0, 12)} no longer exists`);
+        if (dockerStatus(err) === 409) throw fail('SNAPSHOT_FAILED', `Docker refused the commit: ${(err as Error).message}`);
+        throw err;
+      }
+    }),
+
+    /** The committed image's id and size; fails when it is gone or is not this snapshot's. */
+    inspectSnapshotImage: async (input: { snapshotId: string }): Promise<{ imageId: string; sizeBytes: number }> => {
+      const info = await runtime.imageInfo(`${SNAPSHOT_REPOSITORY}:${input.snapshotId}`);
+      if (!info || info.labels[LABELS.snapshotId] !== input.snapshotId) {
+        throw fail('SNAPSHOT_FAILED', `image ${SNAPSHOT_REPOSITORY}:${input.snapshotId} is missing after the commit`);
+      }
+      return { imageId: info.id, sizeBytes: info.size };
+    },
+
+    /** Remove the snapshot's image; `in-use` when a container still runs it (nothing removed). */
+    removeSnapshotImage: async (input: { snapshotId: string }): Promise<{ outcome: 'removed' | 'absent' | 'in-use' }> => {
+      const ref = `${SNAPSHOT_REPOSITORY}:${input.snapshotId}`;
+      const info = await runtime.imageInfo(ref);
+      // Only ever remove an image this snapshot made.
+      if (!info || info.labels[LABELS.snapshotId] !== input.snapshotId) return { outcome: 'absent' };
+      return { outcome: await runtime.removeImage(ref) };
+    },
 
     removeContainers: (input: { sandboxId: string }) => heartbeating(async (): Promise<{ removed: number }> => {
       const containers = await runtime.findSandboxContainers(input.sandboxId);

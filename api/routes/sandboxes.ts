@@ -31,11 +31,13 @@ import {
 import { checkPvcPaths, checkResolvedHostPaths } from '../../core/storage';
 import type { Caller } from '../../core/tenants';
 import { localHost } from '../proxy';
+import type { SnapshotService } from '../snapshots';
 import type { SandboxService } from '../temporal';
 
 export interface SandboxRouteDeps {
   config: Config;
   sandboxes: SandboxService;
+  snapshots: SnapshotService;
 }
 
 const IdempotencyHeaders = z.object({
@@ -50,7 +52,7 @@ const Errors = {
 const NoContent = z.null().describe('No content');
 const doc = (tag: string, summary: string) => ({ tags: [tag], summary });
 
-export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app, { config, sandboxes }) => {
+export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app, { config, sandboxes, snapshots }) => {
   const CreateBody = createSandboxRequestSchema(config.sandbox);
   // Mount ids are keyed with a key derived from the payload key; no payload key, no ossfs volumes.
   const mountKeys = config.security.payloadKey ? mountKeyHmacKey(config.security.payloadKey) : undefined;
@@ -65,8 +67,10 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
   }, async (req, reply) => {
     const { caller } = req;
     if (caller.kind !== 'tenant') throw new TideboxError('FORBIDDEN', "admin keys act on existing sandboxes; create sandboxes with a tenant's key");
+    const snapshot = req.body.snapshotId && !req.body.image ? await restorable(caller, req.body.snapshotId) : undefined;
     const spec = normalizeCreateRequest(req.body, config.sandbox, {
       tenant: caller.tenant,
+      ...(snapshot ? { snapshot: { id: snapshot.id, image: snapshot.image } } : {}),
       ...(mountKeys ? { mountKeyOf: (source) => mountKey(caller.tenant, source, mountKeys) } : {}),
     });
     // Early answers for paths this process can see; the host that binds checks again right before create.
@@ -76,6 +80,18 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
     const view = await sandboxes.create(caller, spec, { idempotencyKey: req.headers['idempotency-key'], respondAsync });
     return reply.code(202).header('Location', `/v1/sandboxes/${view.id}`).send(toCreateResponse(view));
   });
+
+  /** A snapshot a new sandbox can start from: the caller's, Ready, and on this API's Docker host. */
+  async function restorable(caller: Caller, snapshotId: string) {
+    const snapshot = await snapshots.get(caller, snapshotId);
+    if (snapshot.status.state !== 'Ready') {
+      throw new TideboxError('SNAPSHOT_INVALID_STATE', `snapshot ${snapshotId} is ${snapshot.status.state}; only a Ready snapshot can be restored`);
+    }
+    if (snapshot.hostId !== config.docker.hostId) {
+      throw new TideboxError('SNAPSHOT_INVALID_STATE', `snapshot ${snapshotId} lives on Docker host ${snapshot.hostId}; restore it through that host's API`);
+    }
+    return snapshot;
+  }
 
   app.get('/sandboxes', {
     schema: { ...doc('Sandboxes', 'List sandboxes (state OR, metadata AND, newest first)'), querystring: ListSandboxesQuery, response: { 200: ListSandboxesResponseSchema, ...Errors } },
@@ -202,7 +218,7 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
 const TenantQuery = ListSandboxesQuery.pick({ tenant: true });
 
 /** The `tenant` filter: admins pick any tenant; a tenant key may only name its own. */
-function tenantFilter(caller: Caller, tenant: string | undefined): string | undefined {
+export function tenantFilter(caller: Caller, tenant: string | undefined): string | undefined {
   if (tenant === undefined || caller.kind === 'admin') return tenant;
   if (tenant !== caller.tenant) throw new TideboxError('INVALID_PARAMETER', 'the tenant filter needs an admin key');
   return tenant;

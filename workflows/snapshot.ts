@@ -1,0 +1,169 @@
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  condition,
+  defineQuery,
+  defineUpdate,
+  proxyActivities,
+  setHandler,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { HostActivities } from '../activities/docker/host-activities';
+import { ErrorCodes } from '../core/errors';
+import { hostTaskQueue } from '../core/sandbox';
+import { SA } from '../core/search-attributes';
+import { initialSnapshotView, SnapshotState, SnapshotStep, SnapshotView, SnapshotWorkflowInput } from '../core/snapshots';
+
+export const describeSnapshotQuery = defineQuery<SnapshotView>('describe');
+/** Failed → Creating: run the steps again from the one that failed. Answers at once with the view. */
+export const retrySnapshotUpdate = defineUpdate<SnapshotView, []>('retry');
+/** Ready | Failed → Deleting → image removed → the actor completes. Rejected while Creating or while a sandbox runs the image. */
+export const deleteSnapshotUpdate = defineUpdate<SnapshotView, []>('delete');
+
+const reject = (kind: keyof typeof ErrorCodes, message: string) =>
+  ApplicationFailure.create({ type: ErrorCodes[kind].code, message, nonRetryable: true });
+
+/** The innermost message of an activity failure (ActivityFailure → ApplicationFailure). */
+function messageOf(err: unknown): string {
+  let e = err as { cause?: unknown; message?: string } | undefined;
+  while (e?.cause) e = e.cause as typeof e;
+  return e?.message ?? String(err);
+}
+
+/**
+ * The snapshot actor, id `snapshot/<snapshotId>`. Creating → locate → commit → verify → Ready, or
+ * Failed at the step that failed (reason and message kept). `retry` resumes at that step with what
+ * the finished steps produced; `delete` removes the image (only one this snapshot made) and
+ * completes. State is the step list, so a worker crash or a Temporal restart resumes exactly there,
+ * and every step's activity is idempotent, so a step that is retried never commits twice.
+ */
+export async function snapshotWorkflow(input: SnapshotWorkflowInput): Promise<SnapshotView> {
+  const queue = hostTaskQueue(workflowInfo().taskQueue, input.hostId);
+  const host = proxyActivities<HostActivities>({
+    taskQueue: queue,
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: '10 seconds',
+    retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 5 },
+  });
+  // Removing the image must eventually succeed: an orphaned image is worse than a slow delete.
+  const remover = proxyActivities<HostActivities>({
+    taskQueue: queue,
+    startToCloseTimeout: '2 minutes',
+    retry: { initialInterval: '1s', maximumInterval: '30s' },
+  });
+
+  const view = initialSnapshotView(input);
+  let containerId: string | undefined;
+  let retryRequested = false;
+  let deleted = false;
+
+  const publish = () => {
+    upsertMemo({ view });
+    upsertSearchAttributes([
+      { key: SA.tenant, value: input.tenant },
+      { key: SA.state, value: view.status.state },
+    ]);
+  };
+  const transition = (state: SnapshotState, reason: string, message: string) => {
+    view.status = { state, reason, message, lastTransitionAt: new Date().toISOString() };
+    publish();
+  };
+
+  const runStep = async (step: SnapshotStep): Promise<void> => {
+    switch (step.name) {
+      case 'locate':
+        containerId = (await host.findSnapshotSource({ sandboxId: input.sandboxId })).containerId;
+        return;
+      case 'commit':
+        view.imageId = (await host.commitSnapshot({ snapshotId: input.snapshotId, tenant: input.tenant, containerId: containerId! })).imageId;
+        return;
+      case 'verify': {
+        const { imageId, sizeBytes } = await host.inspectSnapshotImage({ snapshotId: input.snapshotId });
+        view.imageId = imageId;
+        view.sizeBytes = sizeBytes;
+        return;
+      }
+    }
+  };
+
+  /** Run every step not yet done, in order; stop at the first failure (→ Failed). */
+  const runSteps = async (): Promise<void> => {
+    for (const step of view.steps) {
+      if (step.state === 'done') continue;
+      step.state = 'running';
+      step.runs++;
+      delete step.error;
+      publish();
+      try {
+        await runStep(step);
+      } catch (err) {
+        step.state = 'failed';
+        step.error = messageOf(err);
+        view.failedStep = step.name;
+        transition('Failed', 'snapshot_capture_failed', `${step.name} failed: ${step.error}`);
+        return;
+      }
+      step.state = 'done';
+      step.finishedAt = new Date().toISOString();
+    }
+    delete view.failedStep;
+    transition('Ready', 'snapshot_ready', `image ${view.image} is ready`);
+  };
+
+  setHandler(describeSnapshotQuery, () => view);
+
+  setHandler(
+    retrySnapshotUpdate,
+    () => {
+      retryRequested = true;
+      view.retries++;
+      transition('Creating', 'snapshot_retrying', `retrying from step ${view.failedStep}`);
+      return view;
+    },
+    {
+      validator: () => {
+        if (view.status.state !== 'Failed') throw reject('SNAPSHOT_INVALID_STATE', `only a Failed snapshot can be retried; this one is ${view.status.state}`);
+      },
+    },
+  );
+
+  setHandler(
+    deleteSnapshotUpdate,
+    async () => {
+      if (view.status.state === 'Deleting') {
+        // A second delete while the first runs: share its outcome.
+        await condition(() => deleted || view.status.state !== 'Deleting');
+        if (!deleted) throw reject('SNAPSHOT_IN_USE', 'a sandbox still runs this snapshot; delete the sandbox first');
+        return view;
+      }
+      const before = view.status;
+      transition('Deleting', 'snapshot_deleting', 'removing the image');
+      const { outcome } = await remover.removeSnapshotImage({ snapshotId: input.snapshotId });
+      if (outcome === 'in-use') {
+        transition(before.state, before.reason ?? 'snapshot_ready', before.message ?? '');
+        throw reject('SNAPSHOT_IN_USE', 'a sandbox still runs this snapshot; delete the sandbox first');
+      }
+      deleted = true;
+      return view;
+    },
+    {
+      validator: () => {
+        if (view.status.state === 'Creating') {
+          throw reject('SNAPSHOT_INVALID_STATE', 'the snapshot is still being created; delete it once it is Ready or Failed');
+        }
+      },
+    },
+  );
+
+  for (;;) {
+    await runSteps();
+    await condition(() => retryRequested || deleted);
+    if (deleted) break;
+    retryRequested = false;
+  }
+  view.status = { ...view.status, reason: 'snapshot_deleted', message: 'image removed', lastTransitionAt: new Date().toISOString() };
+  await condition(allHandlersFinished);
+  return view;
+}
