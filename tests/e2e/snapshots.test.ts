@@ -1,5 +1,6 @@
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { HttpResult, sandboxRequest, Stack, waitFor } from '../helpers/stack';
+import { HttpResult, repoRoot, sandboxRequest, Stack, waitFor } from '../helpers/stack';
 
 /**
  * Snapshots as actors on the real pieces: commit a changed sandbox, restore it, list and delete,
@@ -43,6 +44,15 @@ async function exec(sandboxId: string, cmd: string[]): Promise<number> {
 
 async function snapshot(sandboxId: string, body: unknown = {}): Promise<HttpResult> {
   return stack.request('POST', `/v1/sandboxes/${sandboxId}/snapshots`, body);
+}
+
+/** The operator CLI as the README runs it (`npx tidebox …`), against this stack. */
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('npx', ['--no-install', 'tidebox', ...args], { cwd: repoRoot(), env: { ...process.env, TIDEBOX_URL: stack.baseUrl }, timeout: 120_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+    });
+  });
 }
 
 const imageExists = async (ref: string) => {
@@ -168,12 +178,18 @@ describe('operators: failed snapshots and retry', () => {
     // A Failed snapshot cannot be restored.
     expect((await stack.request('POST', '/v1/sandboxes', { snapshotId: id, timeout: 600 })).status).toBe(409);
 
-    // Fix the cause (a worker without the fault), retry.
+    // The operator finds it with the CLI...
+    const listed = await cli(['snapshots', 'list', '--state', 'Failed']);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toMatch(new RegExp(`${id}\\s+Failed\\s+${source}.*failed at commit: .*injected fault`));
+
+    // ...fixes the cause (a worker without the fault) and retries with the CLI, which follows it to Ready.
     await stack.worker.stop();
     stack.startWorker();
-    const retried = await stack.request('POST', `/v1/snapshots/${id}/retry`);
-    expect(retried.status).toBe(202);
-    expect(retried.body.status.state).toBe('Creating');
+    const retried = await cli(['snapshots', 'retry', id]);
+    expect(retried.stdout).toContain('retry accepted (retry #1): resuming at commit');
+    expect(retried.stdout).toContain(`snapshot ${id} is Ready`);
+    expect(retried.code).toBe(0);
     const ready = await settled(id);
     expect(ready.status.state).toBe('Ready');
     expect(ready.retries).toBe(1);
@@ -181,6 +197,10 @@ describe('operators: failed snapshots and retry', () => {
     expect(ready.steps[0]).toEqual(locateDone);
     expect(ready.steps.map((s: { runs: number }) => s.runs)).toEqual([1, 2, 1]);
     expect(ready.failedStep).toBeUndefined();
+    // Retrying what is not Failed, or without an id, is refused with exit 2 and a reason.
+    const again = await cli(['snapshots', 'retry', id]);
+    expect([again.code, again.stderr]).toEqual([2, expect.stringContaining('409 SNAPSHOT::INVALID_STATE')]);
+    expect((await cli(['snapshots', 'retry'])).code).toBe(2);
 
     // The whole story is in the actor's history.
     const wf = await get(`/v1/workflows/snapshot/${id}`);
