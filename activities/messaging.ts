@@ -51,9 +51,13 @@ export function createMessagingActivities({ client, config }: { client: Client; 
       });
       // Heartbeat while the mount is made, so a worker that dies here is noticed in seconds, not
       // after the whole start-to-close timeout; the retried acquire is idempotent (a holder set).
-      const beat = setInterval(() => Context.current().heartbeat(), 2000);
+      const context = Context.current();
+      const beat = setInterval(() => context.heartbeat(), 2000);
       try {
-        return await client.workflow.executeUpdateWithStart(acquireMountUpdate, { args: [{ sandboxId }], startWorkflowOperation: start });
+        // A cancelled activity (timed out, or its sandbox gave up) stops waiting for the mount.
+        return await client.withAbortSignal(context.cancellationSignal, () =>
+          client.workflow.executeUpdateWithStart(acquireMountUpdate, { args: [{ sandboxId }], startWorkflowOperation: start }),
+        );
       } catch (err) {
         if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
           throw ApplicationFailure.create({ type: err.cause.type ?? undefined, message: err.cause.message, nonRetryable: true });

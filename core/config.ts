@@ -138,8 +138,12 @@ export const ConfigSchema = z
         v2Binary: z.string().min(1).default('ossfs2'),
         fusermountBinary: z.string().min(1).default('fusermount'),
         umountBinary: z.string().min(1).default('umount'),
-        /** How long a mount may take to appear in /proc/mounts. */
-        mountTimeoutSeconds: z.number().int().min(1).max(600).default(60),
+        /**
+         * How long the mount command may run, and then how long the mount may take to appear in
+         * /proc/mounts. Both together stay inside the mount activity's 3-minute start-to-close
+         * timeout (workflows/mount.ts), hence the cap.
+         */
+        mountTimeoutSeconds: z.number().int().min(1).max(80).default(60),
       })
       .strict()
       .prefault({}),

@@ -4,7 +4,7 @@ import type { Config } from './config';
 import { TideboxError } from './errors';
 import { parseCpuMillis, parseMemoryBytes } from './quantities';
 import { metadataProblems } from './metadata';
-import { OssfsSource, OssfsVolume, ossfsEndpointProblem, ossfsOptionProblem } from './mounts';
+import { OssfsSource, OssfsVolume, ossfsEndpointProblem, ossfsOptionProblem, ossfsSourceProblems } from './mounts';
 import { HostVolume, PvcVolume, SandboxSpec } from './sandbox';
 import { hostVolumePath, isUnderAllowedPrefix, normalizeAbsolute, pvcVolumePaths } from './storage';
 import { USER_ID_EXTENSION, userIdOf, type StorageLayout } from './tenants';
@@ -258,7 +258,7 @@ function normalizeVolumes(
       const o = v.ossfs;
       const endpointProblem = ossfsEndpointProblem(o.endpoint);
       if (endpointProblem) throw invalid(`volume "${v.name}": ${endpointProblem}`);
-      const optionProblem = o.options.map(ossfsOptionProblem).find(Boolean);
+      const optionProblem = o.options.map((option) => ossfsOptionProblem(option, o.version)).find(Boolean);
       if (optionProblem) throw invalid(`volume "${v.name}": ${optionProblem}`);
       if (!mountKeyOf) {
         throw unsupported(`volume "${v.name}": ossfs volumes need security.payloadKey on this server (credentials are kept only encrypted)`);
@@ -273,6 +273,9 @@ function normalizeVolumes(
         accessKeyId: o.accessKeyId,
         accessKeySecret: o.accessKeySecret,
       };
+      // The whole source once more, as the mount activity will see it (bucket, prefix, credentials).
+      const sourceProblem = ossfsSourceProblems(source)[0];
+      if (sourceProblem) throw invalid(`volume "${v.name}": ${sourceProblem}`);
       ossfs.push({ name: v.name, mountPath, readOnly: v.readOnly, key: mountKeyOf(source), source });
       continue;
     }

@@ -5,7 +5,9 @@ import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, WorkerOptions } from '@temporalio/worker';
 import { watchRuntimeExits } from '../activities/docker/exit-watcher';
 import { createActivities } from '../activities';
+import { mountRootOf, prepareMountRoot, sweepMountSecrets } from '../activities/ossfs/mount-activities';
 import { ensureSearchAttributes } from '../api/temporal-setup';
+import type { Config } from '../core/config';
 import { loadConfig } from '../core/load-config';
 import { payloadCodecsFor } from '../core/payload-codec';
 import { hostTaskQueue, sandboxWorkflowId } from '../core/sandbox';
@@ -27,6 +29,8 @@ async function main(): Promise<void> {
   const address = config.temporal.address ?? `127.0.0.1:${config.temporal.devServerPort}`;
   const connection = await NativeConnection.connect({ address });
   await ensureSearchAttributes(connection.operatorService, config.temporal.namespace);
+
+  await prepareMountHost(config);
 
   const docker = new Dockerode(config.docker.socketPath ? { socketPath: config.docker.socketPath } : undefined);
   const dataConverter = payloadCodecsFor(config.security.payloadKey);
@@ -84,6 +88,25 @@ async function main(): Promise<void> {
   stopWatching.abort();
   await watcher;
   await connection.close();
+}
+
+/**
+ * Mount-related start-up: remove credential directories a crashed worker left behind (between
+ * writing and removing them), and create the mount root. Neither stops the worker: a host that
+ * never mounts a bucket must still start; the mount activities retry the root themselves.
+ */
+async function prepareMountHost(config: Config): Promise<void> {
+  try {
+    const removed = await sweepMountSecrets();
+    if (removed.length > 0) console.log(JSON.stringify({ level: 'info', msg: 'removed leftover mount credential directories', count: removed.length }));
+  } catch (err) {
+    console.error(JSON.stringify({ level: 'warn', msg: 'sweeping mount credential directories failed', error: (err as Error).message }));
+  }
+  try {
+    await prepareMountRoot(mountRootOf(config));
+  } catch (err) {
+    console.error(JSON.stringify({ level: 'warn', msg: 'cannot prepare the ossfs mount root', error: (err as Error).message }));
+  }
 }
 
 /** The Engine API wants the profile's JSON text; read and validate it once, at start-up. */

@@ -5,6 +5,7 @@ import {
   continueAsNew,
   defineQuery,
   defineUpdate,
+  patched,
   proxyActivities,
   setHandler,
   upsertMemo,
@@ -102,10 +103,22 @@ export async function mountWorkflow(input: MountWorkflowInput): Promise<MountVie
         // Every holder right now was waiting for this attempt: they all fail (and are told so by
         // their acquire), so the loop does not take them for new holders and mount again.
         holders.clear();
-        // Whatever a failed attempt left behind goes before anyone retries.
-        await unmountBucket({ key: input.key });
-        state = 'Unmounted';
-        failures++;
+        if (patched('mount-failure-counts-before-cleanup')) {
+          // Count the failure first: an acquire arriving during the cleanup did not wait for this
+          // attempt, so it must not fail with it; it waits for the next mount. The cleanup shows as
+          // Unmounting, not as a mount still in progress.
+          failures++;
+          state = 'Unmounting';
+          publish();
+          // Whatever a failed attempt left behind goes before anyone retries.
+          await unmountBucket({ key: input.key });
+          state = 'Unmounted';
+        } else {
+          // Histories recorded before the patch: counted after the cleanup, no publish before it.
+          await unmountBucket({ key: input.key });
+          state = 'Unmounted';
+          failures++;
+        }
       }
       publish();
       continue;

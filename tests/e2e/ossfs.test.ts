@@ -173,7 +173,16 @@ describe('ossfs volumes', () => {
 
   it.each([
     ['an option with a leading "-"', {}, { options: ['-o allow_other'] }, 'must not start with "-"'],
-    ['an option with shell metacharacters', {}, { options: ['url=x;rm -rf /'] }, 'key[=value]'],
+    ['an option with shell metacharacters', {}, { options: ['url=x;rm -rf /'] }, 'must not contain commas, whitespace or control characters'],
+    ['a path-valued option (use_cache=/)', {}, { options: ['use_cache=/'] }, 'option "use_cache" is not allowed for ossfs 1.0'],
+    ['another password file', {}, { options: ['passwd_file=/etc/shadow'] }, 'option "passwd_file" is not allowed'],
+    ['two options in one (a comma)', {}, { options: ['use_path_request_style,allow_other'] }, 'must not contain commas'],
+    ['an option not on the allowlist', {}, { options: ['frobnicate=1'] }, 'option "frobnicate" is not allowed'],
+    ['an option of the other version', {}, { options: ['attr_timeout=60'] }, 'option "attr_timeout" is not allowed for ossfs 1.0'],
+    ['an ossfs 2.0 option that runs a command', {}, { version: '2.0', endpoint: 'oss-cn-hangzhou.aliyuncs.com', options: ['credential_process=/bin/sh'] }, 'not allowed for ossfs 2.0'],
+    ['a newline in the endpoint', {}, { endpoint: 'http://127.0.0.1:1\n--credential_process=sh' }, 'control characters'],
+    ['a control character in the subPath', { subPath: 'pre\n--oss_bucket=other' }, {}, 'control characters'],
+    ['a credential carrying a config line', {}, { version: '2.0', endpoint: 'oss-cn-hangzhou.aliyuncs.com', options: [], accessKeySecret: 'k\n--credential_process=/bin/sh' }, 'accessKeySecret must not contain control characters'],
     ['an endpoint with another scheme', {}, { endpoint: 'ftp://127.0.0.1' }, 'http or https'],
     ['an endpoint with credentials', {}, { endpoint: 'http://u:p@127.0.0.1' }, 'must not carry credentials'],
     ['a missing secret', {}, { accessKeySecret: '' }, 'accessKeySecret is required'],
