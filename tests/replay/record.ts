@@ -1,0 +1,107 @@
+/**
+ * Records the histories the replay test (replay.test.ts) replays: every kind of workflow Tidebox
+ * runs, through its interesting paths, on the real pieces. Run after building, when a release
+ * changes what running workflows look like (see docs/operations.md, "Changing workflow code"):
+ *
+ *   npm run build && node dist/tests/replay/record.js
+ *
+ * Histories are written to tests/replay/histories/<name>.json (historyToJSON), with payloads
+ * encrypted under REPLAY_PAYLOAD_KEY, a key used for nothing else.
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { payloadCodecsFor } from '../../core/payload-codec';
+import { LocalS3, ossfsStackConfig } from '../helpers/s3';
+import { repoRoot, sandboxRequest, Stack, waitFor } from '../helpers/stack';
+import { REPLAY_PAYLOAD_KEY } from './replay-key';
+
+const BUCKET = 'replay-bkt';
+const [KEY_ID, SECRET] = ['REPLAYKEYID1', 'replay-secret-not-real'];
+
+async function main(): Promise<void> {
+  const s3 = await LocalS3.start([BUCKET], [[KEY_ID, SECRET]]);
+  const stack = await Stack.start({ config: ossfsStackConfig(REPLAY_PAYLOAD_KEY) });
+  const connection = await Connection.connect({ address: stack.temporal.address });
+  const client = new Client({ connection, dataConverter: payloadCodecsFor(REPLAY_PAYLOAD_KEY) });
+  const out = join(repoRoot(), 'tests/replay/histories');
+  mkdirSync(out, { recursive: true });
+  const req = stack.request.bind(stack);
+  const save = async (name: string, workflowId: string) => {
+    const handle = client.workflow.getHandle(workflowId);
+    await waitFor(`${workflowId} to close`, async () => (await handle.describe()).status.name !== 'RUNNING', 60_000, 200);
+    writeFileSync(join(out, `${name}.json`), `${historyToJSON(await handle.fetchHistory())}\n`);
+    console.log(`recorded ${name} (${workflowId})`);
+  };
+  const until = (what: string, probe: () => Promise<boolean>) => waitFor(what, probe, 60_000, 200);
+
+  try {
+    // A sandbox through every API action, then deleted.
+    const full = (await req('POST', '/v1/sandboxes', sandboxRequest({ metadata: { team: 'replay' } }))).body.id;
+    await req('POST', `/v1/sandboxes/${full}/renew-expiration`, { expiresAt: new Date(Date.now() + 3_600_000).toISOString() });
+    await req('PATCH', `/v1/sandboxes/${full}/metadata`, { stage: 'two', team: null });
+    await req('POST', `/v1/sandboxes/${full}/pause`);
+    await until('paused', async () => (await req('GET', `/v1/sandboxes/${full}`)).body.status.state === 'Paused');
+    await req('POST', `/v1/sandboxes/${full}/resume`);
+    await until('resumed', async () => (await req('GET', `/v1/sandboxes/${full}`)).body.status.state === 'Running');
+
+    // A renew schedule: its runs are renewWorkflow executions.
+    await req('PUT', `/v1/sandboxes/${full}/renew-schedule`, { intervalSeconds: 1, extendBySeconds: 3600 });
+    await until('two schedule runs', async () => (await req('GET', `/v1/sandboxes/${full}/renew-schedule`)).body.runs >= 2);
+    const lastRun: string = (await req('GET', `/v1/sandboxes/${full}/renew-schedule`)).body.lastRunWorkflowId;
+    await req('DELETE', `/v1/sandboxes/${full}`);
+    await save('sandbox-full-lifecycle', `sandbox/${full}`);
+    await save('renew-run', lastRun);
+
+    // A sandbox that expires, and one whose provisioning fails.
+    const expiring = (await req('POST', '/v1/sandboxes', sandboxRequest({ timeout: 2 }))).body.id;
+    const failing = (await req('POST', '/v1/sandboxes', sandboxRequest({ entrypoint: ['sh', '-c', 'exit 3'] }))).body.id;
+    await req('DELETE', `/v1/sandboxes/${failing}`);
+    await save('sandbox-expired', `sandbox/${expiring}`);
+    await save('sandbox-failed-entrypoint', `sandbox/${failing}`);
+
+    // A shared bucket mount: acquired, then released by the last holder.
+    const withBucket = (await req('POST', '/v1/sandboxes', sandboxRequest({
+      volumes: [{ name: 'data', mountPath: '/data', ossfs: { bucket: BUCKET, endpoint: s3.endpoint, version: '1.0', options: ['use_path_request_style'], accessKeyId: KEY_ID, accessKeySecret: SECRET } }],
+    }))).body.id;
+    const mountKey: string = (await req('GET', '/v1/mounts')).body.items[0].key;
+    await req('DELETE', `/v1/sandboxes/${withBucket}`);
+    await save('sandbox-with-bucket', `sandbox/${withBucket}`);
+    await save('mount', `mount/local/${mountKey}`);
+
+    // A snapshot: created, restored from, deleted.
+    const source = (await req('POST', '/v1/sandboxes', sandboxRequest())).body.id;
+    const snap = (await req('POST', `/v1/sandboxes/${source}/snapshots`, { name: 'replay' })).body.id;
+    await until('snapshot ready', async () => (await req('GET', `/v1/snapshots/${snap}`)).body.status.state === 'Ready');
+    const restored = (await req('POST', '/v1/sandboxes', { snapshotId: snap, timeout: 600 })).body.id;
+    await req('DELETE', `/v1/sandboxes/${restored}`);
+    await req('DELETE', `/v1/snapshots/${snap}`);
+    await save('snapshot-ready-deleted', `snapshot/${snap}`);
+    await save('sandbox-restored', `sandbox/${restored}`);
+
+    // A snapshot that fails at commit, is retried after the fix, becomes Ready and is deleted.
+    await stack.worker.stop();
+    stack.startWorker({ TIDEBOX_FAULT_FAIL_AT: 'snapshot-commit' });
+    const failed = (await req('POST', `/v1/sandboxes/${source}/snapshots`, {})).body.id;
+    await until('snapshot failed', async () => (await req('GET', `/v1/snapshots/${failed}`)).body.status.state === 'Failed');
+    await stack.worker.stop();
+    stack.startWorker();
+    await req('POST', `/v1/snapshots/${failed}/retry`);
+    await until('snapshot ready after retry', async () => (await req('GET', `/v1/snapshots/${failed}`)).body.status.state === 'Ready');
+    await req('DELETE', `/v1/sandboxes/${source}`);
+    await req('DELETE', `/v1/snapshots/${failed}`);
+    await save('snapshot-failed-retried', `snapshot/${failed}`);
+    await save('sandbox-snapshot-source', `sandbox/${source}`);
+  } finally {
+    await connection.close();
+    await stack.destroy();
+    await s3.stop();
+  }
+  if (!existsSync(join(out, 'snapshot-failed-retried.json'))) throw new Error('recording incomplete');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,63 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
+import { payloadCodecsFor } from '../../core/payload-codec';
+import { repoRoot } from '../helpers/stack';
+import { REPLAY_PAYLOAD_KEY } from './replay-key';
+
+/**
+ * The determinism guard: every recorded history (tests/replay/histories, see record.ts) replays
+ * against the workflow bundle the worker ships. A workflow change that would break running
+ * workflows of that type fails here, before it reaches a server.
+ */
+const dir = join(__dirname, 'histories');
+const histories = readdirSync(dir)
+  .filter((f) => f.endsWith('.json'))
+  .sort()
+  .map((f) => ({ name: f.replace(/\.json$/, ''), history: historyFromJSON(JSON.parse(readFileSync(join(dir, f), 'utf8'))) }));
+const typeOf = (h: (typeof histories)[number]) =>
+  h.history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name ?? 'unknown';
+
+const bundlePath = join(repoRoot(), 'dist/workflow-bundle.js');
+
+async function replayAll(source: { workflowBundle: { codePath: string } } | { workflowsPath: string }) {
+  const results = new Map<string, Error | undefined>();
+  const iterable = Worker.runReplayHistories(
+    { ...source, dataConverter: payloadCodecsFor(REPLAY_PAYLOAD_KEY) },
+    histories.map((h) => ({ workflowId: h.name, history: h.history })),
+  );
+  for await (const result of iterable) results.set(result.workflowId, result.error);
+  return results;
+}
+
+describe('workflow replay (determinism guard)', () => {
+  it('when the histories are counted, then every workflow type Tidebox runs is covered, a failed-and-retried snapshot included', () => {
+    const types = new Set(histories.map(typeOf));
+    expect([...types].sort()).toEqual(['mountWorkflow', 'renewWorkflow', 'sandboxWorkflow', 'snapshotWorkflow']);
+    expect(histories.map((h) => h.name)).toContain('snapshot-failed-retried');
+  });
+
+  it('when every recorded history is replayed against the shipped workflow bundle, then none diverges', async () => {
+    // The build writes the bundle the worker loads; replay exactly that.
+    const source = existsSync(bundlePath) ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: require.resolve('../../workflows') };
+    const results = await replayAll(source);
+    expect(results.size).toBe(histories.length);
+    const failures = [...results].filter(([, err]) => err !== undefined).map(([name, err]) => `${name}: ${err!.message}`);
+    expect(failures).toEqual([]);
+  });
+
+  it('when a recorded workflow is changed incompatibly, then its histories fail to replay with a determinism violation and the others still pass', async () => {
+    const results = await replayAll({ workflowsPath: require.resolve('./altered/workflows') });
+    for (const h of histories) {
+      const err = results.get(h.name);
+      if (typeOf(h) === 'renewWorkflow' || typeOf(h) === 'snapshotWorkflow') {
+        expect({ name: h.name, error: err?.constructor.name }).toEqual({ name: h.name, error: DeterminismViolationError.name });
+        expect(err).toBeInstanceOf(DeterminismViolationError);
+      } else {
+        expect({ name: h.name, error: err?.message }).toEqual({ name: h.name, error: undefined });
+      }
+    }
+  });
+});
