@@ -1,16 +1,14 @@
-import type { Client } from '@temporalio/client';
 import type Dockerode from 'dockerode';
 import type { Config } from '../core/config';
 import { declaredPorts, usesHostNetwork } from './docker/container-spec';
 import { DockerRuntime } from './docker/docker-runtime';
 import { createHostActivities } from './docker/host-activities';
 import { createFaults } from './faults';
-import { createMessagingActivities } from './messaging';
 import { createMountActivities } from './ossfs/mount-activities';
 
-/** Every activity the worker registers, built from its dependencies (no module-level clients). */
-export function createActivities(deps: { config: Config; docker: Dockerode; client: Client; seccompProfile?: string }) {
-  const { config, docker, client } = deps;
+/** The Docker host's activities (containers, bucket mounts), built from their dependencies (no module-level clients). */
+export function createDockerActivities(deps: { config: Config; docker: Dockerode; seccompProfile?: string }) {
+  const { config, docker } = deps;
   const faults = createFaults(config);
   return {
     host: createHostActivities({
@@ -24,6 +22,5 @@ export function createActivities(deps: { config: Config; docker: Dockerode; clie
       faults,
     }),
     mounts: createMountActivities({ config, faults }),
-    messaging: createMessagingActivities({ client, config }),
   };
 }

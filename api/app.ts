@@ -16,6 +16,7 @@ import type { Caller } from '../core/tenants';
 import { API_KEY_HEADER, createAuthenticator } from './auth';
 import { registerMetrics } from './metrics';
 import { handleProxyUpgrades, proxyRoutes } from './proxy';
+import type { NamespaceCheck } from './kube-namespaces';
 import { sandboxRoutes } from './routes/sandboxes';
 import { snapshotRoutes } from './routes/snapshots';
 import type { SnapshotService } from './snapshots';
@@ -32,6 +33,8 @@ export interface AppDeps {
   config: Config;
   sandboxes: SandboxService;
   snapshots: SnapshotService;
+  /** Kubernetes runtime: whether a tenant's namespace exists (checked before every create). */
+  namespaces?: NamespaceCheck;
   logger?: boolean | { level: string };
 }
 
@@ -40,7 +43,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const PUBLIC_ROUTES = new Set(['/health', '/metrics', '/openapi.json', '/docs', '/docs/', '/docs/*', '/docs/static/*', '/docs/json', '/docs/yaml']);
 
 /** The Fastify app: plugins, auth, routes (at `/` and `/v1`) and the one error → HTTP mapping. */
-export async function buildApp({ config, sandboxes, snapshots, logger = true }: AppDeps): Promise<FastifyInstance> {
+export async function buildApp({ config, sandboxes, snapshots, namespaces, logger = true }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger,
     bodyLimit: config.server.bodyLimitBytes,
@@ -106,7 +109,7 @@ export async function buildApp({ config, sandboxes, snapshots, logger = true }: 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   registerMetrics(app, sandboxes);
   for (const prefix of ['', '/v1']) {
-    await app.register(sandboxRoutes, { prefix, config, sandboxes, snapshots });
+    await app.register(sandboxRoutes, { prefix, config, sandboxes, snapshots, ...(namespaces ? { namespaces } : {}) });
     await app.register(snapshotRoutes, { prefix, snapshots });
     await app.register(proxyRoutes, { prefix, config, sandboxes });
   }

@@ -4,6 +4,7 @@ import { listenAddress } from '../core/config';
 import { loadConfig } from '../core/load-config';
 import { payloadCodecsFor } from '../core/payload-codec';
 import { buildApp } from './app';
+import { createNamespaceCheck } from './kube-namespaces';
 import { SnapshotService } from './snapshots';
 import { SandboxService } from './temporal';
 import { ensureSearchAttributes } from './temporal-setup';
@@ -17,7 +18,8 @@ async function main(): Promise<void> {
   const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter: payloadCodecsFor(config.security.payloadKey) });
 
   const sandboxes = new SandboxService(client, config);
-  const app = await buildApp({ config, sandboxes, snapshots: new SnapshotService(client, config, sandboxes) });
+  const namespaces = config.runtime.type === 'kubernetes' ? await createNamespaceCheck(config) : undefined;
+  const app = await buildApp({ config, sandboxes, snapshots: new SnapshotService(client, config, sandboxes), ...(namespaces ? { namespaces } : {}) });
   const { host, warning } = listenAddress(config.server, config.tenants);
   if (warning) app.log.warn(warning);
   await app.listen({ host, port: config.server.port });

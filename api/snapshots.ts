@@ -37,6 +37,9 @@ export class SnapshotService {
   /** Start a snapshot of a Running (or Paused) sandbox the caller can see; answers at once (Creating). */
   async create(caller: Caller, sandboxId: string, name: string | undefined): Promise<SnapshotView> {
     const sandbox = await this.sandboxes.get(caller, sandboxId);
+    if (this.config.runtime.type === 'kubernetes') {
+      throw new TideboxError('NOT_SUPPORTED_BY_RUNTIME', 'snapshots are not supported on the Kubernetes pod runtime (see docs/kubernetes.md)');
+    }
     if (sandbox.status.state !== 'Running' && sandbox.status.state !== 'Paused') {
       throw new TideboxError('INVALID_STATE', `sandbox is ${sandbox.status.state}; only a Running or Paused sandbox can be snapshotted`);
     }

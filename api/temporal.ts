@@ -11,7 +11,7 @@ import {
   isGrpcServiceError,
 } from '@temporalio/client';
 import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
-import type { Config } from '../core/config';
+import { Config, runtimeHostId } from '../core/config';
 import { errorKindOf, TideboxError } from '../core/errors';
 import { MetadataPatch, metadataKeywords, metadataPatchProblems } from '../core/metadata';
 import type { MountView } from '../core/mounts';
@@ -75,9 +75,11 @@ export class SandboxService {
     const sandboxId = opts.idempotencyKey ? idempotentSandboxId(tenant, opts.idempotencyKey) : randomUUID();
     // Hash without credentials (the memo keeps the hash); the mount keys already stand for them.
     // No pvc volumes hash like a request made before they existed, so a retry across the upgrade still matches.
-    const { pvcs, ...rest } = spec;
+    const { pvcs, imageAuth, ...rest } = spec;
     const hashable = {
       ...rest,
+      // The registry password stays out of the hash (kept in the memo): the user name tells requests apart.
+      ...(imageAuth ? { imageAuth: { username: imageAuth.username } } : {}),
       ...(pvcs?.length ? { pvcs } : {}),
       ossfs: spec.ossfs.map(({ source: { accessKeyId: _id, accessKeySecret: _secret, ...src }, ...v }) => ({ ...v, source: src })),
     };
@@ -86,7 +88,7 @@ export class SandboxService {
       sandboxId,
       tenant,
       namespace,
-      hostId: this.config.docker.hostId,
+      hostId: runtimeHostId(this.config),
       createdAt: new Date().toISOString(),
       spec,
       requestHash,

@@ -7,6 +7,7 @@ import { nestedPrefixes } from './storage';
  * TIDEBOX_CONFIG, then environment variables. A bad value stops start-up with a message naming the key.
  */
 const HostId = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a DNS label');
+const DnsLabel = HostId;
 
 export const ConfigSchema = z
   .object({
@@ -103,6 +104,34 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /** Where sandboxes run: containers on a Docker engine, or pods on a Kubernetes cluster. */
+    runtime: z
+      .object({ type: z.enum(['docker', 'kubernetes']).default('docker') })
+      .strict()
+      .prefault({}),
+    kubernetes: z
+      .object({
+        /** kubeconfig path; unset: in-cluster config (service account) when running in a pod, else ~/.kube/config. */
+        kubeconfig: z.string().min(1).optional(),
+        /** Namespace of the single-tenant install (no [tenants]): the default tenant's pods go here. */
+        namespace: DnsLabel.default('default'),
+        /** Host id of the cluster: its activities run on task queue `<taskQueue>-host-<hostId>`. */
+        hostId: HostId.default('kubernetes'),
+        provider: z.enum(['pod']).default('pod'),
+        /** YAML deep-merged under the generated pod (tolerations, runtimeClassName, nodeSelector, ...). */
+        podTemplateFile: z.string().min(1).optional(),
+        imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).optional(),
+        /** How long a pod may take from create to Running before the sandbox fails with the pod's last reason (inside the 15-minute provisioning activity). */
+        readyTimeoutSeconds: z.number().int().min(1).max(600).default(120),
+        /** Set runAsNonRoot on the sandbox container (images that run as root then fail to start). */
+        runAsNonRoot: z.boolean().default(false),
+        /** Size and class of a claim made for a pvc volume with createIfNotExists. */
+        pvcStorageSize: z.string().regex(/^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$/, 'must be a quantity such as 1Gi').default('1Gi'),
+        pvcStorageClass: z.string().min(1).optional(),
+        pvcAccessModes: z.array(z.enum(['ReadWriteOnce', 'ReadWriteMany', 'ReadWriteOncePod', 'ReadOnlyMany'])).min(1).default(['ReadWriteOnce']),
+      })
+      .strict()
+      .prefault({}),
     ingress: IngressSchema,
     /**
      * Multi-tenancy: API keys belong to tenants, resolved by a provider. Absent: one tenant
@@ -187,6 +216,10 @@ export const ConfigSchema = z
   .strict();
 
 export type Config = z.infer<typeof ConfigSchema>;
+
+/** The host new sandboxes go to: the Docker engine's id, or the cluster's. */
+export const runtimeHostId = (config: Pick<Config, 'runtime' | 'docker' | 'kubernetes'>): string =>
+  config.runtime.type === 'kubernetes' ? config.kubernetes.hostId : config.docker.hostId;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 
 export class ConfigError extends Error {
@@ -204,6 +237,9 @@ const ENV_KEYS: Array<[string, string[], (v: string) => unknown]> = [
   ['TEMPORAL_NAMESPACE', ['temporal', 'namespace'], String],
   ['TEMPORAL_CLI_PATH', ['temporal', 'cliPath'], String],
   ['TIDEBOX_HOST_ID', ['docker', 'hostId'], String],
+  ['TIDEBOX_RUNTIME', ['runtime', 'type'], String],
+  ['TIDEBOX_KUBECONFIG', ['kubernetes', 'kubeconfig'], String],
+  ['TIDEBOX_KUBERNETES_NAMESPACE', ['kubernetes', 'namespace'], String],
   ['TIDEBOX_PUBLIC_HOST', ['server', 'publicHost'], String],
   ['TIDEBOX_PAYLOAD_KEY', ['security', 'payloadKey'], String],
   ['TIDEBOX_TENANTS_PROVIDER', ['tenants', 'provider'], String],
@@ -257,8 +293,7 @@ export function parseConfig(raw: unknown, source = 'config'): Config {
     }
     if (new Set(tenants.adminKeys).size !== tenants.adminKeys.length) throw new ConfigError(`invalid ${source}: tenants.adminKeys: a key is listed twice`);
   }
-  // Docker is the only runtime so far; the Kubernetes runtime will pass its own kind.
-  const ingress = ingressProblems(config.ingress, 'docker');
+  const ingress = ingressProblems(config.ingress, config.runtime.type);
   if (ingress.length) throw new ConfigError(`invalid ${source}: ${ingress.join('; ')}`);
   return config;
 }

@@ -25,11 +25,17 @@ export const ErrorCodes = {
   SCHEDULE_NOT_FOUND: { code: 'SANDBOX::RENEW_SCHEDULE_NOT_FOUND', httpStatus: 404 },
   TIMEOUT: { code: 'SERVER::TIMEOUT', httpStatus: 504 },
   INTERNAL: { code: 'SERVER::INTERNAL_ERROR', httpStatus: 500 },
+  /** The operation exists but this server's runtime cannot do it (pause or snapshots on Kubernetes pods). */
+  NOT_SUPPORTED_BY_RUNTIME: { code: 'SANDBOX::NOT_SUPPORTED_BY_RUNTIME', httpStatus: 501 },
   // Provisioning outcomes: they end in a Failed sandbox (status.reason), never in an HTTP error.
   IMAGE_UNAVAILABLE: { code: 'SANDBOX::IMAGE_UNAVAILABLE', httpStatus: 400 },
   RUNTIME_REJECTED: { code: 'SANDBOX::RUNTIME_REJECTED', httpStatus: 400 },
   CONTAINER_EXITED: { code: 'SANDBOX::CONTAINER_EXITED', httpStatus: 409 },
   MOUNT_FAILED: { code: 'SANDBOX::MOUNT_FAILED', httpStatus: 400 },
+  /** Kubernetes: no node could take the pod within kubernetes.readyTimeoutSeconds. */
+  POD_UNSCHEDULABLE: { code: 'SANDBOX::POD_UNSCHEDULABLE', httpStatus: 503 },
+  /** The workload did not become ready within the runtime's start timeout. */
+  START_TIMEOUT: { code: 'SANDBOX::START_TIMEOUT', httpStatus: 504 },
   SNAPSHOT_NOT_FOUND: { code: 'SNAPSHOT::NOT_FOUND', httpStatus: 404 },
   SNAPSHOT_INVALID_STATE: { code: 'SNAPSHOT::INVALID_STATE', httpStatus: 409 },
   /** The snapshot's image is still used by a live sandbox. */

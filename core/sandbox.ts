@@ -52,7 +52,10 @@ export interface SandboxSpec {
   platform?: { os: 'linux' | 'windows'; arch: 'amd64' | 'arm64' };
   /** Seconds until expiry; null = manual cleanup. */
   timeoutSeconds: number | null;
-  resources: { cpuMillis: number; memoryBytes: number };
+  /** Registry credentials for the image (Kubernetes: an image pull secret). Never copied into the view. */
+  imageAuth?: { username: string; password: string };
+  /** gpu: whole GPUs (Kubernetes `nvidia.com/gpu`). */
+  resources: { cpuMillis: number; memoryBytes: number; gpu?: number };
   volumes: HostVolume[];
   /** Shared bucket mounts, acquired before the container is created. */
   ossfs: OssfsVolume[];
@@ -128,7 +131,7 @@ export interface SandboxCarriedState {
   view: SandboxView;
   events: SandboxEvent[];
   deleteRequested: boolean;
-  runtimeExit?: { containerId: string; exitCode: number };
+  runtimeExit?: { containerId: string; exitCode: number; message?: string };
   /** A pause or resume accepted but not yet carried out. */
   pendingOp?: 'pause' | 'resume';
 }
@@ -155,7 +158,7 @@ export function initialView(input: SandboxWorkflowInput): SandboxView {
     ...(spec.snapshotId ? { snapshotId: spec.snapshotId } : {}),
     workflowId: sandboxWorkflowId(input.sandboxId),
     hostId: input.hostId,
-    image: spec.image,
+    image: { uri: spec.image.uri },
     ...(spec.platform ? { platform: spec.platform } : {}),
     entrypoint: spec.entrypoint,
     metadata: spec.metadata,

@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 import { z } from 'zod';
 import type { Config } from './config';
+import type { RuntimeKind } from './ingress';
 import { TideboxError } from './errors';
 import { parseCpuMillis, parseMemoryBytes } from './quantities';
 import { metadataProblems } from './metadata';
@@ -143,6 +144,10 @@ export interface CreateContext {
   snapshot?: { id: string; image: string };
   /** Names the shared mount an ossfs volume uses (keyed with the payload key); absent = ossfs refused. */
   mountKeyOf?: (source: OssfsSource) => string;
+  /** Where the sandbox will run (default docker): decides which fields are offered. */
+  runtime?: RuntimeKind;
+  /** Workflow payloads are encrypted (security.payloadKey): credentials may travel in the input. */
+  payloadsEncrypted?: boolean;
 }
 
 /**
@@ -153,8 +158,15 @@ export function normalizeCreateRequest(req: CreateSandboxRequest, config: Config
   if (req.snapshotId !== undefined && req.image) throw invalid('image and snapshotId are mutually exclusive');
   if (req.snapshotId === undefined && !req.image) throw invalid('image (image.uri) or snapshotId is required');
   if (req.snapshotId !== undefined && ctx.snapshot?.id !== req.snapshotId) throw new TideboxError('SNAPSHOT_NOT_FOUND', `snapshot ${req.snapshotId} not found`);
+  const runtime = ctx.runtime ?? 'docker';
+  let imageAuth: SandboxSpec['imageAuth'];
   if (req.image?.auth) {
-    throw unsupported('image.auth is not supported yet: registry credentials would be stored in workflow history');
+    if (runtime !== 'kubernetes') throw unsupported('image.auth is supported only on the Kubernetes runtime (an image pull secret per sandbox)');
+    if (!ctx.payloadsEncrypted) throw unsupported('image.auth needs security.payloadKey on this server (registry credentials are kept only encrypted)');
+    const { username, password } = req.image.auth;
+    if (!username || !password) throw invalid('image.auth needs both username and password');
+    if (/[\x00-\x1f\x7f:]/.test(username)) throw invalid('image.auth.username must not contain ":" or control characters');
+    imageAuth = { username, password };
   }
   if (req.image && !req.entrypoint) throw invalid('entrypoint is required when image is provided');
   // A restored sandbox runs the snapshot's image; without an entrypoint it just stays up.
@@ -165,12 +177,18 @@ export function normalizeCreateRequest(req: CreateSandboxRequest, config: Config
   if (req.secureAccess) throw unsupported('secureAccess is supported only for Kubernetes gateway ingress');
   if (req.platform && req.platform.os !== 'linux') throw unsupported('only platform.os "linux" is supported');
 
-  const limits = { cpu: config.defaultCpu, memory: config.defaultMemory, ...(req.resourceLimits ?? {}) };
-  const unknown = Object.keys(limits).filter((k) => k !== 'cpu' && k !== 'memory');
-  if (unknown.length) throw unsupported(`resourceLimits ${unknown.join(', ')} not supported on this runtime (cpu, memory)`);
-  const cpuMillis = parseCpuMillis(limits.cpu);
+  const limits: Record<string, string> = { cpu: config.defaultCpu, memory: config.defaultMemory, ...(req.resourceLimits ?? {}) };
+  const offered = runtime === 'kubernetes' ? ['cpu', 'memory', 'gpu'] : ['cpu', 'memory'];
+  const unknown = Object.keys(limits).filter((k) => !offered.includes(k));
+  if (unknown.length) throw unsupported(`resourceLimits ${unknown.join(', ')} not supported on this runtime (${offered.join(', ')})`);
+  let gpu: number | undefined;
+  if (limits.gpu !== undefined) {
+    if (!/^\d{1,3}$/.test(limits.gpu)) throw invalid(`resourceLimits.gpu "${limits.gpu}" must be a whole number of GPUs`);
+    gpu = Number(limits.gpu) || undefined;
+  }
+  const cpuMillis = parseCpuMillis(limits.cpu ?? config.defaultCpu);
   if (cpuMillis === undefined) throw invalid(`resourceLimits.cpu "${limits.cpu}" is not a CPU quantity (e.g. "500m", "2")`);
-  const memoryBytes = parseMemoryBytes(limits.memory);
+  const memoryBytes = parseMemoryBytes(limits.memory ?? config.defaultMemory);
   if (memoryBytes === undefined) throw invalid(`resourceLimits.memory "${limits.memory}" is not a memory quantity (e.g. "512Mi", "1Gi")`);
   if (memoryBytes < 6 * 1024 * 1024) throw invalid('resourceLimits.memory must be at least 6Mi (Docker minimum)');
 
@@ -196,8 +214,9 @@ export function normalizeCreateRequest(req: CreateSandboxRequest, config: Config
     extensions,
     ...(req.platform ? { platform: req.platform } : {}),
     timeoutSeconds: req.timeout ?? null,
-    resources: { cpuMillis, memoryBytes },
-    ...normalizeVolumes(req.volumes ?? [], config.allowedHostPaths, ctx.mountKeyOf, { layout: config.storageLayout, tenant: ctx.tenant, userId }),
+    ...(imageAuth ? { imageAuth } : {}),
+    resources: { cpuMillis, memoryBytes, ...(gpu ? { gpu } : {}) },
+    ...normalizeVolumes(req.volumes ?? [], config.allowedHostPaths, runtime === 'kubernetes' ? undefined : ctx.mountKeyOf, { layout: config.storageLayout, tenant: ctx.tenant, userId }, runtime),
     ports: parsePortList(extensions[PORTS_EXTENSION]),
   };
 }
@@ -220,6 +239,7 @@ function normalizeVolumes(
   allowed: string[],
   mountKeyOf: ((source: OssfsSource) => string) | undefined,
   storage: { layout: StorageLayout; tenant: string; userId: string },
+  runtime: RuntimeKind,
 ): { volumes: HostVolume[]; ossfs: OssfsVolume[]; pvcs: PvcVolume[] } {
   const names = new Set<string>();
   const mountPaths = new Set<string>();
@@ -255,6 +275,9 @@ function normalizeVolumes(
     }
 
     if (v.ossfs) {
+      if (runtime === 'kubernetes') {
+        throw unsupported(`volume "${v.name}": ossfs volumes are not supported on the Kubernetes runtime (use a pvc backed by a CSI driver for the bucket)`);
+      }
       const o = v.ossfs;
       const endpointProblem = ossfsEndpointProblem(o.endpoint);
       if (endpointProblem) throw invalid(`volume "${v.name}": ${endpointProblem}`);

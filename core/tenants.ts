@@ -24,9 +24,6 @@ export const TenantsFileSchema = z.object({ tenants: z.array(TenantSchema).defau
 /** Who is calling: a tenant (sees only its own resources) or an operator with an admin key (sees all). */
 export type Caller = { kind: 'tenant'; tenant: string; namespace: string } | { kind: 'admin' };
 
-/** The tenant of single-key and keyless installs. */
-export const DEFAULT_TENANT: Caller = { kind: 'tenant', tenant: 'default', namespace: 'default' };
-
 /** May `caller` see a resource owned by `owner`? Foreign resources answer exactly like missing ones. */
 export const canSee = (caller: Caller, owner: string | undefined): boolean =>
   caller.kind === 'admin' || (owner !== undefined && caller.tenant === owner);

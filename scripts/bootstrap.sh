@@ -2,7 +2,7 @@
 # Brings a fresh machine to the point where Tidebox runs, then execs the given command.
 #   npm start / npm test / npm run bench all go through here; each step is skipped when already done.
 # Provides: npm dependencies, a build, the Temporal CLI (unless TEMPORAL_ADDRESS is set), a running
-# Docker engine, and the offline test image tidebox/busybox:latest.
+# Docker engine, the offline test image tidebox/busybox:latest, and (for tests) a kube-apiserver + etcd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -131,6 +131,12 @@ if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
   printf 'root:x:0:\nnobody:x:65534:\n' >"$rootfs/etc/group"
   tar -C "$rootfs" -c . | docker import --change 'ENV PATH=/bin' --change 'CMD ["sh"]' - "$IMAGE" >/dev/null
   rm -rf "$rootfs"; trap - EXIT
+fi
+
+# 6. For the test suite: a real kube-apiserver (built once from Go modules, cached in
+# ~/.cache/tidebox/k8s) and etcd, which tests/e2e/kubernetes.test.ts starts on 127.0.0.1.
+if [ "${1:-}" = jest ] && [ "${TIDEBOX_SKIP_K8S_BUILD:-}" != 1 ]; then
+  bash scripts/k8s-test-cluster build || say "warning: could not provide kube-apiserver/etcd; the Kubernetes tests will fail"
 fi
 
 exec "$@"

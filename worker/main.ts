@@ -3,19 +3,23 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, WorkerOptions } from '@temporalio/worker';
-import { watchRuntimeExits } from '../activities/docker/exit-watcher';
-import { createActivities } from '../activities';
+import { RuntimeExit, watchRuntimeExits } from '../activities/docker/exit-watcher';
+import { createDockerActivities } from '../activities';
+import { declaredPorts } from '../activities/docker/container-spec';
+import { createFaults } from '../activities/faults';
+import { createMessagingActivities } from '../activities/messaging';
 import { mountRootOf, prepareMountRoot, sweepMountSecrets } from '../activities/ossfs/mount-activities';
 import { ensureSearchAttributes } from '../api/temporal-setup';
-import type { Config } from '../core/config';
+import { Config, runtimeHostId } from '../core/config';
 import { loadConfig } from '../core/load-config';
 import { payloadCodecsFor } from '../core/payload-codec';
-import { hostTaskQueue, sandboxWorkflowId } from '../core/sandbox';
+import { hostTaskQueue, sandboxWorkflowId, SandboxView } from '../core/sandbox';
+import { SA } from '../core/search-attributes';
 import { runtimeExitedSignal } from '../workflows/sandbox';
 
 /**
- * Worker process: sandbox actors on the shared task queue, Docker activities on this host's queue.
- * A single-host install runs both here. SIGINT/SIGTERM drain in-flight tasks, then exit.
+ * Worker process: sandbox actors on the shared task queue, runtime activities (Docker engine or
+ * Kubernetes cluster) on the host's queue. A single-host install runs both here. SIGINT/SIGTERM drain in-flight tasks, then exit.
  */
 async function main(): Promise<void> {
   const config = loadConfig(process.env, (p) => readFileSync(p, 'utf8'));
@@ -30,12 +34,10 @@ async function main(): Promise<void> {
   const connection = await NativeConnection.connect({ address });
   await ensureSearchAttributes(connection.operatorService, config.temporal.namespace);
 
-  await prepareMountHost(config);
-
-  const docker = new Dockerode(config.docker.socketPath ? { socketPath: config.docker.socketPath } : undefined);
   const dataConverter = payloadCodecsFor(config.security.payloadKey);
   const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
-  const activities = createActivities({ config, docker, client, seccompProfile: readSeccompProfile(config.docker.seccompProfile) });
+  const runtime = config.runtime.type === 'kubernetes' ? await kubernetesRuntime(config, client) : await dockerRuntime(config, client);
+  const hostId = runtimeHostId(config);
 
   // Prefer the bundle made at build time: starting a worker then costs no webpack run.
   const bundlePath = join(__dirname, '..', 'workflow-bundle.js');
@@ -49,14 +51,14 @@ async function main(): Promise<void> {
     taskQueue: config.temporal.taskQueue,
     dataConverter,
     ...workflowSource,
-    activities: activities.messaging,
+    activities: createMessagingActivities({ client, config }),
   });
   const hostWorker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
-    taskQueue: hostTaskQueue(config.temporal.taskQueue, config.docker.hostId),
+    taskQueue: hostTaskQueue(config.temporal.taskQueue, hostId),
     dataConverter,
-    activities: { ...activities.host, ...activities.mounts },
+    activities: runtime.activities,
   });
   console.log(
     JSON.stringify({
@@ -64,30 +66,79 @@ async function main(): Promise<void> {
       msg: 'worker started',
       address,
       namespace: config.temporal.namespace,
-      taskQueues: [config.temporal.taskQueue, hostTaskQueue(config.temporal.taskQueue, config.docker.hostId)],
+      runtime: config.runtime.type,
+      taskQueues: [config.temporal.taskQueue, hostTaskQueue(config.temporal.taskQueue, hostId)],
     }),
   );
   const stopWatching = new AbortController();
-  const watcher = watchRuntimeExits(
-    docker,
-    config.instance,
-    async ({ sandboxId, containerId, exitCode }) => {
-      try {
-        await client.withDeadline(Date.now() + 10_000, () =>
-          client.workflow.getHandle(sandboxWorkflowId(sandboxId)).signal(runtimeExitedSignal, { containerId, exitCode }),
-        );
-      } catch (err) {
-        // A terminated sandbox has nothing left to tell; anything else surfaces, and the next sweep retries.
-        if (!(err instanceof WorkflowNotFoundError)) throw err;
-      }
-    },
-    stopWatching.signal,
-    (msg) => console.error(JSON.stringify({ level: "warn", msg })),
-  );
+  const watcher = runtime.watchExits(stopWatching.signal, (msg) => console.error(JSON.stringify({ level: 'warn', msg })));
   await Promise.all([workflowWorker.run(), hostWorker.run()]);
   stopWatching.abort();
   await watcher;
   await connection.close();
+}
+
+/** Tell a sandbox actor its workload stopped on its own. */
+async function reportExit(client: Client, { sandboxId, containerId, exitCode, message }: RuntimeExit): Promise<void> {
+  try {
+    await client.withDeadline(Date.now() + 10_000, () =>
+      client.workflow.getHandle(sandboxWorkflowId(sandboxId)).signal(runtimeExitedSignal, { containerId, exitCode, ...(message ? { message } : {}) }),
+    );
+  } catch (err) {
+    // A terminated sandbox has nothing left to tell; anything else surfaces, and the next sweep retries.
+    if (!(err instanceof WorkflowNotFoundError)) throw err;
+  }
+}
+
+interface RuntimeParts {
+  activities: object;
+  watchExits: (signal: AbortSignal, log: (msg: string) => void) => Promise<void>;
+}
+
+/** Docker: containers on this engine, bucket mounts on this host, the engine's event stream. */
+async function dockerRuntime(config: Config, client: Client): Promise<RuntimeParts> {
+  await prepareMountHost(config);
+  const docker = new Dockerode(config.docker.socketPath ? { socketPath: config.docker.socketPath } : undefined);
+  const activities = createDockerActivities({ config, docker, seccompProfile: readSeccompProfile(config.docker.seccompProfile) });
+  return {
+    activities: { ...activities.host, ...activities.mounts },
+    watchExits: (signal, log) => watchRuntimeExits(docker, config.instance, (exit) => reportExit(client, exit), signal, log),
+  };
+}
+
+/** Kubernetes: pods in tenants' namespaces, one cluster-wide pod watch. */
+async function kubernetesRuntime(config: Config, client: Client): Promise<RuntimeParts> {
+  // Loaded only here: the client is an ES module, and a Docker worker has no use for it.
+  const { loadKubeConfig, readPodTemplate, CoreV1Api } = await import('../activities/kubernetes/kube');
+  const { createPodActivities } = await import('../activities/kubernetes/pod-activities');
+  const { watchPodExits } = await import('../activities/kubernetes/pod-watcher');
+  const kc = loadKubeConfig(config);
+  const core = kc.makeApiClient(CoreV1Api);
+  const activities = createPodActivities({
+    core,
+    config,
+    declaredPorts: (ports) => declaredPorts({ ports }, config.docker),
+    template: readPodTemplate(config.kubernetes.podTemplateFile),
+    faults: createFaults(config),
+  });
+  const hostId = config.kubernetes.hostId;
+  /** Sandboxes the cluster runs, by visibility: a Running one without its pod lost it while no watch ran. */
+  const runningSandboxes = async () => {
+    const found: Array<{ sandboxId: string; containerId: string }> = [];
+    const query = `WorkflowType = 'sandboxWorkflow' AND ExecutionStatus = 'Running' AND ${SA.state.name} = 'Running'`;
+    let seen = 0;
+    for await (const wf of client.workflow.list({ query })) {
+      if (++seen > 10_000) break; // bounded: the periodic sweep picks up the rest
+      const view = wf.memo?.view as SandboxView | undefined;
+      if (view?.hostId === hostId && view.containerId && view.status.state === 'Running') found.push({ sandboxId: view.id, containerId: view.containerId });
+    }
+    return found;
+  };
+  return {
+    activities,
+    watchExits: (signal, log) =>
+      watchPodExits({ kc, core, instance: config.instance, report: (exit) => reportExit(client, exit), runningSandboxes, signal, log }),
+  };
 }
 
 /**

@@ -52,7 +52,7 @@ export const resumeUpdate = defineUpdate<SandboxView, []>('resume');
 export const patchMetadataUpdate = defineUpdate<SandboxView, [MetadataPatch]>('patchMetadata');
 
 /** Sent by the host's exit watcher when the sandbox's container stopped on its own. */
-export const runtimeExitedSignal = defineSignal<[{ containerId: string; exitCode: number }]>('runtimeExited');
+export const runtimeExitedSignal = defineSignal<[{ containerId: string; exitCode: number; message?: string }]>('runtimeExited');
 
 const MAX_EVENTS = 200;
 
@@ -277,14 +277,14 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
       const mountBinds = (input.spec.ossfs ?? []).map((v) => ({ hostPath: hostPaths.get(v.key)!, mountPath: v.mountPath, readOnly: v.readOnly }));
       // Activity arguments are not part of replay's command comparison: adding the namespace is safe for old runs.
       await host.ensureContainer({ sandboxId: view.id, tenant: view.tenant, namespace: input.namespace ?? 'default', spec: input.spec, ...(mountBinds.length ? { mountBinds } : {}) });
-      const started = await host.startContainer({ sandboxId: view.id, ports: input.spec.ports });
+      const started = await host.startContainer({ sandboxId: view.id, namespace: input.namespace ?? 'default', ports: input.spec.ports });
       view.containerId = started.containerId;
       view.network = started.network;
       transition('Running', 'runtime', 'started', 'sandbox is running');
     } catch (err) {
       const { reason, message } = describeFailure(err);
       // Compensate in reverse: never leave a half-made container or a held mount behind a Failed sandbox.
-      await teardown.removeContainers({ sandboxId: view.id });
+      await teardown.removeContainers({ sandboxId: view.id, namespace: input.namespace ?? 'default' });
       await releaseMounts();
       delete view.containerId;
       transition('Failed', 'failure', reason, message);
@@ -299,14 +299,14 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
       break;
     }
     if (view.containerId && exitPending()) {
-      const { exitCode } = runtimeExit!;
+      const { exitCode, message } = runtimeExit!;
       // runtimeExit stays set until the container is gone, so pause/resume validators refuse meanwhile.
-      await teardown.removeContainers({ sandboxId: view.id });
+      await teardown.removeContainers({ sandboxId: view.id, namespace: input.namespace ?? 'default' });
       runtimeExit = undefined;
       pendingOp = undefined;
       delete view.containerId;
       delete view.network;
-      transition('Failed', 'runtime', ErrorCodes.CONTAINER_EXITED.code, `sandbox process exited with code ${exitCode}`);
+      transition('Failed', 'runtime', ErrorCodes.CONTAINER_EXITED.code, message ?? `sandbox process exited with code ${exitCode}`);
       continue;
     }
     if (isExpired()) {
@@ -374,9 +374,9 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
     }
     if (patched('teardown-removes-renew-schedule')) {
       // A renew schedule outliving its sandbox would only fail: remove it (idempotent) alongside the workload.
-      await Promise.all([teardown.removeContainers({ sandboxId: view.id }), messaging.deleteRenewSchedule({ sandboxId: view.id })]);
+      await Promise.all([teardown.removeContainers({ sandboxId: view.id, namespace: input.namespace ?? 'default' }), messaging.deleteRenewSchedule({ sandboxId: view.id })]);
     } else {
-      await teardown.removeContainers({ sandboxId: view.id }); // histories recorded before renew schedules existed
+      await teardown.removeContainers({ sandboxId: view.id, namespace: input.namespace ?? 'default' }); // histories recorded before renew schedules existed
     }
     await releaseMounts();
     delete view.containerId;

@@ -11,6 +11,8 @@ export const LABELS = {
   namespace: 'tidebox.io/namespace',
   /** Named volumes Tidebox created on demand (pvc with createIfNotExists). */
   createdBy: 'tidebox.io/created-by',
+  /** The user a sandbox was created for (extensions["tidebox.io/user-id"]). */
+  userId: 'tidebox.io/user-id',
   /** Snapshot images: the snapshot they belong to. */
   snapshotId: 'tidebox.io/snapshot-id',
 } as const;

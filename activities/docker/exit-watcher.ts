@@ -7,6 +7,8 @@ export interface RuntimeExit {
   sandboxId: string;
   containerId: string;
   exitCode: number;
+  /** Why, when there is more to say than the exit code (e.g. the pod was deleted). */
+  message?: string;
 }
 
 const DieEvent = z.object({

@@ -1,7 +1,8 @@
 import { mkdirSync, realpathSync } from 'node:fs';
 import { posix } from 'node:path';
-import { ApplicationFailure, Context } from '@temporalio/activity';
-import { ErrorCodes, TideboxError } from '../../core/errors';
+import { Context } from '@temporalio/activity';
+import { TideboxError } from '../../core/errors';
+import { fail, heartbeating } from '../common';
 import type { HostVolume, PvcVolume, SandboxNetwork, SandboxSpec } from '../../core/sandbox';
 import { SNAPSHOT_REPOSITORY } from '../../core/snapshots';
 import { checkResolvedHostPaths, resolveWithinScope } from '../../core/storage';
@@ -21,20 +22,6 @@ export interface HostActivityDeps {
   advertisedHost: string;
   faults: Faults;
 }
-
-/** Heartbeat every 2 s while `fn` runs, so a dead worker is noticed and a timed-out attempt learns it was cancelled. */
-async function heartbeating<T>(fn: () => Promise<T>): Promise<T> {
-  const ctx = Context.current();
-  const timer = setInterval(() => ctx.heartbeat(), 2000);
-  try {
-    return await fn();
-  } finally {
-    clearInterval(timer);
-  }
-}
-
-const fail = (kind: keyof typeof ErrorCodes, message: string) =>
-  ApplicationFailure.create({ type: ErrorCodes[kind].code, message, nonRetryable: true });
 
 /**
  * Activities bound to one Docker host (task queue `<queue>-host-<hostId>`). Each is idempotent:
@@ -108,7 +95,7 @@ export function createHostActivities(deps: HostActivityDeps) {
       return { containerId };
     }),
 
-    startContainer: (input: { sandboxId: string; ports?: number[] }) => heartbeating(async (): Promise<{ containerId: string; network: SandboxNetwork }> => {
+    startContainer: (input: { sandboxId: string; namespace?: string; ports?: number[] }) => heartbeating(async (): Promise<{ containerId: string; network: SandboxNetwork }> => {
       const [container] = await runtime.findSandboxContainers(input.sandboxId);
       if (!container) throw new Error(`container of sandbox ${input.sandboxId} disappeared before start`);
       await runtime.startContainer(container.Id);
@@ -190,7 +177,7 @@ export function createHostActivities(deps: HostActivityDeps) {
       return { outcome: await runtime.removeImage(ref) };
     },
 
-    removeContainers: (input: { sandboxId: string }) => heartbeating(async (): Promise<{ removed: number }> => {
+    removeContainers: (input: { sandboxId: string; namespace?: string }) => heartbeating(async (): Promise<{ removed: number }> => {
       const containers = await runtime.findSandboxContainers(input.sandboxId);
       if (containers.length) await faults.reached('container-removing', input.sandboxId);
       let removed = 0;

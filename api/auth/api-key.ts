@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { TideboxError } from '../../core/errors';
-import { Caller, DEFAULT_TENANT } from '../../core/tenants';
+import type { Caller } from '../../core/tenants';
 
 export const API_KEY_HEADER = 'open-sandbox-api-key';
 
@@ -47,14 +47,16 @@ export interface Authenticator {
 }
 
 /**
- * Single-key authentication (no [tenants]): every caller is the default tenant. With no key
+ * Single-key authentication (no [tenants]): every caller is the default tenant, whose pods go to
+ * `namespace` (kubernetes.namespace). With no key
  * configured the server binds loopback only.
  */
-export function createApiKeyAuth(apiKey: string | undefined): Authenticator {
-  const ring = apiKey === undefined ? undefined : new KeyRing([[apiKey, DEFAULT_TENANT]]);
+export function createApiKeyAuth(apiKey: string | undefined, namespace = 'default'): Authenticator {
+  const defaultCaller: Caller = { kind: 'tenant', tenant: 'default', namespace };
+  const ring = apiKey === undefined ? undefined : new KeyRing([[apiKey, defaultCaller]]);
   return {
     authenticate: async (presented) => {
-      if (!ring) return DEFAULT_TENANT;
+      if (!ring) return defaultCaller;
       const caller = ring.find(presentedKey(presented));
       if (!caller) throw new TideboxError('INVALID_API_KEY', 'invalid API key');
       return caller;

@@ -9,7 +9,7 @@ export type { Authenticator } from './api-key';
 /** The authenticator the config asks for: a tenant provider with [tenants], else the single key. */
 export async function createAuthenticator(config: Config, log: AuthLog): Promise<Authenticator> {
   const t = config.tenants;
-  if (!t) return createApiKeyAuth(config.server.apiKey);
+  if (!t) return createApiKeyAuth(config.server.apiKey, config.kubernetes.namespace);
   if (t.provider === 'file') {
     return FileTenantProvider.open({ path: t.file!, adminKeys: t.adminKeys, pollSeconds: t.pollSeconds, log });
   }

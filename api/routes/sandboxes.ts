@@ -31,11 +31,14 @@ import {
 import { checkPvcPaths, checkResolvedHostPaths } from '../../core/storage';
 import type { Caller } from '../../core/tenants';
 import { localHost } from '../proxy';
+import type { NamespaceCheck } from '../kube-namespaces';
 import type { SnapshotService } from '../snapshots';
 import type { SandboxService } from '../temporal';
 
 export interface SandboxRouteDeps {
   config: Config;
+  /** Kubernetes runtime: checks the tenant's namespace before a create. */
+  namespaces?: NamespaceCheck;
   sandboxes: SandboxService;
   snapshots: SnapshotService;
 }
@@ -50,9 +53,14 @@ const Errors = {
   409: ErrorResponseSchema, 500: ErrorResponseSchema, 503: ErrorResponseSchema,
 };
 const NoContent = z.null().describe('No content');
+/** Operations the Kubernetes pod runtime cannot carry out: 501, documented in docs/kubernetes.md. */
+export const notOnKubernetes = (what: string) =>
+  new TideboxError('NOT_SUPPORTED_BY_RUNTIME', `${what} is not supported on the Kubernetes pod runtime (see docs/kubernetes.md)`);
+
 const doc = (tag: string, summary: string) => ({ tags: [tag], summary });
 
-export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app, { config, sandboxes, snapshots }) => {
+export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app, { config, sandboxes, snapshots, namespaces }) => {
+  const onKubernetes = config.runtime.type === 'kubernetes';
   const CreateBody = createSandboxRequestSchema(config.sandbox);
   // Mount ids are keyed with a key derived from the payload key; no payload key, no ossfs volumes.
   const mountKeys = config.security.payloadKey ? mountKeyHmacKey(config.security.payloadKey) : undefined;
@@ -67,15 +75,25 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
   }, async (req, reply) => {
     const { caller } = req;
     if (caller.kind !== 'tenant') throw new TideboxError('FORBIDDEN', "admin keys act on existing sandboxes; create sandboxes with a tenant's key");
+    if (onKubernetes && req.body.snapshotId !== undefined) throw notOnKubernetes('restoring a snapshot');
     const snapshot = req.body.snapshotId && !req.body.image ? await restorable(caller, req.body.snapshotId) : undefined;
     const spec = normalizeCreateRequest(req.body, config.sandbox, {
       tenant: caller.tenant,
+      runtime: config.runtime.type,
+      payloadsEncrypted: !!config.security.payloadKey,
       ...(snapshot ? { snapshot: { id: snapshot.id, image: snapshot.image } } : {}),
       ...(mountKeys ? { mountKeyOf: (source) => mountKey(caller.tenant, source, mountKeys) } : {}),
     });
-    // Early answers for paths this process can see; the host that binds checks again right before create.
-    checkResolvedHostPaths(spec.volumes, config.sandbox.allowedHostPaths, realpathOrUndefined);
-    checkPvcPaths(spec.pvcs ?? [], config.docker.volumeRoot, realpathOrUndefined);
+    if (onKubernetes) {
+      // Host paths live on the cluster's nodes, not here: only the lexical checks above apply.
+      if (namespaces && !(await namespaces.exists(caller.namespace))) {
+        throw new TideboxError('INVALID_PARAMETER', `namespace ${caller.namespace} of tenant ${caller.tenant} does not exist on the cluster; an operator must create it first`);
+      }
+    } else {
+      // Early answers for paths this process can see; the host that binds checks again right before create.
+      checkResolvedHostPaths(spec.volumes, config.sandbox.allowedHostPaths, realpathOrUndefined);
+      checkPvcPaths(spec.pvcs ?? [], config.docker.volumeRoot, realpathOrUndefined);
+    }
     const respondAsync = /(^|[,;\s])respond-async($|[,;\s])/i.test(req.headers.prefer ?? '');
     const view = await sandboxes.create(caller, spec, { idempotencyKey: req.headers['idempotency-key'], respondAsync });
     return reply.code(202).header('Location', `/v1/sandboxes/${view.id}`).send(toCreateResponse(view));
@@ -136,6 +154,10 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
         response: { 202: AcceptedActionSchema, ...Errors },
       },
     }, async (req, reply) => {
+      if (onKubernetes) {
+        await sandboxes.get(req.caller, req.params.sandboxId); // a missing sandbox is still a 404
+        throw notOnKubernetes(op);
+      }
       const view = await sandboxes[op](req.caller, req.params.sandboxId);
       return reply.code(202).send({ state: view.status.state, workflowId: view.workflowId });
     });

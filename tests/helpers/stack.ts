@@ -60,6 +60,8 @@ export interface StackOptions {
   /** Extra config (TOML file contents as an object), merged over the test defaults. */
   config?: Record<string, unknown>;
   apiKey?: string;
+  /** Environment only the worker gets, on every (re)start (e.g. its own credentials). */
+  workerEnv?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -130,7 +132,7 @@ export class Stack {
 
   /** Start (or restart) the worker, optionally with extra environment such as fault points. */
   startWorker(extraEnv: NodeJS.ProcessEnv = {}): void {
-    this.worker = new ManagedProcess('worker', join(repoRoot(), 'dist/worker/main.js'), { ...this.env, ...extraEnv }, join(this.dataDir, 'worker.log'));
+    this.worker = new ManagedProcess('worker', join(repoRoot(), 'dist/worker/main.js'), { ...this.env, ...this.options.workerEnv, ...extraEnv }, join(this.dataDir, 'worker.log'));
     this.worker.start();
   }
 

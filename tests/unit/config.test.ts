@@ -60,3 +60,33 @@ describe('listen address', () => {
     expect(r.warning).toBeDefined();
   });
 });
+
+describe('runtime selection', () => {
+  const gateway = { mode: 'gateway', gateway: { address: '*.sandboxes.example.com', route: { mode: 'wildcard' } } };
+
+  it('when nothing is set, then sandboxes run on Docker and the Kubernetes defaults are documented ones', () => {
+    const c = parseConfig({});
+    expect(c.runtime.type).toBe('docker');
+    expect(c.kubernetes).toMatchObject({ namespace: 'default', hostId: 'kubernetes', provider: 'pod', readyTimeoutSeconds: 120, runAsNonRoot: false, pvcStorageSize: '1Gi' });
+  });
+
+  it('when the runtime comes from the environment, then kubeconfig and namespace do too', () => {
+    const c = parseConfig(applyEnv({}, { TIDEBOX_RUNTIME: 'kubernetes', TIDEBOX_KUBECONFIG: '/etc/k.conf', TIDEBOX_KUBERNETES_NAMESPACE: 'boxes' }));
+    expect([c.runtime.type, c.kubernetes.kubeconfig, c.kubernetes.namespace]).toEqual(['kubernetes', '/etc/k.conf', 'boxes']);
+  });
+
+  it('when gateway ingress is configured, then Kubernetes accepts it and Docker refuses it by name', () => {
+    expect(parseConfig({ runtime: { type: 'kubernetes' }, ingress: gateway }).ingress.mode).toBe('gateway');
+    expect(() => parseConfig({ ingress: gateway })).toThrow(/Docker runtime supports only "direct"/);
+  });
+
+  it.each([
+    [{ runtime: { type: 'firecracker' } }, 'runtime.type'],
+    [{ kubernetes: { namespace: 'Not_A_Namespace' } }, 'kubernetes.namespace'],
+    [{ kubernetes: { readyTimeoutSeconds: 3600 } }, 'kubernetes.readyTimeoutSeconds'],
+    [{ kubernetes: { pvcStorageSize: 'big' } }, 'kubernetes.pvcStorageSize'],
+    [{ kubernetes: { provider: 'deployment' } }, 'kubernetes.provider'],
+  ])('when %j is given, then start-up fails naming %s', (raw, key) => {
+    expect(() => parseConfig(raw)).toThrow(new RegExp(key.replace(/\./g, '\\.')));
+  });
+});

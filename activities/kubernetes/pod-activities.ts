@@ -1,0 +1,223 @@
+import { Context } from '@temporalio/activity';
+import type { V1Pod } from '@kubernetes/client-node';
+import type { Config } from '../../core/config';
+import type { SandboxNetwork, SandboxSpec } from '../../core/sandbox';
+import { userIdOf } from '../../core/tenants';
+import { fail, heartbeating } from '../common';
+import type { HostActivities } from '../docker/host-activities';
+import { LABELS } from '../docker/container-spec';
+import type { Faults } from '../faults';
+import { CoreV1Api, kubeMessage, kubeStatus } from './kube';
+import { buildClaim, buildPod, buildPullSecret, podName, podProgress, PodSettings, pullSecretName } from './pod-spec';
+
+export interface PodActivityDeps {
+  core: CoreV1Api;
+  config: Pick<Config, 'instance' | 'kubernetes'>;
+  /** A sandbox's declared ports given the ones its request added (configured + requested). */
+  declaredPorts: (requested: number[]) => number[];
+  template?: Record<string, unknown>;
+  faults: Faults;
+  /** Poll interval while waiting for a pod (tests shorten nothing; exposed for clarity). */
+  pollMs?: number;
+}
+
+const unsupported = (what: string) =>
+  fail('NOT_SUPPORTED_BY_RUNTIME', `${what} is not supported on the Kubernetes pod runtime`);
+
+/**
+ * The sandbox's runtime activities on Kubernetes: one pod per sandbox (`sandbox-<id>`) in the
+ * tenant's namespace. Same names and inputs as the Docker host activities, so the sandbox actor runs
+ * unchanged on the cluster's task queue. Each activity is idempotent: a create finds its own pod by
+ * name and adopts it, so a retry after a worker crash never makes a second one.
+ */
+export function createPodActivities(deps: PodActivityDeps): HostActivities {
+  const { core, config, faults } = deps;
+  const k = config.kubernetes;
+  const pollMs = deps.pollMs ?? 500;
+  const namespaceOf = (namespace: string | undefined) => namespace ?? k.namespace;
+
+  const readPod = async (namespace: string, sandboxId: string): Promise<V1Pod | undefined> => {
+    try {
+      return await core.readNamespacedPod({ name: podName(sandboxId), namespace });
+    } catch (err) {
+      if (kubeStatus(err) === 404) return undefined;
+      throw err;
+    }
+  };
+  /** Our pod: the name matches and so do the instance and sandbox labels (a foreign pod is never adopted). */
+  const isOurs = (pod: V1Pod, sandboxId: string) =>
+    pod.metadata?.labels?.[LABELS.sandboxId] === sandboxId && pod.metadata?.labels?.[LABELS.instance] === config.instance;
+
+  /** Where the sandbox's pod lives: the namespace given, else (calls recorded before namespaces were passed) a label search. */
+  const locate = async (sandboxId: string, namespace: string | undefined): Promise<string> => {
+    if (namespace) return namespace;
+    const list = await core.listPodForAllNamespaces({ labelSelector: `${LABELS.instance}=${config.instance},${LABELS.sandboxId}=${sandboxId}` });
+    return list.items[0]?.metadata?.namespace ?? k.namespace;
+  };
+
+  const ensureClaims = async (namespace: string, sandboxId: string, spec: SandboxSpec) => {
+    for (const pvc of spec.pvcs ?? []) {
+      try {
+        await core.readNamespacedPersistentVolumeClaim({ name: pvc.claimName, namespace });
+        continue;
+      } catch (err) {
+        if (kubeStatus(err) !== 404) throw err;
+      }
+      if (!pvc.createIfNotExists) {
+        throw fail('RUNTIME_REJECTED', `volume "${pvc.name}": claim ${pvc.claimName} does not exist in namespace ${namespace} (createIfNotExists is false)`);
+      }
+      try {
+        await core.createNamespacedPersistentVolumeClaim({
+          namespace,
+          body: buildClaim(namespace, pvc.claimName, config.instance, sandboxId, { size: k.pvcStorageSize, storageClass: k.pvcStorageClass, accessModes: k.pvcAccessModes }),
+        });
+      } catch (err) {
+        if (kubeStatus(err) !== 409) throw rejected(err, `volume "${pvc.name}": cannot create claim ${pvc.claimName}`);
+      }
+    }
+  };
+
+  /** The API server refused a request for a reason retrying will not fix: the sandbox fails with it. */
+  const rejected = (err: unknown, what: string) => {
+    const status = kubeStatus(err);
+    if (status === 400 || status === 403 || status === 404 || status === 422) return fail('RUNTIME_REJECTED', `${what}: ${kubeMessage(err)}`);
+    return err;
+  };
+
+  const ensurePullSecret = async (namespace: string, input: { sandboxId: string; tenant: string; spec: SandboxSpec }, pod: V1Pod) => {
+    if (!input.spec.imageAuth) return;
+    const owner = { name: pod.metadata!.name!, uid: pod.metadata!.uid! };
+    const body = buildPullSecret({ sandboxId: input.sandboxId, tenant: input.tenant, namespace }, config.instance, input.spec.image.uri, input.spec.imageAuth, owner);
+    try {
+      await core.createNamespacedSecret({ namespace, body });
+    } catch (err) {
+      if (kubeStatus(err) !== 409) throw rejected(err, 'cannot create the image pull secret');
+      // Left by an earlier pod of the same name: point it at this one.
+      await core.replaceNamespacedSecret({ name: pullSecretName(input.sandboxId), namespace, body });
+    }
+  };
+
+  const settings = (ports: number[]): PodSettings => ({
+    instance: config.instance,
+    imagePullPolicy: k.imagePullPolicy,
+    runAsNonRoot: k.runAsNonRoot,
+    ports,
+    template: deps.template,
+  });
+
+  return {
+    ensureContainer: (input) => heartbeating(async () => {
+      const namespace = namespaceOf(input.namespace);
+      const existing = await readPod(namespace, input.sandboxId);
+      if (existing) {
+        if (!isOurs(existing, input.sandboxId)) throw fail('RUNTIME_REJECTED', `pod ${namespace}/${podName(input.sandboxId)} exists and is not this sandbox's`);
+        await ensurePullSecret(namespace, input, existing);
+        return { containerId: existing.metadata!.uid! };
+      }
+      await ensureClaims(namespace, input.sandboxId, input.spec);
+      if (input.mountBinds?.length) throw fail('RUNTIME_REJECTED', 'bucket mounts are not supported on the Kubernetes runtime');
+      const body = buildPod(
+        { sandboxId: input.sandboxId, tenant: input.tenant, namespace, userId: userIdOf(input.spec.extensions) },
+        input.spec,
+        settings(deps.declaredPorts(input.spec.ports)),
+      );
+      if (Context.current().cancellationSignal.aborted) throw new Error('attempt cancelled before create');
+      let pod: V1Pod;
+      try {
+        pod = await core.createNamespacedPod({ namespace, body });
+      } catch (err) {
+        if (kubeStatus(err) === 409) {
+          // A concurrent attempt created it first: adopt that one.
+          const raced = await readPod(namespace, input.sandboxId);
+          if (raced && isOurs(raced, input.sandboxId)) pod = raced;
+          else throw fail('RUNTIME_REJECTED', `pod ${namespace}/${podName(input.sandboxId)} exists and is not this sandbox's`);
+        } else if (kubeStatus(err) === 404) {
+          throw fail('RUNTIME_REJECTED', `namespace ${namespace} does not exist on the cluster`);
+        } else {
+          throw rejected(err, 'the API server rejected the pod');
+        }
+      }
+      await ensurePullSecret(namespace, input, pod);
+      await faults.reached('container-created', input.sandboxId);
+      return { containerId: pod.metadata!.uid! };
+    }),
+
+    /**
+     * Wait for the pod to run (the kubelet starts it; nothing to start here). Fails at once on an
+     * image that cannot be pulled or a container that cannot start, and after readyTimeoutSeconds
+     * counted from the pod's creation (so a retried attempt does not restart the clock).
+     */
+    startContainer: (input) => heartbeating(async (): Promise<{ containerId: string; network: SandboxNetwork }> => {
+      const namespace = await locate(input.sandboxId, input.namespace);
+      const ctx = Context.current();
+      for (;;) {
+        const pod = await readPod(namespace, input.sandboxId);
+        if (!pod || !isOurs(pod, input.sandboxId)) throw fail('CONTAINER_EXITED', `pod ${namespace}/${podName(input.sandboxId)} disappeared before it ran`);
+        const progress = podProgress(pod);
+        if (progress.kind === 'running') {
+          const ports = Object.fromEntries(deps.declaredPorts(input.ports ?? []).map((p) => [String(p), p]));
+          // Pod networking: every declared port is reached on the pod's IP under its own number.
+          return { containerId: pod.metadata!.uid!, network: { hostNetwork: true, ports, host: progress.podIP } };
+        }
+        if (progress.kind === 'failed') throw fail(progress.code, progress.message);
+        const created = Date.parse(String(pod.metadata?.creationTimestamp ?? '')) || Date.now();
+        if (Date.now() - created > k.readyTimeoutSeconds * 1000) {
+          const unschedulable = progress.reason === 'Unschedulable';
+          throw fail(
+            unschedulable ? 'POD_UNSCHEDULABLE' : 'START_TIMEOUT',
+            `pod not running after ${k.readyTimeoutSeconds} s: ${progress.reason}: ${progress.message}`,
+          );
+        }
+        ctx.heartbeat(progress.reason);
+        await ctx.sleep(pollMs);
+      }
+    }),
+
+    pauseContainer: async () => {
+      throw unsupported('pause');
+    },
+    resumeContainer: async () => {
+      throw unsupported('resume');
+    },
+    findSnapshotSource: async () => {
+      throw unsupported('snapshots');
+    },
+    commitSnapshot: async () => {
+      throw unsupported('snapshots');
+    },
+    inspectSnapshotImage: async () => {
+      throw unsupported('snapshots');
+    },
+    removeSnapshotImage: async () => ({ outcome: 'absent' as const }),
+
+    /** Delete the pod at once (grace 0) and its pull secret; wait until the pod object is gone. */
+    removeContainers: (input) => heartbeating(async () => {
+      const namespace = await locate(input.sandboxId, input.namespace);
+      const pod = await readPod(namespace, input.sandboxId);
+      let removed = 0;
+      if (pod && isOurs(pod, input.sandboxId)) {
+        await faults.reached('container-removing', input.sandboxId);
+        try {
+          await core.deleteNamespacedPod({ name: podName(input.sandboxId), namespace, gracePeriodSeconds: 0 });
+          removed = 1;
+        } catch (err) {
+          if (kubeStatus(err) !== 404) throw err;
+        }
+      }
+      try {
+        await core.deleteNamespacedSecret({ name: pullSecretName(input.sandboxId), namespace });
+      } catch (err) {
+        if (kubeStatus(err) !== 404) throw err;
+      }
+      // Grace 0 removes the object at once, unless a finalizer holds it: wait (heartbeating) for that.
+      const ctx = Context.current();
+      for (;;) {
+        const left = await readPod(namespace, input.sandboxId);
+        if (!left || left.metadata?.uid !== pod?.metadata?.uid) break;
+        ctx.heartbeat('waiting for the pod to go');
+        await ctx.sleep(pollMs);
+      }
+      return { removed };
+    }),
+  };
+}

@@ -1,0 +1,286 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'smol-toml';
+import { FakeKubelet, KubeTestCluster } from '../helpers/kube';
+import { repoRoot, sandboxRequest, Stack, TEST_IMAGE, waitFor } from '../helpers/stack';
+import { describeBlackBoxLifecycle } from './blackbox/lifecycle-suite';
+
+/**
+ * The Kubernetes runtime against a real kube-apiserver (scripts/k8s-test-cluster: etcd + apiserver on
+ * 127.0.0.1). There are no nodes: FakeKubelet plays the kubelet by patching pod status, and tests
+ * assert on API objects only, never on traffic to pod addresses.
+ */
+const KEY_A = 'k8s-acme-key-0123456789abcdef';
+const KEY_B = 'k8s-globex-key-0123456789abcdef';
+const KEY_GHOST = 'k8s-ghost-key-0123456789abcdef';
+const ADMIN = 'k8s-admin-key-0123456789abcdef';
+const NS_A = 'team-acme';
+const NS_B = 'team-globex';
+
+const UNSCHEDULABLE_IMAGE = 'registry.example.com/gpu/trainer:1';
+const BAD_IMAGE = 'registry.example.com/no/such-image:1';
+const HELD_IMAGE = 'registry.example.com/slow/start:1';
+
+const dir = mkdtempSync(join(tmpdir(), 'tidebox-test-k8s-'));
+let cluster: KubeTestCluster;
+let stack: Stack;
+let kubelet: FakeKubelet;
+
+const manifests = join(repoRoot(), 'deploy/kubernetes');
+
+beforeAll(async () => {
+  cluster = await KubeTestCluster.start();
+  await cluster.createNamespace(NS_A);
+  await cluster.createNamespace(NS_B);
+  // The shipped manifests, as an operator applies them; api and worker then run with exactly the
+  // RBAC those grant (service-account tokens), not as cluster admin.
+  for (const file of ['namespace.yaml', 'rbac.yaml', 'config.yaml', 'api.yaml', 'worker.yaml']) await cluster.apply(join(manifests, file));
+  const apiKubeconfig = await cluster.kubeconfigForServiceAccount('tidebox-system', 'tidebox-api', join(dir, 'api.kubeconfig'));
+  const workerKubeconfig = await cluster.kubeconfigForServiceAccount('tidebox-system', 'tidebox-worker', join(dir, 'worker.kubeconfig'));
+  const tenantsFile = join(dir, 'tenants.toml');
+  writeFileSync(
+    tenantsFile,
+    stringify({
+      tenants: [
+        { name: 'acme', namespace: NS_A, apiKeys: [KEY_A] },
+        { name: 'globex', namespace: NS_B, apiKeys: [KEY_B] },
+        { name: 'ghost', namespace: 'no-such-namespace', apiKeys: [KEY_GHOST] },
+      ],
+    }),
+  );
+  const templateFile = join(dir, 'pod-template.yaml');
+  writeFileSync(
+    templateFile,
+    'metadata:\n  labels:\n    pool: sandboxes\nspec:\n  nodeSelector:\n    tidebox.io/pool: sandboxes\n  tolerations:\n  - key: tidebox.io/sandboxes\n    operator: Exists\n    effect: NoSchedule\n  restartPolicy: Always\n',
+  );
+  stack = await Stack.start({
+    workerEnv: { TIDEBOX_KUBECONFIG: workerKubeconfig },
+    config: {
+      runtime: { type: 'kubernetes' },
+      kubernetes: { kubeconfig: apiKubeconfig, readyTimeoutSeconds: 4, pvcStorageSize: '2Gi', podTemplateFile: templateFile },
+      tenants: { provider: 'file', file: tenantsFile, adminKeys: [ADMIN] },
+      security: { payloadKey: randomBytes(32).toString('base64') },
+      sandbox: { allowedHostPaths: ['/srv/sandboxes'] },
+    },
+  });
+  kubelet = new FakeKubelet(cluster, stack.instance);
+  kubelet.behave(UNSCHEDULABLE_IMAGE, 'unschedulable');
+  kubelet.behave(BAD_IMAGE, 'image-pull-error');
+  kubelet.behave(HELD_IMAGE, 'hold');
+  kubelet.start();
+}, 600_000);
+
+afterAll(async () => {
+  kubelet?.stop();
+  await stack?.destroy();
+  await cluster?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const as = (key: string) => (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
+  stack.request(method, path, body, { 'OPEN-SANDBOX-API-KEY': key, ...headers });
+const A = as(KEY_A);
+const B = as(KEY_B);
+const admin = as(ADMIN);
+const podsOf = (id: string) => cluster.pods(stack.instance, id);
+const stateOf = async (id: string) => (await A('GET', `/v1/sandboxes/${id}`)).body?.status?.state;
+
+describe('pods on a real kube-apiserver', () => {
+  it('when a sandbox is created, then its pod has the expected spec in the tenant namespace; Running once the kubelet says so; delete removes pod and secret', async () => {
+    const created = await A('POST', '/v1/sandboxes', sandboxRequest({
+      image: { uri: TEST_IMAGE, auth: { username: 'puller', password: 'registry-pass-123' } },
+      resourceLimits: { cpu: '500m', memory: '128Mi' },
+      env: { GREETING: 'hi' },
+      metadata: { team: 'ml' },
+      extensions: { 'tidebox.io/user-id': 'alice' },
+      volumes: [{ name: 'work', mountPath: '/work', subPath: 'proj', pvc: { claimName: 'shared-work', createIfNotExists: true } }],
+    }));
+    expect(created.status).toBe(202);
+    expect(created.body.status.state).toBe('Running');
+    const id: string = created.body.id;
+    expect(JSON.stringify(created.body)).not.toContain('registry-pass-123');
+
+    const [pod] = await podsOf(id);
+    expect(pod.metadata).toMatchObject({
+      name: `sandbox-${id}`,
+      namespace: NS_A,
+      labels: { 'tidebox.io/sandbox-id': id, 'tidebox.io/tenant': 'acme', 'tidebox.io/user-id': 'alice', team: 'ml' },
+    });
+    const c = pod.spec.containers[0];
+    expect(c).toMatchObject({ image: TEST_IMAGE, command: ['tail', '-f', '/dev/null'], env: [{ name: 'GREETING', value: 'hi' }] });
+    expect(c.resources).toEqual({ requests: { cpu: '500m', memory: '128Mi' }, limits: { cpu: '500m', memory: '128Mi' } });
+    expect(c.securityContext).toEqual({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(c.volumeMounts).toContainEqual({ name: 'pvc-0', mountPath: '/work', subPath: 'acme/users/alice/proj' });
+    expect(pod.spec).toMatchObject({ restartPolicy: 'Never', automountServiceAccountToken: false, imagePullSecrets: [{ name: `sandbox-${id}-pull` }] });
+    expect(pod.spec.volumes).toContainEqual({ name: 'pvc-0', persistentVolumeClaim: { claimName: 'shared-work' } });
+    // The operator's template is merged under the pod; what Tidebox sets (restartPolicy) wins.
+    expect(pod.metadata.labels.pool).toBe('sandboxes');
+    expect(pod.spec.nodeSelector).toEqual({ 'tidebox.io/pool': 'sandboxes' });
+    expect(pod.spec.tolerations).toContainEqual({ key: 'tidebox.io/sandboxes', operator: 'Exists', effect: 'NoSchedule' });
+
+    const claim = await cluster.get(`/api/v1/namespaces/${NS_A}/persistentvolumeclaims/shared-work`);
+    expect(claim.status).toBe(200);
+    expect(claim.body.spec.resources.requests.storage).toBe('2Gi');
+
+    const secret = await cluster.get(`/api/v1/namespaces/${NS_A}/secrets/sandbox-${id}-pull`);
+    expect(secret.body.type).toBe('kubernetes.io/dockerconfigjson');
+    expect(secret.body.metadata.ownerReferences[0]).toMatchObject({ kind: 'Pod', uid: pod.metadata.uid });
+
+    const endpoint = await A('GET', `/v1/sandboxes/${id}/endpoints/8080`);
+    expect(endpoint.body.endpoint).toBe(`${pod.status.podIP}:8080`);
+
+    expect((await A('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+    expect(await podsOf(id)).toEqual([]);
+    expect((await cluster.get(`/api/v1/namespaces/${NS_A}/secrets/sandbox-${id}-pull`)).status).toBe(404);
+    // The claim holds every user's data: it stays.
+    expect((await cluster.get(`/api/v1/namespaces/${NS_A}/persistentvolumeclaims/shared-work`)).status).toBe(200);
+  });
+
+  it("when the tenant's namespace does not exist, then create answers 400 and no pod is made", async () => {
+    const r = await as(KEY_GHOST)('POST', '/v1/sandboxes', sandboxRequest());
+    expect([r.status, r.body.code]).toEqual([400, 'SANDBOX::INVALID_PARAMETER']);
+    expect(r.body.message).toContain('namespace no-such-namespace of tenant ghost does not exist');
+    expect(await cluster.pods(stack.instance).then((pods) => pods.filter((p) => p.metadata.namespace === 'no-such-namespace'))).toEqual([]);
+  });
+
+  it('when the image cannot be pulled, then the sandbox is Failed with the kubelet reason and its pod is removed', async () => {
+    const r = await A('POST', '/v1/sandboxes', sandboxRequest({ image: { uri: BAD_IMAGE } }));
+    expect(r.body.status).toMatchObject({ state: 'Failed', reason: 'SANDBOX::IMAGE_UNAVAILABLE' });
+    expect(r.body.status.message).toContain('ImagePullBackOff');
+    expect(await podsOf(r.body.id)).toEqual([]);
+  });
+
+  it('when no node can take the pod, then after readyTimeoutSeconds the sandbox is Failed with the scheduler message', async () => {
+    const r = await A('POST', '/v1/sandboxes', sandboxRequest({ image: { uri: UNSCHEDULABLE_IMAGE }, resourceLimits: { cpu: '1', memory: '1Gi', gpu: '1' } }));
+    expect(r.body.status).toMatchObject({ state: 'Failed', reason: 'SANDBOX::POD_UNSCHEDULABLE' });
+    expect(r.body.status.message).toContain('Insufficient nvidia.com/gpu');
+    expect(await podsOf(r.body.id)).toEqual([]);
+  });
+
+  it('when a Running pod is deleted behind Tidebox, then the sandbox becomes Failed with that reason', async () => {
+    const id: string = (await A('POST', '/v1/sandboxes', sandboxRequest())).body.id;
+    expect(await stateOf(id)).toBe('Running');
+    const gone = await cluster.request('DELETE', `/api/v1/namespaces/${NS_A}/pods/sandbox-${id}?gracePeriodSeconds=0`);
+    expect(gone.status).toBe(200);
+    await waitFor('Failed', async () => (await stateOf(id)) === 'Failed', 20_000);
+    const got = await A('GET', `/v1/sandboxes/${id}`);
+    expect(got.body.status).toMatchObject({ reason: 'SANDBOX::CONTAINER_EXITED' });
+    expect(got.body.status.message).toContain('deleted outside Tidebox');
+    expect((await A('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+  });
+
+  it('when a pod is deleted while no worker runs, then the restarted worker finds it missing and the sandbox becomes Failed', async () => {
+    const id: string = (await A('POST', '/v1/sandboxes', sandboxRequest())).body.id;
+    expect(await stateOf(id)).toBe('Running');
+    await stack.worker.stop();
+    expect((await cluster.request('DELETE', `/api/v1/namespaces/${NS_A}/pods/sandbox-${id}?gracePeriodSeconds=0`)).status).toBe(200);
+    expect(await stateOf(id)).toBe('Running'); // nobody watching: Temporal still says Running
+    stack.startWorker();
+    await waitFor('Failed after the start-up sweep', async () => (await stateOf(id)) === 'Failed', 30_000, 200);
+    expect((await A('GET', `/v1/sandboxes/${id}`)).body.status.message).toContain('no longer exists');
+    expect((await A('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+  });
+
+  it('when the pod container exits on its own, then the sandbox becomes Failed with the exit code', async () => {
+    const id: string = (await A('POST', '/v1/sandboxes', sandboxRequest())).body.id;
+    await cluster.patchPodStatus(NS_A, `sandbox-${id}`, {
+      phase: 'Failed',
+      containerStatuses: [{ name: 'sandbox', image: TEST_IMAGE, imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 137, reason: 'OOMKilled' } } }],
+    });
+    await waitFor('Failed', async () => (await stateOf(id)) === 'Failed', 20_000);
+    expect((await A('GET', `/v1/sandboxes/${id}`)).body.status.message).toContain('OOMKilled (exit code 137)');
+    expect(await podsOf(id)).toEqual([]);
+    expect((await A('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+  });
+
+  it('when the worker is SIGKILLed right after the pod is created, then after restart exactly one pod exists and the sandbox runs', async () => {
+    await stack.worker.stop();
+    stack.startWorker({ TIDEBOX_FAULT_HANG_AT: 'container-created' });
+    const created = await A('POST', '/v1/sandboxes', sandboxRequest(), { Prefer: 'respond-async' });
+    const id: string = created.body.id;
+    await waitFor('the container-created fault point', () => existsSync(stack.faultFile('container-created', id)), 30_000);
+    await stack.worker.kill();
+    const [before] = await podsOf(id);
+    expect(before).toBeDefined();
+
+    stack.startWorker();
+    await waitFor('Running after restart', async () => (await stateOf(id)) === 'Running', 60_000, 200);
+    const after = await podsOf(id);
+    expect(after.map((p) => p.metadata.uid)).toEqual([before.metadata.uid]);
+    expect((await A('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+    expect(await podsOf(id)).toEqual([]);
+  });
+
+  it("when two tenants create sandboxes, then each pod is in its tenant's namespace and neither tenant sees the other's", async () => {
+    const a: string = (await A('POST', '/v1/sandboxes', sandboxRequest({ metadata: { probe: 'isolation' } }))).body.id;
+    const b: string = (await B('POST', '/v1/sandboxes', sandboxRequest({ metadata: { probe: 'isolation' } }))).body.id;
+    expect((await podsOf(a))[0].metadata.namespace).toBe(NS_A);
+    expect((await podsOf(b))[0].metadata.namespace).toBe(NS_B);
+    expect((await A('GET', `/v1/sandboxes/${b}`)).status).toBe(404);
+    expect((await B('GET', `/v1/sandboxes/${a}`)).status).toBe(404);
+    expect((await B('DELETE', `/v1/sandboxes/${a}`)).status).toBe(404);
+    const listA = (await A('GET', '/v1/sandboxes?metadata=probe%3Disolation')).body.items.map((s: { id: string }) => s.id);
+    expect(listA).toEqual([a]);
+    const all = (await admin('GET', '/v1/sandboxes?metadata=probe%3Disolation')).body.items.map((s: { id: string }) => s.id);
+    expect(all.sort()).toEqual([a, b].sort());
+    expect(await podsOf(a)).toHaveLength(1);
+    for (const [who, id] of [[A, a], [B, b]] as const) expect((await who('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+    expect([...(await podsOf(a)), ...(await podsOf(b))]).toEqual([]);
+  });
+
+  it('when a sandbox is deleted while its pod is still starting, then the delete wins and no pod is left', async () => {
+    const created = await A('POST', '/v1/sandboxes', sandboxRequest({ image: { uri: HELD_IMAGE } }), { Prefer: 'respond-async' });
+    const id: string = created.body.id;
+    await waitFor('the pod', async () => (await podsOf(id)).length === 1, 20_000);
+    expect((await A('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+    await waitFor('the pod gone', async () => (await podsOf(id)).length === 0, 20_000);
+  });
+
+  it('when pause, resume, snapshots, restore or bucket volumes are asked for, then clear 501/400 answers and nothing changes', async () => {
+    const id: string = (await A('POST', '/v1/sandboxes', sandboxRequest())).body.id;
+    for (const path of [`/v1/sandboxes/${id}/pause`, `/v1/sandboxes/${id}/resume`, `/v1/sandboxes/${id}/snapshots`]) {
+      const r = await A('POST', path, path.endsWith('snapshots') ? {} : undefined);
+      expect([r.status, r.body.code]).toEqual([501, 'SANDBOX::NOT_SUPPORTED_BY_RUNTIME']);
+    }
+    expect((await A('POST', '/v1/sandboxes/nope/pause')).status).toBe(404);
+    const restore = await A('POST', '/v1/sandboxes', { snapshotId: 'abc', timeout: 60 });
+    expect(restore.status).toBe(501);
+    const bucket = await A('POST', '/v1/sandboxes', sandboxRequest({
+      volumes: [{ name: 'b', mountPath: '/b', ossfs: { bucket: 'bkt', endpoint: 'oss.example.com', accessKeyId: 'a', accessKeySecret: 'b' } }],
+    }));
+    expect([bucket.status, bucket.body.code]).toEqual([400, 'SANDBOX::UNSUPPORTED']);
+    expect(await stateOf(id)).toBe('Running');
+    expect(await podsOf(id)).toHaveLength(1);
+    expect((await A('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+  });
+});
+
+describe('deploy/kubernetes', () => {
+  it('when the manifests are applied, then the worker and API service accounts may do what the runtime needs and nothing broader', async () => {
+    const worker = 'system:serviceaccount:tidebox-system:tidebox-worker';
+    const api = 'system:serviceaccount:tidebox-system:tidebox-api';
+    for (const verb of ['get', 'list', 'watch', 'create', 'delete']) expect([verb, await cluster.can(worker, verb, 'pods', NS_A)]).toEqual([verb, true]);
+    expect(await cluster.can(worker, 'list', 'pods')).toBe(true); // the cluster-wide watch
+    expect(await cluster.can(worker, 'get', 'pods', NS_A, 'status')).toBe(true);
+    for (const verb of ['create', 'update', 'delete']) expect(await cluster.can(worker, verb, 'secrets', NS_B)).toBe(true);
+    expect(await cluster.can(worker, 'create', 'persistentvolumeclaims', NS_B)).toBe(true);
+    expect(await cluster.can(api, 'get', 'namespaces')).toBe(true);
+    // Not granted: reading other secrets, changing pod status, exec, namespaces, the API creating pods.
+    expect(await cluster.can(worker, 'get', 'secrets', NS_A)).toBe(false);
+    expect(await cluster.can(worker, 'list', 'secrets')).toBe(false);
+    expect(await cluster.can(worker, 'patch', 'pods', NS_A, 'status')).toBe(false);
+    expect(await cluster.can(worker, 'create', 'pods', NS_A, 'exec')).toBe(false);
+    expect(await cluster.can(worker, 'delete', 'namespaces')).toBe(false);
+    expect(await cluster.can(api, 'create', 'pods', NS_A)).toBe(false);
+    expect(await cluster.can(api, 'list', 'secrets')).toBe(false);
+  });
+});
+
+describeBlackBoxLifecycle('kubernetes', () => ({
+  stack,
+  headers: { 'OPEN-SANDBOX-API-KEY': KEY_A },
+  workloads: async (id) => (await podsOf(id)).length,
+  endpoint: /^192\.0\.2\.\d+:8080$/,
+}));
