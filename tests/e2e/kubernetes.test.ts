@@ -278,6 +278,37 @@ describe('deploy/kubernetes', () => {
   });
 });
 
+describe('single-tenant install with gateway ingress', () => {
+  it("when no tenants are configured, then pods go to kubernetes.namespace and endpoints name the gateway with the routing header", async () => {
+    const single = await Stack.start({
+      apiKey: 'k8s-single-key-0123456789abcdef',
+      workerEnv: { TIDEBOX_KUBECONFIG: join(dir, 'worker.kubeconfig') },
+      config: {
+        runtime: { type: 'kubernetes' },
+        kubernetes: { kubeconfig: join(dir, 'api.kubeconfig'), namespace: NS_B, readyTimeoutSeconds: 4 },
+        ingress: { mode: 'gateway', gateway: { address: 'gateway.example.com:8443', route: { mode: 'header' } } },
+      },
+    });
+    const kubelet2 = new FakeKubelet(cluster, single.instance);
+    kubelet2.start();
+    try {
+      const created = await single.request('POST', '/v1/sandboxes', sandboxRequest());
+      expect(created.body.status.state).toBe('Running');
+      const id: string = created.body.id;
+      const [pod] = await cluster.pods(single.instance, id);
+      expect(pod.metadata.namespace).toBe(NS_B);
+      expect(pod.metadata.labels['tidebox.io/tenant']).toBe('default');
+      const endpoint = await single.request('GET', `/v1/sandboxes/${id}/endpoints/8080`);
+      expect(endpoint.body).toEqual({ endpoint: 'gateway.example.com:8443', headers: { 'OpenSandbox-Ingress-To': `${id}-8080` } });
+      expect((await single.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+      expect(await cluster.pods(single.instance, id)).toEqual([]);
+    } finally {
+      kubelet2.stop();
+      await single.destroy();
+    }
+  });
+});
+
 describeBlackBoxLifecycle('kubernetes', () => ({
   stack,
   headers: { 'OPEN-SANDBOX-API-KEY': KEY_A },
