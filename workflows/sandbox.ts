@@ -1,4 +1,5 @@
 import {
+  ActivityCancellationType,
   ActivityFailure,
   allHandlersFinished,
   ApplicationFailure,
@@ -9,6 +10,7 @@ import {
   defineQuery,
   defineSignal,
   defineUpdate,
+  isCancellation,
   proxyActivities,
   setHandler,
   upsertMemo,
@@ -74,6 +76,16 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
     heartbeatTimeout: '10 seconds',
     retry: { initialInterval: '500ms', maximumInterval: '10s', maximumAttempts: 8 },
   });
+  // The same activities for provisioning: a cancelled create must have stopped before its
+  // compensation removes what it made. (Pause/resume keep `host`: their recorded cancellations did
+  // not wait, and replay must see the same commands.)
+  const provisioner = proxyActivities<HostActivities>({
+    taskQueue: hostTaskQueue(workflowInfo().taskQueue, input.hostId),
+    startToCloseTimeout: '15 minutes',
+    heartbeatTimeout: '10 seconds',
+    retry: { initialInterval: '500ms', maximumInterval: '10s', maximumAttempts: 8 },
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  });
   // Teardown must eventually succeed: a leaked container is worse than a slow delete.
   const teardown = proxyActivities<HostActivities>({
     taskQueue: hostTaskQueue(workflowInfo().taskQueue, input.hostId),
@@ -92,6 +104,7 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
     startToCloseTimeout: '5 minutes',
     heartbeatTimeout: '10 seconds',
     retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 5 },
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
 
   const carried: SandboxCarriedState = input.carried ?? {
@@ -260,7 +273,11 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
 
   // ---- provisioning saga ----
   if (view.status.state === 'Pending' && !deleteRequested) {
-    try {
+    // The saga runs in its own scope so that a delete arriving meanwhile can cancel it (a pod can wait
+    // minutes for a node or an image) instead of waiting for it to finish.
+    const scope = new CancellationScope();
+    let settled = false;
+    const provisioning = scope.run(async () => {
       // Mounts first: the container binds them at create.
       const hostPaths = new Map<string, string>();
       for (const key of mountKeys) {
@@ -276,18 +293,33 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
       }
       const mountBinds = (input.spec.ossfs ?? []).map((v) => ({ hostPath: hostPaths.get(v.key)!, mountPath: v.mountPath, readOnly: v.readOnly }));
       // Activity arguments are not part of replay's command comparison: adding the namespace is safe for old runs.
-      await host.ensureContainer({ sandboxId: view.id, tenant: view.tenant, namespace: input.namespace ?? 'default', spec: input.spec, ...(mountBinds.length ? { mountBinds } : {}) });
-      const started = await host.startContainer({ sandboxId: view.id, namespace: input.namespace ?? 'default', ports: input.spec.ports });
+      await provisioner.ensureContainer({ sandboxId: view.id, tenant: view.tenant, namespace: input.namespace ?? 'default', spec: input.spec, ...(mountBinds.length ? { mountBinds } : {}) });
+      return await provisioner.startContainer({ sandboxId: view.id, namespace: input.namespace ?? 'default', ports: input.spec.ports });
+    });
+    provisioning.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    await condition(() => settled || deleteRequested);
+    // Histories from before the patch waited for the saga to end whatever happened meanwhile.
+    const cancelled = !settled && patched('delete-cancels-provisioning');
+    if (cancelled) scope.cancel();
+    try {
+      const started = await provisioning;
       view.containerId = started.containerId;
       view.network = started.network;
       transition('Running', 'runtime', 'started', 'sandbox is running');
     } catch (err) {
-      const { reason, message } = describeFailure(err);
-      // Compensate in reverse: never leave a half-made container or a held mount behind a Failed sandbox.
+      // Compensate in reverse: never leave a half-made container or a held mount behind. The
+      // activities wait for their cancellation to complete, so nothing is created after this.
       await teardown.removeContainers({ sandboxId: view.id, namespace: input.namespace ?? 'default' });
       await releaseMounts();
       delete view.containerId;
-      transition('Failed', 'failure', reason, message);
+      // Cancelled for a delete: no failure to report, the teardown below ends it as Terminated.
+      if (!(cancelled && isCancellation(err))) {
+        const { reason, message } = describeFailure(err);
+        transition('Failed', 'failure', reason, message);
+      }
     }
   }
 

@@ -230,12 +230,15 @@ describe('pods on a real kube-apiserver', () => {
     expect([...(await podsOf(a)), ...(await podsOf(b))]).toEqual([]);
   });
 
-  it('when a sandbox is deleted while its pod is still starting, then the delete wins and no pod is left', async () => {
+  it('when a sandbox is deleted while its pod is still starting, then the start is cancelled (no start timeout, no Failed) and no pod is left', async () => {
     const created = await A('POST', '/v1/sandboxes', sandboxRequest({ image: { uri: HELD_IMAGE } }), { Prefer: 'respond-async' });
     const id: string = created.body.id;
     await waitFor('the pod', async () => (await podsOf(id)).length === 1, 20_000);
     expect((await A('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
-    await waitFor('the pod gone', async () => (await podsOf(id)).length === 0, 20_000);
+    expect(await podsOf(id)).toEqual([]);
+    const events = (await A('GET', `/v1/sandboxes/${id}/events`)).body.events;
+    // Without cancellation the start would have run into readyTimeoutSeconds and recorded Failed first.
+    expect(events.map((e: { state: string }) => e.state)).toEqual(['Pending', 'Stopping', 'Terminated']);
   });
 
   it('when pause, resume, snapshots, restore or bucket volumes are asked for, then clear 501/400 answers and nothing changes', async () => {

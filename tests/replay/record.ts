@@ -20,7 +20,7 @@ import { REPLAY_PAYLOAD_KEY } from './replay-key';
 const BUCKET = 'replay-bkt';
 const [KEY_ID, SECRET] = ['REPLAYKEYID1', 'replay-secret-not-real'];
 
-async function main(): Promise<void> {
+async function main(only = process.argv[2]): Promise<void> {
   const s3 = await LocalS3.start([BUCKET], [[KEY_ID, SECRET]]);
   const stack = await Stack.start({ config: ossfsStackConfig(REPLAY_PAYLOAD_KEY) });
   const connection = await Connection.connect({ address: stack.temporal.address });
@@ -36,7 +36,25 @@ async function main(): Promise<void> {
   };
   const until = (what: string, probe: () => Promise<boolean>) => waitFor(what, probe, 60_000, 200);
 
+  // A sandbox deleted while its container is being created: the create is cancelled (patch
+  // delete-cancels-provisioning), compensated, and the sandbox ends Terminated without Failed.
+  const deletedWhileProvisioning = async () => {
+    await stack.worker.stop();
+    stack.startWorker({ TIDEBOX_FAULT_HANG_AT: 'container-created' });
+    const id = (await req('POST', '/v1/sandboxes', sandboxRequest(), { Prefer: 'respond-async' })).body.id;
+    await until('the container-created fault point', async () => existsSync(stack.faultFile('container-created', id)));
+    await req('DELETE', `/v1/sandboxes/${id}`);
+    await save('sandbox-deleted-while-provisioning', `sandbox/${id}`);
+    await stack.worker.stop();
+    stack.startWorker();
+  };
+
   try {
+    // `record.js <name>`: record only that scenario, keeping the other files (they guard old code paths).
+    if (only === 'sandbox-deleted-while-provisioning') return await deletedWhileProvisioning();
+    if (only) throw new Error(`no scenario ${only} to record alone`);
+    await deletedWhileProvisioning();
+
     // A sandbox through every API action, then deleted.
     const full = (await req('POST', '/v1/sandboxes', sandboxRequest({ metadata: { team: 'replay' } }))).body.id;
     await req('POST', `/v1/sandboxes/${full}/renew-expiration`, { expiresAt: new Date(Date.now() + 3_600_000).toISOString() });
@@ -98,7 +116,7 @@ async function main(): Promise<void> {
     await stack.destroy();
     await s3.stop();
   }
-  if (!existsSync(join(out, 'snapshot-failed-retried.json'))) throw new Error('recording incomplete');
+  if (!only && !existsSync(join(out, 'snapshot-failed-retried.json'))) throw new Error('recording incomplete');
 }
 
 main().catch((err) => {

@@ -37,6 +37,8 @@ describe('workflow replay (determinism guard)', () => {
     const types = new Set(histories.map(typeOf));
     expect([...types].sort()).toEqual(['mountWorkflow', 'renewWorkflow', 'sandboxWorkflow', 'snapshotWorkflow']);
     expect(histories.map((h) => h.name)).toContain('snapshot-failed-retried');
+    // A patched path (delete-cancels-provisioning) next to histories recorded before the patch.
+    expect(histories.map((h) => h.name)).toContain('sandbox-deleted-while-provisioning');
   });
 
   it('when every recorded history is replayed against the shipped workflow bundle, then none diverges', async () => {
