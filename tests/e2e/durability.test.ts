@@ -39,6 +39,22 @@ describe('worker crashes', () => {
     expect((await stack.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
   });
 
+  it('when a sandbox is deleted while its container is being created, then the create is cancelled, the container removed, and no Failed is recorded', async () => {
+    await stack.worker.stop();
+    stack.startWorker({ TIDEBOX_FAULT_HANG_AT: 'container-created' });
+    const id: string = (await stack.request('POST', '/v1/sandboxes', sandboxRequest(), async)).body.id;
+    await waitFor('the container-created fault point', () => existsSync(stack.faultFile('container-created', id)), 30_000);
+    expect(await stack.containers(id)).toHaveLength(1);
+    // The activity hangs at the fault point until cancelled: only the cancellation can end this delete.
+    expect((await stack.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+    expect((await stack.request('GET', `/v1/sandboxes/${id}`)).status).toBe(404);
+    expect(await stack.containers(id)).toEqual([]);
+    const events = (await stack.request('GET', `/v1/sandboxes/${id}/events`)).body.events;
+    expect(events.map((e: { state: string }) => e.state)).toEqual(['Pending', 'Stopping', 'Terminated']);
+    await stack.worker.stop();
+    stack.startWorker();
+  });
+
   it('when the worker is killed while an expiry removes the container, then after restart the container is still removed', async () => {
     await stack.worker.stop();
     stack.startWorker({ TIDEBOX_FAULT_HANG_AT: 'container-removing' });
