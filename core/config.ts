@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ingressProblems, IngressSchema } from './ingress';
+import { CLAIM_ACCESS_MODES } from './sandbox';
 import { nestedPrefixes } from './storage';
 
 /**
@@ -128,7 +129,11 @@ export const ConfigSchema = z
         /** Size and class of a claim made for a pvc volume with createIfNotExists. */
         pvcStorageSize: z.string().regex(/^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$/, 'must be a quantity such as 1Gi').default('1Gi'),
         pvcStorageClass: z.string().min(1).optional(),
-        pvcAccessModes: z.array(z.enum(['ReadWriteOnce', 'ReadWriteMany', 'ReadWriteOncePod', 'ReadOnlyMany'])).min(1).default(['ReadWriteOnce']),
+        pvcAccessModes: z.array(z.enum(CLAIM_ACCESS_MODES)).min(1).default(['ReadWriteOnce']),
+        /** How often each worker compares the cluster's sandbox pods with the open sandboxes (missing pods, orphans). */
+        sweepIntervalSeconds: z.number().min(1).max(3600).default(60),
+        /** A pod whose sandbox has ended or failed is deleted once it is this old (visibility may lag a new sandbox). */
+        orphanGraceSeconds: z.number().min(1).max(86_400).default(120),
       })
       .strict()
       .prefault({}),

@@ -35,7 +35,12 @@ export interface PvcVolume {
   mountPath: string;
   readOnly: boolean;
   createIfNotExists: boolean;
+  /** Kubernetes: what a claim made for this volume asks for (else the `kubernetes.pvc*` defaults). */
+  claim?: { storage?: string; storageClass?: string; accessModes?: ClaimAccessMode[] };
 }
+
+export const CLAIM_ACCESS_MODES = ['ReadWriteOnce', 'ReadWriteMany', 'ReadWriteOncePod', 'ReadOnlyMany'] as const;
+export type ClaimAccessMode = (typeof CLAIM_ACCESS_MODES)[number];
 
 /**
  * The create request after validation and normalisation. It travels as the workflow input, which the
@@ -79,6 +84,12 @@ export interface SandboxEvent {
   actor: EventActor;
   reason?: string;
   message?: string;
+}
+
+/** Why a workload is not running yet, as its runtime says (e.g. Kubernetes' `Unschedulable`). */
+export interface RuntimeProgress {
+  reason: string;
+  message: string;
 }
 
 /** How the sandbox's ports are reached on its host, recorded by the host's worker when it starts. */

@@ -6,7 +6,7 @@ import { TideboxError } from './errors';
 import { parseCpuMillis, parseMemoryBytes } from './quantities';
 import { metadataProblems } from './metadata';
 import { OssfsSource, OssfsVolume, ossfsEndpointProblem, ossfsOptionProblem, ossfsSourceProblems } from './mounts';
-import { HostVolume, PvcVolume, SandboxSpec } from './sandbox';
+import { CLAIM_ACCESS_MODES, ClaimAccessMode, HostVolume, PvcVolume, SandboxSpec } from './sandbox';
 import { hostVolumePath, isUnderAllowedPrefix, normalizeAbsolute, pvcVolumePaths } from './storage';
 import { USER_ID_EXTENSION, userIdOf, type StorageLayout } from './tenants';
 
@@ -38,10 +38,10 @@ const Volume = z.object({
     claimName: z.string().max(253).regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'claimName must be a DNS label'),
     createIfNotExists: z.boolean().default(true),
     deleteOnSandboxTermination: z.boolean().default(false),
-    // Kubernetes provisioning hints: accepted, ignored by the Docker runtime (as the contract says).
-    storageClass: z.string().nullable().optional(),
-    storage: z.string().regex(/^\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|Ei)?$/).nullable().optional(),
-    accessModes: z.array(z.string()).nullable().optional(),
+    // Kubernetes provisioning hints for a claim Tidebox creates: ignored by the Docker runtime (as the contract says).
+    storageClass: z.string().max(253).regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'storageClass must be a DNS subdomain').nullable().optional(),
+    storage: z.string().regex(/^\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|Ei)?$/, 'storage must be a quantity such as 10Gi').nullable().optional(),
+    accessModes: z.array(z.enum(CLAIM_ACCESS_MODES)).min(1).nullable().optional(),
   }).strict().optional(),
   ossfs: Ossfs.optional(),
   mountPath: z.string().regex(/^\//, 'must be an absolute path'),
@@ -230,6 +230,16 @@ function parsePortList(value: string | undefined): number[] {
   return [...new Set(ports.map(Number))].sort((a, b) => a - b);
 }
 
+/** The request's sizing of a claim to create, without the nulls the contract allows. */
+function claimHints(pvc: { storage?: string | null; storageClass?: string | null; accessModes?: ClaimAccessMode[] | null }): Pick<PvcVolume, 'claim'> {
+  const claim = {
+    ...(pvc.storage ? { storage: pvc.storage } : {}),
+    ...(pvc.storageClass ? { storageClass: pvc.storageClass } : {}),
+    ...(pvc.accessModes ? { accessModes: pvc.accessModes } : {}),
+  };
+  return Object.keys(claim).length ? { claim } : {};
+}
+
 function hasDotDot(path: string): boolean {
   return path.split(/[\\/]/).includes('..');
 }
@@ -270,6 +280,7 @@ function normalizeVolumes(
         readOnly: v.readOnly,
         createIfNotExists: v.pvc.createIfNotExists,
         ...pvcVolumePaths(v.subPath, storage),
+        ...(runtime === 'kubernetes' ? claimHints(v.pvc) : {}),
       });
       continue;
     }

@@ -14,8 +14,8 @@ import { Config, runtimeHostId } from '../core/config';
 import { loadConfig } from '../core/load-config';
 import { payloadCodecsFor } from '../core/payload-codec';
 import { hostTaskQueue, sandboxWorkflowId, SandboxView } from '../core/sandbox';
-import { SA } from '../core/search-attributes';
-import { runtimeExitedSignal } from '../workflows/sandbox';
+import { runtimeExitedSignal, runtimeProgressSignal } from '../workflows/sandbox';
+import type { OpenSandbox } from '../activities/kubernetes/pod-watcher';
 
 /**
  * Worker process: sandbox actors on the shared task queue, runtime activities (Docker engine or
@@ -123,24 +123,39 @@ async function kubernetesRuntime(config: Config, client: Client): Promise<Runtim
     declaredPorts: (ports) => declaredPorts({ ports }, config.docker),
     template: readPodTemplate(config.kubernetes.podTemplateFile),
     faults: createFaults(config),
+    reportProgress: (sandboxId, progress) =>
+      client.withDeadline(Date.now() + 5_000, () => client.workflow.getHandle(sandboxWorkflowId(sandboxId)).signal(runtimeProgressSignal, progress)),
   });
   const hostId = config.kubernetes.hostId;
-  /** Sandboxes the cluster runs, by visibility: a Running one without its pod lost it while no watch ran. */
-  const runningSandboxes = async () => {
-    const found: Array<{ sandboxId: string; containerId: string }> = [];
-    const query = `WorkflowType = 'sandboxWorkflow' AND ExecutionStatus = 'Running' AND ${SA.state.name} = 'Running'`;
+  /** The open sandbox actors of this install on this cluster, by visibility (bounded). */
+  const openSandboxes = async () => {
+    const items: OpenSandbox[] = [];
+    const query = `WorkflowType = 'sandboxWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '${config.temporal.taskQueue}'`;
     let seen = 0;
     for await (const wf of client.workflow.list({ query })) {
-      if (++seen > 10_000) break; // bounded: the periodic sweep picks up the rest
+      // Bounded: beyond it, missing pods wait for a later sweep and no pod is judged an orphan.
+      if (++seen > 10_000) return { items, complete: false };
       const view = wf.memo?.view as SandboxView | undefined;
-      if (view?.hostId === hostId && view.containerId && view.status.state === 'Running') found.push({ sandboxId: view.id, containerId: view.containerId });
+      if (!view) return { items, complete: false }; // cannot tell whose it is: judge nothing
+      if (view.hostId !== hostId) continue;
+      items.push({ sandboxId: view.id, state: view.status.state, namespace: view.namespace ?? 'default', ...(view.containerId ? { containerId: view.containerId } : {}) });
     }
-    return found;
+    return { items, complete: true };
   };
   return {
     activities,
     watchExits: (signal, log) =>
-      watchPodExits({ kc, core, instance: config.instance, report: (exit) => reportExit(client, exit), runningSandboxes, signal, log }),
+      watchPodExits({
+        kc,
+        core,
+        instance: config.instance,
+        report: (exit) => reportExit(client, exit),
+        openSandboxes,
+        signal,
+        log,
+        sweepIntervalMs: config.kubernetes.sweepIntervalSeconds * 1000,
+        orphanGraceMs: config.kubernetes.orphanGraceSeconds * 1000,
+      }),
   };
 }
 

@@ -27,6 +27,7 @@ import {
   EventActor,
   hostTaskQueue,
   initialView,
+  RuntimeProgress,
   SandboxCarriedState,
   SandboxOutcome,
   SandboxEvent,
@@ -55,6 +56,13 @@ export const patchMetadataUpdate = defineUpdate<SandboxView, [MetadataPatch]>('p
 
 /** Sent by the host's exit watcher when the sandbox's container stopped on its own. */
 export const runtimeExitedSignal = defineSignal<[{ containerId: string; exitCode: number; message?: string }]>('runtimeExited');
+
+/**
+ * Sent by the provisioning activity while the workload waits for something outside Tidebox (a pod
+ * unschedulable for lack of nodes, an image being pulled): shown in the Pending status and history
+ * so the caller learns why the sandbox is not running yet.
+ */
+export const runtimeProgressSignal = defineSignal<[RuntimeProgress]>('runtimeProgress');
 
 const MAX_EVENTS = 200;
 
@@ -157,6 +165,21 @@ export async function sandboxWorkflow(input: SandboxWorkflowInput): Promise<Sand
     // on it only while Running and only for its own container; exits during teardown are ours.
     runtimeExit = exit;
     generation++;
+  });
+
+  setHandler(runtimeProgressSignal, ({ reason, message }) => {
+    // Late or repeated reports (a retried activity sends its first one again) change nothing.
+    if (view.status.state !== 'Pending' || deleteRequested) return;
+    if (view.status.reason === reason && view.status.message === message) return;
+    // An older worker that received this signal ignored it (no handler, no commands): its history
+    // must replay here without the memo update below.
+    if (!patched('runtime-progress')) return;
+    view.status = { ...view.status, reason, message };
+    // One history entry per reason: a changing message (the scheduler's node counts) replaces it.
+    const last = events[events.length - 1];
+    if (last?.state === 'Pending' && last.actor === 'runtime' && last.reason === reason) events.pop();
+    record({ at: new Date().toISOString(), state: 'Pending', actor: 'runtime', reason, message });
+    publish();
   });
 
   setHandler(describeQuery, () => view);

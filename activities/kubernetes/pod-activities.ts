@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Config } from '../../core/config';
-import type { SandboxNetwork, SandboxSpec } from '../../core/sandbox';
+import type { RuntimeProgress, SandboxNetwork, SandboxSpec } from '../../core/sandbox';
 import { userIdOf } from '../../core/tenants';
 import { fail, heartbeating } from '../common';
 import type { HostActivities } from '../docker/host-activities';
@@ -12,14 +12,21 @@ import { buildClaim, buildPod, buildPullSecret, podName, podProgress, PodSetting
 
 export interface PodActivityDeps {
   core: CoreV1Api;
-  config: Pick<Config, 'instance' | 'kubernetes'>;
+  config: Pick<Config, 'instance' | 'kubernetes' | 'sandbox'>;
   /** A sandbox's declared ports given the ones its request added (configured + requested). */
   declaredPorts: (requested: number[]) => number[];
   template?: Record<string, unknown>;
   faults: Faults;
+  /**
+   * Tell the sandbox actor why its pod is still pending (best effort: a report that fails is only
+   * logged, and the next change of reason is reported again).
+   */
+  reportProgress?: (sandboxId: string, progress: RuntimeProgress) => Promise<void>;
   /** Poll interval while waiting for a pod (tests shorten nothing; exposed for clarity). */
   pollMs?: number;
 }
+
+const PROGRESS_REPEAT_MS = 10_000;
 
 const unsupported = (what: string) =>
   fail('NOT_SUPPORTED_BY_RUNTIME', `${what} is not supported on the Kubernetes pod runtime`);
@@ -69,7 +76,11 @@ export function createPodActivities(deps: PodActivityDeps): HostActivities {
       try {
         await core.createNamespacedPersistentVolumeClaim({
           namespace,
-          body: buildClaim(namespace, pvc.claimName, config.instance, sandboxId, { size: k.pvcStorageSize, storageClass: k.pvcStorageClass, accessModes: k.pvcAccessModes }),
+          body: buildClaim(namespace, pvc.claimName, config.instance, sandboxId, {
+            size: pvc.claim?.storage ?? k.pvcStorageSize,
+            storageClass: pvc.claim?.storageClass ?? k.pvcStorageClass,
+            accessModes: pvc.claim?.accessModes ?? k.pvcAccessModes,
+          }),
         });
       } catch (err) {
         if (kubeStatus(err) !== 409) throw rejected(err, `volume "${pvc.name}": cannot create claim ${pvc.claimName}`);
@@ -84,15 +95,20 @@ export function createPodActivities(deps: PodActivityDeps): HostActivities {
     return err;
   };
 
-  const ensurePullSecret = async (namespace: string, input: { sandboxId: string; tenant: string; spec: SandboxSpec }, pod: V1Pod) => {
+  /**
+   * The image pull secret, created before the pod (so the kubelet's first pull has the credentials)
+   * and then, given the pod, owned by it (so the cluster's garbage collector removes it with the pod
+   * even if Tidebox never gets to). Create, else replace: it never reads secrets.
+   */
+  const putPullSecret = async (namespace: string, input: { sandboxId: string; tenant: string; spec: SandboxSpec }, pod?: V1Pod) => {
     if (!input.spec.imageAuth) return;
-    const owner = { name: pod.metadata!.name!, uid: pod.metadata!.uid! };
+    const owner = pod ? { name: pod.metadata!.name!, uid: pod.metadata!.uid! } : undefined;
     const body = buildPullSecret({ sandboxId: input.sandboxId, tenant: input.tenant, namespace }, config.instance, input.spec.image.uri, input.spec.imageAuth, owner);
     try {
       await core.createNamespacedSecret({ namespace, body });
     } catch (err) {
+      if (kubeStatus(err) === 404) throw fail('RUNTIME_REJECTED', `namespace ${namespace} does not exist on the cluster`);
       if (kubeStatus(err) !== 409) throw rejected(err, 'cannot create the image pull secret');
-      // Left by an earlier pod of the same name: point it at this one.
       await core.replaceNamespacedSecret({ name: pullSecretName(input.sandboxId), namespace, body });
     }
   };
@@ -103,6 +119,7 @@ export function createPodActivities(deps: PodActivityDeps): HostActivities {
     runAsNonRoot: k.runAsNonRoot,
     ports,
     template: deps.template,
+    allowedHostPaths: config.sandbox.allowedHostPaths,
   });
 
   return {
@@ -111,16 +128,23 @@ export function createPodActivities(deps: PodActivityDeps): HostActivities {
       const existing = await readPod(namespace, input.sandboxId);
       if (existing) {
         if (!isOurs(existing, input.sandboxId)) throw fail('RUNTIME_REJECTED', `pod ${namespace}/${podName(input.sandboxId)} exists and is not this sandbox's`);
-        await ensurePullSecret(namespace, input, existing);
+        await putPullSecret(namespace, input, existing);
         return { containerId: existing.metadata!.uid! };
       }
       await ensureClaims(namespace, input.sandboxId, input.spec);
       if (input.mountBinds?.length) throw fail('RUNTIME_REJECTED', 'bucket mounts are not supported on the Kubernetes runtime');
-      const body = buildPod(
-        { sandboxId: input.sandboxId, tenant: input.tenant, namespace, userId: userIdOf(input.spec.extensions) },
-        input.spec,
-        settings(deps.declaredPorts(input.spec.ports)),
-      );
+      let body: V1Pod;
+      try {
+        body = buildPod(
+          { sandboxId: input.sandboxId, tenant: input.tenant, namespace, userId: userIdOf(input.spec.extensions) },
+          input.spec,
+          settings(deps.declaredPorts(input.spec.ports)),
+        );
+      } catch (err) {
+        // A host path no longer allowed by this worker's configuration: retrying cannot help.
+        throw fail('RUNTIME_REJECTED', (err as Error).message);
+      }
+      await putPullSecret(namespace, input);
       if (Context.current().cancellationSignal.aborted) throw new Error('attempt cancelled before create');
       let pod: V1Pod;
       try {
@@ -137,7 +161,7 @@ export function createPodActivities(deps: PodActivityDeps): HostActivities {
           throw rejected(err, 'the API server rejected the pod');
         }
       }
-      await ensurePullSecret(namespace, input, pod);
+      await putPullSecret(namespace, input, pod);
       await faults.reached('container-created', input.sandboxId);
       return { containerId: pod.metadata!.uid! };
     }),
@@ -150,6 +174,8 @@ export function createPodActivities(deps: PodActivityDeps): HostActivities {
     startContainer: (input) => heartbeating(async (): Promise<{ containerId: string; network: SandboxNetwork }> => {
       const namespace = await locate(input.sandboxId, input.namespace);
       const ctx = Context.current();
+      let reported: { reason: string; message: string; at: number } | undefined;
+      let reporting = false;
       for (;;) {
         const pod = await readPod(namespace, input.sandboxId);
         if (!pod || !isOurs(pod, input.sandboxId)) throw fail('CONTAINER_EXITED', `pod ${namespace}/${podName(input.sandboxId)} disappeared before it ran`);
@@ -167,6 +193,22 @@ export function createPodActivities(deps: PodActivityDeps): HostActivities {
             unschedulable ? 'POD_UNSCHEDULABLE' : 'START_TIMEOUT',
             `pod not running after ${k.readyTimeoutSeconds} s: ${progress.reason}: ${progress.message}`,
           );
+        }
+        // A new reason is reported at once; a new message for the same reason (the scheduler's node
+        // counts change with the cluster) at most every PROGRESS_REPEAT_MS, to bound the history.
+        const changed = !reported || progress.reason !== reported.reason || (progress.message !== reported.message && Date.now() - reported.at >= PROGRESS_REPEAT_MS);
+        if (progress.named && changed && deps.reportProgress && !reporting) {
+          // One report at a time, so they arrive in order; a failed one is sent again on the next
+          // poll. Not awaited: a slow Temporal frontend must not delay this wait's heartbeats.
+          const next = { reason: progress.reason, message: progress.message };
+          reporting = true;
+          void deps
+            .reportProgress(input.sandboxId, next)
+            .then(
+              () => (reported = { ...next, at: Date.now() }),
+              (err: Error) => ctx.log.warn('reporting pod progress failed', { sandboxId: input.sandboxId, error: err.message }),
+            )
+            .finally(() => (reporting = false));
         }
         ctx.heartbeat(progress.reason);
         await ctx.sleep(pollMs);
@@ -194,8 +236,11 @@ export function createPodActivities(deps: PodActivityDeps): HostActivities {
     removeContainers: (input) => heartbeating(async () => {
       const namespace = await locate(input.sandboxId, input.namespace);
       const pod = await readPod(namespace, input.sandboxId);
+      // Another install's pod of that name (ensureContainer refused to adopt it): neither it nor a
+      // secret of its name is ours to delete.
+      if (pod && !isOurs(pod, input.sandboxId)) return { removed: 0 };
       let removed = 0;
-      if (pod && isOurs(pod, input.sandboxId)) {
+      if (pod) {
         await faults.reached('container-removing', input.sandboxId);
         try {
           await core.deleteNamespacedPod({ name: podName(input.sandboxId), namespace, gracePeriodSeconds: 0 });
@@ -211,9 +256,9 @@ export function createPodActivities(deps: PodActivityDeps): HostActivities {
       }
       // Grace 0 removes the object at once, unless a finalizer holds it: wait (heartbeating) for that.
       const ctx = Context.current();
-      for (;;) {
+      while (pod) {
         const left = await readPod(namespace, input.sandboxId);
-        if (!left || left.metadata?.uid !== pod?.metadata?.uid) break;
+        if (!left || left.metadata?.uid !== pod.metadata?.uid) break;
         ctx.heartbeat('waiting for the pod to go');
         await ctx.sleep(pollMs);
       }

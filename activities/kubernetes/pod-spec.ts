@@ -5,13 +5,16 @@
  */
 import type { V1PersistentVolumeClaim, V1Pod, V1Secret } from '@kubernetes/client-node';
 import { LABELS } from '../docker/container-spec';
-import type { SandboxSpec } from '../../core/sandbox';
+import type { HostVolume, SandboxSpec } from '../../core/sandbox';
+import { isUnderAllowedPrefix, normalizeAbsolute } from '../../core/storage';
 
 export const SANDBOX_CONTAINER = 'sandbox';
 export const podName = (sandboxId: string): string => `sandbox-${sandboxId}`;
 export const pullSecretName = (sandboxId: string): string => `sandbox-${sandboxId}-pull`;
 /** Every metadata entry, label-valid or not, as JSON (labels carry only the label-valid ones). */
 export const METADATA_ANNOTATION = 'tidebox.io/metadata';
+/** The user id, also when it is no label value (then it is only here). */
+export const USER_ID_ANNOTATION = 'tidebox.io/user-id';
 
 /** A Kubernetes label value: at most 63 characters, alphanumeric at both ends, `-_.` inside. */
 const isLabelValue = (v: string): boolean => v.length <= 63 && /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/.test(v);
@@ -24,6 +27,8 @@ export interface PodSettings {
   ports: number[];
   /** Parsed podTemplateFile: deep-merged under the generated pod. */
   template?: Record<string, unknown>;
+  /** sandbox.allowedHostPaths: a legacy-layout host volume is confined to the one holding it. */
+  allowedHostPaths: string[];
 }
 
 export interface PodIdentity {
@@ -33,18 +38,44 @@ export interface PodIdentity {
   userId?: string;
 }
 
-export function sandboxLabels(id: PodIdentity, instance: string, metadata: Record<string, string>): Record<string, string> {
+/**
+ * Tidebox's labels, over the metadata entries that are label values. `reserved`: the keys of the
+ * operator's template labels, which user metadata never overrides (a NetworkPolicy or Service may
+ * select sandbox pods by them).
+ */
+export function sandboxLabels(id: PodIdentity, instance: string, metadata: Record<string, string>, reserved: Set<string> = new Set()): Record<string, string> {
   const user: Record<string, string> = {};
-  for (const [key, value] of Object.entries(metadata)) if (isLabelValue(value)) user[key] = value;
+  for (const [key, value] of Object.entries(metadata)) if (isLabelValue(value) && !reserved.has(key)) user[key] = value;
   return {
     ...user,
     [LABELS.managed]: 'true',
     [LABELS.instance]: instance,
     [LABELS.sandboxId]: id.sandboxId,
     [LABELS.tenant]: id.tenant,
-    ...(id.userId ? { [LABELS.userId]: id.userId } : {}),
+    ...(id.userId && isLabelValue(id.userId) ? { [LABELS.userId]: id.userId } : {}),
   };
 }
+
+/**
+ * A host volume as a hostPath volume and a subPath inside it. The hostPath is the directory the
+ * volume must stay in — the user's area (scoped layout) or the allowed prefix holding the path
+ * (legacy) — and the rest is the mount's subPath: the kubelet resolves a subPath's symlinks and
+ * refuses one that leads out of its volume, while a hostPath itself would follow a link planted by
+ * another sandbox anywhere on the node.
+ */
+export function hostVolumeSource(v: HostVolume, allowedHostPaths: string[]): { path: string; type: 'DirectoryOrCreate' | 'Directory'; subPath: string } {
+  const root = v.scope ?? allowedHostPaths.map(normalizeAbsolute).find((prefix) => isUnderAllowedPrefix(v.hostPath, [prefix]));
+  // The API admitted only paths under an allowed prefix; a sandbox recorded under another configuration is refused here.
+  if (root === undefined) throw new Error(`host path ${v.hostPath} is outside the allowed host paths`);
+  const subPath = v.hostPath === root ? '' : v.hostPath.slice(root === '/' ? 1 : root.length + 1);
+  // Scoped: the user's area may not exist yet on the node. Legacy: the allowed prefix must.
+  return { path: root, type: v.scope ? 'DirectoryOrCreate' : 'Directory', subPath };
+}
+
+const templateLabelKeys = (template: Record<string, unknown> | undefined): Set<string> => {
+  const labels = (template?.metadata as { labels?: unknown } | undefined)?.labels;
+  return new Set(isObject(labels) ? Object.keys(labels) : []);
+};
 
 const quantityMillis = (millis: number): string => (millis % 1000 === 0 ? String(millis / 1000) : `${millis}m`);
 const quantityBytes = (bytes: number): string => (bytes % (1024 * 1024) === 0 ? `${bytes / (1024 * 1024)}Mi` : String(bytes));
@@ -60,9 +91,9 @@ export function buildPod(id: PodIdentity, spec: SandboxSpec, settings: PodSettin
   const volumeMounts: Array<{ name: string; mountPath: string; readOnly: boolean; subPath?: string }> = [];
   spec.volumes.forEach((v, i) => {
     const name = `host-${i}`;
-    // Scoped host volumes name a per-tenant, per-user directory that may not exist yet on the node.
-    volumes.push({ name, hostPath: { path: v.hostPath, type: v.scope ? 'DirectoryOrCreate' : 'Directory' } });
-    volumeMounts.push({ name, mountPath: v.mountPath, readOnly: v.readOnly });
+    const { path, type, subPath } = hostVolumeSource(v, settings.allowedHostPaths);
+    volumes.push({ name, hostPath: { path, type } });
+    volumeMounts.push({ name, mountPath: v.mountPath, readOnly: v.readOnly, ...(subPath ? { subPath } : {}) });
   });
   (spec.pvcs ?? []).forEach((v, i) => {
     const name = `pvc-${i}`;
@@ -76,8 +107,8 @@ export function buildPod(id: PodIdentity, spec: SandboxSpec, settings: PodSettin
     metadata: {
       name: podName(id.sandboxId),
       namespace: id.namespace,
-      labels: sandboxLabels(id, settings.instance, spec.metadata),
-      annotations: { [METADATA_ANNOTATION]: JSON.stringify(spec.metadata) },
+      labels: sandboxLabels(id, settings.instance, spec.metadata, templateLabelKeys(settings.template)),
+      annotations: { [METADATA_ANNOTATION]: JSON.stringify(spec.metadata), ...(id.userId ? { [USER_ID_ANNOTATION]: id.userId } : {}) },
     },
     spec: {
       restartPolicy: 'Never',
@@ -145,8 +176,8 @@ export function registryOf(image: string): string {
   return hasRegistry ? first : 'https://index.docker.io/v1/';
 }
 
-/** The image pull secret (type dockerconfigjson), owned by the pod so it never outlives it. */
-export function buildPullSecret(id: PodIdentity, instance: string, image: string, auth: { username: string; password: string }, owner: { name: string; uid: string }): V1Secret {
+/** The image pull secret (type dockerconfigjson); given its pod, owned by it so it never outlives it. */
+export function buildPullSecret(id: PodIdentity, instance: string, image: string, auth: { username: string; password: string }, owner?: { name: string; uid: string }): V1Secret {
   const config = {
     auths: {
       [registryOf(image)]: { username: auth.username, password: auth.password, auth: Buffer.from(`${auth.username}:${auth.password}`).toString('base64') },
@@ -160,7 +191,7 @@ export function buildPullSecret(id: PodIdentity, instance: string, image: string
       name: pullSecretName(id.sandboxId),
       namespace: id.namespace,
       labels: { [LABELS.managed]: 'true', [LABELS.instance]: instance, [LABELS.sandboxId]: id.sandboxId, [LABELS.tenant]: id.tenant },
-      ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: owner.name, uid: owner.uid, blockOwnerDeletion: false }],
+      ...(owner ? { ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: owner.name, uid: owner.uid, blockOwnerDeletion: false }] } : {}),
     },
     data: { '.dockerconfigjson': Buffer.from(JSON.stringify(config)).toString('base64') },
   };
@@ -186,13 +217,18 @@ export function buildClaim(
   };
 }
 
-/** Container waiting reasons that will not resolve by waiting: the sandbox fails at once. */
-const IMAGE_ERRORS = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull', 'RegistryUnavailable']);
+/**
+ * Container waiting reasons that will not resolve by waiting: the sandbox fails at once. Not
+ * `ErrImagePull`: the kubelet's first failed pull (a registry hiccup, a rate limit) is retried, and
+ * only its back-off after that failure is the verdict.
+ */
+const IMAGE_ERRORS = new Set(['ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull']);
 const CONFIG_ERRORS = new Set(['CreateContainerConfigError', 'CreateContainerError', 'RunContainerError', 'CrashLoopBackOff']);
 
 export type PodProgress =
   | { kind: 'running'; podIP: string }
-  | { kind: 'pending'; reason: string; message: string }
+  /** `named`: the scheduler or kubelet says why it waits (not merely "not scheduled yet"). */
+  | { kind: 'pending'; reason: string; message: string; named: boolean }
   | { kind: 'failed'; code: 'IMAGE_UNAVAILABLE' | 'RUNTIME_REJECTED' | 'CONTAINER_EXITED'; reason: string; message: string; exitCode?: number };
 
 /** How far a pod has come, from its phase, conditions and the sandbox container's state. */
@@ -214,7 +250,8 @@ export function podProgress(pod: V1Pod): PodProgress {
   }
   const waiting = container?.state?.waiting;
   if (waiting?.reason && IMAGE_ERRORS.has(waiting.reason)) {
-    return { kind: 'failed', code: 'IMAGE_UNAVAILABLE', reason: waiting.reason, message: `image ${pod.spec?.containers?.[0]?.image ?? ''} cannot be pulled: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}` };
+    const image = pod.spec?.containers?.find((c) => c.name === SANDBOX_CONTAINER)?.image ?? container?.image ?? '';
+    return { kind: 'failed', code: 'IMAGE_UNAVAILABLE', reason: waiting.reason, message: `image ${image} cannot be pulled: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}` };
   }
   if (waiting?.reason && CONFIG_ERRORS.has(waiting.reason)) {
     return { kind: 'failed', code: 'RUNTIME_REJECTED', reason: waiting.reason, message: `the container cannot start: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}` };
@@ -222,8 +259,9 @@ export function podProgress(pod: V1Pod): PodProgress {
   if (status.phase === 'Running' && container?.state?.running && status.podIP) return { kind: 'running', podIP: status.podIP };
   const scheduled = status.conditions?.find((c) => c.type === 'PodScheduled');
   if (scheduled?.status === 'False') {
-    return { kind: 'pending', reason: scheduled.reason ?? 'Unschedulable', message: scheduled.message ?? 'the pod cannot be scheduled' };
+    return { kind: 'pending', reason: scheduled.reason ?? 'Unschedulable', message: scheduled.message ?? 'the pod cannot be scheduled', named: true };
   }
-  if (waiting?.reason) return { kind: 'pending', reason: waiting.reason, message: waiting.message ?? waiting.reason };
-  return { kind: 'pending', reason: status.phase ?? 'Pending', message: pod.spec?.nodeName ? `on node ${pod.spec.nodeName}, starting` : 'waiting to be scheduled' };
+  // Node names stay out: these messages reach the tenant, the cluster's layout is the operator's.
+  if (waiting?.reason) return { kind: 'pending', reason: waiting.reason, message: waiting.message ?? waiting.reason, named: true };
+  return { kind: 'pending', reason: status.phase ?? 'Pending', message: pod.spec?.nodeName ? 'scheduled, starting' : 'waiting to be scheduled', named: false };
 }

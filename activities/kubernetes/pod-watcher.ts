@@ -1,9 +1,19 @@
 import type { V1Pod } from '@kubernetes/client-node';
+import { Watch } from '@kubernetes/client-node';
+import type { SandboxState } from '../../core/sandbox';
 import type { RuntimeExit } from '../docker/exit-watcher';
 import { LABELS } from '../docker/container-spec';
-import { CoreV1Api, KubeConfig } from './kube';
-import { Watch } from '@kubernetes/client-node';
-import { podProgress } from './pod-spec';
+import { CoreV1Api, KubeConfig, kubeStatus } from './kube';
+import { podName, podProgress, pullSecretName } from './pod-spec';
+
+/** A sandbox actor that is still open, as visibility shows it. */
+export interface OpenSandbox {
+  sandboxId: string;
+  state: SandboxState;
+  namespace?: string;
+  /** The pod's uid once the sandbox runs. */
+  containerId?: string;
+}
 
 /**
  * Watches the cluster's sandbox pods (every namespace, by the instance label) and reports those that
@@ -11,20 +21,25 @@ import { podProgress } from './pod-spec';
  * pod was deleted behind Tidebox's back. The sandbox actor acts only while Running and only for its
  * own pod uid, so the deletes Tidebox makes itself are ignored there.
  *
- * After every (re)connect it lists the pods (reporting those already finished) and asks
- * `sweepMissing` for Running sandboxes whose pod no longer exists, which covers deletions that
- * happened while no watch ran.
+ * After every (re)connect, and every `sweepIntervalMs`, it sweeps: pods already finished are
+ * reported; Running sandboxes whose pod no longer exists (deleted while no watch ran) are reported;
+ * and orphans — pods older than `orphanGraceMs` whose sandbox is closed or has failed (a create that
+ * landed after its sandbox gave up, a workflow terminated by hand) — are deleted.
  */
 export async function watchPodExits(opts: {
   kc: KubeConfig;
   core: CoreV1Api;
   instance: string;
   report: (exit: RuntimeExit) => Promise<void>;
-  /** Running sandboxes on this cluster: their ids and pod uids (from Temporal visibility). */
-  runningSandboxes: () => Promise<Array<{ sandboxId: string; containerId: string }>>;
+  /**
+   * The open sandbox actors on this cluster (from Temporal visibility). `complete` is false when the
+   * list was cut short: then no pod is judged an orphan.
+   */
+  openSandboxes: () => Promise<{ items: OpenSandbox[]; complete: boolean }>;
   signal: AbortSignal;
   log: (msg: string) => void;
   sweepIntervalMs?: number;
+  orphanGraceMs?: number;
 }): Promise<void> {
   const { kc, core, instance, report, signal, log } = opts;
   const labelSelector = `${LABELS.instance}=${instance}`;
@@ -46,7 +61,34 @@ export async function watchPodExits(opts: {
     return { sandboxId, containerId: uid, exitCode: -1, message: `pod ${pod.metadata?.namespace}/${pod.metadata?.name} was deleted outside Tidebox` };
   };
 
+  /** Still no pod with that uid, asked by name: the list may predate a pod that started since. */
+  const gone = async (s: OpenSandbox & { namespace: string; containerId: string }) => {
+    try {
+      return (await core.readNamespacedPod({ name: podName(s.sandboxId), namespace: s.namespace })).metadata?.uid !== s.containerId;
+    } catch (err) {
+      if (kubeStatus(err) === 404) return true;
+      throw err;
+    }
+  };
+
+  const removeOrphan = async (pod: V1Pod, sandboxId: string, why: string) => {
+    const { namespace, name } = pod.metadata as { namespace: string; name: string };
+    for (const remove of [
+      () => core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 }),
+      () => core.deleteNamespacedSecret({ name: pullSecretName(sandboxId), namespace }),
+    ]) {
+      try {
+        await remove();
+      } catch (err) {
+        if (kubeStatus(err) !== 404) throw err;
+      }
+    }
+    log(`removed orphaned pod ${namespace}/${name}: ${why}`);
+  };
+
   const sweep = async () => {
+    // Sandboxes first, pods second: a sandbox that starts running in between has its pod listed.
+    const open = await opts.openSandboxes();
     const pods = await core.listPodForAllNamespaces({ labelSelector });
     const uids = new Set<string>();
     for (const pod of pods.items) {
@@ -54,8 +96,23 @@ export async function watchPodExits(opts: {
       const exit = finished(pod);
       if (exit) await safely(exit);
     }
-    for (const s of await opts.runningSandboxes()) {
-      if (!uids.has(s.containerId)) await safely({ ...s, exitCode: -1, message: `pod of sandbox ${s.sandboxId} no longer exists` });
+    for (const s of open.items) {
+      if (s.state !== 'Running' || !s.containerId || !s.namespace || uids.has(s.containerId)) continue;
+      if (await gone({ ...s, namespace: s.namespace, containerId: s.containerId })) {
+        await safely({ sandboxId: s.sandboxId, containerId: s.containerId, exitCode: -1, message: `pod of sandbox ${s.sandboxId} no longer exists` });
+      }
+    }
+    if (open.complete) {
+      const byId = new Map(open.items.map((s) => [s.sandboxId, s]));
+      const grace = opts.orphanGraceMs ?? 120_000;
+      for (const pod of pods.items) {
+        const sandboxId = pod.metadata?.labels?.[LABELS.sandboxId];
+        const created = Date.parse(String(pod.metadata?.creationTimestamp ?? ''));
+        if (!sandboxId || pod.metadata?.deletionTimestamp || !(Date.now() - created > grace)) continue;
+        const s = byId.get(sandboxId);
+        const why = !s ? 'its sandbox has ended' : s.state === 'Failed' || s.state === 'Terminated' ? `its sandbox is ${s.state}` : undefined;
+        if (why) await removeOrphan(pod, sandboxId, why).catch((err) => log(`removing orphaned pod ${pod.metadata?.name} failed: ${(err as Error).message}`));
+      }
     }
     return pods.metadata?.resourceVersion;
   };

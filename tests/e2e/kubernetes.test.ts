@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,7 +59,8 @@ beforeAll(async () => {
     workerEnv: { TIDEBOX_KUBECONFIG: workerKubeconfig },
     config: {
       runtime: { type: 'kubernetes' },
-      kubernetes: { kubeconfig: apiKubeconfig, readyTimeoutSeconds: 4, pvcStorageSize: '2Gi', podTemplateFile: templateFile },
+      // Sweeps every 2 s, so every test here also runs against the orphan and missing-pod checks.
+      kubernetes: { kubeconfig: apiKubeconfig, readyTimeoutSeconds: 4, pvcStorageSize: '2Gi', podTemplateFile: templateFile, sweepIntervalSeconds: 2, orphanGraceSeconds: 2 },
       tenants: { provider: 'file', file: tenantsFile, adminKeys: [ADMIN] },
       security: { payloadKey: randomBytes(32).toString('base64') },
       sandbox: { allowedHostPaths: ['/srv/sandboxes'] },
@@ -93,9 +94,13 @@ describe('pods on a real kube-apiserver', () => {
       image: { uri: TEST_IMAGE, auth: { username: 'puller', password: 'registry-pass-123' } },
       resourceLimits: { cpu: '500m', memory: '128Mi' },
       env: { GREETING: 'hi' },
-      metadata: { team: 'ml' },
+      metadata: { team: 'ml', pool: 'mine' },
       extensions: { 'tidebox.io/user-id': 'alice' },
-      volumes: [{ name: 'work', mountPath: '/work', subPath: 'proj', pvc: { claimName: 'shared-work', createIfNotExists: true } }],
+      volumes: [
+        { name: 'work', mountPath: '/work', subPath: 'proj', pvc: { claimName: 'shared-work', createIfNotExists: true } },
+        { name: 'big', mountPath: '/big', pvc: { claimName: 'big-work', storage: '5Gi', accessModes: ['ReadWriteMany'] } },
+        { name: 'cache', mountPath: '/cache', subPath: 'pip', host: { path: '/srv/sandboxes' } },
+      ],
     }));
     expect(created.status).toBe(202);
     expect(created.body.status.state).toBe('Running');
@@ -115,7 +120,11 @@ describe('pods on a real kube-apiserver', () => {
     expect(c.volumeMounts).toContainEqual({ name: 'pvc-0', mountPath: '/work', subPath: 'acme/users/alice/proj' });
     expect(pod.spec).toMatchObject({ restartPolicy: 'Never', automountServiceAccountToken: false, imagePullSecrets: [{ name: `sandbox-${id}-pull` }] });
     expect(pod.spec.volumes).toContainEqual({ name: 'pvc-0', persistentVolumeClaim: { claimName: 'shared-work' } });
-    // The operator's template is merged under the pod; what Tidebox sets (restartPolicy) wins.
+    // A host volume is the user's area on the node; the rest is a subPath, which the kubelet keeps inside it.
+    expect(pod.spec.volumes).toContainEqual({ name: 'host-0', hostPath: { path: '/srv/sandboxes/acme/users/alice', type: 'DirectoryOrCreate' } });
+    expect(c.volumeMounts).toContainEqual({ name: 'host-0', mountPath: '/cache', subPath: 'pip' });
+    // The operator's template is merged under the pod; what Tidebox sets (restartPolicy) wins, and
+    // user metadata does not replace the template's labels (policies select pods by them).
     expect(pod.metadata.labels.pool).toBe('sandboxes');
     expect(pod.spec.nodeSelector).toEqual({ 'tidebox.io/pool': 'sandboxes' });
     expect(pod.spec.tolerations).toContainEqual({ key: 'tidebox.io/sandboxes', operator: 'Exists', effect: 'NoSchedule' });
@@ -123,6 +132,8 @@ describe('pods on a real kube-apiserver', () => {
     const claim = await cluster.get(`/api/v1/namespaces/${NS_A}/persistentvolumeclaims/shared-work`);
     expect(claim.status).toBe(200);
     expect(claim.body.spec.resources.requests.storage).toBe('2Gi');
+    const big = await cluster.get(`/api/v1/namespaces/${NS_A}/persistentvolumeclaims/big-work`);
+    expect(big.body.spec).toMatchObject({ accessModes: ['ReadWriteMany'], resources: { requests: { storage: '5Gi' } } });
 
     const secret = await cluster.get(`/api/v1/namespaces/${NS_A}/secrets/sandbox-${id}-pull`);
     expect(secret.body.type).toBe('kubernetes.io/dockerconfigjson');
@@ -152,11 +163,28 @@ describe('pods on a real kube-apiserver', () => {
     expect(await podsOf(r.body.id)).toEqual([]);
   });
 
-  it('when no node can take the pod, then after readyTimeoutSeconds the sandbox is Failed with the scheduler message', async () => {
-    const r = await A('POST', '/v1/sandboxes', sandboxRequest({ image: { uri: UNSCHEDULABLE_IMAGE }, resourceLimits: { cpu: '1', memory: '1Gi', gpu: '1' } }));
-    expect(r.body.status).toMatchObject({ state: 'Failed', reason: 'SANDBOX::POD_UNSCHEDULABLE' });
-    expect(r.body.status.message).toContain('Insufficient nvidia.com/gpu');
-    expect(await podsOf(r.body.id)).toEqual([]);
+  it('when no node can take the pod, then the Pending sandbox says why, and after readyTimeoutSeconds it is Failed with the scheduler message', async () => {
+    const r = await A('POST', '/v1/sandboxes', sandboxRequest({ image: { uri: UNSCHEDULABLE_IMAGE }, resourceLimits: { cpu: '1', memory: '1Gi', gpu: '1' } }), { Prefer: 'respond-async' });
+    const id: string = r.body.id;
+    let pending: { state: string; reason?: string; message?: string } | undefined;
+    await waitFor('the scheduler reason in the Pending status', async () => {
+      const status = (await A('GET', `/v1/sandboxes/${id}`)).body.status;
+      if (status.state === 'Pending' && status.reason === 'Unschedulable') pending = status;
+      return pending !== undefined || status.state !== 'Pending';
+    }, 20_000, 100);
+    expect(pending?.message).toContain('Insufficient nvidia.com/gpu');
+    await waitFor('Failed', async () => (await stateOf(id)) === 'Failed', 20_000);
+    const failed = (await A('GET', `/v1/sandboxes/${id}`)).body.status;
+    expect(failed).toMatchObject({ state: 'Failed', reason: 'SANDBOX::POD_UNSCHEDULABLE' });
+    expect(failed.message).toContain('Insufficient nvidia.com/gpu');
+    expect(await podsOf(id)).toEqual([]);
+    const events = (await A('GET', `/v1/sandboxes/${id}/events`)).body.events;
+    expect(events.map((e: { state: string; reason?: string }) => [e.state, e.reason])).toEqual([
+      ['Pending', 'provisioning'],
+      ['Pending', 'Unschedulable'],
+      ['Failed', 'SANDBOX::POD_UNSCHEDULABLE'],
+    ]);
+    expect((await A('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
   });
 
   it('when a Running pod is deleted behind Tidebox, then the sandbox becomes Failed with that reason', async () => {
@@ -181,6 +209,26 @@ describe('pods on a real kube-apiserver', () => {
     await waitFor('Failed after the start-up sweep', async () => (await stateOf(id)) === 'Failed', 30_000, 200);
     expect((await A('GET', `/v1/sandboxes/${id}`)).body.status.message).toContain('no longer exists');
     expect((await A('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+  });
+
+  it('when a sandbox pod has no open sandbox (a create that landed after its sandbox ended), then the worker deletes it and its secret', async () => {
+    const ghost = randomUUID();
+    const labels = { 'tidebox.io/managed': 'true', 'tidebox.io/instance': stack.instance, 'tidebox.io/sandbox-id': ghost };
+    const made = await cluster.request('POST', `/api/v1/namespaces/${NS_A}/pods`, {
+      apiVersion: 'v1', kind: 'Pod', metadata: { name: `sandbox-${ghost}`, labels }, spec: { containers: [{ name: 'sandbox', image: TEST_IMAGE }] },
+    });
+    expect(made.status).toBe(201);
+    const secret = await cluster.request('POST', `/api/v1/namespaces/${NS_A}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: `sandbox-${ghost}-pull`, labels } });
+    expect(secret.status).toBe(201);
+    // A live sandbox's pod next to it stays.
+    const live: string = (await A('POST', '/v1/sandboxes', sandboxRequest())).body.id;
+    await waitFor('the orphan removed', async () => (await podsOf(ghost)).length === 0, 30_000, 200);
+    expect((await cluster.get(`/api/v1/namespaces/${NS_A}/secrets/sandbox-${ghost}-pull`)).status).toBe(404);
+    // Past the grace time and several sweeps: the live pod is still there and its sandbox Running.
+    await waitFor('the live pod to outlive the grace time', async () => Date.now() - Date.parse((await podsOf(live))[0].metadata.creationTimestamp) > 5_000, 20_000, 200);
+    expect(await stateOf(live)).toBe('Running');
+    expect(await podsOf(live)).toHaveLength(1);
+    expect((await A('DELETE', `/v1/sandboxes/${live}`)).status).toBe(204);
   });
 
   it('when the pod container exits on its own, then the sandbox becomes Failed with the exit code', async () => {
@@ -266,7 +314,6 @@ describe('deploy/kubernetes', () => {
     const api = 'system:serviceaccount:tidebox-system:tidebox-api';
     for (const verb of ['get', 'list', 'watch', 'create', 'delete']) expect([verb, await cluster.can(worker, verb, 'pods', NS_A)]).toEqual([verb, true]);
     expect(await cluster.can(worker, 'list', 'pods')).toBe(true); // the cluster-wide watch
-    expect(await cluster.can(worker, 'get', 'pods', NS_A, 'status')).toBe(true);
     for (const verb of ['create', 'update', 'delete']) expect(await cluster.can(worker, verb, 'secrets', NS_B)).toBe(true);
     expect(await cluster.can(worker, 'create', 'persistentvolumeclaims', NS_B)).toBe(true);
     expect(await cluster.can(api, 'get', 'namespaces')).toBe(true);

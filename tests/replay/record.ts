@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { payloadCodecsFor } from '../../core/payload-codec';
+import { FakeKubelet, KubeTestCluster } from '../helpers/kube';
 import { LocalS3, ossfsStackConfig } from '../helpers/s3';
 import { repoRoot, sandboxRequest, Stack, waitFor } from '../helpers/stack';
 import { REPLAY_PAYLOAD_KEY } from './replay-key';
@@ -20,20 +21,65 @@ import { REPLAY_PAYLOAD_KEY } from './replay-key';
 const BUCKET = 'replay-bkt';
 const [KEY_ID, SECRET] = ['REPLAYKEYID1', 'replay-secret-not-real'];
 
-async function main(only = process.argv[2]): Promise<void> {
-  const s3 = await LocalS3.start([BUCKET], [[KEY_ID, SECRET]]);
-  const stack = await Stack.start({ config: ossfsStackConfig(REPLAY_PAYLOAD_KEY) });
-  const connection = await Connection.connect({ address: stack.temporal.address });
-  const client = new Client({ connection, dataConverter: payloadCodecsFor(REPLAY_PAYLOAD_KEY) });
-  const out = join(repoRoot(), 'tests/replay/histories');
+const out = join(repoRoot(), 'tests/replay/histories');
+
+async function saver(client: Client) {
   mkdirSync(out, { recursive: true });
-  const req = stack.request.bind(stack);
-  const save = async (name: string, workflowId: string) => {
+  return async (name: string, workflowId: string) => {
     const handle = client.workflow.getHandle(workflowId);
     await waitFor(`${workflowId} to close`, async () => (await handle.describe()).status.name !== 'RUNNING', 60_000, 200);
     writeFileSync(join(out, `${name}.json`), `${historyToJSON(await handle.fetchHistory())}\n`);
     console.log(`recorded ${name} (${workflowId})`);
   };
+}
+
+/**
+ * On the Kubernetes runtime (a real kube-apiserver, FakeKubelet): a pod that no node can take. The
+ * provisioning activity signals its Pending reason (runtimeProgress) until readyTimeoutSeconds, the
+ * sandbox fails and is then deleted.
+ */
+async function recordKubernetes(): Promise<void> {
+  const image = 'registry.example.com/gpu/trainer:1';
+  const cluster = await KubeTestCluster.start();
+  let stack: Stack | undefined;
+  let kubelet: FakeKubelet | undefined;
+  try {
+    await cluster.createNamespace('replay');
+    stack = await Stack.start({
+      config: {
+        runtime: { type: 'kubernetes' },
+        kubernetes: { kubeconfig: cluster.kubeconfig, namespace: 'replay', readyTimeoutSeconds: 3 },
+        security: { payloadKey: REPLAY_PAYLOAD_KEY },
+      },
+    });
+    kubelet = new FakeKubelet(cluster, stack.instance);
+    kubelet.behave(image, 'unschedulable');
+    kubelet.start();
+    const connection = await Connection.connect({ address: stack.temporal.address });
+    try {
+      const save = await saver(new Client({ connection, dataConverter: payloadCodecsFor(REPLAY_PAYLOAD_KEY) }));
+      const id = (await stack.request('POST', '/v1/sandboxes', sandboxRequest({ image: { uri: image } }))).body.id;
+      const events = (await stack.request('GET', `/v1/sandboxes/${id}/events`)).body.events as Array<{ reason?: string }>;
+      if (!events.some((e) => e.reason === 'Unschedulable')) throw new Error('no Unschedulable progress in the history');
+      await stack.request('DELETE', `/v1/sandboxes/${id}`);
+      await save('sandbox-pod-unschedulable', `sandbox/${id}`);
+    } finally {
+      await connection.close();
+    }
+  } finally {
+    kubelet?.stop();
+    await stack?.destroy();
+    await cluster.stop();
+  }
+}
+
+async function main(only = process.argv[2]): Promise<void> {
+  if (only === 'sandbox-pod-unschedulable') return await recordKubernetes();
+  const s3 = await LocalS3.start([BUCKET], [[KEY_ID, SECRET]]);
+  const stack = await Stack.start({ config: ossfsStackConfig(REPLAY_PAYLOAD_KEY) });
+  const connection = await Connection.connect({ address: stack.temporal.address });
+  const save = await saver(new Client({ connection, dataConverter: payloadCodecsFor(REPLAY_PAYLOAD_KEY) }));
+  const req = stack.request.bind(stack);
   const until = (what: string, probe: () => Promise<boolean>) => waitFor(what, probe, 60_000, 200);
 
   // A sandbox deleted while its container is being created: the create is cancelled (patch
@@ -116,7 +162,8 @@ async function main(only = process.argv[2]): Promise<void> {
     await stack.destroy();
     await s3.stop();
   }
-  if (!only && !existsSync(join(out, 'snapshot-failed-retried.json'))) throw new Error('recording incomplete');
+  await recordKubernetes();
+  if (!existsSync(join(out, 'snapshot-failed-retried.json'))) throw new Error('recording incomplete');
 }
 
 main().catch((err) => {

@@ -39,6 +39,10 @@ describe('workflow replay (determinism guard)', () => {
     expect(histories.map((h) => h.name)).toContain('snapshot-failed-retried');
     // A patched path (delete-cancels-provisioning) next to histories recorded before the patch.
     expect(histories.map((h) => h.name)).toContain('sandbox-deleted-while-provisioning');
+    // A sandbox on the Kubernetes runtime that received runtimeProgress signals (patch runtime-progress).
+    const pod = histories.find((h) => h.name === 'sandbox-pod-unschedulable');
+    const signals = pod?.history.events?.map((e) => e.workflowExecutionSignaledEventAttributes?.signalName).filter(Boolean);
+    expect(signals).toContain('runtimeProgress');
   });
 
   it('when every recorded history is replayed against the shipped workflow bundle, then none diverges', async () => {

@@ -1,5 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { buildClaim, buildPod, buildPullSecret, deepMerge, METADATA_ANNOTATION, podProgress, registryOf } from '../../activities/kubernetes/pod-spec';
+import { buildClaim, buildPod, buildPullSecret, deepMerge, hostVolumeSource, METADATA_ANNOTATION, podProgress, registryOf } from '../../activities/kubernetes/pod-spec';
 import { parseConfig } from '../../core/config';
 import { createSandboxRequestSchema, normalizeCreateRequest } from '../../core/schemas';
 import type { SandboxSpec } from '../../core/sandbox';
@@ -7,7 +7,7 @@ import type { SandboxSpec } from '../../core/sandbox';
 const config = parseConfig({ sandbox: { allowedHostPaths: ['/srv/data'] } });
 const schema = createSandboxRequestSchema(config.sandbox);
 const id = { sandboxId: '0b5c6e0e-1111-4222-8333-444455556666', tenant: 'acme', namespace: 'team-acme', userId: 'alice' };
-const settings = { instance: 'tidebox', runAsNonRoot: false, ports: [44772, 8080] };
+const settings = { instance: 'tidebox', runAsNonRoot: false, ports: [44772, 8080], allowedHostPaths: ['/srv/data'] };
 
 function specOf(body: Record<string, unknown>, extra: Partial<Parameters<typeof normalizeCreateRequest>[2]> = {}): SandboxSpec {
   return normalizeCreateRequest(schema.parse({ image: { uri: 'busybox:1.36' }, entrypoint: ['sleep', '3600'], extensions: { 'tidebox.io/user-id': 'alice' }, ...body }), config.sandbox, {
@@ -53,10 +53,29 @@ describe('the sandbox pod', () => {
     expect(pod.spec!.containers[0]!.volumeMounts).toEqual([{ name: 'pvc-0', mountPath: '/work', readOnly: false, subPath: 'acme/users/alice/proj' }]);
   });
 
-  it('when a host volume is requested, then it is a hostPath under the allowed root, scoped and created on the node', () => {
-    const pod = buildPod(id, specOf({ volumes: [{ name: 'h', mountPath: '/h', readOnly: true, subPath: 'x', host: { path: '/srv/data' } }] }), settings);
-    expect(pod.spec!.volumes).toEqual([{ name: 'host-0', hostPath: { path: '/srv/data/acme/users/alice/x', type: 'DirectoryOrCreate' } }]);
-    expect(pod.spec!.containers[0]!.volumeMounts).toEqual([{ name: 'host-0', mountPath: '/h', readOnly: true }]);
+  it("when a host volume is requested, then the hostPath is the user's area (created on the node) and the rest a subPath the kubelet confines to it", () => {
+    const pod = buildPod(id, specOf({ volumes: [{ name: 'h', mountPath: '/h', readOnly: true, subPath: 'x/y', host: { path: '/srv/data' } }] }), settings);
+    expect(pod.spec!.volumes).toEqual([{ name: 'host-0', hostPath: { path: '/srv/data/acme/users/alice', type: 'DirectoryOrCreate' } }]);
+    expect(pod.spec!.containers[0]!.volumeMounts).toEqual([{ name: 'host-0', mountPath: '/h', readOnly: true, subPath: 'x/y' }]);
+    const whole = buildPod(id, specOf({ volumes: [{ name: 'h', mountPath: '/h', host: { path: '/srv/data' } }] }), settings);
+    expect(whole.spec!.containers[0]!.volumeMounts).toEqual([{ name: 'host-0', mountPath: '/h', readOnly: false }]);
+  });
+
+  it('when a legacy-layout host volume is requested, then the hostPath is the allowed prefix holding it and the rest a subPath', () => {
+    const legacy = { ...settings, allowedHostPaths: ['/srv/other', '/srv/data'] };
+    const v = { name: 'h', hostPath: '/srv/data/shared/x', mountPath: '/h', readOnly: false };
+    expect(hostVolumeSource(v, legacy.allowedHostPaths)).toEqual({ path: '/srv/data', type: 'Directory', subPath: 'shared/x' });
+    expect(hostVolumeSource({ ...v, hostPath: '/srv/data' }, legacy.allowedHostPaths)).toEqual({ path: '/srv/data', type: 'Directory', subPath: '' });
+    expect(hostVolumeSource({ ...v, hostPath: '/x/y' }, ['/'])).toEqual({ path: '/', type: 'Directory', subPath: 'x/y' });
+    expect(() => hostVolumeSource({ ...v, hostPath: '/etc' }, legacy.allowedHostPaths)).toThrow(/outside the allowed host paths/);
+  });
+
+  it("when metadata names a template label or the user id is no label value, then the template's label stays and the id goes to an annotation", () => {
+    const template = { metadata: { labels: { pool: 'sandboxes' } } };
+    const pod = buildPod({ ...id, userId: '_bob' }, specOf({ metadata: { pool: 'escape', team: 'ml' } }), { ...settings, template });
+    expect(pod.metadata!.labels).toMatchObject({ pool: 'sandboxes', team: 'ml' });
+    expect(pod.metadata!.labels).not.toHaveProperty('tidebox.io/user-id');
+    expect(pod.metadata!.annotations!['tidebox.io/user-id']).toBe('_bob');
   });
 
   it('when image.auth is given, then the pod names a pull secret and the secret (owned by the pod) holds a dockerconfigjson', () => {
@@ -127,6 +146,25 @@ describe('requests on the Kubernetes runtime', () => {
     expect(() => specOf({ resourceLimits: { gpu: 'lots' } })).toThrow(/whole number/);
     expect(() => specOf({ resourceLimits: { gpu: '1' } }, { runtime: 'docker' })).toThrow(/not supported on this runtime/);
   });
+  it("when a pvc asks for size, class and access modes, then a claim made for it uses them (Docker ignores them); bad ones are refused", () => {
+    const pvc = { claimName: 'big', storage: '100Gi', storageClass: 'fast-ssd', accessModes: ['ReadWriteMany'] };
+    const volume = (p: object) => ({ volumes: [{ name: 'w', mountPath: '/w', pvc: p }] });
+    expect(specOf(volume(pvc)).pvcs![0]!.claim).toEqual({ storage: '100Gi', storageClass: 'fast-ssd', accessModes: ['ReadWriteMany'] });
+    expect(specOf(volume({ claimName: 'big', storage: null })).pvcs![0]).not.toHaveProperty('claim');
+    expect(specOf(volume(pvc), { runtime: 'docker' }).pvcs![0]).not.toHaveProperty('claim');
+    expect(() => schema.parse({ image: { uri: 'x' }, entrypoint: ['sh'], ...volume({ ...pvc, accessModes: ['Everyone'] }) })).toThrow();
+    expect(() => schema.parse({ image: { uri: 'x' }, entrypoint: ['sh'], ...volume({ ...pvc, storage: 'huge' }) })).toThrow(/quantity/);
+  });
+});
+
+describe('pod status with an operator sidecar', () => {
+  it('when the template adds a container, then an image error names the sandbox image', () => {
+    const p: V1Pod = {
+      spec: { containers: [{ name: 'proxy', image: 'envoy:1' }, { name: 'sandbox', image: 'app:2' }] },
+      status: { phase: 'Pending', containerStatuses: [{ name: 'sandbox', image: 'app:2', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'InvalidImageName' } } }] },
+    };
+    expect(podProgress(p)).toMatchObject({ kind: 'failed', code: 'IMAGE_UNAVAILABLE', message: 'image app:2 cannot be pulled: InvalidImageName' });
+  });
 });
 
 describe('pod status → sandbox progress', () => {
@@ -136,23 +174,31 @@ describe('pod status → sandbox progress', () => {
   it('when the pod runs with an IP, then it is running', () => {
     expect(podProgress(pod({ phase: 'Running', podIP: '10.1.2.3', ...container({ running: {} }) }))).toEqual({ kind: 'running', podIP: '10.1.2.3' });
   });
-  it('when Running but the container is not running yet, then it is pending', () => {
-    expect(podProgress(pod({ phase: 'Running', podIP: '10.1.2.3', ...container({ waiting: { reason: 'ContainerCreating' } }) })).kind).toBe('pending');
+  it('when Running but the container is not running yet, then it is pending with the kubelet reason (no node names: tenants read it)', () => {
+    expect(podProgress(pod({ phase: 'Running', podIP: '10.1.2.3', ...container({ waiting: { reason: 'ContainerCreating' } }) }, 'node-7'))).toEqual({
+      kind: 'pending', reason: 'ContainerCreating', message: 'ContainerCreating', named: true,
+    });
   });
   it('when the image cannot be pulled, then it failed with IMAGE_UNAVAILABLE and the kubelet message', () => {
     expect(podProgress(pod({ phase: 'Pending', ...container({ waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "img:1"' } }) }))).toEqual({
       kind: 'failed', code: 'IMAGE_UNAVAILABLE', reason: 'ImagePullBackOff', message: 'image img:1 cannot be pulled: ImagePullBackOff: Back-off pulling image "img:1"',
     });
   });
+  it('when the first pull fails, then it is pending (the kubelet retries); its back-off fails the sandbox', () => {
+    expect(podProgress(pod({ phase: 'Pending', ...container({ waiting: { reason: 'ErrImagePull', message: 'rate limited' } }) }))).toEqual({
+      kind: 'pending', reason: 'ErrImagePull', message: 'rate limited', named: true,
+    });
+  });
   it('when the pod cannot be scheduled, then it is pending with the scheduler reason', () => {
     const p = pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available: insufficient nvidia.com/gpu' }] });
-    expect(podProgress(p)).toEqual({ kind: 'pending', reason: 'Unschedulable', message: '0/3 nodes are available: insufficient nvidia.com/gpu' });
+    expect(podProgress(p)).toEqual({ kind: 'pending', reason: 'Unschedulable', message: '0/3 nodes are available: insufficient nvidia.com/gpu', named: true });
   });
   it('when the container terminated or the pod failed (evicted), then it failed with the exit code and reason', () => {
     expect(podProgress(pod({ phase: 'Failed', ...container({ terminated: { exitCode: 137, reason: 'OOMKilled' } }) }))).toMatchObject({ kind: 'failed', code: 'CONTAINER_EXITED', exitCode: 137, reason: 'OOMKilled' });
     expect(podProgress(pod({ phase: 'Failed', reason: 'Evicted', message: 'low on memory' }))).toMatchObject({ kind: 'failed', reason: 'Evicted', message: 'pod Failed: Evicted: low on memory' });
   });
   it('when a pod has no status yet, then it is pending waiting to be scheduled', () => {
-    expect(podProgress(pod(undefined))).toEqual({ kind: 'pending', reason: 'Pending', message: 'waiting to be scheduled' });
+    expect(podProgress(pod(undefined))).toEqual({ kind: 'pending', reason: 'Pending', message: 'waiting to be scheduled', named: false });
+    expect(podProgress(pod({ phase: 'Pending' }, 'node-7'))).toEqual({ kind: 'pending', reason: 'Pending', message: 'scheduled, starting', named: false });
   });
 });
