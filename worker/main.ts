@@ -142,6 +142,18 @@ async function kubernetesRuntime(config: Config, client: Client): Promise<Runtim
     }
     return { items, complete: true };
   };
+  /** The actor's own word (not visibility): closed, or Failed/Terminated, means its pod is an orphan. */
+  const isOrphan = async (sandboxId: string) => {
+    try {
+      const described = await client.workflow.getHandle(sandboxWorkflowId(sandboxId)).describe();
+      if (described.status.name !== 'RUNNING') return true;
+      const state = (described.memo?.view as SandboxView | undefined)?.status.state;
+      return state === 'Failed' || state === 'Terminated';
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return true;
+      throw err;
+    }
+  };
   return {
     activities,
     watchExits: (signal, log) =>
@@ -151,6 +163,7 @@ async function kubernetesRuntime(config: Config, client: Client): Promise<Runtim
         instance: config.instance,
         report: (exit) => reportExit(client, exit),
         openSandboxes,
+        isOrphan,
         signal,
         log,
         sweepIntervalMs: config.kubernetes.sweepIntervalSeconds * 1000,

@@ -36,6 +36,11 @@ export async function watchPodExits(opts: {
    * list was cut short: then no pod is judged an orphan.
    */
   openSandboxes: () => Promise<{ items: OpenSandbox[]; complete: boolean }>;
+  /**
+   * Asked of the sandbox actor itself (not visibility) before a pod is deleted: true when it is closed
+   * or Failed/Terminated. Visibility can briefly miss a live sandbox (a continue-as-new in flight).
+   */
+  isOrphan: (sandboxId: string) => Promise<boolean>;
   signal: AbortSignal;
   log: (msg: string) => void;
   sweepIntervalMs?: number;
@@ -111,7 +116,10 @@ export async function watchPodExits(opts: {
         if (!sandboxId || pod.metadata?.deletionTimestamp || !(Date.now() - created > grace)) continue;
         const s = byId.get(sandboxId);
         const why = !s ? 'its sandbox has ended' : s.state === 'Failed' || s.state === 'Terminated' ? `its sandbox is ${s.state}` : undefined;
-        if (why) await removeOrphan(pod, sandboxId, why).catch((err) => log(`removing orphaned pod ${pod.metadata?.name} failed: ${(err as Error).message}`));
+        if (!why) continue;
+        await (async () => {
+          if (await opts.isOrphan(sandboxId)) await removeOrphan(pod, sandboxId, why);
+        })().catch((err) => log(`removing orphaned pod ${pod.metadata?.name} failed: ${(err as Error).message}`));
       }
     }
     return pods.metadata?.resourceVersion;
