@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { ApiException, CoreV1Api, KubeConfig, loadYaml } from '@kubernetes/client-node';
 import type { Config } from '../../core/config';
+import { podName, pullSecretName } from './pod-spec';
 
 export { CoreV1Api, KubeConfig };
 
@@ -22,6 +23,26 @@ export function loadKubeConfig(config: Pick<Config, 'kubernetes'>): KubeConfig {
 /** The HTTP status of a failed API call (404, 409, ...), or undefined for a transport error. */
 export function kubeStatus(err: unknown): number | undefined {
   return err instanceof ApiException ? err.code : undefined;
+}
+
+/** The call's result, or undefined where the object does not exist (404); other failures throw. */
+export async function unlessNotFound<T>(call: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await call();
+  } catch (err) {
+    if (kubeStatus(err) === 404) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Delete a sandbox's pod at once (grace 0) and its pull secret, each if it exists. True when a pod
+ * was deleted. The caller has made sure the pod is this install's.
+ */
+export async function deleteSandboxPod(core: CoreV1Api, namespace: string, sandboxId: string): Promise<boolean> {
+  const deleted = await unlessNotFound(() => core.deleteNamespacedPod({ name: podName(sandboxId), namespace, gracePeriodSeconds: 0 }));
+  await unlessNotFound(() => core.deleteNamespacedSecret({ name: pullSecretName(sandboxId), namespace }));
+  return deleted !== undefined;
 }
 
 /** The API server's own message for a failed call (the Status object's `message`), else the error's. */

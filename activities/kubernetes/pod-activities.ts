@@ -7,8 +7,9 @@ import { fail, heartbeating } from '../common';
 import type { HostActivities } from '../docker/host-activities';
 import { LABELS } from '../docker/container-spec';
 import type { Faults } from '../faults';
-import { CoreV1Api, kubeMessage, kubeStatus } from './kube';
+import { CoreV1Api, deleteSandboxPod, kubeMessage, kubeStatus, unlessNotFound } from './kube';
 import { buildClaim, buildPod, buildPullSecret, podName, podProgress, PodSettings, pullSecretName } from './pod-spec';
+import { progressReporter } from './progress-reporter';
 
 export interface PodActivityDeps {
   core: CoreV1Api;
@@ -26,8 +27,6 @@ export interface PodActivityDeps {
   pollMs?: number;
 }
 
-const PROGRESS_REPEAT_MS = 10_000;
-
 const unsupported = (what: string) =>
   fail('NOT_SUPPORTED_BY_RUNTIME', `${what} is not supported on the Kubernetes pod runtime`);
 
@@ -43,14 +42,8 @@ export function createPodActivities(deps: PodActivityDeps): HostActivities {
   const pollMs = deps.pollMs ?? 500;
   const namespaceOf = (namespace: string | undefined) => namespace ?? k.namespace;
 
-  const readPod = async (namespace: string, sandboxId: string): Promise<V1Pod | undefined> => {
-    try {
-      return await core.readNamespacedPod({ name: podName(sandboxId), namespace });
-    } catch (err) {
-      if (kubeStatus(err) === 404) return undefined;
-      throw err;
-    }
-  };
+  const readPod = (namespace: string, sandboxId: string): Promise<V1Pod | undefined> =>
+    unlessNotFound(() => core.readNamespacedPod({ name: podName(sandboxId), namespace }));
   /** Our pod: the name matches and so do the instance and sandbox labels (a foreign pod is never adopted). */
   const isOurs = (pod: V1Pod, sandboxId: string) =>
     pod.metadata?.labels?.[LABELS.sandboxId] === sandboxId && pod.metadata?.labels?.[LABELS.instance] === config.instance;
@@ -64,12 +57,7 @@ export function createPodActivities(deps: PodActivityDeps): HostActivities {
 
   const ensureClaims = async (namespace: string, sandboxId: string, spec: SandboxSpec) => {
     for (const pvc of spec.pvcs ?? []) {
-      try {
-        await core.readNamespacedPersistentVolumeClaim({ name: pvc.claimName, namespace });
-        continue;
-      } catch (err) {
-        if (kubeStatus(err) !== 404) throw err;
-      }
+      if (await unlessNotFound(() => core.readNamespacedPersistentVolumeClaim({ name: pvc.claimName, namespace }))) continue;
       if (!pvc.createIfNotExists) {
         throw fail('RUNTIME_REJECTED', `volume "${pvc.name}": claim ${pvc.claimName} does not exist in namespace ${namespace} (createIfNotExists is false)`);
       }
@@ -112,6 +100,7 @@ export function createPodActivities(deps: PodActivityDeps): HostActivities {
       await core.replaceNamespacedSecret({ name: pullSecretName(input.sandboxId), namespace, body });
     }
   };
+
 
   const settings = (ports: number[]): PodSettings => ({
     instance: config.instance,
@@ -174,8 +163,7 @@ export function createPodActivities(deps: PodActivityDeps): HostActivities {
     startContainer: (input) => heartbeating(async (): Promise<{ containerId: string; network: SandboxNetwork }> => {
       const namespace = await locate(input.sandboxId, input.namespace);
       const ctx = Context.current();
-      let reported: { reason: string; message: string; at: number } | undefined;
-      let reporting = false;
+      const report = progressReporter(input.sandboxId, deps.reportProgress, (msg, error) => ctx.log.warn(msg, { sandboxId: input.sandboxId, error }));
       for (;;) {
         const pod = await readPod(namespace, input.sandboxId);
         if (!pod || !isOurs(pod, input.sandboxId)) throw fail('CONTAINER_EXITED', `pod ${namespace}/${podName(input.sandboxId)} disappeared before it ran`);
@@ -194,22 +182,7 @@ export function createPodActivities(deps: PodActivityDeps): HostActivities {
             `pod not running after ${k.readyTimeoutSeconds} s: ${progress.reason}: ${progress.message}`,
           );
         }
-        // A new reason is reported at once; a new message for the same reason (the scheduler's node
-        // counts change with the cluster) at most every PROGRESS_REPEAT_MS, to bound the history.
-        const changed = !reported || progress.reason !== reported.reason || (progress.message !== reported.message && Date.now() - reported.at >= PROGRESS_REPEAT_MS);
-        if (progress.named && changed && deps.reportProgress && !reporting) {
-          // One report at a time, so they arrive in order; a failed one is sent again on the next
-          // poll. Not awaited: a slow Temporal frontend must not delay this wait's heartbeats.
-          const next = { reason: progress.reason, message: progress.message };
-          reporting = true;
-          void deps
-            .reportProgress(input.sandboxId, next)
-            .then(
-              () => (reported = { ...next, at: Date.now() }),
-              (err: Error) => ctx.log.warn('reporting pod progress failed', { sandboxId: input.sandboxId, error: err.message }),
-            )
-            .finally(() => (reporting = false));
-        }
+        if (progress.named) report(progress);
         ctx.heartbeat(progress.reason);
         await ctx.sleep(pollMs);
       }
@@ -239,21 +212,8 @@ export function createPodActivities(deps: PodActivityDeps): HostActivities {
       // Another install's pod of that name (ensureContainer refused to adopt it): neither it nor a
       // secret of its name is ours to delete.
       if (pod && !isOurs(pod, input.sandboxId)) return { removed: 0 };
-      let removed = 0;
-      if (pod) {
-        await faults.reached('container-removing', input.sandboxId);
-        try {
-          await core.deleteNamespacedPod({ name: podName(input.sandboxId), namespace, gracePeriodSeconds: 0 });
-          removed = 1;
-        } catch (err) {
-          if (kubeStatus(err) !== 404) throw err;
-        }
-      }
-      try {
-        await core.deleteNamespacedSecret({ name: pullSecretName(input.sandboxId), namespace });
-      } catch (err) {
-        if (kubeStatus(err) !== 404) throw err;
-      }
+      if (pod) await faults.reached('container-removing', input.sandboxId);
+      const removed = (await deleteSandboxPod(core, namespace, input.sandboxId)) ? 1 : 0;
       // Grace 0 removes the object at once, unless a finalizer holds it: wait (heartbeating) for that.
       const ctx = Context.current();
       while (pod) {

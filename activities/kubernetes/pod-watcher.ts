@@ -3,8 +3,8 @@ import { Watch } from '@kubernetes/client-node';
 import type { SandboxState } from '../../core/sandbox';
 import type { RuntimeExit } from '../docker/exit-watcher';
 import { LABELS } from '../docker/container-spec';
-import { CoreV1Api, KubeConfig, kubeStatus } from './kube';
-import { podName, podProgress, pullSecretName } from './pod-spec';
+import { CoreV1Api, deleteSandboxPod, KubeConfig, unlessNotFound } from './kube';
+import { podName, podProgress } from './pod-spec';
 
 /** A sandbox actor that is still open, as visibility shows it. */
 export interface OpenSandbox {
@@ -67,28 +67,12 @@ export async function watchPodExits(opts: {
   };
 
   /** Still no pod with that uid, asked by name: the list may predate a pod that started since. */
-  const gone = async (s: OpenSandbox & { namespace: string; containerId: string }) => {
-    try {
-      return (await core.readNamespacedPod({ name: podName(s.sandboxId), namespace: s.namespace })).metadata?.uid !== s.containerId;
-    } catch (err) {
-      if (kubeStatus(err) === 404) return true;
-      throw err;
-    }
-  };
+  const gone = async (s: OpenSandbox & { namespace: string; containerId: string }) =>
+    (await unlessNotFound(() => core.readNamespacedPod({ name: podName(s.sandboxId), namespace: s.namespace })))?.metadata?.uid !== s.containerId;
 
   const removeOrphan = async (pod: V1Pod, sandboxId: string, why: string) => {
-    const { namespace, name } = pod.metadata as { namespace: string; name: string };
-    for (const remove of [
-      () => core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 }),
-      () => core.deleteNamespacedSecret({ name: pullSecretName(sandboxId), namespace }),
-    ]) {
-      try {
-        await remove();
-      } catch (err) {
-        if (kubeStatus(err) !== 404) throw err;
-      }
-    }
-    log(`removed orphaned pod ${namespace}/${name}: ${why}`);
+    await deleteSandboxPod(core, pod.metadata!.namespace!, sandboxId);
+    log(`removed orphaned pod ${pod.metadata!.namespace}/${pod.metadata!.name}: ${why}`);
   };
 
   const sweep = async () => {
@@ -113,7 +97,8 @@ export async function watchPodExits(opts: {
       for (const pod of pods.items) {
         const sandboxId = pod.metadata?.labels?.[LABELS.sandboxId];
         const created = Date.parse(String(pod.metadata?.creationTimestamp ?? ''));
-        if (!sandboxId || pod.metadata?.deletionTimestamp || !(Date.now() - created > grace)) continue;
+        // Only pods by Tidebox's own name for their sandbox: that is what removal deletes.
+        if (!sandboxId || pod.metadata?.name !== podName(sandboxId) || pod.metadata?.deletionTimestamp || !(Date.now() - created > grace)) continue;
         const s = byId.get(sandboxId);
         const why = !s ? 'its sandbox has ended' : s.state === 'Failed' || s.state === 'Terminated' ? `its sandbox is ${s.state}` : undefined;
         if (!why) continue;
