@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'smol-toml';
+import { idempotentSandboxId } from '../../api/temporal';
 import { FakeKubelet, KubeTestCluster } from '../helpers/kube';
 import { repoRoot, sandboxRequest, Stack, TEST_IMAGE, waitFor } from '../helpers/stack';
 import { describeBlackBoxLifecycle } from './blackbox/lifecycle-suite';
@@ -90,6 +91,7 @@ const stateOf = async (id: string) => (await A('GET', `/v1/sandboxes/${id}`)).bo
 
 describe('pods on a real kube-apiserver', () => {
   it('when a sandbox is created, then its pod has the expected spec in the tenant namespace; Running once the kubelet says so; delete removes pod and secret', async () => {
+    const since = await cluster.resourceVersion(`/api/v1/namespaces/${NS_A}/secrets`);
     const created = await A('POST', '/v1/sandboxes', sandboxRequest({
       image: { uri: TEST_IMAGE, auth: { username: 'puller', password: 'registry-pass-123' } },
       resourceLimits: { cpu: '500m', memory: '128Mi' },
@@ -138,6 +140,10 @@ describe('pods on a real kube-apiserver', () => {
     const secret = await cluster.get(`/api/v1/namespaces/${NS_A}/secrets/sandbox-${id}-pull`);
     expect(secret.body.type).toBe('kubernetes.io/dockerconfigjson');
     expect(secret.body.metadata.ownerReferences[0]).toMatchObject({ kind: 'Pod', uid: pod.metadata.uid });
+    // The secret was made before the pod, so the kubelet's first pull already had the credentials.
+    const addedAt = async (kind: string, name: string) =>
+      BigInt((await cluster.eventsSince(`/api/v1/namespaces/${NS_A}/${kind}`, since)).find((e) => e.type === 'ADDED' && e.object.metadata.name === name)!.object.metadata.resourceVersion);
+    expect(await addedAt('secrets', `sandbox-${id}-pull`)).toBeLessThan(await addedAt('pods', `sandbox-${id}`));
 
     const endpoint = await A('GET', `/v1/sandboxes/${id}/endpoints/8080`);
     expect(endpoint.body.endpoint).toBe(`${pod.status.podIP}:8080`);
@@ -231,6 +237,31 @@ describe('pods on a real kube-apiserver', () => {
     expect((await A('DELETE', `/v1/sandboxes/${live}`)).status).toBe(204);
   });
 
+  it("when another install's pod already has the sandbox's name, then the sandbox fails and neither that pod nor its secret is touched", async () => {
+    // Idempotency-Key ids are derived from tenant + key, so two installs can arrive at one pod name.
+    const key = `collide-${Date.now()}`;
+    const id = idempotentSandboxId('acme', key);
+    const labels = { 'tidebox.io/managed': 'true', 'tidebox.io/instance': 'another-install', 'tidebox.io/sandbox-id': id };
+    const theirs = await cluster.request('POST', `/api/v1/namespaces/${NS_A}/pods`, {
+      apiVersion: 'v1', kind: 'Pod', metadata: { name: `sandbox-${id}`, labels }, spec: { containers: [{ name: 'sandbox', image: TEST_IMAGE }] },
+    });
+    expect(theirs.status).toBe(201);
+    expect((await cluster.request('POST', `/api/v1/namespaces/${NS_A}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: `sandbox-${id}-pull`, labels } })).status).toBe(201);
+    try {
+      const r = await A('POST', '/v1/sandboxes', sandboxRequest(), { 'Idempotency-Key': key });
+      expect(r.body.id).toBe(id);
+      expect(r.body.status).toMatchObject({ state: 'Failed', reason: 'SANDBOX::RUNTIME_REJECTED' });
+      expect(r.body.status.message).toContain("is not this sandbox's");
+      expect((await A('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+      const still = await cluster.get(`/api/v1/namespaces/${NS_A}/pods/sandbox-${id}`);
+      expect([still.status, still.body.metadata.uid]).toEqual([200, theirs.body.metadata.uid]);
+      expect((await cluster.get(`/api/v1/namespaces/${NS_A}/secrets/sandbox-${id}-pull`)).status).toBe(200);
+    } finally {
+      await cluster.request('DELETE', `/api/v1/namespaces/${NS_A}/pods/sandbox-${id}?gracePeriodSeconds=0`);
+      await cluster.request('DELETE', `/api/v1/namespaces/${NS_A}/secrets/sandbox-${id}-pull`);
+    }
+  });
+
   it('when the pod container exits on its own, then the sandbox becomes Failed with the exit code', async () => {
     const id: string = (await A('POST', '/v1/sandboxes', sandboxRequest())).body.id;
     await cluster.patchPodStatus(NS_A, `sandbox-${id}`, {
@@ -317,7 +348,9 @@ describe('deploy/kubernetes', () => {
     for (const verb of ['create', 'update', 'delete']) expect(await cluster.can(worker, verb, 'secrets', NS_B)).toBe(true);
     expect(await cluster.can(worker, 'create', 'persistentvolumeclaims', NS_B)).toBe(true);
     expect(await cluster.can(api, 'get', 'namespaces')).toBe(true);
-    // Not granted: reading other secrets, changing pod status, exec, namespaces, the API creating pods.
+    // Not granted: pod status (it comes with the pod), reading other secrets, changing pod status, exec,
+    // namespaces, the API creating pods.
+    expect(await cluster.can(worker, 'get', 'pods', NS_A, 'status')).toBe(false);
     expect(await cluster.can(worker, 'get', 'secrets', NS_A)).toBe(false);
     expect(await cluster.can(worker, 'list', 'secrets')).toBe(false);
     expect(await cluster.can(worker, 'patch', 'pods', NS_A, 'status')).toBe(false);

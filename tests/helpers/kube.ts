@@ -148,6 +148,24 @@ export class KubeTestCluster {
     return this.request('GET', path);
   }
 
+  /** The collection's current resourceVersion: a point in the cluster's history to watch from. */
+  async resourceVersion(path: string): Promise<string> {
+    const r = await this.request('GET', path);
+    if (r.status !== 200) throw new Error(`listing ${path}: ${r.status}`);
+    return r.body.metadata.resourceVersion;
+  }
+
+  /**
+   * The watch events of a collection since `resourceVersion`: a watch the API server ends after one
+   * second, read whole (newline-delimited JSON).
+   */
+  async eventsSince(path: string, resourceVersion: string): Promise<Array<{ type: string; object: any }>> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    const r = await this.request('GET', `${path}?watch=1&resourceVersion=${resourceVersion}&timeoutSeconds=1`);
+    if (r.status !== 200) throw new Error(`watching ${path}: ${r.status}`);
+    const text = typeof r.body === 'string' ? r.body : JSON.stringify(r.body);
+    return text.split('\n').filter((line) => line.trim()).map((line) => JSON.parse(line));
+  }
+
   /** Merge-patch a pod's status (what a kubelet reports). */
   async patchPodStatus(namespace: string, name: string, status: object): Promise<KubeResult> {
     return this.request('PATCH', `/api/v1/namespaces/${namespace}/pods/${name}/status`, { status }, 'application/merge-patch+json');
