@@ -1,10 +1,14 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { ErrorCodes } from '../core/errors';
+import { ErrorCodes, type ErrorKind } from '../core/errors';
 
-/** Heartbeat every 2 s while `fn` runs, so a dead worker is noticed and a timed-out attempt learns it was cancelled. */
-export async function heartbeating<T>(fn: () => Promise<T>): Promise<T> {
+/**
+ * Heartbeat at once and then every `everyMs` while `fn` runs, whatever step it is in, so a dead
+ * worker is noticed within the heartbeat timeout and a timed-out attempt learns it was cancelled.
+ */
+export async function heartbeating<T>(fn: () => Promise<T>, everyMs = 2000): Promise<T> {
   const ctx = Context.current();
-  const timer = setInterval(() => ctx.heartbeat(), 2000);
+  ctx.heartbeat();
+  const timer = setInterval(() => ctx.heartbeat(), everyMs);
   try {
     return await fn();
   } finally {
@@ -12,6 +16,9 @@ export async function heartbeating<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** A non-retryable failure carrying a catalogued code: the workflow reads it as the failure's reason. */
-export const fail = (kind: keyof typeof ErrorCodes, message: string) =>
-  ApplicationFailure.create({ type: ErrorCodes[kind].code, message, nonRetryable: true });
+/**
+ * A non-retryable failure carrying a catalogued code: the workflow reads it as the failure's reason.
+ * `cause` (the runtime's own error) travels with it for the history and the logs.
+ */
+export const fail = (kind: ErrorKind, message: string, cause?: unknown): ApplicationFailure =>
+  ApplicationFailure.create({ type: ErrorCodes[kind].code, message, nonRetryable: true, ...(cause instanceof Error ? { cause } : {}) });

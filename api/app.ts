@@ -14,13 +14,15 @@ import type { Config } from '../core/config';
 import { ErrorCodes, TideboxError } from '../core/errors';
 import type { Caller } from '../core/tenants';
 import { API_KEY_HEADER, createAuthenticator } from './auth';
+import { createSpecPreparer } from './create-sandbox';
+import type { NamespaceCheck } from './kube-namespaces';
 import { registerMetrics } from './metrics';
 import { handleProxyUpgrades, proxyRoutes } from './proxy';
-import type { NamespaceCheck } from './kube-namespaces';
+import { operationsRoutes } from './routes/operations';
+import { renewScheduleRoutes } from './routes/renew-schedules';
 import { sandboxRoutes } from './routes/sandboxes';
 import { snapshotRoutes } from './routes/snapshots';
-import type { SnapshotService } from './snapshots';
-import type { SandboxService } from './temporal';
+import type { ApiServices } from './temporal';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -31,8 +33,7 @@ declare module 'fastify' {
 
 export interface AppDeps {
   config: Config;
-  sandboxes: SandboxService;
-  snapshots: SnapshotService;
+  services: ApiServices;
   /** Kubernetes runtime: whether a tenant's namespace exists (checked before every create). */
   namespaces?: NamespaceCheck;
   logger?: boolean | { level: string };
@@ -43,7 +44,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const PUBLIC_ROUTES = new Set(['/health', '/metrics', '/openapi.json', '/docs', '/docs/', '/docs/*', '/docs/static/*', '/docs/json', '/docs/yaml']);
 
 /** The Fastify app: plugins, auth, routes (at `/` and `/v1`) and the one error → HTTP mapping. */
-export async function buildApp({ config, sandboxes, snapshots, namespaces, logger = true }: AppDeps): Promise<FastifyInstance> {
+export async function buildApp({ config, services, namespaces, logger = true }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger,
     bodyLimit: config.server.bodyLimitBytes,
@@ -107,10 +108,14 @@ export async function buildApp({ config, sandboxes, snapshots, namespaces, logge
 
   app.get('/health', { schema: { hide: true } }, async () => ({ status: 'healthy' }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  registerMetrics(app, sandboxes);
+  registerMetrics(app, services.workflows);
+  const { sandboxes, snapshots } = services;
+  const prepareSpec = createSpecPreparer({ config, snapshots, ...(namespaces ? { namespaces } : {}) });
   for (const prefix of ['', '/v1']) {
-    await app.register(sandboxRoutes, { prefix, config, sandboxes, snapshots, ...(namespaces ? { namespaces } : {}) });
+    await app.register(sandboxRoutes, { prefix, config, sandboxes, prepareSpec });
+    await app.register(renewScheduleRoutes, { prefix, renewSchedules: services.renewSchedules });
     await app.register(snapshotRoutes, { prefix, snapshots });
+    await app.register(operationsRoutes, { prefix, mounts: services.mounts, workflows: services.workflows });
     await app.register(proxyRoutes, { prefix, config, sandboxes });
   }
   handleProxyUpgrades(app.server, { config, sandboxes, authenticate, log: app.log });

@@ -15,7 +15,7 @@ const MAX_CACHED = 10_000;
  */
 export async function createNamespaceCheck(config: Pick<Config, 'kubernetes'>): Promise<NamespaceCheck> {
   // The client is an ES module: load it only when the Kubernetes runtime is configured.
-  const { loadKubeConfig, CoreV1Api, kubeStatus, kubeMessage } = await import('../activities/kubernetes/kube');
+  const { loadKubeConfig, CoreV1Api, kubeStatus, kubeMessage } = await import('../platform/kube');
   const core = loadKubeConfig(config).makeApiClient(CoreV1Api);
   const known = new Map<string, number>();
   return {
@@ -28,7 +28,7 @@ export async function createNamespaceCheck(config: Pick<Config, 'kubernetes'>): 
           known.delete(namespace);
           return false;
         }
-        throw new TideboxError('BACKEND_UNAVAILABLE', `cannot check namespace ${namespace} on the Kubernetes API: ${kubeMessage(err)}`);
+        throw new TideboxError('BACKEND_UNAVAILABLE', `cannot check namespace ${namespace} on the Kubernetes API: ${kubeMessage(err)}`, { cause: err });
       }
       if (known.size >= MAX_CACHED) known.clear();
       known.set(namespace, Date.now() + POSITIVE_TTL_MS);

@@ -2,24 +2,21 @@ import { readFileSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import { listenAddress } from '../core/config';
 import { loadConfig } from '../core/load-config';
-import { payloadCodecsFor } from '../core/payload-codec';
+import { payloadCodecsFor } from '../platform/payload-codec';
+import { ensureSearchAttributes, temporalAddress } from '../platform/temporal-setup';
 import { buildApp } from './app';
 import { createNamespaceCheck } from './kube-namespaces';
-import { SnapshotService } from './snapshots';
-import { SandboxService } from './temporal';
-import { ensureSearchAttributes } from './temporal-setup';
+import { createApiServices } from './temporal';
 
 /** API process: listen, and on SIGINT/SIGTERM stop accepting, finish in-flight requests, exit. */
 async function main(): Promise<void> {
   const config = loadConfig(process.env, (p) => readFileSync(p, 'utf8'));
-  const address = config.temporal.address ?? `127.0.0.1:${config.temporal.devServerPort}`;
-  const connection = await Connection.connect({ address });
+  const connection = await Connection.connect({ address: temporalAddress(config) });
   await ensureSearchAttributes(connection.operatorService, config.temporal.namespace);
   const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter: payloadCodecsFor(config.security.payloadKey) });
 
-  const sandboxes = new SandboxService(client, config);
   const namespaces = config.runtime.type === 'kubernetes' ? await createNamespaceCheck(config) : undefined;
-  const app = await buildApp({ config, sandboxes, snapshots: new SnapshotService(client, config, sandboxes), ...(namespaces ? { namespaces } : {}) });
+  const app = await buildApp({ config, services: createApiServices(client, config), ...(namespaces ? { namespaces } : {}) });
   const { host, warning } = listenAddress(config.server, config.tenants);
   if (warning) app.log.warn(warning);
   await app.listen({ host, port: config.server.port });

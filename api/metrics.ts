@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Gauge, Histogram, Registry } from 'prom-client';
 import { SANDBOX_STATES } from '../core/sandbox';
-import type { SandboxService } from './temporal';
+import type { WorkflowService } from './temporal';
 
 /**
  * Prometheus metrics of the API process, on its own registry (several apps can share a process in
@@ -9,7 +9,7 @@ import type { SandboxService } from './temporal';
  * briefly, so every API replica reports the same numbers. Activity-level metrics come from the
  * worker's own endpoint (Temporal SDK metrics, `worker.metricsPort`).
  */
-export function registerMetrics(app: FastifyInstance, sandboxes: SandboxService, cacheMs = 5000): Registry {
+export function registerMetrics(app: FastifyInstance, workflows: Pick<WorkflowService, 'counts'>, cacheMs = 5000): Registry {
   const registry = new Registry();
 
   const duration = new Histogram({
@@ -28,10 +28,10 @@ export function registerMetrics(app: FastifyInstance, sandboxes: SandboxService,
 
   // Cache the promise, not the value: the three gauges collect in parallel and must share one round
   // of visibility queries; a failed round is not kept.
-  let cached: { at: number; value: ReturnType<SandboxService['counts']> } | undefined;
+  let cached: { at: number; value: ReturnType<WorkflowService['counts']> } | undefined;
   const counts = () => {
     if (!cached || Date.now() - cached.at > cacheMs) {
-      const value = sandboxes.counts();
+      const value = workflows.counts();
       const entry = { at: Date.now(), value };
       cached = entry;
       value.catch(() => {

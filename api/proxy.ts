@@ -69,7 +69,7 @@ const PROXY_PATH = /^(?:\/v1)?\/sandboxes\/([^/?]+)\/proxy\/([^/?]+)(\/[^?]*)?(\
 
 export interface ProxyDeps {
   config: Config;
-  sandboxes: SandboxService;
+  sandboxes: Pick<SandboxService, 'get'>;
 }
 
 /** Resolve the upstream of a proxied request: the caller's Running sandbox, a reachable port. */

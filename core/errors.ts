@@ -48,13 +48,19 @@ export const ErrorCodes = {
 export type ErrorKind = keyof typeof ErrorCodes;
 export type ErrorCode = (typeof ErrorCodes)[ErrorKind]['code'];
 
+/**
+ * A failure with a catalogued code. `message` is for the client; `cause` (kept for the log, never
+ * sent) is what went wrong underneath. Compare failures by `kind`, never by code or message text.
+ */
 export class TideboxError extends Error {
+  readonly kind: ErrorKind;
   readonly code: ErrorCode;
   readonly httpStatus: number;
 
-  constructor(kind: ErrorKind, message: string) {
-    super(message);
+  constructor(kind: ErrorKind, message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'TideboxError';
+    this.kind = kind;
     this.code = ErrorCodes[kind].code;
     this.httpStatus = ErrorCodes[kind].httpStatus;
   }

@@ -1,4 +1,5 @@
 /** Sandbox domain types shared by the API, the workflow and the activities. Plain JSON only. */
+import type { ExpiryPolicy } from './expiry';
 import type { OssfsVolume } from './mounts';
 
 export const SANDBOX_STATES = [
@@ -84,6 +85,8 @@ export interface SandboxEvent {
   actor: EventActor;
   reason?: string;
   message?: string;
+  /** Renewals folded into this entry (consecutive renewals by one actor share an entry). */
+  renewals?: number;
 }
 
 /** Why a workload is not running yet, as its runtime says (e.g. Kubernetes' `Unschedulable`). */
@@ -134,6 +137,8 @@ export interface SandboxWorkflowInput {
   spec: SandboxSpec;
   /** SHA-256 of the normalised request: a repeated Idempotency-Key must come with the same body. */
   requestHash: string;
+  /** How far renewals may move expiresAt (absent on actors started before they carried it: the default). */
+  expiry?: ExpiryPolicy;
   /** Present only when continuing as new: the actor's whole state. */
   carried?: SandboxCarriedState;
 }

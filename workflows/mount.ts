@@ -1,10 +1,7 @@
 import {
   allHandlersFinished,
-  ApplicationFailure,
   condition,
   continueAsNew,
-  defineQuery,
-  defineUpdate,
   patched,
   proxyActivities,
   setHandler,
@@ -12,17 +9,12 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { MountActivities } from '../activities/ossfs/mount-activities';
-import { ErrorCodes } from '../core/errors';
+import { acquireMountUpdate, describeMountQuery, releaseMountUpdate, type MountWorkflow } from '../contracts/mount-actor';
+import type { BucketMountHost } from '../contracts/runtime';
+import { SA } from '../contracts/search-attributes';
 import { MountState, MountView, mountView, MountWorkflowInput } from '../core/mounts';
 import { hostTaskQueue } from '../core/sandbox';
-import { SA } from '../core/search-attributes';
-
-/** Join the holders; resolves with the host path once mounted, fails if this mount attempt fails. */
-export const acquireMountUpdate = defineUpdate<{ hostPath: string }, [{ sandboxId: string }]>('acquire');
-/** Leave the holders (idempotent); the last one out makes the actor unmount and complete. */
-export const releaseMountUpdate = defineUpdate<MountView, [{ sandboxId: string }]>('release');
-export const describeMountQuery = defineQuery<MountView>('describe');
+import { failureMessage, reject } from './failures';
 
 /**
  * The mount actor, id `mount/<hostId>/<key>`: the durable reference count of one shared bucket
@@ -30,16 +22,16 @@ export const describeMountQuery = defineQuery<MountView>('describe');
  * First holder in → mount (on the host's queue); last holder out → unmount, then complete. An acquire
  * that arrives while unmounting waits for the unmount to finish and mounts again.
  */
-export async function mountWorkflow(input: MountWorkflowInput): Promise<MountView> {
+export const mountWorkflow: MountWorkflow = async (input: MountWorkflowInput): Promise<MountView> => {
   const queue = hostTaskQueue(workflowInfo().taskQueue, input.hostId);
-  const { mountBucket } = proxyActivities<MountActivities>({
+  const { mountBucket } = proxyActivities<BucketMountHost>({
     taskQueue: queue,
     startToCloseTimeout: '3 minutes',
     heartbeatTimeout: '20 seconds',
     retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 3 },
   });
   // Unmounting must eventually succeed: a leaked mount is worse than a slow one.
-  const { unmountBucket } = proxyActivities<MountActivities>({
+  const { unmountBucket } = proxyActivities<BucketMountHost>({
     taskQueue: queue,
     startToCloseTimeout: '3 minutes',
     heartbeatTimeout: '20 seconds',
@@ -70,11 +62,7 @@ export async function mountWorkflow(input: MountWorkflowInput): Promise<MountVie
     if (state === 'Mounted' && hostPath && holders.has(sandboxId)) return { hostPath };
     holders.delete(sandboxId);
     publish();
-    throw ApplicationFailure.create({
-      type: ErrorCodes.MOUNT_FAILED.code,
-      message: lastError ?? `mount ${input.key} is not available`,
-      nonRetryable: true,
-    });
+    throw reject('MOUNT_FAILED', lastError ?? `mount ${input.key} is not available`);
   });
   setHandler(releaseMountUpdate, ({ sandboxId }) => {
     holders.delete(sandboxId);
@@ -133,13 +121,7 @@ export async function mountWorkflow(input: MountWorkflowInput): Promise<MountVie
     }
     if (holders.size === 0 && state === 'Unmounted') return view();
     if (workflowInfo().continueAsNewSuggested && allHandlersFinished()) {
-      return await continueAsNew<typeof mountWorkflow>({ ...input, carried: { holders: [...holders], state, hostPath } });
+      return await continueAsNew<MountWorkflow>({ ...input, carried: { holders: [...holders], state, hostPath } });
     }
   }
-}
-
-function failureMessage(err: unknown): string {
-  let e: unknown = err;
-  while (e && (e as { cause?: unknown }).cause) e = (e as { cause?: unknown }).cause;
-  return e instanceof Error ? e.message : String(e);
-}
+};

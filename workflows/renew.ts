@@ -1,5 +1,6 @@
 import { proxyActivities } from '@temporalio/workflow';
-import type { MessagingActivities } from '../activities/messaging';
+import type { MessagingActivities } from '../contracts/messaging';
+import type { RenewWorkflow } from '../contracts/renew-run';
 import type { RenewRunInput, RenewRunOutcome } from '../core/sandbox';
 
 const { renewFromSchedule } = proxyActivities<MessagingActivities>({
@@ -11,6 +12,4 @@ const { renewFromSchedule } = proxyActivities<MessagingActivities>({
  * Started by the Temporal Schedule `renew/<sandboxId>` on every tick: one renewal through the
  * sandbox actor. Short-lived on purpose, so the schedule's history shows every run's outcome.
  */
-export async function renewWorkflow(input: RenewRunInput): Promise<RenewRunOutcome> {
-  return await renewFromSchedule(input);
-}
+export const renewWorkflow: RenewWorkflow = async (input: RenewRunInput): Promise<RenewRunOutcome> => await renewFromSchedule(input);

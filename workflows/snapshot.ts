@@ -1,36 +1,19 @@
 import {
   allHandlersFinished,
-  ApplicationFailure,
   condition,
-  defineQuery,
-  defineUpdate,
   proxyActivities,
   setHandler,
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { HostActivities } from '../activities/docker/host-activities';
-import { ErrorCodes } from '../core/errors';
+import type { SnapshotRuntime } from '../contracts/runtime';
+import { SA } from '../contracts/search-attributes';
+import { deleteSnapshotUpdate, describeSnapshotQuery, retrySnapshotUpdate, type SnapshotWorkflow } from '../contracts/snapshot-actor';
 import { hostTaskQueue } from '../core/sandbox';
-import { SA } from '../core/search-attributes';
 import { initialSnapshotView, SnapshotState, SnapshotStep, SnapshotView, SnapshotWorkflowInput } from '../core/snapshots';
+import { failureMessage, reject } from './failures';
 
-export const describeSnapshotQuery = defineQuery<SnapshotView>('describe');
-/** Failed → Creating: run the steps again from the one that failed. Answers at once with the view. */
-export const retrySnapshotUpdate = defineUpdate<SnapshotView, []>('retry');
-/** Ready | Failed → Deleting → image removed → the actor completes. Rejected while Creating or while a sandbox runs the image. */
-export const deleteSnapshotUpdate = defineUpdate<SnapshotView, []>('delete');
-
-const reject = (kind: keyof typeof ErrorCodes, message: string) =>
-  ApplicationFailure.create({ type: ErrorCodes[kind].code, message, nonRetryable: true });
-
-/** The innermost message of an activity failure (ActivityFailure → ApplicationFailure). */
-function messageOf(err: unknown): string {
-  let e = err as { cause?: unknown; message?: string } | undefined;
-  while (e?.cause) e = e.cause as typeof e;
-  return e?.message ?? String(err);
-}
 
 /**
  * The snapshot actor, id `snapshot/<snapshotId>`. Creating → locate → commit → verify → Ready, or
@@ -39,16 +22,16 @@ function messageOf(err: unknown): string {
  * completes. State is the step list, so a worker crash or a Temporal restart resumes exactly there,
  * and every step's activity is idempotent, so a step that is retried never commits twice.
  */
-export async function snapshotWorkflow(input: SnapshotWorkflowInput): Promise<SnapshotView> {
+export const snapshotWorkflow: SnapshotWorkflow = async (input: SnapshotWorkflowInput): Promise<SnapshotView> => {
   const queue = hostTaskQueue(workflowInfo().taskQueue, input.hostId);
-  const host = proxyActivities<HostActivities>({
+  const host = proxyActivities<SnapshotRuntime>({
     taskQueue: queue,
     startToCloseTimeout: '30 minutes',
     heartbeatTimeout: '10 seconds',
     retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 5 },
   });
   // Removing the image must eventually succeed: an orphaned image is worse than a slow delete.
-  const remover = proxyActivities<HostActivities>({
+  const remover = proxyActivities<SnapshotRuntime>({
     taskQueue: queue,
     startToCloseTimeout: '2 minutes',
     retry: { initialInterval: '1s', maximumInterval: '30s' },
@@ -100,7 +83,7 @@ export async function snapshotWorkflow(input: SnapshotWorkflowInput): Promise<Sn
         await runStep(step);
       } catch (err) {
         step.state = 'failed';
-        step.error = messageOf(err);
+        step.error = failureMessage(err);
         view.failedStep = step.name;
         transition('Failed', 'snapshot_capture_failed', `${step.name} failed: ${step.error}`);
         return;
@@ -166,4 +149,4 @@ export async function snapshotWorkflow(input: SnapshotWorkflowInput): Promise<Sn
   view.status = { ...view.status, reason: 'snapshot_deleted', message: 'image removed', lastTransitionAt: new Date().toISOString() };
   await condition(allHandlersFinished);
   return view;
-}
+};

@@ -1,33 +1,14 @@
 import type Dockerode from 'dockerode';
 import type { Config } from '../../core/config';
+import { LABELS } from '../../contracts/labels';
+import type { MountBind } from '../../contracts/runtime';
 import type { SandboxSpec } from '../../core/sandbox';
-
-export const LABELS = {
-  managed: 'tidebox.io/managed',
-  instance: 'tidebox.io/instance',
-  sandboxId: 'tidebox.io/sandbox-id',
-  tenant: 'tidebox.io/tenant',
-  /** The tenant's namespace (Kubernetes puts pods there; on Docker it labels the containers). */
-  namespace: 'tidebox.io/namespace',
-  /** Named volumes Tidebox created on demand (pvc with createIfNotExists). */
-  createdBy: 'tidebox.io/created-by',
-  /** The user a sandbox was created for (extensions["tidebox.io/user-id"]). */
-  userId: 'tidebox.io/user-id',
-  /** Snapshot images: the snapshot they belong to. */
-  snapshotId: 'tidebox.io/snapshot-id',
-} as const;
 
 export interface ContainerIdentity {
   instance: string;
   sandboxId: string;
   tenant: string;
   namespace: string;
-}
-
-export interface MountBind {
-  hostPath: string;
-  mountPath: string;
-  readOnly: boolean;
 }
 
 export const containerName = (id: ContainerIdentity): string => `tidebox-${id.instance}-${id.sandboxId}`;

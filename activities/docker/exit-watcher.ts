@@ -1,27 +1,14 @@
 import type Dockerode from 'dockerode';
 import { z } from 'zod';
-import { LABELS } from './container-spec';
-
-/** What the watcher reports for a sandbox container that stopped without Tidebox stopping it. */
-export interface RuntimeExit {
-  sandboxId: string;
-  containerId: string;
-  exitCode: number;
-  /** Why, when there is more to say than the exit code (e.g. the pod was deleted). */
-  message?: string;
-}
+import { LABELS } from '../../contracts/labels';
+import type { RuntimeExit } from '../../contracts/runtime';
 
 const DieEvent = z.object({
   id: z.string(),
   Actor: z.object({ Attributes: z.record(z.string(), z.string()) }),
 });
 
-/**
- * Watches one Docker host for sandbox containers that die (crash, OOM kill, `docker kill` behind our
- * back) and reports them, so the sandbox actor can move to Failed instead of claiming Running.
- * One event stream per host, not one poller per sandbox. After every (re)connect it also reports
- * containers already exited, covering the time the worker was down. Stops when `signal` aborts.
- */
+/** A `die` event of a sandbox container, or undefined for anything else. */
 function parseDieEvent(line: string): RuntimeExit | undefined {
   let json: unknown;
   try {
@@ -35,6 +22,12 @@ function parseDieEvent(line: string): RuntimeExit | undefined {
   return { sandboxId, containerId: parsed.data.id, exitCode: Number(parsed.data.Actor.Attributes.exitCode ?? -1) };
 }
 
+/**
+ * Watches one Docker host for sandbox containers that die (crash, OOM kill, `docker kill` behind our
+ * back) and reports them, so the sandbox actor can move to Failed instead of claiming Running.
+ * One event stream per host, not one poller per sandbox. After every (re)connect it also reports
+ * containers already exited, covering the time the worker was down. Stops when `signal` aborts.
+ */
 export async function watchRuntimeExits(
   docker: Dockerode,
   instance: string,

@@ -4,7 +4,7 @@
  * here (and only type imports of the client), so all of it is unit-tested without a cluster.
  */
 import type { V1PersistentVolumeClaim, V1Pod, V1Secret } from '@kubernetes/client-node';
-import { LABELS } from '../docker/container-spec';
+import { LABELS } from '../../contracts/labels';
 import type { HostVolume, SandboxSpec } from '../../core/sandbox';
 import { isUnderAllowedPrefix, normalizeAbsolute } from '../../core/storage';
 

@@ -1,9 +1,9 @@
-import type { V1Pod } from '@kubernetes/client-node';
-import { Watch } from '@kubernetes/client-node';
+import { Watch, type V1Pod } from '@kubernetes/client-node';
+import { LABELS } from '../../contracts/labels';
+import type { RuntimeExit } from '../../contracts/runtime';
 import type { SandboxState } from '../../core/sandbox';
-import type { RuntimeExit } from '../docker/exit-watcher';
-import { LABELS } from '../docker/container-spec';
-import { CoreV1Api, deleteSandboxPod, KubeConfig, unlessNotFound } from './kube';
+import { type CoreV1Api, type KubeConfig, unlessNotFound } from '../../platform/kube';
+import { deleteSandboxPod } from './cluster';
 import { podName, podProgress } from './pod-spec';
 
 /** A sandbox actor that is still open, as visibility shows it. */

@@ -5,7 +5,9 @@ import { join, resolve } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Config } from '../../core/config';
 import { ErrorCodes } from '../../core/errors';
-import { endpointUrl, isMountKey, ossfs2Endpoint, OssfsSource, ossfsSourceProblems } from '../../core/mounts';
+import { endpointUrl, isMountKey, ossfs2Endpoint, ossfsSourceProblems } from '../../core/mounts';
+import type { BucketMountHost } from '../../contracts/runtime';
+import { heartbeating } from '../common';
 import type { Faults } from '../faults';
 
 /** `/proc/mounts` escapes space, tab, newline and backslash as octal. */
@@ -88,28 +90,13 @@ export async function readableWithin(path: string, ms: number, ls = 'ls'): Promi
 }
 
 const PROBE_MS = 10_000;
+/** A mount command may take up to mountTimeoutSeconds and an unmount command 30 s: beat all along. */
 const HEARTBEAT_MS = 5_000;
 /** How long a credentials directory may exist before a sweep takes it for a leftover even if its owner lives (> any mount command). */
 const SECRETS_MAX_AGE_MS = 15 * 60_000;
 const SECRETS_PREFIX = 'tidebox-mount-';
 
 const sleep = (ms: number) => Context.current().sleep(ms);
-
-/**
- * Heartbeat every few seconds for the whole activity, whatever step it is in: a mount command may
- * take up to mountTimeoutSeconds and an unmount command 30 s, far beyond the heartbeat timeout.
- * A worker that dies stops beating, so the attempt is still timed out quickly.
- */
-async function heartbeating<T>(fn: () => Promise<T>): Promise<T> {
-  const context = Context.current();
-  context.heartbeat();
-  const beat = setInterval(() => context.heartbeat(), HEARTBEAT_MS);
-  try {
-    return await fn();
-  } finally {
-    clearInterval(beat);
-  }
-}
 
 /** One promise chain per host path: mounting and unmounting one path never overlap in this process. */
 const pathLocks = new Map<string, Promise<void>>();
@@ -183,7 +170,7 @@ const refused = (message: string) => ApplicationFailure.create({ type: ErrorCode
  * go to a 0600 file in a private 0700 directory that is removed as soon as the mount command returns.
  * The source is validated again here, whatever the API checked: nothing runs for a bad one.
  */
-export function createMountActivities(deps: { config: Config; faults: Faults }) {
+export function createMountActivities(deps: { config: Config; faults: Faults }): BucketMountHost {
   const { ossfs } = deps.config;
   const configuredRoot = mountRootOf(deps.config);
   // Resolved once, starting now (worker start); a failure is retried by the next activity.
@@ -212,7 +199,7 @@ export function createMountActivities(deps: { config: Config; faults: Faults }) 
   };
 
   return {
-    mountBucket: (input: { key: string; source: OssfsSource }): Promise<{ hostPath: string; adopted: boolean }> =>
+    mountBucket: (input) =>
       heartbeating(async () => {
         const { source } = input;
         const problems = ossfsSourceProblems(source);
@@ -291,14 +278,14 @@ export function createMountActivities(deps: { config: Config; faults: Faults }) 
           await deps.faults.reached('bucket-mounted', input.key);
           return { hostPath, adopted: false };
         });
-      }),
+      }, HEARTBEAT_MS),
 
     /**
      * Take the mount at the key's path down. The first attempt asks nicely (fusermount -u, then
      * umount); a retried attempt (the first failed, timed out, or its worker died) detaches lazily
      * (fusermount -uz, then umount -l), which a busy or dead mount cannot refuse.
      */
-    unmountBucket: (input: { key: string }): Promise<{ unmounted: boolean }> =>
+    unmountBucket: (input) =>
       heartbeating(async () => {
         const hostPath = await pathOf(input.key);
         return exclusive(hostPath, async () => {
@@ -327,8 +314,6 @@ export function createMountActivities(deps: { config: Config; faults: Faults }) 
           await rmdir(hostPath).catch(() => undefined);
           return { unmounted: true };
         });
-      }),
+      }, HEARTBEAT_MS),
   };
 }
-
-export type MountActivities = ReturnType<typeof createMountActivities>;

@@ -1,32 +1,20 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { z } from 'zod';
-import {
-  CreateSnapshotRequestSchema,
-  ErrorResponseSchema,
-  ListSnapshotsQuery,
-  ListSnapshotsResponseSchema,
-  SandboxIdParams,
-  SnapshotIdParams,
-  SnapshotResourceSchema,
-} from '../../core/schemas';
-import { toSnapshotResource } from '../../core/snapshots';
-import { parseSnapshotStates, SnapshotService } from '../snapshots';
-import { tenantFilter } from './sandboxes';
+import { ListSnapshotsResponseSchema, SnapshotResourceSchema } from '../../core/responses';
+import { CreateSnapshotRequestSchema, ListSnapshotsQuery, SandboxIdParams, SnapshotIdParams } from '../../core/schemas';
+import { SNAPSHOT_STATES, toSnapshotResource } from '../../core/snapshots';
+import type { SnapshotService } from '../temporal';
+import { doc, ErrorResponses, NoContent, parseStates, tenantFilter } from './common';
 
-const Errors = {
-  400: ErrorResponseSchema, 401: ErrorResponseSchema, 404: ErrorResponseSchema, 409: ErrorResponseSchema,
-  500: ErrorResponseSchema, 503: ErrorResponseSchema,
-};
-const doc = (summary: string) => ({ tags: ['Snapshots'], summary });
+const tag = 'Snapshots';
 
 /** Snapshots: the contract's routes plus `retry` for operators. */
 export const snapshotRoutes: FastifyPluginAsyncZod<{ snapshots: SnapshotService }> = async (app, { snapshots }) => {
   app.post('/sandboxes/:sandboxId/snapshots', {
     schema: {
-      ...doc('Snapshot a Running or Paused sandbox (202 Creating; poll GET /snapshots/{id})'),
+      ...doc(tag, 'Snapshot a Running or Paused sandbox (202 Creating; poll GET /snapshots/{id})'),
       params: SandboxIdParams,
       body: CreateSnapshotRequestSchema,
-      response: { 202: SnapshotResourceSchema, ...Errors },
+      response: { 202: SnapshotResourceSchema, ...ErrorResponses },
     },
   }, async (req, reply) => {
     const view = await snapshots.create(req.caller, req.params.sandboxId, req.body?.name);
@@ -34,31 +22,27 @@ export const snapshotRoutes: FastifyPluginAsyncZod<{ snapshots: SnapshotService 
   });
 
   app.get('/snapshots', {
-    schema: { ...doc('List snapshots (sandboxId, state OR, newest first)'), querystring: ListSnapshotsQuery, response: { 200: ListSnapshotsResponseSchema, ...Errors } },
+    schema: { ...doc(tag, 'List snapshots (sandboxId, state OR, newest first)'), querystring: ListSnapshotsQuery, response: { 200: ListSnapshotsResponseSchema, ...ErrorResponses } },
   }, async (req) => {
     const { sandboxId, page, pageSize } = req.query;
-    const result = await snapshots.list(req.caller, {
-      tenant: tenantFilter(req.caller, req.query.tenant),
-      ...(sandboxId ? { sandboxId } : {}),
-      states: parseSnapshotStates(req.query.state),
-      page,
-      pageSize,
-    });
+    const tenant = tenantFilter(req.caller, req.query.tenant);
+    const states = parseStates(req.query.state, SNAPSHOT_STATES, 'snapshot state');
+    const result = await snapshots.list(req.caller, { tenant, ...(sandboxId ? { sandboxId } : {}), states, page, pageSize });
     return { items: result.items.map(toSnapshotResource), pagination: result.pagination };
   });
 
   app.get('/snapshots/:snapshotId', {
-    schema: { ...doc('Fetch a snapshot (with its image reference and steps)'), params: SnapshotIdParams, response: { 200: SnapshotResourceSchema, ...Errors } },
+    schema: { ...doc(tag, 'Fetch a snapshot (with its image reference and steps)'), params: SnapshotIdParams, response: { 200: SnapshotResourceSchema, ...ErrorResponses } },
   }, async (req) => toSnapshotResource(await snapshots.get(req.caller, req.params.snapshotId)));
 
   app.delete('/snapshots/:snapshotId', {
-    schema: { ...doc('Delete a snapshot and its image (409 while Creating or in use)'), params: SnapshotIdParams, response: { 204: z.null().describe('No content'), ...Errors } },
+    schema: { ...doc(tag, 'Delete a snapshot and its image (409 while Creating or in use)'), params: SnapshotIdParams, response: { 204: NoContent, ...ErrorResponses } },
   }, async (req, reply) => {
     await snapshots.delete(req.caller, req.params.snapshotId);
     return reply.code(204).send(null);
   });
 
   app.post('/snapshots/:snapshotId/retry', {
-    schema: { ...doc('Retry a Failed snapshot from the step that failed (202 Creating)'), params: SnapshotIdParams, response: { 202: SnapshotResourceSchema, ...Errors } },
+    schema: { ...doc(tag, 'Retry a Failed snapshot from the step that failed (202 Creating)'), params: SnapshotIdParams, response: { 202: SnapshotResourceSchema, ...ErrorResponses } },
   }, async (req, reply) => reply.code(202).send(toSnapshotResource(await snapshots.retry(req.caller, req.params.snapshotId))));
 };

@@ -2,7 +2,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Connection } from '@temporalio/client';
-import { SEARCH_ATTRIBUTE_DECLARATIONS } from '../../core/search-attributes';
+import { SEARCH_ATTRIBUTE_DECLARATIONS } from '../../contracts/search-attributes';
 
 export interface DevServerOptions {
   cliPath: string;

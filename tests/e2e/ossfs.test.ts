@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { payloadCodecsFor } from '../../core/payload-codec';
+import { payloadCodecsFor } from '../../platform/payload-codec';
 import { detachMounts, LocalS3, mountsUnder, ossfsStackConfig } from '../helpers/s3';
 import { sandboxRequest, Stack, waitFor } from '../helpers/stack';
 

@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { stringify } from 'smol-toml';
-import { LABELS } from '../../activities/docker/container-spec';
+import { LABELS } from '../../contracts/labels';
 import { ManagedProcess } from '../../scripts/lib/managed-process';
 import { TemporalDevServer } from '../../scripts/lib/temporal-dev-server';
 
@@ -53,7 +53,7 @@ export async function waitFor<T>(
 export interface HttpResult {
   status: number;
   headers: Headers;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  body: any;  
 }
 
 export interface StackOptions {

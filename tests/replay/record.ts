@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { payloadCodecsFor } from '../../core/payload-codec';
+import { payloadCodecsFor } from '../../platform/payload-codec';
 import { FakeKubelet, KubeTestCluster } from '../helpers/kube';
 import { LocalS3, ossfsStackConfig } from '../helpers/s3';
 import { repoRoot, sandboxRequest, Stack, waitFor } from '../helpers/stack';

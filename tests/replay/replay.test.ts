@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
-import { payloadCodecsFor } from '../../core/payload-codec';
+import { payloadCodecsFor } from '../../platform/payload-codec';
 import { repoRoot } from '../helpers/stack';
 import { REPLAY_PAYLOAD_KEY } from './replay-key';
 

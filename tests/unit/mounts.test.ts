@@ -16,7 +16,8 @@ import {
   OssfsSource,
   ossfsSourceProblems,
 } from '../../core/mounts';
-import { createSandboxRequestSchema, normalizeCreateRequest } from '../../core/schemas';
+import { normalizeCreateRequest } from '../../core/create-request';
+import { createSandboxRequestSchema } from '../../core/schemas';
 import { createFaults } from '../../activities/faults';
 import { createMountActivities, mountAt, prepareMountRoot, readableWithin, sweepMountSecrets } from '../../activities/ossfs/mount-activities';
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { DefaultPayloadConverter } from '@temporalio/common';
-import { AesGcmPayloadCodec } from '../../core/payload-codec';
+import { AesGcmPayloadCodec } from '../../platform/payload-codec';
 import { mountKey } from '../../core/mount-key';
 import type { OssfsSource } from '../../core/mounts';
 

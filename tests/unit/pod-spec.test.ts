@@ -1,7 +1,8 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { buildClaim, buildPod, buildPullSecret, deepMerge, hostVolumeSource, METADATA_ANNOTATION, podProgress, registryOf } from '../../activities/kubernetes/pod-spec';
 import { parseConfig } from '../../core/config';
-import { createSandboxRequestSchema, normalizeCreateRequest } from '../../core/schemas';
+import { normalizeCreateRequest } from '../../core/create-request';
+import { createSandboxRequestSchema } from '../../core/schemas';
 import type { SandboxSpec } from '../../core/sandbox';
 
 const config = parseConfig({ sandbox: { allowedHostPaths: ['/srv/data'] } });

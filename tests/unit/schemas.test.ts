@@ -1,6 +1,7 @@
 import { parseConfig } from '../../core/config';
 import { TideboxError } from '../../core/errors';
-import { createSandboxRequestSchema, normalizeCreateRequest } from '../../core/schemas';
+import { normalizeCreateRequest } from '../../core/create-request';
+import { createSandboxRequestSchema } from '../../core/schemas';
 import { checkResolvedHostPaths, isUnderAllowedPrefix } from '../../core/storage';
 
 const sandboxConfig = parseConfig({ sandbox: { allowedHostPaths: ['/srv/data/'] } }).sandbox;

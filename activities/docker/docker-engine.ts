@@ -2,7 +2,8 @@ import type Dockerode from 'dockerode';
 import { z } from 'zod';
 import type { Config } from '../../core/config';
 import type { SandboxSpec } from '../../core/sandbox';
-import { buildContainerCreateOptions, ContainerIdentity, MountBind, sandboxLabelFilter } from './container-spec';
+import type { MountBind } from '../../contracts/runtime';
+import { buildContainerCreateOptions, ContainerIdentity, sandboxLabelFilter } from './container-spec';
 
 /** Docker's answers, validated before use (an engine is an untrusted edge like any other). */
 const ContainerSummary = z.object({ Id: z.string().min(1), State: z.string().optional() });
@@ -32,8 +33,8 @@ export function dockerStatus(err: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
-/** The port in front of the Docker engine: the only code that speaks dockerode. */
-export class DockerRuntime {
+/** The adapter in front of one Docker engine: the only code that speaks dockerode for sandboxes. */
+export class DockerEngine {
   constructor(
     private readonly docker: Dockerode,
     private readonly config: Pick<Config, 'docker' | 'instance'>,

@@ -1,17 +1,18 @@
 import { Context } from '@temporalio/activity';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Config } from '../../core/config';
-import type { RuntimeProgress, SandboxNetwork, SandboxSpec } from '../../core/sandbox';
+import { LABELS } from '../../contracts/labels';
+import type { SandboxRuntime, SnapshotRuntime } from '../../contracts/runtime';
+import type { RuntimeProgress, SandboxSpec } from '../../core/sandbox';
 import { userIdOf } from '../../core/tenants';
+import { type CoreV1Api, kubeMessage, kubeStatus, unlessNotFound } from '../../platform/kube';
 import { fail, heartbeating } from '../common';
-import type { HostActivities } from '../docker/host-activities';
-import { LABELS } from '../docker/container-spec';
 import type { Faults } from '../faults';
-import { CoreV1Api, deleteSandboxPod, kubeMessage, kubeStatus, unlessNotFound } from './kube';
+import { deleteSandboxPod } from './cluster';
 import { buildClaim, buildPod, buildPullSecret, podName, podProgress, PodSettings, pullSecretName } from './pod-spec';
 import { progressReporter } from './progress-reporter';
 
-export interface PodActivityDeps {
+export interface PodRuntimeDeps {
   core: CoreV1Api;
   config: Pick<Config, 'instance' | 'kubernetes' | 'sandbox'>;
   /** A sandbox's declared ports given the ones its request added (configured + requested). */
@@ -31,12 +32,13 @@ const unsupported = (what: string) =>
   fail('NOT_SUPPORTED_BY_RUNTIME', `${what} is not supported on the Kubernetes pod runtime`);
 
 /**
- * The sandbox's runtime activities on Kubernetes: one pod per sandbox (`sandbox-<id>`) in the
- * tenant's namespace. Same names and inputs as the Docker host activities, so the sandbox actor runs
- * unchanged on the cluster's task queue. Each activity is idempotent: a create finds its own pod by
- * name and adopts it, so a retry after a worker crash never makes a second one.
+ * The sandbox runtime on Kubernetes: one pod per sandbox (`sandbox-<id>`) in the tenant's namespace,
+ * behind the same port as the Docker runtime, so the sandbox actor runs unchanged on the cluster's
+ * task queue. Each activity is idempotent: a create finds its own pod by name and adopts it, so a
+ * retry after a worker crash never makes a second one. Pods cannot be frozen or committed: pause,
+ * resume and snapshots fail with NOT_SUPPORTED_BY_RUNTIME (the API answers 501 before that).
  */
-export function createPodActivities(deps: PodActivityDeps): HostActivities {
+export function createPodRuntime(deps: PodRuntimeDeps): SandboxRuntime & SnapshotRuntime {
   const { core, config, faults } = deps;
   const k = config.kubernetes;
   const pollMs = deps.pollMs ?? 500;
@@ -79,7 +81,7 @@ export function createPodActivities(deps: PodActivityDeps): HostActivities {
   /** The API server refused a request for a reason retrying will not fix: the sandbox fails with it. */
   const rejected = (err: unknown, what: string) => {
     const status = kubeStatus(err);
-    if (status === 400 || status === 403 || status === 404 || status === 422) return fail('RUNTIME_REJECTED', `${what}: ${kubeMessage(err)}`);
+    if (status === 400 || status === 403 || status === 404 || status === 422) return fail('RUNTIME_REJECTED', `${what}: ${kubeMessage(err)}`, err);
     return err;
   };
 
@@ -95,7 +97,7 @@ export function createPodActivities(deps: PodActivityDeps): HostActivities {
     try {
       await core.createNamespacedSecret({ namespace, body });
     } catch (err) {
-      if (kubeStatus(err) === 404) throw fail('RUNTIME_REJECTED', `namespace ${namespace} does not exist on the cluster`);
+      if (kubeStatus(err) === 404) throw fail('RUNTIME_REJECTED', `namespace ${namespace} does not exist on the cluster`, err);
       if (kubeStatus(err) !== 409) throw rejected(err, 'cannot create the image pull secret');
       await core.replaceNamespacedSecret({ name: pullSecretName(input.sandboxId), namespace, body });
     }
@@ -131,7 +133,7 @@ export function createPodActivities(deps: PodActivityDeps): HostActivities {
         );
       } catch (err) {
         // A host path no longer allowed by this worker's configuration: retrying cannot help.
-        throw fail('RUNTIME_REJECTED', (err as Error).message);
+        throw fail('RUNTIME_REJECTED', (err as Error).message, err);
       }
       await putPullSecret(namespace, input);
       if (Context.current().cancellationSignal.aborted) throw new Error('attempt cancelled before create');
@@ -145,7 +147,7 @@ export function createPodActivities(deps: PodActivityDeps): HostActivities {
           if (raced && isOurs(raced, input.sandboxId)) pod = raced;
           else throw fail('RUNTIME_REJECTED', `pod ${namespace}/${podName(input.sandboxId)} exists and is not this sandbox's`);
         } else if (kubeStatus(err) === 404) {
-          throw fail('RUNTIME_REJECTED', `namespace ${namespace} does not exist on the cluster`);
+          throw fail('RUNTIME_REJECTED', `namespace ${namespace} does not exist on the cluster`, err);
         } else {
           throw rejected(err, 'the API server rejected the pod');
         }
@@ -160,7 +162,7 @@ export function createPodActivities(deps: PodActivityDeps): HostActivities {
      * image that cannot be pulled or a container that cannot start, and after readyTimeoutSeconds
      * counted from the pod's creation (so a retried attempt does not restart the clock).
      */
-    startContainer: (input) => heartbeating(async (): Promise<{ containerId: string; network: SandboxNetwork }> => {
+    startContainer: (input) => heartbeating(async () => {
       const namespace = await locate(input.sandboxId, input.namespace);
       const ctx = Context.current();
       const report = progressReporter(input.sandboxId, deps.reportProgress, (msg, error) => ctx.log.warn(msg, { sandboxId: input.sandboxId, error }));

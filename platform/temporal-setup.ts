@@ -1,5 +1,6 @@
 import { temporal } from '@temporalio/proto';
-import { SEARCH_ATTRIBUTE_DECLARATIONS } from '../core/search-attributes';
+import { SEARCH_ATTRIBUTE_DECLARATIONS } from '../contracts/search-attributes';
+import type { Config } from '../core/config';
 
 type OperatorService = temporal.api.operatorservice.v1.OperatorService;
 const IndexedValueType = temporal.api.enums.v1.IndexedValueType;
@@ -9,6 +10,9 @@ const INDEXED_TYPES: Record<string, temporal.api.enums.v1.IndexedValueType> = {
   Datetime: IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
   KeywordList: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
 };
+
+/** The Temporal frontend every process connects to: the configured cluster, else the dev server `npm start` runs. */
+export const temporalAddress = (config: Pick<Config, 'temporal'>): string => config.temporal.address ?? `127.0.0.1:${config.temporal.devServerPort}`;
 
 /**
  * Register Tidebox's search attributes on the namespace if any are missing. Idempotent and safe to
@@ -29,6 +33,6 @@ export async function ensureSearchAttributes(operator: OperatorService, namespac
   } catch (err) {
     // A concurrent registration wins the race with ALREADY_EXISTS; anything still missing is real.
     const left = await missing();
-    if (left.length) throw new Error(`cannot register search attributes ${left.map((d) => d.name).join(', ')}: ${(err as Error).message}`);
+    if (left.length) throw new Error(`cannot register search attributes ${left.map((d) => d.name).join(', ')}: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -1,0 +1,71 @@
+import { readFileSync } from 'node:fs';
+import type { Client } from '@temporalio/client';
+import Dockerode from 'dockerode';
+import type { HostLog, RuntimeHost } from '../../contracts/runtime';
+import type { Config } from '../../core/config';
+import { createFaults } from '../faults';
+import { createMountActivities, mountRootOf, prepareMountRoot, sweepMountSecrets } from '../ossfs/mount-activities';
+import { sandboxSignals } from '../sandbox-signals';
+import { declaredPorts, usesHostNetwork } from './container-spec';
+import { createContainerRuntime } from './container-runtime';
+import { DockerEngine } from './docker-engine';
+import { watchRuntimeExits } from './exit-watcher';
+import { createDockerSnapshotRuntime } from './snapshot-runtime';
+
+/**
+ * A Docker host as the worker runs it: containers and snapshot images on this engine, shared bucket
+ * mounts on this machine, and the engine's event stream for containers that die on their own.
+ */
+export async function createDockerHost(config: Config, client: Client, log: HostLog): Promise<RuntimeHost> {
+  await prepareMountHost(config, log);
+  const docker = new Dockerode(config.docker.socketPath ? { socketPath: config.docker.socketPath } : undefined);
+  const engine = new DockerEngine(docker, config, readSeccompProfile(config.docker.seccompProfile));
+  const faults = createFaults(config);
+  const { reportExit } = sandboxSignals(client);
+  return {
+    activities: {
+      ...createContainerRuntime({
+        engine,
+        instance: config.instance,
+        allowedHostPaths: config.sandbox.allowedHostPaths,
+        startupGraceMs: config.docker.startupGraceMs,
+        hostNetwork: usesHostNetwork(config.docker),
+        declaredPorts: (ports) => declaredPorts({ ports }, config.docker),
+        advertisedHost: config.docker.endpointHost ?? config.docker.publishHost,
+        faults,
+      }),
+      ...createDockerSnapshotRuntime({ engine, instance: config.instance, faults }),
+      ...createMountActivities({ config, faults }),
+    },
+    watchExits: (signal) => watchRuntimeExits(docker, config.instance, reportExit, signal, (msg) => log.warn(msg)),
+  };
+}
+
+/**
+ * Mount-related start-up: remove credential directories a crashed worker left behind (between
+ * writing and removing them), and create the mount root. Neither stops the worker: a host that
+ * never mounts a bucket must still start; the mount activities retry the root themselves.
+ */
+async function prepareMountHost(config: Config, log: HostLog): Promise<void> {
+  try {
+    const removed = await sweepMountSecrets();
+    if (removed.length > 0) log.info('removed leftover mount credential directories', { count: removed.length });
+  } catch (err) {
+    log.warn('sweeping mount credential directories failed', { error: (err as Error).message });
+  }
+  try {
+    await prepareMountRoot(mountRootOf(config));
+  } catch (err) {
+    log.warn('cannot prepare the ossfs mount root', { error: (err as Error).message });
+  }
+}
+
+/** The Engine API wants the profile's JSON text; read and validate it once, at start-up. */
+function readSeccompProfile(path: string | undefined): string | undefined {
+  if (!path || path === 'unconfined') return path;
+  try {
+    return JSON.stringify(JSON.parse(readFileSync(path, 'utf8')));
+  } catch (err) {
+    throw new Error(`docker.seccompProfile ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}

@@ -1,0 +1,79 @@
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { SANDBOX_WORKFLOW_TYPE } from '../../contracts/sandbox-actor';
+import type { HostLog, RuntimeHost } from '../../contracts/runtime';
+import type { Config } from '../../core/config';
+import { sandboxWorkflowId, type SandboxView } from '../../core/sandbox';
+import { CoreV1Api, loadKubeConfig } from '../../platform/kube';
+import { declaredPorts } from '../docker/container-spec';
+import { createFaults } from '../faults';
+import { sandboxSignals } from '../sandbox-signals';
+import { readPodTemplate } from './cluster';
+import { createPodRuntime } from './pod-runtime';
+import { type OpenSandbox, watchPodExits } from './pod-watcher';
+
+/** Open sandboxes one sweep looks at; beyond it, missing pods wait for a later sweep and no pod is judged an orphan. */
+const SWEEP_SCAN_LIMIT = 10_000;
+
+/**
+ * A Kubernetes cluster as the worker runs it: pods in tenants' namespaces, and one cluster-wide pod
+ * watch (with periodic sweeps against the open sandbox actors) for pods that end on their own.
+ * Loaded with a dynamic import: the client is an ES module, and a Docker worker has no use for it.
+ */
+export async function createKubernetesHost(config: Config, client: Client, log: HostLog): Promise<RuntimeHost> {
+  const kc = loadKubeConfig(config);
+  const core = kc.makeApiClient(CoreV1Api);
+  const signals = sandboxSignals(client);
+  const { hostId } = config.kubernetes;
+
+  /** The open sandbox actors of this install on this cluster, by visibility (bounded). */
+  const openSandboxes = async () => {
+    const items: OpenSandbox[] = [];
+    const query = `WorkflowType = '${SANDBOX_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND TaskQueue = '${config.temporal.taskQueue}'`;
+    let seen = 0;
+    for await (const wf of client.workflow.list({ query })) {
+      if (++seen > SWEEP_SCAN_LIMIT) return { items, complete: false };
+      const view = wf.memo?.view as SandboxView | undefined;
+      if (!view) return { items, complete: false }; // cannot tell whose it is: judge nothing
+      if (view.hostId !== hostId) continue;
+      items.push({ sandboxId: view.id, state: view.status.state, namespace: view.namespace ?? 'default', ...(view.containerId ? { containerId: view.containerId } : {}) });
+    }
+    return { items, complete: true };
+  };
+
+  /** The actor's own word (not visibility): closed, or Failed/Terminated, means its pod is an orphan. */
+  const isOrphan = async (sandboxId: string) => {
+    try {
+      const described = await client.workflow.getHandle(sandboxWorkflowId(sandboxId)).describe();
+      if (described.status.name !== 'RUNNING') return true;
+      const state = (described.memo?.view as SandboxView | undefined)?.status.state;
+      return state === 'Failed' || state === 'Terminated';
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return true;
+      throw err;
+    }
+  };
+
+  return {
+    activities: createPodRuntime({
+      core,
+      config,
+      declaredPorts: (ports) => declaredPorts({ ports }, config.docker),
+      template: readPodTemplate(config.kubernetes.podTemplateFile),
+      faults: createFaults(config),
+      reportProgress: signals.reportProgress,
+    }),
+    watchExits: (signal) =>
+      watchPodExits({
+        kc,
+        core,
+        instance: config.instance,
+        report: signals.reportExit,
+        openSandboxes,
+        isOrphan,
+        signal,
+        log: (msg) => log.warn(msg),
+        sweepIntervalMs: config.kubernetes.sweepIntervalSeconds * 1000,
+        orphanGraceMs: config.kubernetes.orphanGraceSeconds * 1000,
+      }),
+  };
+}

@@ -1,0 +1,61 @@
+import type { Config } from '../core/config';
+import { normalizeCreateRequest } from '../core/create-request';
+import { TideboxError } from '../core/errors';
+import { mountKey, mountKeyHmacKey } from '../core/mount-key';
+import type { SandboxSpec } from '../core/sandbox';
+import type { CreateSandboxRequest } from '../core/schemas';
+import { checkPvcPaths, checkResolvedHostPaths } from '../core/storage';
+import type { Caller } from '../core/tenants';
+import { realpathOrUndefined } from '../platform/fs';
+import type { NamespaceCheck } from './kube-namespaces';
+import type { SnapshotService } from './temporal';
+import { notOnKubernetes } from './routes/common';
+
+/**
+ * Turns a create request into the spec the sandbox actor runs, refusing early (with a 4xx) what would
+ * only fail later: an unknown or unusable snapshot, a missing Kubernetes namespace, host paths that
+ * lead outside what the tenant may bind. The host that binds checks paths again right before create.
+ */
+export function createSpecPreparer(deps: { config: Config; snapshots: SnapshotService; namespaces?: NamespaceCheck }) {
+  const { config, snapshots, namespaces } = deps;
+  const onKubernetes = config.runtime.type === 'kubernetes';
+  // Mount ids are keyed with a key derived from the payload key; no payload key, no ossfs volumes.
+  const mountKeys = config.security.payloadKey ? mountKeyHmacKey(config.security.payloadKey) : undefined;
+
+  /** A snapshot a new sandbox can start from: the caller's, Ready, and on this API's Docker host. */
+  async function restorable(caller: Caller, snapshotId: string) {
+    const snapshot = await snapshots.get(caller, snapshotId);
+    if (snapshot.status.state !== 'Ready') {
+      throw new TideboxError('SNAPSHOT_INVALID_STATE', `snapshot ${snapshotId} is ${snapshot.status.state}; only a Ready snapshot can be restored`);
+    }
+    if (snapshot.hostId !== config.docker.hostId) {
+      throw new TideboxError('SNAPSHOT_INVALID_STATE', `snapshot ${snapshotId} lives on Docker host ${snapshot.hostId}; restore it through that host's API`);
+    }
+    return snapshot;
+  }
+
+  return async (caller: Extract<Caller, { kind: 'tenant' }>, body: CreateSandboxRequest): Promise<SandboxSpec> => {
+    if (onKubernetes && body.snapshotId !== undefined) throw notOnKubernetes('restoring a snapshot');
+    const snapshot = body.snapshotId && !body.image ? await restorable(caller, body.snapshotId) : undefined;
+    const spec = normalizeCreateRequest(body, config.sandbox, {
+      tenant: caller.tenant,
+      runtime: config.runtime.type,
+      payloadsEncrypted: !!config.security.payloadKey,
+      ...(snapshot ? { snapshot: { id: snapshot.id, image: snapshot.image } } : {}),
+      ...(mountKeys ? { mountKeyOf: (source) => mountKey(caller.tenant, source, mountKeys) } : {}),
+    });
+    if (onKubernetes) {
+      // Host paths live on the cluster's nodes, not here: only the lexical checks above apply.
+      if (namespaces && !(await namespaces.exists(caller.namespace))) {
+        throw new TideboxError('INVALID_PARAMETER', `namespace ${caller.namespace} of tenant ${caller.tenant} does not exist on the cluster; an operator must create it first`);
+      }
+    } else {
+      // Early answers for paths this process can see; the host that binds checks again right before create.
+      checkResolvedHostPaths(spec.volumes, config.sandbox.allowedHostPaths, realpathOrUndefined);
+      checkPvcPaths(spec.pvcs ?? [], config.docker.volumeRoot, realpathOrUndefined);
+    }
+    return spec;
+  };
+}
+
+export type SpecPreparer = ReturnType<typeof createSpecPreparer>;

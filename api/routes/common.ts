@@ -1,0 +1,41 @@
+import { z } from 'zod';
+import { TideboxError } from '../../core/errors';
+import { ErrorResponseSchema } from '../../core/responses';
+import type { Caller } from '../../core/tenants';
+
+/** Every error a route can answer, in the contract's `{code, message}` shape (for the OpenAPI document). */
+export const ErrorResponses = {
+  400: ErrorResponseSchema,
+  401: ErrorResponseSchema,
+  403: ErrorResponseSchema,
+  404: ErrorResponseSchema,
+  409: ErrorResponseSchema,
+  500: ErrorResponseSchema,
+  501: ErrorResponseSchema,
+  503: ErrorResponseSchema,
+  504: ErrorResponseSchema,
+};
+
+export const NoContent = z.null().describe('No content');
+
+/** OpenAPI tag and summary of a route. */
+export const doc = (tag: string, summary: string) => ({ tags: [tag], summary });
+
+/** Operations the Kubernetes pod runtime cannot carry out: 501, documented in docs/kubernetes.md. */
+export const notOnKubernetes = (what: string) =>
+  new TideboxError('NOT_SUPPORTED_BY_RUNTIME', `${what} is not supported on the Kubernetes pod runtime (see docs/kubernetes.md)`);
+
+/** The `tenant` filter: admins pick any tenant; a tenant key may only name its own. */
+export function tenantFilter(caller: Caller, tenant: string | undefined): string | undefined {
+  if (tenant === undefined || caller.kind === 'admin') return tenant;
+  if (tenant !== caller.tenant) throw new TideboxError('INVALID_PARAMETER', 'the tenant filter needs an admin key');
+  return tenant;
+}
+
+/** A `state` query parameter (repeated and/or comma-separated) against the states a resource has; unknown ones are a 400. */
+export function parseStates<S extends string>(raw: string | string[] | undefined, known: readonly S[], what = 'state'): S[] {
+  const states = [raw ?? []].flat().flatMap((s) => s.split(',')).filter(Boolean);
+  const unknown = states.filter((s) => !(known as readonly string[]).includes(s));
+  if (unknown.length) throw new TideboxError('INVALID_PARAMETER', `unknown ${what} ${unknown.join(', ')}; expected one of ${known.join(', ')}`);
+  return states as S[];
+}

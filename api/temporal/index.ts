@@ -1,0 +1,31 @@
+import type { Client } from '@temporalio/client';
+import type { Config } from '../../core/config';
+import { TemporalGateway } from './gateway';
+import { createMountService, type MountService } from './mounts';
+import { createRenewScheduleService, type RenewScheduleService } from './renew-schedules';
+import { createSandboxService, type SandboxService } from './sandboxes';
+import { createSnapshotService, type SnapshotService } from './snapshots';
+import { createWorkflowService, type WorkflowService } from './workflows';
+
+/** What the routes use, one service per resource; only these modules touch the Temporal client. */
+export interface ApiServices {
+  sandboxes: SandboxService;
+  snapshots: SnapshotService;
+  mounts: MountService;
+  renewSchedules: RenewScheduleService;
+  workflows: WorkflowService;
+}
+
+export function createApiServices(client: Client, config: Config): ApiServices {
+  const temporal = new TemporalGateway(client, config.server.temporalCallTimeoutSeconds * 1000);
+  const sandboxes = createSandboxService(temporal, config);
+  return {
+    sandboxes,
+    snapshots: createSnapshotService(temporal, config, sandboxes),
+    mounts: createMountService(temporal),
+    renewSchedules: createRenewScheduleService(temporal, config, sandboxes),
+    workflows: createWorkflowService(temporal),
+  };
+}
+
+export type { MountService, RenewScheduleService, SandboxService, SnapshotService, WorkflowService };

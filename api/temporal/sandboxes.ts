@@ -1,0 +1,235 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { TypedSearchAttributes, type UpdateDefinition } from '@temporalio/common';
+import {
+  awaitSettledUpdate,
+  deleteUpdate,
+  eventsQuery,
+  patchMetadataUpdate,
+  pauseUpdate,
+  renewUpdate,
+  resumeUpdate,
+  SANDBOX_WORKFLOW_TYPE,
+  type SandboxWorkflow,
+} from '../../contracts/sandbox-actor';
+import { SA } from '../../contracts/search-attributes';
+import { type Config, runtimeHostId } from '../../core/config';
+import { TideboxError } from '../../core/errors';
+import { judgeRenewal } from '../../core/expiry';
+import { type MetadataPatch, metadataKeywords, metadataPatchProblems } from '../../core/metadata';
+import {
+  initialView,
+  type SandboxEvent,
+  type SandboxOutcome,
+  type SandboxSpec,
+  type SandboxState,
+  type SandboxView,
+  type SandboxWorkflowInput,
+  sandboxWorkflowId,
+} from '../../core/sandbox';
+import { type Caller, canSee } from '../../core/tenants';
+import type { TemporalGateway } from './gateway';
+import { paginate } from './visibility';
+
+export interface ListFilter {
+  /** Admin callers only: one tenant's sandboxes (all tenants when absent). */
+  tenant?: string;
+  states: SandboxState[];
+  metadata: Record<string, string>;
+  page: number;
+  pageSize: number;
+}
+
+const sandboxNotFound = (sandboxId: string) => new TideboxError('NOT_FOUND', `sandbox ${sandboxId} not found`);
+
+/**
+ * Sandboxes over their actors (`sandbox/<id>`): create starts one, reads come from its memo and the
+ * visibility store (no worker needed), everything else is an Update the actor validates.
+ */
+export function createSandboxService(temporal: TemporalGateway, config: Config) {
+  const callMs = config.server.temporalCallTimeoutSeconds * 1000;
+  /** An Update to the sandbox's actor; `what` names it in the 504 when no worker takes it in time. */
+  const update = <Ret, Args extends unknown[]>(sandboxId: string, def: UpdateDefinition<Ret, Args>, args: Args, what: string, deadlineMs = callMs) =>
+    temporal.update(sandboxWorkflowId(sandboxId), def, args, { what, deadlineMs, notFound: () => sandboxNotFound(sandboxId) });
+
+  /** The sandbox if the caller may see it; another tenant's sandbox is 404, exactly like a missing one. */
+  async function get(caller: Caller, sandboxId: string): Promise<SandboxView> {
+    const found = await temporal.openActor<SandboxView>(sandboxWorkflowId(sandboxId), SANDBOX_WORKFLOW_TYPE);
+    if (!found || !canSee(caller, found.view.tenant) || found.view.status.state === 'Terminated') throw sandboxNotFound(sandboxId);
+    return found.view;
+  }
+
+  async function create(caller: Caller, spec: SandboxSpec, opts: { idempotencyKey?: string; respondAsync: boolean }): Promise<SandboxView> {
+    if (caller.kind !== 'tenant') throw new TideboxError('FORBIDDEN', "admin keys act on existing sandboxes; create sandboxes with a tenant's key");
+    const { tenant, namespace } = caller;
+    const sandboxId = opts.idempotencyKey ? idempotentSandboxId(tenant, opts.idempotencyKey) : randomUUID();
+    const requestHash = requestHashOf(spec);
+    const input: SandboxWorkflowInput = {
+      sandboxId,
+      tenant,
+      namespace,
+      hostId: runtimeHostId(config),
+      createdAt: new Date().toISOString(),
+      spec,
+      requestHash,
+      expiry: { maxTimeoutSeconds: config.sandbox.maxTimeoutSeconds },
+    };
+    const view = initialView(input);
+    const workflowId = sandboxWorkflowId(sandboxId);
+
+    await temporal.call(async (client) => {
+      try {
+        await client.workflow.start<SandboxWorkflow>(SANDBOX_WORKFLOW_TYPE, {
+          workflowId,
+          taskQueue: config.temporal.taskQueue,
+          args: [input],
+          memo: { view, requestHash },
+          typedSearchAttributes: new TypedSearchAttributes([
+            { key: SA.tenant, value: tenant },
+            { key: SA.state, value: view.status.state },
+            { key: SA.createdAt, value: new Date(view.createdAt) },
+            ...(view.expiresAt ? [{ key: SA.expiresAt, value: new Date(view.expiresAt) }] : []),
+            { key: SA.metadata, value: metadataKeywords(view.metadata) },
+          ]),
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        });
+      } catch (err) {
+        if (err instanceof WorkflowExecutionAlreadyStartedError) {
+          throw new TideboxError('IDEMPOTENCY_CONFLICT', 'Idempotency-Key was already used for a sandbox that has since terminated', { cause: err });
+        }
+        throw err;
+      }
+    });
+
+    if (opts.idempotencyKey) {
+      const existing = await temporal.openActor<SandboxView>(workflowId, SANDBOX_WORKFLOW_TYPE);
+      if (existing?.memo.requestHash !== requestHash) {
+        throw new TideboxError('IDEMPOTENCY_CONFLICT', 'Idempotency-Key was already used with a different request body');
+      }
+      if (opts.respondAsync) return existing.view;
+    } else if (opts.respondAsync) {
+      return view;
+    }
+
+    const waitMs = config.server.createWaitSeconds * 1000;
+    try {
+      return await update(sandboxId, awaitSettledUpdate, [{ timeoutMs: waitMs }], 'create', waitMs + 5000);
+    } catch (err) {
+      if (!(err instanceof TideboxError && err.kind === 'TIMEOUT')) throw err;
+      // No worker answered in time: the sandbox is accepted and will progress; report what we know.
+      return (await temporal.openActor<SandboxView>(workflowId, SANDBOX_WORKFLOW_TYPE))?.view ?? view;
+    }
+  }
+
+  async function list(caller: Caller, filter: ListFilter) {
+    const tenant = caller.kind === 'tenant' ? caller.tenant : filter.tenant;
+    const views = await temporal.scan<SandboxView>(
+      { type: SANDBOX_WORKFLOW_TYPE, tenant, states: filter.states, metadata: filter.metadata },
+      (view) =>
+        canSee(caller, view.tenant) &&
+        (tenant === undefined || view.tenant === tenant) &&
+        view.status.state !== 'Terminated' &&
+        (!filter.states.length || filter.states.includes(view.status.state)) &&
+        Object.entries(filter.metadata).every(([k, v]) => view.metadata[k] === v),
+    );
+    return paginate(views, filter.page, filter.pageSize);
+  }
+
+  /** Live sandboxes restored from a snapshot (they run its image, so it cannot be deleted). */
+  async function restoredFrom(tenant: string, snapshotId: string): Promise<string[]> {
+    const views = await temporal.scan<SandboxView>(
+      { type: SANDBOX_WORKFLOW_TYPE, tenant },
+      (view) => view.snapshotId === snapshotId && view.status.state !== 'Terminated',
+    );
+    return views.map((v) => v.id);
+  }
+
+  async function remove(caller: Caller, sandboxId: string): Promise<void> {
+    await get(caller, sandboxId);
+    const waitMs = config.server.deleteWaitSeconds * 1000;
+    await update(sandboxId, deleteUpdate, [{ waitMs }], 'delete', waitMs + 5000);
+  }
+
+  async function renew(caller: Caller, sandboxId: string, expiresAt: string): Promise<{ expiresAt: string }> {
+    const view = await get(caller, sandboxId);
+    // Answer the common mistakes here, from the memo, by the actor's own rule; the actor re-checks authoritatively.
+    const verdict = judgeRenewal(view.expiresAt, expiresAt, Date.now(), config.sandbox);
+    if (!verdict.ok) throw new TideboxError(verdict.kind, verdict.message);
+    return update(sandboxId, renewUpdate, [{ expiresAt: verdict.expiresAt }], 'renewal');
+  }
+
+  async function patchMetadata(caller: Caller, sandboxId: string, patch: MetadataPatch): Promise<SandboxView> {
+    const view = await get(caller, sandboxId);
+    // Answer bad input here; the actor's validator re-checks against its own current metadata.
+    const problems = metadataPatchProblems(view.metadata, patch);
+    if (problems.length) throw new TideboxError('INVALID_PARAMETER', problems.join('; '));
+    if (Object.keys(patch).length === 0) return view;
+    return update(sandboxId, patchMetadataUpdate, [patch], 'metadata patch');
+  }
+
+  /**
+   * The sandbox's lifecycle history. While it lives, the actor answers a query (needs a worker);
+   * after it ends, the workflow's result holds the history, readable for the namespace's retention.
+   */
+  async function events(caller: Caller, sandboxId: string): Promise<{ view: SandboxView; events: SandboxEvent[] }> {
+    const workflowId = sandboxWorkflowId(sandboxId);
+    const described = await temporal.describe(workflowId);
+    const memoView = described?.memo?.view as SandboxView | undefined;
+    if (!described || described.type !== SANDBOX_WORKFLOW_TYPE || !memoView || !canSee(caller, memoView.tenant)) throw sandboxNotFound(sandboxId);
+    const handle = temporal.client.workflow.getHandle(workflowId);
+    if (described.status.name === 'RUNNING') return { view: memoView, events: await temporal.call(() => handle.query(eventsQuery)) };
+    if (described.status.name === 'COMPLETED') {
+      const outcome = await temporal.call(() => handle.result() as Promise<SandboxOutcome | SandboxView>);
+      // Runs recorded before the history was returned ended with the bare view.
+      return 'events' in outcome ? { view: outcome.view, events: outcome.events } : { view: outcome, events: [] };
+    }
+    // Terminated or failed by an operator: the memo still has the last published view.
+    return { view: memoView, events: [] };
+  }
+
+  return {
+    create,
+    get,
+    list,
+    restoredFrom,
+    delete: remove,
+    renew,
+    pause: async (caller: Caller, sandboxId: string): Promise<SandboxView> => {
+      await get(caller, sandboxId);
+      return update(sandboxId, pauseUpdate, [], 'pause');
+    },
+    resume: async (caller: Caller, sandboxId: string): Promise<SandboxView> => {
+      await get(caller, sandboxId);
+      return update(sandboxId, resumeUpdate, [], 'resume');
+    },
+    patchMetadata,
+    events,
+  };
+}
+
+export type SandboxService = ReturnType<typeof createSandboxService>;
+
+/**
+ * SHA-256 of the request without credentials (the memo keeps it): the mount keys already stand for
+ * the ossfs secrets, the registry user name tells image credentials apart. No pvc volumes hash like a
+ * request made before they existed, so a retry across that upgrade still matches.
+ */
+function requestHashOf(spec: SandboxSpec): string {
+  const { pvcs, imageAuth, ...rest } = spec;
+  const hashable = {
+    ...rest,
+    ...(imageAuth ? { imageAuth: { username: imageAuth.username } } : {}),
+    ...(pvcs?.length ? { pvcs } : {}),
+    ossfs: spec.ossfs.map(({ source: { accessKeyId: _id, accessKeySecret: _secret, ...src }, ...v }) => ({ ...v, source: src })),
+  };
+  return createHash('sha256').update(JSON.stringify(hashable)).digest('hex');
+}
+
+/** Same tenant + key → same sandbox id, so a retried POST can never make a second sandbox. */
+export function idempotentSandboxId(tenant: string, key: string): string {
+  const h = createHash('sha256').update(`${tenant}\0${key}`).digest('hex');
+  // Shape it as a UUID (version nibble 5-like, variant 10xx) so ids look alike whichever way they were made.
+  const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}

@@ -1,0 +1,40 @@
+import { SA } from '../../contracts/search-attributes';
+import { metadataKeywords } from '../../core/metadata';
+
+/** Which workflows a visibility query finds: by type and execution status, and Tidebox's search attributes. */
+export interface VisibilityFilter {
+  type: string;
+  /** Default `Running` (open actors). */
+  executionStatus?: 'Running' | 'Failed' | 'TimedOut';
+  tenant?: string;
+  /** TideboxState, any of these. */
+  states?: readonly string[];
+  /** TideboxMetadata, all of these `key=value` pairs. */
+  metadata?: Record<string, string>;
+}
+
+/** A string literal in Temporal's visibility query language. */
+function quote(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+/** The visibility query for a filter (every value quoted: nothing a client sends is query syntax). */
+export function visibilityQuery(filter: VisibilityFilter): string {
+  const clauses = [`WorkflowType = ${quote(filter.type)}`, `ExecutionStatus = ${quote(filter.executionStatus ?? 'Running')}`];
+  if (filter.tenant !== undefined) clauses.push(`${SA.tenant.name} = ${quote(filter.tenant)}`);
+  if (filter.states?.length) clauses.push(`${SA.state.name} IN (${filter.states.map(quote).join(', ')})`);
+  for (const kw of metadataKeywords(filter.metadata ?? {})) clauses.push(`${SA.metadata.name} = ${quote(kw)}`);
+  return clauses.join(' AND ');
+}
+
+/** Newest first (ties by id), then one page, with the contract's pagination block. */
+export function paginate<T extends { createdAt: string; id: string }>(items: T[], page: number, pageSize: number) {
+  const sorted = [...items].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || a.id.localeCompare(b.id));
+  const totalItems = sorted.length;
+  const totalPages = Math.ceil(totalItems / pageSize);
+  const start = (page - 1) * pageSize;
+  return {
+    items: sorted.slice(start, start + pageSize),
+    pagination: { page, pageSize, totalItems, totalPages, hasNextPage: page < totalPages },
+  };
+}

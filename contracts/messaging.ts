@@ -1,0 +1,21 @@
+/**
+ * Activities on the shared task queue that talk to other actors through the Temporal client (a
+ * workflow cannot send an Update or manage a Schedule itself). Implemented by activities/messaging.ts.
+ * Method names are activity types recorded in histories: never rename one.
+ */
+import type { MountWorkflowInput } from '../core/mounts';
+import type { RenewRunInput, RenewRunOutcome } from '../core/sandbox';
+
+export interface MessagingActivities {
+  /**
+   * Join a shared mount's holders, starting its actor if there is none. Resolves with the host path
+   * once mounted; a mount failure comes back as a non-retryable MOUNT_FAILED.
+   */
+  acquireMount(input: MountWorkflowInput & { sandboxId: string }): Promise<{ hostPath: string }>;
+  /** Leave a shared mount's holders. Idempotent. */
+  releaseMount(input: { hostId: string; key: string; sandboxId: string }): Promise<void>;
+  /** Remove the sandbox's renew schedule, if it has one. Idempotent. */
+  deleteRenewSchedule(input: { sandboxId: string }): Promise<{ deleted: boolean }>;
+  /** One run of a renew schedule: one renewal through the sandbox actor. */
+  renewFromSchedule(input: RenewRunInput): Promise<RenewRunOutcome>;
+}

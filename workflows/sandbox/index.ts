@@ -1,0 +1,31 @@
+import { allHandlersFinished, condition, continueAsNew } from '@temporalio/workflow';
+import type { SandboxWorkflow } from '../../contracts/sandbox-actor';
+import type { SandboxOutcome, SandboxWorkflowInput } from '../../core/sandbox';
+import { sandboxActivities } from './activities';
+import { registerHandlers } from './handlers';
+import { live, provision, teardown } from './lifecycle';
+import { SandboxActorState } from './state';
+
+/**
+ * The sandbox actor: one workflow per sandbox, id `sandbox/<sandboxId>`.
+ *
+ *   Pending → provision (mounts → create → start) → Running ⇄ (Pausing → Paused → Resuming)
+ *     → a delete or the expiry → Stopping → remove the workload and its renew schedule → Terminated.
+ *
+ * A failed provisioning step compensates and leaves Failed, which still expires or waits for a
+ * delete so the failure can be read. Messages (contracts/sandbox-actor.ts) are validated against the
+ * actor's own state and only record what was asked; this loop carries it out.
+ */
+export const sandboxWorkflow: SandboxWorkflow = async (input: SandboxWorkflowInput): Promise<SandboxOutcome> => {
+  const actor = new SandboxActorState(input);
+  const acts = sandboxActivities(input.hostId);
+  registerHandlers(actor);
+  actor.publish(); // also after continue-as-new: the new run starts from the carried view
+
+  if (actor.state === 'Pending' && !actor.deleteRequested) await provision(actor, acts);
+  const outcome = await live(actor, acts);
+  if ('continueAsNew' in outcome) return await continueAsNew<SandboxWorkflow>(outcome.continueAsNew);
+  await teardown(actor, acts, outcome.end);
+  await condition(allHandlersFinished);
+  return actor.outcome();
+};

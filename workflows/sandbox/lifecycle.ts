@@ -1,0 +1,202 @@
+import {
+  allHandlersFinished,
+  CancellationScope,
+  condition,
+  isCancellation,
+  patched,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { ErrorCodes } from '../../core/errors';
+import type { SandboxWorkflowInput, TerminationReason } from '../../core/sandbox';
+import { describeFailure } from '../failures';
+import type { SandboxActivities } from './activities';
+import type { SandboxActorState } from './state';
+
+/**
+ * The sandbox's lifecycle, step by step: provision (Pending → Running | Failed), live until a delete
+ * or the expiry (carrying out pauses, resumes and container exits on the way), tear down
+ * (Stopping → Terminated). Every step is written so that a delete in any state, transitional ones
+ * included, simply wins next.
+ */
+
+/** Shared bucket mounts this sandbox holds: one per distinct mount key, however many volumes use it. */
+const mountKeysOf = (input: SandboxWorkflowInput) => [...new Set((input.spec.ossfs ?? []).map((v) => v.key))];
+const namespaceOf = (input: SandboxWorkflowInput) => input.namespace ?? 'default';
+
+async function releaseMounts(actor: SandboxActorState, acts: SandboxActivities): Promise<void> {
+  for (const key of mountKeysOf(actor.input)) await acts.messaging.releaseMount({ hostId: actor.input.hostId, key, sandboxId: actor.view.id });
+}
+
+/**
+ * The provisioning saga: acquire mounts → create → start → Running. A failed step compensates in
+ * reverse (never a half-made container or a held mount left behind) and leaves Failed. The saga runs
+ * in its own scope so that a delete arriving meanwhile cancels it (a pod can wait minutes for a node
+ * or an image) instead of waiting for it to finish.
+ */
+export async function provision(actor: SandboxActorState, acts: SandboxActivities): Promise<void> {
+  const { input, view } = actor;
+  const scope = new CancellationScope();
+  let settled = false;
+  const provisioning = scope.run(async () => {
+    // Mounts first: the container binds them at create.
+    const hostPaths = new Map<string, string>();
+    for (const key of mountKeysOf(input)) {
+      const volume = input.spec.ossfs.find((v) => v.key === key)!;
+      const { hostPath } = await acts.mounting.acquireMount({ sandboxId: view.id, key, tenant: view.tenant, hostId: input.hostId, source: volume.source });
+      hostPaths.set(key, hostPath);
+    }
+    const mountBinds = (input.spec.ossfs ?? []).map((v) => ({ hostPath: hostPaths.get(v.key)!, mountPath: v.mountPath, readOnly: v.readOnly }));
+    // Activity arguments are not part of replay's command comparison: adding the namespace was safe for old runs.
+    await acts.provisioner.ensureContainer({
+      sandboxId: view.id,
+      tenant: view.tenant,
+      namespace: namespaceOf(input),
+      spec: input.spec,
+      ...(mountBinds.length ? { mountBinds } : {}),
+    });
+    return await acts.provisioner.startContainer({ sandboxId: view.id, namespace: namespaceOf(input), ports: input.spec.ports });
+  });
+  provisioning.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  await condition(() => settled || actor.deleteRequested);
+  // Histories from before the patch waited for the saga to end whatever happened meanwhile.
+  const cancelled = !settled && patched('delete-cancels-provisioning');
+  if (cancelled) scope.cancel();
+  try {
+    const started = await provisioning;
+    view.containerId = started.containerId;
+    view.network = started.network;
+    actor.transition('Running', 'runtime', 'started', 'sandbox is running');
+  } catch (err) {
+    // The activities wait for their cancellation to complete, so nothing is created after this.
+    await acts.teardown.removeContainers({ sandboxId: view.id, namespace: namespaceOf(input) });
+    await releaseMounts(actor, acts);
+    delete view.containerId;
+    // Cancelled for a delete: no failure to report, the teardown ends it as Terminated.
+    if (!(cancelled && isCancellation(err))) {
+      const { reason, message } = describeFailure(err);
+      actor.transition('Failed', 'failure', reason, message);
+    }
+  }
+}
+
+/** How the live phase ended: teardown for a reason, or a fresh run with the whole state. */
+export type LiveOutcome = { end: TerminationReason } | { continueAsNew: SandboxWorkflowInput };
+
+/**
+ * Running, Paused or Failed until a delete or the expiry. Each turn handles one thing — a delete, a
+ * container that exited, the expiry, an accepted pause or resume — and otherwise waits for a change or
+ * the expiry timer (re-armed with every renewal).
+ */
+export async function live(actor: SandboxActorState, acts: SandboxActivities): Promise<LiveOutcome> {
+  const { input, view } = actor;
+  let end: TerminationReason = view.terminationReason ?? 'deleted';
+  while (actor.state !== 'Stopping' && actor.state !== 'Terminated') {
+    if (actor.deleteRequested) {
+      end = 'deleted';
+      break;
+    }
+    if (view.containerId && actor.exitPending()) {
+      await failExitedContainer(actor, acts);
+      continue;
+    }
+    if (actor.isExpired()) {
+      end = 'expired';
+      actor.deletedBy = 'expiry';
+      break;
+    }
+    if (actor.pendingOp) {
+      await carryOutPendingOp(actor, acts);
+      continue;
+    }
+    if (workflowInfo().continueAsNewSuggested) {
+      // A delete handler waits for Terminated, so it never finishes while we wait here: wake up
+      // for it (and for an exit) and handle those in this run instead.
+      const seen = actor.generation;
+      await condition(() => allHandlersFinished() || actor.deleteRequested || actor.generation !== seen);
+      if (!allHandlersFinished() || actor.deleteRequested || actor.generation !== seen) continue;
+      return { continueAsNew: { ...input, carried: actor.carried() } };
+    }
+    await waitForChangeOrExpiry(actor, () => false);
+  }
+  return { end };
+}
+
+/** Wait until the state changes, a delete arrives, `done()` holds, or the (re-armed) expiry is due. */
+async function waitForChangeOrExpiry(actor: SandboxActorState, done: () => boolean): Promise<void> {
+  const seen = actor.generation;
+  const woken = () => done() || actor.deleteRequested || actor.generation !== seen;
+  const remaining = actor.untilExpiry();
+  if (remaining === undefined) await condition(woken);
+  else await condition(woken, remaining);
+}
+
+async function failExitedContainer(actor: SandboxActorState, acts: SandboxActivities): Promise<void> {
+  const { view, input } = actor;
+  const { exitCode, message } = actor.runtimeExit!;
+  // runtimeExit stays set until the container is gone, so pause/resume validators refuse meanwhile.
+  await acts.teardown.removeContainers({ sandboxId: view.id, namespace: namespaceOf(input) });
+  actor.runtimeExit = undefined;
+  actor.pendingOp = undefined;
+  delete view.containerId;
+  delete view.network;
+  actor.transition('Failed', 'runtime', ErrorCodes.CONTAINER_EXITED.code, message ?? `sandbox process exited with code ${exitCode}`);
+}
+
+/**
+ * Freeze or thaw the workload, as accepted by the pause/resume Update. A delete or the expiry does
+ * not wait for a slow freeze or thaw: it cancels it, and the next turn of the loop tears down.
+ */
+async function carryOutPendingOp(actor: SandboxActorState, acts: SandboxActivities): Promise<void> {
+  const { view } = actor;
+  const op = actor.pendingOp!;
+  actor.pendingOp = undefined;
+  const [from, to] = op === 'pause' ? (['Pausing', 'Paused'] as const) : (['Resuming', 'Running'] as const);
+  const scope = new CancellationScope();
+  const action = scope.run(() =>
+    op === 'pause' ? acts.runtime.pauseContainer({ sandboxId: view.id }) : acts.runtime.resumeContainer({ sandboxId: view.id }),
+  );
+  let outcome: { ok: true } | { ok: false; err: unknown } | undefined;
+  action.then(
+    () => (outcome = { ok: true }),
+    (err: unknown) => (outcome = { ok: false, err }),
+  );
+  // A renewal meanwhile re-arms the expiry timer, so the old deadline does not end the wait.
+  while (!outcome && !actor.deleteRequested && !actor.isExpired()) await waitForChangeOrExpiry(actor, () => outcome !== undefined);
+  if (!outcome) {
+    scope.cancel();
+    await action.catch(() => undefined);
+    return;
+  }
+  // An expiry or exit that arrived meanwhile is handled by the next turn of the loop.
+  if (actor.state !== from || actor.deleteRequested) return;
+  if (outcome.ok) {
+    actor.transition(to, 'runtime', op === 'pause' ? 'paused' : 'resumed', op === 'pause' ? 'sandbox is paused' : 'sandbox is running');
+  } else {
+    const { reason, message } = describeFailure(outcome.err);
+    actor.transition(op === 'pause' ? 'Running' : 'Paused', 'failure', reason, `${op} failed: ${message}`);
+  }
+}
+
+/** Stopping → remove the workload and the renew schedule → release mounts → Terminated. */
+export async function teardown(actor: SandboxActorState, acts: SandboxActivities, reason: TerminationReason): Promise<void> {
+  const { view, input } = actor;
+  if (actor.state === 'Terminated') return;
+  const why = reason === 'expired' ? 'ttl_expiry' : 'user_delete';
+  if (actor.state !== 'Stopping') actor.transition('Stopping', actor.deletedBy, why);
+  const removeWorkload = () => acts.teardown.removeContainers({ sandboxId: view.id, namespace: namespaceOf(input) });
+  if (patched('teardown-removes-renew-schedule')) {
+    // A renew schedule outliving its sandbox would only fail: remove it (idempotent) alongside the workload.
+    await Promise.all([removeWorkload(), acts.messaging.deleteRenewSchedule({ sandboxId: view.id })]);
+  } else {
+    await removeWorkload(); // histories recorded before renew schedules existed
+  }
+  await releaseMounts(actor, acts);
+  delete view.containerId;
+  delete view.network;
+  view.terminationReason = reason;
+  actor.transition('Terminated', actor.deletedBy, why);
+}
+
