@@ -1,9 +1,20 @@
+/**
+ * ES-module-only dependencies of the app (Fastify's swagger UI → @fastify/static, app.inject →
+ * light-my-request): Node requires them natively, jest's module runtime cannot, so the tests compile
+ * them to CommonJS.
+ */
+const ESM_ONLY = ['content-disposition', 'cookie'];
+
 /** Tests run against real Temporal, Docker and HTTP; they share one Docker engine, so run in band. */
 module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/tests'],
   testMatch: ['**/*.test.ts'],
-  transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] },
+  transform: {
+    '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }],
+    [`/node_modules/(${ESM_ONLY.join('|')})/.+\\.js$`]: ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }],
+  },
+  transformIgnorePatterns: [`/node_modules/(?!(${ESM_ONLY.join('|')})/)`],
   testTimeout: 120000,
   verbose: true,
   // Docker's pooled sockets (dockerode exec/events) can outlive the last test by minutes; the

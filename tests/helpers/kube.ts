@@ -16,7 +16,7 @@ const run = promisify(execFile);
 
 export interface KubeResult {
   status: number;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  body: any;  
 }
 
 export class KubeTestCluster {
@@ -137,7 +137,7 @@ export class KubeTestCluster {
   }
 
   /** Sandbox pods of a stack (every namespace), optionally of one sandbox. */
-  async pods(instance: string, sandboxId?: string): Promise<any[]> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  async pods(instance: string, sandboxId?: string): Promise<any[]> {  
     const selector = encodeURIComponent(`tidebox.io/instance=${instance}${sandboxId ? `,tidebox.io/sandbox-id=${sandboxId}` : ''}`);
     const r = await this.request('GET', `/api/v1/pods?labelSelector=${selector}`);
     if (r.status !== 200) throw new Error(`listing pods: ${r.status}`);
@@ -159,7 +159,7 @@ export class KubeTestCluster {
    * The watch events of a collection since `resourceVersion`: a watch the API server ends after one
    * second, read whole (newline-delimited JSON).
    */
-  async eventsSince(path: string, resourceVersion: string): Promise<Array<{ type: string; object: any }>> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  async eventsSince(path: string, resourceVersion: string): Promise<Array<{ type: string; object: any }>> {  
     const r = await this.request('GET', `${path}?watch=1&resourceVersion=${resourceVersion}&timeoutSeconds=1`);
     if (r.status !== 200) throw new Error(`watching ${path}: ${r.status}`);
     const text = typeof r.body === 'string' ? r.body : JSON.stringify(r.body);

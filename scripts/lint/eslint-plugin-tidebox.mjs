@@ -1,0 +1,149 @@
+/**
+ * Tidebox's own lint rules: the layering of docs/architecture.md, checked on every import.
+ *
+ *   tidebox/layers    a file imports only from the layers its own layer may use, and no module its layer must not touch
+ *   tidebox/no-cycle  no import cycle among product files (type-only imports count: a circle of knowledge is still a circle)
+ *
+ * A layer is a top-level folder. Imports are resolved against the importing file, so the rules see
+ * where an import lands, however many "../" it takes. Dynamic import() and require() count too.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+
+const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '..', '..');
+
+const NODE_IO = ['node:fs', 'node:fs/promises', 'node:child_process', 'node:http', 'node:https', 'node:net', 'node:os', 'fs', 'child_process', 'http', 'https', 'net', 'os'];
+const RUNTIME_CLIENTS = ['dockerode', '@kubernetes/client-node'];
+
+/**
+ * Each layer: the layers it may import, the modules it must not, and why. Keep in step with the
+ * layer table in docs/architecture.md.
+ */
+export const LAYERS = {
+  core: { may: ['core'], why: 'core is pure and shared: it imports nothing of the project', modules: [...NODE_IO.filter((m) => !m.endsWith('net')), ...RUNTIME_CLIENTS, '@temporalio/client', '@temporalio/worker', '@temporalio/activity', '@temporalio/workflow'] },
+  contracts: { may: ['core', 'contracts'], why: 'contracts are what two layers agree on: they build on core only', modules: [...NODE_IO, ...RUNTIME_CLIENTS, '@temporalio/client', '@temporalio/worker', '@temporalio/activity'] },
+  platform: { may: ['core', 'contracts', 'platform'], why: 'platform pieces serve every process and know none of them', modules: ['dockerode', '@temporalio/worker', '@temporalio/activity', '@temporalio/workflow'] },
+  workflows: { may: ['core', 'contracts', 'workflows'], why: 'workflows know messages and activity ports (contracts), never implementations, HTTP or processes, and stay deterministic', modules: [/^node:/, ...NODE_IO, ...RUNTIME_CLIENTS, '@temporalio/client', '@temporalio/worker', '@temporalio/activity'] },
+  activities: { may: ['core', 'contracts', 'platform', 'activities'], why: 'activities know the messages (contracts), not the workflow code, the API or the worker', modules: ['@temporalio/worker', '@temporalio/workflow'] },
+  api: { may: ['core', 'contracts', 'platform', 'api'], why: 'every effect goes through a workflow: the API never runs activities, workflow code or the worker', modules: [...RUNTIME_CLIENTS, '@temporalio/worker', '@temporalio/activity', '@temporalio/workflow'] },
+  worker: { may: ['core', 'contracts', 'platform', 'activities', 'workflows', 'worker'], why: 'the worker needs no HTTP code', modules: [] },
+  cli: { may: ['core', 'cli'], why: 'the CLI talks to the API over HTTP only', modules: ['@temporalio/client', '@temporalio/worker', ...RUNTIME_CLIENTS] },
+};
+
+/** Inside the API, only the Temporal modules (and the process entry that connects) use the Temporal client. */
+const TEMPORAL_CLIENT_OWNERS = [/^api\/temporal\//, /^api\/main\.ts$/];
+
+const PRODUCT = new Set([...Object.keys(LAYERS), 'scripts', 'bench']);
+
+const layerOf = (rel) => rel.split('/')[0];
+const toRel = (abs) => relative(ROOT, abs).split(sep).join('/');
+
+/** The file a relative import names (TypeScript's resolution for our sources), or the bare path when none exists. */
+function resolveImport(fromAbs, source) {
+  const base = resolve(dirname(fromAbs), source);
+  for (const candidate of [base, `${base}.ts`, `${base}.mjs`, `${base}.js`, join(base, 'index.ts')]) {
+    try {
+      if (existsSync(candidate) && statSync(candidate).isFile()) return candidate;
+    } catch {
+      // unreadable: try the next
+    }
+  }
+  return base;
+}
+
+const matches = (pattern, source) => (pattern instanceof RegExp ? pattern.test(source) : source === pattern || source.startsWith(`${pattern}/`));
+
+/** Every module source a file names: static imports and exports, import(), require(). */
+function sourceVisitors(visit) {
+  return {
+    ImportDeclaration: (n) => visit(n.source, n),
+    ExportNamedDeclaration: (n) => n.source && visit(n.source, n),
+    ExportAllDeclaration: (n) => visit(n.source, n),
+    ImportExpression: (n) => n.source.type === 'Literal' && visit(n.source, n),
+    CallExpression: (n) => {
+      const callee = n.callee;
+      if (callee.type === 'Identifier' && callee.name === 'require' && n.arguments[0]?.type === 'Literal') visit(n.arguments[0], n);
+    },
+  };
+}
+
+const layers = {
+  meta: { type: 'problem', docs: { description: 'imports follow the layering in docs/architecture.md' }, schema: [] },
+  create(context) {
+    const file = context.filename;
+    const rel = toRel(file);
+    const layer = LAYERS[layerOf(rel)];
+    if (!layer || rel.startsWith('..')) return {};
+    return sourceVisitors((literal) => {
+      const source = String(literal.value);
+      if (source.startsWith('.')) {
+        const target = toRel(resolveImport(file, source));
+        const targetLayer = layerOf(target);
+        if (LAYERS[targetLayer] && !layer.may.includes(targetLayer)) {
+          context.report({ node: literal, message: `${layerOf(rel)}/ must not import ${targetLayer}/ (${target}): ${layer.why}.` });
+        }
+        return;
+      }
+      const forbidden = layer.modules.find((m) => matches(m, source));
+      if (forbidden) context.report({ node: literal, message: `${layerOf(rel)}/ must not use ${source}: ${layer.why}.` });
+      if (source === '@temporalio/client' && layerOf(rel) === 'api' && !TEMPORAL_CLIENT_OWNERS.some((p) => p.test(rel))) {
+        context.report({ node: literal, message: `only api/temporal/ (and api/main.ts) use the Temporal client; ${rel} goes through the services in api/temporal/.` });
+      }
+    });
+  },
+};
+
+// ---- cycles ----
+
+const IMPORT_SOURCE = /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|require\(\s*['"]([^'"]+)['"]\s*\)|^\s*import\s*['"]([^'"]+)['"]/gm;
+const graph = new Map();
+
+/** The product files a file imports, read from disk (cached for the whole lint run). */
+function importsOnDisk(abs) {
+  if (graph.has(abs)) return graph.get(abs);
+  let text = '';
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch {
+    // a file that cannot be read imports nothing
+  }
+  const out = [];
+  for (const m of text.matchAll(IMPORT_SOURCE)) {
+    const source = m[1] ?? m[2] ?? m[3] ?? m[4];
+    if (source?.startsWith('.')) out.push(resolveImport(abs, source));
+  }
+  const product = out.filter((t) => PRODUCT.has(layerOf(toRel(t))));
+  graph.set(abs, product);
+  return product;
+}
+
+/** A path of imports from `start` back to `target`, or undefined. */
+function pathBack(start, target, seen = new Set()) {
+  if (start === target) return [target];
+  if (seen.has(start)) return undefined;
+  seen.add(start);
+  for (const next of importsOnDisk(start)) {
+    const rest = pathBack(next, target, seen);
+    if (rest) return [start, ...rest];
+  }
+  return undefined;
+}
+
+const noCycle = {
+  meta: { type: 'problem', docs: { description: 'no import cycles among product files' }, schema: [] },
+  create(context) {
+    const file = context.filename;
+    const rel = toRel(file);
+    if (!PRODUCT.has(layerOf(rel))) return {};
+    return sourceVisitors((literal) => {
+      const source = String(literal.value);
+      if (!source.startsWith('.')) return;
+      const target = resolveImport(file, source);
+      if (!PRODUCT.has(layerOf(toRel(target)))) return;
+      const cycle = pathBack(target, file);
+      if (cycle) context.report({ node: literal, message: `import cycle: ${[rel, ...cycle.map(toRel)].join(' → ')}` });
+    });
+  },
+};
+
+export default { meta: { name: 'tidebox' }, rules: { layers, 'no-cycle': noCycle } };

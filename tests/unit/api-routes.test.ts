@@ -1,0 +1,208 @@
+/**
+ * The HTTP layer alone: the real Fastify app (routes, validation, auth, error mapping) through
+ * app.inject, with fake services behind it. What a request turns into (or that it never reaches a
+ * service) and how every failure kind reads on the wire.
+ */
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../api/app';
+import type { ApiServices } from '../../api/temporal';
+import { type ConfigInput, parseConfig } from '../../core/config';
+import { ErrorCodes, type ErrorKind, TideboxError } from '../../core/errors';
+import type { SandboxView } from '../../core/sandbox';
+
+type Calls = Array<{ method: string; args: unknown[] }>;
+
+/** Services whose every method records its call and throws unless the test gave an implementation. */
+function fakeServices(impl: { [K in keyof ApiServices]?: Partial<ApiServices[K]> } = {}): { services: ApiServices; calls: Calls } {
+  const calls: Calls = [];
+  const group = (name: keyof ApiServices) =>
+    new Proxy({} as Record<string, unknown>, {
+      get: (_target, prop: string) => async (...args: unknown[]) => {
+        calls.push({ method: `${name}.${prop}`, args });
+        const fn = (impl[name] as Record<string, ((...a: unknown[]) => unknown) | undefined> | undefined)?.[prop];
+        if (!fn) throw new Error(`unexpected call ${name}.${prop}`);
+        return fn(...args);
+      },
+    });
+  const services = Object.fromEntries((['sandboxes', 'snapshots', 'mounts', 'renewSchedules', 'workflows'] as const).map((n) => [n, group(n)]));
+  return { services: services as unknown as ApiServices, calls };
+}
+
+const VIEW: SandboxView = {
+  id: 'sb-1',
+  tenant: 'default',
+  workflowId: 'sandbox/sb-1',
+  hostId: 'local',
+  image: { uri: 'busybox' },
+  entrypoint: ['sleep', '1'],
+  metadata: { team: 'a' },
+  status: { state: 'Running', lastTransitionAt: '2026-01-01T00:00:00.000Z' },
+  createdAt: '2026-01-01T00:00:00.000Z',
+  expiresAt: '2026-01-01T01:00:00.000Z',
+  containerId: 'c1',
+  network: { hostNetwork: false, ports: { '8080': 32080 }, host: '127.0.0.1' },
+};
+
+const apps: FastifyInstance[] = [];
+async function app(services: ApiServices, config: ConfigInput = {}): Promise<FastifyInstance> {
+  const built = await buildApp({ config: parseConfig(config), services, logger: false });
+  apps.push(built);
+  return built;
+}
+afterAll(async () => {
+  for (const a of apps) await a.close();
+});
+
+const json = (body: unknown) => ({ payload: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+const createBody = { image: { uri: 'busybox' }, entrypoint: ['sleep', '60'], timeout: 600, resourceLimits: { cpu: '500m', memory: '256Mi' } };
+
+describe('create', () => {
+  it.each([
+    ['no image and no snapshot', { entrypoint: ['x'] }, 'image (image.uri) or snapshotId is required'],
+    ['a timeout below the minimum', { ...createBody, timeout: 5 }, 'timeout must be at least 60 seconds'],
+    ['a CPU quantity that is not one', { ...createBody, resourceLimits: { cpu: 'lots' } }, 'is not a CPU quantity'],
+    ['a metadata key under a reserved prefix', { ...createBody, metadata: { 'tidebox.io/owner': 'x' } }, 'reserved prefix'],
+    ['an image without an entrypoint', { image: { uri: 'busybox' } }, 'entrypoint is required'],
+  ])('when the body has %s, then 400 INVALID_PARAMETER names it and no sandbox is created', async (_what, body, message) => {
+    const { services, calls } = fakeServices();
+    const res = await (await app(services)).inject({ method: 'POST', url: '/v1/sandboxes', ...json(body) });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({ code: 'SANDBOX::INVALID_PARAMETER', message: expect.stringContaining(message) });
+    expect(calls).toEqual([]);
+  });
+
+  it('when the body asks for what this server cannot honour (egress rules), then 400 UNSUPPORTED and nothing is created', async () => {
+    const { services, calls } = fakeServices();
+    const res = await (await app(services)).inject({ method: 'POST', url: '/sandboxes', ...json({ ...createBody, networkPolicy: { defaultAction: 'deny' } }) });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().code).toBe('SANDBOX::UNSUPPORTED');
+    expect(calls).toEqual([]);
+  });
+
+  it('when the body is not JSON, then 400 INVALID_PARAMETER', async () => {
+    const { services, calls } = fakeServices();
+    const res = await (await app(services)).inject({ method: 'POST', url: '/v1/sandboxes', payload: '{"image":', headers: { 'content-type': 'application/json' } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().code).toBe('SANDBOX::INVALID_PARAMETER');
+    expect(calls).toEqual([]);
+  });
+
+  it('when the body is valid, then the service gets the normalised spec and the caller, and the answer is 202 with Location and workflowId', async () => {
+    const { services, calls } = fakeServices({ sandboxes: { create: async () => VIEW } });
+    const res = await (await app(services)).inject({
+      method: 'POST',
+      url: '/v1/sandboxes',
+      ...json(createBody),
+      headers: { 'content-type': 'application/json', prefer: 'respond-async', 'idempotency-key': 'k-1' },
+    });
+    expect(res.statusCode).toBe(202);
+    expect(res.headers.location).toBe('/v1/sandboxes/sb-1');
+    expect(res.json()).toMatchObject({ id: 'sb-1', workflowId: 'sandbox/sb-1', status: { state: 'Running' } });
+    expect(res.json().image).toBeUndefined();
+    const [caller, spec, opts] = calls[0]!.args as [unknown, { resources: unknown; timeoutSeconds: number }, unknown];
+    expect(calls.map((c) => c.method)).toEqual(['sandboxes.create']);
+    expect(caller).toEqual({ kind: 'tenant', tenant: 'default', namespace: 'default' });
+    expect(spec).toMatchObject({ resources: { cpuMillis: 500, memoryBytes: 256 * 2 ** 20 }, timeoutSeconds: 600 });
+    expect(opts).toEqual({ idempotencyKey: 'k-1', respondAsync: true });
+  });
+});
+
+describe('errors', () => {
+  it.each(Object.keys(ErrorCodes) as ErrorKind[])('when a service fails with %s, then the answer carries its status and code', async (kind) => {
+    const { services } = fakeServices({ sandboxes: { get: async () => { throw new TideboxError(kind, `because ${kind}`); } } });
+    const res = await (await app(services)).inject({ method: 'GET', url: '/v1/sandboxes/sb-1' });
+    expect(res.statusCode).toBe(ErrorCodes[kind].httpStatus);
+    expect(res.json()).toEqual({ code: ErrorCodes[kind].code, message: `because ${kind}` });
+  });
+
+  it('when a service fails with an unexpected error, then 500 says nothing of it but the request id', async () => {
+    const { services } = fakeServices({ sandboxes: { get: async () => { throw new Error('connect ECONNREFUSED 10.0.0.7:7233 (secret internals)'); } } });
+    const res = await (await app(services)).inject({ method: 'GET', url: '/v1/sandboxes/sb-1', headers: { 'x-request-id': 'req-42' } });
+    expect(res.statusCode).toBe(500);
+    expect(res.json()).toEqual({ code: 'SERVER::INTERNAL_ERROR', message: 'internal error; see the server log for the request id' });
+    expect(res.headers['x-request-id']).toBe('req-42');
+  });
+
+  it('when no route matches, then 404 ROUTE_NOT_FOUND', async () => {
+    const { services } = fakeServices();
+    const res = await (await app(services)).inject({ method: 'GET', url: '/v1/nothing-here' });
+    expect(res.statusCode).toBe(404);
+    expect(res.json().code).toBe('SERVER::ROUTE_NOT_FOUND');
+  });
+});
+
+describe('auth', () => {
+  it('when an API key is configured, then a request without it is 401 MISSING_API_KEY, with a wrong one 401 INVALID_API_KEY, and it reaches no service', async () => {
+    const { services, calls } = fakeServices({ sandboxes: { get: async () => VIEW } });
+    const a = await app(services, { server: { apiKey: 'k'.repeat(32) } });
+    expect((await a.inject({ method: 'GET', url: '/v1/sandboxes/sb-1' })).json().code).toBe('AUTH::MISSING_API_KEY');
+    expect((await a.inject({ method: 'GET', url: '/v1/sandboxes/sb-1', headers: { 'open-sandbox-api-key': 'x'.repeat(32) } })).statusCode).toBe(401);
+    expect(calls).toEqual([]);
+    const ok = await a.inject({ method: 'GET', url: '/v1/sandboxes/sb-1', headers: { 'open-sandbox-api-key': 'k'.repeat(32) } });
+    expect(ok.statusCode).toBe(200);
+    expect(ok.json()).toMatchObject({ id: 'sb-1', image: { uri: 'busybox' }, status: { state: 'Running' } });
+    expect(ok.json().containerId).toBeUndefined();
+  });
+});
+
+describe('lifecycle routes', () => {
+  it('when listing with a state the contract does not have, or too large a page, then 400; a good filter reaches the service parsed', async () => {
+    const { services, calls } = fakeServices({ sandboxes: { list: async () => ({ items: [VIEW], pagination: { page: 1, pageSize: 5, totalItems: 1, totalPages: 1, hasNextPage: false } }) } });
+    const a = await app(services);
+    expect((await a.inject({ method: 'GET', url: '/v1/sandboxes?state=Sleeping' })).statusCode).toBe(400);
+    expect((await a.inject({ method: 'GET', url: '/v1/sandboxes?pageSize=500' })).statusCode).toBe(400);
+    expect((await a.inject({ method: 'GET', url: '/v1/sandboxes?tenant=other' })).json().message).toBe('the tenant filter needs an admin key');
+    expect(calls).toEqual([]);
+    const res = await a.inject({ method: 'GET', url: '/v1/sandboxes?state=Running,Paused&state=Failed&metadata=team%3Da%26tier%3Dgold&pageSize=5' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json().items).toHaveLength(1);
+    expect(calls[0]!.args[1]).toEqual({ tenant: undefined, states: ['Running', 'Paused', 'Failed'], metadata: { team: 'a', tier: 'gold' }, page: 1, pageSize: 5 });
+  });
+
+  it('when renewing with something that is not a date-time, then 400 before the service; a date-time reaches it', async () => {
+    const { services, calls } = fakeServices({ sandboxes: { renew: async (_c: unknown, _id: string, expiresAt: string) => ({ expiresAt }) } });
+    const a = await app(services);
+    expect((await a.inject({ method: 'POST', url: '/v1/sandboxes/sb-1/renew-expiration', ...json({ expiresAt: 'tomorrow' }) })).statusCode).toBe(400);
+    expect(calls).toEqual([]);
+    const res = await a.inject({ method: 'POST', url: '/v1/sandboxes/sb-1/renew-expiration', ...json({ expiresAt: '2030-01-01T00:00:00Z' }) });
+    expect(res.json()).toEqual({ expiresAt: '2030-01-01T00:00:00Z' });
+    expect(calls[0]!.args.slice(1)).toEqual(['sb-1', '2030-01-01T00:00:00Z']);
+  });
+
+  it('when pausing, then 202 with the accepted state; on the Kubernetes runtime 501 after a 404 check', async () => {
+    const { services } = fakeServices({ sandboxes: { pause: async () => ({ ...VIEW, status: { ...VIEW.status, state: 'Pausing' } }), get: async () => VIEW } });
+    const res = await (await app(services)).inject({ method: 'POST', url: '/v1/sandboxes/sb-1/pause' });
+    expect(res.statusCode).toBe(202);
+    expect(res.json()).toEqual({ state: 'Pausing', workflowId: 'sandbox/sb-1' });
+    const k8s = await app(services, { runtime: { type: 'kubernetes' } });
+    const refused = await k8s.inject({ method: 'POST', url: '/v1/sandboxes/sb-1/pause' });
+    expect(refused.statusCode).toBe(501);
+    expect(refused.json().code).toBe('SANDBOX::NOT_SUPPORTED_BY_RUNTIME');
+  });
+
+  it('when asking for endpoints, then a published port resolves, an undeclared one is 404, a signed one 400, and the server proxy names this API', async () => {
+    const { services } = fakeServices({ sandboxes: { get: async () => VIEW } });
+    const a = await app(services);
+    expect((await a.inject({ method: 'GET', url: '/v1/sandboxes/sb-1/endpoints/8080' })).json()).toEqual({ endpoint: '127.0.0.1:32080' });
+    expect((await a.inject({ method: 'GET', url: '/v1/sandboxes/sb-1/endpoints/9999' })).json().code).toBe('SANDBOX::PORT_NOT_AVAILABLE');
+    expect((await a.inject({ method: 'GET', url: '/v1/sandboxes/sb-1/endpoints/8080?expires=60' })).json().code).toBe('SANDBOX::UNSUPPORTED');
+    expect((await a.inject({ method: 'GET', url: '/v1/sandboxes/sb-1/endpoints/70000' })).statusCode).toBe(400);
+    const proxied = await a.inject({ method: 'GET', url: '/v1/sandboxes/sb-1/endpoints/8080?use_server_proxy=true', headers: { host: 'api.example:8080' } });
+    expect(proxied.json()).toEqual({ endpoint: 'api.example:8080/sandboxes/sb-1/proxy/8080' });
+  });
+
+  it('when asking for a workflow by an encoded id, then the service gets it decoded', async () => {
+    const { services, calls } = fakeServices({ workflows: { status: async () => ({ workflowId: 'sandbox/sb-1', runId: 'r', type: 'sandboxWorkflow', status: 'RUNNING' as const, taskQueue: 'tidebox', startTime: VIEW.createdAt, closeTime: undefined, historyLength: 3, failure: undefined }) } });
+    const res = await (await app(services)).inject({ method: 'GET', url: '/v1/workflows/sandbox%2Fsb-1' });
+    expect(res.statusCode).toBe(200);
+    expect(calls[0]!.args[1]).toBe('sandbox/sb-1');
+  });
+
+  it('when listing snapshots with an unknown state, then 400 names the snapshot states', async () => {
+    const { services, calls } = fakeServices();
+    const res = await (await app(services)).inject({ method: 'GET', url: '/v1/snapshots?state=Gone' });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().message).toBe('unknown snapshot state Gone; expected one of Creating, Ready, Failed, Deleting');
+    expect(calls).toEqual([]);
+  });
+});

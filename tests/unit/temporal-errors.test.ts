@@ -1,0 +1,56 @@
+import { ServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { toTideboxError } from '../../api/temporal/errors';
+import { TideboxError } from '../../core/errors';
+import { GrpcStatus } from '../../platform/grpc-status';
+
+/** An error as the gRPC client makes it (code, details, metadata), optionally wrapped as the Temporal client does. */
+const grpc = (code: number, details = 'details') => Object.assign(new Error(`${code} ${details}`), { code, details, metadata: {} });
+const wrapped = (code: number) => new ServiceError('call failed', { cause: grpc(code) });
+const notFound = () => new TideboxError('NOT_FOUND', 'sandbox x not found');
+
+const mapped = (err: unknown, ctx = {}) => {
+  const out = toTideboxError(err, ctx);
+  return out instanceof TideboxError ? { kind: out.kind, status: out.httpStatus, message: out.message } : { passedThrough: out === err };
+};
+
+describe('the Temporal → HTTP error mapping (api/temporal/errors.ts)', () => {
+  it('when an actor refuses an Update with a catalogued code, then that code and message come back, with the Temporal error as cause', () => {
+    const err = new WorkflowUpdateFailedError('update failed', ApplicationFailure.create({ type: 'SANDBOX::INVALID_STATE', message: 'sandbox is Paused' }));
+    expect(mapped(err)).toEqual({ kind: 'INVALID_STATE', status: 409, message: 'sandbox is Paused' });
+    expect((toTideboxError(err) as TideboxError).cause).toBe(err);
+  });
+
+  it('when there is no such workflow, then the caller’s 404 if it gave one, else the error as it is', () => {
+    const missing = new WorkflowNotFoundError('not found', 'sandbox/x', undefined);
+    expect(mapped(missing, { notFound })).toEqual({ kind: 'NOT_FOUND', status: 404, message: 'sandbox x not found' });
+    expect(mapped(wrapped(GrpcStatus.NOT_FOUND), { notFound })).toMatchObject({ kind: 'NOT_FOUND' });
+    expect(mapped(missing)).toEqual({ passedThrough: true });
+  });
+
+  it('when the deadline passes, then 504: "no worker accepted the <what>" for a message, else the service was slow', () => {
+    expect(mapped(wrapped(GrpcStatus.DEADLINE_EXCEEDED), { what: 'renewal' })).toEqual({
+      kind: 'TIMEOUT',
+      status: 504,
+      message: 'no worker accepted the renewal in time; retry the request',
+    });
+    expect(mapped(grpc(GrpcStatus.DEADLINE_EXCEEDED))).toMatchObject({ kind: 'TIMEOUT', message: 'the workflow service did not answer in time; retry the request' });
+  });
+
+  it('when the service is overloaded or unavailable, then 503; an invalid argument is 400 with its details', () => {
+    expect(mapped(wrapped(GrpcStatus.RESOURCE_EXHAUSTED))).toMatchObject({ kind: 'BACKEND_UNAVAILABLE', status: 503 });
+    expect(mapped(grpc(GrpcStatus.UNAVAILABLE))).toMatchObject({ kind: 'BACKEND_UNAVAILABLE', status: 503 });
+    expect(mapped(grpc(GrpcStatus.INVALID_ARGUMENT, 'memo too large'))).toEqual({
+      kind: 'INVALID_PARAMETER',
+      status: 400,
+      message: 'rejected by the workflow service: memo too large',
+    });
+  });
+
+  it('when an Update fails with a type that is not ours, or anything else fails, then it passes through unchanged (→ 500)', () => {
+    expect(mapped(new WorkflowUpdateFailedError('x', ApplicationFailure.create({ type: 'SomethingElse', message: 'm' })))).toEqual({ passedThrough: true });
+    expect(mapped(new Error('boom'))).toEqual({ passedThrough: true });
+    const known = new TideboxError('INVALID_STATE', 'already');
+    expect(toTideboxError(known)).toBe(known);
+  });
+});
