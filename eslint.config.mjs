@@ -4,7 +4,19 @@ import tseslint from 'typescript-eslint';
 import tidebox from './scripts/lint/eslint-plugin-tidebox.mjs';
 
 const nodeGlobals = Object.fromEntries(
-  ['process', 'console', 'require', 'module', '__dirname', 'Buffer', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'URL'].map((g) => [g, 'readonly']),
+  [
+    'process',
+    'console',
+    'require',
+    'module',
+    '__dirname',
+    'Buffer',
+    'setTimeout',
+    'clearTimeout',
+    'setInterval',
+    'clearInterval',
+    'URL',
+  ].map((g) => [g, 'readonly']),
 );
 
 export default tseslint.config(
@@ -17,7 +29,10 @@ export default tseslint.config(
     rules: {
       'tidebox/layers': 'error',
       'tidebox/no-cycle': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
       'no-empty': ['error', { allowEmptyCatch: true }],
       // Input validation matches control characters on purpose (they could end a line of a config file).
       'no-control-regex': 'off',

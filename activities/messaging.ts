@@ -61,7 +61,12 @@ export function createMessagingActivities({ client, config }: { client: Client; 
           );
         } catch (err) {
           if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
-            throw ApplicationFailure.create({ type: err.cause.type ?? undefined, message: err.cause.message, nonRetryable: true, cause: err });
+            throw ApplicationFailure.create({
+              type: err.cause.type ?? undefined,
+              message: err.cause.message,
+              nonRetryable: true,
+              cause: err,
+            });
           }
           throw err;
         }
@@ -95,7 +100,8 @@ export function createMessagingActivities({ client, config }: { client: Client; 
         if (!(err instanceof WorkflowNotFoundError)) throw err;
       }
       // The schedule acts only inside its tenant: a sandbox of another tenant under this id is not its sandbox.
-      if (view && tenant !== undefined && view.tenant !== tenant) return { outcome: 'rejected', message: 'the sandbox belongs to another tenant' };
+      if (view && tenant !== undefined && view.tenant !== tenant)
+        return { outcome: 'rejected', message: 'the sandbox belongs to another tenant' };
       // A Failed sandbox is kept only until it expires or is deleted: renewing it would keep it forever.
       if (!view || view.status.state === 'Terminated' || view.status.state === 'Stopping' || view.status.state === 'Failed') {
         await deleteSchedule(sandboxId);

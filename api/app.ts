@@ -41,7 +41,17 @@ export interface AppDeps {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Reachable without an API key: liveness, metrics (counts only) and the API description. */
-const PUBLIC_ROUTES = new Set(['/health', '/metrics', '/openapi.json', '/docs', '/docs/', '/docs/*', '/docs/static/*', '/docs/json', '/docs/yaml']);
+const PUBLIC_ROUTES = new Set([
+  '/health',
+  '/metrics',
+  '/openapi.json',
+  '/docs',
+  '/docs/',
+  '/docs/*',
+  '/docs/static/*',
+  '/docs/json',
+  '/docs/yaml',
+]);
 
 /** The Fastify app: plugins, auth, routes (at `/` and `/v1`) and the one error → HTTP mapping. */
 export async function buildApp({ config, services, namespaces, logger = true }: AppDeps): Promise<FastifyInstance> {

@@ -26,10 +26,16 @@ export function createSpecPreparer(deps: { config: Config; snapshots: SnapshotSe
   async function restorable(caller: Caller, snapshotId: string) {
     const snapshot = await snapshots.get(caller, snapshotId);
     if (snapshot.status.state !== 'Ready') {
-      throw new TideboxError('SNAPSHOT_INVALID_STATE', `snapshot ${snapshotId} is ${snapshot.status.state}; only a Ready snapshot can be restored`);
+      throw new TideboxError(
+        'SNAPSHOT_INVALID_STATE',
+        `snapshot ${snapshotId} is ${snapshot.status.state}; only a Ready snapshot can be restored`,
+      );
     }
     if (snapshot.hostId !== config.docker.hostId) {
-      throw new TideboxError('SNAPSHOT_INVALID_STATE', `snapshot ${snapshotId} lives on Docker host ${snapshot.hostId}; restore it through that host's API`);
+      throw new TideboxError(
+        'SNAPSHOT_INVALID_STATE',
+        `snapshot ${snapshotId} lives on Docker host ${snapshot.hostId}; restore it through that host's API`,
+      );
     }
     return snapshot;
   }
@@ -47,7 +53,10 @@ export function createSpecPreparer(deps: { config: Config; snapshots: SnapshotSe
     if (onKubernetes) {
       // Host paths live on the cluster's nodes, not here: only the lexical checks above apply.
       if (namespaces && !(await namespaces.exists(caller.namespace))) {
-        throw new TideboxError('INVALID_PARAMETER', `namespace ${caller.namespace} of tenant ${caller.tenant} does not exist on the cluster; an operator must create it first`);
+        throw new TideboxError(
+          'INVALID_PARAMETER',
+          `namespace ${caller.namespace} of tenant ${caller.tenant} does not exist on the cluster; an operator must create it first`,
+        );
       }
     } else {
       // Early answers for paths this process can see; the host that binds checks again right before create.

@@ -28,7 +28,9 @@ export async function createNamespaceCheck(config: Pick<Config, 'kubernetes'>): 
           known.delete(namespace);
           return false;
         }
-        throw new TideboxError('BACKEND_UNAVAILABLE', `cannot check namespace ${namespace} on the Kubernetes API: ${kubeMessage(err)}`, { cause: err });
+        throw new TideboxError('BACKEND_UNAVAILABLE', `cannot check namespace ${namespace} on the Kubernetes API: ${kubeMessage(err)}`, {
+          cause: err,
+        });
       }
       if (known.size >= MAX_CACHED) known.clear();
       known.set(namespace, Date.now() + POSITIVE_TTL_MS);

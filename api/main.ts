@@ -13,7 +13,11 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env, (p) => readFileSync(p, 'utf8'));
   const connection = await Connection.connect({ address: temporalAddress(config) });
   await ensureSearchAttributes(connection.operatorService, config.temporal.namespace);
-  const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter: payloadCodecsFor(config.security.payloadKey) });
+  const client = new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    dataConverter: payloadCodecsFor(config.security.payloadKey),
+  });
 
   const namespaces = config.runtime.type === 'kubernetes' ? await createNamespaceCheck(config) : undefined;
   const app = await buildApp({ config, services: createApiServices(client, config), ...(namespaces ? { namespaces } : {}) });

@@ -28,8 +28,16 @@ export function localHost(config: Config): LocalHost {
 const CONNECT_TIMEOUT_MS = 10_000;
 
 const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
-  'te', 'trailer', 'transfer-encoding', 'upgrade', 'host',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
 ]);
 
 /** Request headers to forward: no hop-by-hop ones (nor those Connection names), no API key. */
@@ -56,7 +64,9 @@ export function forwardedRequestHeaders(req: IncomingMessage, opts: { upgrade: b
 }
 
 function responseHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
-  const named = String(headers.connection ?? '').split(',').map((t) => t.trim().toLowerCase());
+  const named = String(headers.connection ?? '')
+    .split(',')
+    .map((t) => t.trim().toLowerCase());
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || HOP_BY_HOP.has(name) || named.includes(name)) continue;
@@ -127,7 +137,14 @@ export const proxyRoutes: FastifyPluginAsyncZod<ProxyDeps> = async (app, deps) =
     }
 
     return new Promise<FastifyReply>((resolve, reject) => {
-      const outgoing = httpRequest({ host: upstream.host, port: upstream.port, method: req.method, path, headers, timeout: CONNECT_TIMEOUT_MS });
+      const outgoing = httpRequest({
+        host: upstream.host,
+        port: upstream.port,
+        method: req.method,
+        path,
+        headers,
+        timeout: CONNECT_TIMEOUT_MS,
+      });
       outgoing.on('response', (res) => {
         outgoing.setTimeout(0); // long polls and streams may be quiet for a long time once answered
         reply.code(res.statusCode ?? 502).headers(responseHeaders(res.headers));
@@ -135,7 +152,8 @@ export const proxyRoutes: FastifyPluginAsyncZod<ProxyDeps> = async (app, deps) =
       });
       outgoing.on('timeout', () => outgoing.destroy(new Error(`no answer within ${CONNECT_TIMEOUT_MS} ms`)));
       outgoing.on('error', (err) => {
-        if (!reply.sent) reject(new TideboxError('UPSTREAM_UNAVAILABLE', `sandbox ${sandboxId} port ${port} did not answer: ${err.message}`));
+        if (!reply.sent)
+          reject(new TideboxError('UPSTREAM_UNAVAILABLE', `sandbox ${sandboxId} port ${port} did not answer: ${err.message}`));
       });
       // Client went away: stop talking to the sandbox too.
       reply.raw.on('close', () => {
@@ -146,7 +164,8 @@ export const proxyRoutes: FastifyPluginAsyncZod<ProxyDeps> = async (app, deps) =
   };
 
   const method = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
-  const description = 'Forward an HTTP request (or a WebSocket upgrade) to this port of the sandbox; the rest of the path and the query string are kept.';
+  const description =
+    'Forward an HTTP request (or a WebSocket upgrade) to this port of the sandbox; the rest of the path and the query string are kept.';
   app.route({ method, url: '/sandboxes/:sandboxId/proxy/:port', schema: { description, tags: ['Proxy'] }, handler });
   app.route({ method, url: '/sandboxes/:sandboxId/proxy/:port/*', schema: { hide: true }, handler });
 };
@@ -229,7 +248,10 @@ async function proxyUpgrade(deps: UpgradeDeps, req: IncomingMessage, socket: Dup
   }
   upstreamSocket.write(`${lines.join('\r\n')}\r\n\r\n`);
   if (head.length) upstreamSocket.write(head);
-  deps.log.info({ sandboxId: target.sandboxId, port: target.port, tenant: caller.kind === 'admin' ? '(admin)' : caller.tenant }, 'proxying upgrade');
+  deps.log.info(
+    { sandboxId: target.sandboxId, port: target.port, tenant: caller.kind === 'admin' ? '(admin)' : caller.tenant },
+    'proxying upgrade',
+  );
   // From here on the two sockets are one pipe; either side closing closes both.
   socket.off('close', onClientGone);
   upstreamSocket.on('error', () => socket.destroy());

@@ -81,10 +81,22 @@ async function main(): Promise<void> {
     const tidebox = await run('tidebox', () => tideboxCycle(stack), deadline);
     const raw = await run('raw', (i) => rawCycle(docker, i), deadline);
     const row = (phase: keyof Sample) => {
-      const t50 = quantile(tidebox.map((s) => s[phase]), 0.5);
-      const t95 = quantile(tidebox.map((s) => s[phase]), 0.95);
-      const r50 = quantile(raw.map((s) => s[phase]), 0.5);
-      const r95 = quantile(raw.map((s) => s[phase]), 0.95);
+      const t50 = quantile(
+        tidebox.map((s) => s[phase]),
+        0.5,
+      );
+      const t95 = quantile(
+        tidebox.map((s) => s[phase]),
+        0.95,
+      );
+      const r50 = quantile(
+        raw.map((s) => s[phase]),
+        0.5,
+      );
+      const r95 = quantile(
+        raw.map((s) => s[phase]),
+        0.95,
+      );
       return `| ${phase} | ${t50.toFixed(0)} | ${t95.toFixed(0)} | ${r50.toFixed(0)} | ${r95.toFixed(0)} | ${(t50 / r50).toFixed(2)} | ${(t95 / r95).toFixed(2)} |`;
     };
     console.log(`\n${N} sequential cycles each (after ${WARMUP} warm-up), image ${TEST_IMAGE}, times in ms\n`);
@@ -94,7 +106,10 @@ async function main(): Promise<void> {
   } finally {
     await stack.destroy();
     for (const c of await docker.listContainers({ all: true, filters: { label: ['tidebox.io/bench=raw'] } })) {
-      await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+      await docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
     }
   }
 }

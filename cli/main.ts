@@ -11,7 +11,12 @@
  */
 import { parseArgs } from 'node:util';
 
-interface Step { name: string; state: string; runs: number; error?: string }
+interface Step {
+  name: string;
+  state: string;
+  runs: number;
+  error?: string;
+}
 interface Snapshot {
   id: string;
   sandboxId: string;
@@ -54,7 +59,12 @@ const stepLine = (s: Snapshot) => s.steps.map((st) => `${st.name}:${st.state}${s
 async function list(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { state: { type: 'string', multiple: true }, sandbox: { type: 'string' }, tenant: { type: 'string' }, json: { type: 'boolean' } },
+    options: {
+      state: { type: 'string', multiple: true },
+      sandbox: { type: 'string' },
+      tenant: { type: 'string' },
+      json: { type: 'boolean' },
+    },
   });
   const items: Snapshot[] = [];
   for (let page = 1; page <= 1000; page++) {
@@ -83,14 +93,20 @@ async function list(args: string[]): Promise<number> {
 }
 
 async function retry(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'no-wait': { type: 'boolean' }, timeout: { type: 'string', default: '600' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { 'no-wait': { type: 'boolean' }, timeout: { type: 'string', default: '600' } },
+  });
   const id = positionals[0];
   if (!id || positionals.length > 1) throw new UsageError('retry takes exactly one snapshot id');
   const timeoutMs = Number(values.timeout) * 1000;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError('--timeout must be a positive number of seconds');
 
   const before = await api<Snapshot>('GET', `/v1/snapshots/${encodeURIComponent(id)}`);
-  console.log(`snapshot ${id}: ${before.status.state}${before.failedStep ? ` at ${before.failedStep}` : ''}${before.status.message ? ` (${before.status.message})` : ''}`);
+  console.log(
+    `snapshot ${id}: ${before.status.state}${before.failedStep ? ` at ${before.failedStep}` : ''}${before.status.message ? ` (${before.status.message})` : ''}`,
+  );
   const accepted = await api<Snapshot>('POST', `/v1/snapshots/${encodeURIComponent(id)}/retry`);
   console.log(`retry accepted (retry #${accepted.retries}): resuming at ${before.failedStep ?? 'the failed step'}`);
   if (values['no-wait']) return 0;

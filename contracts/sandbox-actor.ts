@@ -4,13 +4,7 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { MetadataPatch } from '../core/metadata';
-import type {
-  RuntimeProgress,
-  SandboxEvent,
-  SandboxOutcome,
-  SandboxView,
-  SandboxWorkflowInput,
-} from '../core/sandbox';
+import type { RuntimeProgress, SandboxEvent, SandboxOutcome, SandboxView, SandboxWorkflowInput } from '../core/sandbox';
 
 export const SANDBOX_WORKFLOW_TYPE = 'sandboxWorkflow';
 export type SandboxWorkflow = (input: SandboxWorkflowInput) => Promise<SandboxOutcome>;

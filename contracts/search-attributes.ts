@@ -14,9 +14,10 @@ export const SA = {
 } as const;
 
 /** name → the type name the Temporal CLI and operator API use. */
-export const SEARCH_ATTRIBUTE_DECLARATIONS: Array<{ name: string; cliType: string }> = Object.values(SA).map(
-  (key) => ({ name: key.name, cliType: cliTypeOf(key.type) }),
-);
+export const SEARCH_ATTRIBUTE_DECLARATIONS: Array<{ name: string; cliType: string }> = Object.values(SA).map((key) => ({
+  name: key.name,
+  cliType: cliTypeOf(key.type),
+}));
 
 function cliTypeOf(type: SearchAttributeType): string {
   switch (type) {

@@ -20,7 +20,11 @@ export const ConfigSchema = z
         host: z.string().min(1).default('127.0.0.1'),
         port: z.coerce.number().int().min(0).max(65535).default(8080),
         apiKey: z.string().min(16, 'must be at least 16 characters').optional(),
-        bodyLimitBytes: z.number().int().min(1024).default(1024 * 1024),
+        bodyLimitBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .default(1024 * 1024),
         /** How long POST /sandboxes waits for Running/Failed before answering 202 Pending. */
         createWaitSeconds: z.number().min(0).max(600).default(60),
         /** How long DELETE waits for Terminated before answering 204 anyway. */
@@ -31,7 +35,10 @@ export const ConfigSchema = z
          * Host (and port) clients use to reach this server, for server-proxy endpoints
          * (`<publicHost>/sandboxes/<id>/proxy/<port>`). Unset: the request's Host header.
          */
-        publicHost: z.string().regex(/^[^/\s]+$/, 'must be host[:port] without a scheme or path').optional(),
+        publicHost: z
+          .string()
+          .regex(/^[^/\s]+$/, 'must be host[:port] without a scheme or path')
+          .optional(),
       })
       .strict()
       .prefault({}),
@@ -50,7 +57,11 @@ export const ConfigSchema = z
     sandbox: z
       .object({
         minTimeoutSeconds: z.number().int().min(1).default(60),
-        maxTimeoutSeconds: z.number().int().min(1).default(7 * 24 * 3600),
+        maxTimeoutSeconds: z
+          .number()
+          .int()
+          .min(1)
+          .default(7 * 24 * 3600),
         defaultCpu: z.string().default('1'),
         defaultMemory: z.string().default('512Mi'),
         /** Host path prefixes a `host` volume may bind; empty = host volumes are refused. */
@@ -73,8 +84,17 @@ export const ConfigSchema = z
         capDrop: z
           .array(z.string().regex(/^[A-Z_]+$/))
           .default([
-            'AUDIT_WRITE', 'MKNOD', 'NET_ADMIN', 'NET_RAW', 'SYS_ADMIN', 'SYS_MODULE',
-            'SYS_PTRACE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'SYS_BOOT', 'SYS_RAWIO',
+            'AUDIT_WRITE',
+            'MKNOD',
+            'NET_ADMIN',
+            'NET_RAW',
+            'SYS_ADMIN',
+            'SYS_MODULE',
+            'SYS_PTRACE',
+            'SYS_TIME',
+            'SYS_TTY_CONFIG',
+            'SYS_BOOT',
+            'SYS_RAWIO',
           ]),
         /** Path of a seccomp profile (JSON), read by the worker at start-up, or "unconfined". */
         seccompProfile: z.string().optional(),
@@ -127,7 +147,10 @@ export const ConfigSchema = z
         /** Set runAsNonRoot on the sandbox container (images that run as root then fail to start). */
         runAsNonRoot: z.boolean().default(false),
         /** Size and class of a claim made for a pvc volume with createIfNotExists. */
-        pvcStorageSize: z.string().regex(/^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$/, 'must be a quantity such as 1Gi').default('1Gi'),
+        pvcStorageSize: z
+          .string()
+          .regex(/^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$/, 'must be a quantity such as 1Gi')
+          .default('1Gi'),
         pvcStorageClass: z.string().min(1).optional(),
         pvcAccessModes: z.array(z.enum(CLAIM_ACCESS_MODES)).min(1).default(['ReadWriteOnce']),
         /** How often each worker compares the cluster's sandbox pods with the open sandboxes (missing pods, orphans). */
@@ -156,7 +179,10 @@ export const ConfigSchema = z
         maxStaleSeconds: z.number().int().min(0).max(86_400).default(300),
         timeoutSeconds: z.number().min(0.1).max(60).default(5),
         /** Extra header (e.g. Authorization) and value the provider wants from Tidebox itself. */
-        authHeader: z.string().regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name').optional(),
+        authHeader: z
+          .string()
+          .regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name')
+          .optional(),
         authToken: z.string().min(1).optional(),
         /** Keys that see and act on every tenant's resources (they do not create sandboxes). */
         adminKeys: z.array(z.string().min(16, 'must be at least 16 characters')).default([]),
@@ -210,7 +236,16 @@ export const ConfigSchema = z
     faults: z
       .object({
         hangAt: z
-          .array(z.enum(['container-created', 'container-removing', 'container-pausing', 'bucket-mounted', 'bucket-unmounting', 'snapshot-committing']))
+          .array(
+            z.enum([
+              'container-created',
+              'container-removing',
+              'container-pausing',
+              'bucket-mounted',
+              'bucket-unmounting',
+              'snapshot-committing',
+            ]),
+          )
           .default([]),
         /** Points where an activity fails at once (non-retryable), to drive failure-and-retry paths. */
         failAt: z.array(z.enum(['snapshot-commit'])).default([]),
@@ -251,7 +286,15 @@ const ENV_KEYS: Array<[string, string[], (v: string) => unknown]> = [
   ['TIDEBOX_TENANTS_FILE', ['tenants', 'file'], String],
   ['TIDEBOX_TENANTS_ENDPOINT', ['tenants', 'endpoint'], String],
   ['TIDEBOX_TENANTS_AUTH_TOKEN', ['tenants', 'authToken'], String],
-  ['TIDEBOX_ADMIN_KEYS', ['tenants', 'adminKeys'], (v) => v.split(',').map((k) => k.trim()).filter(Boolean)],
+  [
+    'TIDEBOX_ADMIN_KEYS',
+    ['tenants', 'adminKeys'],
+    (v) =>
+      v
+        .split(',')
+        .map((k) => k.trim())
+        .filter(Boolean),
+  ],
   ['TIDEBOX_WORKER_METRICS_PORT', ['worker', 'metricsPort'], Number],
   ['TIDEBOX_FAULT_HANG_AT', ['faults', 'hangAt'], (v) => v.split(',').filter(Boolean)],
   ['TIDEBOX_FAULT_FAIL_AT', ['faults', 'failAt'], (v) => v.split(',').filter(Boolean)],
@@ -278,25 +321,34 @@ export function parseConfig(raw: unknown, source = 'config'): Config {
     throw new ConfigError(`invalid ${source}: sandbox.minTimeoutSeconds exceeds sandbox.maxTimeoutSeconds`);
   }
   if (['0.0.0.0', '::'].includes(config.docker.publishHost) && !config.docker.endpointHost) {
-    throw new ConfigError(`invalid ${source}: docker.endpointHost: required when docker.publishHost is a wildcard address (clients need a host name)`);
+    throw new ConfigError(
+      `invalid ${source}: docker.endpointHost: required when docker.publishHost is a wildcard address (clients need a host name)`,
+    );
   }
   if (config.sandbox.storageLayout === 'scoped') {
     const nested = nestedPrefixes(config.sandbox.allowedHostPaths);
     if (nested.length) {
-      throw new ConfigError(`invalid ${source}: sandbox.allowedHostPaths: ${nested[0]![1]} lies inside ${nested[0]![0]}; with storageLayout "scoped" each allowed path is a storage root and they must not nest`);
+      throw new ConfigError(
+        `invalid ${source}: sandbox.allowedHostPaths: ${nested[0]![1]} lies inside ${nested[0]![0]}; with storageLayout "scoped" each allowed path is a storage root and they must not nest`,
+      );
     }
   }
   const tenants = config.tenants;
   if (tenants) {
     if (config.server.apiKey) {
-      throw new ConfigError(`invalid ${source}: server.apiKey and [tenants] are mutually exclusive (give the key to a tenant in the tenants file)`);
+      throw new ConfigError(
+        `invalid ${source}: server.apiKey and [tenants] are mutually exclusive (give the key to a tenant in the tenants file)`,
+      );
     }
-    if (tenants.provider === 'file' && !tenants.file) throw new ConfigError(`invalid ${source}: tenants.file: required with provider = "file"`);
-    if (tenants.provider === 'http' && !tenants.endpoint) throw new ConfigError(`invalid ${source}: tenants.endpoint: required with provider = "http"`);
+    if (tenants.provider === 'file' && !tenants.file)
+      throw new ConfigError(`invalid ${source}: tenants.file: required with provider = "file"`);
+    if (tenants.provider === 'http' && !tenants.endpoint)
+      throw new ConfigError(`invalid ${source}: tenants.endpoint: required with provider = "http"`);
     if ((tenants.authHeader === undefined) !== (tenants.authToken === undefined)) {
       throw new ConfigError(`invalid ${source}: tenants.authHeader and tenants.authToken go together`);
     }
-    if (new Set(tenants.adminKeys).size !== tenants.adminKeys.length) throw new ConfigError(`invalid ${source}: tenants.adminKeys: a key is listed twice`);
+    if (new Set(tenants.adminKeys).size !== tenants.adminKeys.length)
+      throw new ConfigError(`invalid ${source}: tenants.adminKeys: a key is listed twice`);
   }
   const ingress = ingressProblems(config.ingress, config.runtime.type);
   if (ingress.length) throw new ConfigError(`invalid ${source}: ${ingress.join('; ')}`);

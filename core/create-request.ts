@@ -38,12 +38,15 @@ export interface CreateContext {
 export function normalizeCreateRequest(req: CreateSandboxRequest, config: Config['sandbox'], ctx: CreateContext): SandboxSpec {
   if (req.snapshotId !== undefined && req.image) throw invalid('image and snapshotId are mutually exclusive');
   if (req.snapshotId === undefined && !req.image) throw invalid('image (image.uri) or snapshotId is required');
-  if (req.snapshotId !== undefined && ctx.snapshot?.id !== req.snapshotId) throw new TideboxError('SNAPSHOT_NOT_FOUND', `snapshot ${req.snapshotId} not found`);
+  if (req.snapshotId !== undefined && ctx.snapshot?.id !== req.snapshotId)
+    throw new TideboxError('SNAPSHOT_NOT_FOUND', `snapshot ${req.snapshotId} not found`);
   const runtime = ctx.runtime ?? 'docker';
   let imageAuth: SandboxSpec['imageAuth'];
   if (req.image?.auth) {
-    if (runtime !== 'kubernetes') throw unsupported('image.auth is supported only on the Kubernetes runtime (an image pull secret per sandbox)');
-    if (!ctx.payloadsEncrypted) throw unsupported('image.auth needs security.payloadKey on this server (registry credentials are kept only encrypted)');
+    if (runtime !== 'kubernetes')
+      throw unsupported('image.auth is supported only on the Kubernetes runtime (an image pull secret per sandbox)');
+    if (!ctx.payloadsEncrypted)
+      throw unsupported('image.auth needs security.payloadKey on this server (registry credentials are kept only encrypted)');
     const { username, password } = req.image.auth;
     if (!username || !password) throw invalid('image.auth needs both username and password');
     if (/[\x00-\x1f\x7f:]/.test(username)) throw invalid('image.auth.username must not contain ":" or control characters');
@@ -97,7 +100,13 @@ export function normalizeCreateRequest(req: CreateSandboxRequest, config: Config
     timeoutSeconds: req.timeout ?? null,
     ...(imageAuth ? { imageAuth } : {}),
     resources: { cpuMillis, memoryBytes, ...(gpu ? { gpu } : {}) },
-    ...normalizeVolumes(req.volumes ?? [], config.allowedHostPaths, runtime === 'kubernetes' ? undefined : ctx.mountKeyOf, { layout: config.storageLayout, tenant: ctx.tenant, userId }, runtime),
+    ...normalizeVolumes(
+      req.volumes ?? [],
+      config.allowedHostPaths,
+      runtime === 'kubernetes' ? undefined : ctx.mountKeyOf,
+      { layout: config.storageLayout, tenant: ctx.tenant, userId },
+      runtime,
+    ),
     ports: parsePortList(extensions[PORTS_EXTENSION]),
   };
 }
@@ -112,7 +121,11 @@ function parsePortList(value: string | undefined): number[] {
 }
 
 /** The request's sizing of a claim to create, without the nulls the contract allows. */
-function claimHints(pvc: { storage?: string | null; storageClass?: string | null; accessModes?: ClaimAccessMode[] | null }): Pick<PvcVolume, 'claim'> {
+function claimHints(pvc: {
+  storage?: string | null;
+  storageClass?: string | null;
+  accessModes?: ClaimAccessMode[] | null;
+}): Pick<PvcVolume, 'claim'> {
   const claim = {
     ...(pvc.storage ? { storage: pvc.storage } : {}),
     ...(pvc.storageClass ? { storageClass: pvc.storageClass } : {}),
@@ -152,7 +165,9 @@ function normalizeVolumes(
 
     if (v.pvc) {
       if (v.pvc.deleteOnSandboxTermination) {
-        throw unsupported(`volume "${v.name}": deleteOnSandboxTermination is not supported (named volumes hold every user's data under ${storage.layout === 'scoped' ? '<tenant>/users/<user>' : 'one root'})`);
+        throw unsupported(
+          `volume "${v.name}": deleteOnSandboxTermination is not supported (named volumes hold every user's data under ${storage.layout === 'scoped' ? '<tenant>/users/<user>' : 'one root'})`,
+        );
       }
       pvcs.push({
         name: v.name,
@@ -168,7 +183,9 @@ function normalizeVolumes(
 
     if (v.ossfs) {
       if (runtime === 'kubernetes') {
-        throw unsupported(`volume "${v.name}": ossfs volumes are not supported on the Kubernetes runtime (use a pvc backed by a CSI driver for the bucket)`);
+        throw unsupported(
+          `volume "${v.name}": ossfs volumes are not supported on the Kubernetes runtime (use a pvc backed by a CSI driver for the bucket)`,
+        );
       }
       const o = v.ossfs;
       const endpointProblem = ossfsEndpointProblem(o.endpoint);
@@ -176,9 +193,16 @@ function normalizeVolumes(
       const optionProblem = o.options.map((option) => ossfsOptionProblem(option, o.version)).find(Boolean);
       if (optionProblem) throw invalid(`volume "${v.name}": ${optionProblem}`);
       if (!mountKeyOf) {
-        throw unsupported(`volume "${v.name}": ossfs volumes need security.payloadKey on this server (credentials are kept only encrypted)`);
+        throw unsupported(
+          `volume "${v.name}": ossfs volumes need security.payloadKey on this server (credentials are kept only encrypted)`,
+        );
       }
-      const prefix = v.subPath ? posix.normalize(v.subPath).replace(/^\.\/?/, '').replace(/\/$/, '') : '';
+      const prefix = v.subPath
+        ? posix
+            .normalize(v.subPath)
+            .replace(/^\.\/?/, '')
+            .replace(/\/$/, '')
+        : '';
       const source: OssfsSource = {
         bucket: o.bucket,
         endpoint: o.endpoint,

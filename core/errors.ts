@@ -66,9 +66,7 @@ export class TideboxError extends Error {
   }
 }
 
-const byCode = new Map<string, ErrorKind>(
-  (Object.keys(ErrorCodes) as ErrorKind[]).map((kind) => [ErrorCodes[kind].code, kind]),
-);
+const byCode = new Map<string, ErrorKind>((Object.keys(ErrorCodes) as ErrorKind[]).map((kind) => [ErrorCodes[kind].code, kind]));
 
 /** The catalogue entry for a code carried as an ApplicationFailure type, if it is one of ours. */
 export function errorKindOf(code: string | undefined | null): ErrorKind | undefined {

@@ -19,8 +19,7 @@ export interface ExpiryPolicy {
 export const DEFAULT_EXPIRY_POLICY: ExpiryPolicy = { maxTimeoutSeconds: 7 * 24 * 3600 };
 
 export type RenewalVerdict =
-  | { ok: true; expiresAt: string }
-  | { ok: false; kind: 'MANUAL_CLEANUP' | 'INVALID_EXPIRATION'; message: string };
+  { ok: true; expiresAt: string } | { ok: false; kind: 'MANUAL_CLEANUP' | 'INVALID_EXPIRATION'; message: string };
 
 /** The latest expiresAt a renewal at `now` may set. */
 export const latestExpiry = (now: number, policy: ExpiryPolicy): number => now + policy.maxTimeoutSeconds * 1000;
@@ -53,7 +52,13 @@ export function judgeRenewal(current: string | null, requested: string, now: num
  * The expiresAt one run of a renew schedule asks for: `extendBySeconds` from now, never past `until`
  * nor past the cap; undefined when that would not move `current` forward (nothing to do).
  */
-export function scheduledExpiry(current: string, now: number, extendBySeconds: number, until: string | undefined, policy: ExpiryPolicy): string | undefined {
+export function scheduledExpiry(
+  current: string,
+  now: number,
+  extendBySeconds: number,
+  until: string | undefined,
+  policy: ExpiryPolicy,
+): string | undefined {
   const target = Math.min(now + extendBySeconds * 1000, until ? Date.parse(until) : Infinity, latestExpiry(now, policy));
   return target > Date.parse(current) ? new Date(target).toISOString() : undefined;
 }

@@ -122,8 +122,7 @@ export interface LocalHost {
 }
 
 export type EndpointResolution =
-  | { ok: true; endpoint: Endpoint; upstream?: { host: string; port: number } }
-  | { ok: false; reason: string };
+  { ok: true; endpoint: Endpoint; upstream?: { host: string; port: number } } | { ok: false; reason: string };
 
 const isLoopback = (host: string) => host === 'localhost' || host === '::1' || host.startsWith('127.');
 
@@ -133,7 +132,12 @@ const isLoopback = (host: string) => host === 'localhost' || host === '::1' || h
  * server itself connects to (server proxy): the local address for a sandbox on its own host, the
  * advertised one for a sandbox on another host — unless that one is loopback there.
  */
-export function resolveEndpoint(opts: { ingress: IngressConfig; sandbox: EndpointTarget; port: number; local: LocalHost }): EndpointResolution {
+export function resolveEndpoint(opts: {
+  ingress: IngressConfig;
+  sandbox: EndpointTarget;
+  port: number;
+  local: LocalHost;
+}): EndpointResolution {
   const { ingress, sandbox, port, local } = opts;
   if (ingress.mode === 'gateway' && ingress.gateway) {
     return { ok: true, endpoint: gatewayEndpoint(ingress.gateway, sandbox.id, port) };

@@ -39,8 +39,7 @@ export function metadataValueProblem(key: string, value: string): string | undef
 }
 
 /** Metadata as search-attribute keywords (`key=value`), so LIST can filter with AND semantics. */
-export const metadataKeywords = (metadata: Record<string, string>): string[] =>
-  Object.entries(metadata).map(([k, v]) => `${k}=${v}`);
+export const metadataKeywords = (metadata: Record<string, string>): string[] => Object.entries(metadata).map(([k, v]) => `${k}=${v}`);
 
 /** At create, values are free text (the contract's own example is `name: "Data Processing Sandbox"`). */
 const MAX_CREATE_VALUE_LENGTH = 256;

@@ -58,7 +58,12 @@ export interface MountWorkflowInput {
 }
 
 /** The view of a mount as its memo shows it: the source without credentials. */
-export function mountView(input: MountWorkflowInput, state: MountState, holders: Iterable<string>, extra: { hostPath?: string; lastError?: string; at: string }): MountView {
+export function mountView(
+  input: MountWorkflowInput,
+  state: MountState,
+  holders: Iterable<string>,
+  extra: { hostPath?: string; lastError?: string; at: string },
+): MountView {
   const { bucket, endpoint, prefix, version } = input.source;
   return {
     key: input.key,
@@ -98,12 +103,20 @@ type OptionRule = (value: string | undefined) => string | undefined;
 const flag: OptionRule = (v) => (v === undefined ? undefined : 'takes no value');
 /** ossfs 2.0 reads gflags: a boolean is `--name` or `--name=true|false`. */
 const boolFlag: OptionRule = (v) => (v === undefined || v === 'true' || v === 'false' ? undefined : 'takes no value, or true or false');
-const oneOf = (...values: string[]): OptionRule => (v) => (v !== undefined && values.includes(v) ? undefined : `must be one of ${values.join(', ')}`);
-const int = (min: number, max: number): OptionRule => (v) =>
-  v !== undefined && /^\d{1,10}$/.test(v) && Number(v) >= min && Number(v) <= max ? undefined : `must be a whole number from ${min} to ${max}`;
+const oneOf =
+  (...values: string[]): OptionRule =>
+  (v) =>
+    v !== undefined && values.includes(v) ? undefined : `must be one of ${values.join(', ')}`;
+const int =
+  (min: number, max: number): OptionRule =>
+  (v) =>
+    v !== undefined && /^\d{1,10}$/.test(v) && Number(v) >= min && Number(v) <= max
+      ? undefined
+      : `must be a whole number from ${min} to ${max}`;
 /** A umask: three octal digits, optionally with a leading 0 (022, 0027). */
 const mode: OptionRule = (v) => (v !== undefined && /^0?[0-7]{3}$/.test(v) ? undefined : 'must be an octal mask such as 022');
-const regionId: OptionRule = (v) => (v !== undefined && /^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$/.test(v) ? undefined : 'must be a region id such as cn-hangzhou');
+const regionId: OptionRule = (v) =>
+  v !== undefined && /^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$/.test(v) ? undefined : 'must be a region id such as cn-hangzhou';
 
 const ID = int(0, 4294967294);
 
@@ -168,7 +181,8 @@ export function ossfsOptionProblem(option: string, version: OssfsVersion): strin
   if (typeof option !== 'string') return 'every option must be a string';
   const shown = JSON.stringify(option);
   if (option.startsWith('-')) return `option ${shown} must not start with "-" (give it as name[=value])`;
-  if (/[\s,\x00-\x1f\x7f]/.test(option)) return `option ${shown} must not contain commas, whitespace or control characters (give one option per entry)`;
+  if (/[\s,\x00-\x1f\x7f]/.test(option))
+    return `option ${shown} must not contain commas, whitespace or control characters (give one option per entry)`;
   const match = /^([a-z][a-z0-9_]*)(?:=(.*))?$/.exec(option);
   if (!match) return `option ${shown} must be name[=value] with a lowercase option name`;
   const [, name, value] = match as unknown as [string, string, string | undefined];
@@ -205,7 +219,8 @@ function parseEndpoint(endpoint: string): ParsedEndpoint {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return { problem: `endpoint ${shown} must use http or https` };
   if (url.username || url.password) return { problem: 'endpoint must not carry credentials' };
-  if (url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) return { problem: `endpoint ${shown} must not have a path or query` };
+  if (url.search || url.hash || (url.pathname !== '/' && url.pathname !== ''))
+    return { problem: `endpoint ${shown} must not have a path or query` };
   // A comma (or anything else) in the host would reach s3fs's comma-split `-o url=`.
   if (!URL_HOST.test(url.hostname)) return { problem: `endpoint ${shown} must name a host by DNS name or IP address` };
   // Only the parsed, normalised form is ever handed on: scheme and host lowercased, no default port.
@@ -274,7 +289,8 @@ export function ossfsSourceProblems(source: OssfsSource): string[] {
   const version = source.version;
   const versionOk = version === '1.0' || version === '2.0';
   if (!versionOk) problems.push('version must be "1.0" or "2.0"');
-  if (typeof source.bucket !== 'string' || !BUCKET.test(source.bucket)) problems.push('bucket must be 3-63 lowercase letters, digits and hyphens');
+  if (typeof source.bucket !== 'string' || !BUCKET.test(source.bucket))
+    problems.push('bucket must be 3-63 lowercase letters, digits and hyphens');
   const endpoint = ossfsEndpointProblem(source.endpoint);
   if (endpoint) problems.push(endpoint);
   const prefix = ossfsPrefixProblem(source.prefix);

@@ -52,13 +52,15 @@ export const SnapshotResourceSchema = z.object({
   workflowId: z.string().describe('The snapshot actor workflow'),
   failedStep: z.string().optional().describe('While Failed: the step a retry resumes at'),
   retries: z.number(),
-  steps: z.array(z.object({
-    name: z.string(),
-    state: z.string(),
-    runs: z.number().describe('How often the step was started'),
-    finishedAt: z.string().optional(),
-    error: z.string().optional(),
-  })),
+  steps: z.array(
+    z.object({
+      name: z.string(),
+      state: z.string(),
+      runs: z.number().describe('How often the step was started'),
+      finishedAt: z.string().optional(),
+      error: z.string().optional(),
+    }),
+  ),
 });
 
 export const ListSnapshotsResponseSchema = z.object({ items: z.array(SnapshotResourceSchema), pagination: PaginationSchema });

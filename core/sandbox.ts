@@ -2,9 +2,7 @@
 import type { ExpiryPolicy } from './expiry';
 import type { OssfsVolume } from './mounts';
 
-export const SANDBOX_STATES = [
-  'Pending', 'Running', 'Pausing', 'Paused', 'Resuming', 'Stopping', 'Terminated', 'Failed',
-] as const;
+export const SANDBOX_STATES = ['Pending', 'Running', 'Pausing', 'Paused', 'Resuming', 'Stopping', 'Terminated', 'Failed'] as const;
 export type SandboxState = (typeof SANDBOX_STATES)[number];
 
 export type TerminationReason = 'deleted' | 'expired';
@@ -180,10 +178,7 @@ export function initialView(input: SandboxWorkflowInput): SandboxView {
     metadata: spec.metadata,
     status: { state: accepted.state, reason: accepted.reason, message: accepted.message, lastTransitionAt: accepted.at },
     createdAt: input.createdAt,
-    expiresAt:
-      spec.timeoutSeconds === null
-        ? null
-        : new Date(Date.parse(input.createdAt) + spec.timeoutSeconds * 1000).toISOString(),
+    expiresAt: spec.timeoutSeconds === null ? null : new Date(Date.parse(input.createdAt) + spec.timeoutSeconds * 1000).toISOString(),
   };
 }
 
@@ -214,7 +209,11 @@ export function toSandboxResource(view: SandboxView) {
 
 /** The contract's CreateSandboxResponse plus Tidebox's `workflowId`. */
 export function toCreateResponse(view: SandboxView) {
-  const { image: _image, snapshotId: _snapshotId, ...rest } = toSandboxResource(view) as ReturnType<typeof toSandboxResource> & { image?: unknown; snapshotId?: unknown };
+  const {
+    image: _image,
+    snapshotId: _snapshotId,
+    ...rest
+  } = toSandboxResource(view) as ReturnType<typeof toSandboxResource> & { image?: unknown; snapshotId?: unknown };
   return { ...rest, workflowId: view.workflowId };
 }
 

@@ -96,6 +96,12 @@ export function toSnapshotResource(view: SnapshotView) {
     workflowId: view.workflowId,
     ...(view.failedStep ? { failedStep: view.failedStep } : {}),
     retries: view.retries,
-    steps: view.steps.map((s) => ({ name: s.name, state: s.state, runs: s.runs, ...(s.finishedAt ? { finishedAt: s.finishedAt } : {}), ...(s.error ? { error: s.error } : {}) })),
+    steps: view.steps.map((s) => ({
+      name: s.name,
+      state: s.state,
+      runs: s.runs,
+      ...(s.finishedAt ? { finishedAt: s.finishedAt } : {}),
+      ...(s.error ? { error: s.error } : {}),
+    })),
   };
 }

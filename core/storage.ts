@@ -33,7 +33,8 @@ export function resolveExisting(path: string, realpath: (p: string) => string | 
   let current = normalizeAbsolute(path);
   for (;;) {
     const resolved = realpath(current);
-    if (resolved !== undefined) return { path: missing.length ? posix.join(resolved, ...missing.reverse()) : resolved, exists: missing.length === 0 };
+    if (resolved !== undefined)
+      return { path: missing.length ? posix.join(resolved, ...missing.reverse()) : resolved, exists: missing.length === 0 };
     if (current === '/') return { path: normalizeAbsolute(path), exists: false };
     missing.push(posix.basename(current));
     current = posix.dirname(current);
@@ -44,7 +45,12 @@ export function resolveExisting(path: string, realpath: (p: string) => string | 
  * `path` resolved, refusing when symlinks lead it out of `scope` (resolved the same way). Missing
  * components are allowed: the host creates them below the resolved, checked ancestor.
  */
-export function resolveWithinScope(volume: string, path: string, scope: string, realpath: (p: string) => string | undefined): { path: string; exists: boolean } {
+export function resolveWithinScope(
+  volume: string,
+  path: string,
+  scope: string,
+  realpath: (p: string) => string | undefined,
+): { path: string; exists: boolean } {
   const scopeResolved = resolveExisting(scope, realpath).path;
   const target = resolveExisting(path, realpath);
   if (!isUnderAllowedPrefix(target.path, [scopeResolved])) {
@@ -79,13 +85,26 @@ export function hostVolumePath(
 export function nestedPrefixes(prefixes: string[]): Array<[string, string]> {
   const norm = prefixes.map(normalizeAbsolute);
   const nested: Array<[string, string]> = [];
-  for (const outer of norm) for (const inner of norm) if (outer !== inner && isUnderAllowedPrefix(inner, [outer])) nested.push([outer, inner]);
+  for (const outer of norm)
+    for (const inner of norm) if (outer !== inner && isUnderAllowedPrefix(inner, [outer])) nested.push([outer, inner]);
   return nested;
 }
 
 /** A pvc volume's path and confinement inside its named volume, relative to the volume's root. */
-export function pvcVolumePaths(subPath: string | undefined, ctx: { layout: StorageLayout; tenant: string; userId: string }): Pick<PvcVolume, 'subPath' | 'scope'> {
-  if (ctx.layout === 'legacy') return { subPath: subPath ? posix.normalize(subPath).replace(/^\.\/?$/, '').replace(/\/$/, '') : '', scope: '' };
+export function pvcVolumePaths(
+  subPath: string | undefined,
+  ctx: { layout: StorageLayout; tenant: string; userId: string },
+): Pick<PvcVolume, 'subPath' | 'scope'> {
+  if (ctx.layout === 'legacy')
+    return {
+      subPath: subPath
+        ? posix
+            .normalize(subPath)
+            .replace(/^\.\/?$/, '')
+            .replace(/\/$/, '')
+        : '',
+      scope: '',
+    };
   const { path, scope } = scopedPath('/', subPath ?? '', 'scoped', ctx.tenant, ctx.userId);
   return { subPath: path.slice(1), scope: scope.slice(1) };
 }

@@ -93,7 +93,13 @@ export const userStoragePrefix = (tenant: string, userId: string): string => pos
  * Legacy: `<root>/<relative>`, confined to `<root>`. `relative` must already be checked (no "..",
  * not absolute); the result is normalised and never leaves its scope textually.
  */
-export function scopedPath(root: string, relative: string, layout: StorageLayout, tenant: string, userId: string): { path: string; scope: string } {
+export function scopedPath(
+  root: string,
+  relative: string,
+  layout: StorageLayout,
+  tenant: string,
+  userId: string,
+): { path: string; scope: string } {
   const scope = layout === 'scoped' ? posix.join(root, userStoragePrefix(tenant, userId)) : posix.normalize(root);
   const path = posix.join(scope, relative);
   if (path !== scope && !path.startsWith(scope.endsWith('/') ? scope : `${scope}/`)) {

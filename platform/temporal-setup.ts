@@ -12,7 +12,8 @@ const INDEXED_TYPES: Record<string, temporal.api.enums.v1.IndexedValueType> = {
 };
 
 /** The Temporal frontend every process connects to: the configured cluster, else the dev server `npm start` runs. */
-export const temporalAddress = (config: Pick<Config, 'temporal'>): string => config.temporal.address ?? `127.0.0.1:${config.temporal.devServerPort}`;
+export const temporalAddress = (config: Pick<Config, 'temporal'>): string =>
+  config.temporal.address ?? `127.0.0.1:${config.temporal.devServerPort}`;
 
 /**
  * Register Tidebox's search attributes on the namespace if any are missing. Idempotent and safe to
@@ -33,6 +34,7 @@ export async function ensureSearchAttributes(operator: OperatorService, namespac
   } catch (err) {
     // A concurrent registration wins the race with ALREADY_EXISTS; anything still missing is real.
     const left = await missing();
-    if (left.length) throw new Error(`cannot register search attributes ${left.map((d) => d.name).join(', ')}: ${(err as Error).message}`, { cause: err });
+    if (left.length)
+      throw new Error(`cannot register search attributes ${left.map((d) => d.name).join(', ')}: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -72,7 +72,12 @@ async function main(): Promise<void> {
     // to the server; send them at least every second instead of every 8 s (0.8 × heartbeat timeout).
     maxHeartbeatThrottleInterval: '1 second',
   });
-  log('info', 'worker started', { address, namespace: config.temporal.namespace, runtime: config.runtime.type, taskQueues: [config.temporal.taskQueue, hostQueue] });
+  log('info', 'worker started', {
+    address,
+    namespace: config.temporal.namespace,
+    runtime: config.runtime.type,
+    taskQueues: [config.temporal.taskQueue, hostQueue],
+  });
   const stopWatching = new AbortController();
   const watcher = runtime.watchExits(stopWatching.signal);
   await Promise.all([workflowWorker.run(), hostWorker.run()]);

@@ -14,7 +14,6 @@ import { hostTaskQueue } from '../core/sandbox';
 import { initialSnapshotView, SnapshotState, SnapshotStep, SnapshotView, SnapshotWorkflowInput } from '../core/snapshots';
 import { failureMessage, reject } from './failures';
 
-
 /**
  * The snapshot actor, id `snapshot/<snapshotId>`. Creating → locate → commit → verify → Ready, or
  * Failed at the step that failed (reason and message kept). `retry` resumes at that step with what
@@ -60,7 +59,9 @@ export const snapshotWorkflow: SnapshotWorkflow = async (input: SnapshotWorkflow
         containerId = (await host.findSnapshotSource({ sandboxId: input.sandboxId })).containerId;
         return;
       case 'commit':
-        view.imageId = (await host.commitSnapshot({ snapshotId: input.snapshotId, tenant: input.tenant, containerId: containerId! })).imageId;
+        view.imageId = (
+          await host.commitSnapshot({ snapshotId: input.snapshotId, tenant: input.tenant, containerId: containerId! })
+        ).imageId;
         return;
       case 'verify': {
         const { imageId, sizeBytes } = await host.inspectSnapshotImage({ snapshotId: input.snapshotId });
@@ -107,7 +108,8 @@ export const snapshotWorkflow: SnapshotWorkflow = async (input: SnapshotWorkflow
     },
     {
       validator: () => {
-        if (view.status.state !== 'Failed') throw reject('SNAPSHOT_INVALID_STATE', `only a Failed snapshot can be retried; this one is ${view.status.state}`);
+        if (view.status.state !== 'Failed')
+          throw reject('SNAPSHOT_INVALID_STATE', `only a Failed snapshot can be retried; this one is ${view.status.state}`);
       },
     },
   );

@@ -40,100 +40,109 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
   };
 
   return {
-    ensureContainer: (input) => heartbeating(async () => {
-      const existing = await engine.findSandboxContainers(input.sandboxId);
-      if (existing[0]) return { containerId: existing[0].Id };
+    ensureContainer: (input) =>
+      heartbeating(async () => {
+        const existing = await engine.findSandboxContainers(input.sandboxId);
+        if (existing[0]) return { containerId: existing[0].Id };
 
-      if (!(await engine.hasImage(input.spec.image.uri))) {
+        if (!(await engine.hasImage(input.spec.image.uri))) {
+          try {
+            await engine.pullImage(input.spec.image.uri, () => Context.current().heartbeat('pulling'));
+          } catch (err) {
+            throw fail('IMAGE_UNAVAILABLE', `image ${input.spec.image.uri} is not available: ${(err as Error).message}`, err);
+          }
+        }
+
+        // The API checked too, but this is the host that binds, and links may have changed since: resolve
+        // right before create and bind the resolved paths.
+        let volumes: SandboxSpec['volumes'];
+        const pvcBinds: MountBind[] = [];
         try {
-          await engine.pullImage(input.spec.image.uri, () => Context.current().heartbeat('pulling'));
+          volumes = input.spec.volumes.map((v) => prepareHostVolume(v, allowedHostPaths));
+          for (const pvc of input.spec.pvcs ?? []) {
+            const root = await engine.volumeDirectory(pvc.claimName, pvc.createIfNotExists, {
+              [LABELS.managed]: 'true',
+              [LABELS.instance]: instance,
+              [LABELS.createdBy]: input.sandboxId,
+            });
+            if (root === undefined)
+              throw new TideboxError(
+                'INVALID_PARAMETER',
+                `volume "${pvc.name}": named volume ${pvc.claimName} does not exist (createIfNotExists is false)`,
+              );
+            pvcBinds.push({ hostPath: preparePvcDirectory(pvc, root), mountPath: pvc.mountPath, readOnly: pvc.readOnly });
+          }
         } catch (err) {
-          throw fail('IMAGE_UNAVAILABLE', `image ${input.spec.image.uri} is not available: ${(err as Error).message}`, err);
+          if (err instanceof TideboxError) throw fail('RUNTIME_REJECTED', err.message, err);
+          throw err;
         }
-      }
+        if (Context.current().cancellationSignal.aborted) throw new Error('attempt cancelled before create');
 
-      // The API checked too, but this is the host that binds, and links may have changed since: resolve
-      // right before create and bind the resolved paths.
-      let volumes: SandboxSpec['volumes'];
-      const pvcBinds: MountBind[] = [];
-      try {
-        volumes = input.spec.volumes.map((v) => prepareHostVolume(v, allowedHostPaths));
-        for (const pvc of input.spec.pvcs ?? []) {
-          const root = await engine.volumeDirectory(pvc.claimName, pvc.createIfNotExists, {
-            [LABELS.managed]: 'true',
-            [LABELS.instance]: instance,
-            [LABELS.createdBy]: input.sandboxId,
-          });
-          if (root === undefined) throw new TideboxError('INVALID_PARAMETER', `volume "${pvc.name}": named volume ${pvc.claimName} does not exist (createIfNotExists is false)`);
-          pvcBinds.push({ hostPath: preparePvcDirectory(pvc, root), mountPath: pvc.mountPath, readOnly: pvc.readOnly });
+        let containerId: string;
+        try {
+          containerId = await engine.createContainer(
+            { instance, sandboxId: input.sandboxId, tenant: input.tenant, namespace: input.namespace ?? 'default' },
+            { ...input.spec, volumes },
+            [...pvcBinds, ...(input.mountBinds ?? [])],
+          );
+        } catch (err) {
+          const status = dockerStatus(err);
+          if (status === 409) {
+            // Name taken: a concurrent attempt created it first. Adopt that one.
+            const raced = await engine.findSandboxContainers(input.sandboxId);
+            if (raced[0]) return { containerId: raced[0].Id };
+          }
+          if (status === 400 || status === 404) {
+            throw fail('RUNTIME_REJECTED', `Docker rejected the container: ${(err as Error).message}`, err);
+          }
+          throw err;
         }
-      } catch (err) {
-        if (err instanceof TideboxError) throw fail('RUNTIME_REJECTED', err.message, err);
-        throw err;
-      }
-      if (Context.current().cancellationSignal.aborted) throw new Error('attempt cancelled before create');
+        await faults.reached('container-created', input.sandboxId);
+        return { containerId };
+      }),
 
-      let containerId: string;
-      try {
-        containerId = await engine.createContainer(
-          { instance, sandboxId: input.sandboxId, tenant: input.tenant, namespace: input.namespace ?? 'default' },
-          { ...input.spec, volumes },
-          [...pvcBinds, ...(input.mountBinds ?? [])],
-        );
-      } catch (err) {
-        const status = dockerStatus(err);
-        if (status === 409) {
-          // Name taken: a concurrent attempt created it first. Adopt that one.
-          const raced = await engine.findSandboxContainers(input.sandboxId);
-          if (raced[0]) return { containerId: raced[0].Id };
+    startContainer: (input) =>
+      heartbeating(async () => {
+        const [container] = await engine.findSandboxContainers(input.sandboxId);
+        if (!container) throw new Error(`container of sandbox ${input.sandboxId} disappeared before start`);
+        await engine.startContainer(container.Id);
+        await engine.exitsWithin(container.Id, startupGraceMs);
+        const state = await engine.inspectState(container.Id);
+        if (!state.Running) {
+          const logs = await engine.logsTail(container.Id, 20).catch(() => '');
+          throw fail(
+            'CONTAINER_EXITED',
+            `entrypoint exited with code ${state.ExitCode ?? 'unknown'}${state.Error ? ` (${state.Error})` : ''}` +
+              (logs ? `; last output: ${logs.slice(-500)}` : ''),
+          );
         }
-        if (status === 400 || status === 404) {
-          throw fail('RUNTIME_REJECTED', `Docker rejected the container: ${(err as Error).message}`, err);
+        const declared = deps.declaredPorts(input.ports ?? []);
+        const ports = hostNetwork ? Object.fromEntries(declared.map((p) => [String(p), p])) : await engine.publishedPorts(container.Id);
+        return { containerId: container.Id, network: { hostNetwork, ports, host: deps.advertisedHost } };
+      }),
+
+    pauseContainer: (input) =>
+      heartbeating(async () => {
+        const containerId = await theContainer(input.sandboxId);
+        await faults.reached('container-pausing', input.sandboxId);
+        await engine.pause(containerId);
+      }),
+
+    resumeContainer: (input) =>
+      heartbeating(async () => {
+        await engine.unpause(await theContainer(input.sandboxId));
+      }),
+
+    removeContainers: (input) =>
+      heartbeating(async () => {
+        const containers = await engine.findSandboxContainers(input.sandboxId);
+        if (containers.length) await faults.reached('container-removing', input.sandboxId);
+        let removed = 0;
+        for (const c of containers) {
+          if (await engine.removeContainer(c.Id)) removed++;
         }
-        throw err;
-      }
-      await faults.reached('container-created', input.sandboxId);
-      return { containerId };
-    }),
-
-    startContainer: (input) => heartbeating(async () => {
-      const [container] = await engine.findSandboxContainers(input.sandboxId);
-      if (!container) throw new Error(`container of sandbox ${input.sandboxId} disappeared before start`);
-      await engine.startContainer(container.Id);
-      await engine.exitsWithin(container.Id, startupGraceMs);
-      const state = await engine.inspectState(container.Id);
-      if (!state.Running) {
-        const logs = await engine.logsTail(container.Id, 20).catch(() => '');
-        throw fail(
-          'CONTAINER_EXITED',
-          `entrypoint exited with code ${state.ExitCode ?? 'unknown'}${state.Error ? ` (${state.Error})` : ''}` +
-            (logs ? `; last output: ${logs.slice(-500)}` : ''),
-        );
-      }
-      const declared = deps.declaredPorts(input.ports ?? []);
-      const ports = hostNetwork ? Object.fromEntries(declared.map((p) => [String(p), p])) : await engine.publishedPorts(container.Id);
-      return { containerId: container.Id, network: { hostNetwork, ports, host: deps.advertisedHost } };
-    }),
-
-    pauseContainer: (input) => heartbeating(async () => {
-      const containerId = await theContainer(input.sandboxId);
-      await faults.reached('container-pausing', input.sandboxId);
-      await engine.pause(containerId);
-    }),
-
-    resumeContainer: (input) => heartbeating(async () => {
-      await engine.unpause(await theContainer(input.sandboxId));
-    }),
-
-    removeContainers: (input) => heartbeating(async () => {
-      const containers = await engine.findSandboxContainers(input.sandboxId);
-      if (containers.length) await faults.reached('container-removing', input.sandboxId);
-      let removed = 0;
-      for (const c of containers) {
-        if (await engine.removeContainer(c.Id)) removed++;
-      }
-      return { removed };
-    }),
+        return { removed };
+      }),
   };
 }
 
@@ -147,7 +156,8 @@ function prepareHostVolume(v: HostVolume, allowedHostPaths: string[]): HostVolum
   if (!v.scope) return checked!;
   mkdirSync(checked!.hostPath, { recursive: true, mode: 0o755 });
   const again = checkResolvedHostPaths([v], allowedHostPaths, realpathOrUndefined)[0]!;
-  if (realpathOrUndefined(again.hostPath) !== again.hostPath) throw new TideboxError('INVALID_PARAMETER', `volume "${v.name}": ${v.hostPath} could not be created`);
+  if (realpathOrUndefined(again.hostPath) !== again.hostPath)
+    throw new TideboxError('INVALID_PARAMETER', `volume "${v.name}": ${v.hostPath} could not be created`);
   return again;
 }
 

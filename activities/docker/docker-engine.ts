@@ -71,7 +71,9 @@ export class DockerEngine {
 
   /** Commit a container to `repo:tag` with labels (the container is paused meanwhile); returns the image id. */
   async commit(containerId: string, repo: string, tag: string, labels: Record<string, string>): Promise<string> {
-    const changes = `LABEL ${Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}`;
+    const changes = `LABEL ${Object.entries(labels)
+      .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+      .join(' ')}`;
     const result = (await this.docker.getContainer(containerId).commit({ repo, tag, pause: true, changes })) as { Id?: string };
     if (!result.Id) throw new Error(`docker commit of ${containerId} returned no image id`);
     return result.Id;
@@ -80,7 +82,11 @@ export class DockerEngine {
   /** Id, size and labels of an image, or undefined when there is none by that reference. */
   async imageInfo(ref: string): Promise<{ id: string; size: number; labels: Record<string, string> } | undefined> {
     try {
-      const info = (await this.docker.getImage(ref).inspect()) as { Id: string; Size?: number; Config?: { Labels?: Record<string, string> | null } };
+      const info = (await this.docker.getImage(ref).inspect()) as {
+        Id: string;
+        Size?: number;
+        Config?: { Labels?: Record<string, string> | null };
+      };
       return { id: info.Id, size: info.Size ?? 0, labels: info.Config?.Labels ?? {} };
     } catch (err) {
       if (dockerStatus(err) === 404) return undefined;
@@ -123,7 +129,9 @@ export class DockerEngine {
   }
 
   async createContainer(id: ContainerIdentity, spec: SandboxSpec, mountBinds: MountBind[] = []): Promise<string> {
-    const container = await this.docker.createContainer(buildContainerCreateOptions(id, spec, this.config.docker, this.seccompProfile, mountBinds));
+    const container = await this.docker.createContainer(
+      buildContainerCreateOptions(id, spec, this.config.docker, this.seccompProfile, mountBinds),
+    );
     return container.id;
   }
 
@@ -139,7 +147,10 @@ export class DockerEngine {
   async exitsWithin(containerId: string, ms: number): Promise<boolean> {
     if (ms <= 0) return false;
     let timer: NodeJS.Timeout | undefined;
-    const waited = this.docker.getContainer(containerId).wait({ condition: 'not-running' }).then(() => true);
+    const waited = this.docker
+      .getContainer(containerId)
+      .wait({ condition: 'not-running' })
+      .then(() => true);
     const elapsed = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
     try {
       return await Promise.race([waited, elapsed]);
@@ -183,7 +194,7 @@ export class DockerEngine {
     const buf = (await this.docker.getContainer(containerId).logs({ stdout: true, stderr: true, tail: lines })) as unknown as Buffer;
     // Multiplexed stream: strip the 8-byte frame headers.
     const out: string[] = [];
-    for (let i = 0; i + 8 <= buf.length; ) {
+    for (let i = 0; i + 8 <= buf.length;) {
       const size = buf.readUInt32BE(i + 4);
       out.push(buf.subarray(i + 8, i + 8 + size).toString('utf8'));
       i += 8 + size;
@@ -201,7 +212,10 @@ export class DockerEngine {
       if (status === 404) return false;
       if (status === 409) {
         // "removal already in progress": wait for the engine to finish, then report it gone.
-        await this.docker.getContainer(containerId).wait({ condition: 'removed' }).catch(() => undefined);
+        await this.docker
+          .getContainer(containerId)
+          .wait({ condition: 'removed' })
+          .catch(() => undefined);
         return false;
       }
       throw err;

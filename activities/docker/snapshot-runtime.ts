@@ -43,7 +43,8 @@ export function createDockerSnapshotRuntime(deps: { engine: DockerEngine; instan
           });
           return { imageId, adopted: false };
         } catch (err) {
-          if (dockerStatus(err) === 404) throw fail('SNAPSHOT_SOURCE_GONE', `the container ${containerId.slice(0, 12)} no longer exists`, err);
+          if (dockerStatus(err) === 404)
+            throw fail('SNAPSHOT_SOURCE_GONE', `the container ${containerId.slice(0, 12)} no longer exists`, err);
           if (dockerStatus(err) === 409) throw fail('SNAPSHOT_FAILED', `Docker refused the commit: ${(err as Error).message}`, err);
           throw err;
         }

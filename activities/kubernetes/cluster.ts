@@ -17,7 +17,8 @@ export async function deleteSandboxPod(core: CoreV1Api, namespace: string, sandb
 export function readPodTemplate(path: string | undefined): Record<string, unknown> | undefined {
   if (!path) return undefined;
   const parsed = loadYaml(readFileSync(path, 'utf8'));
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error(`kubernetes.podTemplateFile ${path}: must hold a YAML mapping (a partial Pod)`);
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new Error(`kubernetes.podTemplateFile ${path}: must hold a YAML mapping (a partial Pod)`);
   const kind = (parsed as { kind?: unknown }).kind;
   if (kind !== undefined && kind !== 'Pod') throw new Error(`kubernetes.podTemplateFile ${path}: kind must be Pod`);
   return parsed as Record<string, unknown>;

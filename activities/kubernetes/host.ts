@@ -35,7 +35,12 @@ export async function createKubernetesHost(config: Config, client: Client, log: 
       const view = wf.memo?.view as SandboxView | undefined;
       if (!view) return { items, complete: false }; // cannot tell whose it is: judge nothing
       if (view.hostId !== hostId) continue;
-      items.push({ sandboxId: view.id, state: view.status.state, namespace: view.namespace ?? 'default', ...(view.containerId ? { containerId: view.containerId } : {}) });
+      items.push({
+        sandboxId: view.id,
+        state: view.status.state,
+        namespace: view.namespace ?? 'default',
+        ...(view.containerId ? { containerId: view.containerId } : {}),
+      });
     }
     return { items, complete: true };
   };

@@ -28,8 +28,7 @@ export interface PodRuntimeDeps {
   pollMs?: number;
 }
 
-const unsupported = (what: string) =>
-  fail('NOT_SUPPORTED_BY_RUNTIME', `${what} is not supported on the Kubernetes pod runtime`);
+const unsupported = (what: string) => fail('NOT_SUPPORTED_BY_RUNTIME', `${what} is not supported on the Kubernetes pod runtime`);
 
 /**
  * The sandbox runtime on Kubernetes: one pod per sandbox (`sandbox-<id>`) in the tenant's namespace,
@@ -53,7 +52,9 @@ export function createPodRuntime(deps: PodRuntimeDeps): SandboxRuntime & Snapsho
   /** Where the sandbox's pod lives: the namespace given, else (calls recorded before namespaces were passed) a label search. */
   const locate = async (sandboxId: string, namespace: string | undefined): Promise<string> => {
     if (namespace) return namespace;
-    const list = await core.listPodForAllNamespaces({ labelSelector: `${LABELS.instance}=${config.instance},${LABELS.sandboxId}=${sandboxId}` });
+    const list = await core.listPodForAllNamespaces({
+      labelSelector: `${LABELS.instance}=${config.instance},${LABELS.sandboxId}=${sandboxId}`,
+    });
     return list.items[0]?.metadata?.namespace ?? k.namespace;
   };
 
@@ -61,7 +62,10 @@ export function createPodRuntime(deps: PodRuntimeDeps): SandboxRuntime & Snapsho
     for (const pvc of spec.pvcs ?? []) {
       if (await unlessNotFound(() => core.readNamespacedPersistentVolumeClaim({ name: pvc.claimName, namespace }))) continue;
       if (!pvc.createIfNotExists) {
-        throw fail('RUNTIME_REJECTED', `volume "${pvc.name}": claim ${pvc.claimName} does not exist in namespace ${namespace} (createIfNotExists is false)`);
+        throw fail(
+          'RUNTIME_REJECTED',
+          `volume "${pvc.name}": claim ${pvc.claimName} does not exist in namespace ${namespace} (createIfNotExists is false)`,
+        );
       }
       try {
         await core.createNamespacedPersistentVolumeClaim({
@@ -81,7 +85,8 @@ export function createPodRuntime(deps: PodRuntimeDeps): SandboxRuntime & Snapsho
   /** The API server refused a request for a reason retrying will not fix: the sandbox fails with it. */
   const rejected = (err: unknown, what: string) => {
     const status = kubeStatus(err);
-    if (status === 400 || status === 403 || status === 404 || status === 422) return fail('RUNTIME_REJECTED', `${what}: ${kubeMessage(err)}`, err);
+    if (status === 400 || status === 403 || status === 404 || status === 422)
+      return fail('RUNTIME_REJECTED', `${what}: ${kubeMessage(err)}`, err);
     return err;
   };
 
@@ -93,7 +98,13 @@ export function createPodRuntime(deps: PodRuntimeDeps): SandboxRuntime & Snapsho
   const putPullSecret = async (namespace: string, input: { sandboxId: string; tenant: string; spec: SandboxSpec }, pod?: V1Pod) => {
     if (!input.spec.imageAuth) return;
     const owner = pod ? { name: pod.metadata!.name!, uid: pod.metadata!.uid! } : undefined;
-    const body = buildPullSecret({ sandboxId: input.sandboxId, tenant: input.tenant, namespace }, config.instance, input.spec.image.uri, input.spec.imageAuth, owner);
+    const body = buildPullSecret(
+      { sandboxId: input.sandboxId, tenant: input.tenant, namespace },
+      config.instance,
+      input.spec.image.uri,
+      input.spec.imageAuth,
+      owner,
+    );
     try {
       await core.createNamespacedSecret({ namespace, body });
     } catch (err) {
@@ -102,7 +113,6 @@ export function createPodRuntime(deps: PodRuntimeDeps): SandboxRuntime & Snapsho
       await core.replaceNamespacedSecret({ name: pullSecretName(input.sandboxId), namespace, body });
     }
   };
-
 
   const settings = (ports: number[]): PodSettings => ({
     instance: config.instance,
@@ -114,81 +124,87 @@ export function createPodRuntime(deps: PodRuntimeDeps): SandboxRuntime & Snapsho
   });
 
   return {
-    ensureContainer: (input) => heartbeating(async () => {
-      const namespace = namespaceOf(input.namespace);
-      const existing = await readPod(namespace, input.sandboxId);
-      if (existing) {
-        if (!isOurs(existing, input.sandboxId)) throw fail('RUNTIME_REJECTED', `pod ${namespace}/${podName(input.sandboxId)} exists and is not this sandbox's`);
-        await putPullSecret(namespace, input, existing);
-        return { containerId: existing.metadata!.uid! };
-      }
-      await ensureClaims(namespace, input.sandboxId, input.spec);
-      if (input.mountBinds?.length) throw fail('RUNTIME_REJECTED', 'bucket mounts are not supported on the Kubernetes runtime');
-      let body: V1Pod;
-      try {
-        body = buildPod(
-          { sandboxId: input.sandboxId, tenant: input.tenant, namespace, userId: userIdOf(input.spec.extensions) },
-          input.spec,
-          settings(deps.declaredPorts(input.spec.ports)),
-        );
-      } catch (err) {
-        // A host path no longer allowed by this worker's configuration: retrying cannot help.
-        throw fail('RUNTIME_REJECTED', (err as Error).message, err);
-      }
-      await putPullSecret(namespace, input);
-      if (Context.current().cancellationSignal.aborted) throw new Error('attempt cancelled before create');
-      let pod: V1Pod;
-      try {
-        pod = await core.createNamespacedPod({ namespace, body });
-      } catch (err) {
-        if (kubeStatus(err) === 409) {
-          // A concurrent attempt created it first: adopt that one.
-          const raced = await readPod(namespace, input.sandboxId);
-          if (raced && isOurs(raced, input.sandboxId)) pod = raced;
-          else throw fail('RUNTIME_REJECTED', `pod ${namespace}/${podName(input.sandboxId)} exists and is not this sandbox's`);
-        } else if (kubeStatus(err) === 404) {
-          throw fail('RUNTIME_REJECTED', `namespace ${namespace} does not exist on the cluster`, err);
-        } else {
-          throw rejected(err, 'the API server rejected the pod');
+    ensureContainer: (input) =>
+      heartbeating(async () => {
+        const namespace = namespaceOf(input.namespace);
+        const existing = await readPod(namespace, input.sandboxId);
+        if (existing) {
+          if (!isOurs(existing, input.sandboxId))
+            throw fail('RUNTIME_REJECTED', `pod ${namespace}/${podName(input.sandboxId)} exists and is not this sandbox's`);
+          await putPullSecret(namespace, input, existing);
+          return { containerId: existing.metadata!.uid! };
         }
-      }
-      await putPullSecret(namespace, input, pod);
-      await faults.reached('container-created', input.sandboxId);
-      return { containerId: pod.metadata!.uid! };
-    }),
+        await ensureClaims(namespace, input.sandboxId, input.spec);
+        if (input.mountBinds?.length) throw fail('RUNTIME_REJECTED', 'bucket mounts are not supported on the Kubernetes runtime');
+        let body: V1Pod;
+        try {
+          body = buildPod(
+            { sandboxId: input.sandboxId, tenant: input.tenant, namespace, userId: userIdOf(input.spec.extensions) },
+            input.spec,
+            settings(deps.declaredPorts(input.spec.ports)),
+          );
+        } catch (err) {
+          // A host path no longer allowed by this worker's configuration: retrying cannot help.
+          throw fail('RUNTIME_REJECTED', (err as Error).message, err);
+        }
+        await putPullSecret(namespace, input);
+        if (Context.current().cancellationSignal.aborted) throw new Error('attempt cancelled before create');
+        let pod: V1Pod;
+        try {
+          pod = await core.createNamespacedPod({ namespace, body });
+        } catch (err) {
+          if (kubeStatus(err) === 409) {
+            // A concurrent attempt created it first: adopt that one.
+            const raced = await readPod(namespace, input.sandboxId);
+            if (raced && isOurs(raced, input.sandboxId)) pod = raced;
+            else throw fail('RUNTIME_REJECTED', `pod ${namespace}/${podName(input.sandboxId)} exists and is not this sandbox's`);
+          } else if (kubeStatus(err) === 404) {
+            throw fail('RUNTIME_REJECTED', `namespace ${namespace} does not exist on the cluster`, err);
+          } else {
+            throw rejected(err, 'the API server rejected the pod');
+          }
+        }
+        await putPullSecret(namespace, input, pod);
+        await faults.reached('container-created', input.sandboxId);
+        return { containerId: pod.metadata!.uid! };
+      }),
 
     /**
      * Wait for the pod to run (the kubelet starts it; nothing to start here). Fails at once on an
      * image that cannot be pulled or a container that cannot start, and after readyTimeoutSeconds
      * counted from the pod's creation (so a retried attempt does not restart the clock).
      */
-    startContainer: (input) => heartbeating(async () => {
-      const namespace = await locate(input.sandboxId, input.namespace);
-      const ctx = Context.current();
-      const report = progressReporter(input.sandboxId, deps.reportProgress, (msg, error) => ctx.log.warn(msg, { sandboxId: input.sandboxId, error }));
-      for (;;) {
-        const pod = await readPod(namespace, input.sandboxId);
-        if (!pod || !isOurs(pod, input.sandboxId)) throw fail('CONTAINER_EXITED', `pod ${namespace}/${podName(input.sandboxId)} disappeared before it ran`);
-        const progress = podProgress(pod);
-        if (progress.kind === 'running') {
-          const ports = Object.fromEntries(deps.declaredPorts(input.ports ?? []).map((p) => [String(p), p]));
-          // Pod networking: every declared port is reached on the pod's IP under its own number.
-          return { containerId: pod.metadata!.uid!, network: { hostNetwork: true, ports, host: progress.podIP } };
+    startContainer: (input) =>
+      heartbeating(async () => {
+        const namespace = await locate(input.sandboxId, input.namespace);
+        const ctx = Context.current();
+        const report = progressReporter(input.sandboxId, deps.reportProgress, (msg, error) =>
+          ctx.log.warn(msg, { sandboxId: input.sandboxId, error }),
+        );
+        for (;;) {
+          const pod = await readPod(namespace, input.sandboxId);
+          if (!pod || !isOurs(pod, input.sandboxId))
+            throw fail('CONTAINER_EXITED', `pod ${namespace}/${podName(input.sandboxId)} disappeared before it ran`);
+          const progress = podProgress(pod);
+          if (progress.kind === 'running') {
+            const ports = Object.fromEntries(deps.declaredPorts(input.ports ?? []).map((p) => [String(p), p]));
+            // Pod networking: every declared port is reached on the pod's IP under its own number.
+            return { containerId: pod.metadata!.uid!, network: { hostNetwork: true, ports, host: progress.podIP } };
+          }
+          if (progress.kind === 'failed') throw fail(progress.code, progress.message);
+          const created = Date.parse(String(pod.metadata?.creationTimestamp ?? '')) || Date.now();
+          if (Date.now() - created > k.readyTimeoutSeconds * 1000) {
+            const unschedulable = progress.reason === 'Unschedulable';
+            throw fail(
+              unschedulable ? 'POD_UNSCHEDULABLE' : 'START_TIMEOUT',
+              `pod not running after ${k.readyTimeoutSeconds} s: ${progress.reason}: ${progress.message}`,
+            );
+          }
+          if (progress.named) report(progress);
+          ctx.heartbeat(progress.reason);
+          await ctx.sleep(pollMs);
         }
-        if (progress.kind === 'failed') throw fail(progress.code, progress.message);
-        const created = Date.parse(String(pod.metadata?.creationTimestamp ?? '')) || Date.now();
-        if (Date.now() - created > k.readyTimeoutSeconds * 1000) {
-          const unschedulable = progress.reason === 'Unschedulable';
-          throw fail(
-            unschedulable ? 'POD_UNSCHEDULABLE' : 'START_TIMEOUT',
-            `pod not running after ${k.readyTimeoutSeconds} s: ${progress.reason}: ${progress.message}`,
-          );
-        }
-        if (progress.named) report(progress);
-        ctx.heartbeat(progress.reason);
-        await ctx.sleep(pollMs);
-      }
-    }),
+      }),
 
     pauseContainer: async () => {
       throw unsupported('pause');
@@ -208,23 +224,24 @@ export function createPodRuntime(deps: PodRuntimeDeps): SandboxRuntime & Snapsho
     removeSnapshotImage: async () => ({ outcome: 'absent' as const }),
 
     /** Delete the pod at once (grace 0) and its pull secret; wait until the pod object is gone. */
-    removeContainers: (input) => heartbeating(async () => {
-      const namespace = await locate(input.sandboxId, input.namespace);
-      const pod = await readPod(namespace, input.sandboxId);
-      // Another install's pod of that name (ensureContainer refused to adopt it): neither it nor a
-      // secret of its name is ours to delete.
-      if (pod && !isOurs(pod, input.sandboxId)) return { removed: 0 };
-      if (pod) await faults.reached('container-removing', input.sandboxId);
-      const removed = (await deleteSandboxPod(core, namespace, input.sandboxId)) ? 1 : 0;
-      // Grace 0 removes the object at once, unless a finalizer holds it: wait (heartbeating) for that.
-      const ctx = Context.current();
-      while (pod) {
-        const left = await readPod(namespace, input.sandboxId);
-        if (!left || left.metadata?.uid !== pod.metadata?.uid) break;
-        ctx.heartbeat('waiting for the pod to go');
-        await ctx.sleep(pollMs);
-      }
-      return { removed };
-    }),
+    removeContainers: (input) =>
+      heartbeating(async () => {
+        const namespace = await locate(input.sandboxId, input.namespace);
+        const pod = await readPod(namespace, input.sandboxId);
+        // Another install's pod of that name (ensureContainer refused to adopt it): neither it nor a
+        // secret of its name is ours to delete.
+        if (pod && !isOurs(pod, input.sandboxId)) return { removed: 0 };
+        if (pod) await faults.reached('container-removing', input.sandboxId);
+        const removed = (await deleteSandboxPod(core, namespace, input.sandboxId)) ? 1 : 0;
+        // Grace 0 removes the object at once, unless a finalizer holds it: wait (heartbeating) for that.
+        const ctx = Context.current();
+        while (pod) {
+          const left = await readPod(namespace, input.sandboxId);
+          if (!left || left.metadata?.uid !== pod.metadata?.uid) break;
+          ctx.heartbeat('waiting for the pod to go');
+          await ctx.sleep(pollMs);
+        }
+        return { removed };
+      }),
   };
 }

@@ -43,7 +43,12 @@ export interface PodIdentity {
  * operator's template labels, which user metadata never overrides (a NetworkPolicy or Service may
  * select sandbox pods by them).
  */
-export function sandboxLabels(id: PodIdentity, instance: string, metadata: Record<string, string>, reserved: Set<string> = new Set()): Record<string, string> {
+export function sandboxLabels(
+  id: PodIdentity,
+  instance: string,
+  metadata: Record<string, string>,
+  reserved: Set<string> = new Set(),
+): Record<string, string> {
   const user: Record<string, string> = {};
   for (const [key, value] of Object.entries(metadata)) if (isLabelValue(value) && !reserved.has(key)) user[key] = value;
   return {
@@ -63,7 +68,10 @@ export function sandboxLabels(id: PodIdentity, instance: string, metadata: Recor
  * refuses one that leads out of its volume, while a hostPath itself would follow a link planted by
  * another sandbox anywhere on the node.
  */
-export function hostVolumeSource(v: HostVolume, allowedHostPaths: string[]): { path: string; type: 'DirectoryOrCreate' | 'Directory'; subPath: string } {
+export function hostVolumeSource(
+  v: HostVolume,
+  allowedHostPaths: string[],
+): { path: string; type: 'DirectoryOrCreate' | 'Directory'; subPath: string } {
   const root = v.scope ?? allowedHostPaths.map(normalizeAbsolute).find((prefix) => isUnderAllowedPrefix(v.hostPath, [prefix]));
   // The API admitted only paths under an allowed prefix; a sandbox recorded under another configuration is refused here.
   if (root === undefined) throw new Error(`host path ${v.hostPath} is outside the allowed host paths`);
@@ -177,10 +185,20 @@ export function registryOf(image: string): string {
 }
 
 /** The image pull secret (type dockerconfigjson); given its pod, owned by it so it never outlives it. */
-export function buildPullSecret(id: PodIdentity, instance: string, image: string, auth: { username: string; password: string }, owner?: { name: string; uid: string }): V1Secret {
+export function buildPullSecret(
+  id: PodIdentity,
+  instance: string,
+  image: string,
+  auth: { username: string; password: string },
+  owner?: { name: string; uid: string },
+): V1Secret {
   const config = {
     auths: {
-      [registryOf(image)]: { username: auth.username, password: auth.password, auth: Buffer.from(`${auth.username}:${auth.password}`).toString('base64') },
+      [registryOf(image)]: {
+        username: auth.username,
+        password: auth.password,
+        auth: Buffer.from(`${auth.username}:${auth.password}`).toString('base64'),
+      },
     },
   };
   return {
@@ -191,7 +209,9 @@ export function buildPullSecret(id: PodIdentity, instance: string, image: string
       name: pullSecretName(id.sandboxId),
       namespace: id.namespace,
       labels: { [LABELS.managed]: 'true', [LABELS.instance]: instance, [LABELS.sandboxId]: id.sandboxId, [LABELS.tenant]: id.tenant },
-      ...(owner ? { ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: owner.name, uid: owner.uid, blockOwnerDeletion: false }] } : {}),
+      ...(owner
+        ? { ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: owner.name, uid: owner.uid, blockOwnerDeletion: false }] }
+        : {}),
     },
     data: { '.dockerconfigjson': Buffer.from(JSON.stringify(config)).toString('base64') },
   };
@@ -208,7 +228,11 @@ export function buildClaim(
   return {
     apiVersion: 'v1',
     kind: 'PersistentVolumeClaim',
-    metadata: { name: claimName, namespace, labels: { [LABELS.managed]: 'true', [LABELS.instance]: instance, [LABELS.createdBy]: sandboxId } },
+    metadata: {
+      name: claimName,
+      namespace,
+      labels: { [LABELS.managed]: 'true', [LABELS.instance]: instance, [LABELS.createdBy]: sandboxId },
+    },
     spec: {
       accessModes: settings.accessModes,
       resources: { requests: { storage: settings.size } },
@@ -229,7 +253,13 @@ export type PodProgress =
   | { kind: 'running'; podIP: string }
   /** `named`: the scheduler or kubelet says why it waits (not merely "not scheduled yet"). */
   | { kind: 'pending'; reason: string; message: string; named: boolean }
-  | { kind: 'failed'; code: 'IMAGE_UNAVAILABLE' | 'RUNTIME_REJECTED' | 'CONTAINER_EXITED'; reason: string; message: string; exitCode?: number };
+  | {
+      kind: 'failed';
+      code: 'IMAGE_UNAVAILABLE' | 'RUNTIME_REJECTED' | 'CONTAINER_EXITED';
+      reason: string;
+      message: string;
+      exitCode?: number;
+    };
 
 /** How far a pod has come, from its phase, conditions and the sandbox container's state. */
 export function podProgress(pod: V1Pod): PodProgress {
@@ -251,17 +281,37 @@ export function podProgress(pod: V1Pod): PodProgress {
   const waiting = container?.state?.waiting;
   if (waiting?.reason && IMAGE_ERRORS.has(waiting.reason)) {
     const image = pod.spec?.containers?.find((c) => c.name === SANDBOX_CONTAINER)?.image ?? container?.image ?? '';
-    return { kind: 'failed', code: 'IMAGE_UNAVAILABLE', reason: waiting.reason, message: `image ${image} cannot be pulled: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}` };
+    return {
+      kind: 'failed',
+      code: 'IMAGE_UNAVAILABLE',
+      reason: waiting.reason,
+      message: `image ${image} cannot be pulled: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}`,
+    };
   }
   if (waiting?.reason && CONFIG_ERRORS.has(waiting.reason)) {
-    return { kind: 'failed', code: 'RUNTIME_REJECTED', reason: waiting.reason, message: `the container cannot start: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}` };
+    return {
+      kind: 'failed',
+      code: 'RUNTIME_REJECTED',
+      reason: waiting.reason,
+      message: `the container cannot start: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}`,
+    };
   }
   if (status.phase === 'Running' && container?.state?.running && status.podIP) return { kind: 'running', podIP: status.podIP };
   const scheduled = status.conditions?.find((c) => c.type === 'PodScheduled');
   if (scheduled?.status === 'False') {
-    return { kind: 'pending', reason: scheduled.reason ?? 'Unschedulable', message: scheduled.message ?? 'the pod cannot be scheduled', named: true };
+    return {
+      kind: 'pending',
+      reason: scheduled.reason ?? 'Unschedulable',
+      message: scheduled.message ?? 'the pod cannot be scheduled',
+      named: true,
+    };
   }
   // Node names stay out: these messages reach the tenant, the cluster's layout is the operator's.
   if (waiting?.reason) return { kind: 'pending', reason: waiting.reason, message: waiting.message ?? waiting.reason, named: true };
-  return { kind: 'pending', reason: status.phase ?? 'Pending', message: pod.spec?.nodeName ? 'scheduled, starting' : 'waiting to be scheduled', named: false };
+  return {
+    kind: 'pending',
+    reason: status.phase ?? 'Pending',
+    message: pod.spec?.nodeName ? 'scheduled, starting' : 'waiting to be scheduled',
+    named: false,
+  };
 }

@@ -48,7 +48,8 @@ export async function watchPodExits(opts: {
 }): Promise<void> {
   const { kc, core, instance, report, signal, log } = opts;
   const labelSelector = `${LABELS.instance}=${instance}`;
-  const safely = (exit: RuntimeExit) => report(exit).catch((err) => log(`reporting the end of pod ${exit.containerId} failed: ${(err as Error).message}`));
+  const safely = (exit: RuntimeExit) =>
+    report(exit).catch((err) => log(`reporting the end of pod ${exit.containerId} failed: ${(err as Error).message}`));
 
   const finished = (pod: V1Pod): RuntimeExit | undefined => {
     const sandboxId = pod.metadata?.labels?.[LABELS.sandboxId];
@@ -63,12 +64,18 @@ export async function watchPodExits(opts: {
     const sandboxId = pod.metadata?.labels?.[LABELS.sandboxId];
     const uid = pod.metadata?.uid;
     if (!sandboxId || !uid) return undefined;
-    return { sandboxId, containerId: uid, exitCode: -1, message: `pod ${pod.metadata?.namespace}/${pod.metadata?.name} was deleted outside Tidebox` };
+    return {
+      sandboxId,
+      containerId: uid,
+      exitCode: -1,
+      message: `pod ${pod.metadata?.namespace}/${pod.metadata?.name} was deleted outside Tidebox`,
+    };
   };
 
   /** Still no pod with that uid, asked by name: the list may predate a pod that started since. */
   const gone = async (s: OpenSandbox & { namespace: string; containerId: string }) =>
-    (await unlessNotFound(() => core.readNamespacedPod({ name: podName(s.sandboxId), namespace: s.namespace })))?.metadata?.uid !== s.containerId;
+    (await unlessNotFound(() => core.readNamespacedPod({ name: podName(s.sandboxId), namespace: s.namespace })))?.metadata?.uid !==
+    s.containerId;
 
   const removeOrphan = async (pod: V1Pod, sandboxId: string, why: string) => {
     await deleteSandboxPod(core, pod.metadata!.namespace!, sandboxId);
@@ -88,7 +95,12 @@ export async function watchPodExits(opts: {
     for (const s of open.items) {
       if (s.state !== 'Running' || !s.containerId || !s.namespace || uids.has(s.containerId)) continue;
       if (await gone({ ...s, namespace: s.namespace, containerId: s.containerId })) {
-        await safely({ sandboxId: s.sandboxId, containerId: s.containerId, exitCode: -1, message: `pod of sandbox ${s.sandboxId} no longer exists` });
+        await safely({
+          sandboxId: s.sandboxId,
+          containerId: s.containerId,
+          exitCode: -1,
+          message: `pod of sandbox ${s.sandboxId} no longer exists`,
+        });
       }
     }
     if (open.complete) {
@@ -98,9 +110,14 @@ export async function watchPodExits(opts: {
         const sandboxId = pod.metadata?.labels?.[LABELS.sandboxId];
         const created = Date.parse(String(pod.metadata?.creationTimestamp ?? ''));
         // Only pods by Tidebox's own name for their sandbox: that is what removal deletes.
-        if (!sandboxId || pod.metadata?.name !== podName(sandboxId) || pod.metadata?.deletionTimestamp || !(Date.now() - created > grace)) continue;
+        if (!sandboxId || pod.metadata?.name !== podName(sandboxId) || pod.metadata?.deletionTimestamp || !(Date.now() - created > grace))
+          continue;
         const s = byId.get(sandboxId);
-        const why = !s ? 'its sandbox has ended' : s.state === 'Failed' || s.state === 'Terminated' ? `its sandbox is ${s.state}` : undefined;
+        const why = !s
+          ? 'its sandbox has ended'
+          : s.state === 'Failed' || s.state === 'Terminated'
+            ? `its sandbox is ${s.state}`
+            : undefined;
         if (!why) continue;
         await (async () => {
           if (await opts.isOrphan(sandboxId)) await removeOrphan(pod, sandboxId, why);
@@ -112,7 +129,10 @@ export async function watchPodExits(opts: {
 
   while (!signal.aborted) {
     let controller: AbortController | undefined;
-    const sweeper = setInterval(() => void sweep().catch((err) => log(`pod sweep failed: ${(err as Error).message}`)), opts.sweepIntervalMs ?? 60_000);
+    const sweeper = setInterval(
+      () => void sweep().catch((err) => log(`pod sweep failed: ${(err as Error).message}`)),
+      opts.sweepIntervalMs ?? 60_000,
+    );
     try {
       const resourceVersion = await sweep();
       await new Promise<void>((resolve, reject) => {

@@ -38,7 +38,12 @@ interface RunResult {
  * interpreted) for at most `timeoutMs`, then SIGKILL it. Resolves once the command has exited,
  * even when a daemon it forked keeps its output pipes; never rejects.
  */
-function run(binary: string, args: string[], timeoutMs: number, opts: { keepStdout?: boolean; signal?: AbortSignal } = {}): Promise<RunResult> {
+function run(
+  binary: string,
+  args: string[],
+  timeoutMs: number,
+  opts: { keepStdout?: boolean; signal?: AbortSignal } = {},
+): Promise<RunResult> {
   return new Promise((resolveRun) => {
     let output = '';
     let timedOut = false;
@@ -188,7 +193,8 @@ export function createMountActivities(deps: { config: Config; faults: Faults }):
   };
 
   /** A command of this activity: killed when it overruns, or when the activity is cancelled. */
-  const command = (binary: string, args: string[], timeoutMs: number) => run(binary, args, timeoutMs, { signal: Context.current().cancellationSignal });
+  const command = (binary: string, args: string[], timeoutMs: number) =>
+    run(binary, args, timeoutMs, { signal: Context.current().cancellationSignal });
 
   /** Detach lazily: the mount leaves the namespace now, its daemon ends once nothing uses it. */
   const detach = async (hostPath: string): Promise<string> => {
@@ -213,7 +219,10 @@ export function createMountActivities(deps: { config: Config; faults: Faults }):
             // A dead or hung mount (e.g. its daemon was killed): replace it rather than hand it out.
             for (let round = 0; round < 3 && (await mountAt(hostPath)); round++) await detach(hostPath);
             if (await mountAt(hostPath)) {
-              throw ApplicationFailure.retryable(`an unreadable mount at ${hostPath} could not be removed (${probe})`, 'UNMOUNT_INCOMPLETE');
+              throw ApplicationFailure.retryable(
+                `an unreadable mount at ${hostPath} could not be removed (${probe})`,
+                'UNMOUNT_INCOMPLETE',
+              );
             }
           }
           await mkdir(hostPath, { recursive: true, mode: 0o755 });
@@ -230,8 +239,10 @@ export function createMountActivities(deps: { config: Config; faults: Faults }):
               args = [
                 source.prefix ? `${source.bucket}:/${source.prefix}` : source.bucket,
                 hostPath,
-                '-o', `url=${endpointUrl(source.endpoint)}`,
-                '-o', `passwd_file=${credentials}`,
+                '-o',
+                `url=${endpointUrl(source.endpoint)}`,
+                '-o',
+                `passwd_file=${credentials}`,
                 ...source.options.flatMap((o) => ['-o', o]),
               ];
             } else {
@@ -255,11 +266,15 @@ export function createMountActivities(deps: { config: Config; faults: Faults }):
           if (result.timedOut) {
             // The command was killed, but a daemon it forked may have mounted (or mount later): take down what is there.
             if (await mountAt(hostPath)) await detach(hostPath);
-            const stopped = Context.current().cancellationSignal.aborted ? 'was cancelled' : `timed out after ${ossfs.mountTimeoutSeconds} s`;
+            const stopped = Context.current().cancellationSignal.aborted
+              ? 'was cancelled'
+              : `timed out after ${ossfs.mountTimeoutSeconds} s`;
             throw refused(`mounting bucket ${source.bucket} from ${source.endpoint} ${stopped}: ${scrub(result.output).slice(-400)}`);
           }
           if (result.code !== 0) {
-            throw refused(`mounting bucket ${source.bucket} from ${source.endpoint} failed (exit ${result.code}): ${scrub(result.output).slice(-400)}`);
+            throw refused(
+              `mounting bucket ${source.bucket} from ${source.endpoint} failed (exit ${result.code}): ${scrub(result.output).slice(-400)}`,
+            );
           }
           // The mount command may daemonise before the kernel shows the mount: wait for it.
           const deadline = Date.now() + ossfs.mountTimeoutSeconds * 1000;
@@ -302,14 +317,18 @@ export function createMountActivities(deps: { config: Config; faults: Faults }):
               // fusermount first (the FUSE way); plain umount if that fails (e.g. a daemon that died).
               const fuse = await command(ossfs.fusermountBinary, ['-u', hostPath], 30_000);
               output = fuse.output;
-              if (fuse.code !== 0 && (await mountAt(hostPath))) output = `${output}\n${(await command(ossfs.umountBinary, [hostPath], 30_000)).output}`;
+              if (fuse.code !== 0 && (await mountAt(hostPath)))
+                output = `${output}\n${(await command(ossfs.umountBinary, [hostPath], 30_000)).output}`;
             } else {
               output = await detach(hostPath);
             }
           }
           if (await mountAt(hostPath)) {
             // Retried by the workflow (without limit): the next attempt detaches lazily.
-            throw ApplicationFailure.retryable(`${hostPath} is still mounted after unmount attempt ${attempt}: ${output.trim().slice(-400)}`, 'UNMOUNT_INCOMPLETE');
+            throw ApplicationFailure.retryable(
+              `${hostPath} is still mounted after unmount attempt ${attempt}: ${output.trim().slice(-400)}`,
+              'UNMOUNT_INCOMPLETE',
+            );
           }
           await rmdir(hostPath).catch(() => undefined);
           return { unmounted: true };

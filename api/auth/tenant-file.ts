@@ -68,7 +68,9 @@ export class FileTenantProvider implements Authenticator {
 
   /** Re-read the file now (also what the watch and the poll call); serialised. */
   reload(): Promise<void> {
-    this.reloading = this.reloading.then(() => this.reloadOnce()).catch((err: Error) => this.log.error({ err, file: this.path }, 'tenants file reload failed'));
+    this.reloading = this.reloading
+      .then(() => this.reloadOnce())
+      .catch((err: Error) => this.log.error({ err, file: this.path }, 'tenants file reload failed'));
     return this.reloading;
   }
 

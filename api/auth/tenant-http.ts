@@ -68,7 +68,10 @@ export class HttpTenantProvider implements Authenticator {
       if (err instanceof KeyRejected) throw new TideboxError('INVALID_API_KEY', 'invalid API key');
       const stale = this.cache.get(id);
       if (stale && Date.now() < stale.staleUntil) {
-        this.opts.log.warn({ tenant: tenantOf(stale.caller), reason: (err as Error).message }, 'tenant provider unavailable: serving a cached answer past its TTL');
+        this.opts.log.warn(
+          { tenant: tenantOf(stale.caller), reason: (err as Error).message },
+          'tenant provider unavailable: serving a cached answer past its TTL',
+        );
         return stale.caller;
       }
       this.opts.log.error({ reason: (err as Error).message }, 'tenant provider unavailable');
@@ -88,7 +91,9 @@ export class HttpTenantProvider implements Authenticator {
     try {
       res = await fetch(this.opts.endpoint, { headers, signal: AbortSignal.timeout(this.opts.timeoutSeconds * 1000), redirect: 'error' });
     } catch (err) {
-      throw new Error(`request failed: ${(err as Error).name === 'TimeoutError' ? `no answer within ${this.opts.timeoutSeconds} s` : (err as Error).message}`);
+      throw new Error(
+        `request failed: ${(err as Error).name === 'TimeoutError' ? `no answer within ${this.opts.timeoutSeconds} s` : (err as Error).message}`,
+      );
     }
     if (res.status === 401) {
       await res.body?.cancel();

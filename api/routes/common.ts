@@ -34,8 +34,12 @@ export function tenantFilter(caller: Caller, tenant: string | undefined): string
 
 /** A `state` query parameter (repeated and/or comma-separated) against the states a resource has; unknown ones are a 400. */
 export function parseStates<S extends string>(raw: string | string[] | undefined, known: readonly S[], what = 'state'): S[] {
-  const states = [raw ?? []].flat().flatMap((s) => s.split(',')).filter(Boolean);
+  const states = [raw ?? []]
+    .flat()
+    .flatMap((s) => s.split(','))
+    .filter(Boolean);
   const unknown = states.filter((s) => !(known as readonly string[]).includes(s));
-  if (unknown.length) throw new TideboxError('INVALID_PARAMETER', `unknown ${what} ${unknown.join(', ')}; expected one of ${known.join(', ')}`);
+  if (unknown.length)
+    throw new TideboxError('INVALID_PARAMETER', `unknown ${what} ${unknown.join(', ')}; expected one of ${known.join(', ')}`);
   return states as S[];
 }

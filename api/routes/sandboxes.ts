@@ -44,90 +44,160 @@ const tag = 'Sandboxes';
 export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app, { config, sandboxes, prepareSpec }) => {
   const onKubernetes = config.runtime.type === 'kubernetes';
 
-  app.post('/sandboxes', {
-    schema: {
-      ...doc(tag, 'Create a sandbox (answers when Running or Failed, or at once with Prefer: respond-async)'),
-      body: createSandboxRequestSchema(config.sandbox),
-      headers: IdempotencyHeaders,
-      response: { 202: CreateSandboxResponseSchema, ...ErrorResponses },
+  app.post(
+    '/sandboxes',
+    {
+      schema: {
+        ...doc(tag, 'Create a sandbox (answers when Running or Failed, or at once with Prefer: respond-async)'),
+        body: createSandboxRequestSchema(config.sandbox),
+        headers: IdempotencyHeaders,
+        response: { 202: CreateSandboxResponseSchema, ...ErrorResponses },
+      },
     },
-  }, async (req, reply) => {
-    const { caller } = req;
-    if (caller.kind !== 'tenant') throw new TideboxError('FORBIDDEN', "admin keys act on existing sandboxes; create sandboxes with a tenant's key");
-    const spec = await prepareSpec(caller, req.body);
-    const respondAsync = /(^|[,;\s])respond-async($|[,;\s])/i.test(req.headers.prefer ?? '');
-    const view = await sandboxes.create(caller, spec, { idempotencyKey: req.headers['idempotency-key'], respondAsync });
-    return reply.code(202).header('Location', `/v1/sandboxes/${view.id}`).send(toCreateResponse(view));
-  });
+    async (req, reply) => {
+      const { caller } = req;
+      if (caller.kind !== 'tenant')
+        throw new TideboxError('FORBIDDEN', "admin keys act on existing sandboxes; create sandboxes with a tenant's key");
+      const spec = await prepareSpec(caller, req.body);
+      const respondAsync = /(^|[,;\s])respond-async($|[,;\s])/i.test(req.headers.prefer ?? '');
+      const view = await sandboxes.create(caller, spec, { idempotencyKey: req.headers['idempotency-key'], respondAsync });
+      return reply.code(202).header('Location', `/v1/sandboxes/${view.id}`).send(toCreateResponse(view));
+    },
+  );
 
-  app.get('/sandboxes', {
-    schema: { ...doc(tag, 'List sandboxes (state OR, metadata AND, newest first)'), querystring: ListSandboxesQuery, response: { 200: ListSandboxesResponseSchema, ...ErrorResponses } },
-  }, async (req) => {
-    const { page, pageSize } = req.query;
-    const states = parseStates(req.query.state, SANDBOX_STATES);
-    const metadata = Object.fromEntries(new URLSearchParams(req.query.metadata ?? ''));
-    const tenant = tenantFilter(req.caller, req.query.tenant);
-    const result = await sandboxes.list(req.caller, { tenant, states, metadata, page, pageSize });
-    return { items: result.items.map(toSandboxResource), pagination: result.pagination };
-  });
+  app.get(
+    '/sandboxes',
+    {
+      schema: {
+        ...doc(tag, 'List sandboxes (state OR, metadata AND, newest first)'),
+        querystring: ListSandboxesQuery,
+        response: { 200: ListSandboxesResponseSchema, ...ErrorResponses },
+      },
+    },
+    async (req) => {
+      const { page, pageSize } = req.query;
+      const states = parseStates(req.query.state, SANDBOX_STATES);
+      const metadata = Object.fromEntries(new URLSearchParams(req.query.metadata ?? ''));
+      const tenant = tenantFilter(req.caller, req.query.tenant);
+      const result = await sandboxes.list(req.caller, { tenant, states, metadata, page, pageSize });
+      return { items: result.items.map(toSandboxResource), pagination: result.pagination };
+    },
+  );
 
-  app.get('/sandboxes/:sandboxId', {
-    schema: { ...doc(tag, 'Fetch a sandbox'), params: SandboxIdParams, response: { 200: SandboxResourceSchema, ...ErrorResponses } },
-  }, async (req) => toSandboxResource(await sandboxes.get(req.caller, req.params.sandboxId)));
+  app.get(
+    '/sandboxes/:sandboxId',
+    {
+      schema: { ...doc(tag, 'Fetch a sandbox'), params: SandboxIdParams, response: { 200: SandboxResourceSchema, ...ErrorResponses } },
+    },
+    async (req) => toSandboxResource(await sandboxes.get(req.caller, req.params.sandboxId)),
+  );
 
-  app.delete('/sandboxes/:sandboxId', {
-    schema: { ...doc(tag, 'Delete a sandbox (from any state)'), params: SandboxIdParams, response: { 204: NoContent, ...ErrorResponses } },
-  }, async (req, reply) => {
-    await sandboxes.delete(req.caller, req.params.sandboxId);
-    return reply.code(204).send(null);
-  });
+  app.delete(
+    '/sandboxes/:sandboxId',
+    {
+      schema: {
+        ...doc(tag, 'Delete a sandbox (from any state)'),
+        params: SandboxIdParams,
+        response: { 204: NoContent, ...ErrorResponses },
+      },
+    },
+    async (req, reply) => {
+      await sandboxes.delete(req.caller, req.params.sandboxId);
+      return reply.code(204).send(null);
+    },
+  );
 
-  app.post('/sandboxes/:sandboxId/renew-expiration', {
-    schema: { ...doc(tag, 'Renew the expiration'), params: SandboxIdParams, body: RenewRequestSchema, response: { 200: RenewResponseSchema, ...ErrorResponses } },
-  }, async (req) => sandboxes.renew(req.caller, req.params.sandboxId, req.body.expiresAt));
+  app.post(
+    '/sandboxes/:sandboxId/renew-expiration',
+    {
+      schema: {
+        ...doc(tag, 'Renew the expiration'),
+        params: SandboxIdParams,
+        body: RenewRequestSchema,
+        response: { 200: RenewResponseSchema, ...ErrorResponses },
+      },
+    },
+    async (req) => sandboxes.renew(req.caller, req.params.sandboxId, req.body.expiresAt),
+  );
 
   // Pause and resume answer 202 once the actor accepted the request (state Pausing/Resuming).
   for (const op of ['pause', 'resume'] as const) {
-    app.post(`/sandboxes/:sandboxId/${op}`, {
-      schema: {
-        ...doc(tag, op === 'pause' ? 'Pause a Running sandbox (Pausing → Paused)' : 'Resume a Paused sandbox (Resuming → Running)'),
-        params: SandboxIdParams,
-        response: { 202: AcceptedActionSchema, ...ErrorResponses },
+    app.post(
+      `/sandboxes/:sandboxId/${op}`,
+      {
+        schema: {
+          ...doc(tag, op === 'pause' ? 'Pause a Running sandbox (Pausing → Paused)' : 'Resume a Paused sandbox (Resuming → Running)'),
+          params: SandboxIdParams,
+          response: { 202: AcceptedActionSchema, ...ErrorResponses },
+        },
       },
-    }, async (req, reply) => {
-      if (onKubernetes) {
-        await sandboxes.get(req.caller, req.params.sandboxId); // a missing sandbox is still a 404
-        throw notOnKubernetes(op);
-      }
-      const view = await sandboxes[op](req.caller, req.params.sandboxId);
-      return reply.code(202).send({ state: view.status.state, workflowId: view.workflowId });
-    });
+      async (req, reply) => {
+        if (onKubernetes) {
+          await sandboxes.get(req.caller, req.params.sandboxId); // a missing sandbox is still a 404
+          throw notOnKubernetes(op);
+        }
+        const view = await sandboxes[op](req.caller, req.params.sandboxId);
+        return reply.code(202).send({ state: view.status.state, workflowId: view.workflowId });
+      },
+    );
   }
 
-  app.patch('/sandboxes/:sandboxId/metadata', {
-    schema: { ...doc(tag, 'Patch metadata (JSON merge patch; null deletes)'), params: SandboxIdParams, body: PatchMetadataSchema, response: { 200: SandboxResourceSchema, ...ErrorResponses } },
-  }, async (req) => toSandboxResource(await sandboxes.patchMetadata(req.caller, req.params.sandboxId, req.body)));
+  app.patch(
+    '/sandboxes/:sandboxId/metadata',
+    {
+      schema: {
+        ...doc(tag, 'Patch metadata (JSON merge patch; null deletes)'),
+        params: SandboxIdParams,
+        body: PatchMetadataSchema,
+        response: { 200: SandboxResourceSchema, ...ErrorResponses },
+      },
+    },
+    async (req) => toSandboxResource(await sandboxes.patchMetadata(req.caller, req.params.sandboxId, req.body)),
+  );
 
-  app.get('/sandboxes/:sandboxId/events', {
-    schema: { ...doc('History', 'Lifecycle history (also after termination, for the retention period)'), params: SandboxIdParams, response: { 200: SandboxEventsResponseSchema, ...ErrorResponses } },
-  }, async (req) => {
-    const { view, events } = await sandboxes.events(req.caller, req.params.sandboxId);
-    return { id: view.id, state: view.status.state, ...(view.terminationReason ? { terminationReason: view.terminationReason } : {}), events };
-  });
+  app.get(
+    '/sandboxes/:sandboxId/events',
+    {
+      schema: {
+        ...doc('History', 'Lifecycle history (also after termination, for the retention period)'),
+        params: SandboxIdParams,
+        response: { 200: SandboxEventsResponseSchema, ...ErrorResponses },
+      },
+    },
+    async (req) => {
+      const { view, events } = await sandboxes.events(req.caller, req.params.sandboxId);
+      return {
+        id: view.id,
+        state: view.status.state,
+        ...(view.terminationReason ? { terminationReason: view.terminationReason } : {}),
+        events,
+      };
+    },
+  );
 
-  app.get('/sandboxes/:sandboxId/endpoints/:port', {
-    schema: { ...doc(tag, 'Endpoint of a port (direct, gateway or server proxy)'), params: EndpointParams, querystring: EndpointQuery, response: { 200: EndpointSchema, ...ErrorResponses } },
-  }, async (req) => {
-    const { sandboxId, port } = req.params;
-    if (req.query.expires !== undefined) {
-      if (req.query.use_server_proxy) throw new TideboxError('INVALID_PARAMETER', 'expires cannot be combined with use_server_proxy=true');
-      throw new TideboxError('UNSUPPORTED', 'signed endpoints (expires) are not supported by this server');
-    }
-    const view = await sandboxes.get(req.caller, sandboxId);
-    const resolved = resolveEndpoint({ ingress: config.ingress, sandbox: view, port, local: localHost(config) });
-    if (!resolved.ok) throw new TideboxError('PORT_NOT_AVAILABLE', resolved.reason);
-    if (!req.query.use_server_proxy) return resolved.endpoint;
-    const host = config.server.publicHost ?? req.headers.host ?? `${config.server.host}:${config.server.port}`;
-    return { endpoint: `${host}/sandboxes/${encodeURIComponent(sandboxId)}/proxy/${port}` };
-  });
+  app.get(
+    '/sandboxes/:sandboxId/endpoints/:port',
+    {
+      schema: {
+        ...doc(tag, 'Endpoint of a port (direct, gateway or server proxy)'),
+        params: EndpointParams,
+        querystring: EndpointQuery,
+        response: { 200: EndpointSchema, ...ErrorResponses },
+      },
+    },
+    async (req) => {
+      const { sandboxId, port } = req.params;
+      if (req.query.expires !== undefined) {
+        if (req.query.use_server_proxy)
+          throw new TideboxError('INVALID_PARAMETER', 'expires cannot be combined with use_server_proxy=true');
+        throw new TideboxError('UNSUPPORTED', 'signed endpoints (expires) are not supported by this server');
+      }
+      const view = await sandboxes.get(req.caller, sandboxId);
+      const resolved = resolveEndpoint({ ingress: config.ingress, sandbox: view, port, local: localHost(config) });
+      if (!resolved.ok) throw new TideboxError('PORT_NOT_AVAILABLE', resolved.reason);
+      if (!req.query.use_server_proxy) return resolved.endpoint;
+      const host = config.server.publicHost ?? req.headers.host ?? `${config.server.host}:${config.server.port}`;
+      return { endpoint: `${host}/sandboxes/${encodeURIComponent(sandboxId)}/proxy/${port}` };
+    },
+  );
 };

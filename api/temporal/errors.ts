@@ -36,7 +36,9 @@ export function toTideboxError(err: unknown, ctx: CallContext = {}): Error {
     case GrpcStatus.DEADLINE_EXCEEDED:
       return new TideboxError(
         'TIMEOUT',
-        ctx.what ? `no worker accepted the ${ctx.what} in time; retry the request` : 'the workflow service did not answer in time; retry the request',
+        ctx.what
+          ? `no worker accepted the ${ctx.what} in time; retry the request`
+          : 'the workflow service did not answer in time; retry the request',
         { cause: err },
       );
     case GrpcStatus.RESOURCE_EXHAUSTED:

@@ -68,7 +68,12 @@ export function createRenewScheduleService(temporal: TemporalGateway, config: Co
     const scheduleId = renewScheduleId(sandboxId);
     const until = req.until === undefined ? undefined : new Date(Date.parse(req.until)).toISOString();
     const args: RenewRunInput = { sandboxId, tenant, extendBySeconds: req.extendBySeconds, ...(until ? { until } : {}) };
-    const memo: ScheduleMemo = { tenant, intervalSeconds: req.intervalSeconds, extendBySeconds: req.extendBySeconds, ...(until ? { until } : {}) };
+    const memo: ScheduleMemo = {
+      tenant,
+      intervalSeconds: req.intervalSeconds,
+      extendBySeconds: req.extendBySeconds,
+      ...(until ? { until } : {}),
+    };
     const options: ScheduleOptions = {
       scheduleId,
       spec: { intervals: [{ every: req.intervalSeconds * 1000 }], ...(until ? { endAt: new Date(until) } : {}) },

@@ -49,8 +49,13 @@ const sandboxNotFound = (sandboxId: string) => new TideboxError('NOT_FOUND', `sa
 export function createSandboxService(temporal: TemporalGateway, config: Config) {
   const callMs = config.server.temporalCallTimeoutSeconds * 1000;
   /** An Update to the sandbox's actor; `what` names it in the 504 when no worker takes it in time. */
-  const update = <Ret, Args extends unknown[]>(sandboxId: string, def: UpdateDefinition<Ret, Args>, args: Args, what: string, deadlineMs = callMs) =>
-    temporal.update(sandboxWorkflowId(sandboxId), def, args, { what, deadlineMs, notFound: () => sandboxNotFound(sandboxId) });
+  const update = <Ret, Args extends unknown[]>(
+    sandboxId: string,
+    def: UpdateDefinition<Ret, Args>,
+    args: Args,
+    what: string,
+    deadlineMs = callMs,
+  ) => temporal.update(sandboxWorkflowId(sandboxId), def, args, { what, deadlineMs, notFound: () => sandboxNotFound(sandboxId) });
 
   /** The sandbox if the caller may see it; another tenant's sandbox is 404, exactly like a missing one. */
   async function get(caller: Caller, sandboxId: string): Promise<SandboxView> {
@@ -60,7 +65,8 @@ export function createSandboxService(temporal: TemporalGateway, config: Config) 
   }
 
   async function create(caller: Caller, spec: SandboxSpec, opts: { idempotencyKey?: string; respondAsync: boolean }): Promise<SandboxView> {
-    if (caller.kind !== 'tenant') throw new TideboxError('FORBIDDEN', "admin keys act on existing sandboxes; create sandboxes with a tenant's key");
+    if (caller.kind !== 'tenant')
+      throw new TideboxError('FORBIDDEN', "admin keys act on existing sandboxes; create sandboxes with a tenant's key");
     const { tenant, namespace } = caller;
     const sandboxId = opts.idempotencyKey ? idempotentSandboxId(tenant, opts.idempotencyKey) : randomUUID();
     const requestHash = requestHashOf(spec);
@@ -96,7 +102,9 @@ export function createSandboxService(temporal: TemporalGateway, config: Config) 
         });
       } catch (err) {
         if (err instanceof WorkflowExecutionAlreadyStartedError) {
-          throw new TideboxError('IDEMPOTENCY_CONFLICT', 'Idempotency-Key was already used for a sandbox that has since terminated', { cause: err });
+          throw new TideboxError('IDEMPOTENCY_CONFLICT', 'Idempotency-Key was already used for a sandbox that has since terminated', {
+            cause: err,
+          });
         }
         throw err;
       }
@@ -176,7 +184,8 @@ export function createSandboxService(temporal: TemporalGateway, config: Config) 
     const workflowId = sandboxWorkflowId(sandboxId);
     const described = await temporal.describe(workflowId);
     const memoView = described?.memo?.view as SandboxView | undefined;
-    if (!described || described.type !== SANDBOX_WORKFLOW_TYPE || !memoView || !canSee(caller, memoView.tenant)) throw sandboxNotFound(sandboxId);
+    if (!described || described.type !== SANDBOX_WORKFLOW_TYPE || !memoView || !canSee(caller, memoView.tenant))
+      throw sandboxNotFound(sandboxId);
     const handle = temporal.client.workflow.getHandle(workflowId);
     if (described.status.name === 'RUNNING') return { view: memoView, events: await temporal.call(() => handle.query(eventsQuery)) };
     if (described.status.name === 'COMPLETED') {

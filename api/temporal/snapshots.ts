@@ -4,7 +4,13 @@ import { SA } from '../../contracts/search-attributes';
 import { deleteSnapshotUpdate, retrySnapshotUpdate, SNAPSHOT_WORKFLOW_TYPE, type SnapshotWorkflow } from '../../contracts/snapshot-actor';
 import type { Config } from '../../core/config';
 import { TideboxError } from '../../core/errors';
-import { initialSnapshotView, type SnapshotState, type SnapshotView, type SnapshotWorkflowInput, snapshotWorkflowId } from '../../core/snapshots';
+import {
+  initialSnapshotView,
+  type SnapshotState,
+  type SnapshotView,
+  type SnapshotWorkflowInput,
+  snapshotWorkflowId,
+} from '../../core/snapshots';
 import { type Caller, canSee } from '../../core/tenants';
 import type { TemporalGateway } from './gateway';
 import type { SandboxService } from './sandboxes';
@@ -47,7 +53,10 @@ export function createSnapshotService(temporal: TemporalGateway, config: Config,
     async create(caller: Caller, sandboxId: string, name: string | undefined): Promise<SnapshotView> {
       const sandbox = await sandboxes.get(caller, sandboxId);
       if (config.runtime.type === 'kubernetes') {
-        throw new TideboxError('NOT_SUPPORTED_BY_RUNTIME', 'snapshots are not supported on the Kubernetes pod runtime (see docs/kubernetes.md)');
+        throw new TideboxError(
+          'NOT_SUPPORTED_BY_RUNTIME',
+          'snapshots are not supported on the Kubernetes pod runtime (see docs/kubernetes.md)',
+        );
       }
       if (sandbox.status.state !== 'Running' && sandbox.status.state !== 'Paused') {
         throw new TideboxError('INVALID_STATE', `sandbox is ${sandbox.status.state}; only a Running or Paused sandbox can be snapshotted`);
@@ -105,7 +114,10 @@ export function createSnapshotService(temporal: TemporalGateway, config: Config,
       }
       const users = await sandboxes.restoredFrom(view.tenant, snapshotId);
       if (users.length) {
-        throw new TideboxError('SNAPSHOT_IN_USE', `sandbox ${users.slice(0, 3).join(', ')}${users.length > 3 ? ' and others' : ''} still runs this snapshot; delete it first`);
+        throw new TideboxError(
+          'SNAPSHOT_IN_USE',
+          `sandbox ${users.slice(0, 3).join(', ')}${users.length > 3 ? ' and others' : ''} still runs this snapshot; delete it first`,
+        );
       }
       await update(snapshotId, deleteSnapshotUpdate, 'delete');
     },
@@ -113,4 +125,3 @@ export function createSnapshotService(temporal: TemporalGateway, config: Config,
 }
 
 export type SnapshotService = ReturnType<typeof createSnapshotService>;
-

@@ -32,12 +32,18 @@ export class TemporalDevServer {
     const o = this.options;
     mkdirSync(dirname(o.dbFile), { recursive: true });
     const args = [
-      'server', 'start-dev',
-      '--ip', '127.0.0.1',
-      '--port', String(o.port),
-      '--db-filename', o.dbFile,
-      '--namespace', o.namespace ?? 'default',
-      '--log-level', 'warn',
+      'server',
+      'start-dev',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(o.port),
+      '--db-filename',
+      o.dbFile,
+      '--namespace',
+      o.namespace ?? 'default',
+      '--log-level',
+      'warn',
       ...SEARCH_ATTRIBUTE_DECLARATIONS.flatMap((d) => ['--search-attribute', `${d.name}=${d.cliType}`]),
       ...(o.uiPort ? ['--ui-port', String(o.uiPort), '--ui-ip', '127.0.0.1'] : ['--headless']),
     ];

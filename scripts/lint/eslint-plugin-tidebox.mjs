@@ -12,7 +12,21 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '..', '..');
 
-const NODE_IO = ['node:fs', 'node:fs/promises', 'node:child_process', 'node:http', 'node:https', 'node:net', 'node:os', 'fs', 'child_process', 'http', 'https', 'net', 'os'];
+const NODE_IO = [
+  'node:fs',
+  'node:fs/promises',
+  'node:child_process',
+  'node:http',
+  'node:https',
+  'node:net',
+  'node:os',
+  'fs',
+  'child_process',
+  'http',
+  'https',
+  'net',
+  'os',
+];
 const RUNTIME_CLIENTS = ['dockerode', '@kubernetes/client-node'];
 
 /**
@@ -20,14 +34,53 @@ const RUNTIME_CLIENTS = ['dockerode', '@kubernetes/client-node'];
  * layer table in docs/architecture.md.
  */
 export const LAYERS = {
-  core: { may: ['core'], why: 'core is pure and shared: it imports nothing of the project', modules: [...NODE_IO.filter((m) => !m.endsWith('net')), ...RUNTIME_CLIENTS, '@temporalio/client', '@temporalio/worker', '@temporalio/activity', '@temporalio/workflow'] },
-  contracts: { may: ['core', 'contracts'], why: 'contracts are what two layers agree on: they build on core only', modules: [...NODE_IO, ...RUNTIME_CLIENTS, '@temporalio/client', '@temporalio/worker', '@temporalio/activity'] },
-  platform: { may: ['core', 'contracts', 'platform'], why: 'platform pieces serve every process and know none of them', modules: ['dockerode', '@temporalio/worker', '@temporalio/activity', '@temporalio/workflow'] },
-  workflows: { may: ['core', 'contracts', 'workflows'], why: 'workflows know messages and activity ports (contracts), never implementations, HTTP or processes, and stay deterministic', modules: [/^node:/, ...NODE_IO, ...RUNTIME_CLIENTS, '@temporalio/client', '@temporalio/worker', '@temporalio/activity'] },
-  activities: { may: ['core', 'contracts', 'platform', 'activities'], why: 'activities know the messages (contracts), not the workflow code, the API or the worker', modules: ['@temporalio/worker', '@temporalio/workflow'] },
-  api: { may: ['core', 'contracts', 'platform', 'api'], why: 'every effect goes through a workflow: the API never runs activities, workflow code or the worker', modules: [...RUNTIME_CLIENTS, '@temporalio/worker', '@temporalio/activity', '@temporalio/workflow'] },
-  worker: { may: ['core', 'contracts', 'platform', 'activities', 'workflows', 'worker'], why: 'the worker needs no HTTP code', modules: [] },
-  cli: { may: ['core', 'cli'], why: 'the CLI talks to the API over HTTP only', modules: ['@temporalio/client', '@temporalio/worker', ...RUNTIME_CLIENTS] },
+  core: {
+    may: ['core'],
+    why: 'core is pure and shared: it imports nothing of the project',
+    modules: [
+      ...NODE_IO.filter((m) => !m.endsWith('net')),
+      ...RUNTIME_CLIENTS,
+      '@temporalio/client',
+      '@temporalio/worker',
+      '@temporalio/activity',
+      '@temporalio/workflow',
+    ],
+  },
+  contracts: {
+    may: ['core', 'contracts'],
+    why: 'contracts are what two layers agree on: they build on core only',
+    modules: [...NODE_IO, ...RUNTIME_CLIENTS, '@temporalio/client', '@temporalio/worker', '@temporalio/activity'],
+  },
+  platform: {
+    may: ['core', 'contracts', 'platform'],
+    why: 'platform pieces serve every process and know none of them',
+    modules: ['dockerode', '@temporalio/worker', '@temporalio/activity', '@temporalio/workflow'],
+  },
+  workflows: {
+    may: ['core', 'contracts', 'workflows'],
+    why: 'workflows know messages and activity ports (contracts), never implementations, HTTP or processes, and stay deterministic',
+    modules: [/^node:/, ...NODE_IO, ...RUNTIME_CLIENTS, '@temporalio/client', '@temporalio/worker', '@temporalio/activity'],
+  },
+  activities: {
+    may: ['core', 'contracts', 'platform', 'activities'],
+    why: 'activities know the messages (contracts), not the workflow code, the API or the worker',
+    modules: ['@temporalio/worker', '@temporalio/workflow'],
+  },
+  api: {
+    may: ['core', 'contracts', 'platform', 'api'],
+    why: 'every effect goes through a workflow: the API never runs activities, workflow code or the worker',
+    modules: [...RUNTIME_CLIENTS, '@temporalio/worker', '@temporalio/activity', '@temporalio/workflow'],
+  },
+  worker: {
+    may: ['core', 'contracts', 'platform', 'activities', 'workflows', 'worker'],
+    why: 'the worker needs no HTTP code',
+    modules: [],
+  },
+  cli: {
+    may: ['core', 'cli'],
+    why: 'the CLI talks to the API over HTTP only',
+    modules: ['@temporalio/client', '@temporalio/worker', ...RUNTIME_CLIENTS],
+  },
 };
 
 /** Inside the API, only the Temporal modules (and the process entry that connects) use the Temporal client. */
@@ -51,7 +104,8 @@ function resolveImport(fromAbs, source) {
   return base;
 }
 
-const matches = (pattern, source) => (pattern instanceof RegExp ? pattern.test(source) : source === pattern || source.startsWith(`${pattern}/`));
+const matches = (pattern, source) =>
+  pattern instanceof RegExp ? pattern.test(source) : source === pattern || source.startsWith(`${pattern}/`);
 
 /** Every module source a file names: static imports and exports, import(), require(). */
 function sourceVisitors(visit) {
@@ -87,7 +141,10 @@ const layers = {
       const forbidden = layer.modules.find((m) => matches(m, source));
       if (forbidden) context.report({ node: literal, message: `${layerOf(rel)}/ must not use ${source}: ${layer.why}.` });
       if (source === '@temporalio/client' && layerOf(rel) === 'api' && !TEMPORAL_CLIENT_OWNERS.some((p) => p.test(rel))) {
-        context.report({ node: literal, message: `only api/temporal/ (and api/main.ts) use the Temporal client; ${rel} goes through the services in api/temporal/.` });
+        context.report({
+          node: literal,
+          message: `only api/temporal/ (and api/main.ts) use the Temporal client; ${rel} goes through the services in api/temporal/.`,
+        });
       }
     });
   },
@@ -95,7 +152,8 @@ const layers = {
 
 // ---- cycles ----
 
-const IMPORT_SOURCE = /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|require\(\s*['"]([^'"]+)['"]\s*\)|^\s*import\s*['"]([^'"]+)['"]/gm;
+const IMPORT_SOURCE =
+  /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|require\(\s*['"]([^'"]+)['"]\s*\)|^\s*import\s*['"]([^'"]+)['"]/gm;
 const graph = new Map();
 
 /** The product files a file imports, read from disk (cached for the whole lint run). */

@@ -39,7 +39,10 @@ describe('pause and resume', () => {
 
     const again = await stack.request('POST', `/v1/sandboxes/${id}/pause`);
     expect(again.status).toBe(409);
-    expect(again.body).toEqual({ code: 'SANDBOX::INVALID_STATE', message: expect.stringContaining('only a Running sandbox can be paused') });
+    expect(again.body).toEqual({
+      code: 'SANDBOX::INVALID_STATE',
+      message: expect.stringContaining('only a Running sandbox can be paused'),
+    });
     expect((await containerOf(id))!.State.Paused).toBe(true);
 
     expect((await stack.request('POST', `/v1/sandboxes/${id}/resume`)).status).toBe(202);
@@ -54,7 +57,12 @@ describe('pause and resume', () => {
     const history = await stack.request('GET', `/v1/sandboxes/${id}/events`);
     expect(history.status).toBe(200);
     expect(history.body.events.map((e: { state: string; actor: string }) => `${e.state}/${e.actor}`)).toEqual([
-      'Pending/api', 'Running/runtime', 'Pausing/api', 'Paused/runtime', 'Resuming/api', 'Running/runtime',
+      'Pending/api',
+      'Running/runtime',
+      'Pausing/api',
+      'Paused/runtime',
+      'Resuming/api',
+      'Running/runtime',
     ]);
     expect((await stack.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
   });
@@ -133,10 +141,14 @@ describe('endpoints (direct ingress, bridge networking)', () => {
     }
     // The endpoint really reaches the service inside.
     const endpoint = (await stack.request('GET', `/v1/sandboxes/${id}/endpoints/9000`)).body.endpoint;
-    const page = await waitFor('httpd answer', async () => {
-      const res = await fetch(`http://${endpoint}/index.html`);
-      return res.ok ? res.text() : undefined;
-    }, 10_000);
+    const page = await waitFor(
+      'httpd answer',
+      async () => {
+        const res = await fetch(`http://${endpoint}/index.html`);
+        return res.ok ? res.text() : undefined;
+      },
+      10_000,
+    );
     expect(page.trim()).toBe('hello-from-sandbox');
 
     const unpublished = await stack.request('GET', `/v1/sandboxes/${id}/endpoints/9999`);
@@ -199,7 +211,9 @@ describe('delete in a transitional state', () => {
     const oldDeadline = Date.parse((await stack.request('GET', `/v1/sandboxes/${id}`)).body.expiresAt);
     await stack.request('POST', `/v1/sandboxes/${id}/pause`);
     await waitFor('pause to hang', async () => (await import('node:fs')).existsSync(stack.faultFile('container-pausing', id)), 20_000);
-    const renewed = await stack.request('POST', `/v1/sandboxes/${id}/renew-expiration`, { expiresAt: new Date(Date.now() + 120_000).toISOString() });
+    const renewed = await stack.request('POST', `/v1/sandboxes/${id}/renew-expiration`, {
+      expiresAt: new Date(Date.now() + 120_000).toISOString(),
+    });
     expect(renewed.status).toBe(200);
     await waitFor('the old deadline to pass', () => Date.now() > oldDeadline + 1500, 10_000, 50);
     expect(await stateOf(id)).toBe('Pausing');
@@ -223,21 +237,29 @@ describe('server proxy', () => {
   /** One request through the proxy with node:http (Content-Length bodies, raw response bytes). */
   const proxied = (method: string, path: string, body?: Buffer, headers: Record<string, string> = {}) =>
     new Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }>((resolve, reject) => {
-      const req = httpRequest(`${proxyBase}${path}`, {
-        method,
-        headers: { 'OPEN-SANDBOX-API-KEY': API_KEY, ...(body ? { 'content-length': String(body.length) } : {}), ...headers },
-      }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-        res.on('error', reject);
-      });
+      const req = httpRequest(
+        `${proxyBase}${path}`,
+        {
+          method,
+          headers: { 'OPEN-SANDBOX-API-KEY': API_KEY, ...(body ? { 'content-length': String(body.length) } : {}), ...headers },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+          res.on('error', reject);
+        },
+      );
       req.on('error', reject);
       req.end(body);
     });
 
   it('when HTTP goes through the proxy, then the query string and a 100 KB body make the round trip and the API key stays behind', async () => {
-    const get = await proxied('GET', `${ECHO_PATH}?x=1&y=two%20words`, undefined, { 'x-custom': 'kept', connection: 'keep-alive, x-hop', 'x-hop': 'dropped' });
+    const get = await proxied('GET', `${ECHO_PATH}?x=1&y=two%20words`, undefined, {
+      'x-custom': 'kept',
+      connection: 'keep-alive, x-hop',
+      'x-hop': 'dropped',
+    });
     expect(get.status).toBe(200);
     const echoed = parseEcho(get.body);
     expect(echoed).toMatchObject({ method: 'GET', query: 'x=1&y=two%20words' });
@@ -248,7 +270,9 @@ describe('server proxy', () => {
     expect(posted.length).toBe(100_000);
     expect(posted.body.equals(payload)).toBe(true);
     // The sandbox saw the forwarded headers but neither the API key nor hop-by-hop ones.
-    const seen = (await proxied('GET', `${ECHO_PATH}?headers=1`, undefined, { 'x-custom': 'kept', connection: 'x-hop', 'x-hop': 'dropped' })).body.toString();
+    const seen = (
+      await proxied('GET', `${ECHO_PATH}?headers=1`, undefined, { 'x-custom': 'kept', connection: 'x-hop', 'x-hop': 'dropped' })
+    ).body.toString();
     expect(seen).toContain('HTTP_X_CUSTOM=kept');
     expect(seen).toMatch(/HTTP_X_FORWARDED_FOR=127\.0\.0\.1/);
     expect(seen).not.toContain(API_KEY);
@@ -260,7 +284,9 @@ describe('server proxy', () => {
     const anonymous = await fetch(`${proxyBase}${ECHO_PATH}`);
     expect(anonymous.status).toBe(401);
     expect(((await anonymous.json()) as { code: string }).code).toBe('AUTH::MISSING_API_KEY');
-    const other = await fetch(`${proxyBase.replace(`/proxy/${HTTP_PORT}`, '/proxy/9999')}/`, { headers: { 'OPEN-SANDBOX-API-KEY': API_KEY } });
+    const other = await fetch(`${proxyBase.replace(`/proxy/${HTTP_PORT}`, '/proxy/9999')}/`, {
+      headers: { 'OPEN-SANDBOX-API-KEY': API_KEY },
+    });
     expect(other.status).toBe(404);
     expect(((await other.json()) as { code: string }).code).toBe('SANDBOX::PORT_NOT_AVAILABLE');
     const unknown = await fetch(`${stack.baseUrl}/sandboxes/nope/proxy/8080/`, { headers: { 'OPEN-SANDBOX-API-KEY': API_KEY } });

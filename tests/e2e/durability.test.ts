@@ -134,16 +134,21 @@ describe('containers that die on their own', () => {
     const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ entrypoint: ['sh', '-c', 'sleep 2; exit 7'] }));
     expect(created.body.status.state).toBe('Running');
     const id: string = created.body.id;
-    const failed = await waitFor('Failed', async () => {
-      const r = await stack.request('GET', `/v1/sandboxes/${id}`);
-      return r.body.status.state === 'Failed' ? r : undefined;
-    }, 30_000, 100);
+    const failed = await waitFor(
+      'Failed',
+      async () => {
+        const r = await stack.request('GET', `/v1/sandboxes/${id}`);
+        return r.body.status.state === 'Failed' ? r : undefined;
+      },
+      30_000,
+      100,
+    );
     expect(failed.body.status).toMatchObject({ reason: 'SANDBOX::CONTAINER_EXITED', message: expect.stringContaining('code 7') });
     await waitFor('container removed', async () => (await stack.containers(id)).length === 0, 10_000);
     expect((await stack.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
   });
 
-  it('when a container is killed behind Tidebox\'s back while no worker runs, then the restarted worker marks the sandbox Failed', async () => {
+  it("when a container is killed behind Tidebox's back while no worker runs, then the restarted worker marks the sandbox Failed", async () => {
     const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest());
     expect(created.body.status.state).toBe('Running');
     const id: string = created.body.id;

@@ -94,10 +94,15 @@ describe('seccomp', () => {
     const run = async (cmd: string[]) => {
       const exec = await container.exec({ Cmd: cmd, AttachStdout: false, AttachStderr: false });
       await exec.start({ Detach: true });
-      return waitFor(`${cmd.join(' ')} to finish`, async () => {
-        const r = await exec.inspect();
-        return r.Running ? undefined : r.ExitCode;
-      }, 10_000, 50);
+      return waitFor(
+        `${cmd.join(' ')} to finish`,
+        async () => {
+          const r = await exec.inspect();
+          return r.Running ? undefined : r.ExitCode;
+        },
+        10_000,
+        50,
+      );
     };
     expect(await run(['touch', '/tmp/allowed'])).toBe(0);
     expect(await run(['mkdir', '/tmp/forbidden'])).not.toBe(0);

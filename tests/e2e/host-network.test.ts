@@ -13,10 +13,14 @@ afterAll(async () => {
 
 it('when a sandbox uses host networking, then a declared port is host:port, reached directly and through the proxy; undeclared ports are not', async () => {
   const port = await freePort();
-  const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest({
-    extensions: { 'tidebox.io/ports': String(port) },
-    entrypoint: ['sh', '-c', `mkdir -p /tmp/www && echo on-host > /tmp/www/index.html && exec httpd -f -p 127.0.0.1:${port} -h /tmp/www`],
-  }));
+  const created = await stack.request(
+    'POST',
+    '/v1/sandboxes',
+    sandboxRequest({
+      extensions: { 'tidebox.io/ports': String(port) },
+      entrypoint: ['sh', '-c', `mkdir -p /tmp/www && echo on-host > /tmp/www/index.html && exec httpd -f -p 127.0.0.1:${port} -h /tmp/www`],
+    }),
+  );
   expect(created.body.status.state).toBe('Running');
   const id: string = created.body.id;
   const [container] = await stack.containers(id);
@@ -26,10 +30,14 @@ it('when a sandbox uses host networking, then a declared port is host:port, reac
 
   const endpoint = await stack.request('GET', `/v1/sandboxes/${id}/endpoints/${port}`);
   expect(endpoint.body).toEqual({ endpoint: `127.0.0.1:${port}` });
-  const page = await waitFor('httpd on the host network', async () => {
-    const res = await fetch(`http://${endpoint.body.endpoint}/index.html`);
-    return res.ok ? res.text() : undefined;
-  }, 10_000);
+  const page = await waitFor(
+    'httpd on the host network',
+    async () => {
+      const res = await fetch(`http://${endpoint.body.endpoint}/index.html`);
+      return res.ok ? res.text() : undefined;
+    },
+    10_000,
+  );
   expect(page.trim()).toBe('on-host');
 
   // Only declared ports: the rest of the host (its Temporal, its API) is not the sandbox's to hand out.

@@ -61,7 +61,14 @@ beforeAll(async () => {
     config: {
       runtime: { type: 'kubernetes' },
       // Sweeps every 2 s, so every test here also runs against the orphan and missing-pod checks.
-      kubernetes: { kubeconfig: apiKubeconfig, readyTimeoutSeconds: 4, pvcStorageSize: '2Gi', podTemplateFile: templateFile, sweepIntervalSeconds: 2, orphanGraceSeconds: 2 },
+      kubernetes: {
+        kubeconfig: apiKubeconfig,
+        readyTimeoutSeconds: 4,
+        pvcStorageSize: '2Gi',
+        podTemplateFile: templateFile,
+        sweepIntervalSeconds: 2,
+        orphanGraceSeconds: 2,
+      },
       tenants: { provider: 'file', file: tenantsFile, adminKeys: [ADMIN] },
       security: { payloadKey: randomBytes(32).toString('base64') },
       sandbox: { allowedHostPaths: ['/srv/sandboxes'] },
@@ -81,8 +88,10 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const as = (key: string) => (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
-  stack.request(method, path, body, { 'OPEN-SANDBOX-API-KEY': key, ...headers });
+const as =
+  (key: string) =>
+  (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
+    stack.request(method, path, body, { 'OPEN-SANDBOX-API-KEY': key, ...headers });
 const A = as(KEY_A);
 const B = as(KEY_B);
 const admin = as(ADMIN);
@@ -92,18 +101,22 @@ const stateOf = async (id: string) => (await A('GET', `/v1/sandboxes/${id}`)).bo
 describe('pods on a real kube-apiserver', () => {
   it('when a sandbox is created, then its pod has the expected spec in the tenant namespace; Running once the kubelet says so; delete removes pod and secret', async () => {
     const since = await cluster.resourceVersion(`/api/v1/namespaces/${NS_A}/secrets`);
-    const created = await A('POST', '/v1/sandboxes', sandboxRequest({
-      image: { uri: TEST_IMAGE, auth: { username: 'puller', password: 'registry-pass-123' } },
-      resourceLimits: { cpu: '500m', memory: '128Mi' },
-      env: { GREETING: 'hi' },
-      metadata: { team: 'ml', pool: 'mine' },
-      extensions: { 'tidebox.io/user-id': 'alice' },
-      volumes: [
-        { name: 'work', mountPath: '/work', subPath: 'proj', pvc: { claimName: 'shared-work', createIfNotExists: true } },
-        { name: 'big', mountPath: '/big', pvc: { claimName: 'big-work', storage: '5Gi', accessModes: ['ReadWriteMany'] } },
-        { name: 'cache', mountPath: '/cache', subPath: 'pip', host: { path: '/srv/sandboxes' } },
-      ],
-    }));
+    const created = await A(
+      'POST',
+      '/v1/sandboxes',
+      sandboxRequest({
+        image: { uri: TEST_IMAGE, auth: { username: 'puller', password: 'registry-pass-123' } },
+        resourceLimits: { cpu: '500m', memory: '128Mi' },
+        env: { GREETING: 'hi' },
+        metadata: { team: 'ml', pool: 'mine' },
+        extensions: { 'tidebox.io/user-id': 'alice' },
+        volumes: [
+          { name: 'work', mountPath: '/work', subPath: 'proj', pvc: { claimName: 'shared-work', createIfNotExists: true } },
+          { name: 'big', mountPath: '/big', pvc: { claimName: 'big-work', storage: '5Gi', accessModes: ['ReadWriteMany'] } },
+          { name: 'cache', mountPath: '/cache', subPath: 'pip', host: { path: '/srv/sandboxes' } },
+        ],
+      }),
+    );
     expect(created.status).toBe(202);
     expect(created.body.status.state).toBe('Running');
     const id: string = created.body.id;
@@ -118,12 +131,23 @@ describe('pods on a real kube-apiserver', () => {
     const c = pod.spec.containers[0];
     expect(c).toMatchObject({ image: TEST_IMAGE, command: ['tail', '-f', '/dev/null'], env: [{ name: 'GREETING', value: 'hi' }] });
     expect(c.resources).toEqual({ requests: { cpu: '500m', memory: '128Mi' }, limits: { cpu: '500m', memory: '128Mi' } });
-    expect(c.securityContext).toEqual({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(c.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
     expect(c.volumeMounts).toContainEqual({ name: 'pvc-0', mountPath: '/work', subPath: 'acme/users/alice/proj' });
-    expect(pod.spec).toMatchObject({ restartPolicy: 'Never', automountServiceAccountToken: false, imagePullSecrets: [{ name: `sandbox-${id}-pull` }] });
+    expect(pod.spec).toMatchObject({
+      restartPolicy: 'Never',
+      automountServiceAccountToken: false,
+      imagePullSecrets: [{ name: `sandbox-${id}-pull` }],
+    });
     expect(pod.spec.volumes).toContainEqual({ name: 'pvc-0', persistentVolumeClaim: { claimName: 'shared-work' } });
     // A host volume is the user's area on the node; the rest is a subPath, which the kubelet keeps inside it.
-    expect(pod.spec.volumes).toContainEqual({ name: 'host-0', hostPath: { path: '/srv/sandboxes/acme/users/alice', type: 'DirectoryOrCreate' } });
+    expect(pod.spec.volumes).toContainEqual({
+      name: 'host-0',
+      hostPath: { path: '/srv/sandboxes/acme/users/alice', type: 'DirectoryOrCreate' },
+    });
     expect(c.volumeMounts).toContainEqual({ name: 'host-0', mountPath: '/cache', subPath: 'pip' });
     // The operator's template is merged under the pod; what Tidebox sets (restartPolicy) wins, and
     // user metadata does not replace the template's labels (policies select pods by them).
@@ -142,7 +166,11 @@ describe('pods on a real kube-apiserver', () => {
     expect(secret.body.metadata.ownerReferences[0]).toMatchObject({ kind: 'Pod', uid: pod.metadata.uid });
     // The secret was made before the pod, so the kubelet's first pull already had the credentials.
     const addedAt = async (kind: string, name: string) =>
-      BigInt((await cluster.eventsSince(`/api/v1/namespaces/${NS_A}/${kind}`, since)).find((e) => e.type === 'ADDED' && e.object.metadata.name === name)!.object.metadata.resourceVersion);
+      BigInt(
+        (await cluster.eventsSince(`/api/v1/namespaces/${NS_A}/${kind}`, since)).find(
+          (e) => e.type === 'ADDED' && e.object.metadata.name === name,
+        )!.object.metadata.resourceVersion,
+      );
     expect(await addedAt('secrets', `sandbox-${id}-pull`)).toBeLessThan(await addedAt('pods', `sandbox-${id}`));
 
     const endpoint = await A('GET', `/v1/sandboxes/${id}/endpoints/8080`);
@@ -170,14 +198,24 @@ describe('pods on a real kube-apiserver', () => {
   });
 
   it('when no node can take the pod, then the Pending sandbox says why, and after readyTimeoutSeconds it is Failed with the scheduler message', async () => {
-    const r = await A('POST', '/v1/sandboxes', sandboxRequest({ image: { uri: UNSCHEDULABLE_IMAGE }, resourceLimits: { cpu: '1', memory: '1Gi', gpu: '1' } }), { Prefer: 'respond-async' });
+    const r = await A(
+      'POST',
+      '/v1/sandboxes',
+      sandboxRequest({ image: { uri: UNSCHEDULABLE_IMAGE }, resourceLimits: { cpu: '1', memory: '1Gi', gpu: '1' } }),
+      { Prefer: 'respond-async' },
+    );
     const id: string = r.body.id;
     let pending: { state: string; reason?: string; message?: string } | undefined;
-    await waitFor('the scheduler reason in the Pending status', async () => {
-      const status = (await A('GET', `/v1/sandboxes/${id}`)).body.status;
-      if (status.state === 'Pending' && status.reason === 'Unschedulable') pending = status;
-      return pending !== undefined || status.state !== 'Pending';
-    }, 20_000, 100);
+    await waitFor(
+      'the scheduler reason in the Pending status',
+      async () => {
+        const status = (await A('GET', `/v1/sandboxes/${id}`)).body.status;
+        if (status.state === 'Pending' && status.reason === 'Unschedulable') pending = status;
+        return pending !== undefined || status.state !== 'Pending';
+      },
+      20_000,
+      100,
+    );
     expect(pending?.message).toContain('Insufficient nvidia.com/gpu');
     await waitFor('Failed', async () => (await stateOf(id)) === 'Failed', 20_000);
     const failed = (await A('GET', `/v1/sandboxes/${id}`)).body.status;
@@ -221,17 +259,29 @@ describe('pods on a real kube-apiserver', () => {
     const ghost = randomUUID();
     const labels = { 'tidebox.io/managed': 'true', 'tidebox.io/instance': stack.instance, 'tidebox.io/sandbox-id': ghost };
     const made = await cluster.request('POST', `/api/v1/namespaces/${NS_A}/pods`, {
-      apiVersion: 'v1', kind: 'Pod', metadata: { name: `sandbox-${ghost}`, labels }, spec: { containers: [{ name: 'sandbox', image: TEST_IMAGE }] },
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: `sandbox-${ghost}`, labels },
+      spec: { containers: [{ name: 'sandbox', image: TEST_IMAGE }] },
     });
     expect(made.status).toBe(201);
-    const secret = await cluster.request('POST', `/api/v1/namespaces/${NS_A}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: `sandbox-${ghost}-pull`, labels } });
+    const secret = await cluster.request('POST', `/api/v1/namespaces/${NS_A}/secrets`, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: `sandbox-${ghost}-pull`, labels },
+    });
     expect(secret.status).toBe(201);
     // A live sandbox's pod next to it stays.
     const live: string = (await A('POST', '/v1/sandboxes', sandboxRequest())).body.id;
     await waitFor('the orphan removed', async () => (await podsOf(ghost)).length === 0, 30_000, 200);
     expect((await cluster.get(`/api/v1/namespaces/${NS_A}/secrets/sandbox-${ghost}-pull`)).status).toBe(404);
     // Past the grace time and several sweeps: the live pod is still there and its sandbox Running.
-    await waitFor('the live pod to outlive the grace time', async () => Date.now() - Date.parse((await podsOf(live))[0].metadata.creationTimestamp) > 5_000, 20_000, 200);
+    await waitFor(
+      'the live pod to outlive the grace time',
+      async () => Date.now() - Date.parse((await podsOf(live))[0].metadata.creationTimestamp) > 5_000,
+      20_000,
+      200,
+    );
     expect(await stateOf(live)).toBe('Running');
     expect(await podsOf(live)).toHaveLength(1);
     expect((await A('DELETE', `/v1/sandboxes/${live}`)).status).toBe(204);
@@ -243,10 +293,21 @@ describe('pods on a real kube-apiserver', () => {
     const id = idempotentSandboxId('acme', key);
     const labels = { 'tidebox.io/managed': 'true', 'tidebox.io/instance': 'another-install', 'tidebox.io/sandbox-id': id };
     const theirs = await cluster.request('POST', `/api/v1/namespaces/${NS_A}/pods`, {
-      apiVersion: 'v1', kind: 'Pod', metadata: { name: `sandbox-${id}`, labels }, spec: { containers: [{ name: 'sandbox', image: TEST_IMAGE }] },
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: `sandbox-${id}`, labels },
+      spec: { containers: [{ name: 'sandbox', image: TEST_IMAGE }] },
     });
     expect(theirs.status).toBe(201);
-    expect((await cluster.request('POST', `/api/v1/namespaces/${NS_A}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: `sandbox-${id}-pull`, labels } })).status).toBe(201);
+    expect(
+      (
+        await cluster.request('POST', `/api/v1/namespaces/${NS_A}/secrets`, {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: `sandbox-${id}-pull`, labels },
+        })
+      ).status,
+    ).toBe(201);
     try {
       const r = await A('POST', '/v1/sandboxes', sandboxRequest(), { 'Idempotency-Key': key });
       expect(r.body.id).toBe(id);
@@ -266,7 +327,16 @@ describe('pods on a real kube-apiserver', () => {
     const id: string = (await A('POST', '/v1/sandboxes', sandboxRequest())).body.id;
     await cluster.patchPodStatus(NS_A, `sandbox-${id}`, {
       phase: 'Failed',
-      containerStatuses: [{ name: 'sandbox', image: TEST_IMAGE, imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 137, reason: 'OOMKilled' } } }],
+      containerStatuses: [
+        {
+          name: 'sandbox',
+          image: TEST_IMAGE,
+          imageID: '',
+          ready: false,
+          restartCount: 0,
+          state: { terminated: { exitCode: 137, reason: 'OOMKilled' } },
+        },
+      ],
     });
     await waitFor('Failed', async () => (await stateOf(id)) === 'Failed', 20_000);
     expect((await A('GET', `/v1/sandboxes/${id}`)).body.status.message).toContain('OOMKilled (exit code 137)');
@@ -305,7 +375,11 @@ describe('pods on a real kube-apiserver', () => {
     const all = (await admin('GET', '/v1/sandboxes?metadata=probe%3Disolation')).body.items.map((s: { id: string }) => s.id);
     expect(all.sort()).toEqual([a, b].sort());
     expect(await podsOf(a)).toHaveLength(1);
-    for (const [who, id] of [[A, a], [B, b]] as const) expect((await who('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+    for (const [who, id] of [
+      [A, a],
+      [B, b],
+    ] as const)
+      expect((await who('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
     expect([...(await podsOf(a)), ...(await podsOf(b))]).toEqual([]);
   });
 
@@ -329,9 +403,15 @@ describe('pods on a real kube-apiserver', () => {
     expect((await A('POST', '/v1/sandboxes/nope/pause')).status).toBe(404);
     const restore = await A('POST', '/v1/sandboxes', { snapshotId: 'abc', timeout: 60 });
     expect(restore.status).toBe(501);
-    const bucket = await A('POST', '/v1/sandboxes', sandboxRequest({
-      volumes: [{ name: 'b', mountPath: '/b', ossfs: { bucket: 'bkt', endpoint: 'oss.example.com', accessKeyId: 'a', accessKeySecret: 'b' } }],
-    }));
+    const bucket = await A(
+      'POST',
+      '/v1/sandboxes',
+      sandboxRequest({
+        volumes: [
+          { name: 'b', mountPath: '/b', ossfs: { bucket: 'bkt', endpoint: 'oss.example.com', accessKeyId: 'a', accessKeySecret: 'b' } },
+        ],
+      }),
+    );
     expect([bucket.status, bucket.body.code]).toEqual([400, 'SANDBOX::UNSUPPORTED']);
     expect(await stateOf(id)).toBe('Running');
     expect(await podsOf(id)).toHaveLength(1);
@@ -343,7 +423,8 @@ describe('deploy/kubernetes', () => {
   it('when the manifests are applied, then the worker and API service accounts may do what the runtime needs and nothing broader', async () => {
     const worker = 'system:serviceaccount:tidebox-system:tidebox-worker';
     const api = 'system:serviceaccount:tidebox-system:tidebox-api';
-    for (const verb of ['get', 'list', 'watch', 'create', 'delete']) expect([verb, await cluster.can(worker, verb, 'pods', NS_A)]).toEqual([verb, true]);
+    for (const verb of ['get', 'list', 'watch', 'create', 'delete'])
+      expect([verb, await cluster.can(worker, verb, 'pods', NS_A)]).toEqual([verb, true]);
     expect(await cluster.can(worker, 'list', 'pods')).toBe(true); // the cluster-wide watch
     for (const verb of ['create', 'update', 'delete']) expect(await cluster.can(worker, verb, 'secrets', NS_B)).toBe(true);
     expect(await cluster.can(worker, 'create', 'persistentvolumeclaims', NS_B)).toBe(true);
@@ -362,7 +443,7 @@ describe('deploy/kubernetes', () => {
 });
 
 describe('single-tenant install with gateway ingress', () => {
-  it("when no tenants are configured, then pods go to kubernetes.namespace and endpoints name the gateway with the routing header", async () => {
+  it('when no tenants are configured, then pods go to kubernetes.namespace and endpoints name the gateway with the routing header', async () => {
     const single = await Stack.start({
       apiKey: 'k8s-single-key-0123456789abcdef',
       workerEnv: { TIDEBOX_KUBECONFIG: join(dir, 'worker.kubeconfig') },

@@ -11,7 +11,10 @@ beforeAll(async () => {
   allowedDir = mkdtempSync(join(tmpdir(), 'tidebox-allowed-'));
   mkdirSync(join(allowedDir, 'work'));
   // The legacy storage layout: these tests pin host volumes as they were before tenancy (docs/tenancy.md).
-  stack = await Stack.start({ apiKey: API_KEY, config: { sandbox: { allowedHostPaths: [allowedDir], storageLayout: 'legacy' }, docker: { startupGraceMs: 1000 } } });
+  stack = await Stack.start({
+    apiKey: API_KEY,
+    config: { sandbox: { allowedHostPaths: [allowedDir], storageLayout: 'legacy' }, docker: { startupGraceMs: 1000 } },
+  });
 });
 afterAll(async () => {
   await stack?.destroy();
@@ -19,12 +22,16 @@ afterAll(async () => {
 
 describe('create → Running → delete', () => {
   it('when a sandbox is created, then its container runs with the limits and security options, and delete removes it', async () => {
-    const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest({
-      resourceLimits: { cpu: '500m', memory: '128Mi' },
-      env: { GREETING: 'hello' },
-      metadata: { team: 'core' },
-      volumes: [{ name: 'work', host: { path: allowedDir }, subPath: 'work', mountPath: '/work', readOnly: true }],
-    }));
+    const created = await stack.request(
+      'POST',
+      '/v1/sandboxes',
+      sandboxRequest({
+        resourceLimits: { cpu: '500m', memory: '128Mi' },
+        env: { GREETING: 'hello' },
+        metadata: { team: 'core' },
+        volumes: [{ name: 'work', host: { path: allowedDir }, subPath: 'work', mountPath: '/work', readOnly: true }],
+      }),
+    );
     expect(created.status).toBe(202);
     expect(created.body.status.state).toBe('Running');
     expect(created.body.workflowId).toBe(`sandbox/${created.body.id}`);
@@ -46,7 +53,12 @@ describe('create → Running → delete', () => {
 
     const got = await stack.request('GET', `/v1/sandboxes/${id}`);
     expect(got.status).toBe(200);
-    expect(got.body).toMatchObject({ id, image: { uri: 'tidebox/busybox:latest' }, metadata: { team: 'core' }, status: { state: 'Running' } });
+    expect(got.body).toMatchObject({
+      id,
+      image: { uri: 'tidebox/busybox:latest' },
+      metadata: { team: 'core' },
+      status: { state: 'Running' },
+    });
     expect(got.body.expiresAt).toBeDefined();
     // The unversioned path serves the same resource.
     expect((await stack.request('GET', `/sandboxes/${id}`)).body.id).toBe(id);
@@ -152,20 +164,27 @@ describe('bad input changes nothing', () => {
   ];
 
   // Every row has three entries: jest reads a test function with more parameters than a row has as a `done` callback.
-  it.each(cases.map(([name, body, headers]) => [name, body, headers ?? {}] as const))('when the request has %s, then 400 with the error envelope and no sandbox', async (_name, body, headers) => {
-    const before = await stack.containers();
-    const r = await stack.request('POST', '/v1/sandboxes', body, headers);
-    expect(r.status).toBe(400);
-    expect(r.body).toEqual({ code: expect.stringMatching(/^SANDBOX::/), message: expect.any(String) });
-    expect(r.headers.get('x-request-id')).toBeTruthy();
-    expect((await stack.containers()).length).toBe(before.length);
-  });
+  it.each(cases.map(([name, body, headers]) => [name, body, headers ?? {}] as const))(
+    'when the request has %s, then 400 with the error envelope and no sandbox',
+    async (_name, body, headers) => {
+      const before = await stack.containers();
+      const r = await stack.request('POST', '/v1/sandboxes', body, headers);
+      expect(r.status).toBe(400);
+      expect(r.body).toEqual({ code: expect.stringMatching(/^SANDBOX::/), message: expect.any(String) });
+      expect(r.headers.get('x-request-id')).toBeTruthy();
+      expect((await stack.containers()).length).toBe(before.length);
+    },
+  );
 
   it('when a host path is a symlink out of the allowed prefix, then the sandbox fails and no container runs', async () => {
     const link = join(allowedDir, 'escape');
     symlinkSync('/etc', link);
     const before = (await stack.containers()).length;
-    const r = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ volumes: [{ name: 'v', host: { path: link }, mountPath: '/v' }] }));
+    const r = await stack.request(
+      'POST',
+      '/v1/sandboxes',
+      sandboxRequest({ volumes: [{ name: 'v', host: { path: link }, mountPath: '/v' }] }),
+    );
     expect(r.status).toBe(400);
     expect(r.body.message).toContain('outside the allowed host paths');
     expect(await stack.containers()).toHaveLength(before);

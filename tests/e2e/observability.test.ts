@@ -50,8 +50,13 @@ describe('API description', () => {
     expect(result.errors ?? []).toEqual([]);
     expect(result).toMatchObject({ valid: true, version: '3.1' });
     for (const path of [
-      '/v1/sandboxes', '/v1/sandboxes/{sandboxId}', '/v1/sandboxes/{sandboxId}/pause', '/v1/sandboxes/{sandboxId}/metadata',
-      '/v1/sandboxes/{sandboxId}/endpoints/{port}', '/v1/sandboxes/{sandboxId}/events', '/v1/sandboxes/{sandboxId}/renew-schedule',
+      '/v1/sandboxes',
+      '/v1/sandboxes/{sandboxId}',
+      '/v1/sandboxes/{sandboxId}/pause',
+      '/v1/sandboxes/{sandboxId}/metadata',
+      '/v1/sandboxes/{sandboxId}/endpoints/{port}',
+      '/v1/sandboxes/{sandboxId}/events',
+      '/v1/sandboxes/{sandboxId}/renew-schedule',
     ]) {
       expect(Object.keys(spec.paths)).toContain(path);
     }
@@ -72,33 +77,55 @@ describe('metrics and logs', () => {
     expect(failed.body.status.state).toBe('Failed');
     await stack.request('GET', `/v1/sandboxes/${ok.body.id}`, undefined, { 'X-Request-ID': 'obs-get-1' });
 
-    const metrics = await waitFor('sandbox gauges', async () => {
-      const m = await text(`${stack.baseUrl}/metrics`);
-      return sample(m.body, 'tidebox_sandboxes{state="Running"}') === 1 ? m : undefined;
-    }, 15_000, 500);
+    const metrics = await waitFor(
+      'sandbox gauges',
+      async () => {
+        const m = await text(`${stack.baseUrl}/metrics`);
+        return sample(m.body, 'tidebox_sandboxes{state="Running"}') === 1 ? m : undefined;
+      },
+      15_000,
+      500,
+    );
     expect(metrics.type).toContain('text/plain');
     expect(sample(metrics.body, 'tidebox_sandboxes{state="Failed"}')).toBe(1);
     expect(sample(metrics.body, 'tidebox_sandboxes_failed')).toBe(1);
     expect(sample(metrics.body, 'tidebox_http_request_duration_seconds_count{method="POST",route="/v1/sandboxes",status="202"}')).toBe(2);
-    expect(sample(metrics.body, 'tidebox_http_request_duration_seconds_count{method="GET",route="/v1/sandboxes/:sandboxId",status="200"}')).toBe(1);
+    expect(
+      sample(metrics.body, 'tidebox_http_request_duration_seconds_count{method="GET",route="/v1/sandboxes/:sandboxId",status="200"}'),
+    ).toBe(1);
     expect(metrics.body).toContain('tidebox_workflow_failures{type="sandboxWorkflow",status="Failed"} 0');
 
     // Activity failures (the entrypoint that exited) are counted by the worker's SDK metrics.
-    const worker = await waitFor('worker activity failure counter', async () => {
-      const m = await text(`http://127.0.0.1:${workerMetricsPort}/metrics`);
-      return /temporal_activity_execution_failed\{[^}]*activity_type="startContainer"/.test(m.body) ? m.body : undefined;
-    }, 15_000, 500);
+    const worker = await waitFor(
+      'worker activity failure counter',
+      async () => {
+        const m = await text(`http://127.0.0.1:${workerMetricsPort}/metrics`);
+        return /temporal_activity_execution_failed\{[^}]*activity_type="startContainer"/.test(m.body) ? m.body : undefined;
+      },
+      15_000,
+      500,
+    );
     expect(worker).toMatch(/temporal_activity_execution_failed\{[^}]*activity_type="startContainer"[^}]*\} [1-9]/);
 
     // JSON logs: one object per line, request id and sandbox id on the lines about that sandbox.
-    const lines = readFileSync(join(stack.dataDir, 'api.log'), 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    const lines = readFileSync(join(stack.dataDir, 'api.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l));
     const getLines = lines.filter((l) => l.requestId === 'obs-get-1');
     expect(getLines.length).toBeGreaterThan(0);
     expect(getLines.some((l) => l.sandboxId === ok.body.id)).toBe(true);
     expect(lines.some((l) => l.requestId === 'obs-create-1')).toBe(true);
     await stack.request('DELETE', `/v1/sandboxes/${ok.body.id}`);
     await stack.request('DELETE', `/v1/sandboxes/${failed.body.id}`);
-    await waitFor('workflow completions counted', async () =>
-      /temporal_workflow_completed\{[^}]*workflow_type="sandboxWorkflow"[^}]*\} 2/.test((await text(`http://127.0.0.1:${workerMetricsPort}/metrics`)).body), 15_000, 500);
+    await waitFor(
+      'workflow completions counted',
+      async () =>
+        /temporal_workflow_completed\{[^}]*workflow_type="sandboxWorkflow"[^}]*\} 2/.test(
+          (await text(`http://127.0.0.1:${workerMetricsPort}/metrics`)).body,
+        ),
+      15_000,
+      500,
+    );
   });
 });

@@ -29,11 +29,19 @@ afterAll(async () => {
 const volume = () => ({
   name: 'data',
   mountPath: '/data',
-  ossfs: { bucket: BUCKET, endpoint: s3.endpoint, version: '1.0', options: ['use_path_request_style'], accessKeyId: 'S3RVER', accessKeySecret: 'S3RVER' },
+  ossfs: {
+    bucket: BUCKET,
+    endpoint: s3.endpoint,
+    version: '1.0',
+    options: ['use_path_request_style'],
+    accessKeyId: 'S3RVER',
+    accessKeySecret: 'S3RVER',
+  },
 });
 type Mount = { key: string; holders: string[]; state: string; hostPath?: string };
 const mounts = async (): Promise<Mount[]> => (await stack.request('GET', '/v1/mounts')).body.items;
-const faultFiles = (point: string) => (existsSync(join(stack.dataDir, 'faults')) ? readdirSync(join(stack.dataDir, 'faults')).filter((f) => f.startsWith(`${point}.`)) : []);
+const faultFiles = (point: string) =>
+  existsSync(join(stack.dataDir, 'faults')) ? readdirSync(join(stack.dataDir, 'faults')).filter((f) => f.startsWith(`${point}.`)) : [];
 
 describe('concurrency', () => {
   it('when 30 sandboxes are created and deleted concurrently on one bucket, then the mount exists iff it has holders, and nothing is left', async () => {
@@ -49,7 +57,8 @@ describe('concurrency', () => {
         const after = await mounts();
         if (JSON.stringify(before) === JSON.stringify(after)) {
           const view = before[0];
-          if (view && view.state === 'Mounted' && view.holders.length > 0 && present.length !== 1) violations.push(`holders ${view.holders.length} but ${present.length} mounts`);
+          if (view && view.state === 'Mounted' && view.holders.length > 0 && present.length !== 1)
+            violations.push(`holders ${view.holders.length} but ${present.length} mounts`);
           if (!view && present.length !== 0) violations.push(`no holder but mounted: ${present.join(', ')}`);
           checked++;
         }
@@ -94,7 +103,12 @@ describe('crashes', () => {
     expect(await stack.containers(id)).toHaveLength(0);
 
     stack.startWorker();
-    await waitFor('Running after restart', async () => (await stack.request('GET', `/v1/sandboxes/${id}`)).body.status.state === 'Running', 60_000, 200);
+    await waitFor(
+      'Running after restart',
+      async () => (await stack.request('GET', `/v1/sandboxes/${id}`)).body.status.state === 'Running',
+      60_000,
+      200,
+    );
     expect(await mounts()).toEqual([expect.objectContaining({ holders: [id], state: 'Mounted' })]);
     expect(mountsUnder(mountRoot)).toHaveLength(1);
 
@@ -124,7 +138,12 @@ describe('crashes', () => {
     // A sandbox that wants the mount while it is being unmounted waits for the unmount, then mounts again.
     const next = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ volumes: [volume()] }), { Prefer: 'respond-async' });
     stack.startWorker();
-    await waitFor('the second sandbox Running', async () => (await stack.request('GET', `/v1/sandboxes/${next.body.id}`)).body.status.state === 'Running', 60_000, 200);
+    await waitFor(
+      'the second sandbox Running',
+      async () => (await stack.request('GET', `/v1/sandboxes/${next.body.id}`)).body.status.state === 'Running',
+      60_000,
+      200,
+    );
     expect(await mounts()).toEqual([expect.objectContaining({ holders: [next.body.id], state: 'Mounted' })]);
     expect(mountsUnder(mountRoot)).toHaveLength(1);
     const [container] = await stack.containers(next.body.id);

@@ -56,7 +56,8 @@ const volume = (overrides: Record<string, unknown> = {}, ossfs: Record<string, u
   },
   ...overrides,
 });
-const mounts = async () => (await stack.request('GET', '/v1/mounts')).body.items as Array<{ key: string; holders: string[]; state: string; hostPath?: string }>;
+const mounts = async () =>
+  (await stack.request('GET', '/v1/mounts')).body.items as Array<{ key: string; holders: string[]; state: string; hostPath?: string }>;
 const exec = async (sandboxId: string, script: string): Promise<{ code: number; output: string }> => {
   const [c] = await stack.containers(sandboxId);
   const e = await stack.docker.getContainer(c!.Id).exec({ Cmd: ['sh', '-c', script], AttachStdout: true, AttachStderr: true });
@@ -69,16 +70,21 @@ const exec = async (sandboxId: string, script: string): Promise<{ code: number; 
   // Docker multiplexes stdout/stderr in 8-byte-header frames.
   const raw = Buffer.concat(chunks);
   let output = '';
-  for (let i = 0; i + 8 <= raw.length; i += 8 + raw.readUInt32BE(i + 4)) output += raw.subarray(i + 8, i + 8 + raw.readUInt32BE(i + 4)).toString('utf8');
+  for (let i = 0; i + 8 <= raw.length; i += 8 + raw.readUInt32BE(i + 4))
+    output += raw.subarray(i + 8, i + 8 + raw.readUInt32BE(i + 4)).toString('utf8');
   return { code: (await e.inspect()).ExitCode ?? -1, output };
 };
 
 describe('ossfs volumes', () => {
   it('when a sandbox writes through its mount, then the object appears in the bucket, and a readOnly volume of the same mount refuses writes', async () => {
-    const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest({
-      entrypoint: ['sh', '-c', 'echo hello-bucket > /data/from-sandbox.txt; exec tail -f /dev/null'],
-      volumes: [volume(), volume({ name: 'ro', mountPath: '/ro', readOnly: true })],
-    }));
+    const created = await stack.request(
+      'POST',
+      '/v1/sandboxes',
+      sandboxRequest({
+        entrypoint: ['sh', '-c', 'echo hello-bucket > /data/from-sandbox.txt; exec tail -f /dev/null'],
+        volumes: [volume(), volume({ name: 'ro', mountPath: '/ro', readOnly: true })],
+      }),
+    );
     expect(created.body.status).toMatchObject({ state: 'Running' });
     const id: string = created.body.id;
     await waitFor('the object in the bucket', () => s3.object(BUCKET, 'pre/from-sandbox.txt'), 15_000);
@@ -121,11 +127,20 @@ describe('ossfs volumes', () => {
 
   it('when the same bucket is asked for with different credentials, then there are two mounts', async () => {
     const a = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ volumes: [volume()] }));
-    const b = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ volumes: [volume({}, { accessKeyId: 'S3RVER', accessKeySecret: 'S3RVER' })] }));
+    const b = await stack.request(
+      'POST',
+      '/v1/sandboxes',
+      sandboxRequest({ volumes: [volume({}, { accessKeyId: 'S3RVER', accessKeySecret: 'S3RVER' })] }),
+    );
     expect([a.body.status.state, b.body.status.state]).toEqual(['Running', 'Running']);
     const all = await mounts();
     expect(all).toHaveLength(2);
-    expect(all.map((m) => m.holders).flat().sort()).toEqual([a.body.id, b.body.id].sort());
+    expect(
+      all
+        .map((m) => m.holders)
+        .flat()
+        .sort(),
+    ).toEqual([a.body.id, b.body.id].sort());
     expect(mountsUnder(mountRoot)).toHaveLength(2);
     await stack.request('DELETE', `/v1/sandboxes/${a.body.id}`);
     await stack.request('DELETE', `/v1/sandboxes/${b.body.id}`);
@@ -133,7 +148,11 @@ describe('ossfs volumes', () => {
   });
 
   it('when the mount fails (nothing listens at the endpoint), then the create fails with the reason and nothing is left', async () => {
-    const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ volumes: [volume({}, { endpoint: 'http://127.0.0.1:1' })] }));
+    const created = await stack.request(
+      'POST',
+      '/v1/sandboxes',
+      sandboxRequest({ volumes: [volume({}, { endpoint: 'http://127.0.0.1:1' })] }),
+    );
     expect(created.status).toBe(202);
     expect(created.body.status).toMatchObject({ state: 'Failed', reason: 'SANDBOX::MOUNT_FAILED' });
     expect(created.body.status.message).toContain(`mounting bucket ${BUCKET}`);
@@ -147,14 +166,23 @@ describe('ossfs volumes', () => {
   });
 
   it('when a volume asks for ossfs 2.0, then ossfs2 mount runs with a 0600 config file holding the settings, removed afterwards; its failure fails the create', async () => {
-    const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest({
-      volumes: [volume({}, { version: '2.0', endpoint: 'oss-cn-hangzhou.aliyuncs.com', options: ['allow_other', 'attr_timeout=60'] })],
-    }));
+    const created = await stack.request(
+      'POST',
+      '/v1/sandboxes',
+      sandboxRequest({
+        volumes: [volume({}, { version: '2.0', endpoint: 'oss-cn-hangzhou.aliyuncs.com', options: ['allow_other', 'attr_timeout=60'] })],
+      }),
+    );
     expect(created.body.status).toMatchObject({ state: 'Failed', reason: 'SANDBOX::MOUNT_FAILED' });
     expect(created.body.status.message).toContain('ossfs2: cannot reach the bucket');
     const lines = readFileSync(join(recordDir, 'record.txt'), 'utf8').trim().split('\n');
     const config = lines[5]!.startsWith('--') ? lines.slice(5) : lines.slice(6);
-    expect(lines.slice(0, 4)).toEqual(['arg:mount', expect.stringMatching(new RegExp(`^arg:${mountRoot}/[0-9a-f]{32}$`)), 'arg:-c', expect.stringMatching(/^arg:\/.+\/credentials$/)]);
+    expect(lines.slice(0, 4)).toEqual([
+      'arg:mount',
+      expect.stringMatching(new RegExp(`^arg:${mountRoot}/[0-9a-f]{32}$`)),
+      'arg:-c',
+      expect.stringMatching(/^arg:\/.+\/credentials$/),
+    ]);
     expect(lines[4]).toBe('mode:600');
     expect(config).toEqual([
       '--oss_endpoint=oss-cn-hangzhou.aliyuncs.com',
@@ -173,16 +201,31 @@ describe('ossfs volumes', () => {
 
   it.each([
     ['an option with a leading "-"', {}, { options: ['-o allow_other'] }, 'must not start with "-"'],
-    ['an option with shell metacharacters', {}, { options: ['url=x;rm -rf /'] }, 'must not contain commas, whitespace or control characters'],
+    [
+      'an option with shell metacharacters',
+      {},
+      { options: ['url=x;rm -rf /'] },
+      'must not contain commas, whitespace or control characters',
+    ],
     ['a path-valued option (use_cache=/)', {}, { options: ['use_cache=/'] }, 'option "use_cache" is not allowed for ossfs 1.0'],
     ['another password file', {}, { options: ['passwd_file=/etc/shadow'] }, 'option "passwd_file" is not allowed'],
     ['two options in one (a comma)', {}, { options: ['use_path_request_style,allow_other'] }, 'must not contain commas'],
     ['an option not on the allowlist', {}, { options: ['frobnicate=1'] }, 'option "frobnicate" is not allowed'],
     ['an option of the other version', {}, { options: ['attr_timeout=60'] }, 'option "attr_timeout" is not allowed for ossfs 1.0'],
-    ['an ossfs 2.0 option that runs a command', {}, { version: '2.0', endpoint: 'oss-cn-hangzhou.aliyuncs.com', options: ['credential_process=/bin/sh'] }, 'not allowed for ossfs 2.0'],
+    [
+      'an ossfs 2.0 option that runs a command',
+      {},
+      { version: '2.0', endpoint: 'oss-cn-hangzhou.aliyuncs.com', options: ['credential_process=/bin/sh'] },
+      'not allowed for ossfs 2.0',
+    ],
     ['a newline in the endpoint', {}, { endpoint: 'http://127.0.0.1:1\n--credential_process=sh' }, 'control characters'],
     ['a control character in the subPath', { subPath: 'pre\n--oss_bucket=other' }, {}, 'control characters'],
-    ['a credential carrying a config line', {}, { version: '2.0', endpoint: 'oss-cn-hangzhou.aliyuncs.com', options: [], accessKeySecret: 'k\n--credential_process=/bin/sh' }, 'accessKeySecret must not contain control characters'],
+    [
+      'a credential carrying a config line',
+      {},
+      { version: '2.0', endpoint: 'oss-cn-hangzhou.aliyuncs.com', options: [], accessKeySecret: 'k\n--credential_process=/bin/sh' },
+      'accessKeySecret must not contain control characters',
+    ],
     ['an endpoint with another scheme', {}, { endpoint: 'ftp://127.0.0.1' }, 'http or https'],
     ['an endpoint with credentials', {}, { endpoint: 'http://u:p@127.0.0.1' }, 'must not carry credentials'],
     ['a missing secret', {}, { accessKeySecret: '' }, 'accessKeySecret is required'],

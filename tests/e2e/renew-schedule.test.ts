@@ -94,12 +94,18 @@ describe('renew schedules', () => {
       const r = await stack.request('PUT', `/v1/sandboxes/${id}/renew-schedule`, body);
       expect([r.status, r.body.code]).toEqual([status, code]);
     }
-    const manualPut = await stack.request('PUT', `/v1/sandboxes/${manual.body.id}/renew-schedule`, { intervalSeconds: 1, extendBySeconds: 10 });
+    const manualPut = await stack.request('PUT', `/v1/sandboxes/${manual.body.id}/renew-schedule`, {
+      intervalSeconds: 1,
+      extendBySeconds: 10,
+    });
     expect([manualPut.status, manualPut.body.code]).toEqual([409, 'SANDBOX::MANUAL_CLEANUP']);
     expect((await stack.request('PUT', `/v1/sandboxes/nope/renew-schedule`, { intervalSeconds: 1, extendBySeconds: 10 })).status).toBe(404);
     const failed = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ entrypoint: ['sh', '-c', 'exit 3'] }));
     expect(failed.body.status.state).toBe('Failed');
-    const failedPut = await stack.request('PUT', `/v1/sandboxes/${failed.body.id}/renew-schedule`, { intervalSeconds: 1, extendBySeconds: 10 });
+    const failedPut = await stack.request('PUT', `/v1/sandboxes/${failed.body.id}/renew-schedule`, {
+      intervalSeconds: 1,
+      extendBySeconds: 10,
+    });
     expect([failedPut.status, failedPut.body.code]).toEqual([409, 'SANDBOX::INVALID_STATE']);
     expect(await scheduleExists(failed.body.id)).toBe(false);
     await stack.request('DELETE', `/v1/sandboxes/${failed.body.id}`);

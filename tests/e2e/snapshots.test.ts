@@ -13,17 +13,26 @@ beforeAll(async () => {
 afterAll(async () => {
   // Snapshot images are not containers: remove what this file's snapshots left (none, if all went well).
   const images = await stack.docker.listImages({ filters: { label: [`tidebox.io/instance=${stack.instance}`] } }).catch(() => []);
-  for (const image of images) await stack.docker.getImage(image.Id).remove({ force: true }).catch(() => undefined);
+  for (const image of images)
+    await stack.docker
+      .getImage(image.Id)
+      .remove({ force: true })
+      .catch(() => undefined);
   await stack?.destroy();
 });
 
 const get = (path: string) => stack.request('GET', path);
 const snapshotState = async (id: string) => (await get(`/v1/snapshots/${id}`)).body?.status?.state;
 const settled = (id: string, timeoutMs = 60_000) =>
-  waitFor(`snapshot ${id} to settle`, async () => {
-    const r = await get(`/v1/snapshots/${id}`);
-    return ['Ready', 'Failed'].includes(r.body?.status?.state) ? r.body : undefined;
-  }, timeoutMs, 200);
+  waitFor(
+    `snapshot ${id} to settle`,
+    async () => {
+      const r = await get(`/v1/snapshots/${id}`);
+      return ['Ready', 'Failed'].includes(r.body?.status?.state) ? r.body : undefined;
+    },
+    timeoutMs,
+    200,
+  );
 
 async function sandbox(overrides: Record<string, unknown> = {}): Promise<string> {
   const r = await stack.request('POST', '/v1/sandboxes', sandboxRequest(overrides));
@@ -36,10 +45,15 @@ async function exec(sandboxId: string, cmd: string[]): Promise<number> {
   const [info] = await stack.containers(sandboxId);
   const run = await stack.docker.getContainer(info!.Id).exec({ Cmd: cmd, AttachStdout: false, AttachStderr: false });
   await run.start({ Detach: true });
-  return waitFor(`${cmd.join(' ')} to finish`, async () => {
-    const r = await run.inspect();
-    return r.Running ? undefined : (r.ExitCode ?? -1);
-  }, 10_000, 50);
+  return waitFor(
+    `${cmd.join(' ')} to finish`,
+    async () => {
+      const r = await run.inspect();
+      return r.Running ? undefined : (r.ExitCode ?? -1);
+    },
+    10_000,
+    50,
+  );
 }
 
 async function snapshot(sandboxId: string, body: unknown = {}): Promise<HttpResult> {
@@ -49,9 +63,14 @@ async function snapshot(sandboxId: string, body: unknown = {}): Promise<HttpResu
 /** The operator CLI as the README runs it (`npx tidebox …`), against this stack. */
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('npx', ['--no-install', 'tidebox', ...args], { cwd: repoRoot(), env: { ...process.env, TIDEBOX_URL: stack.baseUrl }, timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
+    execFile(
+      'npx',
+      ['--no-install', 'tidebox', ...args],
+      { cwd: repoRoot(), env: { ...process.env, TIDEBOX_URL: stack.baseUrl }, timeout: 120_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -77,20 +96,29 @@ describe('snapshot, restore, list, delete', () => {
     snapshotId = created.body.id;
     expect(created.headers.get('location')).toBe(`/v1/snapshots/${snapshotId}`);
     expect(created.body).toMatchObject({
-      sandboxId: source, name: 'before-import', status: { state: 'Creating', reason: 'snapshot_accepted' },
-      image: `tidebox-snapshots:${snapshotId}`, workflowId: `snapshot/${snapshotId}`,
+      sandboxId: source,
+      name: 'before-import',
+      status: { state: 'Creating', reason: 'snapshot_accepted' },
+      image: `tidebox-snapshots:${snapshotId}`,
+      workflowId: `snapshot/${snapshotId}`,
     });
 
     const ready = await settled(snapshotId);
     expect(ready.status).toMatchObject({ state: 'Ready', reason: 'snapshot_ready' });
     expect(ready.steps.map((s: { name: string; state: string; runs: number }) => [s.name, s.state, s.runs])).toEqual([
-      ['locate', 'done', 1], ['commit', 'done', 1], ['verify', 'done', 1],
+      ['locate', 'done', 1],
+      ['commit', 'done', 1],
+      ['verify', 'done', 1],
     ]);
     expect(await imageExists(ready.image)).toBe(true);
     // The source keeps running after the commit (Docker pauses it only while committing).
     expect((await get(`/v1/sandboxes/${source}`)).body.status.state).toBe('Running');
 
-    const restored = await stack.request('POST', '/v1/sandboxes', { snapshotId, timeout: 600, resourceLimits: { cpu: '250m', memory: '64Mi' } });
+    const restored = await stack.request('POST', '/v1/sandboxes', {
+      snapshotId,
+      timeout: 600,
+      resourceLimits: { cpu: '250m', memory: '64Mi' },
+    });
     expect(restored.status).toBe(202);
     expect(restored.body.status.state).toBe('Running');
     expect(await exec(restored.body.id, ['sh', '-c', 'test "$(cat /marker.txt)" = changed-after-start'])).toBe(0);
@@ -150,7 +178,9 @@ describe('snapshot, restore, list, delete', () => {
     expect((await snapshot('no-such-sandbox')).status).toBe(404);
     expect((await snapshot(stopped, { name: '' })).status).toBe(400);
     expect((await snapshot(stopped, { name: 'x', extra: 1 })).status).toBe(400);
-    expect((await stack.request('POST', '/v1/sandboxes', { snapshotId: 'x', image: { uri: 'busybox' }, entrypoint: ['sh'] })).status).toBe(400);
+    expect((await stack.request('POST', '/v1/sandboxes', { snapshotId: 'x', image: { uri: 'busybox' }, entrypoint: ['sh'] })).status).toBe(
+      400,
+    );
     expect((await get('/v1/snapshots')).body.pagination.totalItems).toBe(before);
     // A paused sandbox can be snapshotted (Docker commits a frozen container as it is).
     const paused = await snapshot(stopped);

@@ -43,7 +43,10 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await stack?.destroy();
-  await stack?.docker.getVolume(volumeName).remove({ force: true }).catch(() => undefined);
+  await stack?.docker
+    .getVolume(volumeName)
+    .remove({ force: true })
+    .catch(() => undefined);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -110,7 +113,12 @@ describe('isolation between tenants', () => {
       expect(got.body.message).toBe(expected.body.message.replace(missing, b));
     }
     // A WebSocket upgrade through the proxy is resolved the same way.
-    const upgrade = { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' };
+    const upgrade = {
+      Connection: 'Upgrade',
+      Upgrade: 'websocket',
+      'Sec-WebSocket-Version': '13',
+      'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+    };
     const wsForeign = await A.req('GET', `/sandboxes/${b}/proxy/${HTTP_PORT}/`, undefined, upgrade);
     const wsMissing = await A.req('GET', `/sandboxes/${missing}/proxy/${HTTP_PORT}/`, undefined, upgrade);
     expect([wsForeign.status, wsForeign.body?.code]).toEqual([404, wsMissing.body?.code]);
@@ -121,7 +129,12 @@ describe('isolation between tenants', () => {
     const events = (await B.req('GET', `/v1/sandboxes/${b}/events`)).body.events;
     expect(events.map((e: { reason: string }) => e.reason)).toEqual(['provisioning', 'started']);
     // The owner reaches its own sandbox through the proxy.
-    await waitFor('globex proxy', async () => (await B.req('GET', `/sandboxes/${b}/proxy/${HTTP_PORT}${ECHO_PATH}`)).status === 200, 15_000, 200);
+    await waitFor(
+      'globex proxy',
+      async () => (await B.req('GET', `/sandboxes/${b}/proxy/${HTTP_PORT}${ECHO_PATH}`)).status === 200,
+      15_000,
+      200,
+    );
   });
 
   it('when the admin acts, then it sees and changes any tenant’s sandbox but cannot create one', async () => {
@@ -204,14 +217,24 @@ describe('background work stays inside its tenant across restarts', () => {
     const bExpiresAt = (await B.req('GET', `/v1/sandboxes/${b}`)).body.expiresAt;
     const put = await A.req('PUT', `/v1/sandboxes/${a}/renew-schedule`, { intervalSeconds: 1, extendBySeconds: 15 });
     expect(put.status).toBe(200);
-    await waitFor('a first scheduled renewal', async () => (await A.req('GET', `/v1/sandboxes/${a}/renew-schedule`)).body.runs >= 1, 15_000, 200);
+    await waitFor(
+      'a first scheduled renewal',
+      async () => (await A.req('GET', `/v1/sandboxes/${a}/renew-schedule`)).body.runs >= 1,
+      15_000,
+      200,
+    );
 
     await Promise.all([stack.worker.kill(), stack.api.kill()]);
     stack.startWorker();
     await stack.startApi();
 
     const afterRestart = Date.parse((await A.req('GET', `/v1/sandboxes/${a}`)).body.expiresAt);
-    await waitFor('a renewal after the restart', async () => Date.parse((await A.req('GET', `/v1/sandboxes/${a}`)).body.expiresAt) > afterRestart + 1500, 20_000, 200);
+    await waitFor(
+      'a renewal after the restart',
+      async () => Date.parse((await A.req('GET', `/v1/sandboxes/${a}`)).body.expiresAt) > afterRestart + 1500,
+      20_000,
+      200,
+    );
     // globex's sandbox was never renewed by anyone and expires on time, container and all.
     await waitFor('globex expiry', async () => (await B.req('GET', `/v1/sandboxes/${b}`)).status === 404, 30_000, 200);
     expect(await stack.containers(b)).toHaveLength(0);
@@ -236,13 +259,18 @@ describe('per-tenant, per-user storage', () => {
     ...(user ? { extensions: { 'tidebox.io/user-id': user } } : {}),
   });
   const waitForFile = (path: string) =>
-    waitFor(`file ${path}`, () => {
-      try {
-        return readFileSync(path, 'utf8').trim();
-      } catch {
-        return undefined;
-      }
-    }, 15_000, 100);
+    waitFor(
+      `file ${path}`,
+      () => {
+        try {
+          return readFileSync(path, 'utf8').trim();
+        } catch {
+          return undefined;
+        }
+      },
+      15_000,
+      100,
+    );
 
   it('when two users of one tenant mount the same host subPath, then each gets their own directory, and other tenants another', async () => {
     const host = { host: { path: storage } };
@@ -263,7 +291,11 @@ describe('per-tenant, per-user storage', () => {
     expect(await waitForFile(join(volume.Mountpoint, 'acme/users/alice/work/who'))).toBe('alice');
     expect(await waitForFile(join(volume.Mountpoint, 'acme/users/default/work/who'))).toBe('nobody');
     // createIfNotExists: false on a missing volume fails the sandbox instead of creating one.
-    const strict = await A.req('POST', '/v1/sandboxes', sandboxRequest(writer('alice', { pvc: { claimName: `${volumeName}-missing`, createIfNotExists: false } })));
+    const strict = await A.req(
+      'POST',
+      '/v1/sandboxes',
+      sandboxRequest(writer('alice', { pvc: { claimName: `${volumeName}-missing`, createIfNotExists: false } })),
+    );
     expect(strict.body.status).toMatchObject({ state: 'Failed', reason: 'SANDBOX::RUNTIME_REJECTED' });
     for (const id of [alice, anonymous, strict.body.id]) await A.req('DELETE', `/v1/sandboxes/${id}`);
   });
@@ -284,10 +316,14 @@ describe('per-tenant, per-user storage', () => {
       [{ pvc: { claimName: volumeName }, subPath: 'a/../../bob' }, 'subPath'],
     ];
     for (const [volume, text] of attempts) {
-      const r = await A.req('POST', '/v1/sandboxes', sandboxRequest({
-        volumes: [{ name: 'data', mountPath: '/data', ...volume }],
-        extensions: { 'tidebox.io/user-id': 'alice' },
-      }));
+      const r = await A.req(
+        'POST',
+        '/v1/sandboxes',
+        sandboxRequest({
+          volumes: [{ name: 'data', mountPath: '/data', ...volume }],
+          extensions: { 'tidebox.io/user-id': 'alice' },
+        }),
+      );
       expect({ volume, status: r.status, code: r.body.code }).toEqual({ volume, status: 400, code: 'SANDBOX::INVALID_PARAMETER' });
       expect(r.body.message).toContain(text);
     }

@@ -70,8 +70,14 @@ describe('HTTP tenant provider through the API (real stack)', () => {
     stack = await Stack.start({
       config: {
         tenants: {
-          provider: 'http', endpoint: provider.url, ttlSeconds: 60, maxStaleSeconds: 60, timeoutSeconds: 2,
-          authHeader: 'X-Provider-Token', authToken: 'provider-secret-token', adminKeys: [ADMIN],
+          provider: 'http',
+          endpoint: provider.url,
+          ttlSeconds: 60,
+          maxStaleSeconds: 60,
+          timeoutSeconds: 2,
+          authHeader: 'X-Provider-Token',
+          authToken: 'provider-secret-token',
+          adminKeys: [ADMIN],
         },
       },
     });
@@ -164,7 +170,12 @@ describe('HTTP tenant provider cache (real HTTP server)', () => {
     expect(asked).toBeGreaterThanOrEqual(2);
     server.mode = 'hang'; // a provider that never answers counts as down too (timeout 0.5 s)
     await expect(p.authenticate(KEY_A)).resolves.toMatchObject({ tenant: 'team-a' });
-    const ended = await waitFor('stale window to end', async () => ((await codeOf(p.authenticate(KEY_A))) === 'AUTH::TENANT_PROVIDER_UNAVAILABLE' ? Date.now() : undefined), 10_000, 200);
+    const ended = await waitFor(
+      'stale window to end',
+      async () => ((await codeOf(p.authenticate(KEY_A))) === 'AUTH::TENANT_PROVIDER_UNAVAILABLE' ? Date.now() : undefined),
+      10_000,
+      200,
+    );
     // Served stale for TTL + maxStale = 3 s after caching, not less (the last stale answer came after 1.1 s).
     expect(ended - cachedAt).toBeGreaterThanOrEqual(3000);
     expect(ended - cachedAt).toBeLessThan(3000 + 1500);
@@ -192,7 +203,14 @@ describe('HTTP tenant provider cache (real HTTP server)', () => {
 
   it('when the endpoint is plain HTTP, then a warning says keys travel in clear text', () => {
     const warnings: string[] = [];
-    new HttpTenantProvider({ endpoint: server.url, ttlSeconds: 1, maxStaleSeconds: 1, timeoutSeconds: 1, adminKeys: [], log: { ...quiet, warn: (_o, m) => warnings.push(m) } });
+    new HttpTenantProvider({
+      endpoint: server.url,
+      ttlSeconds: 1,
+      maxStaleSeconds: 1,
+      timeoutSeconds: 1,
+      adminKeys: [],
+      log: { ...quiet, warn: (_o, m) => warnings.push(m) },
+    });
     expect(warnings.join()).toMatch(/not HTTPS/);
   });
 });

@@ -16,7 +16,7 @@ const run = promisify(execFile);
 
 export interface KubeResult {
   status: number;
-  body: any;  
+  body: any;
 }
 
 export class KubeTestCluster {
@@ -29,12 +29,20 @@ export class KubeTestCluster {
   static async start(): Promise<KubeTestCluster> {
     const cluster = new KubeTestCluster();
     try {
-      await run('bash', [join(repoRoot(), 'scripts/k8s-test-cluster'), 'start', cluster.stateDir], { timeout: 300_000, maxBuffer: 16 * 1024 * 1024 });
+      await run('bash', [join(repoRoot(), 'scripts/k8s-test-cluster'), 'start', cluster.stateDir], {
+        timeout: 300_000,
+        maxBuffer: 16 * 1024 * 1024,
+      });
     } catch (err) {
       await cluster.stop();
       throw err;
     }
-    const info = JSON.parse(readFileSync(join(cluster.stateDir, 'cluster.json'), 'utf8')) as { server: string; token: string; caFile: string; kubeconfig: string };
+    const info = JSON.parse(readFileSync(join(cluster.stateDir, 'cluster.json'), 'utf8')) as {
+      server: string;
+      token: string;
+      caFile: string;
+      kubeconfig: string;
+    };
     cluster.server = info.server;
     cluster.token = info.token;
     cluster.ca = readFileSync(info.caFile, 'utf8');
@@ -91,7 +99,8 @@ export class KubeTestCluster {
       const obj = doc.toJS() as { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } } | null;
       if (!obj) continue;
       const r = await this.request('POST', collectionPath(obj), obj);
-      if (r.status !== 201 && r.status !== 409) throw new Error(`creating ${obj.kind} ${obj.metadata.name}: ${r.status} ${JSON.stringify(r.body)}`);
+      if (r.status !== 201 && r.status !== 409)
+        throw new Error(`creating ${obj.kind} ${obj.metadata.name}: ${r.status} ${JSON.stringify(r.body)}`);
       made.push({ kind: obj.kind, name: obj.metadata.name });
     }
     return made;
@@ -110,7 +119,9 @@ export class KubeTestCluster {
       stringify({
         apiVersion: 'v1',
         kind: 'Config',
-        clusters: [{ name: 'test', cluster: { server: this.server, 'certificate-authority-data': Buffer.from(this.ca).toString('base64') } }],
+        clusters: [
+          { name: 'test', cluster: { server: this.server, 'certificate-authority-data': Buffer.from(this.ca).toString('base64') } },
+        ],
         users: [{ name, user: { token: r.body.status.token } }],
         contexts: [{ name: 'test', context: { cluster: 'test', user: name } }],
         'current-context': 'test',
@@ -125,7 +136,11 @@ export class KubeTestCluster {
     const r = await this.request('POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', {
       apiVersion: 'authorization.k8s.io/v1',
       kind: 'SubjectAccessReview',
-      spec: { user, groups: ['system:serviceaccounts', 'system:authenticated'], resourceAttributes: { verb, resource, ...(subresource ? { subresource } : {}), ...(namespace ? { namespace } : {}) } },
+      spec: {
+        user,
+        groups: ['system:serviceaccounts', 'system:authenticated'],
+        resourceAttributes: { verb, resource, ...(subresource ? { subresource } : {}), ...(namespace ? { namespace } : {}) },
+      },
     });
     if (r.status !== 201) throw new Error(`access review: ${r.status} ${JSON.stringify(r.body)}`);
     return r.body.status.allowed === true;
@@ -137,7 +152,7 @@ export class KubeTestCluster {
   }
 
   /** Sandbox pods of a stack (every namespace), optionally of one sandbox. */
-  async pods(instance: string, sandboxId?: string): Promise<any[]> {  
+  async pods(instance: string, sandboxId?: string): Promise<any[]> {
     const selector = encodeURIComponent(`tidebox.io/instance=${instance}${sandboxId ? `,tidebox.io/sandbox-id=${sandboxId}` : ''}`);
     const r = await this.request('GET', `/api/v1/pods?labelSelector=${selector}`);
     if (r.status !== 200) throw new Error(`listing pods: ${r.status}`);
@@ -159,11 +174,14 @@ export class KubeTestCluster {
    * The watch events of a collection since `resourceVersion`: a watch the API server ends after one
    * second, read whole (newline-delimited JSON).
    */
-  async eventsSince(path: string, resourceVersion: string): Promise<Array<{ type: string; object: any }>> {  
+  async eventsSince(path: string, resourceVersion: string): Promise<Array<{ type: string; object: any }>> {
     const r = await this.request('GET', `${path}?watch=1&resourceVersion=${resourceVersion}&timeoutSeconds=1`);
     if (r.status !== 200) throw new Error(`watching ${path}: ${r.status}`);
     const text = typeof r.body === 'string' ? r.body : JSON.stringify(r.body);
-    return text.split('\n').filter((line) => line.trim()).map((line) => JSON.parse(line));
+    return text
+      .split('\n')
+      .filter((line) => line.trim())
+      .map((line) => JSON.parse(line));
   }
 
   /** Merge-patch a pod's status (what a kubelet reports). */
@@ -173,8 +191,16 @@ export class KubeTestCluster {
 }
 
 const PLURALS: Record<string, string> = {
-  Namespace: 'namespaces', ServiceAccount: 'serviceaccounts', ConfigMap: 'configmaps', Secret: 'secrets', Service: 'services',
-  Deployment: 'deployments', ClusterRole: 'clusterroles', ClusterRoleBinding: 'clusterrolebindings', Role: 'roles', RoleBinding: 'rolebindings',
+  Namespace: 'namespaces',
+  ServiceAccount: 'serviceaccounts',
+  ConfigMap: 'configmaps',
+  Secret: 'secrets',
+  Service: 'services',
+  Deployment: 'deployments',
+  ClusterRole: 'clusterroles',
+  ClusterRoleBinding: 'clusterrolebindings',
+  Role: 'roles',
+  RoleBinding: 'rolebindings',
 };
 
 function collectionPath(obj: { apiVersion: string; kind: string; metadata: { namespace?: string } }): string {
@@ -202,7 +228,10 @@ export class FakeKubelet {
   private nextIp = 10;
   patched = 0;
 
-  constructor(private readonly cluster: KubeTestCluster, private readonly instance: string) {}
+  constructor(
+    private readonly cluster: KubeTestCluster,
+    private readonly instance: string,
+  ) {}
 
   behave(image: string, behaviour: KubeletBehaviour): void {
     this.behaviours.set(image, behaviour);
@@ -241,12 +270,22 @@ export class FakeKubelet {
 }
 
 function statusFor(behaviour: KubeletBehaviour, image: string, podIP: string): object {
-  const container = (state: object, ready: boolean) => ({ containerStatuses: [{ name: 'sandbox', image, imageID: '', ready, restartCount: 0, started: ready, state }] });
+  const container = (state: object, ready: boolean) => ({
+    containerStatuses: [{ name: 'sandbox', image, imageID: '', ready, restartCount: 0, started: ready, state }],
+  });
   switch (behaviour) {
     case 'unschedulable':
       return {
         phase: 'Pending',
-        conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available: 3 Insufficient nvidia.com/gpu.', lastTransitionTime: now() }],
+        conditions: [
+          {
+            type: 'PodScheduled',
+            status: 'False',
+            reason: 'Unschedulable',
+            message: '0/3 nodes are available: 3 Insufficient nvidia.com/gpu.',
+            lastTransitionTime: now(),
+          },
+        ],
       };
     case 'image-pull-error':
       return {

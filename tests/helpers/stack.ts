@@ -53,7 +53,7 @@ export async function waitFor<T>(
 export interface HttpResult {
   status: number;
   headers: Headers;
-  body: any;  
+  body: any;
 }
 
 export interface StackOptions {
@@ -132,7 +132,12 @@ export class Stack {
 
   /** Start (or restart) the worker, optionally with extra environment such as fault points. */
   startWorker(extraEnv: NodeJS.ProcessEnv = {}): void {
-    this.worker = new ManagedProcess('worker', join(repoRoot(), 'dist/worker/main.js'), { ...this.env, ...this.options.workerEnv, ...extraEnv }, join(this.dataDir, 'worker.log'));
+    this.worker = new ManagedProcess(
+      'worker',
+      join(repoRoot(), 'dist/worker/main.js'),
+      { ...this.env, ...this.options.workerEnv, ...extraEnv },
+      join(this.dataDir, 'worker.log'),
+    );
     this.worker.start();
   }
 
@@ -191,7 +196,10 @@ export class Stack {
     await this.worker?.stop().catch(() => undefined);
     await this.temporal?.stop().catch(() => undefined);
     for (const c of await this.containers().catch(() => [])) {
-      await this.docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+      await this.docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
     }
     if (!process.env.TIDEBOX_KEEP_TEST_DATA) rmSync(this.dataDir, { recursive: true, force: true });
   }

@@ -126,9 +126,28 @@ async function main(only = process.argv[2]): Promise<void> {
     await save('sandbox-failed-entrypoint', `sandbox/${failing}`);
 
     // A shared bucket mount: acquired, then released by the last holder.
-    const withBucket = (await req('POST', '/v1/sandboxes', sandboxRequest({
-      volumes: [{ name: 'data', mountPath: '/data', ossfs: { bucket: BUCKET, endpoint: s3.endpoint, version: '1.0', options: ['use_path_request_style'], accessKeyId: KEY_ID, accessKeySecret: SECRET } }],
-    }))).body.id;
+    const withBucket = (
+      await req(
+        'POST',
+        '/v1/sandboxes',
+        sandboxRequest({
+          volumes: [
+            {
+              name: 'data',
+              mountPath: '/data',
+              ossfs: {
+                bucket: BUCKET,
+                endpoint: s3.endpoint,
+                version: '1.0',
+                options: ['use_path_request_style'],
+                accessKeyId: KEY_ID,
+                accessKeySecret: SECRET,
+              },
+            },
+          ],
+        }),
+      )
+    ).body.id;
     const mountKey: string = (await req('GET', '/v1/mounts')).body.items[0].key;
     await req('DELETE', `/v1/sandboxes/${withBucket}`);
     await save('sandbox-with-bucket', `sandbox/${withBucket}`);

@@ -47,7 +47,9 @@ describe('workflow replay (determinism guard)', () => {
 
   it('when every recorded history is replayed against the shipped workflow bundle, then none diverges', async () => {
     // The build writes the bundle the worker loads; replay exactly that.
-    const source = existsSync(bundlePath) ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: require.resolve('../../workflows') };
+    const source = existsSync(bundlePath)
+      ? { workflowBundle: { codePath: bundlePath } }
+      : { workflowsPath: require.resolve('../../workflows') };
     const results = await replayAll(source);
     expect(results.size).toBe(histories.length);
     const failures = [...results].filter(([, err]) => err !== undefined).map(([name, err]) => `${name}: ${err!.message}`);

@@ -17,14 +17,18 @@ function fakeServices(impl: { [K in keyof ApiServices]?: Partial<ApiServices[K]>
   const calls: Calls = [];
   const group = (name: keyof ApiServices) =>
     new Proxy({} as Record<string, unknown>, {
-      get: (_target, prop: string) => async (...args: unknown[]) => {
-        calls.push({ method: `${name}.${prop}`, args });
-        const fn = (impl[name] as Record<string, ((...a: unknown[]) => unknown) | undefined> | undefined)?.[prop];
-        if (!fn) throw new Error(`unexpected call ${name}.${prop}`);
-        return fn(...args);
-      },
+      get:
+        (_target, prop: string) =>
+        async (...args: unknown[]) => {
+          calls.push({ method: `${name}.${prop}`, args });
+          const fn = (impl[name] as Record<string, ((...a: unknown[]) => unknown) | undefined> | undefined)?.[prop];
+          if (!fn) throw new Error(`unexpected call ${name}.${prop}`);
+          return fn(...args);
+        },
     });
-  const services = Object.fromEntries((['sandboxes', 'snapshots', 'mounts', 'renewSchedules', 'workflows'] as const).map((n) => [n, group(n)]));
+  const services = Object.fromEntries(
+    (['sandboxes', 'snapshots', 'mounts', 'renewSchedules', 'workflows'] as const).map((n) => [n, group(n)]),
+  );
   return { services: services as unknown as ApiServices, calls };
 }
 
@@ -54,7 +58,12 @@ afterAll(async () => {
 });
 
 const json = (body: unknown) => ({ payload: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
-const createBody = { image: { uri: 'busybox' }, entrypoint: ['sleep', '60'], timeout: 600, resourceLimits: { cpu: '500m', memory: '256Mi' } };
+const createBody = {
+  image: { uri: 'busybox' },
+  entrypoint: ['sleep', '60'],
+  timeout: 600,
+  resourceLimits: { cpu: '500m', memory: '256Mi' },
+};
 
 describe('create', () => {
   it.each([
@@ -73,7 +82,9 @@ describe('create', () => {
 
   it('when the body asks for what this server cannot honour (egress rules), then 400 UNSUPPORTED and nothing is created', async () => {
     const { services, calls } = fakeServices();
-    const res = await (await app(services)).inject({ method: 'POST', url: '/sandboxes', ...json({ ...createBody, networkPolicy: { defaultAction: 'deny' } }) });
+    const res = await (
+      await app(services)
+    ).inject({ method: 'POST', url: '/sandboxes', ...json({ ...createBody, networkPolicy: { defaultAction: 'deny' } }) });
     expect(res.statusCode).toBe(400);
     expect(res.json().code).toBe('SANDBOX::UNSUPPORTED');
     expect(calls).toEqual([]);
@@ -81,7 +92,9 @@ describe('create', () => {
 
   it('when the body is not JSON, then 400 INVALID_PARAMETER', async () => {
     const { services, calls } = fakeServices();
-    const res = await (await app(services)).inject({ method: 'POST', url: '/v1/sandboxes', payload: '{"image":', headers: { 'content-type': 'application/json' } });
+    const res = await (
+      await app(services)
+    ).inject({ method: 'POST', url: '/v1/sandboxes', payload: '{"image":', headers: { 'content-type': 'application/json' } });
     expect(res.statusCode).toBe(400);
     expect(res.json().code).toBe('SANDBOX::INVALID_PARAMETER');
     expect(calls).toEqual([]);
@@ -89,7 +102,9 @@ describe('create', () => {
 
   it('when the body is valid, then the service gets the normalised spec and the caller, and the answer is 202 with Location and workflowId', async () => {
     const { services, calls } = fakeServices({ sandboxes: { create: async () => VIEW } });
-    const res = await (await app(services)).inject({
+    const res = await (
+      await app(services)
+    ).inject({
       method: 'POST',
       url: '/v1/sandboxes',
       ...json(createBody),
@@ -108,15 +123,30 @@ describe('create', () => {
 });
 
 describe('errors', () => {
-  it.each(Object.keys(ErrorCodes) as ErrorKind[])('when a service fails with %s, then the answer carries its status and code', async (kind) => {
-    const { services } = fakeServices({ sandboxes: { get: async () => { throw new TideboxError(kind, `because ${kind}`); } } });
-    const res = await (await app(services)).inject({ method: 'GET', url: '/v1/sandboxes/sb-1' });
-    expect(res.statusCode).toBe(ErrorCodes[kind].httpStatus);
-    expect(res.json()).toEqual({ code: ErrorCodes[kind].code, message: `because ${kind}` });
-  });
+  it.each(Object.keys(ErrorCodes) as ErrorKind[])(
+    'when a service fails with %s, then the answer carries its status and code',
+    async (kind) => {
+      const { services } = fakeServices({
+        sandboxes: {
+          get: async () => {
+            throw new TideboxError(kind, `because ${kind}`);
+          },
+        },
+      });
+      const res = await (await app(services)).inject({ method: 'GET', url: '/v1/sandboxes/sb-1' });
+      expect(res.statusCode).toBe(ErrorCodes[kind].httpStatus);
+      expect(res.json()).toEqual({ code: ErrorCodes[kind].code, message: `because ${kind}` });
+    },
+  );
 
   it('when a service fails with an unexpected error, then 500 says nothing of it but the request id', async () => {
-    const { services } = fakeServices({ sandboxes: { get: async () => { throw new Error('connect ECONNREFUSED 10.0.0.7:7233 (secret internals)'); } } });
+    const { services } = fakeServices({
+      sandboxes: {
+        get: async () => {
+          throw new Error('connect ECONNREFUSED 10.0.0.7:7233 (secret internals)');
+        },
+      },
+    });
     const res = await (await app(services)).inject({ method: 'GET', url: '/v1/sandboxes/sb-1', headers: { 'x-request-id': 'req-42' } });
     expect(res.statusCode).toBe(500);
     expect(res.json()).toEqual({ code: 'SERVER::INTERNAL_ERROR', message: 'internal error; see the server log for the request id' });
@@ -136,7 +166,9 @@ describe('auth', () => {
     const { services, calls } = fakeServices({ sandboxes: { get: async () => VIEW } });
     const a = await app(services, { server: { apiKey: 'k'.repeat(32) } });
     expect((await a.inject({ method: 'GET', url: '/v1/sandboxes/sb-1' })).json().code).toBe('AUTH::MISSING_API_KEY');
-    expect((await a.inject({ method: 'GET', url: '/v1/sandboxes/sb-1', headers: { 'open-sandbox-api-key': 'x'.repeat(32) } })).statusCode).toBe(401);
+    expect(
+      (await a.inject({ method: 'GET', url: '/v1/sandboxes/sb-1', headers: { 'open-sandbox-api-key': 'x'.repeat(32) } })).statusCode,
+    ).toBe(401);
     expect(calls).toEqual([]);
     const ok = await a.inject({ method: 'GET', url: '/v1/sandboxes/sb-1', headers: { 'open-sandbox-api-key': 'k'.repeat(32) } });
     expect(ok.statusCode).toBe(200);
@@ -147,30 +179,55 @@ describe('auth', () => {
 
 describe('lifecycle routes', () => {
   it('when listing with a state the contract does not have, or too large a page, then 400; a good filter reaches the service parsed', async () => {
-    const { services, calls } = fakeServices({ sandboxes: { list: async () => ({ items: [VIEW], pagination: { page: 1, pageSize: 5, totalItems: 1, totalPages: 1, hasNextPage: false } }) } });
+    const { services, calls } = fakeServices({
+      sandboxes: {
+        list: async () => ({ items: [VIEW], pagination: { page: 1, pageSize: 5, totalItems: 1, totalPages: 1, hasNextPage: false } }),
+      },
+    });
     const a = await app(services);
     expect((await a.inject({ method: 'GET', url: '/v1/sandboxes?state=Sleeping' })).statusCode).toBe(400);
     expect((await a.inject({ method: 'GET', url: '/v1/sandboxes?pageSize=500' })).statusCode).toBe(400);
-    expect((await a.inject({ method: 'GET', url: '/v1/sandboxes?tenant=other' })).json().message).toBe('the tenant filter needs an admin key');
+    expect((await a.inject({ method: 'GET', url: '/v1/sandboxes?tenant=other' })).json().message).toBe(
+      'the tenant filter needs an admin key',
+    );
     expect(calls).toEqual([]);
-    const res = await a.inject({ method: 'GET', url: '/v1/sandboxes?state=Running,Paused&state=Failed&metadata=team%3Da%26tier%3Dgold&pageSize=5' });
+    const res = await a.inject({
+      method: 'GET',
+      url: '/v1/sandboxes?state=Running,Paused&state=Failed&metadata=team%3Da%26tier%3Dgold&pageSize=5',
+    });
     expect(res.statusCode).toBe(200);
     expect(res.json().items).toHaveLength(1);
-    expect(calls[0]!.args[1]).toEqual({ tenant: undefined, states: ['Running', 'Paused', 'Failed'], metadata: { team: 'a', tier: 'gold' }, page: 1, pageSize: 5 });
+    expect(calls[0]!.args[1]).toEqual({
+      tenant: undefined,
+      states: ['Running', 'Paused', 'Failed'],
+      metadata: { team: 'a', tier: 'gold' },
+      page: 1,
+      pageSize: 5,
+    });
   });
 
   it('when renewing with something that is not a date-time, then 400 before the service; a date-time reaches it', async () => {
-    const { services, calls } = fakeServices({ sandboxes: { renew: async (_c: unknown, _id: string, expiresAt: string) => ({ expiresAt }) } });
+    const { services, calls } = fakeServices({
+      sandboxes: { renew: async (_c: unknown, _id: string, expiresAt: string) => ({ expiresAt }) },
+    });
     const a = await app(services);
-    expect((await a.inject({ method: 'POST', url: '/v1/sandboxes/sb-1/renew-expiration', ...json({ expiresAt: 'tomorrow' }) })).statusCode).toBe(400);
+    expect(
+      (await a.inject({ method: 'POST', url: '/v1/sandboxes/sb-1/renew-expiration', ...json({ expiresAt: 'tomorrow' }) })).statusCode,
+    ).toBe(400);
     expect(calls).toEqual([]);
-    const res = await a.inject({ method: 'POST', url: '/v1/sandboxes/sb-1/renew-expiration', ...json({ expiresAt: '2030-01-01T00:00:00Z' }) });
+    const res = await a.inject({
+      method: 'POST',
+      url: '/v1/sandboxes/sb-1/renew-expiration',
+      ...json({ expiresAt: '2030-01-01T00:00:00Z' }),
+    });
     expect(res.json()).toEqual({ expiresAt: '2030-01-01T00:00:00Z' });
     expect(calls[0]!.args.slice(1)).toEqual(['sb-1', '2030-01-01T00:00:00Z']);
   });
 
   it('when pausing, then 202 with the accepted state; on the Kubernetes runtime 501 after a 404 check', async () => {
-    const { services } = fakeServices({ sandboxes: { pause: async () => ({ ...VIEW, status: { ...VIEW.status, state: 'Pausing' } }), get: async () => VIEW } });
+    const { services } = fakeServices({
+      sandboxes: { pause: async () => ({ ...VIEW, status: { ...VIEW.status, state: 'Pausing' } }), get: async () => VIEW },
+    });
     const res = await (await app(services)).inject({ method: 'POST', url: '/v1/sandboxes/sb-1/pause' });
     expect(res.statusCode).toBe(202);
     expect(res.json()).toEqual({ state: 'Pausing', workflowId: 'sandbox/sb-1' });
@@ -185,14 +242,34 @@ describe('lifecycle routes', () => {
     const a = await app(services);
     expect((await a.inject({ method: 'GET', url: '/v1/sandboxes/sb-1/endpoints/8080' })).json()).toEqual({ endpoint: '127.0.0.1:32080' });
     expect((await a.inject({ method: 'GET', url: '/v1/sandboxes/sb-1/endpoints/9999' })).json().code).toBe('SANDBOX::PORT_NOT_AVAILABLE');
-    expect((await a.inject({ method: 'GET', url: '/v1/sandboxes/sb-1/endpoints/8080?expires=60' })).json().code).toBe('SANDBOX::UNSUPPORTED');
+    expect((await a.inject({ method: 'GET', url: '/v1/sandboxes/sb-1/endpoints/8080?expires=60' })).json().code).toBe(
+      'SANDBOX::UNSUPPORTED',
+    );
     expect((await a.inject({ method: 'GET', url: '/v1/sandboxes/sb-1/endpoints/70000' })).statusCode).toBe(400);
-    const proxied = await a.inject({ method: 'GET', url: '/v1/sandboxes/sb-1/endpoints/8080?use_server_proxy=true', headers: { host: 'api.example:8080' } });
+    const proxied = await a.inject({
+      method: 'GET',
+      url: '/v1/sandboxes/sb-1/endpoints/8080?use_server_proxy=true',
+      headers: { host: 'api.example:8080' },
+    });
     expect(proxied.json()).toEqual({ endpoint: 'api.example:8080/sandboxes/sb-1/proxy/8080' });
   });
 
   it('when asking for a workflow by an encoded id, then the service gets it decoded', async () => {
-    const { services, calls } = fakeServices({ workflows: { status: async () => ({ workflowId: 'sandbox/sb-1', runId: 'r', type: 'sandboxWorkflow', status: 'RUNNING' as const, taskQueue: 'tidebox', startTime: VIEW.createdAt, closeTime: undefined, historyLength: 3, failure: undefined }) } });
+    const { services, calls } = fakeServices({
+      workflows: {
+        status: async () => ({
+          workflowId: 'sandbox/sb-1',
+          runId: 'r',
+          type: 'sandboxWorkflow',
+          status: 'RUNNING' as const,
+          taskQueue: 'tidebox',
+          startTime: VIEW.createdAt,
+          closeTime: undefined,
+          historyLength: 3,
+          failure: undefined,
+        }),
+      },
+    });
     const res = await (await app(services)).inject({ method: 'GET', url: '/v1/workflows/sandbox%2Fsb-1' });
     expect(res.statusCode).toBe(200);
     expect(calls[0]!.args[1]).toBe('sandbox/sb-1');

@@ -12,7 +12,11 @@ import { join } from 'node:path';
 const ROOT = join(__dirname, '..', '..');
 const API_KEY = 'compose-test-api-key-0123456789';
 
-interface Run { code: number; stdout: string; stderr: string }
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 /** Argument vectors only, no shell. */
 function run(file: string, args: string[], env: NodeJS.ProcessEnv = process.env, cwd = ROOT): Promise<Run> {
@@ -88,10 +92,19 @@ function fromYaml(text: string, services: string[]): ComposeModel {
   const hostIp = (p: string) => (p.split(':').length >= 3 ? p.split(':')[0]! : '');
   return {
     services,
-    images: services.map((s) => block(s).find((l) => l.startsWith('    image: '))?.slice(11) ?? ''),
+    images: services.map(
+      (s) =>
+        block(s)
+          .find((l) => l.startsWith('    image: '))
+          ?.slice(11) ?? '',
+    ),
     volumeTargets: Object.fromEntries(services.map((s) => [s, list(block(s), 'volumes').map(volumeTarget)])),
     groupAdd: Object.fromEntries(services.map((s) => [s, list(block(s), 'group_add')])),
-    publishedHostIps: services.flatMap((s) => list(block(s), 'ports').filter((p) => p.includes(':')).map(hostIp)),
+    publishedHostIps: services.flatMap((s) =>
+      list(block(s), 'ports')
+        .filter((p) => p.includes(':'))
+        .map(hostIp),
+    ),
   };
 }
 
@@ -111,7 +124,13 @@ describe('docker-compose.yml', () => {
     } else {
       const names = await run(compose.file, [...compose.pre, '-f', 'docker-compose.yml', 'config', '--services'], env);
       expect(names.code).toBe(0);
-      model = fromYaml(r.stdout, names.stdout.split('\n').map((s) => s.trim()).filter(Boolean));
+      model = fromYaml(
+        r.stdout,
+        names.stdout
+          .split('\n')
+          .map((s) => s.trim())
+          .filter(Boolean),
+      );
     }
   });
 

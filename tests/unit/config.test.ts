@@ -12,9 +12,18 @@ describe('config', () => {
   });
 
   it('when environment variables are set, then they override the file', () => {
-    const c = parseConfig(applyEnv({ server: { port: 1 }, dataDir: '/a' }, {
-      TIDEBOX_PORT: '9999', TIDEBOX_DATA_DIR: '/b', TEMPORAL_ADDRESS: 'temporal:7233', TIDEBOX_HOST: '0.0.0.0', TIDEBOX_HOST_ID: '',
-    }));
+    const c = parseConfig(
+      applyEnv(
+        { server: { port: 1 }, dataDir: '/a' },
+        {
+          TIDEBOX_PORT: '9999',
+          TIDEBOX_DATA_DIR: '/b',
+          TEMPORAL_ADDRESS: 'temporal:7233',
+          TIDEBOX_HOST: '0.0.0.0',
+          TIDEBOX_HOST_ID: '',
+        },
+      ),
+    );
     expect(c.server.port).toBe(9999);
     expect(c.server.host).toBe('0.0.0.0');
     expect(c.dataDir).toBe('/b');
@@ -67,11 +76,20 @@ describe('runtime selection', () => {
   it('when nothing is set, then sandboxes run on Docker and the Kubernetes defaults are documented ones', () => {
     const c = parseConfig({});
     expect(c.runtime.type).toBe('docker');
-    expect(c.kubernetes).toMatchObject({ namespace: 'default', hostId: 'kubernetes', provider: 'pod', readyTimeoutSeconds: 120, runAsNonRoot: false, pvcStorageSize: '1Gi' });
+    expect(c.kubernetes).toMatchObject({
+      namespace: 'default',
+      hostId: 'kubernetes',
+      provider: 'pod',
+      readyTimeoutSeconds: 120,
+      runAsNonRoot: false,
+      pvcStorageSize: '1Gi',
+    });
   });
 
   it('when the runtime comes from the environment, then kubeconfig and namespace do too', () => {
-    const c = parseConfig(applyEnv({}, { TIDEBOX_RUNTIME: 'kubernetes', TIDEBOX_KUBECONFIG: '/etc/k.conf', TIDEBOX_KUBERNETES_NAMESPACE: 'boxes' }));
+    const c = parseConfig(
+      applyEnv({}, { TIDEBOX_RUNTIME: 'kubernetes', TIDEBOX_KUBECONFIG: '/etc/k.conf', TIDEBOX_KUBERNETES_NAMESPACE: 'boxes' }),
+    );
     expect([c.runtime.type, c.kubernetes.kubeconfig, c.kubernetes.namespace]).toEqual(['kubernetes', '/etc/k.conf', 'boxes']);
   });
 

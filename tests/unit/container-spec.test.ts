@@ -21,7 +21,12 @@ describe('container spec', () => {
     const docker = parseConfig({}).docker;
     const o = buildContainerCreateOptions({ instance: 'i', sandboxId: 's1', tenant: 't', namespace: 'team-t' }, spec, docker);
     expect(o.name).toBe('tidebox-i-s1');
-    expect(o.Labels).toMatchObject({ 'tidebox.io/sandbox-id': 's1', 'tidebox.io/instance': 'i', 'tidebox.io/tenant': 't', 'tidebox.io/namespace': 'team-t' });
+    expect(o.Labels).toMatchObject({
+      'tidebox.io/sandbox-id': 's1',
+      'tidebox.io/instance': 'i',
+      'tidebox.io/tenant': 't',
+      'tidebox.io/namespace': 'team-t',
+    });
     expect(o.HostConfig).toMatchObject({
       Privileged: false,
       NanoCpus: 500_000_000,

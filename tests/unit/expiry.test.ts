@@ -12,8 +12,16 @@ describe('the expiry rule (core/expiry.ts)', () => {
   });
 
   it('when a renewal is not in the future, earlier than the current expiresAt or beyond the cap from now, then it is refused saying why', () => {
-    expect(judgeRenewal(at(60), at(0), NOW, policy)).toEqual({ ok: false, kind: 'INVALID_EXPIRATION', message: 'expiresAt must be in the future' });
-    expect(judgeRenewal(at(600), at(300), NOW, policy)).toMatchObject({ ok: false, kind: 'INVALID_EXPIRATION', message: `expiresAt must not be earlier than the current expiresAt ${at(600)}` });
+    expect(judgeRenewal(at(60), at(0), NOW, policy)).toEqual({
+      ok: false,
+      kind: 'INVALID_EXPIRATION',
+      message: 'expiresAt must be in the future',
+    });
+    expect(judgeRenewal(at(600), at(300), NOW, policy)).toMatchObject({
+      ok: false,
+      kind: 'INVALID_EXPIRATION',
+      message: `expiresAt must not be earlier than the current expiresAt ${at(600)}`,
+    });
     expect(judgeRenewal(at(60), at(3601), NOW, policy)).toEqual({
       ok: false,
       kind: 'INVALID_EXPIRATION',
@@ -36,6 +44,8 @@ describe('the expiry rule (core/expiry.ts)', () => {
     expect(renewScheduleProblem({ intervalSeconds: 60, extendBySeconds: 120 }, NOW, policy)).toBeUndefined();
     expect(renewScheduleProblem({ intervalSeconds: 60, extendBySeconds: 60 }, NOW, policy)).toMatch(/greater than intervalSeconds/);
     expect(renewScheduleProblem({ intervalSeconds: 60, extendBySeconds: 3601 }, NOW, policy)).toMatch(/at most 3600/);
-    expect(renewScheduleProblem({ intervalSeconds: 60, extendBySeconds: 120, until: at(0) }, NOW, policy)).toBe('until must be in the future');
+    expect(renewScheduleProblem({ intervalSeconds: 60, extendBySeconds: 120, until: at(0) }, NOW, policy)).toBe(
+      'until must be in the future',
+    );
   });
 });

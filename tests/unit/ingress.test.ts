@@ -48,7 +48,9 @@ describe('ingress configuration rules', () => {
 
   it('when ports are published on a wildcard address without an advertised host, then start-up fails', () => {
     expect(() => parseConfig({ docker: { publishHost: '0.0.0.0' } })).toThrow(/docker.endpointHost: required/);
-    expect(parseConfig({ docker: { publishHost: '0.0.0.0', endpointHost: 'box.example.com' } }).docker.endpointHost).toBe('box.example.com');
+    expect(parseConfig({ docker: { publishHost: '0.0.0.0', endpointHost: 'box.example.com' } }).docker.endpointHost).toBe(
+      'box.example.com',
+    );
   });
 });
 
@@ -69,7 +71,10 @@ describe('endpoint formatting', () => {
       headers: { 'OpenSandbox-Ingress-To': 'sb1-8080' },
     });
     const ingress = { mode: 'gateway', gateway: { address: 'gw.example.com', route: { mode: 'uri' } } } as IngressConfig;
-    expect(resolveEndpoint({ ingress, local, sandbox: { id: 'sb1' }, port: 3000 })).toEqual({ ok: true, endpoint: { endpoint: 'gw.example.com/sb1/3000' } });
+    expect(resolveEndpoint({ ingress, local, sandbox: { id: 'sb1' }, port: 3000 })).toEqual({
+      ok: true,
+      endpoint: { endpoint: 'gw.example.com/sb1/3000' },
+    });
   });
 
   it('when direct on bridge networking, then a published port maps to host:hostPort and others are not available', () => {
@@ -87,7 +92,10 @@ describe('endpoint formatting', () => {
     const onHost = { id: 'sb1', hostId: 'a', network: { hostNetwork: true, ports: { '9000': 9000 }, host: '::1' } };
     expect(resolveEndpoint({ ...direct, sandbox: onHost, port: 9000 })).toMatchObject({ ok: true, endpoint: { endpoint: '[::1]:9000' } });
     // Anything else on the host (its Temporal UI, say) is not the sandbox's to hand out.
-    expect(resolveEndpoint({ ...direct, sandbox: onHost, port: 8233 })).toMatchObject({ ok: false, reason: expect.stringContaining('not declared') });
+    expect(resolveEndpoint({ ...direct, sandbox: onHost, port: 8233 })).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('not declared'),
+    });
   });
 
   it('when the sandbox runs on another host, then its advertised address is used, and loopback there is not proxied from here', () => {
@@ -103,6 +111,9 @@ describe('endpoint formatting', () => {
   });
 
   it('when the sandbox is not running, then there is no endpoint', () => {
-    expect(resolveEndpoint({ ...direct, sandbox: { id: 'sb1' }, port: 8080 })).toMatchObject({ ok: false, reason: expect.stringContaining('not running') });
+    expect(resolveEndpoint({ ...direct, sandbox: { id: 'sb1' }, port: 8080 })).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('not running'),
+    });
   });
 });

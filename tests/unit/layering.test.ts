@@ -41,17 +41,32 @@ const violations = [
   ['api/routes/violation.ts', "import { sandboxWorkflow } from '../../workflows/sandbox';", 'api/ must not import workflows/'],
   ['api/violation.ts', "import '../worker/main';", 'api/ must not import worker/'],
   ['worker/violation.ts', "import { buildApp } from '../api/app';", 'worker/ must not import api/'],
-  ['workflows/violation.ts', "import { createContainerRuntime } from '../activities/docker/container-runtime';", 'workflows/ must not import activities/'],
+  [
+    'workflows/violation.ts',
+    "import { createContainerRuntime } from '../activities/docker/container-runtime';",
+    'workflows/ must not import activities/',
+  ],
   ['workflows/violation.ts', "import { readFileSync } from 'node:fs';", 'workflows/ must not use node:fs'],
-  ['workflows/sandbox/violation.ts', "import { payloadCodecsFor } from '../../platform/payload-codec';", 'workflows/ must not import platform/'],
+  [
+    'workflows/sandbox/violation.ts',
+    "import { payloadCodecsFor } from '../../platform/payload-codec';",
+    'workflows/ must not import platform/',
+  ],
   ['activities/violation.ts', "import { sandboxWorkflow } from '../workflows/sandbox';", 'activities/ must not import workflows/'],
   ['core/violation.ts', "import { LABELS } from '../contracts/labels';", 'core/ must not import contracts/'],
   ['core/violation.ts', "import Dockerode from 'dockerode';", 'core/ must not use dockerode'],
   ['contracts/violation.ts', "import { loadKubeConfig } from '../platform/kube';", 'contracts/ must not import platform/'],
-  ['api/routes/violation.ts', "import { Client } from '@temporalio/client';", 'only api/temporal/ (and api/main.ts) use the Temporal client'],
+  [
+    'api/routes/violation.ts',
+    "import { Client } from '@temporalio/client';",
+    'only api/temporal/ (and api/main.ts) use the Temporal client',
+  ],
   ['api/violation.ts', "export const load = () => import('../activities/kubernetes/host');", 'api/ must not import activities/'],
 ].map(([file, code, message]) => ({ file: file!, code: code!, message: message!, result: lint(file!, `${code}\nexport {};\n`) }));
-const apiToActivities = lint('api/violation.ts', "import { createMessagingActivities } from '../activities/messaging';\nexport const a = createMessagingActivities;\n");
+const apiToActivities = lint(
+  'api/violation.ts',
+  "import { createMessagingActivities } from '../activities/messaging';\nexport const a = createMessagingActivities;\n",
+);
 const fine = lint(
   'api/routes/fine.ts',
   [
@@ -67,7 +82,12 @@ const longProduct = lint('core/long.ts', LONG);
 const longTest = lint('tests/unit/long.test.ts', LONG);
 
 beforeAll(() => {
-  const run = spawnSync(process.execPath, ['--input-type=module', '-e', LINT_SCRIPT], { cwd: repoRoot(), input: JSON.stringify(cases), encoding: 'utf8', timeout: 90_000 });
+  const run = spawnSync(process.execPath, ['--input-type=module', '-e', LINT_SCRIPT], {
+    cwd: repoRoot(),
+    input: JSON.stringify(cases),
+    encoding: 'utf8',
+    timeout: 90_000,
+  });
   if (run.status !== 0) throw new Error(`eslint failed (exit ${run.status}): ${run.stderr}`);
   reports = JSON.parse(run.stdout) as LintMessage[][];
 }, 120_000);
@@ -75,7 +95,12 @@ beforeAll(() => {
 describe('layering (npm run lint)', () => {
   it('when api/ imports activities/, then the lint fails naming the rule that forbids it', () => {
     expect(apiToActivities()).toEqual([
-      expect.objectContaining({ ruleId: 'tidebox/layers', message: expect.stringContaining('api/ must not import activities/ (activities/messaging.ts): every effect goes through a workflow') }),
+      expect.objectContaining({
+        ruleId: 'tidebox/layers',
+        message: expect.stringContaining(
+          'api/ must not import activities/ (activities/messaging.ts): every effect goes through a workflow',
+        ),
+      }),
     ]);
   });
 
@@ -88,7 +113,9 @@ describe('layering (npm run lint)', () => {
   });
 
   it('when a change closes an import cycle, then the lint fails showing the circle', () => {
-    expect(cycle()).toContainEqual(expect.objectContaining({ ruleId: 'tidebox/no-cycle', message: 'import cycle: core/errors.ts → core/storage.ts → core/errors.ts' }));
+    expect(cycle()).toContainEqual(
+      expect.objectContaining({ ruleId: 'tidebox/no-cycle', message: 'import cycle: core/errors.ts → core/storage.ts → core/errors.ts' }),
+    );
   });
 
   it('when a product file grows past 400 lines, then the lint fails; test files may', () => {

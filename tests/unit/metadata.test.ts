@@ -1,14 +1,12 @@
 import { applyMetadataPatch, metadataPatchProblems, metadataProblems } from '../../core/metadata';
 
 describe('metadata rules (Kubernetes labels)', () => {
-  it.each([
-    [{ team: 'core' }],
-    [{ 'example.com/team': 'core-1_a.b' }],
-    [{ a: '' }],
-    [{ ['k'.repeat(63)]: 'v'.repeat(63) }],
-  ])('when metadata is %j, then it is valid', (metadata) => {
-    expect(metadataProblems(metadata)).toEqual([]);
-  });
+  it.each([[{ team: 'core' }], [{ 'example.com/team': 'core-1_a.b' }], [{ a: '' }], [{ ['k'.repeat(63)]: 'v'.repeat(63) }]])(
+    'when metadata is %j, then it is valid',
+    (metadata) => {
+      expect(metadataProblems(metadata)).toEqual([]);
+    },
+  );
 
   it.each([
     [{ 'opensandbox.io/x': 'y' }, 'reserved prefix'],

@@ -1,4 +1,15 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { execFileSync, spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +30,13 @@ import {
 import { normalizeCreateRequest } from '../../core/create-request';
 import { createSandboxRequestSchema } from '../../core/schemas';
 import { createFaults } from '../../activities/faults';
-import { createMountActivities, mountAt, prepareMountRoot, readableWithin, sweepMountSecrets } from '../../activities/ossfs/mount-activities';
+import {
+  createMountActivities,
+  mountAt,
+  prepareMountRoot,
+  readableWithin,
+  sweepMountSecrets,
+} from '../../activities/ossfs/mount-activities';
 
 const source = (overrides: Partial<OssfsSource> = {}): OssfsSource => ({
   bucket: 'my-bucket',
@@ -169,15 +186,21 @@ describe('ossfs prefixes and credentials', () => {
 
   it('when a whole source is checked, then every bad field is reported, and a good one has no problem', () => {
     expect(ossfsSourceProblems(source())).toEqual([]);
-    expect(ossfsSourceProblems(source({ version: '2.0', endpoint: 'oss-cn-hangzhou.aliyuncs.com', options: ['allow_other', 'attr_timeout=60'] }))).toEqual([]);
-    const problems = ossfsSourceProblems(source({
-      bucket: 'Bad_Bucket',
-      endpoint: 'http://x\n--credential_process=sh',
-      prefix: 'a\nb',
-      options: ['use_cache=/'],
-      accessKeyId: 'a:b',
-      accessKeySecret: 's\n',
-    }));
+    expect(
+      ossfsSourceProblems(
+        source({ version: '2.0', endpoint: 'oss-cn-hangzhou.aliyuncs.com', options: ['allow_other', 'attr_timeout=60'] }),
+      ),
+    ).toEqual([]);
+    const problems = ossfsSourceProblems(
+      source({
+        bucket: 'Bad_Bucket',
+        endpoint: 'http://x\n--credential_process=sh',
+        prefix: 'a\nb',
+        options: ['use_cache=/'],
+        accessKeyId: 'a:b',
+        accessKeySecret: 's\n',
+      }),
+    );
     expect(problems).toHaveLength(6);
     expect(problems.join('\n')).toMatch(/bucket.*\n.*endpoint.*\n.*subPath.*\n.*use_cache.*\n.*accessKeyId.*\n.*accessKeySecret/);
     expect(ossfsSourceProblems(source({ version: '3.0' as never }))).toEqual(['version must be "1.0" or "2.0"']);
@@ -191,8 +214,18 @@ describe('ossfs volumes at the API (request normalisation)', () => {
   const schema = createSandboxRequestSchema(limits);
   const rejection = (ossfs: Record<string, unknown>, volume: Record<string, unknown> = {}): TideboxError => {
     const body = {
-      image: { uri: 'busybox' }, entrypoint: ['sh'], timeout: 600,
-      volumes: [{ name: 'v', mountPath: '/v', subPath: 'pre', ...volume, ossfs: { bucket: 'bkt', endpoint: 'oss.example.com', accessKeyId: 'a', accessKeySecret: 's', version: '1.0', ...ossfs } }],
+      image: { uri: 'busybox' },
+      entrypoint: ['sh'],
+      timeout: 600,
+      volumes: [
+        {
+          name: 'v',
+          mountPath: '/v',
+          subPath: 'pre',
+          ...volume,
+          ossfs: { bucket: 'bkt', endpoint: 'oss.example.com', accessKeyId: 'a', accessKeySecret: 's', version: '1.0', ...ossfs },
+        },
+      ],
     };
     try {
       normalizeCreateRequest(schema.parse(body), limits, { tenant: 'acme', mountKeyOf: () => '0'.repeat(32) });
@@ -272,7 +305,9 @@ describe('mount host helpers', () => {
     symlinkSync(join(dir, 'unrelated-dir'), join(dir, 'tidebox-mount-link'));
 
     const removed = await sweepMountSecrets(dir);
-    expect(removed.map((p) => p.slice(dir.length + 1)).sort()).toEqual([`tidebox-mount-${dead.pid}-abc123`, 'tidebox-mount-Xy12Zq', stale].sort());
+    expect(removed.map((p) => p.slice(dir.length + 1)).sort()).toEqual(
+      [`tidebox-mount-${dead.pid}-abc123`, 'tidebox-mount-Xy12Zq', stale].sort(),
+    );
     expect(readdirSync(dir).sort()).toEqual([`tidebox-mount-${process.pid}-live01`, 'tidebox-mount-link', 'unrelated-dir'].sort());
   });
 });
@@ -286,18 +321,20 @@ describe('mount activities', () => {
   let calls: string;
   const beats: unknown[] = [];
   const KEY = 'ab'.repeat(16);
-  const canMount = process.getuid?.() === 0 && (() => {
-    const probe = mkdtempSync(join(tmpdir(), 'tidebox-unit-canmount-'));
-    try {
-      execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', probe], { stdio: 'ignore' });
-      execFileSync('umount', [probe], { stdio: 'ignore' });
-      return true;
-    } catch {
-      return false;
-    } finally {
-      rmSync(probe, { recursive: true, force: true });
-    }
-  })();
+  const canMount =
+    process.getuid?.() === 0 &&
+    (() => {
+      const probe = mkdtempSync(join(tmpdir(), 'tidebox-unit-canmount-'));
+      try {
+        execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', probe], { stdio: 'ignore' });
+        execFileSync('umount', [probe], { stdio: 'ignore' });
+        return true;
+      } catch {
+        return false;
+      } finally {
+        rmSync(probe, { recursive: true, force: true });
+      }
+    })();
   const itMounting = canMount ? it : it.skip;
 
   const script = (name: string, body: string) => {
@@ -325,7 +362,9 @@ describe('mount activities', () => {
 
   /** Run `fn` as attempt `attempt` of an activity. */
   const inActivity = <T>(fn: () => Promise<T>, attempt = 1, controller = new AbortController()): Promise<T> => {
-    const cancelled = new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(new Error('activity cancelled'))));
+    const cancelled = new Promise<never>((_, reject) =>
+      controller.signal.addEventListener('abort', () => reject(new Error('activity cancelled'))),
+    );
     cancelled.catch(() => undefined);
     const noop = () => undefined;
     const logger = { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: noop };
@@ -350,7 +389,11 @@ describe('mount activities', () => {
     throw new Error('expected a failure');
   };
   const recorded = () => (existsSync(calls) ? readFileSync(calls, 'utf8').trim().split('\n') : []);
-  const mountsBelow = (root: string) => readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(`${root}/`));
+  const mountsBelow = (root: string) =>
+    readFileSync('/proc/mounts', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[1] ?? '')
+      .filter((m) => m.startsWith(`${root}/`));
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'tidebox-unit-activities-'));
@@ -371,7 +414,11 @@ describe('mount activities', () => {
     ['a newline in the prefix', { prefix: 'pre\n--oss_bucket=other' }, 'control characters'],
     ['a newline in the key id', { accessKeyId: 'AK\nID' }, 'accessKeyId must not contain'],
     ['a ":" in the key id', { accessKeyId: 'AK:ID' }, 'accessKeyId must not contain'],
-    ['a newline in the secret', { accessKeySecret: 'x\n--credential_process=sh', version: '2.0' as const }, 'accessKeySecret must not contain'],
+    [
+      'a newline in the secret',
+      { accessKeySecret: 'x\n--credential_process=sh', version: '2.0' as const },
+      'accessKeySecret must not contain',
+    ],
   ])('when the source has %s, then mountBucket refuses it (non-retryable) and runs nothing', async (_what, overrides, message) => {
     const failure = await failureOf(inActivity(() => activities().mountBucket({ key: KEY, source: source(overrides) })));
     expect(failure).toBeInstanceOf(ApplicationFailure);
@@ -407,7 +454,9 @@ describe('mount activities', () => {
   });
 
   it('when two attempts mount the same path at once, then they run one after the other', async () => {
-    const a = activities({ v2Binary: script('ossfs2-slow', `echo start >> ${join(dir, 'order')}; sleep 0.5; echo end >> ${join(dir, 'order')}; exit 3`) });
+    const a = activities({
+      v2Binary: script('ossfs2-slow', `echo start >> ${join(dir, 'order')}; sleep 0.5; echo end >> ${join(dir, 'order')}; exit 3`),
+    });
     const attempt = () => failureOf(inActivity(() => a.mountBucket({ key: KEY, source: source({ version: '2.0', options: [] }) })));
     const [x, y] = await Promise.all([attempt(), attempt()]);
     expect([x.message, y.message]).toEqual([expect.stringContaining('exit 3'), expect.stringContaining('exit 3')]);
@@ -418,7 +467,8 @@ describe('mount activities', () => {
     const a = activities({ v2Binary: script('ossfs2-hangs', 'exec sleep 60'), mountTimeoutSeconds: 60 });
     const running = new AbortController();
     const waiting = new AbortController();
-    const mount = (controller: AbortController) => failureOf(inActivity(() => a.mountBucket({ key: KEY, source: source({ version: '2.0', options: [] }) }), 1, controller));
+    const mount = (controller: AbortController) =>
+      failureOf(inActivity(() => a.mountBucket({ key: KEY, source: source({ version: '2.0', options: [] }) }), 1, controller));
     const first = mount(running);
     const second = mount(waiting);
     await new Promise((r) => setTimeout(r, 300));
@@ -431,27 +481,34 @@ describe('mount activities', () => {
     expect(recorded()).toHaveLength(1);
   });
 
-  itMounting('when a bucket is mounted, then a second mount adopts it; the first unmount attempt uses fusermount -u, a retry detaches lazily', async () => {
-    const a = activities();
-    const first = await inActivity(() => a.mountBucket({ key: KEY, source: source() }));
-    const root = join(dir, 'mounts');
-    expect(first).toEqual({ hostPath: join(root, KEY), adopted: false });
-    expect(mountsBelow(dir)).toEqual([join(root, KEY)]);
-    const [call] = recorded();
-    expect(call).toMatch(new RegExp(`^ossfs my-bucket:/pre ${root}/${KEY} -o url=http://127.0.0.1:9000 -o passwd_file=/.+/credentials -o use_path_request_style$`));
-    expect(await inActivity(() => a.mountBucket({ key: KEY, source: source() }))).toEqual({ hostPath: join(root, KEY), adopted: true });
-    expect(recorded()).toHaveLength(1);
+  itMounting(
+    'when a bucket is mounted, then a second mount adopts it; the first unmount attempt uses fusermount -u, a retry detaches lazily',
+    async () => {
+      const a = activities();
+      const first = await inActivity(() => a.mountBucket({ key: KEY, source: source() }));
+      const root = join(dir, 'mounts');
+      expect(first).toEqual({ hostPath: join(root, KEY), adopted: false });
+      expect(mountsBelow(dir)).toEqual([join(root, KEY)]);
+      const [call] = recorded();
+      expect(call).toMatch(
+        new RegExp(
+          `^ossfs my-bucket:/pre ${root}/${KEY} -o url=http://127.0.0.1:9000 -o passwd_file=/.+/credentials -o use_path_request_style$`,
+        ),
+      );
+      expect(await inActivity(() => a.mountBucket({ key: KEY, source: source() }))).toEqual({ hostPath: join(root, KEY), adopted: true });
+      expect(recorded()).toHaveLength(1);
 
-    expect(await inActivity(() => a.unmountBucket({ key: KEY }))).toEqual({ unmounted: true });
-    expect(recorded()[1]).toBe(`fusermount -u ${root}/${KEY}`);
-    expect(mountsBelow(dir)).toEqual([]);
-    expect(existsSync(join(root, KEY))).toBe(false);
+      expect(await inActivity(() => a.unmountBucket({ key: KEY }))).toEqual({ unmounted: true });
+      expect(recorded()[1]).toBe(`fusermount -u ${root}/${KEY}`);
+      expect(mountsBelow(dir)).toEqual([]);
+      expect(existsSync(join(root, KEY))).toBe(false);
 
-    await inActivity(() => a.mountBucket({ key: KEY, source: source() }));
-    expect(await inActivity(() => a.unmountBucket({ key: KEY }), 2)).toEqual({ unmounted: true });
-    expect(recorded()[3]).toBe(`fusermount -uz ${root}/${KEY}`);
-    expect(await inActivity(() => a.unmountBucket({ key: KEY }), 3)).toEqual({ unmounted: false });
-  });
+      await inActivity(() => a.mountBucket({ key: KEY, source: source() }));
+      expect(await inActivity(() => a.unmountBucket({ key: KEY }), 2)).toEqual({ unmounted: true });
+      expect(recorded()[3]).toBe(`fusermount -uz ${root}/${KEY}`);
+      expect(await inActivity(() => a.unmountBucket({ key: KEY }), 3)).toEqual({ unmounted: false });
+    },
+  );
 
   itMounting('when a mount command times out but its daemon mounted anyway, then the orphan is detached before the failure', async () => {
     const a = activities({ v1Binary: script('ossfs-orphans', 'mount -t tmpfs tmpfs "$2"; exec sleep 60'), mountTimeoutSeconds: 1 });

@@ -35,7 +35,13 @@ describe('payload codec', () => {
 
 describe('mount keys', () => {
   const source: OssfsSource = {
-    bucket: 'b', endpoint: 'oss.example.com', version: '1.0', prefix: 'p', options: ['a', 'b=1'], accessKeyId: 'id', accessKeySecret: 's',
+    bucket: 'b',
+    endpoint: 'oss.example.com',
+    version: '1.0',
+    prefix: 'p',
+    options: ['a', 'b=1'],
+    accessKeyId: 'id',
+    accessKeySecret: 's',
   };
   const key = randomBytes(32);
 

@@ -1,5 +1,14 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { buildClaim, buildPod, buildPullSecret, deepMerge, hostVolumeSource, METADATA_ANNOTATION, podProgress, registryOf } from '../../activities/kubernetes/pod-spec';
+import {
+  buildClaim,
+  buildPod,
+  buildPullSecret,
+  deepMerge,
+  hostVolumeSource,
+  METADATA_ANNOTATION,
+  podProgress,
+  registryOf,
+} from '../../activities/kubernetes/pod-spec';
 import { parseConfig } from '../../core/config';
 import { normalizeCreateRequest } from '../../core/create-request';
 import { createSandboxRequestSchema } from '../../core/schemas';
@@ -11,21 +20,39 @@ const id = { sandboxId: '0b5c6e0e-1111-4222-8333-444455556666', tenant: 'acme', 
 const settings = { instance: 'tidebox', runAsNonRoot: false, ports: [44772, 8080], allowedHostPaths: ['/srv/data'] };
 
 function specOf(body: Record<string, unknown>, extra: Partial<Parameters<typeof normalizeCreateRequest>[2]> = {}): SandboxSpec {
-  return normalizeCreateRequest(schema.parse({ image: { uri: 'busybox:1.36' }, entrypoint: ['sleep', '3600'], extensions: { 'tidebox.io/user-id': 'alice' }, ...body }), config.sandbox, {
-    tenant: 'acme',
-    runtime: 'kubernetes',
-    payloadsEncrypted: true,
-    ...extra,
-  });
+  return normalizeCreateRequest(
+    schema.parse({ image: { uri: 'busybox:1.36' }, entrypoint: ['sleep', '3600'], extensions: { 'tidebox.io/user-id': 'alice' }, ...body }),
+    config.sandbox,
+    {
+      tenant: 'acme',
+      runtime: 'kubernetes',
+      payloadsEncrypted: true,
+      ...extra,
+    },
+  );
 }
 
 describe('the sandbox pod', () => {
   it('when a sandbox is built into a pod, then it has the name, labels, resources, security context and restart policy', () => {
-    const pod = buildPod(id, specOf({ resourceLimits: { cpu: '500m', memory: '256Mi', gpu: '1' }, env: { A: '1' }, metadata: { team: 'ml', note: 'free text value' } }), settings);
+    const pod = buildPod(
+      id,
+      specOf({
+        resourceLimits: { cpu: '500m', memory: '256Mi', gpu: '1' },
+        env: { A: '1' },
+        metadata: { team: 'ml', note: 'free text value' },
+      }),
+      settings,
+    );
     expect(pod.metadata).toMatchObject({
       name: `sandbox-${id.sandboxId}`,
       namespace: 'team-acme',
-      labels: { 'tidebox.io/sandbox-id': id.sandboxId, 'tidebox.io/tenant': 'acme', 'tidebox.io/instance': 'tidebox', 'tidebox.io/user-id': 'alice', team: 'ml' },
+      labels: {
+        'tidebox.io/sandbox-id': id.sandboxId,
+        'tidebox.io/tenant': 'acme',
+        'tidebox.io/instance': 'tidebox',
+        'tidebox.io/user-id': 'alice',
+        team: 'ml',
+      },
     });
     // A value that is not a label value stays out of the labels but is kept in the annotation.
     expect(pod.metadata!.labels).not.toHaveProperty('note');
@@ -36,8 +63,15 @@ describe('the sandbox pod', () => {
       requests: { cpu: '500m', memory: '256Mi', 'nvidia.com/gpu': '1' },
       limits: { cpu: '500m', memory: '256Mi', 'nvidia.com/gpu': '1' },
     });
-    expect(c.securityContext).toEqual({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
-    expect(c.ports).toEqual([{ containerPort: 44772, protocol: 'TCP' }, { containerPort: 8080, protocol: 'TCP' }]);
+    expect(c.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(c.ports).toEqual([
+      { containerPort: 44772, protocol: 'TCP' },
+      { containerPort: 8080, protocol: 'TCP' },
+    ]);
     expect(pod.spec).toMatchObject({ restartPolicy: 'Never', automountServiceAccountToken: false, enableServiceLinks: false });
     expect(pod.spec!.imagePullSecrets).toBeUndefined();
   });
@@ -49,13 +83,23 @@ describe('the sandbox pod', () => {
   });
 
   it('when a pvc volume is requested, then the claim is mounted with the subPath scoped under tenant and user', () => {
-    const pod = buildPod(id, specOf({ volumes: [{ name: 'work', mountPath: '/work', subPath: 'proj', pvc: { claimName: 'shared' } }] }), settings);
+    const pod = buildPod(
+      id,
+      specOf({ volumes: [{ name: 'work', mountPath: '/work', subPath: 'proj', pvc: { claimName: 'shared' } }] }),
+      settings,
+    );
     expect(pod.spec!.volumes).toEqual([{ name: 'pvc-0', persistentVolumeClaim: { claimName: 'shared', readOnly: false } }]);
-    expect(pod.spec!.containers[0]!.volumeMounts).toEqual([{ name: 'pvc-0', mountPath: '/work', readOnly: false, subPath: 'acme/users/alice/proj' }]);
+    expect(pod.spec!.containers[0]!.volumeMounts).toEqual([
+      { name: 'pvc-0', mountPath: '/work', readOnly: false, subPath: 'acme/users/alice/proj' },
+    ]);
   });
 
   it("when a host volume is requested, then the hostPath is the user's area (created on the node) and the rest a subPath the kubelet confines to it", () => {
-    const pod = buildPod(id, specOf({ volumes: [{ name: 'h', mountPath: '/h', readOnly: true, subPath: 'x/y', host: { path: '/srv/data' } }] }), settings);
+    const pod = buildPod(
+      id,
+      specOf({ volumes: [{ name: 'h', mountPath: '/h', readOnly: true, subPath: 'x/y', host: { path: '/srv/data' } }] }),
+      settings,
+    );
     expect(pod.spec!.volumes).toEqual([{ name: 'host-0', hostPath: { path: '/srv/data/acme/users/alice', type: 'DirectoryOrCreate' } }]);
     expect(pod.spec!.containers[0]!.volumeMounts).toEqual([{ name: 'host-0', mountPath: '/h', readOnly: true, subPath: 'x/y' }]);
     const whole = buildPod(id, specOf({ volumes: [{ name: 'h', mountPath: '/h', host: { path: '/srv/data' } }] }), settings);
@@ -66,7 +110,11 @@ describe('the sandbox pod', () => {
     const legacy = { ...settings, allowedHostPaths: ['/srv/other', '/srv/data'] };
     const v = { name: 'h', hostPath: '/srv/data/shared/x', mountPath: '/h', readOnly: false };
     expect(hostVolumeSource(v, legacy.allowedHostPaths)).toEqual({ path: '/srv/data', type: 'Directory', subPath: 'shared/x' });
-    expect(hostVolumeSource({ ...v, hostPath: '/srv/data' }, legacy.allowedHostPaths)).toEqual({ path: '/srv/data', type: 'Directory', subPath: '' });
+    expect(hostVolumeSource({ ...v, hostPath: '/srv/data' }, legacy.allowedHostPaths)).toEqual({
+      path: '/srv/data',
+      type: 'Directory',
+      subPath: '',
+    });
     expect(hostVolumeSource({ ...v, hostPath: '/x/y' }, ['/'])).toEqual({ path: '/', type: 'Directory', subPath: 'x/y' });
     expect(() => hostVolumeSource({ ...v, hostPath: '/etc' }, legacy.allowedHostPaths)).toThrow(/outside the allowed host paths/);
   });
@@ -85,9 +133,15 @@ describe('the sandbox pod', () => {
     expect(pod.spec!.imagePullSecrets).toEqual([{ name: `sandbox-${id.sandboxId}-pull` }]);
     const secret = buildPullSecret(id, 'tidebox', spec.image.uri, spec.imageAuth!, { name: pod.metadata!.name!, uid: 'uid-1' });
     expect(secret.type).toBe('kubernetes.io/dockerconfigjson');
-    expect(secret.metadata!.ownerReferences).toEqual([{ apiVersion: 'v1', kind: 'Pod', name: pod.metadata!.name, uid: 'uid-1', blockOwnerDeletion: false }]);
+    expect(secret.metadata!.ownerReferences).toEqual([
+      { apiVersion: 'v1', kind: 'Pod', name: pod.metadata!.name, uid: 'uid-1', blockOwnerDeletion: false },
+    ]);
     const config = JSON.parse(Buffer.from(secret.data!['.dockerconfigjson']!, 'base64').toString());
-    expect(config.auths['registry.example.com:5000']).toEqual({ username: 'bob', password: 's3cret', auth: Buffer.from('bob:s3cret').toString('base64') });
+    expect(config.auths['registry.example.com:5000']).toEqual({
+      username: 'bob',
+      password: 's3cret',
+      auth: Buffer.from('bob:s3cret').toString('base64'),
+    });
     // The view never carries the credentials; the spec keeps them apart from image.
     expect(spec.image).toEqual({ uri: 'registry.example.com:5000/team/app:1' });
   });
@@ -104,16 +158,29 @@ describe('the sandbox pod', () => {
       },
     };
     const pod = buildPod(id, specOf({}), { ...settings, template });
-    expect(pod.spec).toMatchObject({ runtimeClassName: 'gvisor', nodeSelector: { 'node-role': 'sandbox' }, tolerations: template.spec.tolerations, restartPolicy: 'Never' });
+    expect(pod.spec).toMatchObject({
+      runtimeClassName: 'gvisor',
+      nodeSelector: { 'node-role': 'sandbox' },
+      tolerations: template.spec.tolerations,
+      restartPolicy: 'Never',
+    });
     expect(pod.metadata!.labels!.pool).toBe('sandboxes');
     expect(pod.metadata!.labels!['tidebox.io/sandbox-id']).toBe(id.sandboxId);
     expect(pod.spec!.containers).toHaveLength(1);
-    expect(pod.spec!.containers[0]).toMatchObject({ stdin: true, image: 'busybox:1.36', securityContext: { runAsUser: 1000, allowPrivilegeEscalation: false } });
+    expect(pod.spec!.containers[0]).toMatchObject({
+      stdin: true,
+      image: 'busybox:1.36',
+      securityContext: { runAsUser: 1000, allowPrivilegeEscalation: false },
+    });
   });
 
   it('when lists are merged, then named items merge by name and others are replaced', () => {
     expect(deepMerge({ a: [1, 2], b: { c: 1 } }, { a: [3], b: { d: 2 } })).toEqual({ a: [3], b: { c: 1, d: 2 } });
-    expect(deepMerge([{ name: 'x', v: 1 }, { name: 'y' }], [{ name: 'x', w: 2 }, { name: 'z' }])).toEqual([{ name: 'x', v: 1, w: 2 }, { name: 'y' }, { name: 'z' }]);
+    expect(deepMerge([{ name: 'x', v: 1 }, { name: 'y' }], [{ name: 'x', w: 2 }, { name: 'z' }])).toEqual([
+      { name: 'x', v: 1, w: 2 },
+      { name: 'y' },
+      { name: 'z' },
+    ]);
   });
 
   it.each([
@@ -135,7 +202,13 @@ describe('the sandbox pod', () => {
 
 describe('requests on the Kubernetes runtime', () => {
   it('when an ossfs volume is asked for, then 400 UNSUPPORTED names the runtime', () => {
-    expect(() => specOf({ volumes: [{ name: 'b', mountPath: '/b', ossfs: { bucket: 'bkt', endpoint: 'oss.example.com', accessKeyId: 'a', accessKeySecret: 'b' } }] })).toThrow(/not supported on the Kubernetes runtime/);
+    expect(() =>
+      specOf({
+        volumes: [
+          { name: 'b', mountPath: '/b', ossfs: { bucket: 'bkt', endpoint: 'oss.example.com', accessKeyId: 'a', accessKeySecret: 'b' } },
+        ],
+      }),
+    ).toThrow(/not supported on the Kubernetes runtime/);
   });
   it('when image.auth comes without payload encryption or on Docker, then it is refused', () => {
     const auth = { image: { uri: 'x', auth: { username: 'u', password: 'p' } } };
@@ -147,7 +220,7 @@ describe('requests on the Kubernetes runtime', () => {
     expect(() => specOf({ resourceLimits: { gpu: 'lots' } })).toThrow(/whole number/);
     expect(() => specOf({ resourceLimits: { gpu: '1' } }, { runtime: 'docker' })).toThrow(/not supported on this runtime/);
   });
-  it("when a pvc asks for size, class and access modes, then a claim made for it uses them (Docker ignores them); bad ones are refused", () => {
+  it('when a pvc asks for size, class and access modes, then a claim made for it uses them (Docker ignores them); bad ones are refused', () => {
     const pvc = { claimName: 'big', storage: '100Gi', storageClass: 'fast-ssd', accessModes: ['ReadWriteMany'] };
     const volume = (p: object) => ({ volumes: [{ name: 'w', mountPath: '/w', pvc: p }] });
     expect(specOf(volume(pvc)).pvcs![0]!.claim).toEqual({ storage: '100Gi', storageClass: 'fast-ssd', accessModes: ['ReadWriteMany'] });
@@ -161,45 +234,113 @@ describe('requests on the Kubernetes runtime', () => {
 describe('pod status with an operator sidecar', () => {
   it('when the template adds a container, then an image error names the sandbox image', () => {
     const p: V1Pod = {
-      spec: { containers: [{ name: 'proxy', image: 'envoy:1' }, { name: 'sandbox', image: 'app:2' }] },
-      status: { phase: 'Pending', containerStatuses: [{ name: 'sandbox', image: 'app:2', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'InvalidImageName' } } }] },
+      spec: {
+        containers: [
+          { name: 'proxy', image: 'envoy:1' },
+          { name: 'sandbox', image: 'app:2' },
+        ],
+      },
+      status: {
+        phase: 'Pending',
+        containerStatuses: [
+          {
+            name: 'sandbox',
+            image: 'app:2',
+            imageID: '',
+            ready: false,
+            restartCount: 0,
+            state: { waiting: { reason: 'InvalidImageName' } },
+          },
+        ],
+      },
     };
-    expect(podProgress(p)).toMatchObject({ kind: 'failed', code: 'IMAGE_UNAVAILABLE', message: 'image app:2 cannot be pulled: InvalidImageName' });
+    expect(podProgress(p)).toMatchObject({
+      kind: 'failed',
+      code: 'IMAGE_UNAVAILABLE',
+      message: 'image app:2 cannot be pulled: InvalidImageName',
+    });
   });
 });
 
 describe('pod status → sandbox progress', () => {
-  const pod = (status: V1Pod['status'], nodeName?: string): V1Pod => ({ spec: { containers: [{ name: 'sandbox', image: 'img:1' }], ...(nodeName ? { nodeName } : {}) }, status });
-  const container = (state: object) => ({ containerStatuses: [{ name: 'sandbox', image: 'img:1', imageID: '', ready: true, restartCount: 0, state }] });
+  const pod = (status: V1Pod['status'], nodeName?: string): V1Pod => ({
+    spec: { containers: [{ name: 'sandbox', image: 'img:1' }], ...(nodeName ? { nodeName } : {}) },
+    status,
+  });
+  const container = (state: object) => ({
+    containerStatuses: [{ name: 'sandbox', image: 'img:1', imageID: '', ready: true, restartCount: 0, state }],
+  });
 
   it('when the pod runs with an IP, then it is running', () => {
-    expect(podProgress(pod({ phase: 'Running', podIP: '10.1.2.3', ...container({ running: {} }) }))).toEqual({ kind: 'running', podIP: '10.1.2.3' });
+    expect(podProgress(pod({ phase: 'Running', podIP: '10.1.2.3', ...container({ running: {} }) }))).toEqual({
+      kind: 'running',
+      podIP: '10.1.2.3',
+    });
   });
   it('when Running but the container is not running yet, then it is pending with the kubelet reason (no node names: tenants read it)', () => {
-    expect(podProgress(pod({ phase: 'Running', podIP: '10.1.2.3', ...container({ waiting: { reason: 'ContainerCreating' } }) }, 'node-7'))).toEqual({
-      kind: 'pending', reason: 'ContainerCreating', message: 'ContainerCreating', named: true,
+    expect(
+      podProgress(pod({ phase: 'Running', podIP: '10.1.2.3', ...container({ waiting: { reason: 'ContainerCreating' } }) }, 'node-7')),
+    ).toEqual({
+      kind: 'pending',
+      reason: 'ContainerCreating',
+      message: 'ContainerCreating',
+      named: true,
     });
   });
   it('when the image cannot be pulled, then it failed with IMAGE_UNAVAILABLE and the kubelet message', () => {
-    expect(podProgress(pod({ phase: 'Pending', ...container({ waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "img:1"' } }) }))).toEqual({
-      kind: 'failed', code: 'IMAGE_UNAVAILABLE', reason: 'ImagePullBackOff', message: 'image img:1 cannot be pulled: ImagePullBackOff: Back-off pulling image "img:1"',
+    expect(
+      podProgress(
+        pod({ phase: 'Pending', ...container({ waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "img:1"' } }) }),
+      ),
+    ).toEqual({
+      kind: 'failed',
+      code: 'IMAGE_UNAVAILABLE',
+      reason: 'ImagePullBackOff',
+      message: 'image img:1 cannot be pulled: ImagePullBackOff: Back-off pulling image "img:1"',
     });
   });
   it('when the first pull fails, then it is pending (the kubelet retries); its back-off fails the sandbox', () => {
     expect(podProgress(pod({ phase: 'Pending', ...container({ waiting: { reason: 'ErrImagePull', message: 'rate limited' } }) }))).toEqual({
-      kind: 'pending', reason: 'ErrImagePull', message: 'rate limited', named: true,
+      kind: 'pending',
+      reason: 'ErrImagePull',
+      message: 'rate limited',
+      named: true,
     });
   });
   it('when the pod cannot be scheduled, then it is pending with the scheduler reason', () => {
-    const p = pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available: insufficient nvidia.com/gpu' }] });
-    expect(podProgress(p)).toEqual({ kind: 'pending', reason: 'Unschedulable', message: '0/3 nodes are available: insufficient nvidia.com/gpu', named: true });
+    const p = pod({
+      phase: 'Pending',
+      conditions: [
+        { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available: insufficient nvidia.com/gpu' },
+      ],
+    });
+    expect(podProgress(p)).toEqual({
+      kind: 'pending',
+      reason: 'Unschedulable',
+      message: '0/3 nodes are available: insufficient nvidia.com/gpu',
+      named: true,
+    });
   });
   it('when the container terminated or the pod failed (evicted), then it failed with the exit code and reason', () => {
-    expect(podProgress(pod({ phase: 'Failed', ...container({ terminated: { exitCode: 137, reason: 'OOMKilled' } }) }))).toMatchObject({ kind: 'failed', code: 'CONTAINER_EXITED', exitCode: 137, reason: 'OOMKilled' });
-    expect(podProgress(pod({ phase: 'Failed', reason: 'Evicted', message: 'low on memory' }))).toMatchObject({ kind: 'failed', reason: 'Evicted', message: 'pod Failed: Evicted: low on memory' });
+    expect(podProgress(pod({ phase: 'Failed', ...container({ terminated: { exitCode: 137, reason: 'OOMKilled' } }) }))).toMatchObject({
+      kind: 'failed',
+      code: 'CONTAINER_EXITED',
+      exitCode: 137,
+      reason: 'OOMKilled',
+    });
+    expect(podProgress(pod({ phase: 'Failed', reason: 'Evicted', message: 'low on memory' }))).toMatchObject({
+      kind: 'failed',
+      reason: 'Evicted',
+      message: 'pod Failed: Evicted: low on memory',
+    });
   });
   it('when a pod has no status yet, then it is pending waiting to be scheduled', () => {
     expect(podProgress(pod(undefined))).toEqual({ kind: 'pending', reason: 'Pending', message: 'waiting to be scheduled', named: false });
-    expect(podProgress(pod({ phase: 'Pending' }, 'node-7'))).toEqual({ kind: 'pending', reason: 'Pending', message: 'scheduled, starting', named: false });
+    expect(podProgress(pod({ phase: 'Pending' }, 'node-7'))).toEqual({
+      kind: 'pending',
+      reason: 'Pending',
+      message: 'scheduled, starting',
+      named: false,
+    });
   });
 });

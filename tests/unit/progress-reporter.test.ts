@@ -50,7 +50,12 @@ describe('pod progress reports', () => {
   it('when only the message changes, then it is sent again at most every PROGRESS_REPEAT_MS', async () => {
     const { calls, send } = controlledSend();
     let clock = 1_000_000;
-    const report = progressReporter('sb', send, () => undefined, () => clock);
+    const report = progressReporter(
+      'sb',
+      send,
+      () => undefined,
+      () => clock,
+    );
     report(unschedulable);
     calls[0]!.resolve();
     await settle();

@@ -26,7 +26,10 @@ describe('create request normalisation', () => {
   });
 
   it('when metadata values are free text (the contract example), then create accepts them', () => {
-    expect(normalize({ metadata: { name: 'Data Processing Sandbox', team: 'ml' } }).metadata).toEqual({ name: 'Data Processing Sandbox', team: 'ml' });
+    expect(normalize({ metadata: { name: 'Data Processing Sandbox', team: 'ml' } }).metadata).toEqual({
+      name: 'Data Processing Sandbox',
+      team: 'ml',
+    });
   });
 
   it('when extensions name extra ports, then they are parsed, de-duplicated and sorted', () => {
@@ -36,7 +39,9 @@ describe('create request normalisation', () => {
 
   it('when timeout is null or absent, then the sandbox is manual-cleanup', () => {
     expect(normalize({ timeout: null }).timeoutSeconds).toBeNull();
-    expect(normalizeCreateRequest(schema.parse({ image: { uri: 'x' }, entrypoint: ['a'] }), sandboxConfig, { tenant: 'acme' }).timeoutSeconds).toBeNull();
+    expect(
+      normalizeCreateRequest(schema.parse({ image: { uri: 'x' }, entrypoint: ['a'] }), sandboxConfig, { tenant: 'acme' }).timeoutSeconds,
+    ).toBeNull();
   });
 
   it.each([
@@ -56,14 +61,35 @@ describe('create request normalisation', () => {
     [{ volumes: [{ name: 'v', host: { path: '/srv/data/../etc' }, mountPath: '/v' }] }, 'SANDBOX::INVALID_PARAMETER', '".."'],
     [{ volumes: [{ name: 'v', host: { path: '/srv/database' }, mountPath: '/v' }] }, 'SANDBOX::INVALID_PARAMETER', 'outside'],
     [{ volumes: [{ name: 'v', host: { path: '/srv/data' }, subPath: '../x', mountPath: '/v' }] }, 'SANDBOX::INVALID_PARAMETER', 'subPath'],
-    [{ volumes: [{ name: 'v', host: { path: '/srv/data' }, mountPath: '/v' }, { name: 'v', host: { path: '/srv/data' }, mountPath: '/w' }] }, 'SANDBOX::INVALID_PARAMETER', 'twice'],
-    [{ volumes: [{ name: 'v', pvc: { claimName: 'c', deleteOnSandboxTermination: true }, mountPath: '/v' }] }, 'SANDBOX::UNSUPPORTED', 'deleteOnSandboxTermination'],
+    [
+      {
+        volumes: [
+          { name: 'v', host: { path: '/srv/data' }, mountPath: '/v' },
+          { name: 'v', host: { path: '/srv/data' }, mountPath: '/w' },
+        ],
+      },
+      'SANDBOX::INVALID_PARAMETER',
+      'twice',
+    ],
+    [
+      { volumes: [{ name: 'v', pvc: { claimName: 'c', deleteOnSandboxTermination: true }, mountPath: '/v' }] },
+      'SANDBOX::UNSUPPORTED',
+      'deleteOnSandboxTermination',
+    ],
     [{ volumes: [{ name: 'v', pvc: { claimName: 'c' }, subPath: '/etc', mountPath: '/v' }] }, 'SANDBOX::INVALID_PARAMETER', 'subPath'],
     [{ volumes: [{ name: 'v', pvc: { claimName: 'c' }, subPath: 'a/../../b', mountPath: '/v' }] }, 'SANDBOX::INVALID_PARAMETER', 'subPath'],
     [{ volumes: [{ name: 'v', host: { path: '/srv/data' }, subPath: 'a\nb', mountPath: '/v' }] }, 'SANDBOX::INVALID_PARAMETER', 'control'],
     [{ extensions: { 'tidebox.io/user-id': '../bob' } }, 'SANDBOX::INVALID_PARAMETER', 'user-id'],
     [{ extensions: { 'tidebox.io/user-id': '' } }, 'SANDBOX::INVALID_PARAMETER', 'user-id'],
-    [{ volumes: [{ name: 'v', ossfs: { bucket: 'bkt', endpoint: 'oss.example.com', accessKeyId: 'a', accessKeySecret: 's' }, mountPath: '/v' }] }, 'SANDBOX::UNSUPPORTED', 'security.payloadKey'],
+    [
+      {
+        volumes: [
+          { name: 'v', ossfs: { bucket: 'bkt', endpoint: 'oss.example.com', accessKeyId: 'a', accessKeySecret: 's' }, mountPath: '/v' },
+        ],
+      },
+      'SANDBOX::UNSUPPORTED',
+      'security.payloadKey',
+    ],
   ])('when the request has %j, then it is rejected with %s', (body, code, text) => {
     const err = rejection(body);
     expect(err.code).toBe(code);
@@ -71,7 +97,10 @@ describe('create request normalisation', () => {
   });
 
   it('when the layout is legacy and a host volume has a subPath under an allowed prefix, then it binds the joined path', () => {
-    const [v] = normalize({ volumes: [{ name: 'v', host: { path: '/srv/data' }, subPath: 'a/b/', mountPath: '/v/', readOnly: true }] }, legacyConfig).volumes;
+    const [v] = normalize(
+      { volumes: [{ name: 'v', host: { path: '/srv/data' }, subPath: 'a/b/', mountPath: '/v/', readOnly: true }] },
+      legacyConfig,
+    ).volumes;
     expect(v).toEqual({ name: 'v', hostPath: '/srv/data/a/b', mountPath: '/v', readOnly: true });
   });
 
@@ -81,13 +110,20 @@ describe('create request normalisation', () => {
       ...(user ? { extensions: { 'tidebox.io/user-id': user } } : {}),
     });
     expect(normalize(body('alice')).volumes[0]).toEqual({
-      name: 'v', hostPath: '/srv/data/acme/users/alice/shared/work', scope: '/srv/data/acme/users/alice', mountPath: '/v', readOnly: false,
+      name: 'v',
+      hostPath: '/srv/data/acme/users/alice/shared/work',
+      scope: '/srv/data/acme/users/alice',
+      mountPath: '/v',
+      readOnly: false,
     });
     expect(normalize(body('bob')).volumes[0]!.hostPath).toBe('/srv/data/acme/users/bob/shared/work');
     expect(normalize(body()).volumes[0]!.hostPath).toBe('/srv/data/acme/users/default/shared/work');
     expect(normalize(body('alice'), sandboxConfig, 'other').volumes[0]!.hostPath).toBe('/srv/data/other/users/alice/shared/work');
     // Naming another tenant's area as host.path only leads deeper into one's own.
-    const sneaky = normalize({ volumes: [{ name: 'v', host: { path: '/srv/data/globex/users/bob' }, mountPath: '/v' }], extensions: { 'tidebox.io/user-id': 'alice' } });
+    const sneaky = normalize({
+      volumes: [{ name: 'v', host: { path: '/srv/data/globex/users/bob' }, mountPath: '/v' }],
+      extensions: { 'tidebox.io/user-id': 'alice' },
+    });
     expect(sneaky.volumes[0]!.hostPath).toBe('/srv/data/acme/users/alice/globex/users/bob');
   });
 
@@ -100,7 +136,15 @@ describe('create request normalisation', () => {
   it('when a pvc volume is requested, then its path inside the named volume is scoped per tenant and user', () => {
     const volumes = [{ name: 'v', pvc: { claimName: 'data', storage: '1Gi' }, subPath: 'proj/', mountPath: '/v' }];
     expect(normalize({ volumes, extensions: { 'tidebox.io/user-id': 'u_1' } }).pvcs).toEqual([
-      { name: 'v', claimName: 'data', subPath: 'acme/users/u_1/proj', scope: 'acme/users/u_1', mountPath: '/v', readOnly: false, createIfNotExists: true },
+      {
+        name: 'v',
+        claimName: 'data',
+        subPath: 'acme/users/u_1/proj',
+        scope: 'acme/users/u_1',
+        mountPath: '/v',
+        readOnly: false,
+        createIfNotExists: true,
+      },
     ]);
     expect(normalize({ volumes }, legacyConfig).pvcs![0]).toMatchObject({ subPath: 'proj', scope: '' });
   });

@@ -25,19 +25,29 @@ describe('storage confinement', () => {
   });
 
   it('when a symlink leads out of the user area (to the host or another user), then the volume is refused', () => {
-    expect(() => checkResolvedHostPaths(scoped('/srv/data/acme/users/alice/escape'), ['/srv/data'], links)).toThrow(/outside this user's storage area/);
-    expect(() => checkResolvedHostPaths(scoped('/srv/data/acme/users/alice/escape/deeper'), ['/srv/data'], links)).toThrow(/symlink escape/);
+    expect(() => checkResolvedHostPaths(scoped('/srv/data/acme/users/alice/escape'), ['/srv/data'], links)).toThrow(
+      /outside this user's storage area/,
+    );
+    expect(() => checkResolvedHostPaths(scoped('/srv/data/acme/users/alice/escape/deeper'), ['/srv/data'], links)).toThrow(
+      /symlink escape/,
+    );
     expect(() => checkResolvedHostPaths(scoped('/srv/data/acme/users/alice/peek'), ['/srv/data'], links)).toThrow(/symlink escape/);
   });
 
   it('when a link stays inside the user area or the path does not exist yet, then the resolved path is bound', () => {
-    expect(checkResolvedHostPaths(scoped('/srv/data/acme/users/alice/inner'), ['/srv/data'], links)[0]!.hostPath).toBe('/srv/data/acme/users/alice/work');
-    expect(checkResolvedHostPaths(scoped('/srv/data/acme/users/alice/new/dir'), ['/srv/data'], links)[0]!.hostPath).toBe('/srv/data/acme/users/alice/new/dir');
+    expect(checkResolvedHostPaths(scoped('/srv/data/acme/users/alice/inner'), ['/srv/data'], links)[0]!.hostPath).toBe(
+      '/srv/data/acme/users/alice/work',
+    );
+    expect(checkResolvedHostPaths(scoped('/srv/data/acme/users/alice/new/dir'), ['/srv/data'], links)[0]!.hostPath).toBe(
+      '/srv/data/acme/users/alice/new/dir',
+    );
   });
 
   it('when the scope itself resolves outside the allowed host paths, then the volume is refused', () => {
     const moved = fs({ '/': '/', '/srv': '/srv', '/srv/data': '/srv/data', '/srv/data/acme': '/opt/elsewhere' });
-    expect(() => checkResolvedHostPaths(scoped('/srv/data/acme/users/alice/w'), ['/srv/data'], moved)).toThrow(/outside the allowed host paths/);
+    expect(() => checkResolvedHostPaths(scoped('/srv/data/acme/users/alice/w'), ['/srv/data'], moved)).toThrow(
+      /outside the allowed host paths/,
+    );
   });
 
   it('when a pvc subPath escapes through a link inside a volume the API can see, then it is refused; an unseen volume is left to the host', () => {
@@ -45,7 +55,9 @@ describe('storage confinement', () => {
       '/var/lib/docker/volumes/data/_data': '/var/lib/docker/volumes/data/_data',
       '/var/lib/docker/volumes/data/_data/acme/users/alice/x': '/var/lib/docker/volumes/data/_data/acme/users/bob',
     });
-    const pvc = (claimName: string, subPath: string) => [{ name: 'v', claimName, subPath, scope: 'acme/users/alice', mountPath: '/v', readOnly: false, createIfNotExists: true }];
+    const pvc = (claimName: string, subPath: string) => [
+      { name: 'v', claimName, subPath, scope: 'acme/users/alice', mountPath: '/v', readOnly: false, createIfNotExists: true },
+    ];
     expect(() => checkPvcPaths(pvc('data', 'acme/users/alice/x'), '/var/lib/docker/volumes', vol)).toThrow(/symlink escape/);
     expect(() => checkPvcPaths(pvc('data', 'acme/users/alice/y'), '/var/lib/docker/volumes', vol)).not.toThrow();
     expect(() => checkPvcPaths(pvc('other', 'acme/users/alice/x'), '/var/lib/docker/volumes', vol)).not.toThrow();

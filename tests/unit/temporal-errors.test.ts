@@ -16,7 +16,10 @@ const mapped = (err: unknown, ctx = {}) => {
 
 describe('the Temporal → HTTP error mapping (api/temporal/errors.ts)', () => {
   it('when an actor refuses an Update with a catalogued code, then that code and message come back, with the Temporal error as cause', () => {
-    const err = new WorkflowUpdateFailedError('update failed', ApplicationFailure.create({ type: 'SANDBOX::INVALID_STATE', message: 'sandbox is Paused' }));
+    const err = new WorkflowUpdateFailedError(
+      'update failed',
+      ApplicationFailure.create({ type: 'SANDBOX::INVALID_STATE', message: 'sandbox is Paused' }),
+    );
     expect(mapped(err)).toEqual({ kind: 'INVALID_STATE', status: 409, message: 'sandbox is Paused' });
     expect((toTideboxError(err) as TideboxError).cause).toBe(err);
   });
@@ -34,7 +37,10 @@ describe('the Temporal → HTTP error mapping (api/temporal/errors.ts)', () => {
       status: 504,
       message: 'no worker accepted the renewal in time; retry the request',
     });
-    expect(mapped(grpc(GrpcStatus.DEADLINE_EXCEEDED))).toMatchObject({ kind: 'TIMEOUT', message: 'the workflow service did not answer in time; retry the request' });
+    expect(mapped(grpc(GrpcStatus.DEADLINE_EXCEEDED))).toMatchObject({
+      kind: 'TIMEOUT',
+      message: 'the workflow service did not answer in time; retry the request',
+    });
   });
 
   it('when the service is overloaded or unavailable, then 503; an invalid argument is 400 with its details', () => {
@@ -48,7 +54,9 @@ describe('the Temporal → HTTP error mapping (api/temporal/errors.ts)', () => {
   });
 
   it('when an Update fails with a type that is not ours, or anything else fails, then it passes through unchanged (→ 500)', () => {
-    expect(mapped(new WorkflowUpdateFailedError('x', ApplicationFailure.create({ type: 'SomethingElse', message: 'm' })))).toEqual({ passedThrough: true });
+    expect(mapped(new WorkflowUpdateFailedError('x', ApplicationFailure.create({ type: 'SomethingElse', message: 'm' })))).toEqual({
+      passedThrough: true,
+    });
     expect(mapped(new Error('boom'))).toEqual({ passedThrough: true });
     const known = new TideboxError('INVALID_STATE', 'already');
     expect(toTideboxError(known)).toBe(known);

@@ -21,10 +21,23 @@ describe('tenants config guards', () => {
   });
 
   it('when tenants come from the environment, then admin keys are split on commas and the server may bind any host', () => {
-    const c = parseConfig(applyEnv({ server: { host: '0.0.0.0' } }, {
-      TIDEBOX_TENANTS_PROVIDER: 'file', TIDEBOX_TENANTS_FILE: '/etc/tenants.toml', TIDEBOX_ADMIN_KEYS: `${key('a')}, ${key('b')}`,
-    }));
-    expect(c.tenants).toMatchObject({ provider: 'file', file: '/etc/tenants.toml', adminKeys: [key('a'), key('b')], ttlSeconds: 60, maxStaleSeconds: 300 });
+    const c = parseConfig(
+      applyEnv(
+        { server: { host: '0.0.0.0' } },
+        {
+          TIDEBOX_TENANTS_PROVIDER: 'file',
+          TIDEBOX_TENANTS_FILE: '/etc/tenants.toml',
+          TIDEBOX_ADMIN_KEYS: `${key('a')}, ${key('b')}`,
+        },
+      ),
+    );
+    expect(c.tenants).toMatchObject({
+      provider: 'file',
+      file: '/etc/tenants.toml',
+      adminKeys: [key('a'), key('b')],
+      ttlSeconds: 60,
+      maxStaleSeconds: 300,
+    });
     expect(listenAddress(c.server, c.tenants)).toEqual({ host: '0.0.0.0' });
   });
 });
@@ -43,10 +56,12 @@ describe('tenants file', () => {
       namespace = "globex"
       apiKeys = ["${key('c')}"]
     `);
-    expect(r).toEqual({ tenants: [
-      { name: 'acme', namespace: 'team-acme', apiKeys: [key('a'), key('b')] },
-      { name: 'globex', namespace: 'globex', apiKeys: [key('c')] },
-    ] });
+    expect(r).toEqual({
+      tenants: [
+        { name: 'acme', namespace: 'team-acme', apiKeys: [key('a'), key('b')] },
+        { name: 'globex', namespace: 'globex', apiKeys: [key('c')] },
+      ],
+    });
   });
 
   it.each([
@@ -54,8 +69,14 @@ describe('tenants file', () => {
     [`[[tenants]]\nname = "acme"\nnamespace = "acme"`, 'apiKeys'],
     [`[[tenants]]\nname = "Acme"\nnamespace = "acme"\napiKeys = ["${key('a')}"]`, 'DNS label'],
     [`[[tenants]]\nname = "acme"\nnamespace = "a_b"\napiKeys = ["${key('a')}"]`, 'DNS label'],
-    [`[[tenants]]\nname = "a"\nnamespace = "a"\napiKeys = ["${key('a')}"]\n[[tenants]]\nname = "b"\nnamespace = "b"\napiKeys = ["${key('a')}"]`, 'also used by tenant "a"'],
-    [`[[tenants]]\nname = "a"\nnamespace = "a"\napiKeys = ["${key('a')}"]\n[[tenants]]\nname = "a"\nnamespace = "b"\napiKeys = ["${key('b')}"]`, 'used twice'],
+    [
+      `[[tenants]]\nname = "a"\nnamespace = "a"\napiKeys = ["${key('a')}"]\n[[tenants]]\nname = "b"\nnamespace = "b"\napiKeys = ["${key('a')}"]`,
+      'also used by tenant "a"',
+    ],
+    [
+      `[[tenants]]\nname = "a"\nnamespace = "a"\napiKeys = ["${key('a')}"]\n[[tenants]]\nname = "a"\nnamespace = "b"\napiKeys = ["${key('b')}"]`,
+      'used twice',
+    ],
     [`[[tenants]]\nname = "a"\nnamespace = "a"\napiKeys = ["${key('z')}"]`, 'admin keys'],
     [`[[tenants]]\nname = "a"\nnamespace = "a"\napiKeys = ["${key('a')}"]\nextra = 1`, 'extra'],
   ])('when the file is %j, then it is refused saying %s', (text, problem) => {
@@ -68,7 +89,11 @@ describe('tenants file', () => {
 
 describe('callers and keys', () => {
   it('when a key ring is searched, then it finds the key wherever it is and nothing for a near miss', () => {
-    const ring = new KeyRing([[key('a'), 'A'], [key('b'), 'B'], [key('c'), 'C']]);
+    const ring = new KeyRing([
+      [key('a'), 'A'],
+      [key('b'), 'B'],
+      [key('c'), 'C'],
+    ]);
     expect(ring.find(key('c'))).toBe('C');
     expect(ring.find(key('a'))).toBe('A');
     expect(ring.find(`${key('a')}x`)).toBeUndefined();

@@ -52,7 +52,12 @@ beforeAll(async () => {
   workers = [
     await Worker.create({ ...common, taskQueue: TASK_QUEUE, workflowBundle, activities: host.messaging() }),
     // Cancellations reach a hanging activity with its next heartbeat: send those at once.
-    await Worker.create({ ...common, taskQueue: hostTaskQueue(TASK_QUEUE, HOST_ID), activities: host.runtime(), maxHeartbeatThrottleInterval: '100ms' }),
+    await Worker.create({
+      ...common,
+      taskQueue: hostTaskQueue(TASK_QUEUE, HOST_ID),
+      activities: host.runtime(),
+      maxHeartbeatThrottleInterval: '100ms',
+    }),
   ];
   running = Promise.all(workers.map((w) => w.run()));
 }, 120_000);
@@ -141,7 +146,11 @@ describe('sandbox actor (workflow tests on a real dev server, fake runtime)', ()
     expect(view).toMatchObject({ expiresAt, terminationReason: 'deleted' });
     expect(view.containerId).toBeUndefined();
     expect(statesOf(events)).toEqual(['Pending', 'Running', 'Pausing', 'Paused', 'Resuming', 'Running', 'Stopping', 'Terminated']);
-    expect(events.find((e) => e.reason === 'renewed')).toMatchObject({ actor: 'api', state: 'Running', message: `1 renewal in a row; expiresAt ${expiresAt}` });
+    expect(events.find((e) => e.reason === 'renewed')).toMatchObject({
+      actor: 'api',
+      state: 'Running',
+      message: `1 renewal in a row; expiresAt ${expiresAt}`,
+    });
     const calls = host.callsOf(input.sandboxId);
     expect(calls.slice(0, 4)).toEqual(['ensureContainer', 'startContainer', 'pauseContainer', 'resumeContainer']);
     // Teardown removes the workload and the renew schedule side by side (two task queues: either may start first).
@@ -172,7 +181,9 @@ describe('sandbox actor (workflow tests on a real dev server, fake runtime)', ()
     const { view, events } = await handle.result();
     expect(view).toMatchObject({ expiresAt: last, terminationReason: 'expired' });
     const renewals = events.filter((e) => e.reason === 'renewed');
-    expect(renewals).toEqual([expect.objectContaining({ actor: 'schedule', renewals: 2, message: `2 renewals in a row; expiresAt ${last}` })]);
+    expect(renewals).toEqual([
+      expect.objectContaining({ actor: 'schedule', renewals: 2, message: `2 renewals in a row; expiresAt ${last}` }),
+    ]);
     expect(Date.parse(events.at(-1)!.at)).toBeGreaterThanOrEqual(Date.parse(last));
   });
 
@@ -189,7 +200,9 @@ describe('sandbox actor (workflow tests on a real dev server, fake runtime)', ()
 
     const manual = await start(inputFor({ timeoutSeconds: null }));
     await reachState(manual, 'Running');
-    expect(await refusal(manual.executeUpdate(renewUpdate, { args: [{ expiresAt: new Date(Date.now() + 60_000).toISOString() }] }))).toBe('SANDBOX::MANUAL_CLEANUP');
+    expect(await refusal(manual.executeUpdate(renewUpdate, { args: [{ expiresAt: new Date(Date.now() + 60_000).toISOString() }] }))).toBe(
+      'SANDBOX::MANUAL_CLEANUP',
+    );
     expect((await manual.query(describeQuery)).expiresAt).toBeNull();
     await deleteAndWait(manual);
   });
@@ -200,16 +213,37 @@ describe('sandbox actor (workflow tests on a real dev server, fake runtime)', ()
       mountPath: `/data/${i}`,
       readOnly: false,
       key,
-      source: { bucket: 'bkt', endpoint: 'http://127.0.0.1:1', version: '1.0' as const, prefix: '', options: [], accessKeyId: 'id', accessKeySecret: 'secret' },
+      source: {
+        bucket: 'bkt',
+        endpoint: 'http://127.0.0.1:1',
+        version: '1.0' as const,
+        prefix: '',
+        options: [],
+        accessKeyId: 'id',
+        accessKeySecret: 'secret',
+      },
     }));
     const input = inputFor({ ossfs });
     host.script(input.sandboxId, { fail: { startContainer: { kind: 'CONTAINER_EXITED', message: 'entrypoint exited with code 1' } } });
     const handle = await start(input);
     await reachState(handle, 'Failed');
-    expect((await handle.query(describeQuery)).status).toMatchObject({ reason: 'SANDBOX::CONTAINER_EXITED', message: 'entrypoint exited with code 1' });
+    expect((await handle.query(describeQuery)).status).toMatchObject({
+      reason: 'SANDBOX::CONTAINER_EXITED',
+      message: 'entrypoint exited with code 1',
+    });
     // One acquire per distinct mount, all before the container; every volume bound at its path.
-    expect(host.callsOf(input.sandboxId)).toEqual(['acquireMount', 'acquireMount', 'ensureContainer', 'startContainer', 'removeContainers', 'releaseMount', 'releaseMount']);
-    const ensure = host.calls.find((c) => c.sandboxId === input.sandboxId && c.step === 'ensureContainer')!.input as { mountBinds: unknown[] };
+    expect(host.callsOf(input.sandboxId)).toEqual([
+      'acquireMount',
+      'acquireMount',
+      'ensureContainer',
+      'startContainer',
+      'removeContainers',
+      'releaseMount',
+      'releaseMount',
+    ]);
+    const ensure = host.calls.find((c) => c.sandboxId === input.sandboxId && c.step === 'ensureContainer')!.input as {
+      mountBinds: unknown[];
+    };
     expect(ensure.mountBinds).toEqual(ossfs.map((v) => ({ hostPath: `/mounts/${v.key}`, mountPath: v.mountPath, readOnly: false })));
 
     expect(await refusal(handle.executeUpdate(pauseUpdate))).toBe('SANDBOX::INVALID_STATE');
@@ -227,7 +261,12 @@ describe('sandbox actor (workflow tests on a real dev server, fake runtime)', ()
     await handle.signal(runtimeProgressSignal, { reason: 'Unschedulable', message: '0/3 nodes are available' });
     await handle.signal(runtimeProgressSignal, { reason: 'Unschedulable', message: '0/4 nodes are available' });
     await handle.signal(runtimeProgressSignal, { reason: 'ContainerCreating', message: 'pulling image' });
-    await waitFor('the progress to show', async () => (await handle.query(describeQuery)).status.reason === 'ContainerCreating', 20_000, 50);
+    await waitFor(
+      'the progress to show',
+      async () => (await handle.query(describeQuery)).status.reason === 'ContainerCreating',
+      20_000,
+      50,
+    );
     const pending = (await handle.query(eventsQuery)).filter((e) => e.actor === 'runtime');
     // One history entry per reason: the changed message replaced its entry.
     expect(pending.map((e) => [e.state, e.reason, e.message])).toEqual([
@@ -249,19 +288,43 @@ describe('sandbox actor (workflow tests on a real dev server, fake runtime)', ()
     const handle = await start(input);
     await reachState(handle, 'Running');
     await handle.executeUpdate(pauseUpdate);
-    await waitFor('the failed pause', async () => (await handle.query(describeQuery)).status.reason === 'SANDBOX::RUNTIME_REJECTED', 20_000, 50);
-    expect((await handle.query(describeQuery)).status).toMatchObject({ state: 'Running', message: 'pause failed: cgroup freezer unavailable' });
+    await waitFor(
+      'the failed pause',
+      async () => (await handle.query(describeQuery)).status.reason === 'SANDBOX::RUNTIME_REJECTED',
+      20_000,
+      50,
+    );
+    expect((await handle.query(describeQuery)).status).toMatchObject({
+      state: 'Running',
+      message: 'pause failed: cgroup freezer unavailable',
+    });
 
     host.script(input.sandboxId, { fail: { resumeContainer: { kind: 'RUNTIME_REJECTED', message: 'thaw refused' } } });
     await handle.executeUpdate(pauseUpdate);
     await reachState(handle, 'Paused');
     await handle.executeUpdate(resumeUpdate);
-    await waitFor('the failed resume', async () => (await handle.query(describeQuery)).status.message === 'resume failed: thaw refused', 20_000, 50);
+    await waitFor(
+      'the failed resume',
+      async () => (await handle.query(describeQuery)).status.message === 'resume failed: thaw refused',
+      20_000,
+      50,
+    );
     expect(await stateOf(handle)).toBe('Paused');
     expect(await refusal(handle.executeUpdate(pauseUpdate))).toBe('SANDBOX::INVALID_STATE');
     await deleteAndWait(handle);
     const { events } = await handle.result();
-    expect(statesOf(events)).toEqual(['Pending', 'Running', 'Pausing', 'Running', 'Pausing', 'Paused', 'Resuming', 'Paused', 'Stopping', 'Terminated']);
+    expect(statesOf(events)).toEqual([
+      'Pending',
+      'Running',
+      'Pausing',
+      'Running',
+      'Pausing',
+      'Paused',
+      'Resuming',
+      'Paused',
+      'Stopping',
+      'Terminated',
+    ]);
   });
 
   it.each([
@@ -324,8 +387,12 @@ describe('sandbox actor (workflow tests on a real dev server, fake runtime)', ()
     const view = await handle.executeUpdate(patchMetadataUpdate, { args: [{ team: null, owner: 'bob' }] });
     expect(view.metadata).toEqual({ owner: 'bob' });
     expect((await handle.describe()).typedSearchAttributes.get(SA.metadata)).toEqual(['owner=bob']);
-    expect(await refusal(handle.executeUpdate(patchMetadataUpdate, { args: [{ 'tidebox.io/x': 'y' }] }))).toBe('SANDBOX::INVALID_PARAMETER');
-    expect(await refusal(handle.executeUpdate(patchMetadataUpdate, { args: [{ owner: 'not a label value' }] }))).toBe('SANDBOX::INVALID_PARAMETER');
+    expect(await refusal(handle.executeUpdate(patchMetadataUpdate, { args: [{ 'tidebox.io/x': 'y' }] }))).toBe(
+      'SANDBOX::INVALID_PARAMETER',
+    );
+    expect(await refusal(handle.executeUpdate(patchMetadataUpdate, { args: [{ owner: 'not a label value' }] }))).toBe(
+      'SANDBOX::INVALID_PARAMETER',
+    );
     await deleteAndWait(handle);
   });
 

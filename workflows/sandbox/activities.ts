@@ -19,7 +19,10 @@ export function sandboxActivities(hostId: string) {
     /** Pause and resume. (Their recorded cancellations did not wait: replay must see the same commands.) */
     runtime: proxyActivities<SandboxRuntime>(runtimeCall),
     /** Create and start: a cancelled create must have stopped before its compensation removes what it made. */
-    provisioner: proxyActivities<SandboxRuntime>({ ...runtimeCall, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED }),
+    provisioner: proxyActivities<SandboxRuntime>({
+      ...runtimeCall,
+      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    }),
     /** Removal must eventually succeed: a leaked container is worse than a slow delete. */
     teardown: proxyActivities<SandboxRuntime>({
       taskQueue,

@@ -1,11 +1,4 @@
-import {
-  allHandlersFinished,
-  CancellationScope,
-  condition,
-  isCancellation,
-  patched,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { allHandlersFinished, CancellationScope, condition, isCancellation, patched, workflowInfo } from '@temporalio/workflow';
 import { ErrorCodes } from '../../core/errors';
 import type { SandboxWorkflowInput, TerminationReason } from '../../core/sandbox';
 import { describeFailure } from '../failures';
@@ -24,7 +17,8 @@ const mountKeysOf = (input: SandboxWorkflowInput) => [...new Set((input.spec.oss
 const namespaceOf = (input: SandboxWorkflowInput) => input.namespace ?? 'default';
 
 async function releaseMounts(actor: SandboxActorState, acts: SandboxActivities): Promise<void> {
-  for (const key of mountKeysOf(actor.input)) await acts.messaging.releaseMount({ hostId: actor.input.hostId, key, sandboxId: actor.view.id });
+  for (const key of mountKeysOf(actor.input))
+    await acts.messaging.releaseMount({ hostId: actor.input.hostId, key, sandboxId: actor.view.id });
 }
 
 /**
@@ -42,10 +36,20 @@ export async function provision(actor: SandboxActorState, acts: SandboxActivitie
     const hostPaths = new Map<string, string>();
     for (const key of mountKeysOf(input)) {
       const volume = input.spec.ossfs.find((v) => v.key === key)!;
-      const { hostPath } = await acts.mounting.acquireMount({ sandboxId: view.id, key, tenant: view.tenant, hostId: input.hostId, source: volume.source });
+      const { hostPath } = await acts.mounting.acquireMount({
+        sandboxId: view.id,
+        key,
+        tenant: view.tenant,
+        hostId: input.hostId,
+        source: volume.source,
+      });
       hostPaths.set(key, hostPath);
     }
-    const mountBinds = (input.spec.ossfs ?? []).map((v) => ({ hostPath: hostPaths.get(v.key)!, mountPath: v.mountPath, readOnly: v.readOnly }));
+    const mountBinds = (input.spec.ossfs ?? []).map((v) => ({
+      hostPath: hostPaths.get(v.key)!,
+      mountPath: v.mountPath,
+      readOnly: v.readOnly,
+    }));
     // Activity arguments are not part of replay's command comparison: adding the namespace was safe for old runs.
     await acts.provisioner.ensureContainer({
       sandboxId: view.id,
@@ -199,4 +203,3 @@ export async function teardown(actor: SandboxActorState, acts: SandboxActivities
   view.terminationReason = reason;
   actor.transition('Terminated', actor.deletedBy, why);
 }
-

@@ -31,7 +31,12 @@ export function describeBlackBoxLifecycle(runtime: string, target: () => BlackBo
 
       const got = await req('GET', `/v1/sandboxes/${id}`);
       expect(got.status).toBe(200);
-      expect(got.body).toMatchObject({ id, status: { state: 'Running' }, metadata: { suite: 'blackbox', run: runtime }, entrypoint: ['tail', '-f', '/dev/null'] });
+      expect(got.body).toMatchObject({
+        id,
+        status: { state: 'Running' },
+        metadata: { suite: 'blackbox', run: runtime },
+        entrypoint: ['tail', '-f', '/dev/null'],
+      });
 
       const listed = await req('GET', `/v1/sandboxes?metadata=${encodeURIComponent(`suite=blackbox&run=${runtime}`)}&state=Running`);
       expect(listed.body.items.map((s: { id: string }) => s.id)).toContain(id);
