@@ -1,15 +1,14 @@
 import type { Config } from '../core/config';
 import { normalizeCreateRequest } from '../core/create-request';
-import { TideboxError } from '../core/errors';
+import { notOnKubernetes, TideboxError } from '../core/errors';
 import { mountKey, mountKeyHmacKey } from '../core/mount-key';
 import type { SandboxSpec } from '../core/sandbox';
 import type { CreateSandboxRequest } from '../core/schemas';
 import { checkPvcPaths, checkResolvedHostPaths } from '../core/storage';
-import type { Caller } from '../core/tenants';
+import type { Caller, TenantCaller } from '../core/tenants';
 import { realpathOrUndefined } from '../platform/fs';
 import type { NamespaceCheck } from './kube-namespaces';
 import type { SnapshotService } from './temporal';
-import { notOnKubernetes } from './routes/common';
 
 /**
  * Turns a create request into the spec the sandbox actor runs, refusing early (with a 4xx) what would
@@ -40,7 +39,7 @@ export function createSpecPreparer(deps: { config: Config; snapshots: SnapshotSe
     return snapshot;
   }
 
-  return async (caller: Extract<Caller, { kind: 'tenant' }>, body: CreateSandboxRequest): Promise<SandboxSpec> => {
+  return async (caller: TenantCaller, body: CreateSandboxRequest): Promise<SandboxSpec> => {
     if (onKubernetes && body.snapshotId !== undefined) throw notOnKubernetes('restoring a snapshot');
     const snapshot = body.snapshotId && !body.image ? await restorable(caller, body.snapshotId) : undefined;
     const spec = normalizeCreateRequest(body, config.sandbox, {

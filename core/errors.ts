@@ -72,3 +72,7 @@ const byCode = new Map<string, ErrorKind>((Object.keys(ErrorCodes) as ErrorKind[
 export function errorKindOf(code: string | undefined | null): ErrorKind | undefined {
   return code ? byCode.get(code) : undefined;
 }
+
+/** An operation the Kubernetes pod runtime cannot carry out (pause, snapshots, restore): 501, see docs/kubernetes.md. */
+export const notOnKubernetes = (what: string): TideboxError =>
+  new TideboxError('NOT_SUPPORTED_BY_RUNTIME', `${what} is not supported on the Kubernetes pod runtime (see docs/kubernetes.md)`);

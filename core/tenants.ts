@@ -4,6 +4,7 @@
  */
 import { posix } from 'node:path';
 import { z } from 'zod';
+import { TideboxError } from './errors';
 
 export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DnsLabel = z.string().regex(DNS_LABEL, 'must be a DNS label (lowercase letters, digits, hyphens; at most 63)');
@@ -23,6 +24,14 @@ export const TenantsFileSchema = z.object({ tenants: z.array(TenantSchema).defau
 
 /** Who is calling: a tenant (sees only its own resources) or an operator with an admin key (sees all). */
 export type Caller = { kind: 'tenant'; tenant: string; namespace: string } | { kind: 'admin' };
+export type TenantCaller = Extract<Caller, { kind: 'tenant' }>;
+
+/** The caller, if it is a tenant: only tenants own (create) sandboxes; admin keys act on existing ones (403). */
+export function tenantOnly(caller: Caller): TenantCaller {
+  if (caller.kind !== 'tenant')
+    throw new TideboxError('FORBIDDEN', "admin keys act on existing sandboxes; create sandboxes with a tenant's key");
+  return caller;
+}
 
 /** May `caller` see a resource owned by `owner`? Foreign resources answer exactly like missing ones. */
 export const canSee = (caller: Caller, owner: string | undefined): boolean =>

@@ -21,10 +21,6 @@ export const NoContent = z.null().describe('No content');
 /** OpenAPI tag and summary of a route. */
 export const doc = (tag: string, summary: string) => ({ tags: [tag], summary });
 
-/** Operations the Kubernetes pod runtime cannot carry out: 501, documented in docs/kubernetes.md. */
-export const notOnKubernetes = (what: string) =>
-  new TideboxError('NOT_SUPPORTED_BY_RUNTIME', `${what} is not supported on the Kubernetes pod runtime (see docs/kubernetes.md)`);
-
 /** The `tenant` filter: admins pick any tenant; a tenant key may only name its own. */
 export function tenantFilter(caller: Caller, tenant: string | undefined): string | undefined {
   if (tenant === undefined || caller.kind === 'admin') return tenant;

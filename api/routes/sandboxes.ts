@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Config } from '../../core/config';
-import { TideboxError } from '../../core/errors';
+import { notOnKubernetes, TideboxError } from '../../core/errors';
 import { resolveEndpoint } from '../../core/ingress';
 import {
   AcceptedActionSchema,
@@ -22,10 +22,11 @@ import {
   RenewRequestSchema,
   SandboxIdParams,
 } from '../../core/schemas';
+import { tenantOnly } from '../../core/tenants';
 import type { SpecPreparer } from '../create-sandbox';
 import { localHost } from '../proxy';
 import type { SandboxService } from '../temporal';
-import { doc, ErrorResponses, NoContent, notOnKubernetes, parseStates, tenantFilter } from './common';
+import { doc, ErrorResponses, NoContent, parseStates, tenantFilter } from './common';
 
 export interface SandboxRouteDeps {
   config: Config;
@@ -55,9 +56,7 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
       },
     },
     async (req, reply) => {
-      const { caller } = req;
-      if (caller.kind !== 'tenant')
-        throw new TideboxError('FORBIDDEN', "admin keys act on existing sandboxes; create sandboxes with a tenant's key");
+      const caller = tenantOnly(req.caller);
       const spec = await prepareSpec(caller, req.body);
       const respondAsync = /(^|[,;\s])respond-async($|[,;\s])/i.test(req.headers.prefer ?? '');
       const view = await sandboxes.create(caller, spec, { idempotencyKey: req.headers['idempotency-key'], respondAsync });

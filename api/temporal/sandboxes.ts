@@ -27,7 +27,7 @@ import {
   type SandboxWorkflowInput,
   sandboxWorkflowId,
 } from '../../core/sandbox';
-import { type Caller, canSee } from '../../core/tenants';
+import { type Caller, canSee, type TenantCaller } from '../../core/tenants';
 import type { TemporalGateway } from './gateway';
 import { paginate } from './visibility';
 
@@ -64,9 +64,12 @@ export function createSandboxService(temporal: TemporalGateway, config: Config) 
     return found.view;
   }
 
-  async function create(caller: Caller, spec: SandboxSpec, opts: { idempotencyKey?: string; respondAsync: boolean }): Promise<SandboxView> {
-    if (caller.kind !== 'tenant')
-      throw new TideboxError('FORBIDDEN', "admin keys act on existing sandboxes; create sandboxes with a tenant's key");
+  /** Only a tenant creates: its sandboxes are its own (the route refuses admin keys with 403). */
+  async function create(
+    caller: TenantCaller,
+    spec: SandboxSpec,
+    opts: { idempotencyKey?: string; respondAsync: boolean },
+  ): Promise<SandboxView> {
     const { tenant, namespace } = caller;
     const sandboxId = opts.idempotencyKey ? idempotentSandboxId(tenant, opts.idempotencyKey) : randomUUID();
     const requestHash = requestHashOf(spec);

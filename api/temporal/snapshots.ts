@@ -3,7 +3,7 @@ import { TypedSearchAttributes, type UpdateDefinition } from '@temporalio/common
 import { SA } from '../../contracts/search-attributes';
 import { deleteSnapshotUpdate, retrySnapshotUpdate, SNAPSHOT_WORKFLOW_TYPE, type SnapshotWorkflow } from '../../contracts/snapshot-actor';
 import type { Config } from '../../core/config';
-import { TideboxError } from '../../core/errors';
+import { notOnKubernetes, TideboxError } from '../../core/errors';
 import {
   initialSnapshotView,
   type SnapshotState,
@@ -53,10 +53,7 @@ export function createSnapshotService(temporal: TemporalGateway, config: Config,
     async create(caller: Caller, sandboxId: string, name: string | undefined): Promise<SnapshotView> {
       const sandbox = await sandboxes.get(caller, sandboxId);
       if (config.runtime.type === 'kubernetes') {
-        throw new TideboxError(
-          'NOT_SUPPORTED_BY_RUNTIME',
-          'snapshots are not supported on the Kubernetes pod runtime (see docs/kubernetes.md)',
-        );
+        throw notOnKubernetes('taking snapshots');
       }
       if (sandbox.status.state !== 'Running' && sandbox.status.state !== 'Paused') {
         throw new TideboxError('INVALID_STATE', `sandbox is ${sandbox.status.state}; only a Running or Paused sandbox can be snapshotted`);
