@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { FastifyError, FastifyInstance } from 'fastify';
+import Fastify, { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
@@ -14,10 +14,12 @@ import type { Config } from '../core/config';
 import { ErrorCodes, TideboxError } from '../core/errors';
 import type { Caller } from '../core/tenants';
 import { API_KEY_HEADER, createAuthenticator } from './auth';
+import { readBodiesLeniently } from './bodies';
 import { createSpecPreparer } from './create-sandbox';
 import type { NamespaceCheck } from './kube-namespaces';
 import { registerMetrics } from './metrics';
 import { handleProxyUpgrades, proxyRoutes } from './proxy';
+import { clientEventRoutes } from './routes/client-events';
 import { operationsRoutes } from './routes/operations';
 import { renewScheduleRoutes } from './routes/renew-schedules';
 import { sandboxRoutes } from './routes/sandboxes';
@@ -64,9 +66,18 @@ export async function buildApp({ config, services, namespaces, logger = true }: 
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
+    // Ids are at most 128 characters: longer ones reach validation and get its 400; far longer ones
+    // and malformed URLs (bad percent-encoding) get the same envelope from the router.
+    routerOptions: { maxParamLength: 1024 },
+    frameworkErrors: (err, _req, reply) =>
+      (reply as unknown as FastifyReply).code(400).send({
+        code: ErrorCodes.INVALID_PARAMETER.code,
+        message: err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is too long' : 'the URL is malformed',
+      }),
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  readBodiesLeniently(app);
 
   const auth = await createAuthenticator(config, app.log);
   app.addHook('onClose', () => auth.close());
@@ -86,7 +97,7 @@ export async function buildApp({ config, services, namespaces, logger = true }: 
   });
 
   app.setErrorHandler(async (err: FastifyError, req, reply) => {
-    const { status, code, message } = toErrorBody(err);
+    const { status, code, message } = toErrorBody(err, req.body === undefined);
     if (status >= 500) req.log.error({ err }, 'request failed');
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       // Answering while the client is still uploading makes it see EPIPE/RST instead of our 400:
@@ -112,13 +123,14 @@ export async function buildApp({ config, services, namespaces, logger = true }: 
       components: { securitySchemes: { apiKeyAuth: { type: 'apiKey', in: 'header', name: 'OPEN-SANDBOX-API-KEY' } } },
       security: [{ apiKeyAuth: [] }],
     },
-    transform: jsonSchemaTransform,
+    // One documented copy of each route, under /v1 (the unprefixed aliases answer the same; docs/api.md).
+    transform: (route) => (route.url.startsWith('/v1/') ? jsonSchemaTransform(route) : { schema: { hide: true }, url: route.url }),
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   app.get('/health', { schema: { hide: true } }, async () => ({ status: 'healthy' }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  registerMetrics(app, services.workflows);
+  const { countClientEvent } = registerMetrics(app, services.workflows);
   const { sandboxes, snapshots } = services;
   const prepareSpec = createSpecPreparer({ config, snapshots, ...(namespaces ? { namespaces } : {}) });
   for (const prefix of ['', '/v1']) {
@@ -126,6 +138,7 @@ export async function buildApp({ config, services, namespaces, logger = true }: 
     await app.register(renewScheduleRoutes, { prefix, renewSchedules: services.renewSchedules });
     await app.register(snapshotRoutes, { prefix, snapshots });
     await app.register(operationsRoutes, { prefix, mounts: services.mounts, workflows: services.workflows });
+    await app.register(clientEventRoutes, { prefix, count: countClientEvent });
     await app.register(proxyRoutes, { prefix, config, sandboxes });
   }
   handleProxyUpgrades(app.server, { config, sandboxes, authenticate, log: app.log });
@@ -147,10 +160,12 @@ function drainRequest(raw: IncomingMessage, maxMs: number): Promise<void> {
   });
 }
 
-function toErrorBody(err: FastifyError): { status: number; code: string; message: string } {
+function toErrorBody(err: FastifyError, bodyless: boolean): { status: number; code: string; message: string } {
   if (err instanceof TideboxError) return { status: err.httpStatus, code: err.code, message: err.message };
   if (hasZodFastifySchemaValidationErrors(err)) {
     const where = err.validationContext ?? 'request';
+    if (where === 'body' && bodyless)
+      return { status: 400, code: ErrorCodes.INVALID_PARAMETER.code, message: 'a JSON request body is required' };
     const message = err.validation
       .map((v) => {
         const path = v.instancePath.replace(/^\//, '').replace(/\//g, '.');

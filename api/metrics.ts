@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { SANDBOX_STATES } from '../core/sandbox';
 import type { WorkflowService } from './temporal';
 
@@ -9,7 +9,11 @@ import type { WorkflowService } from './temporal';
  * briefly, so every API replica reports the same numbers. Activity-level metrics come from the
  * worker's own endpoint (Temporal SDK metrics, `worker.metricsPort`).
  */
-export function registerMetrics(app: FastifyInstance, workflows: Pick<WorkflowService, 'counts'>, cacheMs = 5000): Registry {
+export function registerMetrics(
+  app: FastifyInstance,
+  workflows: Pick<WorkflowService, 'counts'>,
+  cacheMs = 5000,
+): { registry: Registry; countClientEvent: ClientEventCounter } {
   const registry = new Registry();
 
   const duration = new Histogram({
@@ -69,9 +73,26 @@ export function registerMetrics(app: FastifyInstance, workflows: Pick<WorkflowSe
     },
   });
 
+  const clientEvents = new Counter({
+    name: 'tidebox_client_events_total',
+    help: `Events clients reported on POST /v1/metrics/events, by eventType (the first ${MAX_CLIENT_EVENT_NAMES} names seen; later ones as "other") and success`,
+    labelNames: ['event', 'success'] as const,
+    registers: [registry],
+  });
+  // Any caller picks the name: bound the label values so nobody can grow the registry without limit.
+  const eventNames = new Set<string>();
+  const countClientEvent: ClientEventCounter = (eventType, success) => {
+    if (!eventNames.has(eventType) && eventNames.size < MAX_CLIENT_EVENT_NAMES) eventNames.add(eventType);
+    clientEvents.inc({ event: eventNames.has(eventType) ? eventType : 'other', success: success === undefined ? '' : String(success) });
+  };
+
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
     reply.header('Content-Type', registry.contentType);
     return registry.metrics();
   });
-  return registry;
+  return { registry, countClientEvent };
 }
+
+/** How many distinct client event names get their own series. */
+export const MAX_CLIENT_EVENT_NAMES = 32;
+export type ClientEventCounter = (eventType: string, success: boolean | undefined) => void;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ingressProblems, IngressSchema } from './ingress';
+import { sandboxSizingProblem } from './quantities';
 import { CLAIM_ACCESS_MODES } from './sandbox';
 import { nestedPrefixes } from './storage';
 
@@ -64,6 +65,9 @@ export const ConfigSchema = z
           .default(7 * 24 * 3600),
         defaultCpu: z.string().default('1'),
         defaultMemory: z.string().default('512Mi'),
+        /** The most one sandbox may ask for (Kubernetes quantities). Set them to what your smallest host can give one sandbox. */
+        maxCpu: z.string().default('16'),
+        maxMemory: z.string().default('64Gi'),
         /** Host path prefixes a `host` volume may bind; empty = host volumes are refused. */
         allowedHostPaths: z.array(z.string().startsWith('/', 'must be absolute')).default([]),
         /**
@@ -100,6 +104,11 @@ export const ConfigSchema = z
         seccompProfile: z.string().optional(),
         apparmorProfile: z.string().optional(),
         network: z.string().default('bridge'),
+        /**
+         * "IfNotPresent": pull an image the engine does not have; "Never": run only images already on
+         * the host (air-gapped hosts, or hosts where only an operator's pipeline may pull).
+         */
+        imagePullPolicy: z.enum(['IfNotPresent', 'Never']).default('IfNotPresent'),
         /**
          * Where the engine keeps named volumes (local driver), as the worker sees it: pvc volumes bind
          * `<volumeRoot>/<claimName>/_data/<scoped subPath>` (Docker < 26 cannot mount a volume's subpath).
@@ -320,6 +329,8 @@ export function parseConfig(raw: unknown, source = 'config'): Config {
   if (config.sandbox.minTimeoutSeconds > config.sandbox.maxTimeoutSeconds) {
     throw new ConfigError(`invalid ${source}: sandbox.minTimeoutSeconds exceeds sandbox.maxTimeoutSeconds`);
   }
+  const sizing = sandboxSizingProblem(config.sandbox);
+  if (sizing) throw new ConfigError(`invalid ${source}: ${sizing}`);
   if (['0.0.0.0', '::'].includes(config.docker.publishHost) && !config.docker.endpointHost) {
     throw new ConfigError(
       `invalid ${source}: docker.endpointHost: required when docker.publishHost is a wildcard address (clients need a host name)`,

@@ -9,7 +9,7 @@ import { TideboxError } from './errors';
 import type { RuntimeKind } from './ingress';
 import { metadataProblems } from './metadata';
 import { type OssfsSource, type OssfsVolume, ossfsEndpointProblem, ossfsOptionProblem, ossfsSourceProblems } from './mounts';
-import { parseCpuMillis, parseMemoryBytes } from './quantities';
+import { MIN_CPU_MILLIS, MIN_MEMORY_BYTES, parseCpuMillis, parseMemoryBytes } from './quantities';
 import type { ClaimAccessMode, HostVolume, PvcVolume, SandboxSpec } from './sandbox';
 import { type CreateSandboxRequest, PORTS_EXTENSION } from './schemas';
 import { hostVolumePath, isUnderAllowedPrefix, normalizeAbsolute, pvcVolumePaths } from './storage';
@@ -72,15 +72,20 @@ export function normalizeCreateRequest(req: CreateSandboxRequest, config: Config
   }
   const cpuMillis = parseCpuMillis(limits.cpu ?? config.defaultCpu);
   if (cpuMillis === undefined) throw invalid(`resourceLimits.cpu "${limits.cpu}" is not a CPU quantity (e.g. "500m", "2")`);
+  if (cpuMillis < MIN_CPU_MILLIS)
+    throw invalid(`resourceLimits.cpu "${limits.cpu}" is below ${MIN_CPU_MILLIS}m, the least CPU the engine can enforce`);
+  if (cpuMillis > parseCpuMillis(config.maxCpu)!)
+    throw invalid(`resourceLimits.cpu "${limits.cpu}" exceeds this server's maximum of ${config.maxCpu}`);
   const memoryBytes = parseMemoryBytes(limits.memory ?? config.defaultMemory);
   if (memoryBytes === undefined) throw invalid(`resourceLimits.memory "${limits.memory}" is not a memory quantity (e.g. "512Mi", "1Gi")`);
-  if (memoryBytes < 6 * 1024 * 1024) throw invalid('resourceLimits.memory must be at least 6Mi (Docker minimum)');
+  if (memoryBytes < MIN_MEMORY_BYTES)
+    throw invalid(`resourceLimits.memory "${limits.memory}" is below 6Mi, the least memory the engine accepts`);
+  if (memoryBytes > parseMemoryBytes(config.maxMemory)!)
+    throw invalid(`resourceLimits.memory "${limits.memory}" exceeds this server's maximum of ${config.maxMemory}`);
 
   const env = req.env ?? {};
-  for (const key of Object.keys(env)) {
-    if (!/^[^=\0]+$/.test(key)) throw invalid(`env key "${key}" must be non-empty and contain no "=" or NUL`);
-    if (env[key]!.includes('\0')) throw invalid(`env ${key} must not contain NUL`);
-  }
+  const badName = Object.keys(env).find((key) => !/^[^=\0]{1,255}$/.test(key));
+  if (badName !== undefined) throw invalid(`env key "${badName.slice(0, 64)}" must be 1-255 characters without "=" or NUL`);
 
   const metadata = req.metadata ?? {};
   const problems = metadataProblems(metadata, { strictValues: false });
@@ -157,11 +162,15 @@ function normalizeVolumes(
     if (backends !== 1) throw invalid(`volume "${v.name}" must specify exactly one backend (host, pvc or ossfs)`);
     if (hasDotDot(v.mountPath)) throw invalid(`volume "${v.name}": mountPath must not contain ".."`);
     const mountPath = normalizeAbsolute(v.mountPath);
+    if (mountPath === '/') throw invalid(`volume "${v.name}": mountPath must not be the container's root`);
     if (mountPaths.has(mountPath)) throw invalid(`volume "${v.name}": mountPath ${mountPath} is used twice`);
     mountPaths.add(mountPath);
     if (v.subPath !== undefined && (v.subPath.startsWith('/') || hasDotDot(v.subPath) || /[\x00-\x1f\x7f]/.test(v.subPath))) {
       throw invalid(`volume "${v.name}": subPath must be relative and must not contain ".." or control characters`);
     }
+
+    // host and pvc volumes bind <root>/<subPath>, and Docker's bind syntax has no room for ":".
+    if ((v.host || v.pvc) && v.subPath?.includes(':')) throw invalid(`volume "${v.name}": subPath must not contain ":"`);
 
     if (v.pvc) {
       if (v.pvc.deleteOnSandboxTermination) {

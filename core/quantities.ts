@@ -22,6 +22,11 @@ const MEMORY_FACTORS: Record<string, number> = {
   Ei: 2 ** 60,
 };
 
+/** The least CPU an engine enforces: Docker's CFS quota needs at least 1 ms per 100 ms period. */
+export const MIN_CPU_MILLIS = 10;
+/** The least memory Docker accepts as a limit. */
+export const MIN_MEMORY_BYTES = 6 * 2 ** 20;
+
 /** CPU quantity → millicores; undefined when malformed or not positive. */
 export function parseCpuMillis(value: string): number | undefined {
   const m = CPU.exec(value.trim());
@@ -39,4 +44,20 @@ export function parseMemoryBytes(value: string): number | undefined {
   const bytes = Number(m[1]) * (MEMORY_FACTORS[m[2] ?? ''] ?? NaN);
   if (!Number.isFinite(bytes) || bytes < 1 || bytes > Number.MAX_SAFE_INTEGER) return undefined;
   return Math.floor(bytes);
+}
+
+/** Default and maximum sizes must parse, and the defaults must lie between the minimums and the maximums. */
+export function sandboxSizingProblem(s: {
+  defaultCpu: string;
+  maxCpu: string;
+  defaultMemory: string;
+  maxMemory: string;
+}): string | undefined {
+  const cpu = [s.defaultCpu, s.maxCpu].map(parseCpuMillis);
+  const memory = [s.defaultMemory, s.maxMemory].map(parseMemoryBytes);
+  if (cpu.some((c) => c === undefined)) return 'sandbox.defaultCpu and sandbox.maxCpu must be CPU quantities such as "500m" or "2"';
+  if (memory.some((m) => m === undefined)) return 'sandbox.defaultMemory and sandbox.maxMemory must be memory quantities such as "512Mi"';
+  if (cpu[0]! < MIN_CPU_MILLIS || cpu[0]! > cpu[1]!) return `sandbox.defaultCpu must be between ${MIN_CPU_MILLIS}m and sandbox.maxCpu`;
+  if (memory[0]! < MIN_MEMORY_BYTES || memory[0]! > memory[1]!) return 'sandbox.defaultMemory must be between 6Mi and sandbox.maxMemory';
+  return undefined;
 }

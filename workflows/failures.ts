@@ -5,20 +5,21 @@ import { ErrorCodes, type ErrorKind } from '../core/errors';
 export const reject = (kind: ErrorKind, message: string): ApplicationFailure =>
   ApplicationFailure.create({ type: ErrorCodes[kind].code, message, nonRetryable: true });
 
-/** The reason (a catalogued code, else SERVER::INTERNAL_ERROR) and message of a failed activity. */
+/**
+ * The reason (a catalogued code, else SERVER::INTERNAL_ERROR) and message of a failed activity, as
+ * clients read them in a resource's status. Only catalogued failures carry their own message (written
+ * for clients); anything else is an internal error whose text stays in the workflow history, where
+ * operators read it, and never reaches a client.
+ */
 export function describeFailure(err: unknown): { reason: string; message: string } {
   const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (cause instanceof ApplicationFailure && cause.type) return { reason: cause.type, message: cause.message };
-  return { reason: ErrorCodes.INTERNAL.code, message: cause instanceof Error ? cause.message : String(cause) };
+  if (cause instanceof ApplicationFailure && isCatalogued(cause.type)) return { reason: cause.type!, message: cause.message };
+  const step = err instanceof ActivityFailure ? ` in ${err.activityType}` : '';
+  return { reason: ErrorCodes.INTERNAL.code, message: `internal error${step}; the cause is in the workflow history` };
 }
 
-/**
- * The message an activity failed with: its own ApplicationFailure's (our catalogued message, not
- * that of the runtime error kept as its cause), else the innermost message of the chain.
- */
-export function failureMessage(err: unknown): string {
-  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return err.cause.message;
-  let e: unknown = err;
-  while (e && (e as { cause?: unknown }).cause) e = (e as { cause?: unknown }).cause;
-  return e instanceof Error ? e.message : String(e);
-}
+/** The message an activity failed with, as clients read it (see describeFailure). */
+export const failureMessage = (err: unknown): string => describeFailure(err).message;
+
+const CATALOGUED = new Set<string>(Object.values(ErrorCodes).map((c) => c.code));
+const isCatalogued = (type: string | undefined | null): boolean => !!type && CATALOGUED.has(type);

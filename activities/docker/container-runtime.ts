@@ -4,6 +4,7 @@ import { Context } from '@temporalio/activity';
 import { LABELS } from '../../contracts/labels';
 import type { MountBind, SandboxRuntime } from '../../contracts/runtime';
 import { TideboxError } from '../../core/errors';
+import { imageReferenceProblem } from '../../core/image-reference';
 import type { HostVolume, PvcVolume, SandboxSpec } from '../../core/sandbox';
 import { checkResolvedHostPaths, resolveWithinScope } from '../../core/storage';
 import { realpathOrUndefined } from '../../platform/fs';
@@ -16,6 +17,8 @@ export interface ContainerRuntimeDeps {
   instance: string;
   allowedHostPaths: string[];
   startupGraceMs: number;
+  /** docker.imagePullPolicy: whether a missing image is pulled or refused. */
+  pullMissingImages: boolean;
   hostNetwork: boolean;
   /** A sandbox's declared ports given the ones its request added (configured + requested). */
   declaredPorts: (requested: number[]) => number[];
@@ -31,7 +34,7 @@ export interface ContainerRuntimeDeps {
  * instead of making a second one.
  */
 export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRuntime {
-  const { engine, instance, allowedHostPaths, startupGraceMs, hostNetwork, faults } = deps;
+  const { engine, instance, allowedHostPaths, startupGraceMs, pullMissingImages, hostNetwork, faults } = deps;
   /** The sandbox's one container, or a non-retryable failure when it is gone. */
   const theContainer = async (sandboxId: string): Promise<string> => {
     const [container] = await engine.findSandboxContainers(sandboxId);
@@ -45,7 +48,20 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
         const existing = await engine.findSandboxContainers(input.sandboxId);
         if (existing[0]) return { containerId: existing[0].Id };
 
-        if (!(await engine.hasImage(input.spec.image.uri))) {
+        // The API checked the reference; this host checks again what it hands the engine (the input
+        // may come from anyone who can start a workflow), and an engine refusal ends the create.
+        const referenceProblem = imageReferenceProblem(input.spec.image.uri);
+        if (referenceProblem) throw fail('RUNTIME_REJECTED', referenceProblem);
+        let present: boolean;
+        try {
+          present = await engine.hasImage(input.spec.image.uri);
+        } catch (err) {
+          if (dockerStatus(err) !== 400) throw err;
+          throw fail('IMAGE_UNAVAILABLE', `the engine refused the image reference ${input.spec.image.uri}`, err);
+        }
+        if (!present) {
+          if (!pullMissingImages)
+            throw fail('IMAGE_UNAVAILABLE', `image ${input.spec.image.uri} is not on this host, and this host does not pull images`);
           try {
             await engine.pullImage(input.spec.image.uri, () => Context.current().heartbeat('pulling'));
           } catch (err) {

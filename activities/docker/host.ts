@@ -29,6 +29,7 @@ export async function createDockerHost(config: Config, client: Client, log: Host
         instance: config.instance,
         allowedHostPaths: config.sandbox.allowedHostPaths,
         startupGraceMs: config.docker.startupGraceMs,
+        pullMissingImages: config.docker.imagePullPolicy !== 'Never',
         hostNetwork: usesHostNetwork(config.docker),
         declaredPorts: (ports) => declaredPorts({ ports }, config.docker),
         advertisedHost: config.docker.endpointHost ?? config.docker.publishHost,

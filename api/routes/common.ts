@@ -18,8 +18,8 @@ export const ErrorResponses = {
 
 export const NoContent = z.null().describe('No content');
 
-/** OpenAPI tag and summary of a route. */
-export const doc = (tag: string, summary: string) => ({ tags: [tag], summary });
+/** OpenAPI tag, summary and operationId of a route (the id names it in links and generated clients). */
+export const doc = (tag: string, summary: string, operationId: string) => ({ tags: [tag], summary, operationId });
 
 /** The `tenant` filter: admins pick any tenant; a tenant key may only name its own. */
 export function tenantFilter(caller: Caller, tenant: string | undefined): string | undefined {
@@ -38,4 +38,14 @@ export function parseStates<S extends string>(raw: string | string[] | undefined
   if (unknown.length)
     throw new TideboxError('INVALID_PARAMETER', `unknown ${what} ${unknown.join(', ')}; expected one of ${known.join(', ')}`);
   return states as S[];
+}
+
+/**
+ * OpenAPI links from a create's response to the operations on what it created, so generated clients
+ * and stateful fuzzers follow create → read/act/delete with the new id.
+ */
+export function linksFrom(param: 'sandboxId' | 'snapshotId', operationIds: string[]) {
+  return Object.fromEntries(
+    operationIds.map((operationId) => [operationId, { operationId, parameters: { [param]: '$response.body#/id' } }]),
+  );
 }

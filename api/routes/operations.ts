@@ -20,6 +20,7 @@ export const operationsRoutes: FastifyPluginAsyncZod<{ mounts: MountService; wor
         ...doc(
           tag,
           'Shared bucket mounts of this tenant (admin keys: every tenant, or ?tenant=): key, host, path, holders, state (never credentials)',
+          'listMounts',
         ),
         querystring: TenantQuery,
         response: { 200: MountListSchema, ...ErrorResponses },
@@ -33,7 +34,7 @@ export const operationsRoutes: FastifyPluginAsyncZod<{ mounts: MountService; wor
     '/workflows/*',
     {
       schema: {
-        ...doc(tag, 'Status of a workflow a response returned (path = the workflow id)'),
+        ...doc(tag, 'Status of a workflow a response returned (path = the workflow id)', 'getWorkflowStatus'),
         response: { 200: WorkflowStatusResponseSchema, ...ErrorResponses },
       },
     },

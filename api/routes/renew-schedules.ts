@@ -12,7 +12,7 @@ export const renewScheduleRoutes: FastifyPluginAsyncZod<{ renewSchedules: RenewS
     '/sandboxes/:sandboxId/renew-schedule',
     {
       schema: {
-        ...doc(tag, 'Create or replace the renew schedule'),
+        ...doc(tag, 'Create or replace the renew schedule', 'putRenewSchedule'),
         params: SandboxIdParams,
         body: RenewScheduleRequestSchema,
         response: { 200: RenewScheduleResponseSchema, ...ErrorResponses },
@@ -25,7 +25,7 @@ export const renewScheduleRoutes: FastifyPluginAsyncZod<{ renewSchedules: RenewS
     '/sandboxes/:sandboxId/renew-schedule',
     {
       schema: {
-        ...doc(tag, 'Describe the renew schedule'),
+        ...doc(tag, 'Describe the renew schedule', 'getRenewSchedule'),
         params: SandboxIdParams,
         response: { 200: RenewScheduleResponseSchema, ...ErrorResponses },
       },
@@ -36,7 +36,11 @@ export const renewScheduleRoutes: FastifyPluginAsyncZod<{ renewSchedules: RenewS
   app.delete(
     '/sandboxes/:sandboxId/renew-schedule',
     {
-      schema: { ...doc(tag, 'Remove the renew schedule'), params: SandboxIdParams, response: { 204: NoContent, ...ErrorResponses } },
+      schema: {
+        ...doc(tag, 'Remove the renew schedule', 'deleteRenewSchedule'),
+        params: SandboxIdParams,
+        response: { 204: NoContent, ...ErrorResponses },
+      },
     },
     async (req, reply) => {
       await renewSchedules.delete(req.caller, req.params.sandboxId);

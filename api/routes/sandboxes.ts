@@ -15,6 +15,7 @@ import {
 import { SANDBOX_STATES, toCreateResponse, toSandboxResource } from '../../core/sandbox';
 import {
   createSandboxRequestSchema,
+  offerOf,
   EndpointParams,
   EndpointQuery,
   ListSandboxesQuery,
@@ -26,7 +27,7 @@ import { tenantOnly } from '../../core/tenants';
 import type { SpecPreparer } from '../create-sandbox';
 import { localHost } from '../proxy';
 import type { SandboxService } from '../temporal';
-import { doc, ErrorResponses, NoContent, parseStates, tenantFilter } from './common';
+import { doc, ErrorResponses, linksFrom, NoContent, parseStates, tenantFilter } from './common';
 
 export interface SandboxRouteDeps {
   config: Config;
@@ -49,10 +50,26 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
     '/sandboxes',
     {
       schema: {
-        ...doc(tag, 'Create a sandbox (answers when Running or Failed, or at once with Prefer: respond-async)'),
-        body: createSandboxRequestSchema(config.sandbox),
+        ...doc(tag, 'Create a sandbox (answers when Running or Failed, or at once with Prefer: respond-async)', 'createSandbox'),
+        body: createSandboxRequestSchema(config.sandbox, offerOf(config)),
         headers: IdempotencyHeaders,
         response: { 202: CreateSandboxResponseSchema, ...ErrorResponses },
+      },
+      links: {
+        202: linksFrom('sandboxId', [
+          'getSandbox',
+          'deleteSandbox',
+          'renewSandboxExpiration',
+          'pauseSandbox',
+          'resumeSandbox',
+          'patchSandboxMetadata',
+          'getSandboxEvents',
+          'getSandboxEndpoint',
+          'createSnapshot',
+          'putRenewSchedule',
+          'getRenewSchedule',
+          'deleteRenewSchedule',
+        ]),
       },
     },
     async (req, reply) => {
@@ -68,7 +85,7 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
     '/sandboxes',
     {
       schema: {
-        ...doc(tag, 'List sandboxes (state OR, metadata AND, newest first)'),
+        ...doc(tag, 'List sandboxes (state OR, metadata AND, newest first)', 'listSandboxes'),
         querystring: ListSandboxesQuery,
         response: { 200: ListSandboxesResponseSchema, ...ErrorResponses },
       },
@@ -86,7 +103,11 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
   app.get(
     '/sandboxes/:sandboxId',
     {
-      schema: { ...doc(tag, 'Fetch a sandbox'), params: SandboxIdParams, response: { 200: SandboxResourceSchema, ...ErrorResponses } },
+      schema: {
+        ...doc(tag, 'Fetch a sandbox', 'getSandbox'),
+        params: SandboxIdParams,
+        response: { 200: SandboxResourceSchema, ...ErrorResponses },
+      },
     },
     async (req) => toSandboxResource(await sandboxes.get(req.caller, req.params.sandboxId)),
   );
@@ -95,7 +116,7 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
     '/sandboxes/:sandboxId',
     {
       schema: {
-        ...doc(tag, 'Delete a sandbox (from any state)'),
+        ...doc(tag, 'Delete a sandbox (from any state)', 'deleteSandbox'),
         params: SandboxIdParams,
         response: { 204: NoContent, ...ErrorResponses },
       },
@@ -110,7 +131,7 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
     '/sandboxes/:sandboxId/renew-expiration',
     {
       schema: {
-        ...doc(tag, 'Renew the expiration'),
+        ...doc(tag, 'Renew the expiration', 'renewSandboxExpiration'),
         params: SandboxIdParams,
         body: RenewRequestSchema,
         response: { 200: RenewResponseSchema, ...ErrorResponses },
@@ -125,7 +146,11 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
       `/sandboxes/:sandboxId/${op}`,
       {
         schema: {
-          ...doc(tag, op === 'pause' ? 'Pause a Running sandbox (Pausing → Paused)' : 'Resume a Paused sandbox (Resuming → Running)'),
+          ...doc(
+            tag,
+            op === 'pause' ? 'Pause a Running sandbox (Pausing → Paused)' : 'Resume a Paused sandbox (Resuming → Running)',
+            `${op}Sandbox`,
+          ),
           params: SandboxIdParams,
           response: { 202: AcceptedActionSchema, ...ErrorResponses },
         },
@@ -145,7 +170,7 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
     '/sandboxes/:sandboxId/metadata',
     {
       schema: {
-        ...doc(tag, 'Patch metadata (JSON merge patch; null deletes)'),
+        ...doc(tag, 'Patch metadata (JSON merge patch; null deletes)', 'patchSandboxMetadata'),
         params: SandboxIdParams,
         body: PatchMetadataSchema,
         response: { 200: SandboxResourceSchema, ...ErrorResponses },
@@ -158,7 +183,7 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
     '/sandboxes/:sandboxId/events',
     {
       schema: {
-        ...doc('History', 'Lifecycle history (also after termination, for the retention period)'),
+        ...doc('History', 'Lifecycle history (also after termination, for the retention period)', 'getSandboxEvents'),
         params: SandboxIdParams,
         response: { 200: SandboxEventsResponseSchema, ...ErrorResponses },
       },
@@ -178,7 +203,7 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
     '/sandboxes/:sandboxId/endpoints/:port',
     {
       schema: {
-        ...doc(tag, 'Endpoint of a port (direct, gateway or server proxy)'),
+        ...doc(tag, 'Endpoint of a port (direct, gateway or server proxy)', 'getSandboxEndpoint'),
         params: EndpointParams,
         querystring: EndpointQuery,
         response: { 200: EndpointSchema, ...ErrorResponses },

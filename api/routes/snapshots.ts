@@ -3,7 +3,7 @@ import { ListSnapshotsResponseSchema, SnapshotResourceSchema } from '../../core/
 import { CreateSnapshotRequestSchema, ListSnapshotsQuery, SandboxIdParams, SnapshotIdParams } from '../../core/schemas';
 import { SNAPSHOT_STATES, toSnapshotResource } from '../../core/snapshots';
 import type { SnapshotService } from '../temporal';
-import { doc, ErrorResponses, NoContent, parseStates, tenantFilter } from './common';
+import { doc, ErrorResponses, linksFrom, NoContent, parseStates, tenantFilter } from './common';
 
 const tag = 'Snapshots';
 
@@ -13,11 +13,12 @@ export const snapshotRoutes: FastifyPluginAsyncZod<{ snapshots: SnapshotService 
     '/sandboxes/:sandboxId/snapshots',
     {
       schema: {
-        ...doc(tag, 'Snapshot a Running or Paused sandbox (202 Creating; poll GET /snapshots/{id})'),
+        ...doc(tag, 'Snapshot a Running or Paused sandbox (202 Creating; poll GET /snapshots/{id})', 'createSnapshot'),
         params: SandboxIdParams,
         body: CreateSnapshotRequestSchema,
         response: { 202: SnapshotResourceSchema, ...ErrorResponses },
       },
+      links: { 202: linksFrom('snapshotId', ['getSnapshot', 'deleteSnapshot', 'retrySnapshot']) },
     },
     async (req, reply) => {
       const view = await snapshots.create(req.caller, req.params.sandboxId, req.body?.name);
@@ -29,7 +30,7 @@ export const snapshotRoutes: FastifyPluginAsyncZod<{ snapshots: SnapshotService 
     '/snapshots',
     {
       schema: {
-        ...doc(tag, 'List snapshots (sandboxId, state OR, newest first)'),
+        ...doc(tag, 'List snapshots (sandboxId, state OR, newest first)', 'listSnapshots'),
         querystring: ListSnapshotsQuery,
         response: { 200: ListSnapshotsResponseSchema, ...ErrorResponses },
       },
@@ -47,7 +48,7 @@ export const snapshotRoutes: FastifyPluginAsyncZod<{ snapshots: SnapshotService 
     '/snapshots/:snapshotId',
     {
       schema: {
-        ...doc(tag, 'Fetch a snapshot (with its image reference and steps)'),
+        ...doc(tag, 'Fetch a snapshot (with its image reference and steps)', 'getSnapshot'),
         params: SnapshotIdParams,
         response: { 200: SnapshotResourceSchema, ...ErrorResponses },
       },
@@ -59,7 +60,7 @@ export const snapshotRoutes: FastifyPluginAsyncZod<{ snapshots: SnapshotService 
     '/snapshots/:snapshotId',
     {
       schema: {
-        ...doc(tag, 'Delete a snapshot and its image (409 while Creating or in use)'),
+        ...doc(tag, 'Delete a snapshot and its image (409 while Creating or in use)', 'deleteSnapshot'),
         params: SnapshotIdParams,
         response: { 204: NoContent, ...ErrorResponses },
       },
@@ -74,7 +75,7 @@ export const snapshotRoutes: FastifyPluginAsyncZod<{ snapshots: SnapshotService 
     '/snapshots/:snapshotId/retry',
     {
       schema: {
-        ...doc(tag, 'Retry a Failed snapshot from the step that failed (202 Creating)'),
+        ...doc(tag, 'Retry a Failed snapshot from the step that failed (202 Creating)', 'retrySnapshot'),
         params: SnapshotIdParams,
         response: { 202: SnapshotResourceSchema, ...ErrorResponses },
       },

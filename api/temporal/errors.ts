@@ -9,6 +9,11 @@ export interface CallContext {
   notFound?: () => TideboxError;
   /** The message the actor was sent ("renewal", "delete"): a deadline then means no worker took it in time. */
   what?: string;
+  /**
+   * The 409 for an Update the actor's run closed under (it continued as new, or ended while the Update
+   * was in flight) while the actor itself lives on: the resource was in transition; the client retries.
+   */
+  inTransition?: () => TideboxError;
 }
 
 /**
@@ -48,4 +53,9 @@ export function toTideboxError(err: unknown, ctx: CallContext = {}): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
-const withCause = (error: TideboxError, cause: unknown): TideboxError => new TideboxError(error.kind, error.message, { cause });
+/** Whether the workflow a call named was not found: none, closed, or its run closed under an Update. */
+export function isWorkflowGone(err: unknown): boolean {
+  return err instanceof WorkflowNotFoundError || grpcStatusOf(err)?.code === GrpcStatus.NOT_FOUND;
+}
+
+export const withCause = (error: TideboxError, cause: unknown): TideboxError => new TideboxError(error.kind, error.message, { cause });

@@ -1,7 +1,11 @@
 import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
-import { type CallContext, toTideboxError } from './errors';
+import { GrpcStatus, hasGrpcStatus } from '../../platform/grpc-status';
+import { type CallContext, isWorkflowGone, toTideboxError, withCause } from './errors';
 import { visibilityQuery, type VisibilityFilter } from './visibility';
+
+/** How often an Update whose workflow task failed is sent (the actor was completing or continuing as new). */
+const UPDATE_ATTEMPTS = 4;
 
 /** Most workflows one visibility scan reads before paging in memory; beyond this a visibility store with ORDER BY is needed. */
 const SCAN_LIMIT = 10_000;
@@ -36,14 +40,46 @@ export class TemporalGateway {
     }
   }
 
-  /** Send an Update to an actor and wait for its result. */
-  update<Ret, Args extends unknown[]>(workflowId: string, def: UpdateDefinition<Ret, Args>, args: Args, opts: GatewayCall): Promise<Ret> {
-    return this.call((client) => {
-      const handle = client.workflow.getHandle(workflowId);
-      // executeUpdate's overloads tell zero arguments from some; for a generic Args both are fine.
-      const execute = handle.executeUpdate.bind(handle) as (def: UpdateDefinition<Ret, Args>, options: { args: Args }) => Promise<Ret>;
-      return execute(def, { args });
-    }, opts);
+  /**
+   * Send an Update to an actor and wait for its result, and answer every way its run can end under it:
+   * - the workflow task carrying the Update failed (FAILED_PRECONDITION: typically the actor tried to
+   *   complete while the Update arrived, and the server made it look again): the Update was never
+   *   accepted, so it is sent again, a bounded number of times;
+   * - the run closed ("aborted by closing workflow", or it ended between lookup and send): the caller's
+   *   404 when the actor is gone, its 409 (in transition, retry) when it still runs (it continued as new).
+   */
+  async update<Ret, Args extends unknown[]>(
+    workflowId: string,
+    def: UpdateDefinition<Ret, Args>,
+    args: Args,
+    opts: GatewayCall & Required<Pick<CallContext, 'notFound' | 'inTransition'>>,
+  ): Promise<Ret> {
+    const send = () =>
+      this.call(
+        (client) => {
+          const handle = client.workflow.getHandle(workflowId);
+          // executeUpdate's overloads tell zero arguments from some; for a generic Args both are fine.
+          const execute = handle.executeUpdate.bind(handle) as (def: UpdateDefinition<Ret, Args>, options: { args: Args }) => Promise<Ret>;
+          return execute(def, { args });
+        },
+        { ...opts, notFound: undefined },
+      );
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await send();
+      } catch (err) {
+        if (hasGrpcStatus(err, GrpcStatus.FAILED_PRECONDITION)) {
+          if (attempt < UPDATE_ATTEMPTS) {
+            await new Promise((resolve) => setTimeout(resolve, 25 * 2 ** attempt));
+            continue;
+          }
+          throw withCause(opts.inTransition(), err);
+        }
+        if (!isWorkflowGone(err)) throw err;
+        const described = await this.describe(workflowId).catch(() => undefined);
+        throw withCause(described?.status.name === 'RUNNING' ? opts.inTransition() : opts.notFound(), err);
+      }
+    }
   }
 
   /** A workflow's description (open or closed), or undefined when there is none. */

@@ -55,7 +55,13 @@ export function createSandboxService(temporal: TemporalGateway, config: Config) 
     args: Args,
     what: string,
     deadlineMs = callMs,
-  ) => temporal.update(sandboxWorkflowId(sandboxId), def, args, { what, deadlineMs, notFound: () => sandboxNotFound(sandboxId) });
+  ) =>
+    temporal.update(sandboxWorkflowId(sandboxId), def, args, {
+      what,
+      deadlineMs,
+      notFound: () => sandboxNotFound(sandboxId),
+      inTransition: () => new TideboxError('INVALID_STATE', `sandbox ${sandboxId} changed state while the ${what} was in flight; retry it`),
+    });
 
   /** The sandbox if the caller may see it; another tenant's sandbox is 404, exactly like a missing one. */
   async function get(caller: Caller, sandboxId: string): Promise<SandboxView> {

@@ -37,6 +37,8 @@ export function createSnapshotService(temporal: TemporalGateway, config: Config,
       what: `snapshot ${what}`,
       deadlineMs: config.server.temporalCallTimeoutSeconds * 1000,
       notFound: () => snapshotNotFound(snapshotId),
+      inTransition: () =>
+        new TideboxError('SNAPSHOT_INVALID_STATE', `snapshot ${snapshotId} changed state while the ${what} was in flight; retry it`),
     });
 
   /** The snapshot if the caller may see it; a foreign or deleted one is 404 exactly like a missing one. */

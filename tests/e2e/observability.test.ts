@@ -63,6 +63,22 @@ describe('API description', () => {
     // The create body is the same zod schema that validates requests.
     const createBody = spec.paths['/v1/sandboxes'].post.requestBody.content['application/json'].schema;
     expect(Object.keys(createBody.properties)).toEqual(expect.arrayContaining(['image', 'timeout', 'resourceLimits', 'metadata']));
+    // ...and carries the rules, not just the shapes: the image grammar, one of image or snapshot, one volume backend.
+    expect(new RegExp(createBody.properties.image.properties.uri.pattern).test('Bad Image*x')).toBe(false);
+    expect(new RegExp(createBody.properties.image.properties.uri.pattern).test('registry.example.com:5000/team/app:1.2')).toBe(true);
+    expect(createBody.oneOf).toEqual([{ required: ['image'] }, { required: ['snapshotId'] }]);
+    expect(createBody.properties.volumes.items.oneOf).toEqual([{ required: ['pvc'] }]); // no host paths, no payload key here
+    // One documented copy of each route (under /v1), each with a unique operationId; creates link to what follows.
+    expect(Object.keys(spec.paths).every((p) => p.startsWith('/v1/'))).toBe(true);
+    const operationIds = Object.values(spec.paths as Record<string, Record<string, { operationId?: string }>>)
+      .flatMap((p) => Object.values(p))
+      .map((o) => o.operationId)
+      .filter(Boolean);
+    expect(new Set(operationIds).size).toBe(operationIds.length);
+    expect(spec.paths['/v1/sandboxes'].post.responses['202'].links.deleteSandbox).toEqual({
+      operationId: 'deleteSandbox',
+      parameters: { sandboxId: '$response.body#/id' },
+    });
     const docs = await text(`${stack.baseUrl}/docs`);
     expect(docs.status).toBe(200);
     expect(docs.body).toContain('<html');

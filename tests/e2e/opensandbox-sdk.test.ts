@@ -61,6 +61,12 @@ it('when the SDK drives the whole lifecycle with Sandbox, then create, getInfo, 
     expect(info).toMatchObject({ id: sandbox.id, status: { state: 'Running' }, metadata: { via: 'sdk-sandbox' } });
     const [container] = await stack.containers(sandbox.id);
     expect(container!.State).toBe('running');
+    // The SDK reports the create's latency (POST /v1/metrics/events); Tidebox counts it.
+    await waitFor('the SDK telemetry event to be counted', async () =>
+      (await (await fetch(`${stack.baseUrl}/metrics`)).text()).includes(
+        'tidebox_client_events_total{event="sandbox.create",success="true"} 1',
+      ),
+    );
 
     const listed = await waitFor('the SDK to list it by state and metadata', async () => {
       const r = await manager.listSandboxInfos({ states: ['Running', 'Paused'], metadata: { via: 'sdk-sandbox' } });

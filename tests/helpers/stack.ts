@@ -99,7 +99,9 @@ export class Stack {
       instance: this.instance,
       server: { createWaitSeconds: 30, ...((this.options.config?.server as object) ?? {}) },
       sandbox: { minTimeoutSeconds: 2, ...((this.options.config?.sandbox as object) ?? {}) },
-      ...Object.fromEntries(Object.entries(this.options.config ?? {}).filter(([k]) => k !== 'server' && k !== 'sandbox')),
+      // Tests never pull: a missing image must not send the engine to a public registry.
+      docker: { imagePullPolicy: 'Never', ...((this.options.config?.docker as object) ?? {}) },
+      ...Object.fromEntries(Object.entries(this.options.config ?? {}).filter(([k]) => !['server', 'sandbox', 'docker'].includes(k))),
     };
     const configPath = join(this.dataDir, 'tidebox.toml');
     writeFileSync(configPath, stringify(config));

@@ -5,10 +5,12 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../api/app';
+import { MAX_CLIENT_EVENT_NAMES } from '../../api/metrics';
 import type { ApiServices } from '../../api/temporal';
 import { type ConfigInput, parseConfig } from '../../core/config';
 import { ErrorCodes, type ErrorKind, TideboxError } from '../../core/errors';
 import type { SandboxView } from '../../core/sandbox';
+import type { SnapshotView } from '../../core/snapshots';
 
 type Calls = Array<{ method: string; args: unknown[] }>;
 
@@ -80,6 +82,31 @@ describe('create', () => {
     expect(calls).toEqual([]);
   });
 
+  it.each([
+    ['cpu "1m" (below what the engine enforces)', { resourceLimits: { cpu: '1m' } }, 'below 10m'],
+    ['cpu "0"', { resourceLimits: { cpu: '0' } }, 'resourceLimits.cpu'],
+    ['cpu above the configured maximum', { resourceLimits: { cpu: '17' } }, "exceeds this server's maximum of 16"],
+    ['memory "1"', { resourceLimits: { memory: '1' } }, 'below 6Mi'],
+    ['memory above the configured maximum', { resourceLimits: { memory: '65Gi' } }, 'maximum of 64Gi'],
+    ['an image reference with spaces', { image: { uri: 'Bad Image*x' } }, 'is not an image reference'],
+    ['a 300-character image reference', { image: { uri: 'a'.repeat(300) } }, 'at most 255 characters'],
+    ['an empty executable', { entrypoint: [''] }, 'entrypoint[0]'],
+    ['a NUL in an argument', { entrypoint: ['sh', 'a\u0000b'] }, 'NUL'],
+    ['too large an entrypoint', { entrypoint: ['sh', 'x'.repeat(70_000)] }, 'at most 65536 bytes'],
+    ['an env name with "="', { env: { 'A=B': '1' } }, 'env key'],
+    ['too many env variables', { env: Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`V${i}`, '1'])) }, 'at most 256'],
+    ['a mountPath with ":"', { volumes: [{ name: 'v', pvc: { claimName: 'c' }, mountPath: '/x:ro' }] }, 'mountPath'],
+    ['a mountPath of "/"', { volumes: [{ name: 'v', pvc: { claimName: 'c' }, mountPath: '//' }] }, 'root'],
+    ['a subPath with ":"', { volumes: [{ name: 'v', pvc: { claimName: 'c' }, subPath: 'a:b', mountPath: '/v' }] }, 'subPath'],
+    ['a port list with a non-port', { extensions: { 'tidebox.io/ports': '80,0' } }, '"0" is not a port'],
+  ])('when the body has %s, then 400 at once names the field and nothing is created', async (_what, override, message) => {
+    const { services, calls } = fakeServices();
+    const res = await (await app(services)).inject({ method: 'POST', url: '/v1/sandboxes', ...json({ ...createBody, ...override }) });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({ code: 'SANDBOX::INVALID_PARAMETER', message: expect.stringContaining(message) });
+    expect(calls).toEqual([]);
+  });
+
   it('when the body asks for what this server cannot honour (egress rules), then 400 UNSUPPORTED and nothing is created', async () => {
     const { services, calls } = fakeServices();
     const res = await (
@@ -119,6 +146,127 @@ describe('create', () => {
     expect(caller).toEqual({ kind: 'tenant', tenant: 'default', namespace: 'default' });
     expect(spec).toMatchObject({ resources: { cpuMillis: 500, memoryBytes: 256 * 2 ** 20 }, timeoutSeconds: 600 });
     expect(opts).toEqual({ idempotencyKey: 'k-1', respondAsync: true });
+  });
+});
+
+describe('request bodies', () => {
+  const emptyJson = { payload: '', headers: { 'content-type': 'application/json' } };
+  const services = () =>
+    fakeServices({
+      sandboxes: { delete: async () => undefined, pause: async () => VIEW, resume: async () => VIEW, get: async () => VIEW },
+      snapshots: { delete: async () => undefined },
+    });
+
+  it.each([
+    ['DELETE', '/v1/sandboxes/sb-1', 204],
+    ['POST', '/v1/sandboxes/sb-1/pause', 202],
+    ['POST', '/v1/sandboxes/sb-1/resume', 202],
+    ['DELETE', '/v1/snapshots/sn-1', 204],
+  ] as const)(
+    'when %s %s comes with Content-Type: application/json and no body, then it is served as body-less (%d)',
+    async (method, url, status) => {
+      const res = await (await app(services().services)).inject({ method, url, ...emptyJson });
+      expect(res.statusCode).toBe(status);
+    },
+  );
+
+  it.each([
+    ['whitespace under a JSON type', { payload: ' \n', headers: { 'content-type': 'application/json; charset=utf-8' } }],
+    ['an empty form body', { payload: '', headers: { 'content-type': 'application/x-www-form-urlencoded' } }],
+    ['an empty text body', { payload: '', headers: { 'content-type': 'text/plain' } }],
+  ])('when a body-less route gets %s, then it is served', async (_what, request) => {
+    const res = await (await app(services().services)).inject({ method: 'DELETE', url: '/v1/sandboxes/sb-1', ...request });
+    expect(res.statusCode).toBe(204);
+  });
+
+  it('when a body-less route gets a non-empty body, then 400 says it takes none and nothing is deleted', async () => {
+    const { services: s, calls } = services();
+    const res = await (await app(s)).inject({ method: 'DELETE', url: '/v1/sandboxes/sb-1', ...json({ force: true }) });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({ code: 'SANDBOX::INVALID_PARAMETER', message: 'DELETE /v1/sandboxes/:sandboxId takes no request body' });
+    expect(calls).toEqual([]);
+  });
+
+  it('when a non-empty body is not JSON, then 400 names the type it came as', async () => {
+    const { services: s, calls } = services();
+    const res = await (
+      await app(s)
+    ).inject({ method: 'POST', url: '/v1/sandboxes', payload: 'image=x', headers: { 'content-type': 'text/plain' } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({ code: 'SANDBOX::INVALID_PARAMETER', message: expect.stringContaining('must be JSON') });
+    expect(res.json().message).toContain('text/plain');
+    expect(calls).toEqual([]);
+  });
+
+  it('when a route that needs a body gets an empty one, then 400 says a body is required', async () => {
+    const { services: s, calls } = services();
+    const res = await (await app(s)).inject({ method: 'POST', url: '/v1/sandboxes/sb-1/renew-expiration', ...emptyJson });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({ code: 'SANDBOX::INVALID_PARAMETER', message: 'a JSON request body is required' });
+    expect(calls).toEqual([]);
+  });
+
+  it('when a JSON body carries __proto__, then 400 and nothing is called', async () => {
+    const { services: s, calls } = services();
+    const res = await (
+      await app(s)
+    ).inject({ method: 'POST', url: '/v1/sandboxes', payload: '{"__proto__": {"x": 1}}', headers: { 'content-type': 'application/json' } });
+    expect(res.statusCode).toBe(400);
+    expect(calls).toEqual([]);
+  });
+
+  it('when the snapshot create route (optional body) gets an empty JSON body, then the snapshot is made without a name', async () => {
+    const created: SnapshotView = {
+      id: 'sn-1',
+      tenant: 'default',
+      sandboxId: 'sb-1',
+      hostId: 'local',
+      workflowId: 'snapshot/sn-1',
+      image: 'tidebox-snapshots:sn-1',
+      status: { state: 'Creating', lastTransitionAt: VIEW.createdAt },
+      createdAt: VIEW.createdAt,
+      steps: [],
+      retries: 0,
+    };
+    const { services: s, calls } = fakeServices({ snapshots: { create: async () => created } });
+    const res = await (await app(s)).inject({ method: 'POST', url: '/v1/sandboxes/sb-1/snapshots', ...emptyJson });
+    expect(res.statusCode).toBe(202);
+    expect(calls[0]!.args[2]).toBeUndefined();
+  });
+});
+
+describe('client events', () => {
+  const counting = () => fakeServices({ workflows: { counts: async () => ({ byState: {}, workflowFailures: [] }) } });
+  const report = (a: FastifyInstance, body: unknown) => a.inject({ method: 'POST', url: '/v1/metrics/events', ...json(body) });
+
+  it('when an SDK reports a create, then 204 and /metrics counts it by event name and success', async () => {
+    const a = await app(counting().services);
+    expect(
+      (await report(a, { eventType: 'sandbox.create', success: true, createDurationMs: 812, sandboxId: 'sb-1', sdk: 'x' })).statusCode,
+    ).toBe(204);
+    expect((await report(a, { eventType: 'sandbox.create', success: true })).statusCode).toBe(204);
+    expect((await report(a, { eventType: 'sandbox.create', success: false })).statusCode).toBe(204);
+    const metrics = (await a.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toContain('tidebox_client_events_total{event="sandbox.create",success="true"} 2');
+    expect(metrics).toContain('tidebox_client_events_total{event="sandbox.create",success="false"} 1');
+  });
+
+  it('when callers invent more event names than the bound, then the rest are counted as "other"', async () => {
+    const a = await app(counting().services);
+    for (let i = 0; i < MAX_CLIENT_EVENT_NAMES + 5; i++) expect((await report(a, { eventType: `e${i}` })).statusCode).toBe(204);
+    const metrics = (await a.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics.match(/^tidebox_client_events_total\{/gm)).toHaveLength(MAX_CLIENT_EVENT_NAMES + 1);
+    expect(metrics).toContain('tidebox_client_events_total{event="other",success=""} 5');
+  });
+
+  it.each([
+    ['no eventType', {}],
+    ['an eventType with spaces', { eventType: 'a b' }],
+    ['a negative duration', { eventType: 'sandbox.create', createDurationMs: -1 }],
+  ])('when the event has %s, then 400 and nothing is counted', async (_what, body) => {
+    const a = await app(counting().services);
+    expect((await report(a, body)).statusCode).toBe(400);
+    expect((await a.inject({ method: 'GET', url: '/metrics' })).body).not.toMatch(/^tidebox_client_events_total\{/m);
   });
 });
 

@@ -11,6 +11,15 @@ describe('config', () => {
     expect(c.dataDir).toBe('.tidebox');
   });
 
+  it.each([
+    [{ defaultCpu: '32' }, 'sandbox.defaultCpu must be between 10m and sandbox.maxCpu'],
+    [{ defaultCpu: '5m' }, 'sandbox.defaultCpu must be between 10m'],
+    [{ maxMemory: 'lots' }, 'must be memory quantities'],
+    [{ defaultMemory: '1Mi' }, 'sandbox.defaultMemory must be between 6Mi'],
+  ])('when the sandbox sizes are %j, then the config is refused', (sandbox, message) => {
+    expect(() => parseConfig({ sandbox })).toThrow(message);
+  });
+
   it('when environment variables are set, then they override the file', () => {
     const c = parseConfig(
       applyEnv(

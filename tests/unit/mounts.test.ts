@@ -1,3 +1,4 @@
+import { parseCreateBody } from '../helpers/create-body';
 import {
   chmodSync,
   existsSync,
@@ -228,7 +229,7 @@ describe('ossfs volumes at the API (request normalisation)', () => {
       ],
     };
     try {
-      normalizeCreateRequest(schema.parse(body), limits, { tenant: 'acme', mountKeyOf: () => '0'.repeat(32) });
+      normalizeCreateRequest(parseCreateBody(schema, body), limits, { tenant: 'acme', mountKeyOf: () => '0'.repeat(32) });
     } catch (err) {
       return err as TideboxError;
     }

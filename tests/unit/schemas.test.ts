@@ -1,3 +1,4 @@
+import { parseCreateBody } from '../helpers/create-body';
 import { parseConfig } from '../../core/config';
 import { TideboxError } from '../../core/errors';
 import { normalizeCreateRequest } from '../../core/create-request';
@@ -9,7 +10,7 @@ const legacyConfig = { ...sandboxConfig, storageLayout: 'legacy' as const };
 const schema = createSandboxRequestSchema(sandboxConfig);
 const base = { image: { uri: 'busybox' }, entrypoint: ['sh'], timeout: 600 };
 const normalize = (body: Record<string, unknown>, config = sandboxConfig, tenant = 'acme') =>
-  normalizeCreateRequest(schema.parse({ ...base, ...body }), config, { tenant });
+  normalizeCreateRequest(parseCreateBody(schema, { ...base, ...body }), config, { tenant });
 const rejection = (body: Record<string, unknown>) => {
   try {
     normalize(body);

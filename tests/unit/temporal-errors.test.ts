@@ -1,6 +1,7 @@
-import { ServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { type Client, ServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure, type UpdateDefinition } from '@temporalio/common';
 import { toTideboxError } from '../../api/temporal/errors';
+import { TemporalGateway } from '../../api/temporal/gateway';
 import { TideboxError } from '../../core/errors';
 import { GrpcStatus } from '../../platform/grpc-status';
 
@@ -60,5 +61,78 @@ describe('the Temporal → HTTP error mapping (api/temporal/errors.ts)', () => {
     expect(mapped(new Error('boom'))).toEqual({ passedThrough: true });
     const known = new TideboxError('INVALID_STATE', 'already');
     expect(toTideboxError(known)).toBe(known);
+  });
+});
+
+describe('an Update whose run closes under it (TemporalGateway.update)', () => {
+  const aborted = () => new WorkflowNotFoundError('workflow update was aborted by closing workflow', 'sandbox/x', undefined);
+  /**
+   * A client whose Update fails with `updateError` (each of them in turn, then succeeds, when it is a list)
+   * and whose describe answers `described` (or throws it).
+   */
+  let sent = 0;
+  const gateway = (updateError: unknown, described: unknown) => {
+    sent = 0;
+    const errors = Array.isArray(updateError) ? [...updateError] : undefined;
+    return new TemporalGateway(
+      {
+        withDeadline: (_deadline: number, fn: () => Promise<unknown>) => fn(),
+        workflow: {
+          getHandle: () => ({
+            executeUpdate: async () => {
+              sent++;
+              if (!errors) throw updateError;
+              if (errors.length) throw errors.shift();
+              return 'done';
+            },
+            describe: async () => {
+              if (described instanceof Error) throw described;
+              return described;
+            },
+          }),
+        },
+      } as unknown as Client,
+      1000,
+    );
+  };
+  const pause = { type: 'update', name: 'pause' } as UpdateDefinition<void, []>;
+  const send = (g: TemporalGateway): Promise<TideboxError> =>
+    g
+      .update('sandbox/x', pause, [], { notFound, inTransition: () => new TideboxError('INVALID_STATE', 'sandbox x changed state; retry') })
+      .then(
+        () => {
+          throw new Error('expected the Update to fail');
+        },
+        (err: unknown) => err as TideboxError,
+      );
+
+  it('when the actor still runs (it continued as new), then 409: in transition, retry', async () => {
+    const err = await send(gateway(aborted(), { status: { name: 'RUNNING' } }));
+    expect(err).toMatchObject({ kind: 'INVALID_STATE', httpStatus: 409, message: 'sandbox x changed state; retry' });
+    expect(err.cause).toBeInstanceOf(WorkflowNotFoundError);
+  });
+
+  it.each([
+    ['has completed', { status: { name: 'COMPLETED' } }],
+    ['is gone altogether', new WorkflowNotFoundError('not found', 'sandbox/x', undefined)],
+    ['cannot be described', new Error('unavailable')],
+  ])('when the actor %s, then 404', async (_what, described) => {
+    expect(await send(gateway(aborted(), described))).toMatchObject({ kind: 'NOT_FOUND', httpStatus: 404 });
+    expect(await send(gateway(wrapped(GrpcStatus.NOT_FOUND), described))).toMatchObject({ kind: 'NOT_FOUND', httpStatus: 404 });
+  });
+
+  it('when the workflow task carrying the Update failed (the actor was completing), then it is sent again; if that keeps up, 409', async () => {
+    const taskFailed = () => wrapped(GrpcStatus.FAILED_PRECONDITION);
+    const g = gateway([taskFailed(), taskFailed()], new Error('not asked'));
+    expect(await g.update('sandbox/x', pause, [], { notFound, inTransition: () => new TideboxError('INVALID_STATE', 'retry') })).toBe(
+      'done',
+    );
+    expect(sent).toBe(3);
+    expect(await send(gateway(taskFailed(), new Error('not asked')))).toMatchObject({ kind: 'INVALID_STATE', httpStatus: 409 });
+    expect(sent).toBe(4);
+  });
+
+  it('when the Update fails otherwise, then the one mapping applies and nothing is described', async () => {
+    expect(await send(gateway(wrapped(GrpcStatus.UNAVAILABLE), new Error('not asked')))).toMatchObject({ kind: 'BACKEND_UNAVAILABLE' });
   });
 });
