@@ -2,7 +2,8 @@
 # Brings a fresh machine to the point where Tidebox runs, then execs the given command.
 #   npm start / npm test / npm run bench all go through here; each step is skipped when already done.
 # Provides: npm dependencies, a build, the Temporal CLI (unless TEMPORAL_ADDRESS is set), a running
-# Docker engine, the offline test image tidebox/busybox:latest, and (for tests) a kube-apiserver + etcd.
+# Docker engine, the offline test image tidebox/busybox:latest, and (for tests) a kube-apiserver + etcd
+# and the Python test tools.
 #   bootstrap.sh --deps-only CMD…   only Node.js and the npm dependencies, then CMD (npm run lint)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -142,6 +143,25 @@ fi
 # ~/.cache/tidebox/k8s) and etcd, which tests/e2e/kubernetes.test.ts starts on 127.0.0.1.
 if [ "${1:-}" = jest ] && [ "${TIDEBOX_SKIP_K8S_BUILD:-}" != 1 ]; then
   bash scripts/k8s-test-cluster build || say "warning: could not provide kube-apiserver/etcd; the Kubernetes tests will fail"
+fi
+
+# 7. For the test suite: the Python tools (schemathesis, the OpenSandbox Python SDK), pinned by
+# tests/python/requirements.lock, in a venv cached outside the repository per lock file.
+if [ "${1:-}" = jest ]; then
+  lock=tests/python/requirements.lock
+  venv=${XDG_CACHE_HOME:-$HOME/.cache}/tidebox/pyvenv-$(sha256sum "$lock" | cut -c1-12)
+  if [ ! -x "$venv/bin/schemathesis" ]; then
+    say "installing the Python test tools into $venv"
+    if is_root && command -v apt-get >/dev/null && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+      apt_install python3-venv python3-pip || true
+    fi
+    rm -rf "$venv"
+    if ! { python3 -m venv "$venv" >&2 && "$venv/bin/pip" install -q --disable-pip-version-check -r "$lock" >&2; }; then
+      rm -rf "$venv"
+      say "warning: could not install the Python test tools; the fuzz and Python SDK tests will fail"
+    fi
+  fi
+  export TIDEBOX_PYTHON_VENV=$venv
 fi
 
 exec "$@"
