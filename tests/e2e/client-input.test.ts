@@ -92,6 +92,7 @@ describe('input the engine would refuse', () => {
 });
 
 describe('requests racing a DELETE', () => {
+  // Bounded in count (200 races) and in time (each test's timeout).
   const ITERATIONS = { sandboxes: 100, snapshots: 100 };
   const BATCH = 10;
   const serverErrors: Array<{ request: string; status: number; body: unknown }> = [];
@@ -146,7 +147,7 @@ describe('requests racing a DELETE', () => {
     }
     expect(serverErrors).toEqual([]);
     expect(sent).toBeGreaterThan(ITERATIONS.sandboxes * 4);
-  });
+  }, 600_000);
 
   it(`when DELETE races retry on ${ITERATIONS.snapshots} failed snapshots, then no answer is 5xx`, async () => {
     const source = await running();
@@ -166,5 +167,5 @@ describe('requests racing a DELETE', () => {
     expect(serverErrors).toEqual([]);
     expect(sent).toBeGreaterThan(ITERATIONS.snapshots);
     expect((await stack.request('DELETE', `/v1/sandboxes/${source}`)).status).toBe(204);
-  });
+  }, 600_000);
 });
