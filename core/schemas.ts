@@ -77,12 +77,8 @@ const Ossfs = z
     endpoint: z.string().min(1).max(253).describe('host[:port], or an http(s) URL without credentials, path or query'),
     version: z.enum(['1.0', '2.0']).default('2.0'),
     options: z
-      .array(
-        z
-          .string()
-          .max(256)
-          .regex(/^[a-z_0-9]+(=[^,\s]*)?$/, 'each option is one name[=value] (no commas or whitespace)'),
-      )
+      // The create normalisation says what is wrong with each option; the pattern only documents them.
+      .array(z.string().max(256).meta({ pattern: '^[a-z_0-9]+(=[^,\\s]*)?$' }))
       .max(32)
       .default([])
       .describe('name[=value] options from a per-version allowlist (docs/api.md)'),
