@@ -22,6 +22,11 @@ FROM ${NODE_IMAGE}
 ENV NODE_ENV=production \
     TIDEBOX_DATA_DIR=/var/lib/tidebox
 WORKDIR /app
+# iptables: the worker installs the host's egress guard with it (docs/security.md). Debian's default is
+# the nf_tables backend; hosts whose Docker uses iptables-legacy set network.iptablesBinary to match.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends iptables \
+ && rm -rf /var/lib/apt/lists/*
 # Code and dependencies stay root-owned (read-only for the process); only the data dir is writable.
 COPY --from=build /app/package.json /app/package-lock.json ./
 COPY --from=build /app/node_modules ./node_modules

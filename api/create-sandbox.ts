@@ -2,6 +2,7 @@ import type { Config } from '../core/config';
 import { normalizeCreateRequest } from '../core/create-request';
 import { notOnKubernetes, TideboxError } from '../core/errors';
 import { mountKey, mountKeyHmacKey } from '../core/mount-key';
+import { controlPlanePorts } from '../core/network';
 import type { SandboxSpec } from '../core/sandbox';
 import type { CreateSandboxRequest } from '../core/schemas';
 import { checkPvcPaths, checkResolvedHostPaths } from '../core/storage';
@@ -58,6 +59,14 @@ export function createSpecPreparer(deps: { config: Config; snapshots: SnapshotSe
         );
       }
     } else {
+      if (config.docker.network === 'host') {
+        const reserved = controlPlanePorts(config).filter((port) => spec.ports.includes(port));
+        if (reserved.length)
+          throw new TideboxError(
+            'INVALID_PARAMETER',
+            `port ${reserved.join(', ')} belongs to this server's control plane, not to a sandbox`,
+          );
+      }
       // Early answers for paths this process can see; the host that binds checks again right before create.
       checkResolvedHostPaths(spec.volumes, config.sandbox.allowedHostPaths, realpathOrUndefined);
       checkPvcPaths(spec.pvcs ?? [], config.docker.volumeRoot, realpathOrUndefined);

@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   const client = new Client({
     connection,
     namespace: config.temporal.namespace,
-    dataConverter: payloadCodecsFor(config.security.payloadKey),
+    dataConverter: payloadCodecsFor(config.security.payloadKey, config.security.acceptPlaintextUntil),
   });
 
   const namespaces = config.runtime.type === 'kubernetes' ? await createNamespaceCheck(config) : undefined;

@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { DockerSchema, HostId } from './docker-config';
 import { ingressProblems, IngressSchema } from './ingress';
+import { controlPlanePorts, NetworkSchema } from './network';
 import { sandboxSizingProblem } from './quantities';
 import { CLAIM_ACCESS_MODES } from './sandbox';
 import { nestedPrefixes } from './storage';
@@ -8,7 +10,6 @@ import { nestedPrefixes } from './storage';
  * One schema for every setting. Sources, lowest precedence first: defaults, the TOML file named by
  * TIDEBOX_CONFIG, then environment variables. A bad value stops start-up with a message naming the key.
  */
-const HostId = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a DNS label');
 const DnsLabel = HostId;
 
 export const ConfigSchema = z
@@ -79,61 +80,7 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
-    docker: z
-      .object({
-        /** Host id of this engine; its activities run on task queue `<taskQueue>-host-<hostId>`. */
-        hostId: HostId.default('local'),
-        socketPath: z.string().optional(),
-        pidsLimit: z.number().int().min(16).default(512),
-        capDrop: z
-          .array(z.string().regex(/^[A-Z_]+$/))
-          .default([
-            'AUDIT_WRITE',
-            'MKNOD',
-            'NET_ADMIN',
-            'NET_RAW',
-            'SYS_ADMIN',
-            'SYS_MODULE',
-            'SYS_PTRACE',
-            'SYS_TIME',
-            'SYS_TTY_CONFIG',
-            'SYS_BOOT',
-            'SYS_RAWIO',
-          ]),
-        /** Path of a seccomp profile (JSON), read by the worker at start-up, or "unconfined". */
-        seccompProfile: z.string().optional(),
-        apparmorProfile: z.string().optional(),
-        network: z.string().default('bridge'),
-        /**
-         * "IfNotPresent": pull an image the engine does not have; "Never": run only images already on
-         * the host (air-gapped hosts, or hosts where only an operator's pipeline may pull).
-         */
-        imagePullPolicy: z.enum(['IfNotPresent', 'Never']).default('IfNotPresent'),
-        /**
-         * Where the engine keeps named volumes (local driver), as the worker sees it: pvc volumes bind
-         * `<volumeRoot>/<claimName>/_data/<scoped subPath>` (Docker < 26 cannot mount a volume's subpath).
-         */
-        volumeRoot: z.string().startsWith('/', 'must be absolute').default('/var/lib/docker/volumes'),
-        /** Address published container ports bind on (bridge networking). */
-        publishHost: z.string().min(1).default('127.0.0.1'),
-        /** Host name endpoints advertise; defaults to publishHost (set it when binding 0.0.0.0). */
-        endpointHost: z.string().min(1).optional(),
-        /**
-         * Container ports every sandbox publishes on bridge networking. The defaults are the ports the
-         * OpenSandbox SDKs look up right after create (execd 44772, egress 18080) and 8080.
-         * A request adds more with `extensions["tidebox.io/ports"]` ("3000,5173").
-         */
-        exposedPorts: z.array(z.number().int().min(1).max(65535)).max(64).default([44772, 8080, 18080]),
-        /**
-         * A started container must stay up this long before the sandbox counts as Running, so an
-         * entrypoint that fails at once ends in Failed (with its exit code and output) rather than
-         * a Running sandbox with nothing inside.
-         */
-        // Capped well below the activities' 10 s heartbeat timeout.
-        startupGraceMs: z.number().int().min(0).max(5_000).default(200),
-      })
-      .strict()
-      .prefault({}),
+    docker: DockerSchema,
     /** Where sandboxes run: containers on a Docker engine, or pods on a Kubernetes cluster. */
     runtime: z
       .object({ type: z.enum(['docker', 'kubernetes']).default('docker') })
@@ -151,10 +98,19 @@ export const ConfigSchema = z
         /** YAML deep-merged under the generated pod (tolerations, runtimeClassName, nodeSelector, ...). */
         podTemplateFile: z.string().min(1).optional(),
         imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).optional(),
+        /** Pods with image.auth: "Always" (default) checks the caller's credentials on every start, so a node's cached private image never runs for a tenant without them. */
+        authImagePullPolicy: z.enum(['Always', 'IfNotPresent']).default('Always'),
+        /** Give each tenant namespace a default-deny NetworkPolicy for sandbox pods before its first pod (docs/security.md). */
+        networkPolicy: z.boolean().default(true),
+        /** Where the Tidebox API's pods run: the only peer the NetworkPolicy lets connect to sandboxes. */
+        apiNamespace: DnsLabel.default('tidebox-system'),
         /** How long a pod may take from create to Running before the sandbox fails with the pod's last reason (inside the 15-minute provisioning activity). */
         readyTimeoutSeconds: z.number().int().min(1).max(600).default(120),
-        /** Set runAsNonRoot on the sandbox container (images that run as root then fail to start). */
-        runAsNonRoot: z.boolean().default(false),
+        /**
+         * runAsNonRoot on pod and container: with it sandbox pods meet the Pod Security "restricted" profile.
+         * Images that run as root then fail to start; set false (documented opt-out) to run them.
+         */
+        runAsNonRoot: z.boolean().default(true),
         /** Size and class of a claim made for a pvc volume with createIfNotExists. */
         pvcStorageSize: z
           .string()
@@ -170,6 +126,7 @@ export const ConfigSchema = z
       .strict()
       .prefault({}),
     ingress: IngressSchema,
+    network: NetworkSchema,
     /**
      * Multi-tenancy: API keys belong to tenants, resolved by a provider. Absent: one tenant
      * ("default") and at most one `server.apiKey`.
@@ -227,6 +184,8 @@ export const ConfigSchema = z
           .string()
           .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be base64 of exactly 32 bytes (openssl rand -base64 32)')
           .optional(),
+        /** Migration only: until this moment, plaintext payloads (from before the key was set) are still read. */
+        acceptPlaintextUntil: z.iso.datetime({ offset: true }).optional(),
       })
       .strict()
       .prefault({}),
@@ -345,6 +304,18 @@ export function parseConfig(raw: unknown, source = 'config'): Config {
     }
   }
   const tenants = config.tenants;
+  if (tenants && config.docker.network === 'host') {
+    throw new ConfigError(
+      `invalid ${source}: docker.network "host" is refused with [tenants]: every sandbox would reach the host's services`,
+    );
+  }
+  const hostPortClash =
+    config.docker.network === 'host' ? controlPlanePorts(config).filter((p) => config.docker.exposedPorts.includes(p)) : [];
+  if (hostPortClash.length) {
+    throw new ConfigError(
+      `invalid ${source}: docker.exposedPorts ${hostPortClash.join(', ')} on host networking would hand the control plane's port to every sandbox`,
+    );
+  }
   if (tenants) {
     if (config.server.apiKey) {
       throw new ConfigError(

@@ -7,10 +7,12 @@ import { posix } from 'node:path';
 import type { Config } from './config';
 import { TideboxError } from './errors';
 import type { RuntimeKind } from './ingress';
+import { imageAccessProblem } from './image-reference';
 import { metadataProblems } from './metadata';
 import { type OssfsSource, type OssfsVolume, ossfsEndpointProblem, ossfsOptionProblem, ossfsSourceProblems } from './mounts';
 import { MIN_CPU_MILLIS, MIN_MEMORY_BYTES, parseCpuMillis, parseMemoryBytes } from './quantities';
 import type { ClaimAccessMode, HostVolume, PvcVolume, SandboxSpec } from './sandbox';
+import { SNAPSHOT_REPOSITORY } from './snapshots';
 import { type CreateSandboxRequest, PORTS_EXTENSION } from './schemas';
 import { hostVolumePath, isUnderAllowedPrefix, normalizeAbsolute, pvcVolumePaths } from './storage';
 import { type StorageLayout, USER_ID_EXTENSION, userIdOf } from './tenants';
@@ -53,6 +55,8 @@ export function normalizeCreateRequest(req: CreateSandboxRequest, config: Config
     imageAuth = { username, password };
   }
   if (req.image && !req.entrypoint) throw invalid('entrypoint is required when image is provided');
+  const accessProblem = req.image && imageAccessProblem(req.image.uri, SNAPSHOT_REPOSITORY);
+  if (accessProblem) throw invalid(accessProblem);
   // A restored sandbox runs the snapshot's image; without an entrypoint it just stays up.
   const entrypoint = req.entrypoint ?? ['tail', '-f', '/dev/null'];
   const image = req.image ? { uri: req.image.uri } : { uri: ctx.snapshot!.image };

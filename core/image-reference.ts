@@ -33,3 +33,17 @@ export function imageReferenceProblem(ref: string): string | undefined {
     return 'image.uri is not an image reference: [registry[:port]/]name[:tag][@digest], the name in lowercase letters, digits and separators (. _ __ -)';
   return undefined;
 }
+
+/**
+ * Why a tenant may not name this image in `image.uri`, or undefined. The engine resolves a bare hex
+ * string with no tag as an image ID or ID prefix when no image has that name (any image on the host,
+ * another tenant's too), and `sha256:…` as an ID; snapshot images are reached only through `snapshotId`, which is owner-checked.
+ */
+export function imageAccessProblem(ref: string, snapshotRepository: string): string | undefined {
+  if (/^[a-f0-9]+$/.test(ref) || ref.startsWith('sha256:'))
+    return 'image.uri must name an image by repository[:tag] or @digest, not by image ID or ID prefix';
+  const name = ref.split('@')[0]!.replace(/:[\w][\w.-]*$/, '');
+  const repository = name.replace(/^(docker\.io\/)?(library\/)?/, '');
+  if (repository === snapshotRepository) return `image.uri must not name the snapshot repository; restore a snapshot with snapshotId`;
+  return undefined;
+}

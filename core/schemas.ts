@@ -33,6 +33,8 @@ export const CREATE_LIMITS = {
   envEntries: 256,
   envBytes: 64 * 1024,
   pathLength: 4096,
+  extensions: 64,
+  extensionBytes: 16 * 1024,
 };
 
 const encoder = new TextEncoder();
@@ -255,8 +257,15 @@ export function createSandboxRequestSchema(limits: Config['sandbox'], offer: Sch
             .optional()
             .describe('The user whose storage volumes resolve to'),
         })
-        .catchall(z.string())
-        .optional(),
+        .catchall(z.string().max(4096, 'extension values must be at most 4096 characters'))
+        .refine((m) => Object.keys(m).length <= CREATE_LIMITS.extensions, `extensions may have at most ${CREATE_LIMITS.extensions} keys`)
+        .refine((m) => Object.keys(m).every((k) => k.length <= 253), 'extension keys must be at most 253 characters')
+        .refine(
+          (m) => utf8Length(Object.entries(m).flat()) <= CREATE_LIMITS.extensionBytes,
+          `extensions may hold at most ${CREATE_LIMITS.extensionBytes} bytes`,
+        )
+        .optional()
+        .meta({ maxProperties: CREATE_LIMITS.extensions, propertyNames: { maxLength: 253 } }),
     })
     .meta({
       oneOf: [{ required: ['image'] }, { required: ['snapshotId'] }],

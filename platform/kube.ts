@@ -4,10 +4,10 @@
  * require(), so only code that runs from dist/ imports this file (tests use their own small REST
  * client), and callers that may not need it load it with a dynamic import.
  */
-import { ApiException, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, KubeConfig, NetworkingV1Api } from '@kubernetes/client-node';
 import type { Config } from '../core/config';
 
-export { CoreV1Api, KubeConfig };
+export { CoreV1Api, KubeConfig, NetworkingV1Api };
 
 /** kubeconfig from the configured path; in a pod without one, the service account; else ~/.kube/config. */
 export function loadKubeConfig(config: Pick<Config, 'kubernetes'>): KubeConfig {

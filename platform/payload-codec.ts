@@ -18,13 +18,16 @@ const utf8 = (s: string) => new TextEncoder().encode(s);
 export class AesGcmPayloadCodec implements PayloadCodec {
   private readonly keyId: string;
 
-  constructor(private readonly key: Buffer) {
+  constructor(
+    private readonly key: Buffer,
+    private readonly acceptPlaintextUntil = 0,
+  ) {
     if (key.length !== 32) throw new Error('payload key must be 32 bytes');
     this.keyId = createHash('sha256').update(key).digest('hex').slice(0, 16);
   }
 
-  static fromBase64(key: string): AesGcmPayloadCodec {
-    return new AesGcmPayloadCodec(Buffer.from(key, 'base64'));
+  static fromBase64(key: string, acceptPlaintextUntil?: number): AesGcmPayloadCodec {
+    return new AesGcmPayloadCodec(Buffer.from(key, 'base64'), acceptPlaintextUntil);
   }
 
   async encode(payloads: Payload[]): Promise<Payload[]> {
@@ -40,7 +43,10 @@ export class AesGcmPayloadCodec implements PayloadCodec {
   async decode(payloads: Payload[]): Promise<Payload[]> {
     return payloads.map((payload) => {
       const encoding = payload.metadata?.encoding ? Buffer.from(payload.metadata.encoding).toString() : undefined;
-      if (encoding !== ENCODING) return payload;
+      if (encoding !== ENCODING) {
+        if (Date.now() < this.acceptPlaintextUntil) return payload;
+        throw new Error('refused a plaintext payload: with security.payloadKey set every payload must be encrypted with it');
+      }
       const keyId = Buffer.from(payload.metadata?.['encryption-key-id'] ?? []).toString();
       if (keyId !== this.keyId) throw new Error(`payload was encrypted with key ${keyId}, this process has ${this.keyId}`);
       const data = Buffer.from(payload.data ?? []);
@@ -53,6 +59,10 @@ export class AesGcmPayloadCodec implements PayloadCodec {
 }
 
 /** The data converter option for a client or worker: encryption when a key is configured. */
-export function payloadCodecsFor(payloadKey: string | undefined): { payloadCodecs: PayloadCodec[] } | undefined {
-  return payloadKey ? { payloadCodecs: [AesGcmPayloadCodec.fromBase64(payloadKey)] } : undefined;
+export function payloadCodecsFor(
+  payloadKey: string | undefined,
+  acceptPlaintextUntil?: string,
+): { payloadCodecs: PayloadCodec[] } | undefined {
+  if (!payloadKey) return undefined;
+  return { payloadCodecs: [AesGcmPayloadCodec.fromBase64(payloadKey, acceptPlaintextUntil ? Date.parse(acceptPlaintextUntil) : 0)] };
 }

@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   const connection = await NativeConnection.connect({ address });
   await ensureSearchAttributes(connection.operatorService, config.temporal.namespace);
 
-  const dataConverter = payloadCodecsFor(config.security.payloadKey);
+  const dataConverter = payloadCodecsFor(config.security.payloadKey, config.security.acceptPlaintextUntil);
   const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
   const runtime = await createRuntimeHost(config, client);
   const hostQueue = hostTaskQueue(config.temporal.taskQueue, runtimeHostId(config));

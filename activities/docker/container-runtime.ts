@@ -22,6 +22,8 @@ export interface ContainerRuntimeDeps {
   hostNetwork: boolean;
   /** A sandbox's declared ports given the ones its request added (configured + requested). */
   declaredPorts: (requested: number[]) => number[];
+  /** The network a tenant's container joins, made ready (its tenant network, or the shared one). */
+  networkFor: (tenant: string) => Promise<string>;
   /** Where this host's ports are reached (docker.endpointHost ?? publishHost). */
   advertisedHost: string;
   faults: Faults;
@@ -34,7 +36,7 @@ export interface ContainerRuntimeDeps {
  * instead of making a second one.
  */
 export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRuntime {
-  const { engine, instance, allowedHostPaths, startupGraceMs, pullMissingImages, hostNetwork, faults } = deps;
+  const { engine, instance, allowedHostPaths, startupGraceMs, pullMissingImages, hostNetwork, networkFor, faults } = deps;
   /** The sandbox's one container, or a non-retryable failure when it is gone. */
   const theContainer = async (sandboxId: string): Promise<string> => {
     const [container] = await engine.findSandboxContainers(sandboxId);
@@ -68,6 +70,10 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
             throw fail('IMAGE_UNAVAILABLE', `image ${input.spec.image.uri} is not available: ${(err as Error).message}`, err);
           }
         }
+        // An image Tidebox made for a tenant (a snapshot) runs only for that tenant, whoever names it.
+        const owner = (await engine.imageInfo(input.spec.image.uri))?.labels[LABELS.tenant];
+        if (owner !== undefined && owner !== input.tenant)
+          throw fail('RUNTIME_REJECTED', `image ${input.spec.image.uri} belongs to another tenant`);
 
         // The API checked too, but this is the host that binds, and links may have changed since: resolve
         // right before create and bind the resolved paths.
@@ -95,9 +101,10 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
         if (Context.current().cancellationSignal.aborted) throw new Error('attempt cancelled before create');
 
         let containerId: string;
+        const network = await networkFor(input.tenant);
         try {
           containerId = await engine.createContainer(
-            { instance, sandboxId: input.sandboxId, tenant: input.tenant, namespace: input.namespace ?? 'default' },
+            { instance, sandboxId: input.sandboxId, tenant: input.tenant, namespace: input.namespace ?? 'default', network },
             { ...input.spec, volumes },
             [...pvcBinds, ...(input.mountBinds ?? [])],
           );
@@ -108,6 +115,9 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
             const raced = await engine.findSandboxContainers(input.sandboxId);
             if (raced[0]) return { containerId: raced[0].Id };
           }
+          // An idle tenant network may be removed between ensuring it and creating the container: the retry makes it again.
+          if (status === 404 && !(await engine.networkExists(network)))
+            throw new Error(`network ${network} vanished before create`, { cause: err });
           if (status === 400 || status === 404) {
             throw fail('RUNTIME_REJECTED', `Docker rejected the container: ${(err as Error).message}`, err);
           }

@@ -2,6 +2,7 @@ import type Dockerode from 'dockerode';
 import type { Config } from '../../core/config';
 import { LABELS } from '../../contracts/labels';
 import type { MountBind } from '../../contracts/runtime';
+import { declaredPorts } from '../../core/network';
 import type { SandboxSpec } from '../../core/sandbox';
 
 export interface ContainerIdentity {
@@ -9,6 +10,8 @@ export interface ContainerIdentity {
   sandboxId: string;
   tenant: string;
   namespace: string;
+  /** The Docker network the container joins: its tenant's, or the configured shared one. */
+  network: string;
 }
 
 export const containerName = (id: ContainerIdentity): string => `tidebox-${id.instance}-${id.sandboxId}`;
@@ -58,7 +61,7 @@ export function buildContainerCreateOptions(
       CapDrop: docker.capDrop,
       SecurityOpt: securityOpt,
       Privileged: false,
-      NetworkMode: docker.network,
+      NetworkMode: id.network,
       // Each port on a host port the engine picks, bound to publishHost only.
       PortBindings: Object.fromEntries(ports.map((p) => [`${p}/tcp`, [{ HostIp: docker.publishHost, HostPort: '' }]])),
       RestartPolicy: { Name: 'no' },
@@ -70,15 +73,6 @@ export function buildContainerCreateOptions(
 
 /** Host and none networking publish nothing: the sandbox shares the host's ports, or has none. */
 export const usesHostNetwork = (docker: Config['docker']): boolean => docker.network === 'host';
-
-/**
- * The ports a sandbox offers: the configured set plus the request's own. Endpoints and the server
- * proxy reach only these, on host networking too (where everything else on the host is off limits).
- */
-export function declaredPorts(spec: Pick<SandboxSpec, 'ports'>, docker: Config['docker']): number[] {
-  if (docker.network === 'none') return [];
-  return [...new Set([...docker.exposedPorts, ...spec.ports])].sort((a, b) => a - b);
-}
 
 /** Container ports to publish: the declared ones, on bridge-like networks (host networking needs none). */
 export function publishedPorts(spec: Pick<SandboxSpec, 'ports'>, docker: Config['docker']): number[] {

@@ -3,7 +3,9 @@ import { z } from 'zod';
 import type { Config } from '../../core/config';
 import type { SandboxSpec } from '../../core/sandbox';
 import type { MountBind } from '../../contracts/runtime';
+import { LABELS } from '../../contracts/labels';
 import { buildContainerCreateOptions, ContainerIdentity, sandboxLabelFilter } from './container-spec';
+import type { TenantNetwork } from './networks';
 
 /** Docker's answers, validated before use (an engine is an untrusted edge like any other). */
 const ContainerSummary = z.object({ Id: z.string().min(1), State: z.string().optional() });
@@ -26,6 +28,13 @@ const ContainerInspect = z.object({
     .optional(),
 });
 export type ContainerState = z.infer<typeof ContainerInspect>['State'];
+const NetworkInspect = z.object({
+  Name: z.string(),
+  Options: z.record(z.string(), z.string()).nullable().optional(),
+  Labels: z.record(z.string(), z.string()).nullable().optional(),
+  Containers: z.record(z.string(), z.unknown()).nullable().optional(),
+});
+const BRIDGE_NAME_OPTION = 'com.docker.network.bridge.name';
 
 /** Docker status code carried by dockerode errors; we map by code, never by message text. */
 export function dockerStatus(err: unknown): number | undefined {
@@ -128,6 +137,74 @@ export class DockerEngine {
     });
   }
 
+  /**
+   * Make sure a tenant's network exists with the bridge name the egress guard matches. A network of
+   * that name made by someone else (another bridge name, or not ours) is refused, never joined.
+   */
+  async ensureNetwork(net: TenantNetwork, labels: Record<string, string>): Promise<void> {
+    const inspect = async () => NetworkInspect.parse(await this.docker.getNetwork(net.name).inspect());
+    let found: z.infer<typeof NetworkInspect> | undefined;
+    try {
+      found = await inspect();
+    } catch (err) {
+      if (dockerStatus(err) !== 404) throw err;
+    }
+    if (!found) {
+      try {
+        await this.docker.createNetwork({
+          Name: net.name,
+          Driver: 'bridge',
+          CheckDuplicate: true,
+          Labels: labels,
+          Options: { [BRIDGE_NAME_OPTION]: net.bridge, 'com.docker.network.bridge.enable_icc': 'true' },
+        });
+        return;
+      } catch (err) {
+        if (dockerStatus(err) !== 409) throw err; // made concurrently: check the winner below
+      }
+      found = await inspect();
+    }
+    if (found.Options?.[BRIDGE_NAME_OPTION] !== net.bridge || found.Labels?.[LABELS.instance] !== labels[LABELS.instance]) {
+      throw new Error(
+        `network ${net.name} exists but was not made by this install (bridge ${found.Options?.[BRIDGE_NAME_OPTION] ?? 'unnamed'})`,
+      );
+    }
+  }
+
+  async networkExists(name: string): Promise<boolean> {
+    try {
+      await this.docker.getNetwork(name).inspect();
+      return true;
+    } catch (err) {
+      if (dockerStatus(err) === 404) return false;
+      throw err;
+    }
+  }
+
+  /** This install's tenant networks no container is attached to. */
+  async idleNetworks(): Promise<string[]> {
+    const networks = await this.docker.listNetworks({ filters: { label: [`${LABELS.instance}=${this.config.instance}`] } });
+    const idle: string[] = [];
+    for (const { Id } of networks) {
+      try {
+        const info = NetworkInspect.parse(await this.docker.getNetwork(Id).inspect());
+        if (Object.keys(info.Containers ?? {}).length === 0) idle.push(info.Name);
+      } catch (err) {
+        if (dockerStatus(err) !== 404) throw err;
+      }
+    }
+    return idle;
+  }
+
+  /** Remove a network unless a container joined it meanwhile (then it stays). */
+  async removeNetwork(name: string): Promise<void> {
+    try {
+      await this.docker.getNetwork(name).remove();
+    } catch (err) {
+      if (dockerStatus(err) !== 404 && dockerStatus(err) !== 403 && dockerStatus(err) !== 409) throw err;
+    }
+  }
+
   async createContainer(id: ContainerIdentity, spec: SandboxSpec, mountBinds: MountBind[] = []): Promise<string> {
     const container = await this.docker.createContainer(
       buildContainerCreateOptions(id, spec, this.config.docker, this.seccompProfile, mountBinds),
@@ -200,6 +277,18 @@ export class DockerEngine {
       i += 8 + size;
     }
     return out.join('').trim();
+  }
+
+  /** Every sandbox container of this install (any state), with its sandbox and creation time. */
+  async instanceContainers(): Promise<Array<{ id: string; sandboxId: string; createdMs: number }>> {
+    const list = await this.docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${this.config.instance}`] } });
+    return z
+      .array(z.object({ Id: z.string().min(1), Created: z.number(), Labels: z.record(z.string(), z.string()).nullable().optional() }))
+      .parse(list)
+      .flatMap((c) => {
+        const sandboxId = c.Labels?.[LABELS.sandboxId];
+        return sandboxId ? [{ id: c.Id, sandboxId, createdMs: c.Created * 1000 }] : [];
+      });
   }
 
   /** Remove a container and its anonymous volumes; true if it existed. */

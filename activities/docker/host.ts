@@ -6,9 +6,13 @@ import type { Config } from '../../core/config';
 import { createFaults } from '../faults';
 import { createMountActivities, mountRootOf, prepareMountRoot, sweepMountSecrets } from '../ossfs/mount-activities';
 import { sandboxSignals } from '../sandbox-signals';
-import { declaredPorts, usesHostNetwork } from './container-spec';
+import { declaredPorts } from '../../core/network';
+import { usesHostNetwork } from './container-spec';
 import { createContainerRuntime } from './container-runtime';
+import { actorGone } from '../actor-liveness';
 import { DockerEngine } from './docker-engine';
+import { startOrphanReaper } from './orphan-reaper';
+import { prepareNetworks } from './network-host';
 import { watchRuntimeExits } from './exit-watcher';
 import { createDockerSnapshotRuntime } from './snapshot-runtime';
 
@@ -22,6 +26,7 @@ export async function createDockerHost(config: Config, client: Client, log: Host
   const engine = new DockerEngine(docker, config, readSeccompProfile(config.docker.seccompProfile));
   const faults = createFaults(config);
   const { reportExit } = sandboxSignals(client);
+  const networkFor = await prepareNetworks(config, engine, log);
   return {
     activities: {
       ...createContainerRuntime({
@@ -33,12 +38,23 @@ export async function createDockerHost(config: Config, client: Client, log: Host
         hostNetwork: usesHostNetwork(config.docker),
         declaredPorts: (ports) => declaredPorts({ ports }, config.docker),
         advertisedHost: config.docker.endpointHost ?? config.docker.publishHost,
+        networkFor,
         faults,
       }),
       ...createDockerSnapshotRuntime({ engine, instance: config.instance, faults }),
       ...createMountActivities({ config, faults }),
     },
-    watchExits: (signal) => watchRuntimeExits(docker, config.instance, reportExit, signal, (msg) => log.warn(msg)),
+    watchExits: (signal) => {
+      startOrphanReaper({
+        engine,
+        actorGone: (sandboxId) => actorGone(client, sandboxId),
+        graceMs: config.docker.orphanGraceSeconds * 1000,
+        intervalMs: config.docker.sweepIntervalSeconds * 1000,
+        log,
+        signal,
+      });
+      return watchRuntimeExits(docker, config.instance, reportExit, signal, (msg) => log.warn(msg));
+    },
   };
 }
 

@@ -1,10 +1,12 @@
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { SANDBOX_WORKFLOW_TYPE } from '../../contracts/sandbox-actor';
 import type { HostLog, RuntimeHost } from '../../contracts/runtime';
 import type { Config } from '../../core/config';
-import { sandboxWorkflowId, type SandboxView } from '../../core/sandbox';
-import { CoreV1Api, loadKubeConfig } from '../../platform/kube';
-import { declaredPorts } from '../docker/container-spec';
+import type { SandboxView } from '../../core/sandbox';
+import { CoreV1Api, loadKubeConfig, NetworkingV1Api } from '../../platform/kube';
+import { buildSandboxNetworkPolicy, ensureSandboxNetworkPolicy } from './network-policy';
+import { declaredPorts } from '../../core/network';
+import { actorGone } from '../actor-liveness';
 import { createFaults } from '../faults';
 import { sandboxSignals } from '../sandbox-signals';
 import { readPodTemplate } from './cluster';
@@ -46,21 +48,12 @@ export async function createKubernetesHost(config: Config, client: Client, log: 
   };
 
   /** The actor's own word (not visibility): closed, or Failed/Terminated, means its pod is an orphan. */
-  const isOrphan = async (sandboxId: string) => {
-    try {
-      const described = await client.workflow.getHandle(sandboxWorkflowId(sandboxId)).describe();
-      if (described.status.name !== 'RUNNING') return true;
-      const state = (described.memo?.view as SandboxView | undefined)?.status.state;
-      return state === 'Failed' || state === 'Terminated';
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return true;
-      throw err;
-    }
-  };
+  const isOrphan = (sandboxId: string) => actorGone(client, sandboxId, { failedToo: true });
 
   return {
     activities: createPodRuntime({
       core,
+      ...(config.kubernetes.networkPolicy ? { ensureNetworkPolicy: networkPolicies(kc.makeApiClient(NetworkingV1Api), config) } : {}),
       config,
       declaredPorts: (ports) => declaredPorts({ ports }, config.docker),
       template: readPodTemplate(config.kubernetes.podTemplateFile),
@@ -80,5 +73,19 @@ export async function createKubernetesHost(config: Config, client: Client, log: 
         sweepIntervalMs: config.kubernetes.sweepIntervalSeconds * 1000,
         orphanGraceMs: config.kubernetes.orphanGraceSeconds * 1000,
       }),
+  };
+}
+
+/** Each tenant namespace gets the sandboxes' NetworkPolicy before its first pod (checked once per namespace per worker run). */
+function networkPolicies(networking: NetworkingV1Api, config: Config): (namespace: string) => Promise<void> {
+  const done = new Set<string>();
+  return async (namespace) => {
+    if (done.has(namespace)) return;
+    const api = {
+      namespace: config.kubernetes.apiNamespace,
+      labels: { 'app.kubernetes.io/name': 'tidebox', 'app.kubernetes.io/component': 'api' },
+    };
+    await ensureSandboxNetworkPolicy(networking, buildSandboxNetworkPolicy(namespace, config.instance, config.network, api));
+    done.add(namespace);
   };
 }

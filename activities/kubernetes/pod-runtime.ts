@@ -14,6 +14,8 @@ import { progressReporter } from './progress-reporter';
 
 export interface PodRuntimeDeps {
   core: CoreV1Api;
+  /** Makes sure a tenant namespace has the sandboxes' NetworkPolicy (absent: kubernetes.networkPolicy is off). */
+  ensureNetworkPolicy?: (namespace: string) => Promise<void>;
   config: Pick<Config, 'instance' | 'kubernetes' | 'sandbox'>;
   /** A sandbox's declared ports given the ones its request added (configured + requested). */
   declaredPorts: (requested: number[]) => number[];
@@ -117,6 +119,7 @@ export function createPodRuntime(deps: PodRuntimeDeps): SandboxRuntime & Snapsho
   const settings = (ports: number[]): PodSettings => ({
     instance: config.instance,
     imagePullPolicy: k.imagePullPolicy,
+    authImagePullPolicy: k.authImagePullPolicy,
     runAsNonRoot: k.runAsNonRoot,
     ports,
     template: deps.template,
@@ -135,6 +138,7 @@ export function createPodRuntime(deps: PodRuntimeDeps): SandboxRuntime & Snapsho
           return { containerId: existing.metadata!.uid! };
         }
         await ensureClaims(namespace, input.sandboxId, input.spec);
+        await deps.ensureNetworkPolicy?.(namespace);
         if (input.mountBinds?.length) throw fail('RUNTIME_REJECTED', 'bucket mounts are not supported on the Kubernetes runtime');
         let body: V1Pod;
         try {

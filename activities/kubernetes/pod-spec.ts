@@ -22,6 +22,8 @@ const isLabelValue = (v: string): boolean => v.length <= 63 && /^(([A-Za-z0-9][-
 export interface PodSettings {
   instance: string;
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  /** For sandboxes with image.auth: a private image pulled with one tenant's credentials must not run, cached, for another. */
+  authImagePullPolicy: 'Always' | 'IfNotPresent';
   runAsNonRoot: boolean;
   /** Container ports the sandbox declares (configured + requested). */
   ports: number[];
@@ -134,7 +136,11 @@ export function buildPod(id: PodIdentity, spec: SandboxSpec, settings: PodSettin
           image: spec.image.uri,
           command: spec.entrypoint,
           env: Object.entries(spec.env).map(([name, value]) => ({ name, value })),
-          ...(settings.imagePullPolicy ? { imagePullPolicy: settings.imagePullPolicy } : {}),
+          ...(spec.imageAuth
+            ? { imagePullPolicy: settings.authImagePullPolicy }
+            : settings.imagePullPolicy
+              ? { imagePullPolicy: settings.imagePullPolicy }
+              : {}),
           resources: { requests: { ...limits }, limits },
           securityContext: {
             allowPrivilegeEscalation: false,

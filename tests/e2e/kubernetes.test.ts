@@ -131,11 +131,28 @@ describe('pods on a real kube-apiserver', () => {
     const c = pod.spec.containers[0];
     expect(c).toMatchObject({ image: TEST_IMAGE, command: ['tail', '-f', '/dev/null'], env: [{ name: 'GREETING', value: 'hi' }] });
     expect(c.resources).toEqual({ requests: { cpu: '500m', memory: '128Mi' }, limits: { cpu: '500m', memory: '128Mi' } });
+    // The Pod Security "restricted" profile, field by field (kubernetes.runAsNonRoot defaults to true).
     expect(c.securityContext).toEqual({
       allowPrivilegeEscalation: false,
       capabilities: { drop: ['ALL'] },
       seccompProfile: { type: 'RuntimeDefault' },
+      runAsNonRoot: true,
     });
+    expect(pod.spec.securityContext).toEqual({ seccompProfile: { type: 'RuntimeDefault' }, runAsNonRoot: true });
+    expect(pod.spec.hostNetwork ?? false).toBe(false);
+    expect(pod.spec.hostPID ?? false).toBe(false);
+    expect(pod.spec.hostIPC ?? false).toBe(false);
+    expect(c.securityContext.privileged ?? false).toBe(false);
+    // The tenant namespace got the sandboxes' default-deny NetworkPolicy before this first pod.
+    const policy = (await cluster.get(`/apis/networking.k8s.io/v1/namespaces/${NS_A}/networkpolicies/tidebox-sandboxes`)).body;
+    expect(policy.spec.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(policy.spec.podSelector.matchLabels).toEqual({ 'tidebox.io/managed': 'true', 'tidebox.io/instance': stack.instance });
+    expect(policy.spec.ingress[0].from).toContainEqual({
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'tidebox-system' } },
+      podSelector: { matchLabels: { 'app.kubernetes.io/name': 'tidebox', 'app.kubernetes.io/component': 'api' } },
+    });
+    const open = policy.spec.egress.find((r: { to: Array<{ ipBlock?: { cidr: string } }> }) => r.to[0]?.ipBlock?.cidr === '0.0.0.0/0');
+    expect(open.to[0].ipBlock.except).toEqual(expect.arrayContaining(['169.254.0.0/16', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16']));
     expect(c.volumeMounts).toContainEqual({ name: 'pvc-0', mountPath: '/work', subPath: 'acme/users/alice/proj' });
     expect(pod.spec).toMatchObject({
       restartPolicy: 'Never',

@@ -100,7 +100,13 @@ export class Stack {
       server: { createWaitSeconds: 30, ...((this.options.config?.server as object) ?? {}) },
       sandbox: { minTimeoutSeconds: 2, ...((this.options.config?.sandbox as object) ?? {}) },
       // Tests never pull: a missing image must not send the engine to a public registry.
-      docker: { imagePullPolicy: 'Never', ...((this.options.config?.docker as object) ?? {}) },
+      // ...and the orphan sweep runs every 2 s through the whole suite: it must never reap a live sandbox.
+      docker: {
+        imagePullPolicy: 'Never',
+        sweepIntervalSeconds: 2,
+        orphanGraceSeconds: 2,
+        ...((this.options.config?.docker as object) ?? {}),
+      },
       ...Object.fromEntries(Object.entries(this.options.config ?? {}).filter(([k]) => !['server', 'sandbox', 'docker'].includes(k))),
     };
     const configPath = join(this.dataDir, 'tidebox.toml');
@@ -203,6 +209,12 @@ export class Stack {
         .remove({ force: true })
         .catch(() => undefined);
     }
+    const networks = await this.docker.listNetworks({ filters: { label: [`${LABELS.instance}=${this.instance}`] } }).catch(() => []);
+    for (const n of networks)
+      await this.docker
+        .getNetwork(n.Id)
+        .remove()
+        .catch(() => undefined);
     if (!process.env.TIDEBOX_KEEP_TEST_DATA) rmSync(this.dataDir, { recursive: true, force: true });
   }
 }

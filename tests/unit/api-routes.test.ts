@@ -99,11 +99,34 @@ describe('create', () => {
     ['a mountPath of "/"', { volumes: [{ name: 'v', pvc: { claimName: 'c' }, mountPath: '//' }] }, 'root'],
     ['a subPath with ":"', { volumes: [{ name: 'v', pvc: { claimName: 'c' }, subPath: 'a:b', mountPath: '/v' }] }, 'subPath'],
     ['a port list with a non-port', { extensions: { 'tidebox.io/ports': '80,0' } }, '"0" is not a port'],
+    ['too many extensions', { extensions: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`x/k${i}`, 'v'])) }, 'at most 64 keys'],
+    [
+      'too large extensions',
+      { extensions: { a: 'x'.repeat(4000), b: 'x'.repeat(4000), c: 'x'.repeat(4000), d: 'x'.repeat(4000), e: 'x'.repeat(1000) } },
+      'at most 16384 bytes',
+    ],
+    ['an image ID prefix', { image: { uri: '9411324131cc' } }, 'not by image ID'],
+    ['the snapshot repository', { image: { uri: 'tidebox-snapshots:abc' } }, 'snapshotId'],
   ])('when the body has %s, then 400 at once names the field and nothing is created', async (_what, override, message) => {
     const { services, calls } = fakeServices();
     const res = await (await app(services)).inject({ method: 'POST', url: '/v1/sandboxes', ...json({ ...createBody, ...override }) });
     expect(res.statusCode).toBe(400);
     expect(res.json()).toEqual({ code: 'SANDBOX::INVALID_PARAMETER', message: expect.stringContaining(message) });
+    expect(calls).toEqual([]);
+  });
+
+  it('when a sandbox on host networking declares a port of the control plane, then 400 and nothing is created', async () => {
+    const { services, calls } = fakeServices();
+    const a = await app(services, { docker: { network: 'host' }, server: { port: 9000 }, worker: { metricsPort: 9464 } });
+    for (const port of ['9000', '9464', '7233', '8233']) {
+      const res = await a.inject({
+        method: 'POST',
+        url: '/v1/sandboxes',
+        ...json({ ...createBody, extensions: { 'tidebox.io/ports': port } }),
+      });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().message).toContain(`port ${port} belongs to this server's control plane`);
+    }
     expect(calls).toEqual([]);
   });
 

@@ -90,7 +90,10 @@ describe('runtime selection', () => {
       hostId: 'kubernetes',
       provider: 'pod',
       readyTimeoutSeconds: 120,
-      runAsNonRoot: false,
+      // The Pod Security "restricted" profile by default (docs/security.md).
+      runAsNonRoot: true,
+      networkPolicy: true,
+      authImagePullPolicy: 'Always',
       pvcStorageSize: '1Gi',
     });
   });

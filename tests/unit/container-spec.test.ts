@@ -19,8 +19,13 @@ const spec: SandboxSpec = {
 describe('container spec', () => {
   it('when built with defaults, then it is unprivileged, capability-dropped, no-new-privileges and limited', () => {
     const docker = parseConfig({}).docker;
-    const o = buildContainerCreateOptions({ instance: 'i', sandboxId: 's1', tenant: 't', namespace: 'team-t' }, spec, docker);
+    const o = buildContainerCreateOptions(
+      { instance: 'i', sandboxId: 's1', tenant: 't', namespace: 'team-t', network: 'tidebox-i-t' },
+      spec,
+      docker,
+    );
     expect(o.name).toBe('tidebox-i-s1');
+    expect(o.HostConfig!.NetworkMode).toBe('tidebox-i-t');
     expect(o.Labels).toMatchObject({
       'tidebox.io/sandbox-id': 's1',
       'tidebox.io/instance': 'i',
@@ -43,7 +48,12 @@ describe('container spec', () => {
   it('when seccomp and AppArmor profiles are configured, then they are applied', () => {
     const docker = parseConfig({ docker: { seccompProfile: '/p.json', apparmorProfile: 'tidebox' } }).docker;
     const profile = '{"defaultAction":"SCMP_ACT_ERRNO"}';
-    const o = buildContainerCreateOptions({ instance: 'i', sandboxId: 's1', tenant: 't', namespace: 'team-t' }, spec, docker, profile);
+    const o = buildContainerCreateOptions(
+      { instance: 'i', sandboxId: 's1', tenant: 't', namespace: 'team-t', network: 'tidebox-i-t' },
+      spec,
+      docker,
+      profile,
+    );
     expect(o.HostConfig!.SecurityOpt).toEqual(['no-new-privileges:true', `seccomp=${profile}`, 'apparmor=tidebox']);
   });
 });
@@ -51,7 +61,11 @@ describe('container spec', () => {
 describe('published ports', () => {
   it('when on bridge networking, then the configured and requested ports are published once each on publishHost', () => {
     const docker = parseConfig({ docker: { exposedPorts: [44772, 8080], publishHost: '127.0.0.2' } }).docker;
-    const o = buildContainerCreateOptions({ instance: 'i', sandboxId: 's1', tenant: 't', namespace: 'team-t' }, spec, docker);
+    const o = buildContainerCreateOptions(
+      { instance: 'i', sandboxId: 's1', tenant: 't', namespace: 'team-t', network: 'tidebox-i-t' },
+      spec,
+      docker,
+    );
     expect(Object.keys(o.ExposedPorts!)).toEqual(['3000/tcp', '8080/tcp', '44772/tcp']);
     expect(o.HostConfig!.PortBindings).toEqual({
       '3000/tcp': [{ HostIp: '127.0.0.2', HostPort: '' }],
@@ -61,8 +75,9 @@ describe('published ports', () => {
   });
 
   it.each([['host'], ['none']])('when on %s networking, then nothing is published', (network) => {
-    const docker = parseConfig({ docker: { network } }).docker;
-    const o = buildContainerCreateOptions({ instance: 'i', sandboxId: 's1', tenant: 't', namespace: 'team-t' }, spec, docker);
+    // (The API's port 8080 must not be a sandbox's on host networking: it listens elsewhere here.)
+    const docker = parseConfig({ docker: { network }, server: { port: 9000 } }).docker;
+    const o = buildContainerCreateOptions({ instance: 'i', sandboxId: 's1', tenant: 't', namespace: 'team-t', network }, spec, docker);
     expect(o.ExposedPorts).toEqual({});
     expect(o.HostConfig!.PortBindings).toEqual({});
     expect(o.HostConfig!.NetworkMode).toBe(network);

@@ -1,4 +1,4 @@
-import { IMAGE_REFERENCE, imageReferenceProblem } from '../../core/image-reference';
+import { IMAGE_REFERENCE, imageAccessProblem, imageReferenceProblem } from '../../core/image-reference';
 import { createSandboxRequestSchema } from '../../core/schemas';
 import { parseConfig } from '../../core/config';
 
@@ -38,5 +38,27 @@ describe('image references', () => {
   it('when the create schema is published, then image.uri carries the same pattern and length', () => {
     const schema = createSandboxRequestSchema(parseConfig({}).sandbox).toJSONSchema({ target: 'draft-2020-12', io: 'input' }) as any;
     expect(schema.properties.image.properties.uri).toMatchObject({ pattern: IMAGE_REFERENCE.source, maxLength: 255 });
+  });
+});
+
+describe('images a tenant may name', () => {
+  it.each([
+    ['an image ID prefix', '9411324131cc', 'not by image ID'],
+    ['a full image ID', 'a'.repeat(64), 'not by image ID'],
+    ['a bare digest', `sha256:${'a'.repeat(64)}`, 'not by image ID'],
+    ['the snapshot repository', 'tidebox-snapshots:0c434818-83bc-4e77-b183-8eba1881f28f', 'snapshotId'],
+    ['the snapshot repository under docker.io/library', 'docker.io/library/tidebox-snapshots:x', 'snapshotId'],
+  ])('when image.uri is %s, then it is refused', (_what, ref, message) => {
+    expect(imageAccessProblem(ref, 'tidebox-snapshots')).toContain(message);
+  });
+
+  it.each([
+    'busybox',
+    'tidebox/busybox:latest',
+    'cafe-app:1',
+    `busybox@sha256:${'a'.repeat(64)}`,
+    'registry.example.com/tidebox-snapshots:x',
+  ])('when image.uri is %s, then it may be named', (ref) => {
+    expect(imageAccessProblem(ref, 'tidebox-snapshots')).toBeUndefined();
   });
 });

@@ -17,11 +17,16 @@ describe('payload codec', () => {
     expect(converter.fromPayload(decoded!)).toEqual({ accessKeySecret: 'very-secret-value' });
   });
 
-  it('when decoding with another key, then it fails loudly; plaintext payloads from before encryption pass through', async () => {
+  it('when decoding with another key, then it fails loudly', async () => {
     const [encoded] = await new AesGcmPayloadCodec(randomBytes(32)).encode([converter.toPayload('x')]);
     await expect(new AesGcmPayloadCodec(randomBytes(32)).decode([encoded!])).rejects.toThrow(/encrypted with key/);
-    const plain = converter.toPayload('old');
-    expect(await new AesGcmPayloadCodec(randomBytes(32)).decode([plain])).toEqual([plain]);
+  });
+
+  it('when a payload is plaintext, then it is refused, unless the migration window is still open', async () => {
+    const plain = converter.toPayload('forged');
+    await expect(new AesGcmPayloadCodec(randomBytes(32)).decode([plain])).rejects.toThrow(/refused a plaintext payload/);
+    expect(await new AesGcmPayloadCodec(randomBytes(32), Date.now() + 60_000).decode([plain])).toEqual([plain]);
+    await expect(new AesGcmPayloadCodec(randomBytes(32), Date.now() - 1).decode([plain])).rejects.toThrow(/plaintext/);
   });
 
   it('when a ciphertext is tampered with, then decoding fails', async () => {

@@ -17,7 +17,13 @@ import type { SandboxSpec } from '../../core/sandbox';
 const config = parseConfig({ sandbox: { allowedHostPaths: ['/srv/data'] } });
 const schema = createSandboxRequestSchema(config.sandbox);
 const id = { sandboxId: '0b5c6e0e-1111-4222-8333-444455556666', tenant: 'acme', namespace: 'team-acme', userId: 'alice' };
-const settings = { instance: 'tidebox', runAsNonRoot: false, ports: [44772, 8080], allowedHostPaths: ['/srv/data'] };
+const settings = {
+  instance: 'tidebox',
+  authImagePullPolicy: 'Always' as const,
+  runAsNonRoot: false,
+  ports: [44772, 8080],
+  allowedHostPaths: ['/srv/data'],
+};
 
 function specOf(body: Record<string, unknown>, extra: Partial<Parameters<typeof normalizeCreateRequest>[2]> = {}): SandboxSpec {
   return normalizeCreateRequest(
@@ -131,6 +137,11 @@ describe('the sandbox pod', () => {
     const spec = specOf({ image: { uri: 'registry.example.com:5000/team/app:1', auth: { username: 'bob', password: 's3cret' } } });
     const pod = buildPod(id, spec, settings);
     expect(pod.spec!.imagePullSecrets).toEqual([{ name: `sandbox-${id.sandboxId}-pull` }]);
+    // Pulled with this caller's credentials every time: a node's cached copy never runs for a tenant without them.
+    expect(pod.spec!.containers[0]!.imagePullPolicy).toBe('Always');
+    expect(buildPod(id, specOf({}), { ...settings, imagePullPolicy: 'IfNotPresent' }).spec!.containers[0]!.imagePullPolicy).toBe(
+      'IfNotPresent',
+    );
     const secret = buildPullSecret(id, 'tidebox', spec.image.uri, spec.imageAuth!, { name: pod.metadata!.name!, uid: 'uid-1' });
     expect(secret.type).toBe('kubernetes.io/dockerconfigjson');
     expect(secret.metadata!.ownerReferences).toEqual([

@@ -108,6 +108,9 @@ export function registerHandlers(actor: SandboxActorState): void {
     (patch) => {
       view.metadata = applyMetadataPatch(view.metadata, patch);
       actor.publish();
+      // Wake the loop so it sees Temporal's continue-as-new suggestion: a tenant patching in a loop
+      // must not run the actor into the history or Update limits. Older histories never woke here.
+      if (patched('metadata-patch-wakes-loop')) actor.generation++;
       return view;
     },
     {

@@ -87,6 +87,12 @@ export async function provision(actor: SandboxActorState, acts: SandboxActivitie
 }
 
 /** How the live phase ended: teardown for a reason, or a fresh run with the whole state. */
+/**
+ * A run continues as new once its history is this long, whatever Temporal suggests: every accepted
+ * Update adds two events, so a run never comes near the server's cap on Updates per run (2,000).
+ */
+export const MAX_EVENTS_PER_RUN = 2000;
+
 export type LiveOutcome = { end: TerminationReason } | { continueAsNew: SandboxWorkflowInput };
 
 /**
@@ -115,7 +121,7 @@ export async function live(actor: SandboxActorState, acts: SandboxActivities): P
       await carryOutPendingOp(actor, acts);
       continue;
     }
-    if (workflowInfo().continueAsNewSuggested) {
+    if (workflowInfo().continueAsNewSuggested || (workflowInfo().historyLength >= MAX_EVENTS_PER_RUN && patched('bounded-run-length'))) {
       // A delete handler waits for Terminated, so it never finishes while we wait here: wake up
       // for it (and for an exit) and handle those in this run instead.
       const seen = actor.generation;

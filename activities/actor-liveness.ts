@@ -1,0 +1,20 @@
+import { type Client, WorkflowNotFoundError } from '@temporalio/client';
+import { type SandboxView, sandboxWorkflowId } from '../core/sandbox';
+
+/**
+ * Whether a sandbox's actor no longer claims its workload, by the actor's own word (describe, not
+ * visibility, which lags): its workflow is missing or closed; with `failedToo`, also when it is
+ * Failed or Terminated (a runtime whose actor leaves the failed workload to the sweep).
+ */
+export async function actorGone(client: Client, sandboxId: string, { failedToo = false } = {}): Promise<boolean> {
+  try {
+    const described = await client.workflow.getHandle(sandboxWorkflowId(sandboxId)).describe();
+    if (described.status.name !== 'RUNNING') return true;
+    if (!failedToo) return false;
+    const state = (described.memo?.view as SandboxView | undefined)?.status.state;
+    return state === 'Failed' || state === 'Terminated';
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return true;
+    throw err;
+  }
+}

@@ -1,0 +1,71 @@
+import { z } from 'zod';
+
+/** Host id: a DNS label; a host's activities run on task queue `<taskQueue>-host-<hostId>`. */
+export const HostId = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a DNS label');
+
+/** The `[docker]` section: the engine a host worker drives and how its containers are made. */
+export const DockerSchema = z
+  .object({
+    /** Host id of this engine; its activities run on task queue `<taskQueue>-host-<hostId>`. */
+    hostId: HostId.default('local'),
+    socketPath: z.string().optional(),
+    pidsLimit: z.number().int().min(16).default(512),
+    capDrop: z
+      .array(z.string().regex(/^[A-Z_]+$/))
+      .default([
+        'AUDIT_WRITE',
+        'MKNOD',
+        'NET_ADMIN',
+        'NET_RAW',
+        'SYS_ADMIN',
+        'SYS_MODULE',
+        'SYS_PTRACE',
+        'SYS_TIME',
+        'SYS_TTY_CONFIG',
+        'SYS_BOOT',
+        'SYS_RAWIO',
+      ]),
+    /** Path of a seccomp profile (JSON), read by the worker at start-up, or "unconfined". */
+    seccompProfile: z.string().optional(),
+    apparmorProfile: z.string().optional(),
+    /**
+     * "tenant" (default): each tenant's sandboxes on a bridge network of their own, behind the egress
+     * guard ([network]). "bridge" or another network name: that one network for everyone (no
+     * isolation between tenants). "host": the host's network (refused with [tenants]).
+     */
+    network: z.string().default('tenant'),
+    /**
+     * "IfNotPresent": pull an image the engine does not have; "Never": run only images already on
+     * the host (air-gapped hosts, or hosts where only an operator's pipeline may pull).
+     */
+    imagePullPolicy: z.enum(['IfNotPresent', 'Never']).default('IfNotPresent'),
+    /**
+     * Where the engine keeps named volumes (local driver), as the worker sees it: pvc volumes bind
+     * `<volumeRoot>/<claimName>/_data/<scoped subPath>` (Docker < 26 cannot mount a volume's subpath).
+     */
+    volumeRoot: z.string().startsWith('/', 'must be absolute').default('/var/lib/docker/volumes'),
+    /** Address published container ports bind on (bridge networking). */
+    publishHost: z.string().min(1).default('127.0.0.1'),
+    /** Host name endpoints advertise; defaults to publishHost (set it when binding 0.0.0.0). */
+    endpointHost: z.string().min(1).optional(),
+    /**
+     * Container ports every sandbox publishes on bridge networking. The defaults are the ports the
+     * OpenSandbox SDKs look up right after create (execd 44772, egress 18080) and 8080.
+     * A request adds more with `extensions["tidebox.io/ports"]` ("3000,5173").
+     */
+    exposedPorts: z.array(z.number().int().min(1).max(65535)).max(64).default([44772, 8080, 18080]),
+    /**
+     * A started container must stay up this long before the sandbox counts as Running, so an
+     * entrypoint that fails at once ends in Failed (with its exit code and output) rather than
+     * a Running sandbox with nothing inside.
+     */
+    // Capped well below the activities' 10 s heartbeat timeout.
+    startupGraceMs: z.number().int().min(0).max(5_000).default(200),
+    /** How often the host worker looks for containers no sandbox actor claims, and removes them. */
+    sweepIntervalSeconds: z.number().min(1).max(3600).default(60),
+    /** A container younger than this is never judged an orphan (its actor may not be visible yet). */
+    orphanGraceSeconds: z.number().min(1).max(86_400).default(120),
+  })
+  .strict()
+  .prefault({});
+export type DockerConfig = z.infer<typeof DockerSchema>;
