@@ -10,21 +10,16 @@ export const DockerSchema = z
     hostId: HostId.default('local'),
     socketPath: z.string().optional(),
     pidsLimit: z.number().int().min(16).default(512),
-    capDrop: z
+    /** Capabilities taken from every sandbox container: all of them, then `capAdd` gives back a few. */
+    capDrop: z.array(z.string().regex(/^[A-Z_]+$/)).default(['ALL']),
+    /**
+     * What common images need back (package managers and init scripts change owners and users, servers
+     * drop privileges and signal children). Not given back from Docker's defaults: NET_RAW (raw
+     * sockets, spoofing), MKNOD, AUDIT_WRITE, SETFCAP, SETPCAP, FSETID, SYS_CHROOT.
+     */
+    capAdd: z
       .array(z.string().regex(/^[A-Z_]+$/))
-      .default([
-        'AUDIT_WRITE',
-        'MKNOD',
-        'NET_ADMIN',
-        'NET_RAW',
-        'SYS_ADMIN',
-        'SYS_MODULE',
-        'SYS_PTRACE',
-        'SYS_TIME',
-        'SYS_TTY_CONFIG',
-        'SYS_BOOT',
-        'SYS_RAWIO',
-      ]),
+      .default(['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETGID', 'SETUID', 'KILL', 'NET_BIND_SERVICE']),
     /** Path of a seccomp profile (JSON), read by the worker at start-up, or "unconfined". */
     seccompProfile: z.string().optional(),
     apparmorProfile: z.string().optional(),

@@ -21,7 +21,7 @@ const path = `${pathComponent}(?:/${pathComponent})*`;
 const tag = '[\\w][\\w.-]{0,127}';
 const digest = '(?:sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128})';
 
-export const IMAGE_REFERENCE_PATTERN = `^(?:${domain}/)?${path}(?::${tag})?(?:@${digest})?$`;
+const IMAGE_REFERENCE_PATTERN = `^(?:${domain}/)?${path}(?::${tag})?(?:@${digest})?$`;
 export const IMAGE_REFERENCE = new RegExp(IMAGE_REFERENCE_PATTERN);
 export const MAX_IMAGE_REFERENCE_LENGTH = 255;
 

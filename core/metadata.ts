@@ -95,3 +95,20 @@ export function metadataPatchProblems(current: Record<string, string>, patch: Me
 function reservedProblem(key: string): string | undefined {
   return RESERVED_METADATA_PREFIXES.some((p) => key.startsWith(p)) ? metadataKeyProblem(key) : undefined;
 }
+
+/**
+ * Why a LIST metadata filter (`k=v&k2=v2`) cannot be run, or undefined: it may only name what
+ * metadata can hold (label-rule keys, printable values of at most 256 characters), at most 32 pairs.
+ * Anything else is refused before it becomes a visibility query.
+ */
+export function metadataFilterProblem(filter: Record<string, string>): string | undefined {
+  const entries = Object.entries(filter);
+  if (entries.length > 32) return 'metadata filter: at most 32 key=value pairs';
+  for (const [key, value] of entries) {
+    const problem = metadataKeyProblem(key);
+    if (problem) return `metadata filter: ${problem}`;
+    if (value.length > MAX_CREATE_VALUE_LENGTH || /[\u0000-\u001f\u007f]/.test(value))
+      return `metadata filter: the value of "${key}" must be at most ${MAX_CREATE_VALUE_LENGTH} characters without control characters`;
+  }
+  return undefined;
+}

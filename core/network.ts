@@ -17,12 +17,12 @@ import type { DockerConfig } from './docker-config';
 /** Bridge interfaces of tenant networks are `tbx<12 hex>`: the guard matches `tbx+`. */
 export const TENANT_BRIDGE_PREFIX = 'tbx';
 /** iptables chains the guard owns (filter table): sandboxes → elsewhere, sandboxes → this host. */
-export const GUARD_CHAINS = { egress: 'TIDEBOX-EGRESS', input: 'TIDEBOX-INPUT' } as const;
+const GUARD_CHAINS = { egress: 'TIDEBOX-EGRESS', input: 'TIDEBOX-INPUT' } as const;
 
 /** Link-local (169.254.0.0/16: cloud metadata services) is denied whatever the configured list says. */
 export const ALWAYS_DENIED = ['169.254.0.0/16'];
 
-export const DEFAULT_DENY_CIDRS = [
+const DEFAULT_DENY_CIDRS = [
   '10.0.0.0/8', // RFC 1918
   '172.16.0.0/12', // RFC 1918
   '192.168.0.0/16', // RFC 1918

@@ -17,8 +17,8 @@ const BIND_PATH = `^/[^\\x00-\\x1f\\x7f:]*$`;
 const SUB_PATH = `^(?!/)(?!(?:.*/)?\\.\\.(?:/|$))${PRINTABLE}*$`;
 const PORT = '(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])';
 /** Kubernetes-style quantities, the notation `resourceLimits` uses. */
-export const CPU_QUANTITY_PATTERN = '^[0-9]+(?:\\.[0-9]+)?m?$';
-export const MEMORY_QUANTITY_PATTERN = '^[0-9]+(?:\\.[0-9]+)?(?:Ki|Mi|Gi|Ti|Pi|Ei|k|K|M|G|T|P|E)?$';
+const CPU_QUANTITY_PATTERN = '^[0-9]+(?:\\.[0-9]+)?m?$';
+const MEMORY_QUANTITY_PATTERN = '^[0-9]+(?:\\.[0-9]+)?(?:Ki|Mi|Gi|Ti|Pi|Ei|k|K|M|G|T|P|E)?$';
 /** Metadata keys (Kubernetes label keys, reserved prefixes excluded) and values at create (free text). */
 const METADATA_KEY_PATTERN =
   '^(?!(?:opensandbox|tidebox)\\.io/)(?:[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$';
@@ -345,7 +345,11 @@ export const ListSandboxesQuery = z.object({
     .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'tenant must be a DNS label')
     .optional(),
   state: z.union([z.string(), z.array(z.string())]).optional(),
-  metadata: z.string().optional(),
+  metadata: z
+    .string()
+    .max(4096)
+    .optional()
+    .describe('Metadata to match, all of them: URL-encoded "k=v&k2=v2" (keys by the label rules, values printable, at most 32 pairs)'),
   page: z.coerce.number().int().min(1, 'page must be at least 1').default(1),
   pageSize: z.coerce.number().int().min(1, 'pageSize must be at least 1').max(200, 'pageSize must be at most 200').default(20),
 });

@@ -9,7 +9,7 @@
 import { posix } from 'node:path';
 import { TideboxError } from './errors';
 import type { HostVolume, PvcVolume } from './sandbox';
-import { scopedPath, StorageLayout } from './tenants';
+import { scopedPath, StorageLayout, userIdOf, userStoragePrefix } from './tenants';
 
 const invalid = (message: string) => new TideboxError('INVALID_PARAMETER', message);
 
@@ -150,4 +150,32 @@ export function checkPvcPaths(pvcs: PvcVolume[], volumeRoot: string, realpath: (
     if (realpath(data) === undefined) continue;
     resolveWithinScope(v.name, posix.join(data, v.subPath), posix.join(data, v.scope), realpath);
   }
+}
+
+/**
+ * Why a spec's storage is not confined to its tenant's and user's area, or undefined. The host that
+ * binds derives the area itself — from the actor's tenant and the request's user id, by the same
+ * rules as the API — and never trusts a path carried in the input: a forged scope fails here.
+ */
+export function storageScopeProblem(
+  spec: { volumes: HostVolume[]; pvcs?: PvcVolume[]; extensions: Record<string, string> },
+  tenant: string,
+  layout: StorageLayout,
+  allowed: string[],
+): string | undefined {
+  if (layout === 'legacy') return undefined;
+  const userId = userIdOf(spec.extensions);
+  if (userId === undefined) return 'the request has no valid user id';
+  const area = userStoragePrefix(tenant, userId);
+  for (const v of spec.volumes) {
+    const root = allowed.map(normalizeAbsolute).find((prefix) => isUnderAllowedPrefix(v.hostPath, [prefix]));
+    const expected = root === undefined ? undefined : posix.join(root, area);
+    if (!expected || v.scope !== expected || !isUnderAllowedPrefix(normalizeAbsolute(v.hostPath), [expected]))
+      return `volume "${v.name}": ${v.hostPath} is not in tenant ${tenant}'s area`;
+  }
+  for (const v of spec.pvcs ?? []) {
+    if (v.scope !== area || !isUnderAllowedPrefix(posix.join('/', v.subPath), [posix.join('/', area)]))
+      return `volume "${v.name}": ${v.subPath} is not in tenant ${tenant}'s area`;
+  }
+  return undefined;
 }

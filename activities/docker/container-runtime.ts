@@ -6,7 +6,8 @@ import type { MountBind, SandboxRuntime } from '../../contracts/runtime';
 import { TideboxError } from '../../core/errors';
 import { imageReferenceProblem } from '../../core/image-reference';
 import type { HostVolume, PvcVolume, SandboxSpec } from '../../core/sandbox';
-import { checkResolvedHostPaths, resolveWithinScope } from '../../core/storage';
+import { checkResolvedHostPaths, resolveWithinScope, storageScopeProblem } from '../../core/storage';
+import type { StorageLayout } from '../../core/tenants';
 import { realpathOrUndefined } from '../../platform/fs';
 import { fail, heartbeating } from '../common';
 import type { Faults } from '../faults';
@@ -16,6 +17,8 @@ export interface ContainerRuntimeDeps {
   engine: DockerEngine;
   instance: string;
   allowedHostPaths: string[];
+  /** sandbox.storageLayout: with "scoped", every volume must lie in the actor's tenant's and user's area. */
+  storageLayout: StorageLayout;
   startupGraceMs: number;
   /** docker.imagePullPolicy: whether a missing image is pulled or refused. */
   pullMissingImages: boolean;
@@ -36,7 +39,7 @@ export interface ContainerRuntimeDeps {
  * instead of making a second one.
  */
 export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRuntime {
-  const { engine, instance, allowedHostPaths, startupGraceMs, pullMissingImages, hostNetwork, networkFor, faults } = deps;
+  const { engine, instance, allowedHostPaths, storageLayout, startupGraceMs, pullMissingImages, hostNetwork, networkFor, faults } = deps;
   /** The sandbox's one container, or a non-retryable failure when it is gone. */
   const theContainer = async (sandboxId: string): Promise<string> => {
     const [container] = await engine.findSandboxContainers(sandboxId);
@@ -75,6 +78,9 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
         if (owner !== undefined && owner !== input.tenant)
           throw fail('RUNTIME_REJECTED', `image ${input.spec.image.uri} belongs to another tenant`);
 
+        // Whose storage this is comes from the actor's tenant, never from a path in the input.
+        const scopeProblem = storageScopeProblem(input.spec, input.tenant, storageLayout, allowedHostPaths);
+        if (scopeProblem) throw fail('RUNTIME_REJECTED', scopeProblem);
         // The API checked too, but this is the host that binds, and links may have changed since: resolve
         // right before create and bind the resolved paths.
         let volumes: SandboxSpec['volumes'];

@@ -59,6 +59,7 @@ export function buildContainerCreateOptions(
       MemorySwap: spec.resources.memoryBytes, // no swap beyond the memory limit
       PidsLimit: docker.pidsLimit,
       CapDrop: docker.capDrop,
+      CapAdd: docker.capAdd,
       SecurityOpt: securityOpt,
       Privileged: false,
       NetworkMode: id.network,

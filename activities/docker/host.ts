@@ -33,6 +33,7 @@ export async function createDockerHost(config: Config, client: Client, log: Host
         engine,
         instance: config.instance,
         allowedHostPaths: config.sandbox.allowedHostPaths,
+        storageLayout: config.sandbox.storageLayout,
         startupGraceMs: config.docker.startupGraceMs,
         pullMissingImages: config.docker.imagePullPolicy !== 'Never',
         hostNetwork: usesHostNetwork(config.docker),

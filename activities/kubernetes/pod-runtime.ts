@@ -2,6 +2,7 @@ import { Context } from '@temporalio/activity';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Config } from '../../core/config';
 import { LABELS } from '../../contracts/labels';
+import { storageScopeProblem } from '../../core/storage';
 import type { SandboxRuntime, SnapshotRuntime } from '../../contracts/runtime';
 import type { RuntimeProgress, SandboxSpec } from '../../core/sandbox';
 import { userIdOf } from '../../core/tenants';
@@ -137,6 +138,9 @@ export function createPodRuntime(deps: PodRuntimeDeps): SandboxRuntime & Snapsho
           await putPullSecret(namespace, input, existing);
           return { containerId: existing.metadata!.uid! };
         }
+        // Whose storage this is comes from the actor's tenant, never from a path in the input.
+        const scopeProblem = storageScopeProblem(input.spec, input.tenant, config.sandbox.storageLayout, config.sandbox.allowedHostPaths);
+        if (scopeProblem) throw fail('RUNTIME_REJECTED', scopeProblem);
         await ensureClaims(namespace, input.sandboxId, input.spec);
         await deps.ensureNetworkPolicy?.(namespace);
         if (input.mountBinds?.length) throw fail('RUNTIME_REJECTED', 'bucket mounts are not supported on the Kubernetes runtime');

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Config } from '../../core/config';
 import { notOnKubernetes, TideboxError } from '../../core/errors';
 import { resolveEndpoint } from '../../core/ingress';
+import { metadataFilterProblem } from '../../core/metadata';
 import {
   AcceptedActionSchema,
   CreateSandboxResponseSchema,
@@ -94,6 +95,8 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
       const { page, pageSize } = req.query;
       const states = parseStates(req.query.state, SANDBOX_STATES);
       const metadata = Object.fromEntries(new URLSearchParams(req.query.metadata ?? ''));
+      const filterProblem = metadataFilterProblem(metadata);
+      if (filterProblem) throw new TideboxError('INVALID_PARAMETER', filterProblem);
       const tenant = tenantFilter(req.caller, req.query.tenant);
       const result = await sandboxes.list(req.caller, { tenant, states, metadata, page, pageSize });
       return { items: result.items.map(toSandboxResource), pagination: result.pagination };

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { stringify } from 'smol-toml';
 import { Client, Connection } from '@temporalio/client';
 import { LABELS } from '../../contracts/labels';
+import { payloadCodecsFor } from '../../platform/payload-codec';
 import { SANDBOX_WORKFLOW_TYPE } from '../../contracts/sandbox-actor';
 import { repoRoot, sandboxRequest, Stack, waitFor } from '../helpers/stack';
 
@@ -23,9 +24,12 @@ const KEY_A = 'acme-key-0123456789abcdef';
 const KEY_B = 'globex-key-0123456789abcdef';
 const dir = mkdtempSync(join(tmpdir(), 'tidebox-test-containment-'));
 const tenantsFile = join(dir, 'tenants.toml');
+const storage = join(dir, 'storage');
+const PAYLOAD_KEY = randomBytes(32).toString('base64');
 
 let stack: Stack;
 beforeAll(async () => {
+  mkdirSync(storage, { recursive: true });
   writeFileSync(
     tenantsFile,
     stringify({
@@ -39,7 +43,8 @@ beforeAll(async () => {
     config: {
       tenants: { provider: 'file', file: tenantsFile },
       network: { reconcileSeconds: 1 },
-      security: { payloadKey: randomBytes(32).toString('base64') },
+      security: { payloadKey: PAYLOAD_KEY },
+      sandbox: { allowedHostPaths: [storage] },
     },
   });
 });
@@ -320,6 +325,70 @@ describe('the control plane trusts only encrypted payloads', () => {
     } finally {
       await connection.close();
       await A('DELETE', `/v1/sandboxes/${id}`);
+    }
+  });
+});
+
+describe('storage scope on the host that binds', () => {
+  it("when a workflow input (even one encrypted with the key) binds another tenant's storage, then the worker refuses it and binds nothing", async () => {
+    const legit = await A(
+      'POST',
+      '/v1/sandboxes',
+      sandboxRequest({ volumes: [{ name: 'home', host: { path: storage }, subPath: 'work', mountPath: '/home' }] }),
+    );
+    expect(legit.body.status.state).toBe('Running');
+    const [info] = await stack.containers(legit.body.id);
+    const acmeBind = (await stack.docker.getContainer(info!.Id).inspect()).HostConfig.Binds![0]!;
+    expect(acmeBind.startsWith(`${storage}/acme/users/default/work:`)).toBe(true);
+
+    // globex's "actor", started with acme's area: as a compromised API or a key holder would forge it.
+    const connection = await Connection.connect({ address: stack.temporal.address });
+    const client = new Client({ connection, dataConverter: payloadCodecsFor(PAYLOAD_KEY) });
+    const forgedId = `forged-${randomBytes(4).toString('hex')}`;
+    const hostPath = acmeBind.split(':')[0]!;
+    try {
+      await client.workflow.start(SANDBOX_WORKFLOW_TYPE, {
+        workflowId: `sandbox/${forgedId}`,
+        taskQueue: 'tidebox',
+        args: [
+          {
+            sandboxId: forgedId,
+            tenant: 'globex',
+            namespace: 'globex',
+            hostId: 'local',
+            createdAt: new Date().toISOString(),
+            requestHash: 'forged',
+            spec: {
+              image: { uri: 'tidebox/busybox:latest' },
+              entrypoint: ['tail', '-f', '/dev/null'],
+              env: {},
+              metadata: {},
+              extensions: {},
+              timeoutSeconds: 600,
+              resources: { cpuMillis: 250, memoryBytes: 64 * 2 ** 20 },
+              volumes: [{ name: 'home', hostPath, scope: `${storage}/acme/users/default`, mountPath: '/home', readOnly: false }],
+              ossfs: [],
+              ports: [],
+            },
+          },
+        ],
+      });
+      const failed = await waitFor(
+        'the forged sandbox to fail',
+        async () => {
+          const r = await B('GET', `/v1/sandboxes/${forgedId}`);
+          return r.body?.status?.state === 'Failed' ? r.body : undefined;
+        },
+        30_000,
+        250,
+      );
+      expect(failed.status).toMatchObject({ reason: 'SANDBOX::RUNTIME_REJECTED' });
+      expect(failed.status.message).toContain("is not in tenant globex's area");
+      expect(await stack.containers(forgedId)).toHaveLength(0);
+    } finally {
+      await connection.close();
+      await B('DELETE', `/v1/sandboxes/${forgedId}`);
+      await A('DELETE', `/v1/sandboxes/${legit.body.id}`);
     }
   });
 });

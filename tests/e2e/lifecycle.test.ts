@@ -47,7 +47,8 @@ describe('create → Running → delete', () => {
     expect(info.HostConfig.PidsLimit).toBe(512);
     expect(info.HostConfig.Privileged).toBe(false);
     expect(info.HostConfig.SecurityOpt).toContain('no-new-privileges:true');
-    expect(info.HostConfig.CapDrop).toEqual(expect.arrayContaining(['NET_RAW', 'SYS_ADMIN', 'MKNOD']));
+    expect(info.HostConfig.CapDrop).toEqual(['ALL']);
+    expect(info.HostConfig.CapAdd).toEqual(['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETGID', 'SETUID', 'KILL', 'NET_BIND_SERVICE']);
     expect(info.Config.Env).toContain('GREETING=hello');
     expect(info.Mounts).toEqual([expect.objectContaining({ Source: join(allowedDir, 'work'), Destination: '/work', RW: false })]);
 

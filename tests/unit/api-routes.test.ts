@@ -349,6 +349,19 @@ describe('auth', () => {
 });
 
 describe('lifecycle routes', () => {
+  it.each([
+    ['a NUL in a value', 'a=b\u0000c'],
+    ['a key that is no label key', 'has space=x'],
+    ['a control character in a key', 'k\u0001=x'],
+    ['too many pairs', Array.from({ length: 33 }, (_, i) => `k${i}=v`).join('&')],
+  ])('when a list filters metadata with %s, then 400 before any query is made', async (_what, filter) => {
+    const { services, calls } = fakeServices();
+    const res = await (await app(services)).inject({ method: 'GET', url: `/v1/sandboxes?metadata=${encodeURIComponent(filter)}` });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().message).toContain('metadata filter');
+    expect(calls).toEqual([]);
+  });
+
   it('when listing with a state the contract does not have, or too large a page, then 400; a good filter reaches the service parsed', async () => {
     const { services, calls } = fakeServices({
       sandboxes: {

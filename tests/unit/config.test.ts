@@ -7,7 +7,8 @@ describe('config', () => {
     expect(c.server).toMatchObject({ host: '127.0.0.1', port: 8080, createWaitSeconds: 60 });
     expect(c.temporal).toMatchObject({ namespace: 'default', taskQueue: 'tidebox' });
     expect(c.sandbox).toMatchObject({ minTimeoutSeconds: 60, allowedHostPaths: [] });
-    expect(c.docker.capDrop).toContain('NET_RAW');
+    expect(c.docker.capDrop).toEqual(['ALL']);
+    expect(c.docker.capAdd).not.toContain('NET_RAW');
     expect(c.dataDir).toBe('.tidebox');
   });
 

@@ -41,7 +41,8 @@ describe('container spec', () => {
       SecurityOpt: ['no-new-privileges:true'],
       Binds: ['/srv/x:/x:ro'],
     });
-    expect(o.HostConfig!.CapDrop).toEqual(expect.arrayContaining(['NET_RAW', 'SYS_ADMIN', 'SYS_PTRACE']));
+    expect(o.HostConfig!.CapDrop).toEqual(['ALL']);
+    expect(o.HostConfig!.CapAdd).toEqual(['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETGID', 'SETUID', 'KILL', 'NET_BIND_SERVICE']);
     expect(o.Env).toEqual(['A=1']);
   });
 

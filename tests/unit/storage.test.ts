@@ -1,4 +1,7 @@
-import { checkPvcPaths, checkResolvedHostPaths, resolveExisting, resolveWithinScope } from '../../core/storage';
+import { parseConfig } from '../../core/config';
+import { normalizeCreateRequest } from '../../core/create-request';
+import { createSandboxRequestSchema } from '../../core/schemas';
+import { checkPvcPaths, checkResolvedHostPaths, resolveExisting, resolveWithinScope, storageScopeProblem } from '../../core/storage';
 
 /** A fake filesystem view: path → its realpath (missing = does not exist). */
 const fs = (entries: Record<string, string>) => (p: string) => entries[p];
@@ -62,5 +65,45 @@ describe('storage confinement', () => {
     expect(() => checkPvcPaths(pvc('data', 'acme/users/alice/y'), '/var/lib/docker/volumes', vol)).not.toThrow();
     expect(() => checkPvcPaths(pvc('other', 'acme/users/alice/x'), '/var/lib/docker/volumes', vol)).not.toThrow();
     expect(() => resolveWithinScope('v', '/a/b', '/a/b', fs({}))).not.toThrow();
+  });
+});
+
+describe('storage scope, as the host that binds derives it', () => {
+  const config = parseConfig({ sandbox: { allowedHostPaths: ['/srv/data'] } }).sandbox;
+  const schema = createSandboxRequestSchema(config);
+  const spec = normalizeCreateRequest(
+    schema.parse({
+      image: { uri: 'busybox' },
+      entrypoint: ['sh'],
+      extensions: { 'tidebox.io/user-id': 'alice' },
+      volumes: [
+        { name: 'home', host: { path: '/srv/data' }, subPath: 'work', mountPath: '/home' },
+        { name: 'cache', pvc: { claimName: 'cache' }, subPath: 'npm', mountPath: '/cache' },
+      ],
+    }),
+    config,
+    { tenant: 'acme' },
+  );
+
+  it('when the spec is what the API made for the tenant, then its storage is in the tenant’s and user’s area', () => {
+    expect(storageScopeProblem(spec, 'acme', 'scoped', ['/srv/data'])).toBeUndefined();
+  });
+
+  it.each([
+    ['another tenant runs it', spec, 'globex'],
+    ['the host path was forged', { ...spec, volumes: [{ ...spec.volumes[0]!, hostPath: '/srv/data/globex/users/bob/work' }] }, 'acme'],
+    [
+      'the scope was forged along with it',
+      { ...spec, volumes: [{ ...spec.volumes[0]!, hostPath: '/srv/data/globex/users/bob', scope: '/srv/data/globex/users/bob' }] },
+      'acme',
+    ],
+    ['the pvc path was forged', { ...spec, pvcs: [{ ...spec.pvcs![0]!, subPath: 'globex/users/bob/npm' }] }, 'acme'],
+    ['the user id was changed', { ...spec, extensions: { 'tidebox.io/user-id': 'bob' } }, 'acme'],
+  ])('when %s, then the host refuses it', (_what, forged, tenant) => {
+    expect(storageScopeProblem(forged, tenant, 'scoped', ['/srv/data'])).toMatch(/is not in tenant \S+'s area|no valid user id/);
+  });
+
+  it('when the layout is legacy, then there is no area to check', () => {
+    expect(storageScopeProblem(spec, 'globex', 'legacy', ['/srv/data'])).toBeUndefined();
   });
 });
