@@ -1,5 +1,5 @@
 import Dockerode from 'dockerode';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -135,7 +135,13 @@ export class Stack {
   async startApi(): Promise<void> {
     this.api = new ManagedProcess('api', join(repoRoot(), 'dist/api/main.js'), this.env, join(this.dataDir, 'api.log'));
     this.api.start();
-    await waitFor('API health', async () => (await fetch(`${this.baseUrl}/health`)).ok, 30_000);
+    try {
+      // The first stack of a fresh run starts cold (page cache, the dev server's first database): allow for it.
+      await waitFor('API health', async () => (await fetch(`${this.baseUrl}/health`)).ok, 90_000);
+    } catch (err) {
+      const log = existsSync(join(this.dataDir, 'api.log')) ? readFileSync(join(this.dataDir, 'api.log'), 'utf8').slice(-4000) : '(no log)';
+      throw new Error(`${(err as Error).message}\napi.log (tail):\n${log}`, { cause: err });
+    }
   }
 
   /** Start (or restart) the worker, optionally with extra environment such as fault points. */
