@@ -69,6 +69,16 @@ export async function buildApp({ config, services, namespaces, logger = true }: 
     // Ids are at most 128 characters: longer ones reach validation and get its 400; far longer ones
     // and malformed URLs (bad percent-encoding) get the same envelope from the router.
     routerOptions: { maxParamLength: 1024 },
+    // Node's own answers to requests it cannot parse (a request line or headers over its size limit,
+    // a malformed request) carry Fastify's shape: answer with the contract's envelope instead.
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
+      if (err.code === 'ECONNRESET' || !socket.writable) return socket.destroy(err);
+      const message = err.code === 'HPE_HEADER_OVERFLOW' ? 'the request line and headers are too large' : 'the HTTP request is malformed';
+      const body = JSON.stringify({ code: ErrorCodes.INVALID_PARAMETER.code, message });
+      socket.end(
+        `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    },
     frameworkErrors: (err, _req, reply) =>
       (reply as unknown as FastifyReply).code(400).send({
         code: ErrorCodes.INVALID_PARAMETER.code,

@@ -87,7 +87,8 @@ it(
       '--workers',
       '2',
       '--seed',
-      process.env.TIDEBOX_FUZZ_SEED ?? String(Date.now() % 100000),
+      // A fixed seed keeps CI reproducible; set TIDEBOX_FUZZ_SEED (any number) to explore elsewhere.
+      process.env.TIDEBOX_FUZZ_SEED ?? '15015',
       '--request-timeout',
       '30',
       '--generation-database',

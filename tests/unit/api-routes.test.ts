@@ -293,6 +293,17 @@ describe('client events', () => {
   });
 });
 
+describe('requests Node cannot take', () => {
+  it('when the request line is larger than Node accepts, then 400 in the contract envelope', async () => {
+    const a = await app(fakeServices().services);
+    await a.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = a.server.address() as { port: number };
+    const res = await fetch(`http://127.0.0.1:${port}/v1/sandboxes?metadata=${'x'.repeat(20_000)}`);
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({ code: 'SANDBOX::INVALID_PARAMETER', message: 'the request line and headers are too large' });
+  });
+});
+
 describe('errors', () => {
   it.each(Object.keys(ErrorCodes) as ErrorKind[])(
     'when a service fails with %s, then the answer carries its status and code',
