@@ -163,7 +163,7 @@ describe('the guard across a Docker engine restart', () => {
       await waitFor('dockerd to exit', () => !existsSync(`/proc/${pid}`), 60_000, 200);
       mkdirSync(join(repoRoot(), '.tidebox'), { recursive: true });
       const log = openSync(join(repoRoot(), '.tidebox', 'dockerd.log'), 'a');
-      spawn(args[0]!, args.slice(1), { detached: true, stdio: ['ignore', log, log] }).unref();
+      spawn(args[0]!, args.slice(1), { cwd: '/', detached: true, stdio: ['ignore', log, log] }).unref();
     }
     await waitFor('dockerd to answer', async () => (await sh('docker', ['info'])).code === 0, 90_000, 500);
   }
