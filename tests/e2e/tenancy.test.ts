@@ -226,7 +226,7 @@ describe('background work stays inside its tenant across restarts', () => {
 
     await Promise.all([stack.worker.kill(), stack.api.kill()]);
     stack.startWorker();
-    await stack.startApi();
+    await Promise.all([stack.startApi(), stack.workerReady()]);
 
     const afterRestart = Date.parse((await A.req('GET', `/v1/sandboxes/${a}`)).body.expiresAt);
     await waitFor(

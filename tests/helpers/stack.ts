@@ -146,6 +146,7 @@ export class Stack {
 
   /** Start (or restart) the worker, optionally with extra environment such as fault points. */
   startWorker(extraEnv: NodeJS.ProcessEnv = {}): void {
+    this.workerStartsBefore = this.workerStarts();
     this.worker = new ManagedProcess(
       'worker',
       join(repoRoot(), 'dist/worker/main.js'),
@@ -153,6 +154,23 @@ export class Stack {
       join(this.dataDir, 'worker.log'),
     );
     this.worker.start();
+  }
+
+  private workerStartsBefore = 0;
+
+  private workerStarts(): number {
+    const file = join(this.dataDir, 'worker.log');
+    return existsSync(file) ? readFileSync(file, 'utf8').split('"worker started"').length - 1 : 0;
+  }
+
+  /**
+   * Resolves once the worker last started has logged that it polls its task queues. A restarted
+   * worker bundles its workflows first, which on a busy CI machine takes many seconds; a test that
+   * times what the worker does after a restart starts its clock here.
+   */
+  async workerReady(timeoutMs = 90_000): Promise<void> {
+    await waitFor('the worker to start', () => this.workerStarts() > this.workerStartsBefore || !this.worker.running, timeoutMs, 100);
+    if (!this.worker.running) throw new Error('the worker exited while starting; see worker.log');
   }
 
   faultFile(point: string, sandboxId: string): string {
