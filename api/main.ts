@@ -3,7 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { listenAddress } from '../core/config';
 import { loadConfig } from '../core/load-config';
 import { payloadCodecsFor } from '../platform/payload-codec';
-import { ensureSearchAttributes, temporalAddress } from '../platform/temporal-setup';
+import { ensureSearchAttributes, isLoopbackAddress, temporalAuthSummary, temporalConnectOptions } from '../platform/temporal-setup';
 import { buildApp } from './app';
 import { createNamespaceCheck } from './kube-namespaces';
 import { createApiServices } from './temporal';
@@ -11,7 +11,8 @@ import { createApiServices } from './temporal';
 /** API process: listen, and on SIGINT/SIGTERM stop accepting, finish in-flight requests, exit. */
 async function main(): Promise<void> {
   const config = loadConfig(process.env, (p) => readFileSync(p, 'utf8'));
-  const connection = await Connection.connect({ address: temporalAddress(config) });
+  const connectOptions = temporalConnectOptions(config);
+  const connection = await Connection.connect(connectOptions);
   await ensureSearchAttributes(connection.operatorService, config.temporal.namespace);
   const client = new Client({
     connection,
@@ -23,7 +24,12 @@ async function main(): Promise<void> {
   const app = await buildApp({ config, services: createApiServices(client, config), ...(namespaces ? { namespaces } : {}) });
   const { host, warning } = listenAddress(config.server, config.tenants);
   if (warning) app.log.warn(warning);
+  if (!connectOptions.tls && !isLoopbackAddress(connectOptions.address))
+    app.log.warn(
+      `Temporal at ${connectOptions.address} is reached in plaintext and unauthenticated; set [temporal.tls] (docs/security.md)`,
+    );
   await app.listen({ host, port: config.server.port });
+  app.log.info({ temporal: connectOptions.address, temporalAuth: temporalAuthSummary(connectOptions) }, 'api started');
 
   let closing = false;
   const shutdown = async (signal: string) => {

@@ -5,6 +5,7 @@ import { controlPlanePorts, NetworkSchema } from './network';
 import { sandboxSizingProblem } from './quantities';
 import { CLAIM_ACCESS_MODES } from './sandbox';
 import { nestedPrefixes } from './storage';
+import { TEMPORAL_ENV_KEYS, TemporalSchema, temporalConfigProblem } from './temporal-config';
 
 /**
  * One schema for every setting. Sources, lowest precedence first: defaults, the TOML file named by
@@ -44,18 +45,7 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
-    temporal: z
-      .object({
-        /** host:port of an existing Temporal frontend; empty = the run command starts a dev server. */
-        address: z.string().optional(),
-        namespace: z.string().min(1).default('default'),
-        taskQueue: z.string().min(1).default('tidebox'),
-        cliPath: z.string().optional(),
-        devServerPort: z.number().int().min(1).max(65535).default(7233),
-        devServerUiPort: z.number().int().min(1).max(65535).default(8233),
-      })
-      .strict()
-      .prefault({}),
+    temporal: TemporalSchema,
     sandbox: z
       .object({
         minTimeoutSeconds: z.number().int().min(1).default(60),
@@ -241,9 +231,7 @@ const ENV_KEYS: Array<[string, string[], (v: string) => unknown]> = [
   ['TIDEBOX_HOST', ['server', 'host'], String],
   ['TIDEBOX_PORT', ['server', 'port'], String],
   ['TIDEBOX_API_KEY', ['server', 'apiKey'], String],
-  ['TEMPORAL_ADDRESS', ['temporal', 'address'], String],
-  ['TEMPORAL_NAMESPACE', ['temporal', 'namespace'], String],
-  ['TEMPORAL_CLI_PATH', ['temporal', 'cliPath'], String],
+  ...TEMPORAL_ENV_KEYS.map(([name, path]): [string, string[], (v: string) => unknown] => [name, path, String]),
   ['TIDEBOX_HOST_ID', ['docker', 'hostId'], String],
   ['TIDEBOX_RUNTIME', ['runtime', 'type'], String],
   ['TIDEBOX_KUBECONFIG', ['kubernetes', 'kubeconfig'], String],
@@ -288,6 +276,8 @@ export function parseConfig(raw: unknown, source = 'config'): Config {
   if (config.sandbox.minTimeoutSeconds > config.sandbox.maxTimeoutSeconds) {
     throw new ConfigError(`invalid ${source}: sandbox.minTimeoutSeconds exceeds sandbox.maxTimeoutSeconds`);
   }
+  const temporal = temporalConfigProblem(config.temporal);
+  if (temporal) throw new ConfigError(`invalid ${source}: ${temporal}`);
   const sizing = sandboxSizingProblem(config.sandbox);
   if (sizing) throw new ConfigError(`invalid ${source}: ${sizing}`);
   if (['0.0.0.0', '::'].includes(config.docker.publishHost) && !config.docker.endpointHost) {

@@ -8,7 +8,7 @@ import { type Config, runtimeHostId } from '../core/config';
 import { loadConfig } from '../core/load-config';
 import { hostTaskQueue } from '../core/sandbox';
 import { payloadCodecsFor } from '../platform/payload-codec';
-import { ensureSearchAttributes, temporalAddress } from '../platform/temporal-setup';
+import { ensureSearchAttributes, isLoopbackAddress, temporalAuthSummary, temporalConnectOptions } from '../platform/temporal-setup';
 
 /** The worker's log: one JSON object per line. */
 const log = (level: 'info' | 'warn' | 'error' | 'fatal', msg: string, fields: Record<string, unknown> = {}) =>
@@ -39,8 +39,9 @@ async function main(): Promise<void> {
       telemetryOptions: { metrics: { prometheus: { bindAddress: `${config.worker.metricsHost}:${config.worker.metricsPort}` } } },
     });
   }
-  const address = temporalAddress(config);
-  const connection = await NativeConnection.connect({ address });
+  const connectOptions = temporalConnectOptions(config);
+  const { address } = connectOptions;
+  const connection = await NativeConnection.connect(connectOptions);
   await ensureSearchAttributes(connection.operatorService, config.temporal.namespace);
 
   const dataConverter = payloadCodecsFor(config.security.payloadKey, config.security.acceptPlaintextUntil);
@@ -72,8 +73,11 @@ async function main(): Promise<void> {
     // to the server; send them at least every second instead of every 8 s (0.8 × heartbeat timeout).
     maxHeartbeatThrottleInterval: '1 second',
   });
+  if (!connectOptions.tls && !isLoopbackAddress(address))
+    log('warn', `Temporal at ${address} is reached in plaintext and unauthenticated; set [temporal.tls] (docs/security.md)`);
   log('info', 'worker started', {
     address,
+    temporalAuth: temporalAuthSummary(connectOptions),
     namespace: config.temporal.namespace,
     runtime: config.runtime.type,
     taskQueues: [config.temporal.taskQueue, hostQueue],

@@ -62,6 +62,10 @@ export interface StackOptions {
   apiKey?: string;
   /** Environment only the worker gets, on every (re)start (e.g. its own credentials). */
   workerEnv?: NodeJS.ProcessEnv;
+  /** Put something in front of the dev server (e.g. a TLS terminator): given its address, answer the one the API and worker use. */
+  temporalFront?: (devServerAddress: string) => Promise<string>;
+  /** Environment the API and the worker both get. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -122,9 +126,10 @@ export class Stack {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
       TIDEBOX_CONFIG: configPath,
-      TEMPORAL_ADDRESS: this.temporal.address,
+      TEMPORAL_ADDRESS: this.options.temporalFront ? await this.options.temporalFront(this.temporal.address) : this.temporal.address,
       TIDEBOX_PORT: String(apiPort),
       ...(this.options.apiKey ? { TIDEBOX_API_KEY: this.options.apiKey } : {}),
+      ...this.options.env,
     };
     this.baseUrl = `http://127.0.0.1:${apiPort}`;
     this.startWorker();

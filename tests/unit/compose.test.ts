@@ -108,6 +108,28 @@ function fromYaml(text: string, services: string[]): ComposeModel {
   };
 }
 
+/** `config` of the files layered in order, normalised. */
+async function composeModel(
+  compose: { file: string; pre: string[]; v2: boolean },
+  files: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<ComposeModel> {
+  const args = [...compose.pre, ...files.flatMap((f) => ['-f', f]), 'config'];
+  let r = await run(compose.file, compose.v2 ? [...args, '--format', 'json'] : args, env);
+  if (compose.v2 && r.code !== 0 && /unknown flag/.test(r.stderr)) r = await run(compose.file, args, env);
+  if (r.code !== 0) throw new Error(`${compose.file} ${args.join(' ')} rejected ${files.join(' + ')} (exit ${r.code}):\n${r.stderr}`);
+  if (r.stdout.trimStart().startsWith('{')) return fromJson(r.stdout);
+  const names = await run(compose.file, [...args, '--services'], env);
+  expect(names.code).toBe(0);
+  return fromYaml(
+    r.stdout,
+    names.stdout
+      .split('\n')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+}
+
 describe('docker-compose.yml', () => {
   let compose: { file: string; pre: string[]; v2: boolean };
   let model: ComposeModel;
@@ -115,23 +137,7 @@ describe('docker-compose.yml', () => {
 
   beforeAll(async () => {
     compose = await findCompose();
-    const args = [...compose.pre, '-f', 'docker-compose.yml', 'config'];
-    let r = await run(compose.file, compose.v2 ? [...args, '--format', 'json'] : args, env);
-    if (compose.v2 && r.code !== 0 && /unknown flag/.test(r.stderr)) r = await run(compose.file, args, env);
-    if (r.code !== 0) throw new Error(`${compose.file} ${args.join(' ')} rejected docker-compose.yml (exit ${r.code}):\n${r.stderr}`);
-    if (r.stdout.trimStart().startsWith('{')) {
-      model = fromJson(r.stdout);
-    } else {
-      const names = await run(compose.file, [...compose.pre, '-f', 'docker-compose.yml', 'config', '--services'], env);
-      expect(names.code).toBe(0);
-      model = fromYaml(
-        r.stdout,
-        names.stdout
-          .split('\n')
-          .map((s) => s.trim())
-          .filter(Boolean),
-      );
-    }
+    model = await composeModel(compose, ['docker-compose.yml'], env);
   });
 
   it('when validated by docker compose config, then it holds the whole stack', () => {
@@ -172,6 +178,18 @@ describe('docker-compose.yml', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('deploy/compose.tls.yml over docker-compose.yml', () => {
+  it('when layered, then Temporal, its UI and namespace job, the api and the worker all read the certificates', async () => {
+    const model = await composeModel(await findCompose(), ['docker-compose.yml', 'deploy/compose.tls.yml'], {
+      ...process.env,
+      TIDEBOX_API_KEY: API_KEY,
+    });
+    for (const service of ['temporal', 'temporal-ui', 'temporal-namespace', 'api', 'worker'])
+      expect(model.volumeTargets[service]).toContain('/tls');
+    expect(model.volumeTargets.worker).toContain('/var/run/docker.sock');
   });
 });
 

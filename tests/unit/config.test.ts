@@ -1,5 +1,6 @@
 import { applyEnv, ConfigError, listenAddress, parseConfig } from '../../core/config';
 import { loadConfig } from '../../core/load-config';
+import { temporalAuthSummary, temporalConnectOptions } from '../../platform/temporal-setup';
 
 describe('config', () => {
   it('when nothing is set, then the documented defaults apply', () => {
@@ -119,5 +120,49 @@ describe('runtime selection', () => {
     [{ kubernetes: { provider: 'deployment' } }, 'kubernetes.provider'],
   ])('when %j is given, then start-up fails naming %s', (raw, key) => {
     expect(() => parseConfig(raw)).toThrow(new RegExp(key.replace(/\./g, '\\.')));
+  });
+});
+
+describe('how Tidebox authenticates to Temporal', () => {
+  it("when the temporal CLI's variables are set, then they configure TLS and the API key", () => {
+    const c = parseConfig(
+      applyEnv(
+        {},
+        {
+          TEMPORAL_ADDRESS: 'temporal.example:7233',
+          TEMPORAL_TLS_SERVER_CA_CERT_PATH: '/tls/ca.crt',
+          TEMPORAL_TLS_CLIENT_CERT_PATH: '/tls/client.crt',
+          TEMPORAL_TLS_CLIENT_KEY_PATH: '/tls/client.key',
+          TEMPORAL_TLS_SERVER_NAME: 'temporal-frontend',
+          TEMPORAL_API_KEY: 'k',
+        },
+      ),
+    );
+    expect(c.temporal).toMatchObject({
+      address: 'temporal.example:7233',
+      apiKey: 'k',
+      tls: { caFile: '/tls/ca.crt', certFile: '/tls/client.crt', keyFile: '/tls/client.key', serverName: 'temporal-frontend' },
+    });
+  });
+
+  it.each([
+    [{ tls: {} }, 'need temporal.address'],
+    [{ apiKey: 'k' }, 'need temporal.address'],
+    [{ address: 't:7233', tls: { certFile: '/c' } }, 'certFile and temporal.tls.keyFile go together'],
+    [{ address: 't:7233', tls: { cafile: '/c' } }, 'temporal.tls'],
+  ])('when [temporal] is %j, then the config is refused', (temporal, message) => {
+    expect(() => parseConfig({ temporal })).toThrow(message);
+  });
+
+  it('when only an API key is set, then the connection still uses TLS (the key never travels in clear)', () => {
+    const options = temporalConnectOptions(parseConfig({ temporal: { address: 't:7233', apiKey: 'secret-key' } }));
+    expect(options).toEqual({ address: 't:7233', tls: {}, apiKey: 'secret-key' });
+    expect(temporalAuthSummary(options)).toBe('TLS + API key');
+    expect(temporalAuthSummary(temporalConnectOptions(parseConfig({})))).toBe('plaintext');
+  });
+
+  it('when a TLS file cannot be read, then start-up stops naming the key and path', () => {
+    const config = parseConfig({ temporal: { address: 't:7233', tls: { caFile: '/nonexistent/ca.crt' } } });
+    expect(() => temporalConnectOptions(config)).toThrow('temporal.tls.caFile: cannot read /nonexistent/ca.crt: ENOENT');
   });
 });
