@@ -18,3 +18,13 @@ export async function actorGone(client: Client, sandboxId: string, { failedToo =
     throw err;
   }
 }
+
+/** Whether a workflow is open (running), by describe: the actor's own word, not visibility's. */
+export async function workflowOpen(client: Client, workflowId: string): Promise<boolean> {
+  try {
+    return (await client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
+  }
+}

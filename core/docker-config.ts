@@ -56,6 +56,13 @@ export const DockerSchema = z
      */
     // Capped well below the activities' 10 s heartbeat timeout.
     startupGraceMs: z.number().int().min(0).max(5_000).default(200),
+    /**
+     * How `host` and `pvc` volumes reach a container. "pinned": the worker opens the checked directory
+     * and bind-mounts exactly it, `nosuid,nodev`, for Docker to bind — no symlink swapped in after the
+     * check is followed (needs a worker with CAP_SYS_ADMIN in the engine's mount namespace, e.g. root
+     * on the host). "path": Docker binds the resolved path (a worker without mount rights).
+     */
+    hostVolumeBinding: z.enum(['pinned', 'path']).default('pinned'),
     /** How often the host worker looks for containers no sandbox actor claims, and removes them. */
     sweepIntervalSeconds: z.number().min(1).max(3600).default(60),
     /** A container younger than this is never judged an orphan (its actor may not be visible yet). */

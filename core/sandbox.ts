@@ -125,6 +125,21 @@ export interface SandboxView {
   network?: SandboxNetwork;
 }
 
+/**
+ * The most entrypoint (characters of its JSON) a memo carries. The memo is rewritten on every
+ * transition and metadata patch, so it stays small whatever a create carried: a longer entrypoint
+ * is left out of the memo's view (`entrypointElided`) and readers ask the actor for it.
+ */
+export const MEMO_ENTRYPOINT_CHARS = 4096;
+
+/** A view as the memo holds it. */
+export type MemoView = SandboxView & { entrypointElided?: true };
+
+export function memoView(view: SandboxView): MemoView {
+  if (JSON.stringify(view.entrypoint).length <= MEMO_ENTRYPOINT_CHARS) return view;
+  return { ...view, entrypoint: [], entrypointElided: true };
+}
+
 export interface SandboxWorkflowInput {
   sandboxId: string;
   tenant: string;

@@ -5,12 +5,13 @@ import { LABELS } from '../../contracts/labels';
 import type { MountBind, SandboxRuntime } from '../../contracts/runtime';
 import { TideboxError } from '../../core/errors';
 import { imageReferenceProblem } from '../../core/image-reference';
-import type { HostVolume, PvcVolume, SandboxSpec } from '../../core/sandbox';
+import type { HostVolume, PvcVolume } from '../../core/sandbox';
 import { checkResolvedHostPaths, resolveWithinScope, storageScopeProblem } from '../../core/storage';
 import type { StorageLayout } from '../../core/tenants';
 import { realpathOrUndefined } from '../../platform/fs';
 import { fail, heartbeating } from '../common';
 import type { Faults } from '../faults';
+import type { BindPins } from './bind-pins';
 import { dockerStatus, type DockerEngine } from './docker-engine';
 
 export interface ContainerRuntimeDeps {
@@ -29,7 +30,15 @@ export interface ContainerRuntimeDeps {
   networkFor: (tenant: string) => Promise<string>;
   /** Where this host's ports are reached (docker.endpointHost ?? publishHost). */
   advertisedHost: string;
+  /** docker.hostVolumeBinding "pinned": host and pvc directories are bound through pins; absent: by resolved path. */
+  pins?: BindPins;
   faults: Faults;
+}
+
+/** A directory to bind, and the resolved area it must stay within. */
+interface DirectoryBind extends MountBind {
+  volume: string;
+  within: string[];
 }
 
 /**
@@ -39,7 +48,8 @@ export interface ContainerRuntimeDeps {
  * instead of making a second one.
  */
 export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRuntime {
-  const { engine, instance, allowedHostPaths, storageLayout, startupGraceMs, pullMissingImages, hostNetwork, networkFor, faults } = deps;
+  const { engine, instance, allowedHostPaths, storageLayout, startupGraceMs, pullMissingImages, hostNetwork, networkFor, pins, faults } =
+    deps;
   /** The sandbox's one container, or a non-retryable failure when it is gone. */
   const theContainer = async (sandboxId: string): Promise<string> => {
     const [container] = await engine.findSandboxContainers(sandboxId);
@@ -82,11 +92,10 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
         const scopeProblem = storageScopeProblem(input.spec, input.tenant, storageLayout, allowedHostPaths);
         if (scopeProblem) throw fail('RUNTIME_REJECTED', scopeProblem);
         // The API checked too, but this is the host that binds, and links may have changed since: resolve
-        // right before create and bind the resolved paths.
-        let volumes: SandboxSpec['volumes'];
-        const pvcBinds: MountBind[] = [];
+        // right before create, then bind exactly the directories checked (pinned) or their resolved paths.
+        const directories: DirectoryBind[] = [];
         try {
-          volumes = input.spec.volumes.map((v) => prepareHostVolume(v, allowedHostPaths));
+          for (const v of input.spec.volumes) directories.push(prepareHostVolume(v, allowedHostPaths));
           for (const pvc of input.spec.pvcs ?? []) {
             const root = await engine.volumeDirectory(pvc.claimName, pvc.createIfNotExists, {
               [LABELS.managed]: 'true',
@@ -98,21 +107,37 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
                 'INVALID_PARAMETER',
                 `volume "${pvc.name}": named volume ${pvc.claimName} does not exist (createIfNotExists is false)`,
               );
-            pvcBinds.push({ hostPath: preparePvcDirectory(pvc, root), mountPath: pvc.mountPath, readOnly: pvc.readOnly });
+            directories.push(preparePvcDirectory(pvc, root));
+          }
+          if (pins) {
+            // A retry starts over: no container exists yet (checked above), so no pin is in use.
+            await pins.release(input.sandboxId);
+            for (const [i, d] of directories.entries()) {
+              d.hostPath = (await pins.pin(input.sandboxId, i, d.volume, d.hostPath, d.within, d.readOnly)).path;
+              // The pin is read-only itself. Asking Docker for ":ro" would make runc remount the bind,
+              // which clears nosuid and nodev; a plain bind keeps every flag of the pin. (So `docker
+              // inspect` shows RW for a read-only volume; the mount inside is ro.)
+              d.readOnly = false;
+            }
           }
         } catch (err) {
+          await pins?.release(input.sandboxId);
           if (err instanceof TideboxError) throw fail('RUNTIME_REJECTED', err.message, err);
           throw err;
         }
-        if (Context.current().cancellationSignal.aborted) throw new Error('attempt cancelled before create');
+        const binds: MountBind[] = directories.map(({ hostPath, mountPath, readOnly }) => ({ hostPath, mountPath, readOnly }));
+        if (Context.current().cancellationSignal.aborted) {
+          await pins?.release(input.sandboxId);
+          throw new Error('attempt cancelled before create');
+        }
 
         let containerId: string;
         const network = await networkFor(input.tenant);
         try {
           containerId = await engine.createContainer(
             { instance, sandboxId: input.sandboxId, tenant: input.tenant, namespace: input.namespace ?? 'default', network },
-            { ...input.spec, volumes },
-            [...pvcBinds, ...(input.mountBinds ?? [])],
+            { ...input.spec, volumes: [] },
+            [...binds, ...(input.mountBinds ?? [])],
           );
         } catch (err) {
           const status = dockerStatus(err);
@@ -121,6 +146,7 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
             const raced = await engine.findSandboxContainers(input.sandboxId);
             if (raced[0]) return { containerId: raced[0].Id };
           }
+          await pins?.release(input.sandboxId);
           // An idle tenant network may be removed between ensuring it and creating the container: the retry makes it again.
           if (status === 404 && !(await engine.networkExists(network)))
             throw new Error(`network ${network} vanished before create`, { cause: err });
@@ -137,8 +163,12 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
       heartbeating(async () => {
         const [container] = await engine.findSandboxContainers(input.sandboxId);
         if (!container) throw new Error(`container of sandbox ${input.sandboxId} disappeared before start`);
+        if (pins && container.State === 'created' && !pins.allHeld((container.Mounts ?? []).flatMap((m) => (m.Source ? [m.Source] : []))))
+          throw fail('RUNTIME_REJECTED', 'a host volume of this sandbox is no longer pinned (the host restarted between create and start)');
         await engine.startContainer(container.Id);
         await engine.exitsWithin(container.Id, startupGraceMs);
+        // The running container holds its own copy of every bind: the pins have done their work.
+        await pins?.release(input.sandboxId);
         const state = await engine.inspectState(container.Id);
         if (!state.Running) {
           const logs = await engine.logsTail(container.Id, 20).catch(() => '');
@@ -173,6 +203,7 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
         for (const c of containers) {
           if (await engine.removeContainer(c.Id)) removed++;
         }
+        await pins?.release(input.sandboxId);
         return { removed };
       }),
   };
@@ -183,23 +214,40 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
  * of the user's area, create what is missing, and check again (a link placed meanwhile is caught);
  * the resolved path is what Docker binds.
  */
-function prepareHostVolume(v: HostVolume, allowedHostPaths: string[]): HostVolume {
+function prepareHostVolume(v: HostVolume, allowedHostPaths: string[]): DirectoryBind {
+  const bind = (checked: HostVolume, within: string[]): DirectoryBind => ({
+    volume: v.name,
+    hostPath: checked.hostPath,
+    mountPath: v.mountPath,
+    readOnly: v.readOnly,
+    within,
+  });
   const [checked] = checkResolvedHostPaths([v], allowedHostPaths, realpathOrUndefined);
-  if (!v.scope) return checked!;
+  if (!v.scope)
+    return bind(
+      checked!,
+      allowedHostPaths.map((p) => realpathOrUndefined(p) ?? p),
+    );
   mkdirSync(checked!.hostPath, { recursive: true, mode: 0o755 });
   const again = checkResolvedHostPaths([v], allowedHostPaths, realpathOrUndefined)[0]!;
   if (realpathOrUndefined(again.hostPath) !== again.hostPath)
     throw new TideboxError('INVALID_PARAMETER', `volume "${v.name}": ${v.hostPath} could not be created`);
-  return again;
+  return bind(again, [realpathOrUndefined(v.scope) ?? v.scope]);
 }
 
 /** The host directory to bind for a pvc volume: `<volume root>/<subPath>`, confined to `<root>/<scope>`. */
-function preparePvcDirectory(v: PvcVolume, root: string): string {
+function preparePvcDirectory(v: PvcVolume, root: string): DirectoryBind {
   const path = posix.join(root, v.subPath);
   const scope = posix.join(root, v.scope);
   const first = resolveWithinScope(v.name, path, scope, realpathOrUndefined);
   if (!first.exists) mkdirSync(first.path, { recursive: true, mode: 0o755 });
   const resolved = resolveWithinScope(v.name, path, scope, realpathOrUndefined);
   if (!resolved.exists) throw new TideboxError('INVALID_PARAMETER', `volume "${v.name}": ${path} could not be created`);
-  return resolved.path;
+  return {
+    volume: v.name,
+    hostPath: resolved.path,
+    mountPath: v.mountPath,
+    readOnly: v.readOnly,
+    within: [realpathOrUndefined(scope) ?? scope],
+  };
 }

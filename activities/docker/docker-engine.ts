@@ -8,7 +8,14 @@ import { buildContainerCreateOptions, ContainerIdentity, sandboxLabelFilter } fr
 import type { TenantNetwork } from './networks';
 
 /** Docker's answers, validated before use (an engine is an untrusted edge like any other). */
-const ContainerSummary = z.object({ Id: z.string().min(1), State: z.string().optional() });
+const ContainerSummary = z.object({
+  Id: z.string().min(1),
+  State: z.string().optional(),
+  Mounts: z
+    .array(z.object({ Source: z.string().optional() }))
+    .nullable()
+    .optional(),
+});
 const ContainerInspect = z.object({
   Id: z.string().min(1),
   State: z.object({
@@ -184,11 +191,17 @@ export class DockerEngine {
   /** This install's tenant networks no container is attached to. */
   async idleNetworks(): Promise<string[]> {
     const networks = await this.docker.listNetworks({ filters: { label: [`${LABELS.instance}=${this.config.instance}`] } });
+    // A created container joins its network only when it starts: one that names it keeps it, whatever its state.
+    const named = new Set(
+      (await this.docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${this.config.instance}`] } })).map(
+        (c) => c.HostConfig?.NetworkMode,
+      ),
+    );
     const idle: string[] = [];
     for (const { Id } of networks) {
       try {
         const info = NetworkInspect.parse(await this.docker.getNetwork(Id).inspect());
-        if (Object.keys(info.Containers ?? {}).length === 0) idle.push(info.Name);
+        if (Object.keys(info.Containers ?? {}).length === 0 && !named.has(info.Name)) idle.push(info.Name);
       } catch (err) {
         if (dockerStatus(err) !== 404) throw err;
       }
@@ -280,14 +293,21 @@ export class DockerEngine {
   }
 
   /** Every sandbox container of this install (any state), with its sandbox and creation time. */
-  async instanceContainers(): Promise<Array<{ id: string; sandboxId: string; createdMs: number }>> {
+  async instanceContainers(): Promise<Array<{ id: string; sandboxId: string; createdMs: number; state: string }>> {
     const list = await this.docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${this.config.instance}`] } });
     return z
-      .array(z.object({ Id: z.string().min(1), Created: z.number(), Labels: z.record(z.string(), z.string()).nullable().optional() }))
+      .array(
+        z.object({
+          Id: z.string().min(1),
+          Created: z.number(),
+          State: z.string().optional(),
+          Labels: z.record(z.string(), z.string()).nullable().optional(),
+        }),
+      )
       .parse(list)
       .flatMap((c) => {
         const sandboxId = c.Labels?.[LABELS.sandboxId];
-        return sandboxId ? [{ id: c.Id, sandboxId, createdMs: c.Created * 1000 }] : [];
+        return sandboxId ? [{ id: c.Id, sandboxId, createdMs: c.Created * 1000, state: c.State ?? '' }] : [];
       });
   }
 

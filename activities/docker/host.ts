@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Client } from '@temporalio/client';
 import Dockerode from 'dockerode';
 import type { HostLog, RuntimeHost } from '../../contracts/runtime';
@@ -8,8 +9,11 @@ import { createMountActivities, mountRootOf, prepareMountRoot, sweepMountSecrets
 import { sandboxSignals } from '../sandbox-signals';
 import { declaredPorts } from '../../core/network';
 import { usesHostNetwork } from './container-spec';
+import { BindPins } from './bind-pins';
 import { createContainerRuntime } from './container-runtime';
-import { actorGone } from '../actor-liveness';
+import { actorGone, workflowOpen } from '../actor-liveness';
+import { createMountSweep } from '../ossfs/mount-sweep';
+import { mountWorkflowId } from '../../core/mounts';
 import { DockerEngine } from './docker-engine';
 import { startOrphanReaper } from './orphan-reaper';
 import { prepareNetworks } from './network-host';
@@ -27,6 +31,7 @@ export async function createDockerHost(config: Config, client: Client, log: Host
   const faults = createFaults(config);
   const { reportExit } = sandboxSignals(client);
   const networkFor = await prepareNetworks(config, engine, log);
+  const pins = config.docker.hostVolumeBinding === 'pinned' ? new BindPins(resolve(config.dataDir, 'binds')) : undefined;
   return {
     activities: {
       ...createContainerRuntime({
@@ -40,6 +45,7 @@ export async function createDockerHost(config: Config, client: Client, log: Host
         declaredPorts: (ports) => declaredPorts({ ports }, config.docker),
         advertisedHost: config.docker.endpointHost ?? config.docker.publishHost,
         networkFor,
+        ...(pins ? { pins } : {}),
         faults,
       }),
       ...createDockerSnapshotRuntime({ engine, instance: config.instance, faults }),
@@ -53,6 +59,18 @@ export async function createDockerHost(config: Config, client: Client, log: Host
         intervalMs: config.docker.sweepIntervalSeconds * 1000,
         log,
         signal,
+        ...(pins ? { pins } : {}),
+        sweeps: [
+          {
+            name: 'bucket mounts',
+            sweep: createMountSweep({
+              config,
+              actorOpen: (key) => workflowOpen(client, mountWorkflowId(config.docker.hostId, key)),
+              graceMs: config.docker.orphanGraceSeconds * 1000,
+              log,
+            }),
+          },
+        ],
       });
       return watchRuntimeExits(docker, config.instance, reportExit, signal, (msg) => log.warn(msg));
     },

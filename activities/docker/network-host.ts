@@ -34,6 +34,10 @@ export async function prepareNetworks(config: Config, engine: DockerEngine, log:
   }
 
   let idleBefore = new Set<string>();
+  // A network handed to a create is not judged idle for two checks: the create is between ensuring
+  // it and making its container (after that, the container names it).
+  const handedOut = new Map<string, number>();
+  const HANDOUT_GRACE_MS = 2 * config.network.reconcileSeconds * 1000;
   const reconcile = async () => {
     if (guarded) {
       try {
@@ -44,9 +48,10 @@ export async function prepareNetworks(config: Config, engine: DockerEngine, log:
       }
     }
     try {
-      const idle = await engine.idleNetworks();
+      const idle = (await engine.idleNetworks()).filter((name) => Date.now() - (handedOut.get(name) ?? 0) > HANDOUT_GRACE_MS);
       for (const name of idle) if (idleBefore.has(name)) await engine.removeNetwork(name);
       idleBefore = new Set(idle);
+      for (const [name, at] of handedOut) if (Date.now() - at > HANDOUT_GRACE_MS) handedOut.delete(name);
     } catch (err) {
       log.warn('removing idle tenant networks failed', { error: (err as Error).message });
     }
@@ -60,6 +65,7 @@ export async function prepareNetworks(config: Config, engine: DockerEngine, log:
 
   return async (tenant) => {
     const net = tenantNetwork(config.instance, tenant);
+    handedOut.set(net.name, Date.now());
     await engine.ensureNetwork(net, { [LABELS.managed]: 'true', [LABELS.instance]: config.instance, [LABELS.tenant]: tenant });
     return net.name;
   };

@@ -1,4 +1,5 @@
 import type { HostLog } from '../../contracts/runtime';
+import type { BindPins } from './bind-pins';
 import type { DockerEngine } from './docker-engine';
 
 export interface OrphanReaperOptions {
@@ -10,18 +11,25 @@ export interface OrphanReaperOptions {
   intervalMs: number;
   log: HostLog;
   signal: AbortSignal;
+  /** Host-volume pins: only a container not yet started needs its pins; any other pin is released. */
+  pins?: BindPins;
+  /** More of this host's leftovers to sweep on the same beat (e.g. bucket mounts no actor holds). */
+  sweeps?: Array<{ name: string; sweep: () => Promise<void> }>;
 }
 
 /**
  * Docker has no owner references: a container whose actor ended without removing it (terminated by
  * an operator, its history cut short, a crash between create and record) would run forever. Every
  * `intervalMs` this sweep asks each container's actor whether it still claims it, and removes the
- * ones no actor claims once they are older than the grace period.
+ * ones no actor claims once they are older than the grace period. It also releases host-volume pins
+ * left by a worker that crashed between pinning and starting (only a created, unstarted container
+ * needs them).
  */
 export function startOrphanReaper(o: OrphanReaperOptions): void {
   let running = false;
   const sweep = async () => {
-    for (const container of await o.engine.instanceContainers()) {
+    const containers = await o.engine.instanceContainers();
+    for (const container of containers) {
       if (Date.now() - container.createdMs < o.graceMs) continue;
       if (!(await o.actorGone(container.sandboxId))) continue;
       if (await o.engine.removeContainer(container.id))
@@ -30,13 +38,22 @@ export function startOrphanReaper(o: OrphanReaperOptions): void {
           containerId: container.id.slice(0, 12),
         });
     }
+    if (!o.pins) return;
+    const starting = new Set(containers.filter((c) => c.state === 'created').map((c) => c.sandboxId));
+    for (const { sandboxId, ageMs } of o.pins.sandboxes()) {
+      if (ageMs < o.graceMs || starting.has(sandboxId)) continue;
+      const released = await o.pins.release(sandboxId);
+      if (released) o.log.warn('released host-volume pins no starting container needs', { sandboxId, count: released });
+    }
   };
   const timer = setInterval(() => {
     if (running) return;
     running = true;
-    sweep()
-      .catch((err) => o.log.warn('the orphan sweep failed', { error: (err as Error).message }))
-      .finally(() => (running = false));
+    const all = [{ name: 'containers', sweep }, ...(o.sweeps ?? [])];
+    void (async () => {
+      for (const s of all)
+        await s.sweep().catch((err: unknown) => o.log.warn('the orphan sweep failed', { of: s.name, error: (err as Error).message }));
+    })().finally(() => (running = false));
   }, o.intervalMs);
   timer.unref();
   o.signal.addEventListener('abort', () => clearInterval(timer), { once: true });

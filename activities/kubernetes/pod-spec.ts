@@ -18,6 +18,14 @@ export const USER_ID_ANNOTATION = 'tidebox.io/user-id';
 
 /** A Kubernetes label value: at most 63 characters, alphanumeric at both ends, `-_.` inside. */
 const isLabelValue = (v: string): boolean => v.length <= 63 && /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/.test(v);
+/** A label key's name part (no prefix): the same alphabet, not empty. */
+const isLabelName = (k: string): boolean => k !== '' && isLabelValue(k);
+/**
+ * User metadata becomes pod labels only under this prefix: a tenant can never set a label that a
+ * NetworkPolicy, Service or operator's selector means (`app`, `app.kubernetes.io/component`,
+ * `tidebox.io/...`, the pod template's own), whatever key it chooses.
+ */
+export const METADATA_LABEL_PREFIX = 'metadata.tidebox.io/';
 
 export interface PodSettings {
   instance: string;
@@ -41,18 +49,13 @@ export interface PodIdentity {
 }
 
 /**
- * Tidebox's labels, over the metadata entries that are label values. `reserved`: the keys of the
- * operator's template labels, which user metadata never overrides (a NetworkPolicy or Service may
- * select sandbox pods by them).
+ * Tidebox's labels, and the metadata entries whose key is a label name and whose value is a label
+ * value, as `metadata.tidebox.io/<key>` (all entries are in the annotation `tidebox.io/metadata`).
  */
-export function sandboxLabels(
-  id: PodIdentity,
-  instance: string,
-  metadata: Record<string, string>,
-  reserved: Set<string> = new Set(),
-): Record<string, string> {
+export function sandboxLabels(id: PodIdentity, instance: string, metadata: Record<string, string>): Record<string, string> {
   const user: Record<string, string> = {};
-  for (const [key, value] of Object.entries(metadata)) if (isLabelValue(value) && !reserved.has(key)) user[key] = value;
+  for (const [key, value] of Object.entries(metadata))
+    if (isLabelName(key) && isLabelValue(value)) user[`${METADATA_LABEL_PREFIX}${key}`] = value;
   return {
     ...user,
     [LABELS.managed]: 'true',
@@ -81,11 +84,6 @@ export function hostVolumeSource(
   // Scoped: the user's area may not exist yet on the node. Legacy: the allowed prefix must.
   return { path: root, type: v.scope ? 'DirectoryOrCreate' : 'Directory', subPath };
 }
-
-const templateLabelKeys = (template: Record<string, unknown> | undefined): Set<string> => {
-  const labels = (template?.metadata as { labels?: unknown } | undefined)?.labels;
-  return new Set(isObject(labels) ? Object.keys(labels) : []);
-};
 
 const quantityMillis = (millis: number): string => (millis % 1000 === 0 ? String(millis / 1000) : `${millis}m`);
 const quantityBytes = (bytes: number): string => (bytes % (1024 * 1024) === 0 ? `${bytes / (1024 * 1024)}Mi` : String(bytes));
@@ -117,7 +115,7 @@ export function buildPod(id: PodIdentity, spec: SandboxSpec, settings: PodSettin
     metadata: {
       name: podName(id.sandboxId),
       namespace: id.namespace,
-      labels: sandboxLabels(id, settings.instance, spec.metadata, templateLabelKeys(settings.template)),
+      labels: sandboxLabels(id, settings.instance, spec.metadata),
       annotations: { [METADATA_ANNOTATION]: JSON.stringify(spec.metadata), ...(id.userId ? { [USER_ID_ANNOTATION]: id.userId } : {}) },
     },
     spec: {

@@ -38,7 +38,7 @@ interface RunResult {
  * interpreted) for at most `timeoutMs`, then SIGKILL it. Resolves once the command has exited,
  * even when a daemon it forked keeps its output pipes; never rejects.
  */
-function run(
+export function run(
   binary: string,
   args: string[],
   timeoutMs: number,
@@ -106,7 +106,11 @@ const sleep = (ms: number) => Context.current().sleep(ms);
 /** One promise chain per host path: mounting and unmounting one path never overlap in this process. */
 const pathLocks = new Map<string, Promise<void>>();
 
-async function exclusive<T>(path: string, fn: () => Promise<T>): Promise<T> {
+export async function exclusive<T>(
+  path: string,
+  fn: () => Promise<T>,
+  cancelled: Promise<unknown> = Context.current().cancelled,
+): Promise<T> {
   const previous = pathLocks.get(path) ?? Promise.resolve();
   let release!: () => void;
   const mine = new Promise<void>((r) => (release = r));
@@ -114,7 +118,7 @@ async function exclusive<T>(path: string, fn: () => Promise<T>): Promise<T> {
   pathLocks.set(path, tail);
   try {
     // An attempt cancelled while waiting (e.g. timed out) gives up its turn without running.
-    await Promise.race([previous, Context.current().cancelled]);
+    await Promise.race([previous, cancelled]);
     return await fn();
   } finally {
     release();

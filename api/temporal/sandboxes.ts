@@ -4,6 +4,7 @@ import { TypedSearchAttributes, type UpdateDefinition } from '@temporalio/common
 import {
   awaitSettledUpdate,
   deleteUpdate,
+  describeQuery,
   eventsQuery,
   patchMetadataUpdate,
   pauseUpdate,
@@ -19,6 +20,8 @@ import { judgeRenewal } from '../../core/expiry';
 import { type MetadataPatch, metadataKeywords, metadataPatchProblems } from '../../core/metadata';
 import {
   initialView,
+  type MemoView,
+  memoView,
   type SandboxEvent,
   type SandboxOutcome,
   type SandboxSpec,
@@ -63,12 +66,20 @@ export function createSandboxService(temporal: TemporalGateway, config: Config) 
       inTransition: () => new TideboxError('INVALID_STATE', `sandbox ${sandboxId} changed state while the ${what} was in flight; retry it`),
     });
 
-  /** The sandbox if the caller may see it; another tenant's sandbox is 404, exactly like a missing one. */
-  async function get(caller: Caller, sandboxId: string): Promise<SandboxView> {
-    const found = await temporal.openActor<SandboxView>(sandboxWorkflowId(sandboxId), SANDBOX_WORKFLOW_TYPE);
+  /** The sandbox's memo view if the caller may see it; another tenant's sandbox is 404, exactly like a missing one. */
+  async function find(caller: Caller, sandboxId: string): Promise<MemoView> {
+    const found = await temporal.openActor<MemoView>(sandboxWorkflowId(sandboxId), SANDBOX_WORKFLOW_TYPE);
     if (!found || !canSee(caller, found.view.tenant) || found.view.status.state === 'Terminated') throw sandboxNotFound(sandboxId);
     return found.view;
   }
+
+  /** A memo view as clients see it: an entrypoint the memo left out comes from the actor. */
+  async function complete(view: MemoView): Promise<SandboxView> {
+    if (!view.entrypointElided) return view;
+    return temporal.call(() => temporal.client.workflow.getHandle(sandboxWorkflowId(view.id)).query(describeQuery));
+  }
+
+  const get = async (caller: Caller, sandboxId: string): Promise<SandboxView> => complete(await find(caller, sandboxId));
 
   /** Only a tenant creates: its sandboxes are its own (the route refuses admin keys with 403). */
   async function create(
@@ -98,7 +109,7 @@ export function createSandboxService(temporal: TemporalGateway, config: Config) 
           workflowId,
           taskQueue: config.temporal.taskQueue,
           args: [input],
-          memo: { view, requestHash },
+          memo: { view: memoView(view), requestHash },
           typedSearchAttributes: new TypedSearchAttributes([
             { key: SA.tenant, value: tenant },
             { key: SA.state, value: view.status.state },
@@ -120,11 +131,11 @@ export function createSandboxService(temporal: TemporalGateway, config: Config) 
     });
 
     if (opts.idempotencyKey) {
-      const existing = await temporal.openActor<SandboxView>(workflowId, SANDBOX_WORKFLOW_TYPE);
+      const existing = await temporal.openActor<MemoView>(workflowId, SANDBOX_WORKFLOW_TYPE);
       if (existing?.memo.requestHash !== requestHash) {
         throw new TideboxError('IDEMPOTENCY_CONFLICT', 'Idempotency-Key was already used with a different request body');
       }
-      if (opts.respondAsync) return existing.view;
+      if (opts.respondAsync) return complete(existing.view);
     } else if (opts.respondAsync) {
       return view;
     }
@@ -135,13 +146,14 @@ export function createSandboxService(temporal: TemporalGateway, config: Config) 
     } catch (err) {
       if (!(err instanceof TideboxError && err.kind === 'TIMEOUT')) throw err;
       // No worker answered in time: the sandbox is accepted and will progress; report what we know.
-      return (await temporal.openActor<SandboxView>(workflowId, SANDBOX_WORKFLOW_TYPE))?.view ?? view;
+      const latest = (await temporal.openActor<MemoView>(workflowId, SANDBOX_WORKFLOW_TYPE))?.view;
+      return latest && !latest.entrypointElided ? latest : { ...view, ...(latest ? { status: latest.status } : {}) };
     }
   }
 
   async function list(caller: Caller, filter: ListFilter) {
     const tenant = caller.kind === 'tenant' ? caller.tenant : filter.tenant;
-    const views = await temporal.scan<SandboxView>(
+    const views = await temporal.scan<MemoView>(
       { type: SANDBOX_WORKFLOW_TYPE, tenant, states: filter.states, metadata: filter.metadata },
       (view) =>
         canSee(caller, view.tenant) &&
@@ -150,7 +162,8 @@ export function createSandboxService(temporal: TemporalGateway, config: Config) 
         (!filter.states.length || filter.states.includes(view.status.state)) &&
         Object.entries(filter.metadata).every(([k, v]) => view.metadata[k] === v),
     );
-    return paginate(views, filter.page, filter.pageSize);
+    const page = paginate(views, filter.page, filter.pageSize);
+    return { ...page, items: await Promise.all(page.items.map(complete)) };
   }
 
   /** Live sandboxes restored from a snapshot (they run its image, so it cannot be deleted). */
@@ -163,13 +176,13 @@ export function createSandboxService(temporal: TemporalGateway, config: Config) 
   }
 
   async function remove(caller: Caller, sandboxId: string): Promise<void> {
-    await get(caller, sandboxId);
+    await find(caller, sandboxId);
     const waitMs = config.server.deleteWaitSeconds * 1000;
     await update(sandboxId, deleteUpdate, [{ waitMs }], 'delete', waitMs + 5000);
   }
 
   async function renew(caller: Caller, sandboxId: string, expiresAt: string): Promise<{ expiresAt: string }> {
-    const view = await get(caller, sandboxId);
+    const view = await find(caller, sandboxId);
     // Answer the common mistakes here, from the memo, by the actor's own rule; the actor re-checks authoritatively.
     const verdict = judgeRenewal(view.expiresAt, expiresAt, Date.now(), config.sandbox);
     if (!verdict.ok) throw new TideboxError(verdict.kind, verdict.message);
@@ -177,11 +190,11 @@ export function createSandboxService(temporal: TemporalGateway, config: Config) 
   }
 
   async function patchMetadata(caller: Caller, sandboxId: string, patch: MetadataPatch): Promise<SandboxView> {
-    const view = await get(caller, sandboxId);
+    const view = await find(caller, sandboxId);
     // Answer bad input here; the actor's validator re-checks against its own current metadata.
     const problems = metadataPatchProblems(view.metadata, patch);
     if (problems.length) throw new TideboxError('INVALID_PARAMETER', problems.join('; '));
-    if (Object.keys(patch).length === 0) return view;
+    if (Object.keys(patch).length === 0) return complete(view);
     return update(sandboxId, patchMetadataUpdate, [patch], 'metadata patch');
   }
 
@@ -192,18 +205,19 @@ export function createSandboxService(temporal: TemporalGateway, config: Config) 
   async function events(caller: Caller, sandboxId: string): Promise<{ view: SandboxView; events: SandboxEvent[] }> {
     const workflowId = sandboxWorkflowId(sandboxId);
     const described = await temporal.describe(workflowId);
-    const memoView = described?.memo?.view as SandboxView | undefined;
-    if (!described || described.type !== SANDBOX_WORKFLOW_TYPE || !memoView || !canSee(caller, memoView.tenant))
-      throw sandboxNotFound(sandboxId);
+    const memo = described?.memo?.view as MemoView | undefined;
+    if (!described || described.type !== SANDBOX_WORKFLOW_TYPE || !memo || !canSee(caller, memo.tenant)) throw sandboxNotFound(sandboxId);
     const handle = temporal.client.workflow.getHandle(workflowId);
-    if (described.status.name === 'RUNNING') return { view: memoView, events: await temporal.call(() => handle.query(eventsQuery)) };
+    if (described.status.name === 'RUNNING')
+      return { view: await complete(memo), events: await temporal.call(() => handle.query(eventsQuery)) };
     if (described.status.name === 'COMPLETED') {
       const outcome = await temporal.call(() => handle.result() as Promise<SandboxOutcome | SandboxView>);
       // Runs recorded before the history was returned ended with the bare view.
       return 'events' in outcome ? { view: outcome.view, events: outcome.events } : { view: outcome, events: [] };
     }
-    // Terminated or failed by an operator: the memo still has the last published view.
-    return { view: memoView, events: [] };
+    // Terminated or failed by an operator: the memo still has the last published view (a long entrypoint left out).
+    const { entrypointElided: _elided, ...view } = memo;
+    return { view, events: [] };
   }
 
   return {
@@ -214,11 +228,11 @@ export function createSandboxService(temporal: TemporalGateway, config: Config) 
     delete: remove,
     renew,
     pause: async (caller: Caller, sandboxId: string): Promise<SandboxView> => {
-      await get(caller, sandboxId);
+      await find(caller, sandboxId);
       return update(sandboxId, pauseUpdate, [], 'pause');
     },
     resume: async (caller: Caller, sandboxId: string): Promise<SandboxView> => {
-      await get(caller, sandboxId);
+      await find(caller, sandboxId);
       return update(sandboxId, resumeUpdate, [], 'resume');
     },
     patchMetadata,

@@ -1,10 +1,11 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'smol-toml';
 import { Client, Connection } from '@temporalio/client';
+import { BindPins, mountPoints } from '../../activities/docker/bind-pins';
 import { LABELS } from '../../contracts/labels';
 import { payloadCodecsFor } from '../../platform/payload-codec';
 import { SANDBOX_WORKFLOW_TYPE } from '../../contracts/sandbox-actor';
@@ -256,6 +257,29 @@ describe('bounded actors', () => {
     expect((await A('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
     expect(await stack.containers(id)).toHaveLength(0);
   }, 600_000);
+
+  it('when a sandbox has a long entrypoint, then its memo leaves it out (the memo stays small) and GET and LIST still show all of it', async () => {
+    const entrypoint = ['sh', '-c', `: ${'x'.repeat(6000)}; exec tail -f /dev/null`];
+    const created = await A('POST', '/v1/sandboxes', sandboxRequest({ entrypoint, metadata: { long: 'entrypoint' } }));
+    expect(created.body.status.state).toBe('Running');
+    const id = created.body.id as string;
+    const connection = await Connection.connect({ address: stack.temporal.address });
+    try {
+      const described = await new Client({ connection, dataConverter: payloadCodecsFor(PAYLOAD_KEY) }).workflow
+        .getHandle(`sandbox/${id}`)
+        .describe();
+      expect(described.memo?.view).toMatchObject({ entrypoint: [], entrypointElided: true });
+      expect(JSON.stringify(described.memo).length).toBeLessThan(4096);
+    } finally {
+      await connection.close();
+    }
+    expect((await A('GET', `/v1/sandboxes/${id}`)).body.entrypoint).toEqual(entrypoint);
+    const listed = (await A('GET', '/v1/sandboxes?metadata=long%3Dentrypoint')).body.items;
+    expect(listed.map((v: { entrypoint: string[] }) => v.entrypoint)).toEqual([entrypoint]);
+    expect(listed[0]).not.toHaveProperty('entrypointElided');
+    expect((await A('GET', `/v1/sandboxes/${id}/events`)).body.state).toBe('Running');
+    expect((await A('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+  });
 });
 
 describe('the orphan sweep', () => {
@@ -291,6 +315,18 @@ describe('the orphan sweep', () => {
     expect(await stack.containers(live)).toHaveLength(1);
     expect((await A('GET', `/v1/sandboxes/${live}`)).body.status.state).toBe('Running');
     expect((await A('DELETE', `/v1/sandboxes/${live}`)).status).toBe(204);
+  });
+
+  it('when a worker crashed between pinning a host volume and starting its container, then the sweep releases the pin', async () => {
+    const pins = new BindPins(join(stack.dataDir, 'binds'));
+    const crashed = `crashed-${randomBytes(4).toString('hex')}`;
+    mkdirSync(join(storage, 'left'), { recursive: true });
+    const pin = await pins.pin(crashed, 0, 'home', join(storage, 'left'), [storage], false);
+    const past = new Date(Date.now() - 3600_000);
+    utimesSync(join(stack.dataDir, 'binds', crashed), past, past);
+    await waitFor('the sweep to release the pin', () => !mountPoints().has(pin.path), 20_000, 250);
+    expect(pins.sandboxes().map((p) => p.sandboxId)).not.toContain(crashed);
+    expect(readFileSync(join(stack.dataDir, 'worker.log'), 'utf8')).toContain('released host-volume pins no starting container needs');
   });
 });
 
@@ -345,15 +381,17 @@ describe('storage scope on the host that binds', () => {
       sandboxRequest({ volumes: [{ name: 'home', host: { path: storage }, subPath: 'work', mountPath: '/home' }] }),
     );
     expect(legit.body.status.state).toBe('Running');
-    const [info] = await stack.containers(legit.body.id);
-    const acmeBind = (await stack.docker.getContainer(info!.Id).inspect()).HostConfig.Binds![0]!;
-    expect(acmeBind.startsWith(`${storage}/acme/users/default/work:`)).toBe(true);
+    const acmeDir = `${storage}/acme/users/default/work`;
+    writeFileSync(join(acmeDir, 'acme-only'), 'acme\n');
+    expect((await stack.exec(legit.body.id, 'cat /home/acme-only')).output).toBe('acme\n');
+    // Bound through a pin: writable, but nothing set-uid or device-like planted there takes effect.
+    expect((await stack.exec(legit.body.id, "grep ' /home ' /proc/mounts")).output).toMatch(/ \/home \S+ rw,nosuid,nodev/);
 
     // globex's "actor", started with acme's area: as a compromised API or a key holder would forge it.
     const connection = await Connection.connect({ address: stack.temporal.address });
     const client = new Client({ connection, dataConverter: payloadCodecsFor(PAYLOAD_KEY) });
     const forgedId = `forged-${randomBytes(4).toString('hex')}`;
-    const hostPath = acmeBind.split(':')[0]!;
+    const hostPath = acmeDir;
     try {
       await client.workflow.start(SANDBOX_WORKFLOW_TYPE, {
         workflowId: `sandbox/${forgedId}`,

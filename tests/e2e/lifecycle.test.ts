@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sandboxRequest, Stack, waitFor } from '../helpers/stack';
@@ -10,6 +10,7 @@ let allowedDir: string;
 beforeAll(async () => {
   allowedDir = mkdtempSync(join(tmpdir(), 'tidebox-allowed-'));
   mkdirSync(join(allowedDir, 'work'));
+  writeFileSync(join(allowedDir, 'work', 'marker'), 'from-the-host\n');
   // The legacy storage layout: these tests pin host volumes as they were before tenancy (docs/tenancy.md).
   stack = await Stack.start({
     apiKey: API_KEY,
@@ -18,6 +19,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await stack?.destroy();
+  rmSync(allowedDir, { recursive: true, force: true });
 });
 
 describe('create → Running → delete', () => {
@@ -50,7 +52,14 @@ describe('create → Running → delete', () => {
     expect(info.HostConfig.CapDrop).toEqual(['ALL']);
     expect(info.HostConfig.CapAdd).toEqual(['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETGID', 'SETUID', 'KILL', 'NET_BIND_SERVICE']);
     expect(info.Config.Env).toContain('GREETING=hello');
-    expect(info.Mounts).toEqual([expect.objectContaining({ Source: join(allowedDir, 'work'), Destination: '/work', RW: false })]);
+    // The host directory reached the container through a pin (docs/security.md): exactly the checked
+    // directory, nosuid and nodev; the running container holds its own copy and the pin is released.
+    expect(info.Mounts).toEqual([expect.objectContaining({ Source: join(stack.dataDir, 'binds', id, '0'), Destination: '/work' })]);
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(join(stack.dataDir, 'binds', id));
+    const seen = await stack.exec(id, "cat /work/marker; grep ' /work ' /proc/mounts");
+    expect(seen.output).toContain('from-the-host');
+    expect(seen.output).toMatch(/ \/work \S+ ro,nosuid,nodev/);
+    expect((await stack.exec(id, 'touch /work/new')).code).not.toBe(0);
 
     const got = await stack.request('GET', `/v1/sandboxes/${id}`);
     expect(got.status).toBe(200);

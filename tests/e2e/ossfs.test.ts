@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { mountWorkflowId } from '../../core/mounts';
 import { payloadCodecsFor } from '../../platform/payload-codec';
 import { detachMounts, LocalS3, mountsUnder, ossfsStackConfig } from '../helpers/s3';
 import { sandboxRequest, Stack, waitFor } from '../helpers/stack';
@@ -58,22 +59,7 @@ const volume = (overrides: Record<string, unknown> = {}, ossfs: Record<string, u
 });
 const mounts = async () =>
   (await stack.request('GET', '/v1/mounts')).body.items as Array<{ key: string; holders: string[]; state: string; hostPath?: string }>;
-const exec = async (sandboxId: string, script: string): Promise<{ code: number; output: string }> => {
-  const [c] = await stack.containers(sandboxId);
-  const e = await stack.docker.getContainer(c!.Id).exec({ Cmd: ['sh', '-c', script], AttachStdout: true, AttachStderr: true });
-  const stream = await e.start({});
-  const chunks: Buffer[] = [];
-  await new Promise((resolve) => {
-    stream.on('data', (d: Buffer) => chunks.push(d));
-    stream.on('end', resolve);
-  });
-  // Docker multiplexes stdout/stderr in 8-byte-header frames.
-  const raw = Buffer.concat(chunks);
-  let output = '';
-  for (let i = 0; i + 8 <= raw.length; i += 8 + raw.readUInt32BE(i + 4))
-    output += raw.subarray(i + 8, i + 8 + raw.readUInt32BE(i + 4)).toString('utf8');
-  return { code: (await e.inspect()).ExitCode ?? -1, output };
-};
+const exec = (sandboxId: string, script: string) => stack.exec(sandboxId, script);
 
 describe('ossfs volumes', () => {
   it('when a sandbox writes through its mount, then the object appears in the bucket, and a readOnly volume of the same mount refuses writes', async () => {
@@ -123,6 +109,26 @@ describe('ossfs volumes', () => {
     await stack.request('DELETE', `/v1/sandboxes/${b.body.id}`);
     await waitFor('unmounted', () => mountsUnder(mountRoot).length === 0, 20_000);
     await waitFor('the mount actor gone', async () => (await mounts()).length === 0, 20_000);
+  });
+
+  it('when an operator terminates a mount actor while its bucket is mounted, then the sweep detaches the mount; deleting the sandbox still works', async () => {
+    const a = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ volumes: [volume()] }));
+    expect(a.body.status.state).toBe('Running');
+    const [mount] = await mounts();
+    expect(mountsUnder(mountRoot)).toHaveLength(1);
+    const connection = await Connection.connect({ address: stack.temporal.address });
+    try {
+      await new Client({ connection }).workflow
+        .getHandle(mountWorkflowId('local', mount!.key))
+        .terminate('an operator ended the actor by hand');
+    } finally {
+      await connection.close();
+    }
+    await waitFor('the sweep to detach the unclaimed mount', () => mountsUnder(mountRoot).length === 0, 20_000, 250);
+    expect(readFileSync(join(stack.dataDir, 'worker.log'), 'utf8')).toContain('detached a bucket mount no mount actor holds');
+    expect((await stack.request('DELETE', `/v1/sandboxes/${a.body.id}`)).status).toBe(204);
+    expect(await stack.containers(a.body.id)).toHaveLength(0);
+    expect(mountsUnder(mountRoot)).toHaveLength(0);
   });
 
   it('when the same bucket is asked for with different credentials, then there are two mounts', async () => {

@@ -228,6 +228,25 @@ export class Stack {
     return this.docker.listContainers({ all: true, filters: { label } });
   }
 
+  /** Run a shell script in the sandbox's container (docker exec); its exit code and output. */
+  async exec(sandboxId: string, script: string): Promise<{ code: number; output: string }> {
+    const [c] = await this.containers(sandboxId);
+    if (!c) throw new Error(`sandbox ${sandboxId} has no container`);
+    const e = await this.docker.getContainer(c.Id).exec({ Cmd: ['sh', '-c', script], AttachStdout: true, AttachStderr: true });
+    const stream = await e.start({});
+    const chunks: Buffer[] = [];
+    await new Promise((resolve) => {
+      stream.on('data', (d: Buffer) => chunks.push(d));
+      stream.on('end', resolve);
+    });
+    // Docker multiplexes stdout/stderr in 8-byte-header frames.
+    const raw = Buffer.concat(chunks);
+    let output = '';
+    for (let i = 0; i + 8 <= raw.length; i += 8 + raw.readUInt32BE(i + 4))
+      output += raw.subarray(i + 8, i + 8 + raw.readUInt32BE(i + 4)).toString('utf8');
+    return { code: (await e.inspect()).ExitCode ?? -1, output };
+  }
+
   async destroy(): Promise<void> {
     await this.api?.stop().catch(() => undefined);
     await this.worker?.stop().catch(() => undefined);

@@ -57,11 +57,12 @@ describe('the sandbox pod', () => {
         'tidebox.io/tenant': 'acme',
         'tidebox.io/instance': 'tidebox',
         'tidebox.io/user-id': 'alice',
-        team: 'ml',
+        'metadata.tidebox.io/team': 'ml',
       },
     });
     // A value that is not a label value stays out of the labels but is kept in the annotation.
-    expect(pod.metadata!.labels).not.toHaveProperty('note');
+    expect(Object.keys(pod.metadata!.labels!).filter((k) => k.includes('note'))).toEqual([]);
+    expect(pod.metadata!.labels).not.toHaveProperty('team');
     expect(JSON.parse(pod.metadata!.annotations![METADATA_ANNOTATION]!)).toEqual({ team: 'ml', note: 'free text value' });
     const c = pod.spec!.containers[0]!;
     expect(c).toMatchObject({ name: 'sandbox', image: 'busybox:1.36', command: ['sleep', '3600'], env: [{ name: 'A', value: '1' }] });
@@ -125,10 +126,22 @@ describe('the sandbox pod', () => {
     expect(() => hostVolumeSource({ ...v, hostPath: '/etc' }, legacy.allowedHostPaths)).toThrow(/outside the allowed host paths/);
   });
 
-  it("when metadata names a template label or the user id is no label value, then the template's label stays and the id goes to an annotation", () => {
+  it("when metadata names a template label or a selector's label, or the user id is no label value, then no such label changes and the id goes to an annotation", () => {
     const template = { metadata: { labels: { pool: 'sandboxes' } } };
-    const pod = buildPod({ ...id, userId: '_bob' }, specOf({ metadata: { pool: 'escape', team: 'ml' } }), { ...settings, template });
-    expect(pod.metadata!.labels).toMatchObject({ pool: 'sandboxes', team: 'ml' });
+    const metadata = {
+      pool: 'escape',
+      team: 'ml',
+      'app.kubernetes.io/component': 'api',
+      app: 'tidebox',
+    };
+    const pod = buildPod({ ...id, userId: '_bob' }, specOf({ metadata }), { ...settings, template });
+    const labels = pod.metadata!.labels!;
+    expect(labels).toMatchObject({ pool: 'sandboxes', 'metadata.tidebox.io/team': 'ml', 'metadata.tidebox.io/app': 'tidebox' });
+    // Keys with a prefix (or no label name) are only in the annotation; nothing unprefixed comes from metadata.
+    expect(labels).not.toHaveProperty('app.kubernetes.io/component');
+    expect(labels).not.toHaveProperty('app');
+    expect(Object.keys(labels).filter((k) => !k.startsWith('tidebox.io/') && !k.startsWith('metadata.tidebox.io/'))).toEqual(['pool']);
+    expect(JSON.parse(pod.metadata!.annotations![METADATA_ANNOTATION]!)).toEqual(metadata);
     expect(pod.metadata!.labels).not.toHaveProperty('tidebox.io/user-id');
     expect(pod.metadata!.annotations!['tidebox.io/user-id']).toBe('_bob');
   });

@@ -5,6 +5,7 @@ import { metadataKeywords } from '../../core/metadata';
 import {
   acceptedEvent,
   initialView,
+  memoView,
   type EventActor,
   type RuntimeProgress,
   type SandboxCarriedState,
@@ -58,7 +59,7 @@ export class SandboxActorState {
   /** Everything GET/LIST read, in full every time: a continued-as-new run starts with none of it. */
   publish(): void {
     const { view } = this;
-    upsertMemo({ view, requestHash: this.input.requestHash });
+    upsertMemo({ view: memoView(view), requestHash: this.input.requestHash });
     upsertSearchAttributes([
       { key: SA.tenant, value: view.tenant },
       { key: SA.state, value: view.status.state },
