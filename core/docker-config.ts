@@ -24,6 +24,15 @@ export const DockerSchema = z
     seccompProfile: z.string().optional(),
     apparmorProfile: z.string().optional(),
     /**
+     * The OCI runtime sandbox containers run under (`docker run --runtime`): e.g. "runsc" (gVisor) or
+     * "kata-runtime" for a kernel of their own. Must be registered with the engine (daemon.json
+     * "runtimes"); the worker refuses to start otherwise. Unset: the engine's default (runc).
+     */
+    runtime: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be a runtime name registered with the Docker engine')
+      .optional(),
+    /**
      * "tenant" (default): each tenant's sandboxes on a bridge network of their own, behind the egress
      * guard ([network]). "bridge" or another network name: that one network for everyone (no
      * isolation between tenants). "host": the host's network (refused with [tenants]).

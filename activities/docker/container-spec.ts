@@ -68,6 +68,7 @@ export function buildContainerCreateOptions(
       RestartPolicy: { Name: 'no' },
       Binds: [...spec.volumes, ...mountBinds].map((v) => `${v.hostPath}:${v.mountPath}:${v.readOnly ? 'ro' : 'rw'}`),
       Init: true,
+      ...(docker.runtime ? { Runtime: docker.runtime } : {}),
     },
   };
 }

@@ -28,6 +28,7 @@ export async function createDockerHost(config: Config, client: Client, log: Host
   await prepareMountHost(config, log);
   const docker = new Dockerode(config.docker.socketPath ? { socketPath: config.docker.socketPath } : undefined);
   const engine = new DockerEngine(docker, config, readSeccompProfile(config.docker.seccompProfile));
+  await checkRuntime(docker, config.docker.runtime);
   const faults = createFaults(config);
   const { reportExit } = sandboxSignals(client);
   const networkFor = await prepareNetworks(config, engine, log);
@@ -104,4 +105,14 @@ function readSeccompProfile(path: string | undefined): string | undefined {
   } catch (err) {
     throw new Error(`docker.seccompProfile ${path}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** A configured OCI runtime must be registered with the engine: refuse to start rather than fail every create. */
+export async function checkRuntime(docker: Dockerode, runtime: string | undefined): Promise<void> {
+  if (!runtime) return;
+  const registered = Object.keys(((await docker.info()) as { Runtimes?: Record<string, unknown> }).Runtimes ?? {});
+  if (!registered.includes(runtime))
+    throw new Error(
+      `docker.runtime "${runtime}" is not registered with the Docker engine (it has: ${registered.join(', ') || 'none'}); add it to daemon.json "runtimes"`,
+    );
 }

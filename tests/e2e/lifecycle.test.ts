@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { checkRuntime } from '../../activities/docker/host';
 import { sandboxRequest, Stack, waitFor } from '../helpers/stack';
 
 const API_KEY = 'test-key-0123456789abcdef';
@@ -14,12 +15,22 @@ beforeAll(async () => {
   // The legacy storage layout: these tests pin host volumes as they were before tenancy (docs/tenancy.md).
   stack = await Stack.start({
     apiKey: API_KEY,
-    config: { sandbox: { allowedHostPaths: [allowedDir], storageLayout: 'legacy' }, docker: { startupGraceMs: 1000 } },
+    // The OCI runtime named explicitly (docker.runtime; gVisor's "runsc" on a host that has it).
+    config: { sandbox: { allowedHostPaths: [allowedDir], storageLayout: 'legacy' }, docker: { startupGraceMs: 1000, runtime: 'runc' } },
   });
 });
 afterAll(async () => {
   await stack?.destroy();
   rmSync(allowedDir, { recursive: true, force: true });
+});
+
+describe('the OCI runtime', () => {
+  it('when docker.runtime names a runtime the engine does not have, then the worker refuses to start, naming the ones it has', async () => {
+    await expect(checkRuntime(stack.docker, 'runc')).resolves.toBeUndefined();
+    await expect(checkRuntime(stack.docker, 'runsc-not-installed')).rejects.toThrow(
+      /docker.runtime "runsc-not-installed" is not registered with the Docker engine \(it has: .*runc/,
+    );
+  });
 });
 
 describe('create → Running → delete', () => {
@@ -47,6 +58,7 @@ describe('create → Running → delete', () => {
     expect(info.HostConfig.NanoCpus).toBe(500_000_000);
     expect(info.HostConfig.Memory).toBe(128 * 1024 * 1024);
     expect(info.HostConfig.PidsLimit).toBe(512);
+    expect(info.HostConfig.Runtime).toBe('runc');
     expect(info.HostConfig.Privileged).toBe(false);
     expect(info.HostConfig.SecurityOpt).toContain('no-new-privileges:true');
     expect(info.HostConfig.CapDrop).toEqual(['ALL']);

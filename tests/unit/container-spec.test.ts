@@ -57,6 +57,13 @@ describe('container spec', () => {
     );
     expect(o.HostConfig!.SecurityOpt).toEqual(['no-new-privileges:true', `seccomp=${profile}`, 'apparmor=tidebox']);
   });
+
+  it('when docker.runtime names gVisor, then the container runs under it; unset, the engine default', () => {
+    const id = { instance: 'i', sandboxId: 's1', tenant: 't', namespace: 'team-t', network: 'n' };
+    expect(buildContainerCreateOptions(id, spec, parseConfig({ docker: { runtime: 'runsc' } }).docker).HostConfig!.Runtime).toBe('runsc');
+    expect(buildContainerCreateOptions(id, spec, parseConfig({}).docker).HostConfig).not.toHaveProperty('Runtime');
+    expect(() => parseConfig({ docker: { runtime: 'runsc --debug' } })).toThrow('docker.runtime');
+  });
 });
 
 describe('published ports', () => {
