@@ -108,6 +108,11 @@ export const ConfigSchema = z
           .default('1Gi'),
         pvcStorageClass: z.string().min(1).optional(),
         pvcAccessModes: z.array(z.enum(CLAIM_ACCESS_MODES)).min(1).default(['ReadWriteOnce']),
+        /** Each sandbox pod's ephemeral-storage (writable layer, logs, emptyDirs) request = limit: the kubelet evicts a pod that writes more. */
+        ephemeralStorage: z
+          .string()
+          .regex(/^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$/, 'must be a quantity such as 10Gi')
+          .default('10Gi'),
         /** How often each worker compares the cluster's sandbox pods with the open sandboxes (missing pods, orphans). */
         sweepIntervalSeconds: z.number().min(1).max(3600).default(60),
         /** A pod whose sandbox has ended or failed is deleted once it is this old (visibility may lag a new sandbox). */

@@ -10,6 +10,23 @@ export const DockerSchema = z
     hostId: HostId.default('local'),
     socketPath: z.string().optional(),
     pidsLimit: z.number().int().min(16).default(512),
+    /** Each container's log (json-file): rotated at this size, at most `logMaxFiles` files kept. A sandbox cannot fill the host's disk by printing. */
+    logMaxSize: z
+      .string()
+      .regex(/^\d+[kmg]$/, 'must be a size such as "10m" (k, m or g)')
+      .default('10m'),
+    logMaxFiles: z.number().int().min(1).max(100).default(3),
+    /** Open files per process (soft = hard) in every sandbox: `ulimit -n` inside. */
+    nofileLimit: z.number().int().min(64).max(1_048_576).default(8192),
+    /**
+     * The container's writable layer size (Docker `--storage-opt size=`), e.g. "10G". Only some storage
+     * drivers take it (overlay2 on xfs with pquota, btrfs, zfs): the engine refuses the create
+     * otherwise. Unset: no per-container disk limit.
+     */
+    diskSize: z
+      .string()
+      .regex(/^\d+(\.\d+)?[KMGT]?B?$/i, 'must be a size such as "10G"')
+      .optional(),
     /** Capabilities taken from every sandbox container: all of them, then `capAdd` gives back a few. */
     capDrop: z.array(z.string().regex(/^[A-Z_]+$/)).default(['ALL']),
     /**

@@ -58,6 +58,9 @@ export function buildContainerCreateOptions(
       Memory: spec.resources.memoryBytes,
       MemorySwap: spec.resources.memoryBytes, // no swap beyond the memory limit
       PidsLimit: docker.pidsLimit,
+      LogConfig: { Type: 'json-file', Config: { 'max-size': docker.logMaxSize, 'max-file': String(docker.logMaxFiles) } },
+      Ulimits: [{ Name: 'nofile', Soft: docker.nofileLimit, Hard: docker.nofileLimit }],
+      ...(docker.diskSize ? { StorageOpt: { size: docker.diskSize } } : {}),
       CapDrop: docker.capDrop,
       CapAdd: docker.capAdd,
       SecurityOpt: securityOpt,

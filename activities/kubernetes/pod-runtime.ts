@@ -121,6 +121,7 @@ export function createPodRuntime(deps: PodRuntimeDeps): SandboxRuntime & Snapsho
     instance: config.instance,
     imagePullPolicy: k.imagePullPolicy,
     authImagePullPolicy: k.authImagePullPolicy,
+    ephemeralStorage: k.ephemeralStorage,
     runAsNonRoot: k.runAsNonRoot,
     ports,
     template: deps.template,

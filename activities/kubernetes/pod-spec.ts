@@ -32,6 +32,8 @@ export interface PodSettings {
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   /** For sandboxes with image.auth: a private image pulled with one tenant's credentials must not run, cached, for another. */
   authImagePullPolicy: 'Always' | 'IfNotPresent';
+  /** ephemeral-storage request = limit of the sandbox container. */
+  ephemeralStorage: string;
   runAsNonRoot: boolean;
   /** Container ports the sandbox declares (configured + requested). */
   ports: number[];
@@ -94,6 +96,7 @@ export function buildPod(id: PodIdentity, spec: SandboxSpec, settings: PodSettin
     cpu: quantityMillis(spec.resources.cpuMillis),
     memory: quantityBytes(spec.resources.memoryBytes),
     ...(spec.resources.gpu ? { 'nvidia.com/gpu': String(spec.resources.gpu) } : {}),
+    'ephemeral-storage': settings.ephemeralStorage,
   };
   const volumes: NonNullable<NonNullable<V1Pod['spec']>['volumes']> = [];
   const volumeMounts: Array<{ name: string; mountPath: string; readOnly: boolean; subPath?: string }> = [];

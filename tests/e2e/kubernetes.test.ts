@@ -130,7 +130,10 @@ describe('pods on a real kube-apiserver', () => {
     });
     const c = pod.spec.containers[0];
     expect(c).toMatchObject({ image: TEST_IMAGE, command: ['tail', '-f', '/dev/null'], env: [{ name: 'GREETING', value: 'hi' }] });
-    expect(c.resources).toEqual({ requests: { cpu: '500m', memory: '128Mi' }, limits: { cpu: '500m', memory: '128Mi' } });
+    expect(c.resources).toEqual({
+      requests: { cpu: '500m', memory: '128Mi', 'ephemeral-storage': '10Gi' },
+      limits: { cpu: '500m', memory: '128Mi', 'ephemeral-storage': '10Gi' },
+    });
     // The Pod Security "restricted" profile, field by field (kubernetes.runAsNonRoot defaults to true).
     expect(c.securityContext).toEqual({
       allowPrivilegeEscalation: false,

@@ -1,6 +1,6 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { checkRuntime } from '../../activities/docker/host';
 import { sandboxRequest, Stack, waitFor } from '../helpers/stack';
 
@@ -16,12 +16,40 @@ beforeAll(async () => {
   stack = await Stack.start({
     apiKey: API_KEY,
     // The OCI runtime named explicitly (docker.runtime; gVisor's "runsc" on a host that has it).
-    config: { sandbox: { allowedHostPaths: [allowedDir], storageLayout: 'legacy' }, docker: { startupGraceMs: 1000, runtime: 'runc' } },
+    config: {
+      sandbox: { allowedHostPaths: [allowedDir], storageLayout: 'legacy' },
+      docker: { startupGraceMs: 1000, runtime: 'runc', logMaxSize: '100k', logMaxFiles: 2, nofileLimit: 4096 },
+    },
   });
 });
 afterAll(async () => {
   await stack?.destroy();
   rmSync(allowedDir, { recursive: true, force: true });
+});
+
+describe('what one container may take of the host', () => {
+  it('when a sandbox prints ten times its log allowance, then its log stays within logMaxSize × logMaxFiles, and ulimit -n is nofileLimit', async () => {
+    const line = '0123456789'.repeat(10);
+    const script = `i=0; while [ $i -lt 20000 ]; do echo ${line}; i=$((i+1)); done; touch /tmp/printed; exec tail -f /dev/null`;
+    const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ entrypoint: ['sh', '-c', script] }));
+    expect(created.body.status.state).toBe('Running');
+    const id = created.body.id as string;
+    await waitFor(
+      'the sandbox to finish printing 2 MB',
+      async () => (await stack.exec(id, 'test -f /tmp/printed')).code === 0,
+      60_000,
+      250,
+    );
+    const [c] = await stack.containers(id);
+    const logPath = (await stack.docker.getContainer(c!.Id).inspect()).LogPath;
+    const files = readdirSync(dirname(logPath)).filter((f) => f.startsWith(basename(logPath)));
+    const total = files.reduce((sum, f) => sum + statSync(join(dirname(logPath), f)).size, 0);
+    expect(files.length).toBeLessThanOrEqual(2);
+    expect(total).toBeLessThanOrEqual(2 * 100 * 1024 + 1024);
+    expect(total).toBeGreaterThan(100 * 1024); // it did rotate: the sandbox printed far more than one file holds
+    expect((await stack.exec(id, 'ulimit -n')).output.trim()).toBe('4096');
+    expect((await stack.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+  });
 });
 
 describe('the OCI runtime', () => {

@@ -44,6 +44,15 @@ describe('container spec', () => {
     expect(o.HostConfig!.CapDrop).toEqual(['ALL']);
     expect(o.HostConfig!.CapAdd).toEqual(['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETGID', 'SETUID', 'KILL', 'NET_BIND_SERVICE']);
     expect(o.Env).toEqual(['A=1']);
+    expect(o.HostConfig!.LogConfig).toEqual({ Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } });
+    expect(o.HostConfig!.Ulimits).toEqual([{ Name: 'nofile', Soft: 8192, Hard: 8192 }]);
+    expect(o.HostConfig).not.toHaveProperty('StorageOpt');
+    const sized = buildContainerCreateOptions(
+      { instance: 'i', sandboxId: 's1', tenant: 't', namespace: 'team-t', network: 'n' },
+      spec,
+      parseConfig({ docker: { diskSize: '10G' } }).docker,
+    );
+    expect(sized.HostConfig!.StorageOpt).toEqual({ size: '10G' });
   });
 
   it('when seccomp and AppArmor profiles are configured, then they are applied', () => {

@@ -20,6 +20,7 @@ const id = { sandboxId: '0b5c6e0e-1111-4222-8333-444455556666', tenant: 'acme', 
 const settings = {
   instance: 'tidebox',
   authImagePullPolicy: 'Always' as const,
+  ephemeralStorage: '10Gi',
   runAsNonRoot: false,
   ports: [44772, 8080],
   allowedHostPaths: ['/srv/data'],
@@ -67,8 +68,8 @@ describe('the sandbox pod', () => {
     const c = pod.spec!.containers[0]!;
     expect(c).toMatchObject({ name: 'sandbox', image: 'busybox:1.36', command: ['sleep', '3600'], env: [{ name: 'A', value: '1' }] });
     expect(c.resources).toEqual({
-      requests: { cpu: '500m', memory: '256Mi', 'nvidia.com/gpu': '1' },
-      limits: { cpu: '500m', memory: '256Mi', 'nvidia.com/gpu': '1' },
+      requests: { cpu: '500m', memory: '256Mi', 'nvidia.com/gpu': '1', 'ephemeral-storage': '10Gi' },
+      limits: { cpu: '500m', memory: '256Mi', 'nvidia.com/gpu': '1', 'ephemeral-storage': '10Gi' },
     });
     expect(c.securityContext).toEqual({
       allowPrivilegeEscalation: false,
