@@ -17,6 +17,7 @@ import { scheduledExpiry } from '../core/expiry';
 import { mountView, mountWorkflowId } from '../core/mounts';
 import { renewScheduleId, sandboxWorkflowId, type SandboxView } from '../core/sandbox';
 import { GrpcStatus, hasGrpcStatus } from '../platform/grpc-status';
+import { workflowOpen } from './actor-liveness';
 import { heartbeating } from './common';
 
 /**
@@ -85,6 +86,15 @@ export function createMessagingActivities({ client, config }: { client: Client; 
     },
 
     deleteRenewSchedule: async ({ sandboxId }) => ({ deleted: await deleteSchedule(sandboxId) }),
+
+    sandboxesOpen: async ({ sandboxIds }) => {
+      const open: string[] = [];
+      for (const id of sandboxIds) {
+        if (await workflowOpen(client, sandboxWorkflowId(id))) open.push(id);
+        Context.current().heartbeat();
+      }
+      return { open };
+    },
 
     /**
      * Move expiresAt to now + extendBy (capped by `until` and the expiry policy) through the sandbox

@@ -24,6 +24,7 @@ import { operationsRoutes } from './routes/operations';
 import { renewScheduleRoutes } from './routes/renew-schedules';
 import { sandboxRoutes } from './routes/sandboxes';
 import { snapshotRoutes } from './routes/snapshots';
+import { tenantRoutes } from './routes/tenants';
 import type { ApiServices } from './temporal';
 
 declare module 'fastify' {
@@ -140,7 +141,7 @@ export async function buildApp({ config, services, namespaces, logger = true }: 
 
   app.get('/health', { schema: { hide: true } }, async () => ({ status: 'healthy' }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  const { countClientEvent } = registerMetrics(app, services.workflows);
+  const { countClientEvent } = registerMetrics(app, services.workflows, services.quotas);
   const { sandboxes, snapshots } = services;
   const prepareSpec = createSpecPreparer({ config, snapshots, ...(namespaces ? { namespaces } : {}) });
   for (const prefix of ['', '/v1']) {
@@ -149,6 +150,7 @@ export async function buildApp({ config, services, namespaces, logger = true }: 
     await app.register(snapshotRoutes, { prefix, snapshots });
     await app.register(operationsRoutes, { prefix, mounts: services.mounts, workflows: services.workflows });
     await app.register(clientEventRoutes, { prefix, count: countClientEvent });
+    await app.register(tenantRoutes, { prefix, quotas: services.quotas });
     await app.register(proxyRoutes, { prefix, config, sandboxes });
   }
   handleProxyUpgrades(app.server, { config, sandboxes, authenticate, log: app.log });

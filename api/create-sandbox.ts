@@ -3,6 +3,7 @@ import { normalizeCreateRequest } from '../core/create-request';
 import { notOnKubernetes, TideboxError } from '../core/errors';
 import { mountKey, mountKeyHmacKey } from '../core/mount-key';
 import { controlPlanePorts } from '../core/network';
+import { effectiveQuota, perSandboxProblem } from '../core/quotas';
 import type { SandboxSpec } from '../core/sandbox';
 import type { CreateSandboxRequest } from '../core/schemas';
 import { checkPvcPaths, checkResolvedHostPaths } from '../core/storage';
@@ -50,6 +51,11 @@ export function createSpecPreparer(deps: { config: Config; snapshots: SnapshotSe
       ...(snapshot ? { snapshot: { id: snapshot.id, image: snapshot.image } } : {}),
       ...(mountKeys ? { mountKeyOf: (source) => mountKey(caller.tenant, source, mountKeys) } : {}),
     });
+    const tooBig = perSandboxProblem(
+      { cpuMillis: spec.resources.cpuMillis, memoryBytes: spec.resources.memoryBytes, timeoutSeconds: spec.timeoutSeconds },
+      effectiveQuota(config.quotas, caller.quotas),
+    );
+    if (tooBig) throw new TideboxError('INVALID_PARAMETER', tooBig);
     if (onKubernetes) {
       // Host paths live on the cluster's nodes, not here: only the lexical checks above apply.
       if (namespaces && !(await namespaces.exists(caller.namespace))) {

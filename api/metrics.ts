@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Usage } from '../core/quotas';
 import { SANDBOX_STATES } from '../core/sandbox';
-import type { WorkflowService } from './temporal';
+import type { QuotaService, WorkflowService } from './temporal';
 
 /**
  * Prometheus metrics of the API process, on its own registry (several apps can share a process in
@@ -12,8 +13,9 @@ import type { WorkflowService } from './temporal';
 export function registerMetrics(
   app: FastifyInstance,
   workflows: Pick<WorkflowService, 'counts'>,
+  quotas: Pick<QuotaService, 'refusals' | 'usage' | 'tenantsSeen'>,
   cacheMs = 5000,
-): { registry: Registry; countClientEvent: ClientEventCounter } {
+): { countClientEvent: ClientEventCounter } {
   const registry = new Registry();
 
   const duration = new Histogram({
@@ -73,6 +75,35 @@ export function registerMetrics(
     },
   });
 
+  new Gauge({
+    name: 'tidebox_quota_refusals',
+    help: 'Creates refused with 429 QUOTA_EXCEEDED by this API process since it started, by tenant',
+    labelNames: ['tenant'] as const,
+    registers: [registry],
+    collect() {
+      for (const [tenant, n] of quotas.refusals()) this.set({ tenant }, n);
+    },
+  });
+  let usageCache: { at: number; value: Promise<Array<[string, Usage]>> } | undefined;
+  new Gauge({
+    name: 'tidebox_quota_usage',
+    help: 'What each tenant that created through this API process holds now (its tenant actor): sandboxes, cpu_millis, memory_bytes',
+    labelNames: ['tenant', 'resource'] as const,
+    registers: [registry],
+    async collect() {
+      if (!usageCache || Date.now() - usageCache.at > cacheMs) {
+        const value = Promise.all([...quotas.tenantsSeen()].map(async (t): Promise<[string, Usage]> => [t, await quotas.usage(t)]));
+        usageCache = { at: Date.now(), value };
+        value.catch(() => (usageCache = undefined));
+      }
+      for (const [tenant, u] of await usageCache.value) {
+        this.set({ tenant, resource: 'sandboxes' }, u.sandboxes);
+        this.set({ tenant, resource: 'cpu_millis' }, u.cpuMillis);
+        this.set({ tenant, resource: 'memory_bytes' }, u.memoryBytes);
+      }
+    },
+  });
+
   const clientEvents = new Counter({
     name: 'tidebox_client_events_total',
     help: `Events clients reported on POST /v1/metrics/events, by eventType (the first ${MAX_CLIENT_EVENT_NAMES} names seen; later ones as "other") and success`,
@@ -90,7 +121,7 @@ export function registerMetrics(
     reply.header('Content-Type', registry.contentType);
     return registry.metrics();
   });
-  return { registry, countClientEvent };
+  return { countClientEvent };
 }
 
 /** How many distinct client event names get their own series. */

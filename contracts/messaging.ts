@@ -18,4 +18,6 @@ export interface MessagingActivities {
   deleteRenewSchedule(input: { sandboxId: string }): Promise<{ deleted: boolean }>;
   /** One run of a renew schedule: one renewal through the sandbox actor. */
   renewFromSchedule(input: RenewRunInput): Promise<RenewRunOutcome>;
+  /** Which of these sandboxes still have an open actor (the tenant actor gives the others' shares back). */
+  sandboxesOpen(input: { sandboxIds: string[] }): Promise<{ open: string[] }>;
 }

@@ -3,6 +3,7 @@ import { DockerSchema, HostId } from './docker-config';
 import { ingressProblems, IngressSchema } from './ingress';
 import { controlPlanePorts, NetworkSchema } from './network';
 import { sandboxSizingProblem } from './quantities';
+import { QuotaSchema } from './quotas';
 import { CLAIM_ACCESS_MODES } from './sandbox';
 import { nestedPrefixes } from './storage';
 import { TEMPORAL_ENV_KEYS, TemporalSchema, temporalConfigProblem } from './temporal-config';
@@ -32,6 +33,13 @@ export const ConfigSchema = z
         createWaitSeconds: z.number().min(0).max(600).default(60),
         /** How long DELETE waits for Terminated before answering 204 anyway. */
         deleteWaitSeconds: z.number().min(0).max(600).default(30),
+        /**
+         * A tenant actor checks reservations older than this against their sandbox actors (a create that
+         * crashed between reserving and starting, an actor terminated by hand), this often. Must exceed
+         * any create's time between the two (temporalCallTimeoutSeconds).
+         */
+        quotaCheckGraceSeconds: z.number().int().min(1).max(86_400).default(120),
+        quotaCheckIntervalSeconds: z.number().int().min(1).max(86_400).default(60),
         /** Upper bound on any single call from the API into Temporal. */
         temporalCallTimeoutSeconds: z.number().min(1).max(600).default(15),
         /**
@@ -122,6 +130,8 @@ export const ConfigSchema = z
       .prefault({}),
     ingress: IngressSchema,
     network: NetworkSchema,
+    /** Every tenant's limits unless its own entry says otherwise (core/quotas.ts); empty = unlimited. */
+    quotas: QuotaSchema.default({}),
     /**
      * Multi-tenancy: API keys belong to tenants, resolved by a provider. Absent: one tenant
      * ("default") and at most one `server.apiKey`.

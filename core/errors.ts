@@ -11,6 +11,8 @@ export const ErrorCodes = {
   MANUAL_CLEANUP: { code: 'SANDBOX::MANUAL_CLEANUP', httpStatus: 409 },
   INVALID_STATE: { code: 'SANDBOX::INVALID_STATE', httpStatus: 409 },
   IDEMPOTENCY_CONFLICT: { code: 'SANDBOX::IDEMPOTENCY_CONFLICT', httpStatus: 409 },
+  /** A tenant quota (core/quotas.ts) would be exceeded: nothing was created. */
+  QUOTA_EXCEEDED: { code: 'SANDBOX::QUOTA_EXCEEDED', httpStatus: 429 },
   MISSING_API_KEY: { code: 'AUTH::MISSING_API_KEY', httpStatus: 401 },
   INVALID_API_KEY: { code: 'AUTH::INVALID_API_KEY', httpStatus: 401 },
   /** An admin key asked for something only a tenant can do (create a sandbox). */

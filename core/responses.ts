@@ -106,6 +106,29 @@ export const RenewScheduleResponseSchema = z.object({
   runs: z.number(),
 });
 
+/** GET /v1/tenants/me/usage and /v1/tenants/{name}/usage: a tenant's limits (absent = unlimited) and what it holds. */
+export const TenantUsageResponseSchema = z.object({
+  tenant: z.string(),
+  limits: z.object({
+    maxSandboxes: z.number().int().optional(),
+    maxCpu: z.string().optional(),
+    maxMemory: z.string().optional(),
+    maxSandboxCpu: z.string().optional(),
+    maxSandboxMemory: z.string().optional(),
+    maxTimeoutSeconds: z.number().int().optional(),
+    allowManualCleanup: z.boolean().optional(),
+    maxSnapshots: z.number().int().optional(),
+  }),
+  usage: z.object({
+    /** Live sandboxes (any state but Terminated), including ones still starting. */
+    sandboxes: z.number().int(),
+    /** Sum of their CPU limits, e.g. "1500m". */
+    cpu: z.string(),
+    /** Sum of their memory limits, e.g. "768Mi". */
+    memory: z.string(),
+  }),
+});
+
 export const WorkflowStatusResponseSchema = z.object({
   workflowId: z.string(),
   runId: z.string(),

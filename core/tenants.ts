@@ -5,6 +5,7 @@
 import { posix } from 'node:path';
 import { z } from 'zod';
 import { TideboxError } from './errors';
+import { type Quota, QuotaSchema } from './quotas';
 
 export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DnsLabel = z.string().regex(DNS_LABEL, 'must be a DNS label (lowercase letters, digits, hyphens; at most 63)');
@@ -16,6 +17,8 @@ export const TenantSchema = z
     /** Labels the tenant's containers; the Kubernetes runtime puts its pods in this namespace. */
     namespace: DnsLabel,
     apiKeys: z.array(ApiKey).min(1, 'a tenant needs at least one API key'),
+    /** This tenant's limits over `[quotas]` of the config. */
+    quotas: QuotaSchema.optional(),
   })
   .strict();
 export type Tenant = z.infer<typeof TenantSchema>;
@@ -23,7 +26,7 @@ export type Tenant = z.infer<typeof TenantSchema>;
 export const TenantsFileSchema = z.object({ tenants: z.array(TenantSchema).default([]) }).strict();
 
 /** Who is calling: a tenant (sees only its own resources) or an operator with an admin key (sees all). */
-export type Caller = { kind: 'tenant'; tenant: string; namespace: string } | { kind: 'admin' };
+export type Caller = { kind: 'tenant'; tenant: string; namespace: string; quotas?: Quota } | { kind: 'admin' };
 export type TenantCaller = Extract<Caller, { kind: 'tenant' }>;
 
 /** The caller, if it is a tenant: only tenants own (create) sandboxes; admin keys act on existing ones (403). */
@@ -75,6 +78,8 @@ export const ProviderAnswerSchema = z.object({
   namespace: DnsLabel,
   /** How long this answer may be cached; the provider's ttlSeconds when absent. */
   ttlSeconds: z.number().int().min(0).max(86_400).optional(),
+  /** This tenant's limits over `[quotas]` of the config. */
+  quotas: QuotaSchema.optional(),
 });
 
 // ---------------------------------------------------------------------------------------------

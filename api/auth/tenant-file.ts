@@ -98,7 +98,12 @@ export class FileTenantProvider implements Authenticator {
 
   private install(tenants: Tenant[], hash: string): void {
     this.ring = new KeyRing(
-      tenants.flatMap((t) => t.apiKeys.map((k): [string, Caller] => [k, { kind: 'tenant', tenant: t.name, namespace: t.namespace }])),
+      tenants.flatMap((t) =>
+        t.apiKeys.map((k): [string, Caller] => [
+          k,
+          { kind: 'tenant', tenant: t.name, namespace: t.namespace, ...(t.quotas ? { quotas: t.quotas } : {}) },
+        ]),
+      ),
     );
     this.lastHash = hash;
     this.log.info({ file: this.path, tenants: tenants.length, keys: this.ring.size }, 'tenants loaded');

@@ -106,7 +106,12 @@ export class HttpTenantProvider implements Authenticator {
     }
     const parsed = ProviderAnswerSchema.safeParse(await res.json().catch(() => undefined));
     if (!parsed.success) throw new Error(`provider answer is not {name, namespace, ttlSeconds}: ${parsed.error.issues[0]?.message}`);
-    const caller: Caller = { kind: 'tenant', tenant: parsed.data.name, namespace: parsed.data.namespace };
+    const caller: Caller = {
+      kind: 'tenant',
+      tenant: parsed.data.name,
+      namespace: parsed.data.namespace,
+      ...(parsed.data.quotas ? { quotas: parsed.data.quotas } : {}),
+    };
     const now = Date.now();
     const freshUntil = now + (parsed.data.ttlSeconds ?? this.opts.ttlSeconds) * 1000;
     this.cache.delete(id); // re-insert at the end: Map order is the eviction order

@@ -10,6 +10,7 @@ export const ErrorResponses = {
   403: ErrorResponseSchema,
   404: ErrorResponseSchema,
   409: ErrorResponseSchema,
+  429: ErrorResponseSchema,
   500: ErrorResponseSchema,
   501: ErrorResponseSchema,
   503: ErrorResponseSchema,

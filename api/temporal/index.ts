@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { Config } from '../../core/config';
 import { TemporalGateway } from './gateway';
 import { createMountService, type MountService } from './mounts';
+import { createQuotaService, type QuotaService } from './quotas';
 import { createRenewScheduleService, type RenewScheduleService } from './renew-schedules';
 import { createSandboxService, type SandboxService } from './sandboxes';
 import { createSnapshotService, type SnapshotService } from './snapshots';
@@ -14,18 +15,21 @@ export interface ApiServices {
   mounts: MountService;
   renewSchedules: RenewScheduleService;
   workflows: WorkflowService;
+  quotas: QuotaService;
 }
 
 export function createApiServices(client: Client, config: Config): ApiServices {
   const temporal = new TemporalGateway(client, config.server.temporalCallTimeoutSeconds * 1000);
-  const sandboxes = createSandboxService(temporal, config);
+  const quotas = createQuotaService(temporal, config);
+  const sandboxes = createSandboxService(temporal, config, quotas);
   return {
     sandboxes,
     snapshots: createSnapshotService(temporal, config, sandboxes),
     mounts: createMountService(temporal),
     renewSchedules: createRenewScheduleService(temporal, config, sandboxes),
     workflows: createWorkflowService(temporal),
+    quotas,
   };
 }
 
-export type { MountService, RenewScheduleService, SandboxService, SnapshotService, WorkflowService };
+export type { MountService, QuotaService, RenewScheduleService, SandboxService, SnapshotService, WorkflowService };

@@ -32,6 +32,7 @@ import {
 } from '../../core/sandbox';
 import { type Caller, canSee, type TenantCaller } from '../../core/tenants';
 import type { TemporalGateway } from './gateway';
+import type { QuotaService } from './quotas';
 import { paginate } from './visibility';
 
 export interface ListFilter {
@@ -49,7 +50,7 @@ const sandboxNotFound = (sandboxId: string) => new TideboxError('NOT_FOUND', `sa
  * Sandboxes over their actors (`sandbox/<id>`): create starts one, reads come from its memo and the
  * visibility store (no worker needed), everything else is an Update the actor validates.
  */
-export function createSandboxService(temporal: TemporalGateway, config: Config) {
+export function createSandboxService(temporal: TemporalGateway, config: Config, quotas: QuotaService) {
   const callMs = config.server.temporalCallTimeoutSeconds * 1000;
   /** An Update to the sandbox's actor; `what` names it in the 504 when no worker takes it in time. */
   const update = <Ret, Args extends unknown[]>(
@@ -103,6 +104,8 @@ export function createSandboxService(temporal: TemporalGateway, config: Config) 
     const view = initialView(input);
     const workflowId = sandboxWorkflowId(sandboxId);
 
+    // The tenant's share first (429 and nothing made when over quota); idempotent for a repeated key.
+    await quotas.reserve(caller, sandboxId, { cpuMillis: spec.resources.cpuMillis, memoryBytes: spec.resources.memoryBytes });
     await temporal.call(async (client) => {
       try {
         await client.workflow.start<SandboxWorkflow>(SANDBOX_WORKFLOW_TYPE, {
@@ -122,6 +125,8 @@ export function createSandboxService(temporal: TemporalGateway, config: Config) 
         });
       } catch (err) {
         if (err instanceof WorkflowExecutionAlreadyStartedError) {
+          // Definitely not started (any other failure may hide a start that happened: the tenant actor's own check settles those).
+          await quotas.release(tenant, sandboxId);
           throw new TideboxError('IDEMPOTENCY_CONFLICT', 'Idempotency-Key was already used for a sandbox that has since terminated', {
             cause: err,
           });

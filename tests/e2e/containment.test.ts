@@ -54,8 +54,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const as = (key: string) => (method: string, path: string, body?: unknown) =>
-  stack.request(method, path, body, { 'OPEN-SANDBOX-API-KEY': key });
+const as = (key: string) => (method: string, path: string, body?: unknown) => stack.as(key)(method, path, body);
 const A = as(KEY_A);
 const B = as(KEY_B);
 

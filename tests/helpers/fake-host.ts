@@ -28,6 +28,8 @@ export interface Script {
  */
 export class FakeHost {
   readonly calls: Call[] = [];
+  /** Sandboxes the tenant actor's reconciliation should find open (sandboxesOpen). */
+  readonly openSandboxes = new Set<string>();
   private readonly scripts = new Map<string, Script>();
 
   script(sandboxId: string, script: Script): void {
@@ -82,6 +84,7 @@ export class FakeHost {
       releaseMount: (input) => this.act(input.sandboxId, 'releaseMount', input, () => undefined),
       deleteRenewSchedule: (input) => this.act(input.sandboxId, 'deleteRenewSchedule', input, () => ({ deleted: false })),
       renewFromSchedule: (input) => this.act(input.sandboxId, 'renewFromSchedule', input, () => ({ outcome: 'sandbox-gone' as const })),
+      sandboxesOpen: async (input) => ({ open: input.sandboxIds.filter((id) => this.openSandboxes.has(id)) }),
     };
   }
 }

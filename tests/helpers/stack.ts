@@ -228,6 +228,11 @@ export class Stack {
     return this.docker.listContainers({ all: true, filters: { label } });
   }
 
+  /** Requests as one API key (a tenant's or an admin's). */
+  as(key: string): (method: string, path: string, body?: unknown) => Promise<HttpResult> {
+    return (method, path, body) => this.request(method, path, body, { 'OPEN-SANDBOX-API-KEY': key });
+  }
+
   /** Run a shell script in the sandbox's container (docker exec); its exit code and output. */
   async exec(sandboxId: string, script: string): Promise<{ code: number; output: string }> {
     const [c] = await this.containers(sandboxId);

@@ -28,9 +28,11 @@ function fakeServices(impl: { [K in keyof ApiServices]?: Partial<ApiServices[K]>
           return fn(...args);
         },
     });
-  const services = Object.fromEntries(
+  const services: Record<string, unknown> = Object.fromEntries(
     (['sandboxes', 'snapshots', 'mounts', 'renewSchedules', 'workflows'] as const).map((n) => [n, group(n)]),
   );
+  // Quotas: nothing refused, no tenant seen (what /metrics reads), unless a test says otherwise.
+  services.quotas = { refusals: () => new Map(), tenantsSeen: () => new Set(), ...impl.quotas };
   return { services: services as unknown as ApiServices, calls };
 }
 

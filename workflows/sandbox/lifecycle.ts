@@ -1,4 +1,13 @@
-import { allHandlersFinished, CancellationScope, condition, isCancellation, patched, workflowInfo } from '@temporalio/workflow';
+import {
+  allHandlersFinished,
+  CancellationScope,
+  condition,
+  getExternalWorkflowHandle,
+  isCancellation,
+  patched,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { releaseSignal, tenantWorkflowId } from '../../contracts/tenant-actor';
 import { ErrorCodes } from '../../core/errors';
 import type { SandboxWorkflowInput, TerminationReason } from '../../core/sandbox';
 import { describeFailure } from '../failures';
@@ -190,6 +199,15 @@ async function carryOutPendingOp(actor: SandboxActorState, acts: SandboxActiviti
   }
 }
 
+/** Tell the tenant actor this sandbox holds nothing any more. No tenant actor (created before quotas): nothing was held. */
+async function releaseQuota(tenant: string, sandboxId: string): Promise<void> {
+  try {
+    await getExternalWorkflowHandle(tenantWorkflowId(tenant)).signal(releaseSignal, { sandboxId });
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+  }
+}
+
 /** Stopping → remove the workload and the renew schedule → release mounts → Terminated. */
 export async function teardown(actor: SandboxActorState, acts: SandboxActivities, reason: TerminationReason): Promise<void> {
   const { view, input } = actor;
@@ -204,6 +222,8 @@ export async function teardown(actor: SandboxActorState, acts: SandboxActivities
     await removeWorkload(); // histories recorded before renew schedules existed
   }
   await releaseMounts(actor, acts);
+  // Give the tenant's quota back before Terminated shows: a client that saw its DELETE answered may create again at once.
+  if (patched('teardown-releases-quota')) await releaseQuota(view.tenant, view.id);
   delete view.containerId;
   delete view.network;
   view.terminationReason = reason;

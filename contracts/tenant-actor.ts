@@ -1,0 +1,33 @@
+/** What the tenant actor (`tenant/<name>`) answers to. Names are recorded in histories: never rename one. */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { Reservation, Usage, UsageLimits } from '../core/quotas';
+
+export const TENANT_WORKFLOW_TYPE = 'tenantWorkflow';
+export const tenantWorkflowId = (tenant: string): string => `tenant/${tenant}`;
+
+export interface TenantWorkflowInput {
+  tenant: string;
+  /**
+   * How old a reservation must be before its sandbox actor is checked, and how often (seconds); from
+   * `server.quotaCheckGraceSeconds` / `quotaCheckIntervalSeconds` when the actor was started.
+   */
+  check?: { graceSeconds: number; intervalSeconds: number };
+  /** Present only when continuing as new: the live reservations, by sandbox id. */
+  carried?: { reservations: Record<string, Reservation & { at: string }> };
+}
+export type TenantWorkflow = (input: TenantWorkflowInput) => Promise<void>;
+
+export type ReserveOutcome = { admitted: true; usage: Usage } | { admitted: false; message: string; usage: Usage };
+
+/**
+ * Admit one more sandbox or refuse it, atomically against every other reservation. Idempotent per
+ * sandbox id (a retried create, an Idempotency-Key): an existing reservation is admitted again.
+ */
+export const reserveUpdate = defineUpdate<ReserveOutcome, [{ sandboxId: string; reservation: Reservation; limits: UsageLimits }]>(
+  'reserve',
+);
+/** The sandbox no longer holds anything (it terminated, or never started). Idempotent. */
+export const releaseSignal = defineSignal<[{ sandboxId: string }]>('release');
+export const usageQuery = defineQuery<Usage>('usage');
+/** The limits the last reservation was judged by (they come with each create: the tenant's quota can change). */
+export const limitsQuery = defineQuery<UsageLimits | null>('limits');

@@ -1,0 +1,76 @@
+import { allHandlersFinished, condition, continueAsNew, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { MessagingActivities } from '../contracts/messaging';
+import {
+  limitsQuery,
+  releaseSignal,
+  reserveUpdate,
+  type TenantWorkflow,
+  type TenantWorkflowInput,
+  usageQuery,
+} from '../contracts/tenant-actor';
+import { admissionProblem, type Reservation, type Usage, type UsageLimits } from '../core/quotas';
+
+/** A run continues as new after this many events, whatever Temporal suggests (every create adds a few). */
+const MAX_EVENTS_PER_RUN = 2000;
+/** Defaults: a reservation older than this whose sandbox actor is missing or closed is given back; checked this often. */
+const CHECK = { graceSeconds: 120, intervalSeconds: 60 };
+
+/**
+ * The tenant actor, id `tenant/<name>`: the durable usage of one tenant. Every create reserves its
+ * sandbox's share through an Update, which admits or refuses against every other reservation at once
+ * (Updates on one workflow run one handler at a time, and this one never waits), so 50 concurrent
+ * creates against `maxSandboxes = 10` admit exactly 10. A sandbox actor gives its share back as it
+ * terminates (delete, expiry, after a failure). Whatever never says so — a create that crashed
+ * between reserving and starting its actor, an actor an operator terminated — is found by checking
+ * old reservations against their actors every minute.
+ */
+export const tenantWorkflow: TenantWorkflow = async (input: TenantWorkflowInput): Promise<void> => {
+  const { sandboxesOpen } = proxyActivities<MessagingActivities>({
+    startToCloseTimeout: '2 minutes',
+    retry: { initialInterval: '1s', maximumInterval: '30s' },
+  });
+  const check = input.check ?? CHECK;
+  const reservations = new Map<string, Reservation & { at: string }>(Object.entries(input.carried?.reservations ?? {}));
+  const usage = (): Usage => {
+    let cpuMillis = 0;
+    let memoryBytes = 0;
+    for (const r of reservations.values()) {
+      cpuMillis += r.cpuMillis;
+      memoryBytes += r.memoryBytes;
+    }
+    return { sandboxes: reservations.size, cpuMillis, memoryBytes };
+  };
+
+  let lastLimits: UsageLimits | null = null;
+  setHandler(reserveUpdate, ({ sandboxId, reservation, limits }) => {
+    lastLimits = limits;
+    if (reservations.has(sandboxId)) return { admitted: true, usage: usage() };
+    const problem = admissionProblem(usage(), reservation, limits);
+    if (problem) return { admitted: false, message: problem, usage: usage() };
+    reservations.set(sandboxId, { cpuMillis: reservation.cpuMillis, memoryBytes: reservation.memoryBytes, at: new Date().toISOString() });
+    return { admitted: true, usage: usage() };
+  });
+  setHandler(releaseSignal, ({ sandboxId }) => {
+    reservations.delete(sandboxId);
+  });
+  setHandler(usageQuery, usage);
+  setHandler(limitsQuery, () => lastLimits);
+
+  const runIsLong = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= MAX_EVENTS_PER_RUN;
+  for (;;) {
+    const ready = () => runIsLong() && allHandlersFinished();
+    if (reservations.size === 0) {
+      // Nothing to check: sleep until a reservation arrives (or the run is long), adding no history meanwhile.
+      await condition(() => reservations.size > 0 || ready());
+      if (ready()) break;
+      continue;
+    }
+    if (await condition(ready, check.intervalSeconds * 1000)) break;
+    const old = [...reservations].filter(([, r]) => Date.now() - Date.parse(r.at) > check.graceSeconds * 1000).map(([id]) => id);
+    if (!old.length) continue;
+    const { open } = await sandboxesOpen({ sandboxIds: old });
+    const stillOpen = new Set(open);
+    for (const id of old) if (!stillOpen.has(id)) reservations.delete(id);
+  }
+  await continueAsNew<TenantWorkflow>({ tenant: input.tenant, check, carried: { reservations: Object.fromEntries(reservations) } });
+};
