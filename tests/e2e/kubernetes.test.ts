@@ -126,7 +126,7 @@ describe('pods on a real kube-apiserver', () => {
     expect(pod.metadata).toMatchObject({
       name: `sandbox-${id}`,
       namespace: NS_A,
-      labels: { 'tidebox.io/sandbox-id': id, 'tidebox.io/tenant': 'acme', 'tidebox.io/user-id': 'alice', team: 'ml' },
+      labels: { 'tidebox.io/sandbox-id': id, 'tidebox.io/tenant': 'acme', 'tidebox.io/user-id': 'alice', 'metadata.tidebox.io/team': 'ml' },
     });
     const c = pod.spec.containers[0];
     expect(c).toMatchObject({ image: TEST_IMAGE, command: ['tail', '-f', '/dev/null'], env: [{ name: 'GREETING', value: 'hi' }] });
