@@ -18,7 +18,7 @@ import { readBodiesLeniently } from './bodies';
 import { createSpecPreparer } from './create-sandbox';
 import type { NamespaceCheck } from './kube-namespaces';
 import { registerMetrics } from './metrics';
-import { handleProxyUpgrades, proxyRoutes } from './proxy';
+import { handleProxyUpgrades, ProxyConnections, proxyRoutes } from './proxy';
 import { clientEventRoutes } from './routes/client-events';
 import { operationsRoutes } from './routes/operations';
 import { renewScheduleRoutes } from './routes/renew-schedules';
@@ -61,6 +61,11 @@ export async function buildApp({ config, services, namespaces, logger = true }: 
   const app = Fastify({
     logger,
     bodyLimit: config.server.bodyLimitBytes,
+    // Slow or idle clients cannot hold connections open for ever.
+    requestTimeout: config.server.requestTimeoutSeconds * 1000,
+    keepAliveTimeout: config.server.keepAliveTimeoutSeconds * 1000,
+    maxRequestsPerSocket: config.server.maxRequestsPerSocket,
+    http: { headersTimeout: config.server.headersTimeoutSeconds * 1000 },
     requestIdHeader: false,
     requestIdLogLabel: 'requestId',
     genReqId: (req) => {
@@ -92,12 +97,12 @@ export async function buildApp({ config, services, namespaces, logger = true }: 
 
   const auth = await createAuthenticator(config, app.log);
   app.addHook('onClose', () => auth.close());
-  const authenticate = (presented: string | string[] | undefined) => auth.authenticate(presented);
+  const authenticate = (presented: string | string[] | undefined, address: string) => auth.authenticate(presented, address);
   app.decorateRequest('caller', null as never);
   app.addHook('onRequest', async (req, reply) => {
     reply.header('X-Request-ID', req.id);
     if (PUBLIC_ROUTES.has(req.routeOptions.url ?? '')) return;
-    req.caller = await authenticate(req.headers[API_KEY_HEADER]);
+    req.caller = await authenticate(req.headers[API_KEY_HEADER], req.ip);
     // Every log line of the request says whose it is (the tenant name, never the key).
     req.log = reply.log = req.log.child({ tenant: req.caller.kind === 'admin' ? '(admin)' : req.caller.tenant });
   });
@@ -144,6 +149,7 @@ export async function buildApp({ config, services, namespaces, logger = true }: 
   const { countClientEvent } = registerMetrics(app, services.workflows, services.quotas);
   const { sandboxes, snapshots } = services;
   const prepareSpec = createSpecPreparer({ config, snapshots, ...(namespaces ? { namespaces } : {}) });
+  const connections = new ProxyConnections(config.server.proxyConnectionsPerTenant);
   for (const prefix of ['', '/v1']) {
     await app.register(sandboxRoutes, { prefix, config, sandboxes, prepareSpec });
     await app.register(renewScheduleRoutes, { prefix, renewSchedules: services.renewSchedules });
@@ -151,9 +157,9 @@ export async function buildApp({ config, services, namespaces, logger = true }: 
     await app.register(operationsRoutes, { prefix, mounts: services.mounts, workflows: services.workflows });
     await app.register(clientEventRoutes, { prefix, count: countClientEvent });
     await app.register(tenantRoutes, { prefix, quotas: services.quotas });
-    await app.register(proxyRoutes, { prefix, config, sandboxes });
+    await app.register(proxyRoutes, { prefix, config, sandboxes, connections });
   }
-  handleProxyUpgrades(app.server, { config, sandboxes, authenticate, log: app.log });
+  handleProxyUpgrades(app.server, { config, sandboxes, connections, authenticate, log: app.log });
   return app;
 }
 

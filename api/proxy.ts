@@ -80,6 +80,35 @@ const PROXY_PATH = /^(?:\/v1)?\/sandboxes\/([^/?]+)\/proxy\/([^/?]+)(\/[^?]*)?(\
 export interface ProxyDeps {
   config: Config;
   sandboxes: Pick<SandboxService, 'get'>;
+  connections: ProxyConnections;
+}
+
+/**
+ * Open proxied connections per tenant (HTTP requests in flight and WebSocket tunnels), shared by
+ * every proxy route of the app: over `server.proxyConnectionsPerTenant` a tenant gets 429, so one
+ * tenant cannot hold all of the API's sockets.
+ */
+export class ProxyConnections {
+  private readonly open = new Map<string, number>();
+
+  constructor(private readonly limit: number) {}
+
+  /** Take a slot for the caller, or 429; the returned function gives it back (idempotent). */
+  acquire(caller: Caller): () => void {
+    const key = caller.kind === 'admin' ? '(admin)' : caller.tenant;
+    const n = this.open.get(key) ?? 0;
+    if (n >= this.limit)
+      throw new TideboxError('QUOTA_EXCEEDED', `too many open proxied connections: at most ${this.limit} per tenant, and ${n} are open`);
+    this.open.set(key, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.open.get(key) ?? 1) - 1;
+      if (left > 0) this.open.set(key, left);
+      else this.open.delete(key);
+    };
+  }
 }
 
 /** Resolve the upstream of a proxied request: the caller's Running sandbox, a reachable port. */
@@ -127,6 +156,9 @@ export const proxyRoutes: FastifyPluginAsyncZod<ProxyDeps> = async (app, deps) =
     const { sandboxId, port, path } = target;
     const upstream = await upstreamFor(deps, req.caller, sandboxId, port);
     req.log.debug({ sandboxId, port }, 'proxying request');
+    const release = deps.connections.acquire(req.caller);
+    reply.raw.once('close', release);
+    const idleMs = deps.config.server.proxyIdleTimeoutSeconds * 1000;
 
     const headers = forwardedRequestHeaders(req.raw, { upgrade: false });
     // transfer-encoding is hop-by-hop, but the body still needs framing: without it Node would send a
@@ -146,7 +178,8 @@ export const proxyRoutes: FastifyPluginAsyncZod<ProxyDeps> = async (app, deps) =
         timeout: CONNECT_TIMEOUT_MS,
       });
       outgoing.on('response', (res) => {
-        outgoing.setTimeout(0); // long polls and streams may be quiet for a long time once answered
+        // Long polls and streams may be quiet a while once answered, but not for ever.
+        outgoing.setTimeout(idleMs, () => outgoing.destroy(new Error(`no traffic for ${idleMs} ms`)));
         reply.code(res.statusCode ?? 502).headers(responseHeaders(res.headers));
         resolve(reply.send(res));
       });
@@ -170,7 +203,10 @@ export const proxyRoutes: FastifyPluginAsyncZod<ProxyDeps> = async (app, deps) =
   app.route({ method, url: '/sandboxes/:sandboxId/proxy/:port/*', schema: { hide: true }, handler });
 };
 
-type UpgradeDeps = ProxyDeps & { authenticate: (key: string | string[] | undefined) => Promise<Caller>; log: FastifyBaseLogger };
+type UpgradeDeps = ProxyDeps & {
+  authenticate: (key: string | string[] | undefined, address: string) => Promise<Caller>;
+  log: FastifyBaseLogger;
+};
 
 /**
  * WebSocket (and any other Upgrade) through the same proxy paths, authenticated like every route.
@@ -221,10 +257,15 @@ async function proxyUpgrade(deps: UpgradeDeps, req: IncomingMessage, socket: Dup
   const onClientGone = () => (clientGone = true);
   socket.on('error', () => socket.destroy());
   socket.once('close', onClientGone);
+  // Only WebSocket: any other Upgrade would turn this server into a raw TCP tunnel to the sandbox.
+  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket')
+    throw new TideboxError('INVALID_PARAMETER', 'only WebSocket upgrades (Upgrade: websocket) are proxied');
   const target = upstreamPath(req.url)!;
-  const caller = await deps.authenticate(req.headers[API_KEY_HEADER]);
+  const caller = await deps.authenticate(req.headers[API_KEY_HEADER], req.socket.remoteAddress ?? '');
   const upstream = await upstreamFor(deps, caller, target.sandboxId, target.port);
   if (clientGone) return;
+  const release = deps.connections.acquire(caller);
+  socket.once('close', release);
 
   const upstreamSocket: Socket = await new Promise((resolve, reject) => {
     const s = connect({ port: upstream.port, host: upstream.host, timeout: CONNECT_TIMEOUT_MS });
@@ -248,15 +289,69 @@ async function proxyUpgrade(deps: UpgradeDeps, req: IncomingMessage, socket: Dup
   }
   upstreamSocket.write(`${lines.join('\r\n')}\r\n\r\n`);
   if (head.length) upstreamSocket.write(head);
+  socket.off('close', onClientGone);
+  upstreamSocket.on('error', () => socket.destroy());
+  socket.on('close', () => upstreamSocket.destroy());
+  upstreamSocket.on('close', () => socket.destroy());
+  // Either side quiet for the idle timeout closes both.
+  const idleMs = deps.config.server.proxyIdleTimeoutSeconds * 1000;
+  for (const s of [socket as Socket, upstreamSocket]) s.setTimeout(idleMs, () => s.destroy());
+
+  // The sandbox's answer first: only its 101 opens the tunnel. Anything else is relayed and closed.
+  const answer = await responseHead(upstreamSocket, CONNECT_TIMEOUT_MS);
+  socket.write(answer.bytes);
+  if (answer.status !== 101) {
+    upstreamSocket.pipe(socket);
+    return;
+  }
   deps.log.info(
     { sandboxId: target.sandboxId, port: target.port, tenant: caller.kind === 'admin' ? '(admin)' : caller.tenant },
     'proxying upgrade',
   );
   // From here on the two sockets are one pipe; either side closing closes both.
-  socket.off('close', onClientGone);
-  upstreamSocket.on('error', () => socket.destroy());
-  socket.on('close', () => upstreamSocket.destroy());
-  upstreamSocket.on('close', () => socket.destroy());
   upstreamSocket.pipe(socket);
   socket.pipe(upstreamSocket);
+}
+
+/** The most of a response head read before the tunnel opens. */
+const MAX_RESPONSE_HEAD = 16 * 1024;
+
+/**
+ * Read the upstream's response head (and whatever arrived with it) off a socket, bounded in size and
+ * time; the socket is paused again afterwards so piping it loses nothing.
+ */
+function responseHead(s: Socket, timeoutMs: number): Promise<{ status: number; bytes: Buffer }> {
+  return new Promise((resolve, reject) => {
+    let buffered = Buffer.alloc(0);
+    const done = (err?: Error, result?: { status: number; bytes: Buffer }) => {
+      clearTimeout(timer);
+      s.off('data', onData);
+      s.off('close', onClose);
+      s.pause();
+      if (err) reject(err);
+      else resolve(result!);
+    };
+    const onData = (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      const end = buffered.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (buffered.length > MAX_RESPONSE_HEAD)
+          done(new TideboxError('UPSTREAM_UNAVAILABLE', 'the sandbox answered the upgrade with an oversized head'));
+        return;
+      }
+      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(buffered.subarray(0, end).toString('latin1'))?.[1]);
+      if (!status)
+        return done(new TideboxError('UPSTREAM_UNAVAILABLE', 'the sandbox answered the upgrade with something that is not HTTP'));
+      done(undefined, { status, bytes: buffered });
+    };
+    const onClose = () =>
+      done(new TideboxError('UPSTREAM_UNAVAILABLE', 'the sandbox closed the connection instead of answering the upgrade'));
+    const timer = setTimeout(
+      () => done(new TideboxError('UPSTREAM_UNAVAILABLE', `the sandbox did not answer the upgrade within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    s.on('data', onData);
+    s.once('close', onClose);
+    s.resume();
+  });
 }

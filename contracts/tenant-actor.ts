@@ -26,6 +26,11 @@ export type ReserveOutcome = { admitted: true; usage: Usage } | { admitted: fals
 export const reserveUpdate = defineUpdate<ReserveOutcome, [{ sandboxId: string; reservation: Reservation; limits: UsageLimits }]>(
   'reserve',
 );
+/**
+ * Record a share without judging it: for a tenant with no usage limit, whose creates must not wait
+ * for a worker (a Signal is durable at once; the actor counts it when it next runs). Idempotent.
+ */
+export const recordSignal = defineSignal<[{ sandboxId: string; reservation: Reservation }]>('record');
 /** The sandbox no longer holds anything (it terminated, or never started). Idempotent. */
 export const releaseSignal = defineSignal<[{ sandboxId: string }]>('release');
 export const usageQuery = defineQuery<Usage>('usage');

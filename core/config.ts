@@ -6,6 +6,7 @@ import { sandboxSizingProblem } from './quantities';
 import { QuotaSchema } from './quotas';
 import { CLAIM_ACCESS_MODES } from './sandbox';
 import { nestedPrefixes } from './storage';
+import { ServerSchema } from './server-config';
 import { TEMPORAL_ENV_KEYS, TemporalSchema, temporalConfigProblem } from './temporal-config';
 
 /**
@@ -19,40 +20,7 @@ export const ConfigSchema = z
     dataDir: z.string().min(1).default('.tidebox'),
     /** Distinguishes installs sharing one Docker engine; every container carries it as a label. */
     instance: HostId.default('tidebox'),
-    server: z
-      .object({
-        host: z.string().min(1).default('127.0.0.1'),
-        port: z.coerce.number().int().min(0).max(65535).default(8080),
-        apiKey: z.string().min(16, 'must be at least 16 characters').optional(),
-        bodyLimitBytes: z
-          .number()
-          .int()
-          .min(1024)
-          .default(1024 * 1024),
-        /** How long POST /sandboxes waits for Running/Failed before answering 202 Pending. */
-        createWaitSeconds: z.number().min(0).max(600).default(60),
-        /** How long DELETE waits for Terminated before answering 204 anyway. */
-        deleteWaitSeconds: z.number().min(0).max(600).default(30),
-        /**
-         * A tenant actor checks reservations older than this against their sandbox actors (a create that
-         * crashed between reserving and starting, an actor terminated by hand), this often. Must exceed
-         * any create's time between the two (temporalCallTimeoutSeconds).
-         */
-        quotaCheckGraceSeconds: z.number().int().min(1).max(86_400).default(120),
-        quotaCheckIntervalSeconds: z.number().int().min(1).max(86_400).default(60),
-        /** Upper bound on any single call from the API into Temporal. */
-        temporalCallTimeoutSeconds: z.number().min(1).max(600).default(15),
-        /**
-         * Host (and port) clients use to reach this server, for server-proxy endpoints
-         * (`<publicHost>/sandboxes/<id>/proxy/<port>`). Unset: the request's Host header.
-         */
-        publicHost: z
-          .string()
-          .regex(/^[^/\s]+$/, 'must be host[:port] without a scheme or path')
-          .optional(),
-      })
-      .strict()
-      .prefault({}),
+    server: ServerSchema,
     temporal: TemporalSchema,
     sandbox: z
       .object({
@@ -146,6 +114,10 @@ export const ConfigSchema = z
         /** http provider: GET with the caller's key in OPEN-SANDBOX-API-KEY → 200 {name, namespace, ttlSeconds} | 401. */
         endpoint: z.string().url().optional(),
         ttlSeconds: z.number().int().min(0).max(86_400).default(60),
+        /** The longest a provider's own ttlSeconds may keep an answer fresh (a revoked key stops working within it). */
+        maxTtlSeconds: z.number().int().min(0).max(86_400).default(300),
+        /** How long a key the provider refused (401) is refused again without asking it. */
+        rejectedTtlSeconds: z.number().int().min(0).max(3600).default(30),
         /** How long past its TTL a cached answer is still served while the provider is unreachable. */
         maxStaleSeconds: z.number().int().min(0).max(86_400).default(300),
         timeoutSeconds: z.number().min(0.1).max(60).default(5),

@@ -19,6 +19,8 @@ export const ErrorCodes = {
   FORBIDDEN: { code: 'AUTH::FORBIDDEN', httpStatus: 403 },
   /** The HTTP tenant provider cannot be reached and no usable cached answer exists: never a 401. */
   TENANT_PROVIDER_UNAVAILABLE: { code: 'AUTH::TENANT_PROVIDER_UNAVAILABLE', httpStatus: 503 },
+  /** Too many requests without a valid API key from one client address (server.unauthenticatedPerMinute). */
+  TOO_MANY_REQUESTS: { code: 'AUTH::TOO_MANY_FAILURES', httpStatus: 429 },
   ROUTE_NOT_FOUND: { code: 'SERVER::ROUTE_NOT_FOUND', httpStatus: 404 },
   BACKEND_UNAVAILABLE: { code: 'SERVER::BACKEND_UNAVAILABLE', httpStatus: 503 },
   UPSTREAM_UNAVAILABLE: { code: 'SERVER::UPSTREAM_UNAVAILABLE', httpStatus: 502 },

@@ -2,6 +2,7 @@ import { allHandlersFinished, condition, continueAsNew, proxyActivities, setHand
 import type { MessagingActivities } from '../contracts/messaging';
 import {
   limitsQuery,
+  recordSignal,
   releaseSignal,
   reserveUpdate,
   type TenantWorkflow,
@@ -49,6 +50,10 @@ export const tenantWorkflow: TenantWorkflow = async (input: TenantWorkflowInput)
     if (problem) return { admitted: false, message: problem, usage: usage() };
     reservations.set(sandboxId, { cpuMillis: reservation.cpuMillis, memoryBytes: reservation.memoryBytes, at: new Date().toISOString() });
     return { admitted: true, usage: usage() };
+  });
+  setHandler(recordSignal, ({ sandboxId, reservation }) => {
+    if (!reservations.has(sandboxId))
+      reservations.set(sandboxId, { cpuMillis: reservation.cpuMillis, memoryBytes: reservation.memoryBytes, at: new Date().toISOString() });
   });
   setHandler(releaseSignal, ({ sandboxId }) => {
     reservations.delete(sandboxId);

@@ -41,8 +41,8 @@ export function presentedKey(presented: string | string[] | undefined): string {
 }
 
 export interface Authenticator {
-  /** The caller a request's OPEN-SANDBOX-API-KEY header stands for; throws the 401/503 to answer. */
-  authenticate(presented: string | string[] | undefined): Promise<Caller>;
+  /** The caller a request's OPEN-SANDBOX-API-KEY header stands for (`address`: the client's); throws the 401/429/503 to answer. */
+  authenticate(presented: string | string[] | undefined, address?: string): Promise<Caller>;
   close(): Promise<void>;
 }
 

@@ -1,5 +1,6 @@
 import type { Config } from '../../core/config';
 import { Authenticator, createApiKeyAuth } from './api-key';
+import { AuthFailureLimiter } from './failure-limiter';
 import { AuthLog, FileTenantProvider } from './tenant-file';
 import { HttpTenantProvider } from './tenant-http';
 
@@ -16,6 +17,9 @@ export async function createAuthenticator(config: Config, log: AuthLog): Promise
   return new HttpTenantProvider({
     endpoint: t.endpoint!,
     ttlSeconds: t.ttlSeconds,
+    maxTtlSeconds: t.maxTtlSeconds,
+    rejectedTtlSeconds: t.rejectedTtlSeconds,
+    failures: new AuthFailureLimiter(config.server.unauthenticatedPerMinute),
     maxStaleSeconds: t.maxStaleSeconds,
     timeoutSeconds: t.timeoutSeconds,
     authHeader: t.authHeader,

@@ -1,13 +1,20 @@
 import { TideboxError } from '../../core/errors';
 import { Caller, ProviderAnswerSchema } from '../../core/tenants';
 import { Authenticator, keyDigest, KeyRing, presentedKey } from './api-key';
+import type { AuthFailureLimiter } from './failure-limiter';
 import type { AuthLog } from './tenant-file';
 
 export interface HttpTenantProviderOptions {
   endpoint: string;
   ttlSeconds: number;
+  /** Cap on a provider answer's own ttlSeconds. */
+  maxTtlSeconds?: number;
+  /** A refused key is refused again from memory this long. */
+  rejectedTtlSeconds?: number;
   maxStaleSeconds: number;
   timeoutSeconds: number;
+  /** Keys the provider refused, per client address: past the limit an unknown key is not looked up. */
+  failures?: AuthFailureLimiter;
   authHeader?: string;
   authToken?: string;
   adminKeys: string[];
@@ -31,10 +38,14 @@ class KeyRejected extends Error {}
  * for their TTL; concurrent requests with one uncached key share a single lookup and its outcome.
  * While the provider is unreachable or failing, an expired answer is still served for up to
  * maxStaleSeconds; after that, or with nothing cached, the caller gets 503 — an outage is never
- * reported as a bad key. A 401 drops the cached answer at once.
+ * reported as a bad key. A 401 drops the cached answer at once, and is itself remembered for
+ * rejectedTtlSeconds: a client cycling through unknown keys, or repeating one, cannot make every
+ * request a provider call.
  */
 export class HttpTenantProvider implements Authenticator {
   private readonly cache = new Map<string, Entry>();
+  /** Digests of keys the provider refused, and until when that answer stands. */
+  private readonly rejected = new Map<string, number>();
   private readonly inflight = new Map<string, Promise<Caller>>();
   private readonly adminRing: KeyRing<Caller>;
   private readonly maxEntries: number;
@@ -49,17 +60,25 @@ export class HttpTenantProvider implements Authenticator {
     }
   }
 
-  async authenticate(presented: string | string[] | undefined): Promise<Caller> {
+  async authenticate(presented: string | string[] | undefined, address = ''): Promise<Caller> {
     const key = presentedKey(presented);
     const admin = this.adminRing.find(key);
     if (admin) return admin;
     const id = keyDigest(key).toString('hex');
+    const refusedUntil = this.rejected.get(id);
+    if (refusedUntil !== undefined) {
+      // Answered from memory: costs the provider nothing, so it does not count against the address.
+      if (Date.now() < refusedUntil) throw new TideboxError('INVALID_API_KEY', 'invalid API key');
+      this.rejected.delete(id);
+    }
     const cached = this.cache.get(id);
     if (cached && Date.now() < cached.freshUntil) return cached.caller;
 
     let lookup = this.inflight.get(id);
+    if (!lookup && this.opts.failures?.blocked(address))
+      throw new TideboxError('TOO_MANY_REQUESTS', 'too many unknown API keys from this address; try again in a minute');
     if (!lookup) {
-      lookup = this.lookup(key, id).finally(() => this.inflight.delete(id));
+      lookup = this.lookup(key, id, address).finally(() => this.inflight.delete(id));
       this.inflight.set(id, lookup);
     }
     try {
@@ -81,9 +100,10 @@ export class HttpTenantProvider implements Authenticator {
 
   async close(): Promise<void> {
     this.cache.clear();
+    this.rejected.clear();
   }
 
-  private async lookup(key: string, id: string): Promise<Caller> {
+  private async lookup(key: string, id: string, address: string): Promise<Caller> {
     this.calls++;
     const headers: Record<string, string> = { 'OPEN-SANDBOX-API-KEY': key, accept: 'application/json' };
     if (this.opts.authHeader && this.opts.authToken) headers[this.opts.authHeader] = this.opts.authToken;
@@ -98,6 +118,13 @@ export class HttpTenantProvider implements Authenticator {
     if (res.status === 401) {
       await res.body?.cancel();
       this.cache.delete(id);
+      // One refusal per provider call, counted against the address that made it (not each waiter).
+      this.opts.failures?.failed(address);
+      const rememberMs = (this.opts.rejectedTtlSeconds ?? 30) * 1000;
+      if (rememberMs > 0) {
+        this.rejected.set(id, Date.now() + rememberMs);
+        while (this.rejected.size > this.maxEntries) this.rejected.delete(this.rejected.keys().next().value as string);
+      }
       throw new KeyRejected();
     }
     if (res.status !== 200) {
@@ -113,7 +140,8 @@ export class HttpTenantProvider implements Authenticator {
       ...(parsed.data.quotas ? { quotas: parsed.data.quotas } : {}),
     };
     const now = Date.now();
-    const freshUntil = now + (parsed.data.ttlSeconds ?? this.opts.ttlSeconds) * 1000;
+    const ttlSeconds = Math.min(parsed.data.ttlSeconds ?? this.opts.ttlSeconds, this.opts.maxTtlSeconds ?? Infinity);
+    const freshUntil = now + ttlSeconds * 1000;
     this.cache.delete(id); // re-insert at the end: Map order is the eviction order
     this.cache.set(id, { caller, freshUntil, staleUntil: freshUntil + this.opts.maxStaleSeconds * 1000 });
     while (this.cache.size > this.maxEntries) this.cache.delete(this.cache.keys().next().value as string);

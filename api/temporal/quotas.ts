@@ -1,10 +1,12 @@
-import { WithStartWorkflowOperation } from '@temporalio/client';
+import { type Client, WithStartWorkflowOperation } from '@temporalio/client';
 import {
   limitsQuery,
+  recordSignal,
   releaseSignal,
   reserveUpdate,
   TENANT_WORKFLOW_TYPE,
   type TenantWorkflow,
+  type TenantWorkflowInput,
   tenantWorkflowId,
   usageQuery,
 } from '../../contracts/tenant-actor';
@@ -12,6 +14,7 @@ import type { Config } from '../../core/config';
 import { TideboxError } from '../../core/errors';
 import { effectiveQuota, type Quota, type Reservation, type Usage, type UsageLimits, usageLimits } from '../../core/quotas';
 import type { TenantCaller } from '../../core/tenants';
+import { GrpcStatus, hasGrpcStatus } from '../../platform/grpc-status';
 import { isWorkflowGone } from './errors';
 import type { TemporalGateway } from './gateway';
 
@@ -27,33 +30,86 @@ export function createQuotaService(temporal: TemporalGateway, config: Config) {
   /** Tenants that created through this process (their usage is on /metrics); bounded by the tenants there are. */
   const seen = new Set<string>();
 
+  const turns = new Map<string, { running: number; waiting: Array<() => void> }>();
+  /** Run `fn` when fewer than quotaReservationsInFlight of this tenant's reservations are in flight here. */
+  async function inTurn<T>(tenant: string, fn: () => Promise<T>): Promise<T> {
+    let t = turns.get(tenant);
+    if (!t) turns.set(tenant, (t = { running: 0, waiting: [] }));
+    if (t.running >= config.server.quotaReservationsInFlight) await new Promise<void>((resolve) => t.waiting.push(resolve));
+    t.running++;
+    try {
+      return await fn();
+    } finally {
+      t.running--;
+      const next = t.waiting.shift();
+      if (next) next();
+      else if (t.running === 0) turns.delete(tenant);
+    }
+  }
+
   /** The caller's limits: its own over `[quotas]`. */
   const quotaOf = (caller: TenantCaller): Quota => effectiveQuota(config.quotas, caller.quotas);
 
   /** Reserve the sandbox's share, or 429 naming the limit and the usage. Idempotent per sandbox id. */
   async function reserve(caller: TenantCaller, sandboxId: string, reservation: Reservation): Promise<void> {
     seen.add(caller.tenant);
-    const outcome = await temporal.call((client) =>
-      client.workflow.executeUpdateWithStart(reserveUpdate, {
-        args: [{ sandboxId, reservation, limits: usageLimits(quotaOf(caller)) }],
-        startWorkflowOperation: new WithStartWorkflowOperation<TenantWorkflow>(TENANT_WORKFLOW_TYPE, {
-          workflowId: tenantWorkflowId(caller.tenant),
-          taskQueue: config.temporal.taskQueue,
-          args: [
-            {
-              tenant: caller.tenant,
-              check: { graceSeconds: config.server.quotaCheckGraceSeconds, intervalSeconds: config.server.quotaCheckIntervalSeconds },
-            },
-          ],
-          workflowIdConflictPolicy: 'USE_EXISTING',
+    const limits = usageLimits(quotaOf(caller));
+    if (Object.keys(limits).length === 0) {
+      // Nothing to judge: record the share with a Signal, durable at once, so a create is accepted
+      // (202 Pending) even while no worker runs, as it always was. Only a limit needs the actor's answer.
+      await temporal.call((client) =>
+        client.workflow.signalWithStart<TenantWorkflow, [{ sandboxId: string; reservation: Reservation }]>(TENANT_WORKFLOW_TYPE, {
+          ...tenantStart(caller.tenant),
+          signal: recordSignal,
+          signalArgs: [{ sandboxId, reservation }],
         }),
-      }),
+      );
+      return;
+    }
+    // Every create of a tenant meets at its actor, and Temporal admits only a few Updates in flight per
+    // workflow (history.maxInFlightUpdates, 10 by default); beyond that the client backs off for
+    // seconds. So this process sends at most server.quotaReservationsInFlight at a time per tenant and
+    // queues the rest: the handler never waits, so each one takes a workflow task's time.
+    const outcome = await inTurn(caller.tenant, () =>
+      temporal.call(
+        async (client) => {
+          for (let attempt = 1; ; attempt++) {
+            try {
+              return await reserveOnce(client, caller, sandboxId, reservation);
+            } catch (err) {
+              // The Update met a workflow task failure and was never accepted: send it again.
+              if (!hasGrpcStatus(err, GrpcStatus.FAILED_PRECONDITION) || attempt >= 4) throw err;
+            }
+          }
+        },
+        { what: 'quota reservation' },
+      ),
     );
     if (!outcome.admitted) {
       refusals.set(caller.tenant, (refusals.get(caller.tenant) ?? 0) + 1);
       throw new TideboxError('QUOTA_EXCEEDED', outcome.message);
     }
   }
+
+  const reserveOnce = (client: Client, caller: TenantCaller, sandboxId: string, reservation: Reservation) =>
+    client.workflow.executeUpdateWithStart(reserveUpdate, {
+      args: [{ sandboxId, reservation, limits: usageLimits(quotaOf(caller)) }],
+      startWorkflowOperation: new WithStartWorkflowOperation<TenantWorkflow>(TENANT_WORKFLOW_TYPE, {
+        ...tenantStart(caller.tenant),
+        workflowIdConflictPolicy: 'USE_EXISTING',
+      }),
+    });
+
+  const tenantStart = (tenant: string) => ({
+    workflowId: tenantWorkflowId(tenant),
+    taskQueue: config.temporal.taskQueue,
+    args: [
+      {
+        tenant,
+        check: { graceSeconds: config.server.quotaCheckGraceSeconds, intervalSeconds: config.server.quotaCheckIntervalSeconds },
+      },
+    ] as [TenantWorkflowInput],
+  });
 
   /** Give a share back (its sandbox actor was never started). Idempotent; the tenant actor's own check catches a lost one. */
   async function release(tenant: string, sandboxId: string): Promise<void> {

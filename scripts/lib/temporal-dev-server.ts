@@ -12,6 +12,8 @@ export interface DevServerOptions {
   uiPort?: number;
   logFile: string;
   namespace?: string;
+  /** Dynamic config values (`--dynamic-config-value KEY=VALUE`, VALUE as JSON), e.g. to lower a server limit in a test. */
+  dynamicConfig?: Record<string, unknown>;
 }
 
 /**
@@ -46,6 +48,7 @@ export class TemporalDevServer {
       'warn',
       ...SEARCH_ATTRIBUTE_DECLARATIONS.flatMap((d) => ['--search-attribute', `${d.name}=${d.cliType}`]),
       ...(o.uiPort ? ['--ui-port', String(o.uiPort), '--ui-ip', '127.0.0.1'] : ['--headless']),
+      ...Object.entries(o.dynamicConfig ?? {}).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${JSON.stringify(value)}`]),
     ];
     const log = createWriteStream(o.logFile, { flags: 'a' });
     const child = spawn(o.cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });

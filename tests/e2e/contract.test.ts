@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import WebSocket from 'ws';
@@ -8,7 +9,10 @@ const API_KEY = 'contract-key-0123456789abcdef';
 let stack: Stack;
 
 beforeAll(async () => {
-  stack = await Stack.start({ apiKey: API_KEY, config: { docker: { startupGraceMs: 300 } } });
+  stack = await Stack.start({
+    apiKey: API_KEY,
+    config: { docker: { startupGraceMs: 300 }, server: { proxyIdleTimeoutSeconds: 3, proxyConnectionsPerTenant: 3 } },
+  });
 });
 afterAll(async () => {
   await stack?.destroy();
@@ -324,5 +328,57 @@ describe('server proxy', () => {
       refused.once('error', () => resolve(-1));
     });
     expect(status).toBe(401);
+  });
+
+  const wsUrl = (port: number) => `ws://${new URL(stack.baseUrl).host}/v1/sandboxes/${id}/proxy/${port}/echo`;
+  const open = (port = WS_PORT) =>
+    new Promise<WebSocket>((resolve, reject) => {
+      const ws = new WebSocket(wsUrl(port), { headers: { 'OPEN-SANDBOX-API-KEY': API_KEY } });
+      ws.once('open', () => resolve(ws));
+      ws.once('unexpected-response', (_req, res) =>
+        reject(Object.assign(new Error(`status ${res.statusCode}`), { status: res.statusCode })),
+      );
+      ws.once('error', reject);
+    });
+
+  it('when a proxied WebSocket idles past proxyIdleTimeoutSeconds, then the proxy closes it', async () => {
+    const ws = await open();
+    const openedAt = Date.now();
+    await new Promise((resolve) => ws.once('close', resolve));
+    const idle = Date.now() - openedAt;
+    expect(idle).toBeGreaterThanOrEqual(2500);
+    expect(idle).toBeLessThan(10_000);
+  });
+
+  it('when a tenant holds proxyConnectionsPerTenant WebSockets, then one more gets 429; closing one makes room', async () => {
+    const held = await Promise.all([open(), open(), open()]);
+    await expect(open()).rejects.toMatchObject({ status: 429 });
+    const closed = new Promise((resolve) => held[0]!.once('close', resolve));
+    held[0]!.close();
+    await closed;
+    const another = await waitFor('a free place', () => open().catch(() => undefined), 5000, 100);
+    for (const ws of [...held.slice(1), another]) ws.close();
+  });
+
+  it('when an Upgrade is not websocket, or the sandbox does not answer 101, then no tunnel opens', async () => {
+    const raw = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(new URL(stack.baseUrl).port), '127.0.0.1', () => socket.write(request));
+        let text = '';
+        socket.on('data', (d) => (text += d.toString('latin1')));
+        socket.on('end', () => resolve(text));
+        socket.on('error', reject);
+      });
+    const h2c = await raw(
+      `GET /v1/sandboxes/${id}/proxy/${WS_PORT}/ HTTP/1.1\r\nHost: x\r\nOPEN-SANDBOX-API-KEY: ${API_KEY}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`,
+    );
+    expect(h2c).toMatch(/^HTTP\/1\.1 400 /);
+    expect(h2c).toContain('only WebSocket upgrades (Upgrade: websocket) are proxied');
+    // The sandbox's HTTP port is no WebSocket server: its own (non-101) answer comes back, and the connection ends.
+    const notWs = await raw(
+      `GET /v1/sandboxes/${id}/proxy/${HTTP_PORT}/ HTTP/1.1\r\nHost: x\r\nOPEN-SANDBOX-API-KEY: ${API_KEY}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+    );
+    expect(notWs).toMatch(/^HTTP\/1\.[01] [2-5]\d\d /);
+    expect(notWs).not.toMatch(/^HTTP\/1\.[01] 101/);
   });
 });

@@ -2,14 +2,14 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import type { AddressInfo } from 'node:net';
 import { HttpTenantProvider } from '../../api/auth/tenant-http';
 import { TideboxError } from '../../core/errors';
-import { Stack, waitFor } from '../helpers/stack';
+import { sandboxRequest, Stack, waitFor } from '../helpers/stack';
 
 /**
  * The HTTP tenant provider against a real HTTP server on 127.0.0.1 that the test controls: which
  * keys it knows, whether it is up, how slowly it answers, and how many lookups it has served.
  */
 class ProviderServer {
-  readonly keys = new Map<string, { name: string; namespace: string; ttlSeconds?: number }>();
+  readonly keys = new Map<string, { name: string; namespace: string; ttlSeconds?: number; quotas?: Record<string, unknown> }>();
   mode: 'up' | 'error' | 'hang' = 'up';
   delayMs = 0;
   calls = 0;
@@ -48,6 +48,8 @@ class ProviderServer {
 
 const KEY_A = 'tenant-a-key-0123456789';
 const KEY_B = 'tenant-b-key-0123456789';
+const KEY_C = 'tenant-c-key-0123456789';
+const KEY_Q = 'tenant-q-key-0123456789';
 const ADMIN = 'admin-key-0123456789abcdef';
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -79,6 +81,7 @@ describe('HTTP tenant provider through the API (real stack)', () => {
           authToken: 'provider-secret-token',
           adminKeys: [ADMIN],
         },
+        server: { unauthenticatedPerMinute: 20 },
       },
     });
   });
@@ -103,7 +106,8 @@ describe('HTTP tenant provider through the API (real stack)', () => {
     expect((await stack.request('GET', '/v1/sandboxes', undefined, { 'OPEN-SANDBOX-API-KEY': KEY_B })).status).toBe(401);
     provider.mode = 'error';
     try {
-      const r = await stack.request('GET', '/v1/sandboxes', undefined, { 'OPEN-SANDBOX-API-KEY': KEY_B });
+      // (Another unknown key: KEY_B's refusal is remembered, and answered 401 without asking.)
+      const r = await stack.request('GET', '/v1/sandboxes', undefined, { 'OPEN-SANDBOX-API-KEY': KEY_C });
       expect(r.status).toBe(503);
       expect(r.body.code).toBe('AUTH::TENANT_PROVIDER_UNAVAILABLE');
       // Admin keys are config, not provider answers: they keep working during the outage.
@@ -111,6 +115,27 @@ describe('HTTP tenant provider through the API (real stack)', () => {
     } finally {
       provider.mode = 'up';
     }
+  });
+
+  it("when the provider's answer carries quotas, then they apply to that tenant", async () => {
+    provider.keys.set(KEY_Q, { name: 'team-q', namespace: 'ns-q', quotas: { maxSandboxes: 1 } });
+    const first = await stack.as(KEY_Q)('POST', '/v1/sandboxes', sandboxRequest());
+    expect(first.status).toBe(202);
+    const second = await stack.as(KEY_Q)('POST', '/v1/sandboxes', sandboxRequest());
+    expect(second.status).toBe(429);
+    expect(second.body.message).toBe('quota exceeded: maxSandboxes is 1 and 1 are live');
+    expect((await stack.as(KEY_Q)('DELETE', `/v1/sandboxes/${first.body.id}`)).status).toBe(204);
+  });
+
+  it('when 1,000 requests carry one unknown key, then the provider is asked once', async () => {
+    const before = provider.calls;
+    const statuses: number[] = [];
+    for (let batch = 0; batch < 20; batch++) {
+      const answers = await Promise.all(Array.from({ length: 50 }, () => stack.as('unknown-key-0123456789abc')('GET', '/v1/sandboxes')));
+      statuses.push(...answers.map((r) => r.status));
+    }
+    expect(new Set(statuses)).toEqual(new Set([401]));
+    expect(provider.calls - before).toBe(1);
   });
 
   it('when the API logs, then neither the caller key nor the provider token appears', async () => {
@@ -121,6 +146,20 @@ describe('HTTP tenant provider through the API (real stack)', () => {
     });
     expect(log).not.toContain(KEY_A);
     expect(log).not.toContain('provider-secret-token');
+  });
+
+  // Last in this block: it uses up this address's allowance of refused keys for a minute.
+  it('when one address cycles through unknown keys, then past the limit it gets 429 without a provider call; a known key still works', async () => {
+    const before = provider.calls;
+    const codes: string[] = [];
+    for (let i = 0; i < 100; i++) codes.push((await stack.as(`made-up-key-${i}-0123456789`)('GET', '/v1/sandboxes')).body.code);
+    // Earlier tests in this block already had a few keys refused from this address within the minute.
+    const refused = codes.filter((c) => c === 'AUTH::INVALID_API_KEY').length;
+    expect(refused).toBeGreaterThan(15);
+    expect(refused).toBeLessThanOrEqual(20);
+    expect(codes).toEqual([...Array(refused).fill('AUTH::INVALID_API_KEY'), ...Array(100 - refused).fill('AUTH::TOO_MANY_FAILURES')]);
+    expect(provider.calls - before).toBe(refused);
+    expect((await stack.as(KEY_A)('GET', '/v1/sandboxes')).status).toBe(200);
   });
 });
 
@@ -187,8 +226,30 @@ describe('HTTP tenant provider cache (real HTTP server)', () => {
     server.keys.delete(KEY_A); // revoked
     expect(await codeOf(p.authenticate(KEY_A))).toBe('AUTH::INVALID_API_KEY');
     server.mode = 'error';
-    // Without eviction the 60 s stale window would serve team-a here.
-    expect(await codeOf(p.authenticate(KEY_A))).toBe('AUTH::TENANT_PROVIDER_UNAVAILABLE');
+    // Without eviction the 60 s stale window would serve team-a here; the refusal is remembered instead.
+    const asked = p.calls;
+    expect(await codeOf(p.authenticate(KEY_A))).toBe('AUTH::INVALID_API_KEY');
+    expect(p.calls).toBe(asked);
+  });
+
+  it("when the provider's ttlSeconds is above maxTtlSeconds, then the cap wins", async () => {
+    server.keys.set(KEY_B, { name: 'team-b', namespace: 'ns-b', ttlSeconds: 3600 });
+    const p = new HttpTenantProvider({
+      endpoint: server.url,
+      ttlSeconds: 60,
+      maxTtlSeconds: 1,
+      maxStaleSeconds: 0,
+      timeoutSeconds: 1,
+      adminKeys: [],
+      log: quiet,
+    });
+    const cachedAt = Date.now();
+    await p.authenticate(KEY_B);
+    await p.authenticate(KEY_B);
+    expect(p.calls).toBe(1);
+    await waitFor('the capped TTL to pass', () => Date.now() > cachedAt + 1100);
+    await p.authenticate(KEY_B);
+    expect(p.calls).toBe(2);
   });
 
   it('when a shared lookup fails, then every waiter gets the error', async () => {

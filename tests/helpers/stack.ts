@@ -66,6 +66,8 @@ export interface StackOptions {
   temporalFront?: (devServerAddress: string) => Promise<string>;
   /** Environment the API and the worker both get. */
   env?: NodeJS.ProcessEnv;
+  /** Dynamic config of the test's Temporal dev server (e.g. a lowered server limit). */
+  temporalDynamicConfig?: Record<string, unknown>;
 }
 
 /**
@@ -120,6 +122,7 @@ export class Stack {
       dbFile: join(this.dataDir, 'temporal.db'),
       port: temporalPort,
       logFile: join(this.dataDir, 'temporal.log'),
+      ...(this.options.temporalDynamicConfig ? { dynamicConfig: this.options.temporalDynamicConfig } : {}),
     });
     await this.temporal.start();
     this.env = {

@@ -260,6 +260,18 @@ describe('request bodies', () => {
   });
 });
 
+describe('server limits', () => {
+  it('when built, then Node closes slow and idle clients: request, headers and keep-alive timeouts, requests per socket', async () => {
+    const a = await app(fakeServices().services, {
+      server: { requestTimeoutSeconds: 120, headersTimeoutSeconds: 20, keepAliveTimeoutSeconds: 65, maxRequestsPerSocket: 500 },
+    });
+    expect(a.server.requestTimeout).toBe(120_000);
+    expect(a.server.headersTimeout).toBe(20_000);
+    expect(a.server.keepAliveTimeout).toBe(65_000);
+    expect(a.server.maxRequestsPerSocket).toBe(500);
+  });
+});
+
 describe('client events', () => {
   const counting = () => fakeServices({ workflows: { counts: async () => ({ byState: {}, workflowFailures: [] }) } });
   const report = (a: FastifyInstance, body: unknown) => a.inject({ method: 'POST', url: '/v1/metrics/events', ...json(body) });

@@ -1,0 +1,54 @@
+import { z } from 'zod';
+
+/** The `[server]` section: where the API listens, what it accepts, and how long it waits. */
+export const ServerSchema = z
+  .object({
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.coerce.number().int().min(0).max(65535).default(8080),
+    apiKey: z.string().min(16, 'must be at least 16 characters').optional(),
+    bodyLimitBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(1024 * 1024),
+    /** How long POST /sandboxes waits for Running/Failed before answering 202 Pending. */
+    createWaitSeconds: z.number().min(0).max(600).default(60),
+    /** How long DELETE waits for Terminated before answering 204 anyway. */
+    deleteWaitSeconds: z.number().min(0).max(600).default(30),
+    /**
+     * A tenant actor checks reservations older than this against their sandbox actors (a create that
+     * crashed between reserving and starting, an actor terminated by hand), this often. Must exceed
+     * any create's time between the two (temporalCallTimeoutSeconds).
+     */
+    quotaCheckGraceSeconds: z.number().int().min(1).max(86_400).default(120),
+    quotaCheckIntervalSeconds: z.number().int().min(1).max(86_400).default(60),
+    /**
+     * Reservations one API process sends a tenant's actor at once (the rest queue here). Keep API
+     * replicas × this at or below Temporal's history.maxInFlightUpdates (10 by default).
+     */
+    quotaReservationsInFlight: z.number().int().min(1).max(100).default(4),
+    /** Node's HTTP server limits: a whole request (headers and body) must arrive within requestTimeoutSeconds, its headers within headersTimeoutSeconds. */
+    requestTimeoutSeconds: z.number().int().min(1).max(3600).default(300),
+    headersTimeoutSeconds: z.number().int().min(1).max(300).default(30),
+    /** An idle keep-alive connection is closed after this; one connection serves at most maxRequestsPerSocket requests. */
+    keepAliveTimeoutSeconds: z.number().int().min(1).max(600).default(75),
+    maxRequestsPerSocket: z.number().int().min(1).default(1000),
+    /** Open proxied connections (HTTP requests in flight and WebSocket tunnels) one tenant may hold at once; more → 429. */
+    proxyConnectionsPerTenant: z.number().int().min(1).default(256),
+    /** A proxied WebSocket or response stream with no traffic either way for this long is closed. */
+    proxyIdleTimeoutSeconds: z.number().int().min(1).max(86_400).default(300),
+    /** HTTP tenant provider: refused keys per client address per minute; past it, unknown keys from there get 429 without a provider call. 0 = no limit. */
+    unauthenticatedPerMinute: z.number().int().min(0).default(60),
+    /** Upper bound on any single call from the API into Temporal. */
+    temporalCallTimeoutSeconds: z.number().min(1).max(600).default(15),
+    /**
+     * Host (and port) clients use to reach this server, for server-proxy endpoints
+     * (`<publicHost>/sandboxes/<id>/proxy/<port>`). Unset: the request's Host header.
+     */
+    publicHost: z
+      .string()
+      .regex(/^[^/\s]+$/, 'must be host[:port] without a scheme or path')
+      .optional(),
+  })
+  .strict()
+  .prefault({});
