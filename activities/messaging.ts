@@ -16,6 +16,7 @@ import { errorKindOf } from '../core/errors';
 import { scheduledExpiry } from '../core/expiry';
 import { mountView, mountWorkflowId } from '../core/mounts';
 import { renewScheduleId, sandboxWorkflowId, type SandboxView } from '../core/sandbox';
+import { snapshotWorkflowId } from '../core/snapshots';
 import { GrpcStatus, hasGrpcStatus } from '../platform/grpc-status';
 import { workflowOpen } from './actor-liveness';
 import { heartbeating } from './common';
@@ -90,7 +91,8 @@ export function createMessagingActivities({ client, config }: { client: Client; 
     sandboxesOpen: async ({ sandboxIds }) => {
       const open: string[] = [];
       for (const id of sandboxIds) {
-        if (await workflowOpen(client, sandboxWorkflowId(id))) open.push(id);
+        const actor = id.startsWith('snapshot:') ? snapshotWorkflowId(id.slice('snapshot:'.length)) : sandboxWorkflowId(id);
+        if (await workflowOpen(client, actor)) open.push(id);
         Context.current().heartbeat();
       }
       return { open };

@@ -87,7 +87,7 @@ export function registerMetrics(
   let usageCache: { at: number; value: Promise<Array<[string, Usage]>> } | undefined;
   new Gauge({
     name: 'tidebox_quota_usage',
-    help: 'What each tenant that created through this API process holds now (its tenant actor): sandboxes, cpu_millis, memory_bytes',
+    help: 'What each tenant that created through this API process holds now (its tenant actor): sandboxes, cpu_millis, memory_bytes, snapshots',
     labelNames: ['tenant', 'resource'] as const,
     registers: [registry],
     async collect() {
@@ -100,6 +100,7 @@ export function registerMetrics(
         this.set({ tenant, resource: 'sandboxes' }, u.sandboxes);
         this.set({ tenant, resource: 'cpu_millis' }, u.cpuMillis);
         this.set({ tenant, resource: 'memory_bytes' }, u.memoryBytes);
+        this.set({ tenant, resource: 'snapshots' }, u.snapshots ?? 0);
       }
     },
   });

@@ -41,25 +41,33 @@ export interface UsageLimits {
   maxSandboxes?: number;
   maxCpuMillis?: number;
   maxMemoryBytes?: number;
+  maxSnapshots?: number;
 }
 
 export const usageLimits = (q: Quota): UsageLimits => ({
   ...(q.maxSandboxes !== undefined ? { maxSandboxes: q.maxSandboxes } : {}),
   ...(q.maxCpu !== undefined ? { maxCpuMillis: parseCpuMillis(q.maxCpu)! } : {}),
   ...(q.maxMemory !== undefined ? { maxMemoryBytes: parseMemoryBytes(q.maxMemory)! } : {}),
+  ...(q.maxSnapshots !== undefined ? { maxSnapshots: q.maxSnapshots } : {}),
 });
 
 export interface Usage {
   sandboxes: number;
   cpuMillis: number;
   memoryBytes: number;
+  /** Absent in answers of tenant actors started before snapshots counted. */
+  snapshots?: number;
 }
 
-/** What one sandbox holds while it lives. */
+/** What one sandbox holds while it lives (a snapshot holds a place and nothing else: kind "snapshot"). */
 export interface Reservation {
   cpuMillis: number;
   memoryBytes: number;
+  kind?: 'snapshot';
 }
+
+/** The tenant actor's key for a snapshot's reservation (a sandbox's is its id). */
+export const snapshotReservationKey = (snapshotId: string): string => `snapshot:${snapshotId}`;
 
 export const cpuText = (millis: number) => (millis % 1000 === 0 ? String(millis / 1000) : `${millis}m`);
 export const memoryText = (bytes: number) =>
@@ -67,6 +75,12 @@ export const memoryText = (bytes: number) =>
 
 /** Why `usage` plus one more sandbox holding `r` breaks a limit (naming it and the usage), or undefined. */
 export function admissionProblem(usage: Usage, r: Reservation, limits: UsageLimits): string | undefined {
+  if (r.kind === 'snapshot') {
+    const held = usage.snapshots ?? 0;
+    return limits.maxSnapshots !== undefined && held + 1 > limits.maxSnapshots
+      ? `quota exceeded: maxSnapshots is ${limits.maxSnapshots} and ${held} exist`
+      : undefined;
+  }
   if (limits.maxSandboxes !== undefined && usage.sandboxes + 1 > limits.maxSandboxes)
     return `quota exceeded: maxSandboxes is ${limits.maxSandboxes} and ${usage.sandboxes} are live`;
   if (limits.maxCpuMillis !== undefined && usage.cpuMillis + r.cpuMillis > limits.maxCpuMillis)
@@ -97,4 +111,5 @@ export const quotaOfLimits = (l: UsageLimits): Quota => ({
   ...(l.maxSandboxes !== undefined ? { maxSandboxes: l.maxSandboxes } : {}),
   ...(l.maxCpuMillis !== undefined ? { maxCpu: cpuText(l.maxCpuMillis) } : {}),
   ...(l.maxMemoryBytes !== undefined ? { maxMemory: memoryText(l.maxMemoryBytes) } : {}),
+  ...(l.maxSnapshots !== undefined ? { maxSnapshots: l.maxSnapshots } : {}),
 });

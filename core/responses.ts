@@ -126,6 +126,8 @@ export const TenantUsageResponseSchema = z.object({
     cpu: z.string(),
     /** Sum of their memory limits, e.g. "768Mi". */
     memory: z.string(),
+    /** Snapshots (any state) the tenant holds. */
+    snapshots: z.number().int(),
   }),
 });
 

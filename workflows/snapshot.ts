@@ -1,6 +1,7 @@
 import {
   allHandlersFinished,
   condition,
+  patched,
   proxyActivities,
   setHandler,
   upsertMemo,
@@ -12,7 +13,9 @@ import { SA } from '../contracts/search-attributes';
 import { deleteSnapshotUpdate, describeSnapshotQuery, retrySnapshotUpdate, type SnapshotWorkflow } from '../contracts/snapshot-actor';
 import { hostTaskQueue } from '../core/sandbox';
 import { initialSnapshotView, SnapshotState, SnapshotStep, SnapshotView, SnapshotWorkflowInput } from '../core/snapshots';
+import { snapshotReservationKey } from '../core/quotas';
 import { failureMessage, reject } from './failures';
+import { releaseQuota } from './quota';
 
 /**
  * The snapshot actor, id `snapshot/<snapshotId>`. Creating → locate → commit → verify → Ready, or
@@ -131,6 +134,8 @@ export const snapshotWorkflow: SnapshotWorkflow = async (input: SnapshotWorkflow
         throw reject('SNAPSHOT_IN_USE', 'a sandbox still runs this snapshot; delete the sandbox first');
       }
       deleted = true;
+      // Give the tenant's snapshot place back before the DELETE is answered.
+      if (patched('snapshot-releases-quota')) await releaseQuota(input.tenant, snapshotReservationKey(input.snapshotId));
       return view;
     },
     {

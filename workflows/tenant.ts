@@ -33,27 +33,35 @@ export const tenantWorkflow: TenantWorkflow = async (input: TenantWorkflowInput)
   const check = input.check ?? CHECK;
   const reservations = new Map<string, Reservation & { at: string }>(Object.entries(input.carried?.reservations ?? {}));
   const usage = (): Usage => {
-    let cpuMillis = 0;
-    let memoryBytes = 0;
+    let [sandboxes, cpuMillis, memoryBytes, snapshots] = [0, 0, 0, 0];
     for (const r of reservations.values()) {
+      if (r.kind === 'snapshot') {
+        snapshots++;
+        continue;
+      }
+      sandboxes++;
       cpuMillis += r.cpuMillis;
       memoryBytes += r.memoryBytes;
     }
-    return { sandboxes: reservations.size, cpuMillis, memoryBytes };
+    return { sandboxes, cpuMillis, memoryBytes, snapshots };
   };
 
   let lastLimits: UsageLimits | null = null;
+  const keep = (r: Reservation): Reservation => ({
+    cpuMillis: r.cpuMillis,
+    memoryBytes: r.memoryBytes,
+    ...(r.kind ? { kind: r.kind } : {}),
+  });
   setHandler(reserveUpdate, ({ sandboxId, reservation, limits }) => {
     lastLimits = limits;
     if (reservations.has(sandboxId)) return { admitted: true, usage: usage() };
     const problem = admissionProblem(usage(), reservation, limits);
     if (problem) return { admitted: false, message: problem, usage: usage() };
-    reservations.set(sandboxId, { cpuMillis: reservation.cpuMillis, memoryBytes: reservation.memoryBytes, at: new Date().toISOString() });
+    reservations.set(sandboxId, { ...keep(reservation), at: new Date().toISOString() });
     return { admitted: true, usage: usage() };
   });
   setHandler(recordSignal, ({ sandboxId, reservation }) => {
-    if (!reservations.has(sandboxId))
-      reservations.set(sandboxId, { cpuMillis: reservation.cpuMillis, memoryBytes: reservation.memoryBytes, at: new Date().toISOString() });
+    if (!reservations.has(sandboxId)) reservations.set(sandboxId, { ...keep(reservation), at: new Date().toISOString() });
   });
   setHandler(releaseSignal, ({ sandboxId }) => {
     reservations.delete(sandboxId);
@@ -73,7 +81,7 @@ export const tenantWorkflow: TenantWorkflow = async (input: TenantWorkflowInput)
     if (await condition(ready, check.intervalSeconds * 1000)) break;
     const old = [...reservations].filter(([, r]) => Date.now() - Date.parse(r.at) > check.graceSeconds * 1000).map(([id]) => id);
     if (!old.length) continue;
-    const { open } = await sandboxesOpen({ sandboxIds: old });
+    const { open } = await sandboxesOpen({ sandboxIds: old }); // snapshot:<id> keys are asked of their snapshot actors
     const stillOpen = new Set(open);
     for (const id of old) if (!stillOpen.has(id)) reservations.delete(id);
   }

@@ -11,7 +11,12 @@ const tag = 'Tenants';
 const usageBody = (tenant: string, limits: Quota, usage: Usage) => ({
   tenant,
   limits,
-  usage: { sandboxes: usage.sandboxes, cpu: cpuText(usage.cpuMillis), memory: memoryText(usage.memoryBytes) },
+  usage: {
+    sandboxes: usage.sandboxes,
+    cpu: cpuText(usage.cpuMillis),
+    memory: memoryText(usage.memoryBytes),
+    snapshots: usage.snapshots ?? 0,
+  },
 });
 
 /** A tenant's quota and usage: its own (`/tenants/me/usage`), or any tenant's for an admin key. */

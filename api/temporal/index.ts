@@ -24,7 +24,7 @@ export function createApiServices(client: Client, config: Config): ApiServices {
   const sandboxes = createSandboxService(temporal, config, quotas);
   return {
     sandboxes,
-    snapshots: createSnapshotService(temporal, config, sandboxes),
+    snapshots: createSnapshotService(temporal, config, sandboxes, quotas),
     mounts: createMountService(temporal),
     renewSchedules: createRenewScheduleService(temporal, config, sandboxes),
     workflows: createWorkflowService(temporal),

@@ -18,7 +18,7 @@ import { GrpcStatus, hasGrpcStatus } from '../../platform/grpc-status';
 import { isWorkflowGone } from './errors';
 import type { TemporalGateway } from './gateway';
 
-const NO_USAGE: Usage = { sandboxes: 0, cpuMillis: 0, memoryBytes: 0 };
+const NO_USAGE: Usage = { sandboxes: 0, cpuMillis: 0, memoryBytes: 0, snapshots: 0 };
 
 /**
  * Tenants' quotas over their actors (`tenant/<name>`): a create reserves its sandbox's share (an
@@ -57,13 +57,7 @@ export function createQuotaService(temporal: TemporalGateway, config: Config) {
     if (Object.keys(limits).length === 0) {
       // Nothing to judge: record the share with a Signal, durable at once, so a create is accepted
       // (202 Pending) even while no worker runs, as it always was. Only a limit needs the actor's answer.
-      await temporal.call((client) =>
-        client.workflow.signalWithStart<TenantWorkflow, [{ sandboxId: string; reservation: Reservation }]>(TENANT_WORKFLOW_TYPE, {
-          ...tenantStart(caller.tenant),
-          signal: recordSignal,
-          signalArgs: [{ sandboxId, reservation }],
-        }),
-      );
+      await record(caller.tenant, sandboxId, reservation);
       return;
     }
     // Every create of a tenant meets at its actor, and Temporal admits only a few Updates in flight per
@@ -111,6 +105,18 @@ export function createQuotaService(temporal: TemporalGateway, config: Config) {
     ] as [TenantWorkflowInput],
   });
 
+  /** Record a share without judging it (an operator's snapshot of a tenant's sandbox: admins are not held to quotas). */
+  async function record(tenant: string, key: string, reservation: Reservation): Promise<void> {
+    seen.add(tenant);
+    await temporal.call((client) =>
+      client.workflow.signalWithStart<TenantWorkflow, [{ sandboxId: string; reservation: Reservation }]>(TENANT_WORKFLOW_TYPE, {
+        ...tenantStart(tenant),
+        signal: recordSignal,
+        signalArgs: [{ sandboxId: key, reservation }],
+      }),
+    );
+  }
+
   /** Give a share back (its sandbox actor was never started). Idempotent; the tenant actor's own check catches a lost one. */
   async function release(tenant: string, sandboxId: string): Promise<void> {
     try {
@@ -143,6 +149,7 @@ export function createQuotaService(temporal: TemporalGateway, config: Config) {
   return {
     quotaOf,
     reserve,
+    record,
     release,
     usage,
     lastLimits,

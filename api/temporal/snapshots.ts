@@ -13,6 +13,8 @@ import {
 } from '../../core/snapshots';
 import { type Caller, canSee } from '../../core/tenants';
 import type { TemporalGateway } from './gateway';
+import type { QuotaService } from './quotas';
+import { snapshotReservationKey } from '../../core/quotas';
 import type { SandboxService } from './sandboxes';
 import { paginate } from './visibility';
 
@@ -31,7 +33,7 @@ const snapshotNotFound = (id: string) => new TideboxError('SNAPSHOT_NOT_FOUND', 
  * (no worker needed); create starts the actor; retry and delete are Updates it validates against its
  * own state.
  */
-export function createSnapshotService(temporal: TemporalGateway, config: Config, sandboxes: SandboxService) {
+export function createSnapshotService(temporal: TemporalGateway, config: Config, sandboxes: SandboxService, quotas: QuotaService) {
   const update = <Ret>(snapshotId: string, def: UpdateDefinition<Ret, []>, what: string) =>
     temporal.update(snapshotWorkflowId(snapshotId), def, [], {
       what: `snapshot ${what}`,
@@ -70,6 +72,11 @@ export function createSnapshotService(temporal: TemporalGateway, config: Config,
         createdAt: new Date().toISOString(),
       };
       const view = initialSnapshotView(input);
+      // A place among the tenant's snapshots first (429 over maxSnapshots); an operator's snapshot is recorded, not judged.
+      const place = { kind: 'snapshot' as const, cpuMillis: 0, memoryBytes: 0 };
+      const key = snapshotReservationKey(input.snapshotId);
+      if (caller.kind === 'tenant') await quotas.reserve(caller, key, place);
+      else await quotas.record(input.tenant, key, place);
       await temporal.call((client) =>
         client.workflow.start<SnapshotWorkflow>(SNAPSHOT_WORKFLOW_TYPE, {
           workflowId: snapshotWorkflowId(input.snapshotId),

@@ -41,7 +41,7 @@ beforeAll(async () => {
     config: {
       tenants: { provider: 'file', file: tenantsFile, adminKeys: [ADMIN], pollSeconds: 1 },
       // initech has no quotas of its own: these defaults apply.
-      quotas: { maxSandboxes: 3 },
+      quotas: { maxSandboxes: 3, maxSnapshots: 1 },
       server: { quotaCheckGraceSeconds: 3, quotaCheckIntervalSeconds: 1 },
     },
   });
@@ -88,8 +88,8 @@ describe('maxSandboxes', () => {
     expect(await live(A)).toHaveLength(10);
     expect(await usage(A)).toEqual({
       tenant: 'acme',
-      limits: { maxSandboxes: 10 },
-      usage: { sandboxes: 10, cpu: '2500m', memory: '640Mi' },
+      limits: { maxSandboxes: 10, maxSnapshots: 1 },
+      usage: { sandboxes: 10, cpu: '2500m', memory: '640Mi', snapshots: 0 },
     });
 
     const admitted = answers.filter((r) => r.status === 202).map((r) => r.body.id as string);
@@ -99,11 +99,18 @@ describe('maxSandboxes', () => {
     expect((await usage(A)).usage.sandboxes).toBe(10);
   }, 180_000);
 
+  it("when Prometheus scrapes, then each tenant's usage and refusals are there", async () => {
+    const metrics = (await stack.request('GET', '/metrics')).body as string;
+    expect(metrics).toContain('tidebox_quota_usage{tenant="acme",resource="sandboxes"} 10');
+    expect(metrics).toContain('tidebox_quota_usage{tenant="acme",resource="cpu_millis"} 2500');
+    expect(metrics).toMatch(/tidebox_quota_refusals\{tenant="acme"\} 47\b/);
+  });
+
   it('when the tenants file raises the limit, then the new limit applies to the next create', async () => {
     writeTenants([acme(11), globex, initech]);
     await waitFor('the new limit', async () => (await A('POST', '/v1/sandboxes', sandboxRequest())).status === 202, 10_000, 250);
     expect((await A('POST', '/v1/sandboxes', sandboxRequest())).status).toBe(429);
-    expect((await usage(A)).limits).toEqual({ maxSandboxes: 11 });
+    expect((await usage(A)).limits).toEqual({ maxSandboxes: 11, maxSnapshots: 1 });
     writeTenants([acme(10), globex, initech]);
   });
 
@@ -112,6 +119,37 @@ describe('maxSandboxes', () => {
     for (let i = 0; i < 4; i++) answers.push((await C('POST', '/v1/sandboxes', sandboxRequest())).status);
     expect(answers).toEqual([202, 202, 202, 429]);
     await deleteAll(C);
+  });
+});
+
+describe('maxSnapshots', () => {
+  afterAll(() => deleteAll(C));
+
+  it('when a tenant holds maxSnapshots, then another snapshot gets 429; deleting one makes room', async () => {
+    const id = (await C('POST', '/v1/sandboxes', sandboxRequest())).body.id as string;
+    const first = await C('POST', `/v1/sandboxes/${id}/snapshots`, {});
+    expect(first.status).toBe(202);
+    const second = await C('POST', `/v1/sandboxes/${id}/snapshots`, {});
+    expect(second.status).toBe(429);
+    expect(second.body.message).toBe('quota exceeded: maxSnapshots is 1 and 1 exist');
+    expect((await usage(C)).usage.snapshots).toBe(1);
+    await waitFor(
+      'the snapshot Ready',
+      async () => (await C('GET', `/v1/snapshots/${first.body.id}`)).body.status.state === 'Ready',
+      60_000,
+      250,
+    );
+    expect((await C('DELETE', `/v1/snapshots/${first.body.id}`)).status).toBe(204);
+    expect((await usage(C)).usage.snapshots).toBe(0);
+    const third = await C('POST', `/v1/sandboxes/${id}/snapshots`, {});
+    expect(third.status).toBe(202);
+    await waitFor(
+      'the snapshot Ready',
+      async () => (await C('GET', `/v1/snapshots/${third.body.id}`)).body.status.state === 'Ready',
+      60_000,
+      250,
+    );
+    expect((await C('DELETE', `/v1/snapshots/${third.body.id}`)).status).toBe(204);
   });
 });
 
@@ -125,7 +163,7 @@ describe('usage', () => {
     expect((await admin('GET', '/v1/tenants/nobody/usage')).body).toEqual({
       tenant: 'nobody',
       limits: {},
-      usage: { sandboxes: 0, cpu: '0', memory: '0' },
+      usage: { sandboxes: 0, cpu: '0', memory: '0', snapshots: 0 },
     });
   });
 });

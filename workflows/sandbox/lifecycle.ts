@@ -1,13 +1,5 @@
-import {
-  allHandlersFinished,
-  CancellationScope,
-  condition,
-  getExternalWorkflowHandle,
-  isCancellation,
-  patched,
-  workflowInfo,
-} from '@temporalio/workflow';
-import { releaseSignal, tenantWorkflowId } from '../../contracts/tenant-actor';
+import { allHandlersFinished, CancellationScope, condition, isCancellation, patched, workflowInfo } from '@temporalio/workflow';
+import { releaseQuota } from '../quota';
 import { ErrorCodes } from '../../core/errors';
 import type { SandboxWorkflowInput, TerminationReason } from '../../core/sandbox';
 import { describeFailure } from '../failures';
@@ -196,15 +188,6 @@ async function carryOutPendingOp(actor: SandboxActorState, acts: SandboxActiviti
   } else {
     const { reason, message } = describeFailure(outcome.err);
     actor.transition(op === 'pause' ? 'Running' : 'Paused', 'failure', reason, `${op} failed: ${message}`);
-  }
-}
-
-/** Tell the tenant actor this sandbox holds nothing any more. No tenant actor (created before quotas): nothing was held. */
-async function releaseQuota(tenant: string, sandboxId: string): Promise<void> {
-  try {
-    await getExternalWorkflowHandle(tenantWorkflowId(tenant)).signal(releaseSignal, { sandboxId });
-  } catch (err) {
-    if (isCancellation(err)) throw err;
   }
 }
 
