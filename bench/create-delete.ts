@@ -3,7 +3,8 @@ import { sandboxRequest, Stack, TEST_IMAGE } from '../tests/helpers/stack';
 
 /**
  * `npm run bench`: N sequential create (to Running) + delete cycles through Tidebox, and in the same
- * run N raw dockerode create + start + remove cycles of the same image, entrypoint and limits.
+ * run N raw dockerode create + start + remove cycles of the same image, entrypoint, limits and
+ * container settings, on a user-defined bridge network as Tidebox's tenant networks are.
  * Prints p50/p95 per phase and the Tidebox/raw ratios. Bounded: N iterations and a time budget.
  */
 const N = Number(process.env.BENCH_ITERATIONS ?? 20);
@@ -39,6 +40,9 @@ async function tideboxCycle(stack: Stack): Promise<Sample> {
   return { create, remove, total: create + remove };
 }
 
+/** The raw path's own user-defined bridge network, as each Tidebox tenant has one (made once, outside the timings). */
+const RAW_NETWORK = `tidebox-bench-raw-${process.pid}`;
+
 async function rawCycle(docker: Dockerode, i: number): Promise<Sample> {
   const [container, create] = await timed(async () => {
     const c = await docker.createContainer({
@@ -48,11 +52,19 @@ async function rawCycle(docker: Dockerode, i: number): Promise<Sample> {
       Labels: { 'tidebox.io/bench': 'raw' },
       // Same work as a Tidebox sandbox: its default ports published on 127.0.0.1.
       ExposedPorts: Object.fromEntries(PUBLISHED.map((p) => [`${p}/tcp`, {}])),
+      // Same container settings as a Tidebox sandbox (activities/docker/container-spec.ts defaults).
       HostConfig: {
         NanoCpus: 250_000_000,
         Memory: 64 * 2 ** 20,
+        MemorySwap: 64 * 2 ** 20,
         PidsLimit: 512,
         Init: true,
+        NetworkMode: RAW_NETWORK,
+        CapDrop: ['ALL'],
+        CapAdd: ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETGID', 'SETUID', 'KILL', 'NET_BIND_SERVICE'],
+        SecurityOpt: ['no-new-privileges:true'],
+        LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
+        Ulimits: [{ Name: 'nofile', Soft: 8192, Hard: 8192 }],
         PortBindings: Object.fromEntries(PUBLISHED.map((p) => [`${p}/tcp`, [{ HostIp: '127.0.0.1', HostPort: '' }]])),
       },
     });
@@ -77,6 +89,7 @@ async function main(): Promise<void> {
   const deadline = Date.now() + BUDGET_MS;
   const docker = new Dockerode();
   const stack = await Stack.start();
+  await docker.createNetwork({ Name: RAW_NETWORK, Driver: 'bridge', Labels: { 'tidebox.io/bench': 'raw' } });
   try {
     const tidebox = await run('tidebox', () => tideboxCycle(stack), deadline);
     const raw = await run('raw', (i) => rawCycle(docker, i), deadline);
@@ -111,6 +124,10 @@ async function main(): Promise<void> {
         .remove({ force: true })
         .catch(() => undefined);
     }
+    await docker
+      .getNetwork(RAW_NETWORK)
+      .remove()
+      .catch(() => undefined);
   }
 }
 
