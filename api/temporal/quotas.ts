@@ -69,7 +69,7 @@ export function createQuotaService(temporal: TemporalGateway, config: Config) {
         async (client) => {
           for (let attempt = 1; ; attempt++) {
             try {
-              return await reserveOnce(client, caller, sandboxId, reservation);
+              return await reserveOnce(client, caller.tenant, sandboxId, reservation, limits);
             } catch (err) {
               // The Update met a workflow task failure and was never accepted: send it again.
               if (!hasGrpcStatus(err, GrpcStatus.FAILED_PRECONDITION) || attempt >= 4) throw err;
@@ -85,11 +85,11 @@ export function createQuotaService(temporal: TemporalGateway, config: Config) {
     }
   }
 
-  const reserveOnce = (client: Client, caller: TenantCaller, sandboxId: string, reservation: Reservation) =>
+  const reserveOnce = (client: Client, tenant: string, sandboxId: string, reservation: Reservation, limits: UsageLimits) =>
     client.workflow.executeUpdateWithStart(reserveUpdate, {
-      args: [{ sandboxId, reservation, limits: usageLimits(quotaOf(caller)) }],
+      args: [{ sandboxId, reservation, limits }],
       startWorkflowOperation: new WithStartWorkflowOperation<TenantWorkflow>(TENANT_WORKFLOW_TYPE, {
-        ...tenantStart(caller.tenant),
+        ...tenantStart(tenant),
         workflowIdConflictPolicy: 'USE_EXISTING',
       }),
     });
