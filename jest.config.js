@@ -17,6 +17,7 @@ module.exports = {
   transformIgnorePatterns: [`/node_modules/(?!(${ESM_ONLY.join('|')})/)`],
   testTimeout: 120000,
   verbose: true,
+  reporters: ['default', '<rootDir>/tests/reporters/closing-line.js'],
   // Docker's pooled sockets (dockerode exec/events) can outlive the last test by minutes; the
   // stacks themselves are torn down in afterAll, so do not let a stray socket hang CI.
   forceExit: true,
