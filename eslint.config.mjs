@@ -40,7 +40,7 @@ export default tseslint.config(
   },
   {
     // Product code: small files (split a module before it passes this).
-    files: ['{core,contracts,platform,api,workflows,activities,worker,cli,scripts,bench}/**/*.{ts,mjs}'],
+    files: ['{core,contracts,platform,execd,api,workflows,activities,worker,cli,scripts,bench}/**/*.{ts,mjs}'],
     rules: { 'max-lines': ['error', { max: 400 }] },
   },
   {

@@ -26,6 +26,10 @@ import { sandboxRoutes } from './routes/sandboxes';
 import { snapshotRoutes } from './routes/snapshots';
 import { tenantRoutes } from './routes/tenants';
 import type { ApiServices } from './temporal';
+import { EXECD_TOKEN_HEADER } from '../core/execd';
+import { DockerExecd, ExecdError } from '../execd';
+import { EXECD_ROUTE, execdRoutes } from './execd/routes';
+import { ExecdTokens } from './execd/tokens';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -98,10 +102,31 @@ export async function buildApp({ config, services, namespaces, logger = true }: 
   const auth = await createAuthenticator(config, app.log);
   app.addHook('onClose', () => auth.close());
   const authenticate = (presented: string | string[] | undefined, address: string) => auth.authenticate(presented, address);
+  // Tidebox serves execd for Docker sandboxes; on Kubernetes port 44772 is proxied like any other.
+  const execd = config.execd.enabled && config.runtime.type === 'docker' ? DockerExecd.connect(config) : undefined;
+  const execdTokens = execd ? ExecdTokens.open({ secret: config.execd.tokenSecret, dataDir: config.dataDir }) : undefined;
+  if (execd) app.addHook('onClose', () => execd.close());
+  const execdRoutesUrls = new Set(['', '/v1'].flatMap((p) => [`${p}${EXECD_ROUTE}`, `${p}${EXECD_ROUTE}/*`]));
   app.decorateRequest('caller', null as never);
   app.addHook('onRequest', async (req, reply) => {
     reply.header('X-Request-ID', req.id);
     if (PUBLIC_ROUTES.has(req.routeOptions.url ?? '')) return;
+    const token = req.headers[EXECD_TOKEN_HEADER];
+    if (
+      execdTokens &&
+      execdRoutesUrls.has(req.routeOptions.url ?? '') &&
+      token !== undefined &&
+      req.headers[API_KEY_HEADER] === undefined
+    ) {
+      // A sandbox's execd token opens that sandbox's execd and nothing else: any other sandbox
+      // answers as if it did not exist.
+      const { sandboxId } = req.params as { sandboxId: string };
+      if (typeof token !== 'string' || !execdTokens.verify(sandboxId, token))
+        throw new TideboxError('NOT_FOUND', `sandbox ${sandboxId} not found`);
+      req.caller = { kind: 'admin' };
+      req.log = reply.log = req.log.child({ execdToken: true });
+      return;
+    }
     req.caller = await authenticate(req.headers[API_KEY_HEADER], req.ip);
     // Every log line of the request says whose it is (the tenant name, never the key).
     req.log = reply.log = req.log.child({ tenant: req.caller.kind === 'admin' ? '(admin)' : req.caller.tenant });
@@ -151,13 +176,14 @@ export async function buildApp({ config, services, namespaces, logger = true }: 
   const prepareSpec = createSpecPreparer({ config, snapshots, ...(namespaces ? { namespaces } : {}) });
   const connections = new ProxyConnections(config.server.proxyConnectionsPerTenant);
   for (const prefix of ['', '/v1']) {
-    await app.register(sandboxRoutes, { prefix, config, sandboxes, prepareSpec });
+    await app.register(sandboxRoutes, { prefix, config, sandboxes, prepareSpec, ...(execdTokens ? { execdTokens } : {}) });
     await app.register(renewScheduleRoutes, { prefix, renewSchedules: services.renewSchedules });
     await app.register(snapshotRoutes, { prefix, snapshots });
     await app.register(operationsRoutes, { prefix, mounts: services.mounts, workflows: services.workflows });
     await app.register(clientEventRoutes, { prefix, count: countClientEvent });
     await app.register(tenantRoutes, { prefix, quotas: services.quotas });
     await app.register(proxyRoutes, { prefix, config, sandboxes, connections });
+    if (execd) await app.register(execdRoutes, { prefix, config, sandboxes, connections, execd });
   }
   handleProxyUpgrades(app.server, { config, sandboxes, connections, authenticate, log: app.log });
   return app;
@@ -180,6 +206,7 @@ function drainRequest(raw: IncomingMessage, maxMs: number): Promise<void> {
 
 function toErrorBody(err: FastifyError, bodyless: boolean): { status: number; code: string; message: string } {
   if (err instanceof TideboxError) return { status: err.httpStatus, code: err.code, message: err.message };
+  if (err instanceof ExecdError) return { status: err.status, code: err.code, message: err.message };
   if (hasZodFastifySchemaValidationErrors(err)) {
     const where = err.validationContext ?? 'request';
     if (where === 'body' && bodyless)

@@ -2,7 +2,7 @@ import { IncomingHttpHeaders, IncomingMessage, request as httpRequest, ServerRes
 import type { Server } from 'node:http';
 import { connect, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Config } from '../core/config';
 import { ErrorCodes, TideboxError } from '../core/errors';
@@ -145,63 +145,68 @@ function upstreamPath(rawUrl: string | undefined): { sandboxId: string; port: st
   return { sandboxId, port: match[2]!, path: `${match[3] ?? '/'}${match[4] ?? ''}` };
 }
 
-export const proxyRoutes: FastifyPluginAsyncZod<ProxyDeps> = async (app, deps) => {
-  // Leave every body unread: it is streamed to the sandbox as it arrives, whatever its type or size.
+/** Leave every body of a plugin's routes unread (the proxy streams it on; execd reads its own). */
+export function leaveBodiesUnread(app: Pick<FastifyInstance, 'removeAllContentTypeParsers' | 'addContentTypeParser'>): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null));
+}
 
-  const handler = async (req: FastifyRequest, reply: FastifyReply) => {
-    const target = upstreamPath(req.raw.url);
-    if (!target) throw new TideboxError('ROUTE_NOT_FOUND', `no route ${req.method} ${(req.raw.url ?? '').split('?')[0]}`);
-    const { sandboxId, port, path } = target;
-    const upstream = await upstreamFor(deps, req.caller, sandboxId, port);
-    req.log.debug({ sandboxId, port }, 'proxying request');
-    const release = deps.connections.acquire(req.caller);
-    reply.raw.once('close', release);
-    const idleMs = deps.config.server.proxyIdleTimeoutSeconds * 1000;
-
-    const headers = forwardedRequestHeaders(req.raw, { upgrade: false });
-    // transfer-encoding is hop-by-hop, but the body still needs framing: without it Node would send a
-    // chunked DELETE/GET/OPTIONS body raw, and the sandbox would read it as a second request.
-    if (req.headers['transfer-encoding'] !== undefined) {
-      headers['transfer-encoding'] = 'chunked';
-      delete headers['content-length'];
-    }
-
-    return new Promise<FastifyReply>((resolve, reject) => {
-      const outgoing = httpRequest({
-        host: upstream.host,
-        port: upstream.port,
-        method: req.method,
-        path,
-        headers,
-        timeout: CONNECT_TIMEOUT_MS,
-      });
-      outgoing.on('response', (res) => {
-        // Long polls and streams may be quiet a while once answered, but not for ever.
-        outgoing.setTimeout(idleMs, () => outgoing.destroy(new Error(`no traffic for ${idleMs} ms`)));
-        reply.code(res.statusCode ?? 502).headers(responseHeaders(res.headers));
-        resolve(reply.send(res));
-      });
-      outgoing.on('timeout', () => outgoing.destroy(new Error(`no answer within ${CONNECT_TIMEOUT_MS} ms`)));
-      outgoing.on('error', (err) => {
-        if (!reply.sent)
-          reject(new TideboxError('UPSTREAM_UNAVAILABLE', `sandbox ${sandboxId} port ${port} did not answer: ${err.message}`));
-      });
-      // Client went away: stop talking to the sandbox too.
-      reply.raw.on('close', () => {
-        if (!reply.raw.writableFinished) outgoing.destroy();
-      });
-      req.raw.pipe(outgoing);
-    });
-  };
-
+export const proxyRoutes: FastifyPluginAsyncZod<ProxyDeps> = async (app, deps) => {
+  // Leave every body unread: it is streamed to the sandbox as it arrives, whatever its type or size.
+  leaveBodiesUnread(app);
+  const handler = (req: FastifyRequest, reply: FastifyReply) => forwardRequest(deps, req, reply);
   const method = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
   const description =
     'Forward an HTTP request (or a WebSocket upgrade) to this port of the sandbox; the rest of the path and the query string are kept.';
   app.route({ method, url: '/sandboxes/:sandboxId/proxy/:port', schema: { description, tags: ['Proxy'] }, handler });
   app.route({ method, url: '/sandboxes/:sandboxId/proxy/:port/*', schema: { hide: true }, handler });
 };
+
+/** Forward one HTTP request, body streamed, to the port its path names. */
+export async function forwardRequest(deps: ProxyDeps, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const target = upstreamPath(req.raw.url);
+  if (!target) throw new TideboxError('ROUTE_NOT_FOUND', `no route ${req.method} ${(req.raw.url ?? '').split('?')[0]}`);
+  const { sandboxId, port, path } = target;
+  const upstream = await upstreamFor(deps, req.caller, sandboxId, port);
+  req.log.debug({ sandboxId, port }, 'proxying request');
+  const release = deps.connections.acquire(req.caller);
+  reply.raw.once('close', release);
+  const idleMs = deps.config.server.proxyIdleTimeoutSeconds * 1000;
+
+  const headers = forwardedRequestHeaders(req.raw, { upgrade: false });
+  // transfer-encoding is hop-by-hop, but the body still needs framing: without it Node would send a
+  // chunked DELETE/GET/OPTIONS body raw, and the sandbox would read it as a second request.
+  if (req.headers['transfer-encoding'] !== undefined) {
+    headers['transfer-encoding'] = 'chunked';
+    delete headers['content-length'];
+  }
+
+  return new Promise<FastifyReply>((resolve, reject) => {
+    const outgoing = httpRequest({
+      host: upstream.host,
+      port: upstream.port,
+      method: req.method,
+      path,
+      headers,
+      timeout: CONNECT_TIMEOUT_MS,
+    });
+    outgoing.on('response', (res) => {
+      // Long polls and streams may be quiet a while once answered, but not for ever.
+      outgoing.setTimeout(idleMs, () => outgoing.destroy(new Error(`no traffic for ${idleMs} ms`)));
+      reply.code(res.statusCode ?? 502).headers(responseHeaders(res.headers));
+      resolve(reply.send(res));
+    });
+    outgoing.on('timeout', () => outgoing.destroy(new Error(`no answer within ${CONNECT_TIMEOUT_MS} ms`)));
+    outgoing.on('error', (err) => {
+      if (!reply.sent) reject(new TideboxError('UPSTREAM_UNAVAILABLE', `sandbox ${sandboxId} port ${port} did not answer: ${err.message}`));
+    });
+    // Client went away: stop talking to the sandbox too.
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) outgoing.destroy();
+    });
+    req.raw.pipe(outgoing);
+  });
+}
 
 type UpgradeDeps = ProxyDeps & {
   authenticate: (key: string | string[] | undefined, address: string) => Promise<Caller>;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DockerSchema, HostId } from './docker-config';
+import { ExecdSchema } from './execd';
 import { ingressProblems, IngressSchema } from './ingress';
 import { controlPlanePorts, NetworkSchema } from './network';
 import { sandboxSizingProblem } from './quantities';
@@ -47,6 +48,8 @@ export const ConfigSchema = z
       .strict()
       .prefault({}),
     docker: DockerSchema,
+    /** The execd API Tidebox serves for each sandbox (docs/execd.md). */
+    execd: ExecdSchema,
     /** Where sandboxes run: containers on a Docker engine, or pods on a Kubernetes cluster. */
     runtime: z
       .object({ type: z.enum(['docker', 'kubernetes']).default('docker') })
@@ -225,6 +228,7 @@ const ENV_KEYS: Array<[string, string[], (v: string) => unknown]> = [
   ['TIDEBOX_KUBERNETES_NAMESPACE', ['kubernetes', 'namespace'], String],
   ['TIDEBOX_PUBLIC_HOST', ['server', 'publicHost'], String],
   ['TIDEBOX_PAYLOAD_KEY', ['security', 'payloadKey'], String],
+  ['TIDEBOX_EXECD_TOKEN_SECRET', ['execd', 'tokenSecret'], String],
   ['TIDEBOX_TENANTS_PROVIDER', ['tenants', 'provider'], String],
   ['TIDEBOX_TENANTS_FILE', ['tenants', 'file'], String],
   ['TIDEBOX_TENANTS_ENDPOINT', ['tenants', 'endpoint'], String],

@@ -7,6 +7,7 @@ import { posix } from 'node:path';
 import type { Config } from './config';
 import { TideboxError } from './errors';
 import type { RuntimeKind } from './ingress';
+import { EXECD_EXTENSION, EXECD_PORT } from './execd';
 import { imageAccessProblem } from './image-reference';
 import { metadataProblems } from './metadata';
 import { type OssfsSource, type OssfsVolume, ossfsEndpointProblem, ossfsOptionProblem, ossfsSourceProblems } from './mounts';
@@ -116,8 +117,15 @@ export function normalizeCreateRequest(req: CreateSandboxRequest, config: Config
       { layout: config.storageLayout, tenant: ctx.tenant, userId },
       runtime,
     ),
-    ports: parsePortList(extensions[PORTS_EXTENSION]),
+    ports: withExecdPort(parsePortList(extensions[PORTS_EXTENSION]), extensions[EXECD_EXTENSION]),
   };
+}
+
+/** extensions["tidebox.io/execd"]: "image" (the image serves its own execd, so its port is published) or "tidebox" (default). */
+function withExecdPort(ports: number[], execd: string | undefined): number[] {
+  if (execd === undefined || execd === 'tidebox') return ports;
+  if (execd !== 'image') throw invalid(`extensions["${EXECD_EXTENSION}"] must be "image" or "tidebox"`);
+  return ports.includes(EXECD_PORT) ? ports : [...ports, EXECD_PORT].sort((a, b) => a - b);
 }
 
 function parsePortList(value: string | undefined): number[] {

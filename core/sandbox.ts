@@ -1,4 +1,5 @@
 /** Sandbox domain types shared by the API, the workflow and the activities. Plain JSON only. */
+import { EXECD_EXTENSION } from './execd';
 import type { ExpiryPolicy } from './expiry';
 import type { OssfsVolume } from './mounts';
 
@@ -123,6 +124,8 @@ export interface SandboxView {
   terminationReason?: TerminationReason;
   containerId?: string;
   network?: SandboxNetwork;
+  /** "image": the image serves its own execd on 44772 (extensions["tidebox.io/execd"]); absent: Tidebox serves it. */
+  execd?: 'image';
 }
 
 /**
@@ -191,6 +194,7 @@ export function initialView(input: SandboxWorkflowInput): SandboxView {
     ...(spec.platform ? { platform: spec.platform } : {}),
     entrypoint: spec.entrypoint,
     metadata: spec.metadata,
+    ...(spec.extensions[EXECD_EXTENSION] === 'image' ? { execd: 'image' as const } : {}),
     status: { state: accepted.state, reason: accepted.reason, message: accepted.message, lastTransitionAt: accepted.at },
     createdAt: input.createdAt,
     expiresAt: spec.timeoutSeconds === null ? null : new Date(Date.parse(input.createdAt) + spec.timeoutSeconds * 1000).toISOString(),

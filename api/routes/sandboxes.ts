@@ -26,6 +26,9 @@ import {
 } from '../../core/schemas';
 import { tenantOnly } from '../../core/tenants';
 import type { SpecPreparer } from '../create-sandbox';
+import { EXECD_PORT, EXECD_TOKEN_HEADER } from '../../core/execd';
+import type { SandboxView } from '../../core/sandbox';
+import type { ExecdTokens } from '../execd/tokens';
 import { localHost } from '../proxy';
 import type { SandboxService } from '../temporal';
 import { doc, ErrorResponses, linksFrom, NoContent, parseStates, tenantFilter } from './common';
@@ -34,6 +37,8 @@ export interface SandboxRouteDeps {
   config: Config;
   sandboxes: SandboxService;
   prepareSpec: SpecPreparer;
+  /** Set when Tidebox serves execd: the endpoint of port 44772 is its own, with the sandbox's token. */
+  execdTokens?: ExecdTokens;
 }
 
 const IdempotencyHeaders = z.object({
@@ -44,7 +49,7 @@ const IdempotencyHeaders = z.object({
 const tag = 'Sandboxes';
 
 /** The sandbox resource of the contract: create, read, list, delete, renew, pause/resume, metadata, history, endpoints. */
-export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app, { config, sandboxes, prepareSpec }) => {
+export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app, { config, sandboxes, prepareSpec, execdTokens }) => {
   const onKubernetes = config.runtime.type === 'kubernetes';
 
   app.post(
@@ -220,11 +225,29 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
         throw new TideboxError('UNSUPPORTED', 'signed endpoints (expires) are not supported by this server');
       }
       const view = await sandboxes.get(req.caller, sandboxId);
+      const host = config.server.publicHost ?? req.headers.host ?? `${config.server.host}:${config.server.port}`;
+      if (port === EXECD_PORT && execdTokens && view.execd !== 'image')
+        return execdEndpoint(view, host, execdTokens, localHost(config).hostId);
       const resolved = resolveEndpoint({ ingress: config.ingress, sandbox: view, port, local: localHost(config) });
       if (!resolved.ok) throw new TideboxError('PORT_NOT_AVAILABLE', resolved.reason);
       if (!req.query.use_server_proxy) return resolved.endpoint;
-      const host = config.server.publicHost ?? req.headers.host ?? `${config.server.host}:${config.server.port}`;
       return { endpoint: `${host}/sandboxes/${encodeURIComponent(sandboxId)}/proxy/${port}` };
     },
   );
 };
+
+/**
+ * Port 44772 of a sandbox: Tidebox's execd for it, on this API, with the sandbox's access token
+ * (the SDKs send the endpoint's headers with every execd call). Its data plane talks to the engine
+ * beside this API, so a sandbox on another host is reached through that host's API.
+ */
+function execdEndpoint(view: SandboxView, host: string, tokens: ExecdTokens, localHostId: string) {
+  if (view.hostId !== localHostId)
+    throw new TideboxError('PORT_NOT_AVAILABLE', `sandbox ${view.id} runs on host ${view.hostId}; its execd is served by that host's API`);
+  if (view.status.state !== 'Running')
+    throw new TideboxError('PORT_NOT_AVAILABLE', `sandbox ${view.id} is not running, so it has no endpoints`);
+  return {
+    endpoint: `${host}/sandboxes/${encodeURIComponent(view.id)}/proxy/${EXECD_PORT}`,
+    headers: { [EXECD_TOKEN_HEADER.toUpperCase()]: tokens.mint(view.id) },
+  };
+}

@@ -66,9 +66,14 @@ export const LAYERS = {
     why: 'activities know the messages (contracts), not the workflow code, the API or the worker',
     modules: ['@temporalio/worker', '@temporalio/workflow'],
   },
+  execd: {
+    may: ['core', 'contracts', 'platform', 'execd'],
+    why: 'the execd data plane talks to the engine for commands and files; it never touches Temporal (command output stays out of workflow history)',
+    modules: ['@temporalio/client', '@temporalio/worker', '@temporalio/activity', '@temporalio/workflow'],
+  },
   api: {
-    may: ['core', 'contracts', 'platform', 'api'],
-    why: 'every effect goes through a workflow: the API never runs activities, workflow code or the worker',
+    may: ['core', 'contracts', 'platform', 'execd', 'api'],
+    why: 'every lifecycle effect goes through a workflow: the API never runs activities, workflow code or the worker (execd, the data plane, is its own layer)',
     modules: [...RUNTIME_CLIENTS, '@temporalio/worker', '@temporalio/activity', '@temporalio/workflow'],
   },
   worker: {

@@ -98,7 +98,7 @@ describe('layering (npm run lint)', () => {
       expect.objectContaining({
         ruleId: 'tidebox/layers',
         message: expect.stringContaining(
-          'api/ must not import activities/ (activities/messaging.ts): every effect goes through a workflow',
+          'api/ must not import activities/ (activities/messaging.ts): every lifecycle effect goes through a workflow',
         ),
       }),
     ]);

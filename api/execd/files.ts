@@ -1,0 +1,230 @@
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import Busboy from 'busboy';
+import { z } from 'zod';
+import { LineSplitter } from '../../core/execd';
+import { ExecdError, type Permission } from '../../execd';
+import type { ExecdContext } from './context';
+
+/** The file routes of execd: upload (multipart, spooled to disk, never whole in memory), download, and the rest. */
+
+export const PermissionBody = z.object({
+  mode: z.number().int().min(0).optional(),
+  owner: z.string().max(256).nullish(),
+  group: z.string().max(256).nullish(),
+});
+export const PermissionMap = z.record(z.string().min(1), PermissionBody);
+export const MoveBody = z.array(z.object({ src: z.string().min(1), dest: z.string().min(1) })).max(10_000);
+export const ReplaceBody = z.record(z.string().min(1), z.object({ old: z.string().min(1, 'old must not be empty'), new: z.string() }));
+const UploadMetadata = PermissionBody.extend({ path: z.string().min(1, 'metadata.path is required') });
+
+const missingQuery = (name: string) => new ExecdError(400, 'MISSING_QUERY', `missing query parameter ${name}`);
+
+export function paths(ctx: ExecdContext): string[] {
+  const all = ctx.query.getAll('path');
+  if (all.length === 0) throw missingQuery('path');
+  return all;
+}
+
+export function onePath(ctx: ExecdContext): string {
+  const p = ctx.query.get('path');
+  if (!p) throw missingQuery('path');
+  return p;
+}
+
+/**
+ * POST /files/upload: `metadata` (JSON) and `file` parts, paired in order, any number of files.
+ * Each file goes to a temporary file first (bounded by execd.maxUploadBytes): the archive the engine
+ * takes needs the size up front. Files are written once the whole request has arrived.
+ */
+export async function upload(ctx: ExecdContext, maxBytes: number): Promise<void> {
+  const type = ctx.req.headers['content-type'] ?? '';
+  if (!type.toLowerCase().startsWith('multipart/form-data'))
+    throw new ExecdError(400, 'INVALID_FILE', 'the upload must be multipart/form-data');
+  const dir = await mkdtemp(join(tmpdir(), 'tidebox-upload-'));
+  try {
+    const metadata: Array<z.infer<typeof UploadMetadata>> = [];
+    const files: Array<{ file: string; size: number }> = [];
+    await new Promise<void>((resolve, reject) => {
+      let bb: Busboy.Busboy;
+      try {
+        bb = Busboy({ headers: ctx.req.headers, limits: { fileSize: maxBytes, files: 2000, fields: 2000, fieldSize: 64 * 1024 } });
+      } catch (err) {
+        return reject(new ExecdError(400, 'INVALID_FILE', (err as Error).message));
+      }
+      const writes: Array<Promise<void>> = [];
+      const fail = (err: Error) => {
+        ctx.req.raw.unpipe(bb);
+        ctx.req.raw.resume();
+        reject(err);
+      };
+      const onMetadata = (text: string) => {
+        try {
+          metadata.push(UploadMetadata.parse(JSON.parse(text)));
+        } catch (err) {
+          fail(new ExecdError(400, 'INVALID_FILE_METADATA', `the metadata part is not valid: ${(err as Error).message.slice(0, 300)}`));
+        }
+      };
+      bb.on('field', (name, value) => {
+        if (name === 'metadata') onMetadata(value);
+      });
+      bb.on('file', (name, stream) => {
+        if (name === 'metadata') {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          stream.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size <= 64 * 1024) chunks.push(c);
+          });
+          stream.on('end', () => onMetadata(Buffer.concat(chunks).toString('utf8')));
+          return;
+        }
+        if (name !== 'file') return void stream.resume();
+        const file = join(dir, String(files.length));
+        const entry = { file, size: 0 };
+        files.push(entry);
+        stream.on('data', (c: Buffer) => (entry.size += c.length));
+        stream.on('limit', () =>
+          fail(new ExecdError(413, 'INVALID_FILE_CONTENT', `a file is larger than ${maxBytes} bytes (execd.maxUploadBytes)`)),
+        );
+        writes.push(pipeline(stream, createWriteStream(file)));
+      });
+      bb.on('error', (err: Error) => fail(new ExecdError(400, 'INVALID_FILE', `the multipart body is malformed: ${err.message}`)));
+      bb.on('close', () => {
+        Promise.all(writes).then(() => resolve(), reject);
+      });
+      ctx.req.raw.pipe(bb);
+    });
+    if (files.length === 0 && metadata.length === 0) throw new ExecdError(400, 'INVALID_FILE', 'multipart form is empty');
+    if (files.length === 0) throw new ExecdError(400, 'INVALID_FILE_CONTENT', 'file is missing');
+    if (metadata.length !== files.length)
+      throw new ExecdError(
+        400,
+        'INVALID_FILE',
+        `${metadata.length} metadata parts for ${files.length} files: send one metadata part before each file`,
+      );
+    for (let i = 0; i < files.length; i++) {
+      const m = metadata[i]!;
+      const perm: Permission = { ...(m.mode ? { mode: m.mode } : {}), owner: m.owner ?? null, group: m.group ?? null };
+      await ctx.sandbox.files.upload(m.path, files[i]!, perm);
+    }
+    await ctx.reply.code(200).send('');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** GET /files/download: the bytes (a Range served as 206), or lines with offset/limit. */
+export async function download(ctx: ExecdContext): Promise<void> {
+  const path = onePath(ctx);
+  const offset = ctx.query.get('offset');
+  const limit = ctx.query.get('limit');
+  const range = ctx.req.headers.range;
+  if ((offset !== null || limit !== null) && range)
+    throw new ExecdError(400, 'INVALID_REQUEST_BODY', 'offset/limit cannot be combined with a Range header');
+  const lineMode = offset !== null || limit !== null;
+  const first = lineMode ? positive(offset ?? '1', 'offset') : 0;
+  const count = lineMode && limit !== null ? positive(limit, 'limit') : undefined;
+  const file = await ctx.sandbox.files.download(path);
+  const name = basename(file.path);
+  if (lineMode) {
+    await ctx.reply
+      .code(200)
+      .header('content-type', 'text/plain; charset=utf-8')
+      .send(await readLines(file.body, first, count));
+    return;
+  }
+  const headers: Record<string, string> = {
+    'content-type': 'application/octet-stream',
+    'content-disposition': `attachment; filename="${name.replace(/[^\x20-\x7e]|["\\]/g, '_')}"; filename*=UTF-8''${encodeURIComponent(name)}`,
+    'accept-ranges': 'bytes',
+    'last-modified': file.mtime.toUTCString(),
+  };
+  if (!range) {
+    await ctx.reply
+      .code(200)
+      .headers({ ...headers, 'content-length': String(file.size) })
+      .send(file.body);
+    return;
+  }
+  const r = parseRange(range, file.size);
+  if (!r) {
+    file.body.destroy();
+    await ctx.reply
+      .code(416)
+      .header('content-range', `bytes */${file.size}`)
+      .send({ code: 'UNKNOWN', message: `range ${range} is not satisfiable for ${file.size} bytes` });
+    return;
+  }
+  const length = r.end - r.start + 1;
+  await ctx.reply
+    .code(206)
+    .headers({ ...headers, 'content-length': String(length), 'content-range': `bytes ${r.start}-${r.end}/${file.size}` })
+    .send(file.body.pipe(slice(r.start, length)));
+}
+
+function positive(v: string, name: string): number {
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new ExecdError(400, 'INVALID_REQUEST_BODY', `${name} must be an integer ≥ 1`);
+  return Number(v);
+}
+
+/** The first range of a `bytes=` header, clamped to the file; undefined when unsatisfiable or unparsable. */
+export function parseRange(header: string, size: number): { start: number; end: number } | undefined {
+  const m = /^bytes=(\d*)-(\d*)/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return undefined;
+  let start: number;
+  let end: number;
+  if (m[1] === '') {
+    start = Math.max(0, size - Number(m[2]));
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  }
+  if (start >= size || end < start) return undefined;
+  return { start, end };
+}
+
+/** Bytes [start, start + length) of a stream. */
+function slice(start: number, length: number): Transform {
+  let seen = 0;
+  let sent = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      const from = Math.max(0, start - seen);
+      seen += chunk.length;
+      if (from < chunk.length && sent < length) {
+        const part = chunk.subarray(from, from + (length - sent));
+        sent += part.length;
+        this.push(part);
+      }
+      done();
+    },
+  });
+}
+
+/** Lines `first`.. (1-based), `count` of them or to the end, joined by \n without a trailing one. */
+async function readLines(body: Readable, first: number, count: number | undefined): Promise<string> {
+  const splitter = new LineSplitter(Number.MAX_SAFE_INTEGER);
+  const out: string[] = [];
+  let n = 0;
+  const take = (lines: string[]) => {
+    for (const line of lines) {
+      n++;
+      if (n >= first && (count === undefined || out.length < count)) out.push(line === '\n' ? '' : line);
+    }
+  };
+  for await (const chunk of body) {
+    take(splitter.push(chunk as Buffer));
+    if (count !== undefined && out.length >= count) {
+      body.destroy();
+      return out.join('\n');
+    }
+  }
+  take(splitter.flush());
+  return out.join('\n');
+}

@@ -1,0 +1,146 @@
+import { execFileSync } from 'node:child_process';
+import { parseRange } from '../../api/execd/files';
+import {
+  commandLine,
+  globToRegExp,
+  LineSplitter,
+  modeBits,
+  modeDigits,
+  parseStatLine,
+  plainArgv,
+  WARM_EXEC_SCRIPT,
+} from '../../core/execd';
+import { FrameDemux } from '../../execd/docker-exec';
+
+/** The pure pieces of Tidebox's execd: the line a warm exec evaluates (run by a real sh), globs, stat lines, ranges, framing. */
+
+describe('the warm exec line', () => {
+  /** What the container does: the warm script reads the line on stdin and evaluates it. */
+  const runLine = (line: string) =>
+    execFileSync('/bin/sh', ['-c', WARM_EXEC_SCRIPT], { input: `${line}\n`, encoding: 'utf8' })
+      .split('\n')
+      .slice(1)
+      .join('\n');
+
+  it.each([
+    ['plain words', 'echo hi'],
+    ['quotes of both kinds', `echo "it's" 'a "test"'`],
+    ['newlines and a heredoc', 'cat <<EOF\nline one\nline two\nEOF'],
+    ['shell syntax that must not leak out', "echo '$(id)' `echo x` ; echo \\\\"],
+  ])('when the command has %s, then it runs exactly as written', (_what, command) => {
+    const expected = execFileSync('/bin/sh', ['-c', command], { encoding: 'utf8' });
+    expect(runLine(commandLine({ command, shell: '/bin/sh' }))).toBe(expected);
+  });
+
+  it('when cwd and env values hold quotes, newlines and $, then they arrive verbatim', () => {
+    const env = { A: "x'y", B: 'one\ntwo', C: '$HOME `id` $(id)' };
+    const out = runLine(commandLine({ command: 'pwd; printf "%s|" "$A" "$B" "$C"', cwd: '/tmp', env, shell: '/bin/sh' }));
+    expect(out).toBe(`/tmp\nx'y|one\ntwo|$HOME \`id\` $(id)|`);
+  });
+
+  it('when cwd does not exist, then the command does not run and the exit is non-zero', () => {
+    expect(() =>
+      execFileSync('/bin/sh', ['-c', WARM_EXEC_SCRIPT], {
+        input: `${commandLine({ command: 'echo ran', cwd: '/no/such', shell: '/bin/sh' })}\n`,
+        stdio: 'pipe',
+      }),
+    ).toThrow();
+  });
+
+  it('when an image has no shell, then only plain words become argv', () => {
+    expect(plainArgv('/hello --name=x a.txt')).toEqual(['/hello', '--name=x', 'a.txt']);
+    expect(plainArgv('echo $HOME')).toBeUndefined();
+    expect(plainArgv('a | b')).toBeUndefined();
+    expect(plainArgv('   ')).toBeUndefined();
+  });
+});
+
+describe('globs (basename, doublestar syntax)', () => {
+  it.each([
+    ['*.txt', 'a.txt', true],
+    ['*.txt', 'a.txt.bak', false],
+    ['**', 'anything', true],
+    ['?.py', 'a.py', true],
+    ['?.py', 'ab.py', false],
+    ['[ab]*.md', 'b-notes.md', true],
+    ['[!ab]*.md', 'b-notes.md', false],
+    ['*.{js,ts}', 'x.ts', true],
+    ['*.{js,ts}', 'x.py', false],
+    ['a\\*b', 'a*b', true],
+    ['a.b', 'axb', false],
+  ])('when %s is matched against %s, then %s', (pattern, name, matches) => {
+    expect(globToRegExp(pattern).test(name)).toBe(matches);
+  });
+
+  it('when a brace is left open, then the pattern is refused', () => {
+    expect(() => globToRegExp('*.{js')).toThrow(/unclosed/);
+  });
+});
+
+describe('stat lines and modes', () => {
+  it('when stat prints a line, then it becomes the contract FileInfo (a name with | kept whole)', () => {
+    expect(parseStatLine('81a4|12|1000|UNKNOWN|0|root|1700000000|1700000100|/w/a|b.txt')).toEqual({
+      path: '/w/a|b.txt',
+      type: 'file',
+      size: 12,
+      modified_at: '2023-11-14T22:13:20.000Z',
+      created_at: '2023-11-14T22:15:00.000Z',
+      owner: '1000',
+      group: 'root',
+      mode: 644,
+    });
+    expect(parseStatLine('41ed|4096|0|root|0|root|0|0|/d')?.type).toBe('directory');
+    expect(parseStatLine('a1ff|4|0|root|0|root|0|0|/l')).toMatchObject({ type: 'symlink', mode: 777 });
+    expect(parseStatLine('garbage')).toBeUndefined();
+  });
+
+  it('when modes are converted, then 755 means rwxr-xr-x and non-octal digits are refused', () => {
+    expect(modeBits(755)).toBe(0o755);
+    expect(modeBits(4755)).toBe(0o4755);
+    expect(modeBits(789)).toBeUndefined();
+    expect(modeDigits(0o100640)).toBe(640);
+  });
+});
+
+describe('output framing', () => {
+  it('when output arrives in pieces, then lines are whole, endings dropped, blank lines "\\n", the tail at flush', () => {
+    const s = new LineSplitter(8);
+    expect(s.push(Buffer.from('one\r'))).toEqual([]);
+    expect(s.push(Buffer.from('\ntwo\n\nthr'))).toEqual(['one', 'two', '\n']);
+    expect(s.push(Buffer.from('ee-is-long'))).toEqual(['three-is']);
+    expect(s.push(Buffer.from([0xe2, 0x82]))).toEqual([]);
+    expect(s.push(Buffer.from([0xac]))).toEqual([]);
+    expect(s.flush()).toEqual(['-long€']);
+  });
+
+  it('when the engine frames stdout and stderr, then they are told apart across chunk boundaries', () => {
+    const got: Array<[string, string]> = [];
+    const demux = new FrameDemux((stream, data) => got.push([stream, data.toString()]));
+    const frame = (kind: number, text: string) =>
+      Buffer.concat([Buffer.from([kind, 0, 0, 0]), Buffer.alloc(4), Buffer.from(text)]).fill(0, 4, 8);
+    const a = frame(1, 'out');
+    a.writeUInt32BE(3, 4);
+    const b = frame(2, 'err!');
+    b.writeUInt32BE(4, 4);
+    const all = Buffer.concat([a, b]);
+    demux.push(all.subarray(0, 5));
+    demux.push(all.subarray(5, 13));
+    demux.push(all.subarray(13));
+    expect(got).toEqual([
+      ['stdout', 'out'],
+      ['stderr', 'err!'],
+    ]);
+  });
+
+  it.each([
+    ['bytes=0-9', 100, { start: 0, end: 9 }],
+    ['bytes=90-', 100, { start: 90, end: 99 }],
+    ['bytes=-10', 100, { start: 90, end: 99 }],
+    ['bytes=95-200', 100, { start: 95, end: 99 }],
+    ['bytes=100-', 100, undefined],
+    ['bytes=5-1', 100, undefined],
+    ['items=0-1', 100, undefined],
+  ])('when the Range is %s of %d bytes, then it is %j', (header, size, expected) => {
+    expect(parseRange(header, size)).toEqual(expected);
+  });
+});
