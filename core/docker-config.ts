@@ -71,10 +71,11 @@ export const DockerSchema = z
     endpointHost: z.string().min(1).optional(),
     /**
      * Container ports every sandbox publishes on bridge networking. The defaults are the ports the
-     * OpenSandbox SDKs look up right after create (execd 44772, egress 18080) and 8080.
+     * OpenSandbox SDKs look up right after create besides execd (egress 18080) and 8080; execd (44772) is
+     * served by Tidebox itself (docs/execd.md), or published when a request opts out with extensions["tidebox.io/execd"]="image".
      * A request adds more with `extensions["tidebox.io/ports"]` ("3000,5173").
      */
-    exposedPorts: z.array(z.number().int().min(1).max(65535)).max(64).default([44772, 8080, 18080]),
+    exposedPorts: z.array(z.number().int().min(1).max(65535)).max(64).default([8080, 18080]),
     /**
      * A started container must stay up this long before the sandbox counts as Running, so an
      * entrypoint that fails at once ends in Failed (with its exit code and output) rather than

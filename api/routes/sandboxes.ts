@@ -239,13 +239,12 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
 /**
  * Port 44772 of a sandbox: Tidebox's execd for it, on this API, with the sandbox's access token
  * (the SDKs send the endpoint's headers with every execd call). Its data plane talks to the engine
- * beside this API, so a sandbox on another host is reached through that host's API.
+ * beside this API, so a sandbox on another host is reached through that host's API. The address
+ * is given in any state (the SDK asks right after resume); execd calls answer 409 until Running.
  */
 function execdEndpoint(view: SandboxView, host: string, tokens: ExecdTokens, localHostId: string) {
   if (view.hostId !== localHostId)
     throw new TideboxError('PORT_NOT_AVAILABLE', `sandbox ${view.id} runs on host ${view.hostId}; its execd is served by that host's API`);
-  if (view.status.state !== 'Running')
-    throw new TideboxError('PORT_NOT_AVAILABLE', `sandbox ${view.id} is not running, so it has no endpoints`);
   return {
     endpoint: `${host}/sandboxes/${encodeURIComponent(view.id)}/proxy/${EXECD_PORT}`,
     headers: { [EXECD_TOKEN_HEADER.toUpperCase()]: tokens.mint(view.id) },

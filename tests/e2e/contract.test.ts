@@ -136,13 +136,20 @@ describe('endpoints (direct ingress, bridge networking)', () => {
       entrypoint: ['sh', '-c', 'mkdir -p /www && echo hello-from-sandbox > /www/index.html && exec httpd -f -p 9000 -h /www'],
     });
     const info = (await containerOf(id))!;
-    for (const port of [44772, 8080, 18080, 9000]) {
+    for (const port of [8080, 18080, 9000]) {
       const r = await stack.request('GET', `/v1/sandboxes/${id}/endpoints/${port}`);
       expect(r.status).toBe(200);
       const binding = info.NetworkSettings.Ports[`${port}/tcp`]![0]!;
       expect(binding.HostIp).toBe('127.0.0.1');
       expect(r.body).toEqual({ endpoint: `127.0.0.1:${binding.HostPort}` });
     }
+    // 44772 is execd, served by Tidebox itself: this API, with the sandbox's own token; nothing is published for it.
+    expect(info.NetworkSettings.Ports['44772/tcp']).toBeUndefined();
+    const execd = await stack.request('GET', `/v1/sandboxes/${id}/endpoints/44772`);
+    expect(execd.body).toEqual({
+      endpoint: `${new URL(stack.baseUrl).host}/sandboxes/${id}/proxy/44772`,
+      headers: { 'X-EXECD-ACCESS-TOKEN': expect.stringMatching(/^[A-Za-z0-9_-]{43}$/) },
+    });
     // The endpoint really reaches the service inside.
     const endpoint = (await stack.request('GET', `/v1/sandboxes/${id}/endpoints/9000`)).body.endpoint;
     const page = await waitFor(

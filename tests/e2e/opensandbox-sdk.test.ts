@@ -4,7 +4,7 @@ import { sandboxRequest, Stack, waitFor } from '../helpers/stack';
 /**
  * The published OpenSandbox TypeScript SDK, unmodified, against a real Tidebox: `Sandbox` creates,
  * reads, renews, pauses, resumes, resolves endpoints and kills; `SandboxManager` lists with filters.
- * The in-sandbox health check is skipped: the test image has no execd.
+ * The in-sandbox health check is skipped here; tests/e2e/execd.test.ts runs the SDK with it on.
  */
 const API_KEY = 'sdk-test-key-0123456789';
 let stack: Stack;
