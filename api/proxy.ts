@@ -95,7 +95,11 @@ export class ProxyConnections {
 
   /** Take a slot for the caller, or 429; the returned function gives it back (idempotent). */
   acquire(caller: Caller): () => void {
-    const key = caller.kind === 'admin' ? '(admin)' : caller.tenant;
+    return this.acquireFor(caller.kind === 'admin' ? '(admin)' : caller.tenant);
+  }
+
+  /** Take a slot for a tenant by name (execd counts a token's use against the sandbox's tenant). */
+  acquireFor(key: string): () => void {
     const n = this.open.get(key) ?? 0;
     if (n >= this.limit)
       throw new TideboxError('QUOTA_EXCEEDED', `too many open proxied connections: at most ${this.limit} per tenant, and ${n} are open`);

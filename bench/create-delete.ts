@@ -2,7 +2,7 @@ import Dockerode from 'dockerode';
 import { sandboxRequest, Stack, TEST_IMAGE } from '../tests/helpers/stack';
 
 /**
- * `npm run bench`: N sequential create (to Running) + delete cycles through Tidebox, and in the same
+ * The lifecycle part of `npm run bench` (bench/main.ts): N sequential create (to Running) + delete cycles through Tidebox, and in the same
  * run N raw dockerode create + start + remove cycles of the same image, entrypoint, limits and
  * container settings, on a user-defined bridge network as Tidebox's tenant networks are.
  * Prints p50/p95 per phase and the Tidebox/raw ratios. Bounded: N iterations and a time budget.
@@ -85,7 +85,7 @@ async function run(label: string, cycle: (i: number) => Promise<Sample>, deadlin
   return samples;
 }
 
-async function main(): Promise<void> {
+export async function benchCreateDelete(): Promise<void> {
   const deadline = Date.now() + BUDGET_MS;
   const docker = new Dockerode();
   const stack = await Stack.start();
@@ -130,8 +130,3 @@ async function main(): Promise<void> {
       .catch(() => undefined);
   }
 }
-
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});

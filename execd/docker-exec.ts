@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type Dockerode from 'dockerode';
-import { commandLine, plainArgv, WARM_EXEC_SCRIPT } from '../core/execd';
+import { commandLine, plainArgv, shellQuote, WARM_EXEC_SCRIPT } from '../core/execd';
 import { ExecdError } from './errors';
 
 /**
@@ -33,6 +33,22 @@ export interface RunningCommand {
   /** Signal the command's process group. */
   signal(sig: 'TERM' | 'KILL'): Promise<void>;
 }
+
+/** A session's shell: one line per run, output to whatever sink is set. */
+export interface ShellHandle {
+  pid: number;
+  write(line: string): void;
+  onOutput(sink: (stream: StreamName, data: Buffer) => void): void;
+  closed: Promise<void>;
+  exitCode(): Promise<number>;
+  end(): void;
+  signal(sig: 'TERM' | 'KILL'): Promise<void>;
+  pause(): void;
+  resume(): void;
+}
+
+/** What a session's shell runs: evaluate each line it reads, in this same shell, until input ends. */
+const SESSION_LOOP = `NL='\n'; while IFS= read -r __tidebox_line; do eval "$__tidebox_line"; done`;
 
 /** How long a started exec may take to say its pid. */
 const WARM_START_MS = 10_000;
@@ -206,6 +222,29 @@ export class ContainerExec {
         this.warming--;
         this.refill();
       });
+  }
+
+  /**
+   * A persistent shell (a session): a warm exec turned into a loop that evaluates each line it is
+   * sent in the same shell, so variables, functions and the working directory carry over.
+   */
+  async openShell(): Promise<ShellHandle> {
+    const shell = await this.shellOf();
+    if (!shell) throw new ExecdError(400, 'NOT_SUPPORTED', 'this sandbox image has no shell (/bin/sh), so it cannot hold a session');
+    const warm = this.warm.shift() ?? (await this.startWarm());
+    this.refill();
+    warm.socket.write(`exec ${shell} -c ${shellQuote(SESSION_LOOP)}\n`);
+    return {
+      pid: warm.pid,
+      write: (line) => warm.socket.write(`${line}\n`),
+      onOutput: (sink) => (warm.sink = sink),
+      closed: warm.closed,
+      exitCode: () => exitCode(warm.exec),
+      end: () => warm.socket.end(),
+      signal: (sig) => this.signalGroup(warm.pid, sig),
+      pause: () => warm.socket.pause(),
+      resume: () => warm.socket.resume(),
+    };
   }
 
   /** Shell-less image: the command as argv, with the engine's own cwd/env; no process group to signal but by pid. */

@@ -2,10 +2,12 @@ import type { Readable } from 'node:stream';
 import Dockerode from 'dockerode';
 import type { ExecdConfig } from '../core/execd';
 import { LABELS } from '../contracts/labels';
+import { forEachLine } from '../platform/lines';
 import { SandboxCommands } from './commands';
 import { ContainerExec } from './docker-exec';
 import { ContainerFiles } from './docker-files';
 import { ExecdError } from './errors';
+import { SandboxSessions } from './sessions';
 import { ShellFiles } from './shell-files';
 
 export { ExecdError } from './errors';
@@ -30,6 +32,7 @@ export interface Metrics {
 
 export interface SandboxExecd {
   commands: SandboxCommands;
+  sessions: SandboxSessions;
   /** Through the archive API: info, download, upload, replace (any image). */
   files: ContainerFiles;
   /** Through shell scripts: list, search, move, delete, mkdir, permissions (images with a shell). */
@@ -93,6 +96,7 @@ export class DockerExecd {
     const entry = this.entries.get(sandboxId);
     if (!entry) return;
     this.entries.delete(sandboxId);
+    entry.api.sessions.closeAll();
     entry.exec.dispose();
   }
 
@@ -112,21 +116,21 @@ export class DockerExecd {
     const container = this.docker.getContainer(containerId);
     const api: SandboxExecd = {
       commands: new SandboxCommands(exec, execd),
+      sessions: new SandboxSessions(exec, execd.commandsPerSandbox),
       files: new ContainerFiles(this.docker, containerId),
       paths: new ShellFiles(exec, execd.maxListEntries),
       metrics: async () => toMetrics((await container.stats({ stream: false })) as unknown as DockerStats, await cpuLimit(container)),
       watchMetrics: async (onMetrics, onEnd) => {
         const cpus = await cpuLimit(container);
         const stream = (await container.stats({ stream: true })) as unknown as Readable;
-        let buffered = '';
-        stream.on('data', (chunk: Buffer) => {
-          buffered += chunk.toString('utf8');
-          let nl: number;
-          while ((nl = buffered.indexOf('\n')) >= 0) {
-            const line = buffered.slice(0, nl).trim();
-            buffered = buffered.slice(nl + 1);
-            if (line) onMetrics(toMetrics(JSON.parse(line) as DockerStats, cpus));
+        forEachLine(stream, (line) => {
+          let stats: DockerStats;
+          try {
+            stats = JSON.parse(line) as DockerStats;
+          } catch {
+            return; // not a stats object: skip it, the next second brings another
           }
+          onMetrics(toMetrics(stats, cpus));
         });
         stream.once('close', onEnd);
         stream.once('error', () => stream.destroy());

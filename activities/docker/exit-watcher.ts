@@ -2,6 +2,7 @@ import type Dockerode from 'dockerode';
 import { z } from 'zod';
 import { LABELS } from '../../contracts/labels';
 import type { RuntimeExit } from '../../contracts/runtime';
+import { forEachLine } from '../../platform/lines';
 
 const DieEvent = z.object({
   id: z.string(),
@@ -61,21 +62,14 @@ export async function watchRuntimeExits(
         // Read events until the stream ends, fails, or we are told to stop (destroying a docker-modem
         // stream does not reliably end an async iterator over it, so listen explicitly).
         let pending = Promise.resolve();
-        let buffered = '';
         await new Promise<void>((resolve, reject) => {
           stopReading = resolve;
           if (signal.aborted) resolve();
           stream.on('end', () => resolve());
           stream.on('error', reject);
-          stream.on('data', (chunk: Buffer) => {
-            buffered += chunk.toString('utf8');
-            let nl: number;
-            while ((nl = buffered.indexOf('\n')) >= 0) {
-              const line = buffered.slice(0, nl).trim();
-              buffered = buffered.slice(nl + 1);
-              const exit = line ? parseDieEvent(line) : undefined;
-              if (exit) pending = pending.then(() => report(exit)).catch((err) => log(`reporting exit failed: ${(err as Error).message}`));
-            }
+          forEachLine(stream, (line) => {
+            const exit = parseDieEvent(line);
+            if (exit) pending = pending.then(() => report(exit)).catch((err) => log(`reporting exit failed: ${(err as Error).message}`));
           });
         });
         await pending;

@@ -57,56 +57,104 @@ export async function runCommand(ctx: ExecdContext, body: RunCommand): Promise<v
     ...(body.uid !== undefined ? { uid: body.uid } : {}),
     ...(body.gid !== undefined ? { gid: body.gid } : {}),
   };
-  const out = new PassThrough();
-  out.on('error', () => undefined);
-  let detached = false;
-  const send = (event: { type: string; [k: string]: unknown }): boolean => (detached ? true : out.write(streamEvent(event)));
-
+  const events = new EventStream();
   if (opts.background) {
     const { id } = await sandbox.commands.start(opts);
-    send({ type: 'init', text: id });
-    send({ type: 'execution_complete', execution_time: 0 });
-    out.end();
-    return sse(ctx, out);
+    events.send({ type: 'init', text: id });
+    events.send({ type: 'execution_complete', execution_time: 0 });
+    events.out.end();
+    return sse(ctx, events.out);
   }
-
   const started = Date.now();
-  const lines: Record<StreamName, LineSplitter> = { stdout: new LineSplitter(), stderr: new LineSplitter() };
-  let resume: (() => void) | undefined;
-  const { id, run, done } = await sandbox.commands.start(opts, {
-    onOutput: (stream, data) => {
-      let ok = true;
-      for (const text of lines[stream].push(data)) ok = send({ type: stream, text }) && ok;
-      return ok;
-    },
-  });
-  resume = run.resume;
-  // The client reads slower than the command writes: pause the engine's stream until it drains.
-  out.on('drain', () => resume?.());
-  // A client that leaves does not stop the command (as the reference execd): it runs to its end or timeout.
-  out.once('close', () => {
-    detached = true;
-    resume?.();
-  });
-  const ping = setInterval(() => send({ type: 'ping', text: 'pong' }), PING_MS);
+  const { id, run, done } = await sandbox.commands.start(opts, { onOutput: events.onOutput });
   // init first: start() resolves before any output event is delivered (those come from I/O callbacks).
-  out.write(streamEvent({ type: 'init', text: id }));
-  void done.then((status) => {
-    clearInterval(ping);
-    for (const stream of ['stdout', 'stderr'] as const) for (const text of lines[stream].flush()) send({ type: stream, text });
-    send(finalEvent(status, Date.now() - started));
-    resume = undefined;
-    out.end();
-  });
-  return sse(ctx, out);
+  events.begin(id, run.resume);
+  void done.then((status) => events.finish(finalEvent(status.exit_code ?? -1, status.error, Date.now() - started)));
+  return sse(ctx, events.out);
 }
 
-function finalEvent(status: CommandStatus, ms: number): { type: string; [k: string]: unknown } {
-  if (status.exit_code === 0) return { type: 'execution_complete', execution_time: ms };
-  return {
-    type: 'error',
-    error: { ename: 'CommandExecError', evalue: String(status.exit_code), traceback: [status.error ?? `exit status ${status.exit_code}`] },
+/** POST /session: a persistent shell; `{session_id}`. */
+export async function createSession(ctx: ExecdContext, body: z.infer<typeof CreateSessionBody>): Promise<{ session_id: string }> {
+  return { session_id: await ctx.sandbox.sessions.create(body.cwd) };
+}
+
+/** POST /session/{id}/run: one command in the session's shell, streamed like a foreground command. */
+export async function runInSession(ctx: ExecdContext, sessionId: string, body: z.infer<typeof RunInSessionBody>): Promise<void> {
+  const session = ctx.sandbox.sessions.get(sessionId);
+  const events = new EventStream();
+  const started = Date.now();
+  let resume: () => void = () => undefined;
+  const done = session.run({
+    command: body.command,
+    ...(body.cwd ? { cwd: body.cwd } : {}),
+    ...(body.timeout ? { timeout: body.timeout } : {}),
+    onOutput: events.onOutput,
+    onStart: (r) => (resume = r),
+  });
+  events.begin(sessionId, () => resume());
+  void done.then(
+    (code) => events.finish(finalEvent(code, code === -1 ? 'signal: killed' : undefined, Date.now() - started)),
+    (err: Error) => events.finish({ type: 'error', error: { ename: 'SessionError', evalue: err.message, traceback: [err.message] } }),
+  );
+  return sse(ctx, events.out);
+}
+
+export const CreateSessionBody = z.object({ cwd: z.string().optional() });
+export const RunInSessionBody = z.object({
+  command: z.string().refine((c) => c.trim() !== '', 'command is required'),
+  cwd: z.string().optional(),
+  timeout: z.number().int().min(0).optional(),
+});
+
+/**
+ * The events of one run: init, a stdout/stderr event per line, pings while quiet, the final event.
+ * A client that reads slower than the command writes pauses the engine's stream (resume on drain);
+ * a client that leaves does not stop the command (as the reference execd): it runs to its end.
+ */
+class EventStream {
+  readonly out = new PassThrough();
+  private detached = false;
+  private resume: (() => void) | undefined;
+  private ping: NodeJS.Timeout | undefined;
+  private readonly lines: Record<StreamName, LineSplitter> = { stdout: new LineSplitter(), stderr: new LineSplitter() };
+
+  constructor() {
+    this.out.on('error', () => undefined);
+    this.out.on('drain', () => this.resume?.());
+    this.out.once('close', () => {
+      this.detached = true;
+      this.resume?.();
+    });
+  }
+
+  send(event: { type: string; [k: string]: unknown }): boolean {
+    return this.detached ? true : this.out.write(streamEvent(event));
+  }
+
+  readonly onOutput = (stream: StreamName, data: Buffer): boolean => {
+    let ok = true;
+    for (const text of this.lines[stream].push(data)) ok = this.send({ type: stream, text }) && ok;
+    return ok;
   };
+
+  begin(id: string, resume: () => void): void {
+    this.resume = resume;
+    this.send({ type: 'init', text: id });
+    this.ping = setInterval(() => this.send({ type: 'ping', text: 'pong' }), PING_MS);
+  }
+
+  finish(final: { type: string; [k: string]: unknown }): void {
+    clearInterval(this.ping);
+    for (const stream of ['stdout', 'stderr'] as const) for (const text of this.lines[stream].flush()) this.send({ type: stream, text });
+    this.send(final);
+    this.resume = undefined;
+    this.out.end();
+  }
+}
+
+function finalEvent(code: number, error: string | undefined, ms: number): { type: string; [k: string]: unknown } {
+  if (code === 0) return { type: 'execution_complete', execution_time: ms };
+  return { type: 'error', error: { ename: 'CommandExecError', evalue: String(code), traceback: [error ?? `exit status ${code}`] } };
 }
 
 async function sse(ctx: ExecdContext, out: PassThrough): Promise<void> {
@@ -134,6 +182,7 @@ export async function commandLogs(ctx: ExecdContext, id: string): Promise<void> 
 export async function interruptCommand(ctx: ExecdContext): Promise<void> {
   const id = ctx.query.get('id');
   if (!id) throw new ExecdError(400, 'MISSING_QUERY', 'missing query parameter id');
-  await ctx.sandbox.commands.interrupt(id);
+  if (ctx.sandbox.sessions.has(id)) await ctx.sandbox.sessions.get(id).interrupt();
+  else await ctx.sandbox.commands.interrupt(id);
   await ctx.reply.code(200).send('');
 }

@@ -7,7 +7,17 @@ import { TideboxError } from '../../core/errors';
 import { EXECD_PORT } from '../../core/execd';
 import { type DockerExecd, ExecdError } from '../../execd';
 import { forwardRequest, leaveBodiesUnread, type ProxyDeps } from '../proxy';
-import { commandLogs, commandStatus, interruptCommand, RunCommandBody, runCommand } from './commands';
+import {
+  commandLogs,
+  commandStatus,
+  CreateSessionBody,
+  createSession,
+  interruptCommand,
+  RunCommandBody,
+  runCommand,
+  RunInSessionBody,
+  runInSession,
+} from './commands';
 import type { ExecdContext } from './context';
 import { download, MoveBody, onePath, paths, PermissionMap, ReplaceBody, upload } from './files';
 
@@ -31,6 +41,13 @@ const OPS: Array<[string, RegExp, (m: RegExpExecArray) => Op]> = [
   ['GET', /^\/ping$/, () => async (ctx) => ctx.reply.code(200).send('')],
   ['POST', /^\/command$/, () => async (ctx, deps) => runCommand(ctx, await body(ctx, RunCommandBody, deps.config))],
   ['DELETE', /^\/command$/, () => (ctx) => interruptCommand(ctx)],
+  ['POST', /^\/session$/, () => async (ctx, deps) => createSession(ctx, await body(ctx, CreateSessionBody, deps.config))],
+  [
+    'POST',
+    /^\/session\/([^/]+)\/run$/,
+    (m) => async (ctx, deps) => runInSession(ctx, segment(m), await body(ctx, RunInSessionBody, deps.config)),
+  ],
+  ['DELETE', /^\/session\/([^/]+)$/, (m) => async (ctx) => empty(ctx, await ctx.sandbox.sessions.delete(segment(m)))],
   ['GET', /^\/command\/status\/([^/]+)$/, (m) => async (ctx) => commandStatus(ctx.sandbox, segment(m))],
   ['GET', /^\/command\/([^/]+)\/logs$/, (m) => (ctx) => commandLogs(ctx, segment(m))],
   [
@@ -85,13 +102,15 @@ export const execdRoutes: FastifyPluginAsyncZod<ExecdRouteDeps> = async (app, de
         'NOT_SUPPORTED',
         'code interpreting (/code) is not served by Tidebox; run an interpreter with /command, or use an image with its own execd (extensions["tidebox.io/execd"]="image")',
       );
-    if (/^\/session(\/|$)/.test(path))
-      throw new ExecdError(501, 'NOT_SUPPORTED', 'bash sessions (/session) are not served yet; use /command');
     const found = OPS.find(([method, pattern]) => method === req.method && pattern.test(path));
     if (!found) {
       const known = OPS.some(([, pattern]) => pattern.test(path));
       throw new ExecdError(known ? 405 : 404, known ? 'INVALID_REQUEST_BODY' : 'NOT_FOUND', `no execd route ${req.method} ${path}`);
     }
+    // Every execd request holds one of the tenant's proxied-connection slots while it is open
+    // (streams included), counted against the sandbox's tenant whether a key or a token opened it.
+    const release = deps.connections.acquireFor(view.tenant);
+    reply.raw.once('close', release);
     const sandbox = await deps.execd.open(sandboxId);
     const ctx: ExecdContext = { req, reply, sandboxId, sandbox, query };
     try {
@@ -99,9 +118,13 @@ export const execdRoutes: FastifyPluginAsyncZod<ExecdRouteDeps> = async (app, de
       if (!reply.sent && result !== reply && result !== undefined) return reply.code(200).send(result);
       return reply;
     } catch (err) {
+      if (err instanceof ExecdError) throw err;
       // The container went away or froze under us: drop what is kept for it; the next call looks again.
       const status = (err as { statusCode?: number }).statusCode;
-      if (status === 404 || status === 409) deps.execd.forget(sandboxId);
+      if (status === 404 || status === 409) {
+        deps.execd.forget(sandboxId);
+        throw new ExecdError(409, 'SANDBOX::INVALID_STATE', `the container of sandbox ${sandboxId} is not running`);
+      }
       throw err;
     }
   };

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { Sandbox } from '@alibaba-group/opensandbox';
-import { sandboxRequest, Stack, waitFor } from '../helpers/stack';
+import * as tar from 'tar-stream';
+import { sandboxRequest, Stack, TEST_IMAGE, waitFor } from '../helpers/stack';
 
 /**
  * The execd API served by Tidebox, through the published OpenSandbox TypeScript SDK, unmodified,
@@ -94,6 +96,51 @@ describe('commands', () => {
   });
 });
 
+describe('sessions', () => {
+  it('when commands run in one session, then variables, functions and the directory carry over; a run cwd applies to that run only', async () => {
+    const id = await sandbox.commands.createSession({ workingDirectory: '/srv/app' });
+    const first = await sandbox.commands.runInSession(id, 'X=42; f() { echo "fn $1"; }; cd /tmp; echo set');
+    expect(first.logs.stdout.map((m) => m.text)).toEqual(['set']);
+    expect(first.exitCode).toBe(0);
+    const elsewhere = await sandbox.commands.runInSession(id, 'pwd', { workingDirectory: '/' });
+    expect(elsewhere.logs.stdout.map((m) => m.text)).toEqual(['/']);
+    const second = await sandbox.commands.runInSession(id, 'echo "$X"; f arg; pwd; echo err >&2; false');
+    expect(second.logs.stdout.map((m) => m.text)).toEqual(['42', 'fn arg', '/tmp']);
+    expect(second.logs.stderr.map((m) => m.text)).toEqual(['err']);
+    expect(second.exitCode).toBe(1);
+    // A command that reads stdin gets EOF, not the session's next lines.
+    const cat = await sandbox.commands.runInSession(id, 'cat; echo after-cat');
+    expect(cat.logs.stdout.map((m) => m.text)).toEqual(['after-cat']);
+    await sandbox.commands.deleteSession(id);
+    await expect(sandbox.commands.runInSession(id, 'echo gone')).rejects.toMatchObject({ statusCode: 404 });
+  });
+
+  it('when a session run is interrupted, then it ends at once and the session is gone', async () => {
+    const id = await sandbox.commands.createSession();
+    const run = sandbox.commands.runInSession(id, 'sleep 60');
+    await waitFor('the session to be busy', async () => {
+      const r = await sandbox.commands.runInSession(id, 'true').catch((e: { statusCode?: number }) => e);
+      return (r as { statusCode?: number }).statusCode === 409;
+    });
+    const asked = Date.now();
+    await sandbox.commands.interrupt(id);
+    expect((await run).exitCode).not.toBe(0);
+    expect(Date.now() - asked).toBeLessThan(1_000);
+    await expect(sandbox.commands.runInSession(id, 'echo still-here')).rejects.toMatchObject({ statusCode: 404 });
+  });
+});
+
+describe('metrics', () => {
+  it('when metrics are read, then they are the sandbox limits and usage from the engine', async () => {
+    const m = await sandbox.metrics.getMetrics();
+    expect(m.cpuCount).toBe(0.5);
+    expect(m.memoryTotalMiB).toBe(128);
+    expect(m.memoryUsedMiB).toBeGreaterThan(0);
+    expect(m.memoryUsedMiB).toBeLessThan(128);
+    expect(Math.abs(m.timestamp - Date.now())).toBeLessThan(10_000);
+  });
+});
+
 describe('files', () => {
   it('when a 20 MB binary file is written and read, then the bytes are the same', async () => {
     const data = randomBytes(20 * 1024 * 1024);
@@ -145,6 +192,109 @@ describe('files', () => {
 
   it('when a path does not exist, then 404 FILE_NOT_FOUND', async () => {
     await expect(sandbox.files.readFile('/no/such/file')).rejects.toMatchObject({ statusCode: 404 });
+  });
+});
+
+describe('an image without a shell', () => {
+  const IMAGE = 'tidebox/no-shell:test';
+
+  /** One static binary at /busybox and nothing else: no /bin/sh. */
+  async function noShellImage(): Promise<void> {
+    const source = (await stack.docker.createContainer({ Image: TEST_IMAGE, Cmd: ['true'] })) as unknown as {
+      getArchive(o: { path: string }): Promise<Readable>;
+      remove(o: { force: boolean }): Promise<void>;
+    };
+    try {
+      const extract = tar.extract();
+      const binary = await new Promise<Buffer>((resolve, reject) => {
+        extract.on('entry', (_h, stream, next) => {
+          const chunks: Buffer[] = [];
+          stream.on('data', (c) => chunks.push(c as Buffer));
+          stream.on('end', () => {
+            resolve(Buffer.concat(chunks));
+            next();
+          });
+        });
+        extract.on('error', reject);
+        void source.getArchive({ path: '/bin/busybox' }).then((s) => s.pipe(extract));
+      });
+      const pack = tar.pack();
+      pack.entry({ name: 'busybox', mode: 0o755 }, binary);
+      pack.finalize();
+      const stream = await stack.docker.importImage(pack as unknown as Readable, { repo: 'tidebox/no-shell', tag: 'test' });
+      await new Promise((resolve, reject) => stack.docker.modem.followProgress(stream, (err) => (err ? reject(err) : resolve(undefined))));
+    } finally {
+      await source.remove({ force: true });
+    }
+  }
+
+  it('when the image has no shell, then upload, read, info and plain commands work, and shell syntax is refused clearly', async () => {
+    await noShellImage();
+    const created = await stack.request(
+      'POST',
+      '/v1/sandboxes',
+      sandboxRequest({ image: { uri: IMAGE }, entrypoint: ['/busybox', 'sleep', '600'] }),
+    );
+    expect(created.body.status.state).toBe('Running');
+    const id: string = created.body.id;
+    try {
+      const noShell = await Sandbox.connect({ sandboxId: id, connectionConfig: { domain: stack.baseUrl, apiKey: API_KEY } });
+      const data = randomBytes(1024 * 1024);
+      await noShell.files.writeFiles([{ path: '/data/in/blob.bin', data }]);
+      expect(Buffer.from(await noShell.files.readBytes('/data/in/blob.bin')).equals(data)).toBe(true);
+      expect((await noShell.files.getFileInfo(['/data/in']))['/data/in']).toMatchObject({ type: 'directory', mode: 755 });
+      await noShell.files.writeFiles([{ path: '/data/note.txt', data: 'a-b-a' }]);
+      await noShell.files.replaceContents([{ path: '/data/note.txt', oldContent: 'a', newContent: 'x' }]);
+      expect(await noShell.files.readFile('/data/note.txt')).toBe('x-b-x');
+
+      const plain = await noShell.commands.run('/busybox cat /data/note.txt');
+      expect(plain.logs.stdout.map((m) => m.text)).toEqual(['x-b-x']);
+      await expect(noShell.commands.run('echo $HOME | /busybox wc')).rejects.toMatchObject({ statusCode: 400 });
+      await expect(noShell.files.listDirectory({ path: '/data' })).rejects.toMatchObject({ statusCode: 400 });
+      expect(await stack.containers(id)).toHaveLength(1);
+    } finally {
+      await stack.request('DELETE', `/v1/sandboxes/${id}`);
+      await stack.docker.getImage(IMAGE).remove({ force: true });
+    }
+  });
+});
+
+describe('uploads as the Python SDK sends them', () => {
+  it('when one request carries several metadata/file pairs, chunked, then every file is written with its mode', async () => {
+    const endpoint = await stack.request('GET', `/v1/sandboxes/${sandbox.id}/endpoints/44772`);
+    const boundary = 'tidebox-test-boundary';
+    const part = (name: string, filename: string, type: string, body: string) =>
+      `--${boundary}\r\nContent-Disposition: form-data; name="${name}"; filename="${filename}"\r\nContent-Type: ${type}\r\n\r\n${body}\r\n`;
+    const body =
+      part('metadata', 'metadata', 'application/json', JSON.stringify({ path: '/multi/one.txt', owner: null, group: null, mode: 755 })) +
+      part('file', 'one.txt', 'application/octet-stream', 'first') +
+      part('metadata', 'metadata', 'application/json', JSON.stringify({ path: '/multi/two.txt', owner: null, group: null, mode: 600 })) +
+      part('file', 'two.txt', 'application/octet-stream', 'second') +
+      `--${boundary}--\r\n`;
+    const chunked = new ReadableStream({
+      start(c) {
+        c.enqueue(new TextEncoder().encode(body));
+        c.close();
+      },
+    });
+    const r = await fetch(`http://${endpoint.body.endpoint}/files/upload`, {
+      method: 'POST',
+      headers: { ...endpoint.body.headers, 'content-type': `multipart/form-data; boundary=${boundary}` },
+      body: chunked,
+      duplex: 'half',
+    } as RequestInit);
+    expect(r.status).toBe(200);
+    const info = await sandbox.files.getFileInfo(['/multi/one.txt', '/multi/two.txt']);
+    expect([info['/multi/one.txt']!.mode, info['/multi/two.txt']!.mode]).toEqual([755, 600]);
+    expect(await sandbox.files.readFile('/multi/two.txt')).toBe('second');
+
+    const unpaired = await fetch(`http://${endpoint.body.endpoint}/files/upload`, {
+      method: 'POST',
+      headers: { ...endpoint.body.headers, 'content-type': `multipart/form-data; boundary=${boundary}` },
+      body: part('file', 'x', 'application/octet-stream', 'x') + `--${boundary}--\r\n`,
+    });
+    expect(unpaired.status).toBe(400);
+    expect(((await unpaired.json()) as { code: string }).code).toBe('INVALID_FILE');
   });
 });
 

@@ -5,7 +5,8 @@ import { repoRoot, Stack, TEST_IMAGE, waitFor } from '../helpers/stack';
 /**
  * The published OpenSandbox Python SDK (`opensandbox`, pinned in tests/python/requirements.lock),
  * unmodified, against a real Tidebox: one lifecycle through its async API and one through its sync
- * API (tests/python/sdk_lifecycle.py), each leaving no container behind.
+ * API (tests/python/sdk_lifecycle.py), each leaving no container behind; then commands and files
+ * through Tidebox's execd with the SDK's health check on (tests/python/sdk_execd.py).
  */
 const API_KEY = 'python-sdk-test-key-0123456789';
 let stack: Stack;
@@ -16,13 +17,16 @@ afterAll(async () => {
   await stack?.destroy();
 });
 
-function lifecycle(mode: 'async' | 'sync'): Promise<{ code: number; steps: Array<Record<string, unknown>>; output: string }> {
+function lifecycle(
+  mode: 'async' | 'sync',
+  script = 'sdk_lifecycle.py',
+): Promise<{ code: number; steps: Array<Record<string, unknown>>; output: string }> {
   const venv = process.env.TIDEBOX_PYTHON_VENV;
   if (!venv) throw new Error('TIDEBOX_PYTHON_VENV is not set: run the suite with npm test (scripts/bootstrap.sh makes the venv)');
   return new Promise((resolve) => {
     execFile(
       join(venv, 'bin', 'python'),
-      [join(repoRoot(), 'tests/python/sdk_lifecycle.py'), mode],
+      [join(repoRoot(), 'tests/python', script), mode],
       {
         timeout: 120_000,
         env: { PATH: process.env.PATH, TIDEBOX_URL: stack.baseUrl, TIDEBOX_API_KEY: API_KEY, TIDEBOX_IMAGE: TEST_IMAGE },
@@ -63,5 +67,27 @@ it.each(['async', 'sync'] as const)(
         await (await fetch(`${stack.baseUrl}/metrics`)).text(),
       ),
     );
+  },
+);
+
+it.each(['async', 'sync'] as const)(
+  'when the Python SDK runs commands and moves files through its %s API, with the health check on, then execd answers as the SDK expects',
+  async (mode) => {
+    const run = await lifecycle(mode, 'sdk_execd.py');
+    if (run.code !== 0) console.log(run.output);
+    expect(run.code).toBe(0);
+    expect(run.steps.map((s) => s.step)).toEqual([
+      'created',
+      'echo',
+      'stderr',
+      'background',
+      'interrupted',
+      'roundtrip',
+      'files',
+      'killed',
+      'done',
+    ]);
+    expect(run.steps.find((s) => s.step === 'interrupted')!.seconds).toBeLessThan(1);
+    expect(await stack.containers(run.steps[0]!.id as string)).toHaveLength(0);
   },
 );

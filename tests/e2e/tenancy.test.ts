@@ -332,3 +332,32 @@ describe('per-tenant, per-user storage', () => {
     expect(ids(await A.req('GET', '/v1/sandboxes'))).toEqual(before);
   });
 });
+
+describe('execd across tenants', () => {
+  it("when another tenant reaches for a sandbox's execd, with its own key or a token of its own sandbox, then 404 and nothing runs", async () => {
+    const a = await create(A);
+    const b = await create(B);
+    try {
+      const execd = (id: string) => `/v1/sandboxes/${id}/proxy/44772`;
+      const tokenOf = async (who: typeof A, id: string) =>
+        (await who.req('GET', `/v1/sandboxes/${id}/endpoints/44772`)).body.headers['X-EXECD-ACCESS-TOKEN'] as string;
+      const touch = { command: 'touch /pwned' };
+      expect((await B.req('GET', `/v1/sandboxes/${a}/endpoints/44772`)).status).toBe(404);
+      expect((await B.req('POST', `${execd(a)}/command`, touch)).status).toBe(404);
+      const tokenB = await tokenOf(B, b);
+      const withToken = await stack.request('POST', `${execd(a)}/command`, touch, { 'X-EXECD-ACCESS-TOKEN': tokenB });
+      expect(withToken.status).toBe(404);
+      expect(withToken.body).toEqual({ code: 'SANDBOX::NOT_FOUND', message: `sandbox ${a} not found` });
+
+      // Nothing ran in A's sandbox; A's own key and token reach it.
+      expect((await A.req('GET', `${execd(a)}/files/info?path=/pwned`)).status).toBe(404);
+      const tokenA = await tokenOf(A, a);
+      const own = await stack.request('POST', `${execd(a)}/command`, { command: 'echo mine' }, { 'X-EXECD-ACCESS-TOKEN': tokenA });
+      expect(own.status).toBe(200);
+      expect(String(own.body)).toContain('"type":"stdout","text":"mine"');
+    } finally {
+      await A.req('DELETE', `/v1/sandboxes/${a}`);
+      await B.req('DELETE', `/v1/sandboxes/${b}`);
+    }
+  });
+});

@@ -4,7 +4,7 @@ Usage: python sdk_lifecycle.py async|sync   (TIDEBOX_URL, TIDEBOX_API_KEY, TIDEB
 
 Create -> get_info -> list by state and metadata -> renew -> patch metadata -> endpoint -> pause ->
 resume -> kill -> get_info is 404. Prints one JSON line per step; any unexpected answer raises, so the
-exit code is the verdict. The in-sandbox health check is skipped: the test image has no execd.
+exit code is the verdict. The in-sandbox health check is skipped here; sdk_execd.py runs with it on.
 """
 
 import asyncio

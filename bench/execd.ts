@@ -1,0 +1,136 @@
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { Sandbox } from '@alibaba-group/opensandbox';
+import Dockerode from 'dockerode';
+import * as tar from 'tar-stream';
+import { Stack, TEST_IMAGE } from '../tests/helpers/stack';
+
+/**
+ * The execd part of `npm run bench`, in one run beside the raw engine, on the same running sandbox:
+ *  - a command round trip (`true`, `echo hi`) through the OpenSandbox TS SDK → Tidebox's execd,
+ *    vs one Engine API exec (create, start with attach, wait, inspect) — what `docker exec` does;
+ *  - a 20 MB file written and read through the SDK vs the Engine's archive API directly (what
+ *    `docker cp` does), as throughput.
+ * Bounded: N iterations per measure, and a time budget.
+ */
+const N = Number(process.env.BENCH_ITERATIONS ?? 50);
+const FILE_RUNS = Math.max(3, Math.round(N / 10));
+const FILE_BYTES = 20 * 1024 * 1024;
+const BUDGET_MS = 10 * 60_000;
+const API_KEY = 'bench-execd-key-0123456789';
+
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
+};
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t) / 1e6;
+}
+
+async function repeat(n: number, deadline: number, fn: () => Promise<unknown>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n + 2; i++) {
+    if (Date.now() > deadline) throw new Error('time budget exhausted');
+    const ms = await timed(fn);
+    if (i >= 2) out.push(ms); // two warm-up rounds
+  }
+  return out;
+}
+
+/** `docker exec` through the Engine API: create, start attached, read to the end, inspect the exit code. */
+async function rawExec(container: Dockerode.Container, cmd: string[]): Promise<string> {
+  const exec = await container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+  const stream = (await exec.start({ hijack: true, stdin: false })) as unknown as Readable;
+  let out = '';
+  stream.on('data', (d: Buffer) => (out += d.subarray(8).toString()));
+  await new Promise((r) => stream.once('end', r));
+  const info = await exec.inspect();
+  if (info.ExitCode !== 0) throw new Error(`raw exec exited ${info.ExitCode}`);
+  return out;
+}
+
+/** `docker cp` in: a one-file tar to the archive API. */
+async function rawPut(container: Dockerode.Container, data: Buffer): Promise<void> {
+  const pack = tar.pack();
+  pack.entry({ name: 'raw.bin', size: data.length, mode: 0o644 }, data);
+  pack.finalize();
+  await container.putArchive(pack as unknown as Readable, { path: '/tmp' });
+}
+
+/** `docker cp` out: the archive of one file, its bytes read to the end. */
+async function rawGet(container: Dockerode.Container): Promise<number> {
+  const stream = (await container.getArchive({ path: '/tmp/raw.bin' })) as unknown as Readable;
+  const extract = tar.extract();
+  let size = 0;
+  await new Promise<void>((resolve, reject) => {
+    extract.on('entry', (_h, s, next) => {
+      s.on('data', (c) => (size += (c as Buffer).length));
+      s.on('end', next);
+    });
+    extract.on('finish', resolve);
+    extract.on('error', reject);
+    stream.pipe(extract);
+  });
+  return size;
+}
+
+export async function benchExecd(): Promise<void> {
+  const deadline = Date.now() + BUDGET_MS;
+  const stack = await Stack.start({ apiKey: API_KEY });
+  const sandbox = await Sandbox.create({
+    connectionConfig: { domain: stack.baseUrl, apiKey: API_KEY },
+    image: TEST_IMAGE,
+    entrypoint: ['tail', '-f', '/dev/null'],
+    resource: { cpu: '1', memory: '256Mi' },
+    timeoutSeconds: 1800,
+  });
+  try {
+    const [info] = await stack.containers(sandbox.id);
+    const container = stack.docker.getContainer(info!.Id);
+    const rows: string[] = [];
+    const row = (what: string, t: number[], r: number[]) => {
+      const [t50, t95, r50, r95] = [quantile(t, 0.5), quantile(t, 0.95), quantile(r, 0.5), quantile(r, 0.95)];
+      rows.push(`| ${what} | ${t50.toFixed(1)} | ${t95.toFixed(1)} | ${r50.toFixed(1)} | ${r95.toFixed(1)} | ${(t50 / r50).toFixed(2)} |`);
+    };
+    for (const [label, command, argv] of [
+      ['command `true`', 'true', ['true']],
+      ['command `echo hi`', 'echo hi', ['echo', 'hi']],
+    ] as const) {
+      const t = await repeat(N, deadline, async () => {
+        const run = await sandbox.commands.run(command);
+        if (run.exitCode !== 0) throw new Error(`${command} exited ${run.exitCode}`);
+      });
+      const r = await repeat(N, deadline, () => rawExec(container, [...argv]));
+      row(label, t, r);
+    }
+
+    const data = randomBytes(FILE_BYTES);
+    const up = await repeat(FILE_RUNS, deadline, () => sandbox.files.writeFiles([{ path: '/tmp/sdk.bin', data }]));
+    const rawUp = await repeat(FILE_RUNS, deadline, () => rawPut(container, data));
+    const down = await repeat(FILE_RUNS, deadline, async () => {
+      const bytes = await sandbox.files.readBytes('/tmp/sdk.bin');
+      if (bytes.length !== FILE_BYTES) throw new Error(`read ${bytes.length} bytes`);
+    });
+    const rawDown = await repeat(FILE_RUNS, deadline, async () => {
+      if ((await rawGet(container)) !== FILE_BYTES) throw new Error('raw read short');
+    });
+    const mbps = (ms: number) => FILE_BYTES / 2 ** 20 / (ms / 1000);
+    const thru = (what: string, t: number[], r: number[]) => {
+      const [t50, r50] = [mbps(quantile(t, 0.5)), mbps(quantile(r, 0.5))];
+      rows.push(`| ${what} (MB/s at p50) | ${t50.toFixed(0)} | | ${r50.toFixed(0)} | | ${(t50 / r50).toFixed(2)} |`);
+    };
+    thru('20 MB upload', up, rawUp);
+    thru('20 MB download', down, rawDown);
+
+    console.log(`\nexecd: ${N} sequential commands, ${FILE_RUNS} file transfers each (after 2 warm-up), times in ms\n`);
+    console.log('| measure | Tidebox p50 | Tidebox p95 | raw p50 | raw p95 | ratio p50 (Tidebox/raw) |');
+    console.log('|---|---|---|---|---|---|');
+    for (const r of rows) console.log(r);
+  } finally {
+    await sandbox.kill().catch(() => undefined);
+    await stack.destroy();
+  }
+}
