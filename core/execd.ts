@@ -68,12 +68,13 @@ export interface CommandLine {
   shell: string;
 }
 
-/** The one line a warm exec evaluates: change directory, export, then become the command's shell. */
+/** The one line a warm exec evaluates: change directory, export, then become the command's shell, stdin /dev/null. */
 export function commandLine({ command, cwd, env, shell }: CommandLine): string {
   const parts: string[] = [];
   if (cwd) parts.push(`cd -- ${shellQuote(cwd)} || exit 1`);
   for (const [name, value] of Object.entries(env ?? {})) parts.push(`export ${shellQuote(`${name}=${value}`)}`);
-  parts.push(`exec ${shell} -c ${shellQuote(command)}`);
+  // stdin from /dev/null: a command never reads the channel it came through (not every runtime can close it).
+  parts.push(`exec ${shell} -c ${shellQuote(command)} </dev/null`);
   return parts.join('; ');
 }
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ExecdConfig } from '../core/execd';
-import type { ContainerExec, RunningCommand, StreamName } from './docker-exec';
+import type { ExecChannel, RunningCommand, StreamName } from './exec-channel';
 import { ExecdError } from './errors';
 
 /**
@@ -87,7 +87,7 @@ export class SandboxCommands {
   private running = 0;
 
   constructor(
-    private readonly exec: ContainerExec,
+    private readonly exec: ExecChannel,
     private readonly config: ExecdConfig,
   ) {}
 

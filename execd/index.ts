@@ -4,7 +4,8 @@ import type { ExecdConfig } from '../core/execd';
 import { LABELS } from '../contracts/labels';
 import { forEachLine } from '../platform/lines';
 import { SandboxCommands } from './commands';
-import { ContainerExec } from './docker-exec';
+import { DockerProcesses } from './docker-exec';
+import { ExecChannel } from './exec-channel';
 import { ContainerFiles } from './docker-files';
 import { ExecdError } from './errors';
 import { SandboxSessions } from './sessions';
@@ -12,7 +13,7 @@ import { ShellFiles } from './shell-files';
 
 export { ExecdError } from './errors';
 export type { CommandOptions, CommandStatus } from './commands';
-export type { StreamName } from './docker-exec';
+export type { StreamName } from './process';
 export type { Permission } from './docker-files';
 
 /**
@@ -44,7 +45,7 @@ export interface SandboxExecd {
 
 interface Entry {
   containerId: string;
-  exec: ContainerExec;
+  exec: ExecChannel;
   api: SandboxExecd;
   lastUsed: number;
 }
@@ -112,7 +113,7 @@ export class DockerExecd {
 
   private entry(containerId: string): Entry {
     const { execd } = this.config;
-    const exec = new ContainerExec(this.docker, containerId, execd.warmExecs);
+    const exec = new ExecChannel(new DockerProcesses(this.docker, containerId), execd.warmExecs);
     const container = this.docker.getContainer(containerId);
     const api: SandboxExecd = {
       commands: new SandboxCommands(exec, execd),

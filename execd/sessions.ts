@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { shellQuote } from '../core/execd';
-import type { ContainerExec, ShellHandle, StreamName } from './docker-exec';
+import type { ExecChannel, ShellHandle, StreamName } from './exec-channel';
 import { ExecdError } from './errors';
 
 /**
@@ -141,7 +141,7 @@ export class SandboxSessions {
   private readonly sessions = new Map<string, Session>();
 
   constructor(
-    private readonly exec: ContainerExec,
+    private readonly exec: ExecChannel,
     private readonly limit: number,
   ) {}
 

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { type FileInfo, globToRegExp, parseStatLine, shellQuote, STAT_FORMAT } from '../core/execd';
-import type { ContainerExec } from './docker-exec';
+import type { ExecChannel } from './exec-channel';
 import { containerPath, modeBitsOrThrow, type Permission } from './docker-files';
 import { badRequest, ExecdError, notFound } from './errors';
 
@@ -15,7 +15,7 @@ const MAX_SCRIPT_OUTPUT = 64 * 1024 * 1024;
 
 export class ShellFiles {
   constructor(
-    private readonly exec: ContainerExec,
+    private readonly exec: ExecChannel,
     private readonly maxEntries: number,
   ) {}
 

@@ -1,0 +1,271 @@
+import { commandLine, plainArgv, shellQuote, WARM_EXEC_SCRIPT } from '../core/execd';
+import { ExecdError } from './errors';
+import type { Process, ProcessStarter, StreamName } from './process';
+
+/**
+ * Commands in one sandbox. Starting a process costs the runtime tens of milliseconds (≈ 70 ms for a
+ * Docker exec here: runc sets up the process); a *warm* exec pays that in advance: a shell started
+ * in the sandbox that has said its pid and waits for one line on stdin. A command takes one (its
+ * output follows in ≈ 5 ms) and another is started behind it. Each exec leads its own process
+ * group (runtimes start every exec in a new session), so interrupt and timeout signal the group.
+ */
+
+export type { StreamName } from './process';
+
+export interface ExecRequest {
+  command: string;
+  cwd?: string;
+  env?: Record<string, string>;
+  /** "uid" or "uid:gid"; unset: the image's user. */
+  user?: string;
+  /** Output as it arrives; return false to pause the stream until resume(). */
+  onOutput: (stream: StreamName, data: Buffer) => boolean | void;
+}
+
+export interface RunningCommand {
+  /** The command's pid (= its process group) inside the sandbox; undefined for shell-less argv. */
+  pid: number | undefined;
+  /** Resolves when the command has exited, with its exit code. */
+  exited: Promise<number>;
+  resume(): void;
+  /** Signal the command's process group. */
+  signal(sig: 'TERM' | 'KILL'): Promise<void>;
+}
+
+/** A session's shell: one line per run, output to whatever sink is set. */
+export interface ShellHandle {
+  pid: number;
+  write(line: string): void;
+  onOutput(sink: (stream: StreamName, data: Buffer) => void): void;
+  closed: Promise<void>;
+  exitCode(): Promise<number>;
+  end(): void;
+  signal(sig: 'TERM' | 'KILL'): Promise<void>;
+  pause(): void;
+  resume(): void;
+}
+
+/** What a session's shell runs: evaluate each line it reads, in this same shell, until input ends. */
+const SESSION_LOOP = `NL='\n'; while IFS= read -r __tidebox_line; do eval "$__tidebox_line"; done`;
+
+/** How long a started exec may take to say its pid. */
+const WARM_START_MS = 10_000;
+
+/** A started shell in the sandbox, waiting for its line. */
+interface WarmExec {
+  process: Process;
+  pid: number;
+  /** Where output goes once a command runs (before: the pid line). */
+  sink: (stream: StreamName, data: Buffer) => void;
+}
+
+export class ExecChannel {
+  private readonly warm: WarmExec[] = [];
+  private warming = 0;
+  private shell: Promise<string | undefined> | undefined;
+  private disposed = false;
+
+  constructor(
+    private readonly processes: ProcessStarter,
+    private readonly warmTarget: number,
+  ) {}
+
+  /** The shell commands run in: bash where the image has one, else sh; undefined: no shell at all. */
+  shellOf(): Promise<string | undefined> {
+    this.shell ??= this.probeShell().catch((err: unknown) => {
+      this.shell = undefined;
+      throw err;
+    });
+    return this.shell;
+  }
+
+  private async probeShell(): Promise<string | undefined> {
+    let out = '';
+    let p: Process;
+    try {
+      p = await this.processes.start({ argv: ['/bin/sh', '-c', 'command -v bash || echo sh'], stdin: false }, (stream, data) => {
+        if (stream === 'stdout') out += data.toString('utf8');
+      });
+      await p.closed;
+    } catch {
+      return undefined;
+    }
+    if ((await p.exitCode().catch(() => -1)) !== 0) return undefined;
+    const found = out.trim().split('\n')[0] ?? '';
+    return found.startsWith('/') ? found : '/bin/sh';
+  }
+
+  /** Start a command: through a warm exec where it can, else a fresh one (another user, no shell). */
+  async run(req: ExecRequest): Promise<RunningCommand> {
+    const shell = await this.shellOf();
+    if (!shell) return this.runArgv(req);
+    if (req.user && !this.processes.canSetUser)
+      throw new ExecdError(400, 'NOT_SUPPORTED', 'this runtime cannot run a command as another user (uid/gid): run it as the image user');
+    const warm = (!req.user && this.warm.shift()) || (await this.startWarm(req.user));
+    if (!req.user) this.refill();
+    let paused = false;
+    warm.sink = (stream, data) => {
+      if (req.onOutput(stream, data) === false && !paused) {
+        paused = true;
+        warm.process.pause();
+      }
+    };
+    const line = commandLine({ command: req.command, ...(req.cwd ? { cwd: req.cwd } : {}), ...(req.env ? { env: req.env } : {}), shell });
+    // The line, then end of input (the command's own stdin is /dev/null either way).
+    warm.process.end(`${line}\n`);
+    return {
+      pid: warm.pid,
+      exited: warm.process.closed.then(() => warm.process.exitCode()),
+      resume: () => {
+        if (!paused) return;
+        paused = false;
+        warm.process.resume();
+      },
+      signal: (sig) => this.signalGroup(warm.pid, sig, req.user),
+    };
+  }
+
+  /**
+   * A persistent shell (a session): a warm exec turned into a loop that evaluates each line it is
+   * sent in the same shell, so variables, functions and the working directory carry over.
+   */
+  async openShell(): Promise<ShellHandle> {
+    const shell = await this.shellOf();
+    if (!shell) throw new ExecdError(400, 'NOT_SUPPORTED', 'this sandbox image has no shell (/bin/sh), so it cannot hold a session');
+    const warm = this.warm.shift() ?? (await this.startWarm());
+    this.refill();
+    const p = warm.process;
+    p.write(`exec ${shell} -c ${shellQuote(SESSION_LOOP)}\n`);
+    return {
+      pid: warm.pid,
+      write: (line) => p.write(`${line}\n`),
+      onOutput: (sink) => (warm.sink = sink),
+      closed: p.closed,
+      exitCode: () => p.exitCode(),
+      end: () => p.end(),
+      signal: (sig) => this.signalGroup(warm.pid, sig),
+      pause: () => p.pause(),
+      resume: () => p.resume(),
+    };
+  }
+
+  private startWarm(user?: string): Promise<WarmExec> {
+    return new Promise<WarmExec>((resolve, reject) => {
+      let head = '';
+      let settled = false;
+      let warm: WarmExec | undefined;
+      const fail = (err: Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        warm?.process.destroy();
+        reject(err);
+      };
+      const timer = setTimeout(() => fail(new Error(`the exec did not start within ${WARM_START_MS} ms`)), WARM_START_MS);
+      const pending: WarmExec = {
+        process: undefined as unknown as Process,
+        pid: 0,
+        sink: (stream, data) => {
+          head += data.toString('utf8');
+          const nl = head.indexOf('\n');
+          if (stream !== 'stdout' || nl < 0 || settled) return;
+          const pid = Number(head.slice(0, nl));
+          if (!Number.isInteger(pid) || pid <= 0) return fail(new Error(`the exec said "${head.slice(0, 80)}" instead of its pid`));
+          settled = true;
+          clearTimeout(timer);
+          pending.pid = pid;
+          pending.sink = () => undefined;
+          resolve(pending);
+        },
+      };
+      this.processes
+        .start({ argv: ['/bin/sh', '-c', WARM_EXEC_SCRIPT], stdin: true, ...(user ? { user } : {}) }, (stream, data) =>
+          pending.sink(stream, data),
+        )
+        .then((process) => {
+          pending.process = process;
+          warm = pending;
+          void process.closed.then(() => fail(new Error(`the exec ended before it started${head ? `: ${head.trim()}` : ''}`)));
+          if (settled && pending.pid === 0) process.destroy();
+        }, fail);
+    });
+  }
+
+  /** Keep warmTarget execs waiting (one started at a time). */
+  private refill(): void {
+    if (this.disposed || this.warming > 0 || this.warm.length >= this.warmTarget) return;
+    this.warming++;
+    this.startWarm()
+      .then((w) => {
+        if (this.disposed) w.process.destroy();
+        else this.warm.push(w);
+      })
+      .catch(() => undefined) // the next command starts its own, and says why if that fails too
+      .finally(() => {
+        this.warming--;
+        this.refill();
+      });
+  }
+
+  /** Shell-less image: the command as argv; no process group to signal. */
+  private async runArgv(req: ExecRequest): Promise<RunningCommand> {
+    const argv = plainArgv(req.command);
+    if (!argv)
+      throw new ExecdError(
+        400,
+        'NOT_SUPPORTED',
+        'this sandbox image has no shell (/bin/sh): a command runs as plain words (a program and its arguments), without quotes or shell syntax',
+      );
+    if ((req.cwd || req.env || req.user) && !this.processes.canSetUser)
+      throw new ExecdError(400, 'NOT_SUPPORTED', 'this sandbox image has no shell: cwd, envs and uid cannot be applied on this runtime');
+    let paused = false;
+    const holder: { p?: Process } = {};
+    const started = await this.processes.start(
+      {
+        argv,
+        stdin: false,
+        ...(req.cwd ? { cwd: req.cwd } : {}),
+        ...(req.env ? { env: req.env } : {}),
+        ...(req.user ? { user: req.user } : {}),
+      },
+      (stream, data) => {
+        if (req.onOutput(stream, data) === false && !paused) {
+          paused = true;
+          holder.p?.pause();
+        }
+      },
+    );
+    holder.p = started;
+    return {
+      pid: undefined,
+      exited: started.closed.then(() => started.exitCode()),
+      resume: () => {
+        if (!paused) return;
+        paused = false;
+        started.resume();
+      },
+      signal: async () => {
+        throw new ExecdError(409, 'NOT_SUPPORTED', 'this sandbox image has no shell, so a running command cannot be signalled');
+      },
+    };
+  }
+
+  /** Signal a process group from inside the sandbox, as the user that runs it. */
+  private async signalGroup(pid: number, sig: 'TERM' | 'KILL', user?: string): Promise<void> {
+    const p = await this.processes.start(
+      {
+        argv: ['/bin/sh', '-c', `kill -s ${sig} -- -${pid} 2>/dev/null || kill -s ${sig} ${pid} 2>/dev/null || true`],
+        stdin: false,
+        ...(user ? { user } : {}),
+      },
+      () => undefined,
+    );
+    await p.closed;
+  }
+
+  /** Stop the warm execs (their shells read EOF and exit). */
+  dispose(): void {
+    this.disposed = true;
+    for (const w of this.warm.splice(0)) w.process.end();
+  }
+}
