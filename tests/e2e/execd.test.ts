@@ -117,11 +117,13 @@ describe('sessions', () => {
 
   it('when a session run is interrupted, then it ends at once and the session is gone', async () => {
     const id = await sandbox.commands.createSession();
-    const run = sandbox.commands.runInSession(id, 'sleep 60');
-    await waitFor('the session to be busy', async () => {
-      const r = await sandbox.commands.runInSession(id, 'true').catch((e: { statusCode?: number }) => e);
-      return (r as { statusCode?: number }).statusCode === 409;
+    const run = sandbox.commands.runInSession(id, 'sleep 61');
+    await waitFor('the session to run sleep', async () => {
+      const ps = await sandbox.commands.run('ps -o args | grep -c "^sleep 61" || true');
+      return ps.logs.stdout[0]?.text === '1';
     });
+    // One run at a time: another is refused while it runs.
+    await expect(sandbox.commands.runInSession(id, 'true')).rejects.toMatchObject({ statusCode: 409 });
     const asked = Date.now();
     await sandbox.commands.interrupt(id);
     expect((await run).exitCode).not.toBe(0);
