@@ -27,7 +27,8 @@ import { snapshotRoutes } from './routes/snapshots';
 import { tenantRoutes } from './routes/tenants';
 import type { ApiServices } from './temporal';
 import { EXECD_TOKEN_HEADER } from '../core/execd';
-import { DockerExecd, ExecdError } from '../execd';
+import { Execd, type ExecdBackend, ExecdError } from '../execd';
+import { DockerBackend } from '../execd/docker-backend';
 import { EXECD_ROUTE, execdRoutes } from './execd/routes';
 import { ExecdTokens } from './execd/tokens';
 
@@ -43,6 +44,8 @@ export interface AppDeps {
   services: ApiServices;
   /** Kubernetes runtime: whether a tenant's namespace exists (checked before every create). */
   namespaces?: NamespaceCheck;
+  /** Where execd finds sandboxes; default: the Docker engine of docker.socketPath (Kubernetes: api/main.ts passes the pod exec backend). */
+  execdBackend?: ExecdBackend;
   logger?: boolean | { level: string };
 }
 
@@ -61,7 +64,7 @@ const PUBLIC_ROUTES = new Set([
 ]);
 
 /** The Fastify app: plugins, auth, routes (at `/` and `/v1`) and the one error → HTTP mapping. */
-export async function buildApp({ config, services, namespaces, logger = true }: AppDeps): Promise<FastifyInstance> {
+export async function buildApp({ config, services, namespaces, execdBackend, logger = true }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger,
     bodyLimit: config.server.bodyLimitBytes,
@@ -102,8 +105,8 @@ export async function buildApp({ config, services, namespaces, logger = true }: 
   const auth = await createAuthenticator(config, app.log);
   app.addHook('onClose', () => auth.close());
   const authenticate = (presented: string | string[] | undefined, address: string) => auth.authenticate(presented, address);
-  // Tidebox serves execd for Docker sandboxes; on Kubernetes port 44772 is proxied like any other.
-  const execd = config.execd.enabled && config.runtime.type === 'docker' ? DockerExecd.connect(config) : undefined;
+  const backend = execdBackend ?? (config.runtime.type === 'docker' ? DockerBackend.connect(config) : undefined);
+  const execd = config.execd.enabled && backend ? new Execd(backend, config.execd) : undefined;
   const execdTokens = execd ? ExecdTokens.open({ secret: config.execd.tokenSecret, dataDir: config.dataDir }) : undefined;
   if (execd) app.addHook('onClose', () => execd.close());
   const execdRoutesUrls = new Set(['', '/v1'].flatMap((p) => [`${p}${EXECD_ROUTE}`, `${p}${EXECD_ROUTE}/*`]));

@@ -4,6 +4,7 @@ import { listenAddress } from '../core/config';
 import { loadConfig } from '../core/load-config';
 import { payloadCodecsFor } from '../platform/payload-codec';
 import { ensureSearchAttributes, isLoopbackAddress, temporalAuthSummary, temporalConnectOptions } from '../platform/temporal-setup';
+import { KubeBackend } from '../execd/kube-backend';
 import { buildApp } from './app';
 import { createNamespaceCheck } from './kube-namespaces';
 import { createApiServices } from './temporal';
@@ -20,8 +21,18 @@ async function main(): Promise<void> {
     dataConverter: payloadCodecsFor(config.security.payloadKey, config.security.acceptPlaintextUntil),
   });
 
-  const namespaces = config.runtime.type === 'kubernetes' ? await createNamespaceCheck(config) : undefined;
-  const app = await buildApp({ config, services: createApiServices(client, config), ...(namespaces ? { namespaces } : {}) });
+  const onKubernetes = config.runtime.type === 'kubernetes';
+  const namespaces = onKubernetes ? await createNamespaceCheck(config) : undefined;
+  // execd on Kubernetes reaches pods through the API server's exec subresource, with the same credentials.
+  const execdBackend = onKubernetes
+    ? new KubeBackend((await import('../platform/kube')).loadKubeConfig(config), config.kubernetes.namespace)
+    : undefined;
+  const app = await buildApp({
+    config,
+    services: createApiServices(client, config),
+    ...(namespaces ? { namespaces } : {}),
+    ...(execdBackend ? { execdBackend } : {}),
+  });
   const { host, warning } = listenAddress(config.server, config.tenants);
   if (warning) app.log.warn(warning);
   if (!connectOptions.tls && !isLoopbackAddress(connectOptions.address))

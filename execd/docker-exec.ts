@@ -52,6 +52,7 @@ export class DockerProcesses implements ProcessStarter {
     const closed = new Promise<void>((done) => socket.once('close', () => done()));
     return {
       write: (data) => void socket.write(data),
+      send: (data) => new Promise<void>((resolve, reject) => socket.write(data, (err) => (err ? reject(err) : resolve()))),
       end: (data) => void (data === undefined ? socket.end() : socket.end(data)),
       pause: () => void socket.pause(),
       resume: () => void socket.resume(),

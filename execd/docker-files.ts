@@ -4,8 +4,9 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type Dockerode from 'dockerode';
 import * as tar from 'tar-stream';
-import { type FileInfo, modeBits, modeDigits } from '../core/execd';
+import { type FileInfo, modeDigits } from '../core/execd';
 import { badRequest, ExecdError, notFound } from './errors';
+import { containerPath, type FilesPort, modeBitsOrThrow, type Permission } from './files-port';
 
 /**
  * Files of one Docker container through the engine's archive API (tar streamed both ways): they
@@ -13,23 +14,10 @@ import { badRequest, ExecdError, notFound } from './errors';
  * inside the container's root, links included. The rest is in shell-files.ts.
  */
 
-export interface Permission {
-  mode?: number;
-  owner?: string | null;
-  group?: string | null;
-}
-
 /** The most bytes /files/replace reads from one file. */
 const MAX_REPLACE_BYTES = 64 * 1024 * 1024;
 /** How long owner and group names read from the container's /etc/passwd and /etc/group are reused. */
 const NAMES_TTL_MS = 30_000;
-
-/** A path as the container sees it: absolute (relative ones are taken from /), normalised. */
-export function containerPath(p: string): string {
-  if (!p) throw badRequest('a path is required');
-  if (p.includes('\0')) throw badRequest('a path cannot contain NUL');
-  return posix.resolve('/', p);
-}
 
 interface Names {
   users: Map<number, string>;
@@ -39,7 +27,7 @@ interface Names {
   at: number;
 }
 
-export class ContainerFiles {
+export class ContainerFiles implements FilesPort {
   private names: Names | undefined;
 
   constructor(
@@ -274,12 +262,6 @@ export class ContainerFiles {
   private container(): Dockerode.Container {
     return this.docker.getContainer(this.containerId);
   }
-}
-
-export function modeBitsOrThrow(digits: number): number {
-  const bits = modeBits(digits);
-  if (bits === undefined) throw badRequest(`mode ${digits} is not octal digits (e.g. 644, 755)`);
-  return bits;
 }
 
 /** The first entry of an archive (the path asked for). */

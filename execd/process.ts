@@ -20,6 +20,8 @@ export interface ProcessSpec {
 
 export interface Process {
   write(data: string | Buffer): void;
+  /** Write and wait until the runtime's connection has taken it (flow control for large stdin). */
+  send(data: Buffer): Promise<void>;
   /** Close stdin, after `data` if given. */
   end(data?: string | Buffer): void;
   /** Stop reading output (backpressure) until resume(). */

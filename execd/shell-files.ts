@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import { type FileInfo, globToRegExp, parseStatLine, shellQuote, STAT_FORMAT } from '../core/execd';
 import type { ExecChannel } from './exec-channel';
-import { containerPath, modeBitsOrThrow, type Permission } from './docker-files';
+import { containerPath, modeBitsOrThrow, type Permission } from './files-port';
 import { badRequest, ExecdError, notFound } from './errors';
 
 /**
@@ -18,6 +18,22 @@ export class ShellFiles {
     private readonly exec: ExecChannel,
     private readonly maxEntries: number,
   ) {}
+
+  /** Metadata of one path (a link is described, not followed). */
+  async info(path: string): Promise<FileInfo> {
+    const p = containerPath(path);
+    const [info] = await this.statScript(
+      `p=${shellQuote(p)}; if [ ! -e "$p" ] && [ ! -L "$p" ]; then exit 44; fi; stat -c ${shellQuote(STAT_FORMAT)} -- "$p"`,
+      p,
+    );
+    if (!info) throw new ExecdError(500, 'RUNTIME_ERROR', `stat printed nothing for ${p}`);
+    return info;
+  }
+
+  /** Run a script that must succeed (exit 44: `missing` not found); its stdout. */
+  run(script: string, missing?: string): Promise<string> {
+    return this.script(script, missing);
+  }
 
   /** Entries under a directory, `depth` levels deep, parents before their children, by name. */
   async list(path: string, depth: number): Promise<FileInfo[]> {

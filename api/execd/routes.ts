@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import type { Config } from '../../core/config';
 import { TideboxError } from '../../core/errors';
 import { EXECD_PORT } from '../../core/execd';
-import { type DockerExecd, ExecdError } from '../../execd';
+import { type Execd, ExecdError } from '../../execd';
 import { forwardRequest, leaveBodiesUnread, type ProxyDeps } from '../proxy';
 import {
   commandLogs,
@@ -29,7 +29,7 @@ import { download, MoveBody, onePath, paths, PermissionMap, ReplaceBody, upload 
  */
 
 export interface ExecdRouteDeps extends ProxyDeps {
-  execd: DockerExecd;
+  execd: Execd;
 }
 
 export const EXECD_ROUTE = `/sandboxes/:sandboxId/proxy/${EXECD_PORT}`;
@@ -111,7 +111,7 @@ export const execdRoutes: FastifyPluginAsyncZod<ExecdRouteDeps> = async (app, de
     // (streams included), counted against the sandbox's tenant whether a key or a token opened it.
     const release = deps.connections.acquireFor(view.tenant);
     reply.raw.once('close', release);
-    const sandbox = await deps.execd.open(sandboxId);
+    const sandbox = await deps.execd.open({ id: sandboxId, ...(view.namespace ? { namespace: view.namespace } : {}) });
     const ctx: ExecdContext = { req, reply, sandboxId, sandbox, query };
     try {
       const result = await found[2](found[1].exec(path)!)(ctx, deps);

@@ -196,6 +196,19 @@ describe('pods on a real kube-apiserver', () => {
     const endpoint = await A('GET', `/v1/sandboxes/${id}/endpoints/8080`);
     expect(endpoint.body.endpoint).toBe(`${pod.status.podIP}:8080`);
 
+    // execd (44772) is served by Tidebox here too, through the API server's pod exec with the API's
+    // own service account. This control plane has no kubelet to run it: the exec is authorised
+    // (RBAC above) and routed to the pod's node, which does not answer; the client gets a clean error.
+    const execd = await A('GET', `/v1/sandboxes/${id}/endpoints/44772`);
+    expect(execd.body).toEqual({
+      endpoint: `${new URL(stack.baseUrl).host}/sandboxes/${id}/proxy/44772`,
+      headers: { 'X-EXECD-ACCESS-TOKEN': expect.stringMatching(/^[A-Za-z0-9_-]{43}$/) },
+    });
+    const run = await stack.request('POST', `/v1/sandboxes/${id}/proxy/44772/command`, { command: 'echo hi' }, execd.body.headers);
+    expect(run.status).toBeGreaterThanOrEqual(400);
+    expect(run.body.message).toMatch(/^pod exec refused \((?!403)\d{3}\)/);
+    expect((await B('POST', `/v1/sandboxes/${id}/proxy/44772/command`, { command: 'echo hi' })).status).toBe(404);
+
     expect((await A('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
     expect(await podsOf(id)).toEqual([]);
     expect((await cluster.get(`/api/v1/namespaces/${NS_A}/secrets/sandbox-${id}-pull`)).status).toBe(404);
@@ -449,8 +462,10 @@ describe('deploy/kubernetes', () => {
     for (const verb of ['create', 'update', 'delete']) expect(await cluster.can(worker, verb, 'secrets', NS_B)).toBe(true);
     expect(await cluster.can(worker, 'create', 'persistentvolumeclaims', NS_B)).toBe(true);
     expect(await cluster.can(api, 'get', 'namespaces')).toBe(true);
-    // Not granted: pod status (it comes with the pod), reading other secrets, changing pod status, exec,
-    // namespaces, the API creating pods.
+    expect(await cluster.can(api, 'create', 'pods', NS_A, 'exec')).toBe(true); // execd
+    expect(await cluster.can(api, 'get', 'pods', NS_A)).toBe(false);
+    // Not granted: pod status (it comes with the pod), reading other secrets, changing pod status, the
+    // worker exec (only the API serves execd), namespaces, the API creating or reading pods.
     expect(await cluster.can(worker, 'get', 'pods', NS_A, 'status')).toBe(false);
     expect(await cluster.can(worker, 'get', 'secrets', NS_A)).toBe(false);
     expect(await cluster.can(worker, 'list', 'secrets')).toBe(false);

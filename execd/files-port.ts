@@ -1,0 +1,34 @@
+import type { Readable } from 'node:stream';
+import type { FileInfo } from '../core/execd';
+import { posix } from 'node:path';
+import { modeBits } from '../core/execd';
+import { badRequest } from './errors';
+
+/** The file operations that move bytes, per runtime: Docker's archive API, or tar over a pod exec. */
+export interface FilesPort {
+  info(path: string): Promise<FileInfo>;
+  /** A regular file's bytes (links followed), streamed, with its size. */
+  download(path: string): Promise<{ path: string; size: number; mtime: Date; body: Readable }>;
+  /** Write a file from a spooled upload: missing parents created, mode and owner applied. */
+  upload(path: string, source: { file: string; size: number }, perm: Permission): Promise<void>;
+  replace(items: Record<string, { old: string; new: string }>): Promise<Record<string, { replacedCount: number }>>;
+}
+
+export interface Permission {
+  mode?: number;
+  owner?: string | null;
+  group?: string | null;
+}
+
+/** A path as the container sees it: absolute (relative ones are taken from /), normalised. */
+export function containerPath(p: string): string {
+  if (!p) throw badRequest('a path is required');
+  if (p.includes('\0')) throw badRequest('a path cannot contain NUL');
+  return posix.resolve('/', p);
+}
+
+export function modeBitsOrThrow(digits: number): number {
+  const bits = modeBits(digits);
+  if (bits === undefined) throw badRequest(`mode ${digits} is not octal digits (e.g. 644, 755)`);
+  return bits;
+}

@@ -1,0 +1,4 @@
+import { ExecdSchema } from '../../core/execd';
+
+/** execd settings as a default install has them. */
+export const DEFAULT_EXECD_CONFIG = ExecdSchema.parse({});
