@@ -28,7 +28,13 @@ export const ExecdSchema = z
       .number()
       .int()
       .min(1024)
-      .default(8 * 1024 * 1024),
+      .default(4 * 1024 * 1024),
+    /** Background output this API process keeps across all sandboxes; past it every log keeps only its newest 64 KiB. */
+    logBytesTotal: z
+      .number()
+      .int()
+      .min(1024 * 1024)
+      .default(256 * 1024 * 1024),
     /** How long a finished command's status and logs stay readable; at most finishedCommands are kept per sandbox. */
     finishedRetentionSeconds: z.number().int().min(1).default(600),
     finishedCommands: z.number().int().min(1).max(10_000).default(100),

@@ -30,31 +30,37 @@ export interface CommandStatus {
   finished_at: string | null;
 }
 
+/**
+ * Bytes of background output held by this API process, across every sandbox: past `cap`, each log
+ * keeps only its newest LOG_FLOOR bytes, so a tenant's chatty commands cannot grow the API's memory
+ * however many sandboxes it has.
+ */
+export class LogBudget {
+  used = 0;
+  constructor(readonly cap: number) {}
+}
+
+/** What every background log may keep even when the process-wide budget is spent. */
+const LOG_FLOOR = 64 * 1024;
+
 /** Output of a background command, capped: past the cap the oldest bytes go; offsets keep counting. */
-class ByteLog {
+export class ByteLog {
   private chunks: Buffer[] = [];
   private size = 0;
   /** Bytes dropped from the front (the offset of chunks[0]). */
   private base = 0;
 
-  constructor(private readonly cap: number) {}
+  constructor(
+    private readonly cap: number,
+    private readonly budget: LogBudget,
+  ) {}
 
   append(data: Buffer): void {
     this.chunks.push(Buffer.from(data));
     this.size += data.length;
-    while (this.size > this.cap && this.chunks.length > 0) {
-      const over = this.size - this.cap;
-      const first = this.chunks[0]!;
-      if (first.length <= over) {
-        this.chunks.shift();
-        this.size -= first.length;
-        this.base += first.length;
-      } else {
-        this.chunks[0] = first.subarray(over);
-        this.size -= over;
-        this.base += over;
-      }
-    }
+    this.budget.used += data.length;
+    const limit = this.budget.used > this.budget.cap ? Math.min(this.cap, LOG_FLOOR) : this.cap;
+    this.dropTo(limit);
   }
 
   /** Everything from byte `cursor` on (from the oldest kept byte if that is gone), and the next cursor. */
@@ -62,6 +68,24 @@ class ByteLog {
     const all = Buffer.concat(this.chunks);
     const from = Math.max(0, Math.min(cursor, this.base + this.size) - this.base);
     return { text: all.subarray(from).toString('utf8'), next: this.base + this.size };
+  }
+
+  /** Give every byte back to the budget (the command is forgotten). */
+  release(): void {
+    this.dropTo(0);
+  }
+
+  private dropTo(limit: number): void {
+    while (this.size > limit && this.chunks.length > 0) {
+      const over = this.size - limit;
+      const first = this.chunks[0]!;
+      const cut = Math.min(first.length, over);
+      if (cut === first.length) this.chunks.shift();
+      else this.chunks[0] = first.subarray(cut);
+      this.size -= cut;
+      this.base += cut;
+      this.budget.used -= cut;
+    }
   }
 }
 
@@ -89,6 +113,7 @@ export class SandboxCommands {
   constructor(
     private readonly exec: ExecChannel,
     private readonly config: ExecdConfig,
+    private readonly budget: LogBudget,
   ) {}
 
   /**
@@ -111,7 +136,7 @@ export class SandboxCommands {
       background: opts.background,
       status: { id, content: opts.command, running: true, exit_code: null, started_at: new Date().toISOString(), finished_at: null },
     };
-    if (opts.background) tracked.log = new ByteLog(this.config.backgroundLogBytes);
+    if (opts.background) tracked.log = new ByteLog(this.config.backgroundLogBytes, this.budget);
     this.running++;
     let run: RunningCommand;
     try {
@@ -190,9 +215,15 @@ export class SandboxCommands {
     }
   }
 
-  /** Commands still running (to signal when the sandbox's execd state is dropped). */
+  /** Commands still running (an entry with none may be dropped when idle). */
   get active(): number {
     return this.running;
+  }
+
+  /** The sandbox's execd state is dropped: give the logs' bytes back. */
+  dispose(): void {
+    for (const t of this.tracked.values()) t.log?.release();
+    this.tracked.clear();
   }
 
   private get(id: string): Tracked {
@@ -206,9 +237,13 @@ export class SandboxCommands {
   private expire(): void {
     const horizon = Date.now() - this.config.finishedRetentionSeconds * 1000;
     const finished = [...this.tracked.entries()].filter(([, t]) => !t.status.running);
-    for (const [id, t] of finished) if (Date.parse(t.status.finished_at!) < horizon) this.tracked.delete(id);
+    const forget = (id: string) => {
+      this.tracked.get(id)?.log?.release();
+      this.tracked.delete(id);
+    };
+    for (const [id, t] of finished) if (Date.parse(t.status.finished_at!) < horizon) forget(id);
     const kept = finished.filter(([id]) => this.tracked.has(id));
-    for (const [id] of kept.slice(0, Math.max(0, kept.length - this.config.finishedCommands))) this.tracked.delete(id);
+    for (const [id] of kept.slice(0, Math.max(0, kept.length - this.config.finishedCommands))) forget(id);
   }
 }
 

@@ -1,5 +1,5 @@
 import type { ExecdConfig } from '../core/execd';
-import { SandboxCommands } from './commands';
+import { LogBudget, SandboxCommands } from './commands';
 import { ExecChannel } from './exec-channel';
 import type { FilesPort } from './files-port';
 import type { ProcessStarter } from './process';
@@ -67,6 +67,7 @@ const IDLE_MS = 10 * 60_000;
 export class Execd {
   private readonly entries = new Map<string, Entry>();
   private readonly sweeper: NodeJS.Timeout;
+  private readonly logs: LogBudget;
 
   constructor(
     private readonly backend: ExecdBackend,
@@ -74,6 +75,7 @@ export class Execd {
   ) {
     this.sweeper = setInterval(() => this.sweep(), 60_000);
     this.sweeper.unref();
+    this.logs = new LogBudget(config.logBytesTotal);
   }
 
   /** The execd of a sandbox whose workload runs (the caller has checked the sandbox is its and Running). */
@@ -97,6 +99,7 @@ export class Execd {
     if (!entry) return;
     this.entries.delete(sandboxId);
     entry.api.sessions.closeAll();
+    entry.api.commands.dispose();
     entry.exec.dispose();
   }
 
@@ -114,7 +117,7 @@ export class Execd {
     const exec = new ExecChannel(workload.processes, this.config.warmExecs);
     const paths = new ShellFiles(exec, this.config.maxListEntries);
     const api: SandboxExecd = {
-      commands: new SandboxCommands(exec, this.config),
+      commands: new SandboxCommands(exec, this.config, this.logs),
       sessions: new SandboxSessions(exec, this.config.commandsPerSandbox),
       files: workload.files(paths),
       paths,

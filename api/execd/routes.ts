@@ -123,7 +123,11 @@ export const execdRoutes: FastifyPluginAsyncZod<ExecdRouteDeps> = async (app, de
       const status = (err as { statusCode?: number }).statusCode;
       if (status === 404 || status === 409) {
         deps.execd.forget(sandboxId);
-        throw new ExecdError(409, 'SANDBOX::INVALID_STATE', `the container of sandbox ${sandboxId} is not running`);
+        throw new ExecdError(
+          409,
+          'SANDBOX::INVALID_STATE',
+          `the workload of sandbox ${sandboxId} is not running (stopped or replaced); try again`,
+        );
       }
       throw err;
     }

@@ -10,6 +10,7 @@ import {
   plainArgv,
   WARM_EXEC_SCRIPT,
 } from '../../core/execd';
+import { ByteLog, LogBudget } from '../../execd/commands';
 import { FrameDemux } from '../../execd/docker-exec';
 
 /** The pure pieces of Tidebox's execd: the line a warm exec evaluates (run by a real sh), globs, stat lines, ranges, framing. */
@@ -142,5 +143,34 @@ describe('output framing', () => {
     ['items=0-1', 100, undefined],
   ])('when the Range is %s of %d bytes, then it is %j', (header, size, expected) => {
     expect(parseRange(header, size)).toEqual(expected);
+  });
+});
+
+describe('background logs', () => {
+  it('when output passes the cap, then the oldest bytes go and cursors keep counting from the start', () => {
+    const budget = new LogBudget(1024 * 1024);
+    const log = new ByteLog(10, budget);
+    log.append(Buffer.from('0123456789'));
+    log.append(Buffer.from('abcde'));
+    expect(log.read(0)).toEqual({ text: '56789abcde', next: 15 });
+    expect(log.read(12)).toEqual({ text: 'cde', next: 15 });
+    expect(log.read(99)).toEqual({ text: '', next: 15 });
+    expect(budget.used).toBe(10);
+    log.release();
+    expect(budget.used).toBe(0);
+  });
+
+  it('when the process-wide budget is spent, then every log keeps only its newest 64 KiB', () => {
+    const budget = new LogBudget(100 * 1024);
+    const a = new ByteLog(1024 * 1024, budget);
+    const b = new ByteLog(1024 * 1024, budget);
+    a.append(Buffer.alloc(90 * 1024, 'a'));
+    b.append(Buffer.alloc(20 * 1024, 'b'));
+    expect(budget.used).toBe(110 * 1024);
+    a.append(Buffer.from('!'));
+    expect(a.read(0).text.length).toBe(64 * 1024);
+    expect(a.read(0).text.endsWith('a!')).toBe(true);
+    expect(a.read(0).next).toBe(90 * 1024 + 1);
+    expect(budget.used).toBe(84 * 1024);
   });
 });

@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { DEFAULT_EXECD_CONFIG } from '../helpers/execd';
-import { SandboxCommands } from '../../execd/commands';
+import { LogBudget, SandboxCommands } from '../../execd/commands';
 import { ExecChannel } from '../../execd/exec-channel';
 import { EXEC_PROTOCOLS, execUrl, parseExecStatus, PodProcesses } from '../../execd/kube-exec';
 import { metricsFromCgroup } from '../../execd/kube-backend';
@@ -179,7 +179,7 @@ describe.each(['v5', 'v4'] as const)('commands over the pod exec channel protoco
   });
 
   it('when a command is interrupted, then its whole process group ends', async () => {
-    const commands = new SandboxCommands(channel, DEFAULT_EXECD_CONFIG);
+    const commands = new SandboxCommands(channel, DEFAULT_EXECD_CONFIG, new LogBudget(DEFAULT_EXECD_CONFIG.logBytesTotal));
     const { id, done } = await commands.start({ command: 'sleep 30 & sleep 30', background: true });
     const asked = Date.now();
     await commands.interrupt(id);
