@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { parseRange } from '../../api/execd/files';
+import { applyEnv, parseConfig } from '../../core/config';
 import {
   commandLine,
   globToRegExp,
@@ -172,5 +173,15 @@ describe('background logs', () => {
     expect(a.read(0).text.endsWith('a!')).toBe(true);
     expect(a.read(0).next).toBe(90 * 1024 + 1);
     expect(budget.used).toBe(84 * 1024);
+  });
+});
+
+describe('execd settings', () => {
+  it('when TIDEBOX_EXECD_ENABLED and TIDEBOX_EXECD_TOKEN_SECRET are set, then they switch execd and give its key; a short key is refused', () => {
+    const config = (env: Record<string, string>) => parseConfig(applyEnv({}, env));
+    expect(config({}).execd).toMatchObject({ enabled: true, commandsPerSandbox: 16 });
+    expect(config({ TIDEBOX_EXECD_ENABLED: 'false' }).execd.enabled).toBe(false);
+    expect(config({ TIDEBOX_EXECD_TOKEN_SECRET: 'k'.repeat(64) }).execd.tokenSecret).toBe('k'.repeat(64));
+    expect(() => config({ TIDEBOX_EXECD_TOKEN_SECRET: 'short' })).toThrow(/execd\.tokenSecret/);
   });
 });
