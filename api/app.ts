@@ -28,9 +28,8 @@ import { tenantRoutes } from './routes/tenants';
 import type { ApiServices } from './temporal';
 import { EXECD_TOKEN_HEADER } from '../core/execd';
 import { Execd, type ExecdBackend, ExecdError } from '../execd';
-import { DockerBackend } from '../execd/docker-backend';
+import { ExecdTokens } from '../execd/tokens';
 import { EXECD_ROUTE, execdRoutes } from './execd/routes';
-import { ExecdTokens } from './execd/tokens';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -44,7 +43,10 @@ export interface AppDeps {
   services: ApiServices;
   /** Kubernetes runtime: whether a tenant's namespace exists (checked before every create). */
   namespaces?: NamespaceCheck;
-  /** Where execd finds sandboxes; default: the Docker engine of docker.socketPath (Kubernetes: api/main.ts passes the pod exec backend). */
+  /**
+   * Kubernetes: execd served in this process through pod exec (api/main.ts passes the backend).
+   * Absent (Docker): execd requests are forwarded to the host worker, which holds the engine's socket.
+   */
   execdBackend?: ExecdBackend;
   logger?: boolean | { level: string };
 }
@@ -105,9 +107,8 @@ export async function buildApp({ config, services, namespaces, execdBackend, log
   const auth = await createAuthenticator(config, app.log);
   app.addHook('onClose', () => auth.close());
   const authenticate = (presented: string | string[] | undefined, address: string) => auth.authenticate(presented, address);
-  const backend = execdBackend ?? (config.runtime.type === 'docker' ? DockerBackend.connect(config) : undefined);
-  const execd = config.execd.enabled && backend ? new Execd(backend, config.execd) : undefined;
-  const execdTokens = execd ? ExecdTokens.open({ secret: config.execd.tokenSecret, dataDir: config.dataDir }) : undefined;
+  const execd = config.execd.enabled && execdBackend ? new Execd(execdBackend, config.execd) : undefined;
+  const execdTokens = config.execd.enabled ? ExecdTokens.open({ secret: config.execd.tokenSecret, dataDir: config.dataDir }) : undefined;
   if (execd) app.addHook('onClose', () => execd.close());
   const execdRoutesUrls = new Set(['', '/v1'].flatMap((p) => [`${p}${EXECD_ROUTE}`, `${p}${EXECD_ROUTE}/*`]));
   app.decorateRequest('caller', null as never);
@@ -186,7 +187,8 @@ export async function buildApp({ config, services, namespaces, execdBackend, log
     await app.register(clientEventRoutes, { prefix, count: countClientEvent });
     await app.register(tenantRoutes, { prefix, quotas: services.quotas });
     await app.register(proxyRoutes, { prefix, config, sandboxes, connections });
-    if (execd) await app.register(execdRoutes, { prefix, config, sandboxes, connections, execd });
+    if (execdTokens)
+      await app.register(execdRoutes, { prefix, config, sandboxes, connections, tokens: execdTokens, ...(execd ? { execd } : {}) });
   }
   handleProxyUpgrades(app.server, { config, sandboxes, connections, authenticate, log: app.log });
   return app;

@@ -1,8 +1,9 @@
-import { IncomingHttpHeaders, IncomingMessage, request as httpRequest, ServerResponse, STATUS_CODES } from 'node:http';
+import { type Agent, IncomingHttpHeaders, IncomingMessage, request as httpRequest, ServerResponse, STATUS_CODES } from 'node:http';
 import type { Server } from 'node:http';
 import { connect, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
+import { leaveBodiesUnread } from '../execd/http/serve';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Config } from '../core/config';
 import { ErrorCodes, TideboxError } from '../core/errors';
@@ -59,6 +60,11 @@ export function forwardedRequestHeaders(req: IncomingMessage, opts: { upgrade: b
   if (opts.upgrade) {
     out.connection = 'Upgrade';
     if (req.headers.upgrade) out.upgrade = req.headers.upgrade;
+  } else if (req.headers['transfer-encoding'] !== undefined) {
+    // transfer-encoding is hop-by-hop, but the body still needs framing: without it Node would send a
+    // chunked DELETE/GET/OPTIONS body raw, and the upstream would read it as a second request.
+    out['transfer-encoding'] = 'chunked';
+    delete out['content-length'];
   }
   return out;
 }
@@ -149,12 +155,6 @@ function upstreamPath(rawUrl: string | undefined): { sandboxId: string; port: st
   return { sandboxId, port: match[2]!, path: `${match[3] ?? '/'}${match[4] ?? ''}` };
 }
 
-/** Leave every body of a plugin's routes unread (the proxy streams it on; execd reads its own). */
-export function leaveBodiesUnread(app: Pick<FastifyInstance, 'removeAllContentTypeParsers' | 'addContentTypeParser'>): void {
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', (_req, _payload, done) => done(null));
-}
-
 export const proxyRoutes: FastifyPluginAsyncZod<ProxyDeps> = async (app, deps) => {
   // Leave every body unread: it is streamed to the sandbox as it arrives, whatever its type or size.
   leaveBodiesUnread(app);
@@ -175,24 +175,38 @@ export async function forwardRequest(deps: ProxyDeps, req: FastifyRequest, reply
   req.log.debug({ sandboxId, port }, 'proxying request');
   const release = deps.connections.acquire(req.caller);
   reply.raw.once('close', release);
-  const idleMs = deps.config.server.proxyIdleTimeoutSeconds * 1000;
 
   const headers = forwardedRequestHeaders(req.raw, { upgrade: false });
-  // transfer-encoding is hop-by-hop, but the body still needs framing: without it Node would send a
-  // chunked DELETE/GET/OPTIONS body raw, and the sandbox would read it as a second request.
-  if (req.headers['transfer-encoding'] !== undefined) {
-    headers['transfer-encoding'] = 'chunked';
-    delete headers['content-length'];
-  }
 
+  return pipeRequest(
+    req,
+    reply,
+    { host: upstream.host, port: upstream.port, path, headers },
+    deps.config.server.proxyIdleTimeoutSeconds * 1000,
+    (err) => new TideboxError('UPSTREAM_UNAVAILABLE', `sandbox ${sandboxId} port ${port} did not answer: ${err.message}`),
+  );
+}
+
+/**
+ * Send a request on, body streamed, and answer with what comes back, streamed; quiet for idleMs
+ * once answered, or the client leaving, ends both. `failed` names a failure before any answer.
+ */
+export function pipeRequest(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  target: { host: string; port: number; path: string; headers: Record<string, string | string[]>; agent?: Agent },
+  idleMs: number,
+  failed: (err: Error) => Error,
+): Promise<FastifyReply> {
   return new Promise<FastifyReply>((resolve, reject) => {
     const outgoing = httpRequest({
-      host: upstream.host,
-      port: upstream.port,
+      host: target.host,
+      port: target.port,
       method: req.method,
-      path,
-      headers,
+      path: target.path,
+      headers: target.headers,
       timeout: CONNECT_TIMEOUT_MS,
+      ...(target.agent ? { agent: target.agent } : {}),
     });
     outgoing.on('response', (res) => {
       // Long polls and streams may be quiet a while once answered, but not for ever.
@@ -202,9 +216,9 @@ export async function forwardRequest(deps: ProxyDeps, req: FastifyRequest, reply
     });
     outgoing.on('timeout', () => outgoing.destroy(new Error(`no answer within ${CONNECT_TIMEOUT_MS} ms`)));
     outgoing.on('error', (err) => {
-      if (!reply.sent) reject(new TideboxError('UPSTREAM_UNAVAILABLE', `sandbox ${sandboxId} port ${port} did not answer: ${err.message}`));
+      if (!reply.sent) reject(failed(err));
     });
-    // Client went away: stop talking to the sandbox too.
+    // Client went away: stop talking upstream too.
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) outgoing.destroy();
     });

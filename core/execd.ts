@@ -46,6 +46,17 @@ export const ExecdSchema = z
       .int()
       .min(1)
       .default(4 * 1024 * 1024 * 1024),
+    /**
+     * Docker: the data plane runs in the host worker (it holds the engine's socket), listening here;
+     * the API forwards each authorised request to `workerUrl` ({hostId} is replaced by the
+     * sandbox's host id; default: http://127.0.0.1:<workerPort>, the worker beside the API).
+     */
+    workerHost: z.string().min(1).default('127.0.0.1'),
+    workerPort: z.number().int().min(1).max(65535).default(44772),
+    workerUrl: z
+      .string()
+      .regex(/^https?:\/\/[^/]+$/, 'must be http(s)://host[:port] (with {hostId} where hosts differ)')
+      .optional(),
     /** The most entries /directories/list and /files/search return. */
     maxListEntries: z.number().int().min(1).default(10_000),
   })

@@ -82,12 +82,35 @@ async function main(): Promise<void> {
     runtime: config.runtime.type,
     taskQueues: [config.temporal.taskQueue, hostQueue],
   });
+  // Docker: the execd data plane lives here, beside the engine's socket; the API forwards to it.
+  const execdServer = config.runtime.type === 'docker' && config.execd.enabled ? await startExecd(config) : undefined;
   const stopWatching = new AbortController();
   const watcher = runtime.watchExits(stopWatching.signal);
   await Promise.all([workflowWorker.run(), hostWorker.run()]);
   stopWatching.abort();
   await watcher;
+  await execdServer?.close();
   await connection.close();
+}
+
+/** The execd listener (execd/http/server.ts) on execd.workerHost:workerPort, against this host's engine. */
+async function startExecd(config: Config) {
+  const [{ Execd }, { DockerBackend }, { ExecdTokens }, { startExecdServer }] = await Promise.all([
+    import('../execd'),
+    import('../execd/docker-backend'),
+    import('../execd/tokens'),
+    import('../execd/http/server'),
+  ]);
+  const server = await startExecdServer({
+    execd: new Execd(DockerBackend.connect(config), config.execd),
+    tokens: ExecdTokens.open({ secret: config.execd.tokenSecret, dataDir: config.dataDir }),
+    limits: { bodyLimitBytes: config.server.bodyLimitBytes, maxUploadBytes: config.execd.maxUploadBytes },
+    host: config.execd.workerHost,
+    port: config.execd.workerPort,
+    log: { error: (fields, msg) => log('error', msg, fields) },
+  });
+  log('info', 'execd listening', { host: config.execd.workerHost, port: config.execd.workerPort });
+  return server;
 }
 
 // Exit explicitly once drained: after the Docker event stream was used, an open socket handle

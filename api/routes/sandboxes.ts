@@ -28,7 +28,7 @@ import { tenantOnly } from '../../core/tenants';
 import type { SpecPreparer } from '../create-sandbox';
 import { EXECD_PORT, EXECD_TOKEN_HEADER } from '../../core/execd';
 import type { SandboxView } from '../../core/sandbox';
-import type { ExecdTokens } from '../execd/tokens';
+import type { ExecdTokens } from '../../execd/tokens';
 import { localHost } from '../proxy';
 import type { SandboxService } from '../temporal';
 import { doc, ErrorResponses, linksFrom, NoContent, parseStates, tenantFilter } from './common';
@@ -226,8 +226,7 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
       }
       const view = await sandboxes.get(req.caller, sandboxId);
       const host = config.server.publicHost ?? req.headers.host ?? `${config.server.host}:${config.server.port}`;
-      if (port === EXECD_PORT && execdTokens && view.execd !== 'image')
-        return execdEndpoint(view, host, execdTokens, onKubernetes ? undefined : localHost(config).hostId);
+      if (port === EXECD_PORT && execdTokens && view.execd !== 'image') return execdEndpoint(view, host, execdTokens);
       const resolved = resolveEndpoint({ ingress: config.ingress, sandbox: view, port, local: localHost(config) });
       if (!resolved.ok) throw new TideboxError('PORT_NOT_AVAILABLE', resolved.reason);
       if (!req.query.use_server_proxy) return resolved.endpoint;
@@ -238,13 +237,10 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
 
 /**
  * Port 44772 of a sandbox: Tidebox's execd for it, on this API, with the sandbox's access token
- * (the SDKs send the endpoint's headers with every execd call). Its data plane talks to the engine
- * beside this API, so a Docker sandbox on another host is reached through that host's API. The address
- * is given in any state (the SDK asks right after resume); execd calls answer 409 until Running.
+ * (the SDKs send the endpoint's headers with every execd call). The address is given in any state
+ * (the SDK asks right after resume); execd calls answer 409 until Running.
  */
-function execdEndpoint(view: SandboxView, host: string, tokens: ExecdTokens, localHostId: string | undefined) {
-  if (localHostId !== undefined && view.hostId !== localHostId)
-    throw new TideboxError('PORT_NOT_AVAILABLE', `sandbox ${view.id} runs on host ${view.hostId}; its execd is served by that host's API`);
+function execdEndpoint(view: SandboxView, host: string, tokens: ExecdTokens) {
   return {
     endpoint: `${host}/sandboxes/${encodeURIComponent(view.id)}/proxy/${EXECD_PORT}`,
     headers: { [EXECD_TOKEN_HEADER.toUpperCase()]: tokens.mint(view.id) },

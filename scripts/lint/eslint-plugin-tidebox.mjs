@@ -77,7 +77,7 @@ export const LAYERS = {
     modules: [...RUNTIME_CLIENTS, '@temporalio/worker', '@temporalio/activity', '@temporalio/workflow'],
   },
   worker: {
-    may: ['core', 'contracts', 'platform', 'activities', 'workflows', 'worker'],
+    may: ['core', 'contracts', 'platform', 'activities', 'workflows', 'execd', 'worker'],
     why: 'the worker needs no HTTP code',
     modules: [],
   },

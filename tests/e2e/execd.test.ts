@@ -311,6 +311,12 @@ describe('access', () => {
     expect((await fetch(`${base}/ping`)).status).toBe(401);
     expect((await fetch(`${base}/ping`, { headers: { 'X-EXECD-ACCESS-TOKEN': 'x'.repeat(43) } })).status).toBe(404);
 
+    // The worker's listener, reached without the API: only the sandbox's own token opens it.
+    const direct = `http://127.0.0.1:${stack.execdPort}/sandboxes/${sandbox.id}/execd/ping`;
+    expect((await fetch(direct)).status).toBe(404);
+    expect((await fetch(direct, { headers: { 'X-EXECD-ACCESS-TOKEN': 'x'.repeat(43) } })).status).toBe(404);
+    expect((await fetch(direct, { headers: { 'X-EXECD-ACCESS-TOKEN': token } })).status).toBe(200);
+
     const other = await stack.request('POST', '/v1/sandboxes', sandboxRequest());
     try {
       const otherBase = base.replace(sandbox.id, other.body.id);

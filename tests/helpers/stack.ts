@@ -83,6 +83,8 @@ export class Stack {
   worker!: ManagedProcess;
   api!: ManagedProcess;
   baseUrl = '';
+  /** The worker's execd listener (Docker), on 127.0.0.1. */
+  execdPort = 0;
   private env: NodeJS.ProcessEnv = {};
 
   constructor(private readonly options: StackOptions = {}) {}
@@ -99,7 +101,8 @@ export class Stack {
   }
 
   private async boot(): Promise<void> {
-    const [temporalPort, apiPort] = [await freePort(), await freePort()];
+    const [temporalPort, apiPort, execdPort] = [await freePort(), await freePort(), await freePort()];
+    this.execdPort = execdPort;
     const config = {
       dataDir: this.dataDir,
       instance: this.instance,
@@ -113,7 +116,11 @@ export class Stack {
         orphanGraceSeconds: 2,
         ...((this.options.config?.docker as object) ?? {}),
       },
-      ...Object.fromEntries(Object.entries(this.options.config ?? {}).filter(([k]) => !['server', 'sandbox', 'docker'].includes(k))),
+      // The worker's execd listener (Docker), which the API forwards to: a port of this stack's own.
+      execd: { workerPort: execdPort, ...((this.options.config?.execd as object) ?? {}) },
+      ...Object.fromEntries(
+        Object.entries(this.options.config ?? {}).filter(([k]) => !['server', 'sandbox', 'docker', 'execd'].includes(k)),
+      ),
     };
     const configPath = join(this.dataDir, 'tidebox.toml');
     writeFileSync(configPath, stringify(config));

@@ -133,7 +133,7 @@ async function composeModel(
 describe('docker-compose.yml', () => {
   let compose: { file: string; pre: string[]; v2: boolean };
   let model: ComposeModel;
-  const env = { ...process.env, TIDEBOX_API_KEY: API_KEY };
+  const env = { ...process.env, TIDEBOX_API_KEY: API_KEY, TIDEBOX_EXECD_TOKEN_SECRET: 'e'.repeat(64) };
 
   beforeAll(async () => {
     compose = await findCompose();
@@ -186,6 +186,7 @@ describe('deploy/compose.tls.yml over docker-compose.yml', () => {
     const model = await composeModel(await findCompose(), ['docker-compose.yml', 'deploy/compose.tls.yml'], {
       ...process.env,
       TIDEBOX_API_KEY: API_KEY,
+      TIDEBOX_EXECD_TOKEN_SECRET: 'e'.repeat(64),
     });
     for (const service of ['temporal', 'temporal-ui', 'temporal-namespace', 'api', 'worker'])
       expect(model.volumeTargets[service]).toContain('/tls');

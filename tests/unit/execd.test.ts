@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { parseRange } from '../../api/execd/files';
+import { parseRange } from '../../execd/http/files';
 import { applyEnv, parseConfig } from '../../core/config';
 import {
   commandLine,

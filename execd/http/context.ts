@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { SandboxExecd } from '../../execd';
+import type { SandboxExecd } from '../index';
 
 /** What an execd route works with: the request, the sandbox's data plane, the raw query. */
 export interface ExecdContext {

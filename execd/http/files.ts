@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import Busboy from 'busboy';
 import { z } from 'zod';
 import { LineSplitter } from '../../core/execd';
-import { ExecdError, type Permission } from '../../execd';
+import { ExecdError, type Permission } from '../index';
 import type { ExecdContext } from './context';
 
 /** The file routes of execd: upload (multipart, spooled to disk, never whole in memory), download, and the rest. */

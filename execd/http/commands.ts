@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { z } from 'zod';
 import { ENV_NAME, LineSplitter, shellQuote, streamEvent } from '../../core/execd';
-import { type CommandStatus, ExecdError, type SandboxExecd, type StreamName } from '../../execd';
+import { type CommandStatus, ExecdError, type SandboxExecd, type StreamName } from '../index';
 import type { ExecdContext } from './context';
 
 /** The command routes of execd: run (foreground stream or background), status, logs, interrupt. */
