@@ -77,24 +77,6 @@ export function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`).replace(/\n/g, `'"$NL"'`)}'`;
 }
 
-export interface CommandLine {
-  command: string;
-  cwd?: string;
-  env?: Record<string, string>;
-  /** The shell that runs the command: bash where the image has it, else sh. */
-  shell: string;
-}
-
-/** The one line a warm exec evaluates: change directory, export, then become the command's shell, stdin /dev/null. */
-export function commandLine({ command, cwd, env, shell }: CommandLine): string {
-  const parts: string[] = [];
-  if (cwd) parts.push(`cd -- ${shellQuote(cwd)} || exit 1`);
-  for (const [name, value] of Object.entries(env ?? {})) parts.push(`export ${shellQuote(`${name}=${value}`)}`);
-  // stdin from /dev/null: a command never reads the channel it came through (not every runtime can close it).
-  parts.push(`exec ${shell} -c ${shellQuote(command)} </dev/null`);
-  return parts.join('; ');
-}
-
 /** A shell-less image runs a command as argv: plain words only, no quoting or shell syntax. */
 export function plainArgv(command: string): string[] | undefined {
   if (/[^A-Za-z0-9_./:=,+@%-\s]/.test(command)) return undefined;

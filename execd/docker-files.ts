@@ -1,11 +1,11 @@
 import { createReadStream } from 'node:fs';
 import { posix } from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import * as tar from 'tar-stream';
 import { type FileInfo, modeDigits } from '../core/execd';
 import { badRequest, ExecdError, notFound } from './errors';
+import { FirstEntry, singleFileArchive } from './tar';
 import { containerPath, type FilesPort, modeBitsOrThrow, type Permission } from './files-port';
 
 /**
@@ -42,35 +42,31 @@ export class ContainerFiles implements FilesPort {
     return this.toInfo(p, header);
   }
 
-  /** A file's bytes (links followed), as a stream, with its size; `range` inclusive as in HTTP. */
+  /** A file's bytes (links followed), as a stream, with its size. */
   async download(path: string): Promise<{ path: string; size: number; mtime: Date; body: Readable }> {
     let p = containerPath(path);
     for (let hops = 0; hops < 8; hops++) {
       const source = await this.archive(p);
-      const extract = tar.extract();
-      source.pipe(extract);
-      const entry = await firstEntry(extract, source);
-      const h = entry.header;
-      if (h.type === 'symlink' && h.linkname) {
-        entry.resume();
+      const reader = new FirstEntry();
+      source.once('error', (err) => reader.destroy(err));
+      source.pipe(reader);
+      const h = await reader.entry.catch((err: Error) => {
+        source.destroy();
+        throw new ExecdError(500, 'RUNTIME_ERROR', `reading the archive of ${p} failed: ${err.message}`);
+      });
+      if (h.typeflag === '2' && h.linkname) {
         source.destroy();
         p = posix.resolve(posix.dirname(p), h.linkname);
         continue;
       }
-      if (h.type === 'directory') {
+      if (h.typeflag !== '0' && h.typeflag !== '\0' && h.typeflag !== '7') {
         source.destroy();
-        throw badRequest(`${p} is a directory`);
+        throw badRequest(h.typeflag === '5' ? `${p} is a directory` : `${p} is not a regular file`);
       }
-      if (h.type !== 'file' && h.type !== 'contiguous-file') {
-        source.destroy();
-        throw badRequest(`${p} is not a regular file`);
-      }
-      // Only the entry's bytes: the archive (and the engine's stream) ends with them.
-      const body = new PassThrough();
-      entry.pipe(body);
-      entry.once('end', () => source.destroy());
-      body.once('close', () => source.destroy());
-      return { path: p, size: h.size ?? 0, mtime: h.mtime ?? new Date(0), body };
+      // Only the entry's bytes: the reader ends with them, and the engine's stream is let go.
+      reader.once('end', () => source.destroy());
+      reader.once('close', () => source.destroy());
+      return { path: p, size: h.size, mtime: h.mtime, body: reader };
     }
     throw badRequest(`${path} is a chain of more than 8 links`);
   }
@@ -81,32 +77,19 @@ export class ContainerFiles implements FilesPort {
     if (p === '/') throw badRequest('cannot write a file at /');
     const { existing, missing } = await this.existingAncestor(posix.dirname(p));
     const ids = await this.ids(perm);
-    const mode = perm.mode ? modeBitsOrThrow(perm.mode) : 0o644;
-    const pack = tar.pack();
-    let putError: Error | undefined;
-    const put = this.container()
-      .putArchive(pack as unknown as Readable, { path: existing })
-      .then(
-        () => undefined,
-        (err: unknown) => {
-          putError = mapArchiveError(err, p);
-          pack.destroy();
-        },
-      );
     const mtime = new Date();
-    try {
-      for (const dir of missing)
-        pack.entry({ name: posix.relative(existing, dir), type: 'directory', mode: 0o755, uid: ids.uid, gid: ids.gid, mtime });
-      const entry = pack.entry({ name: posix.relative(existing, p), size: source.size, mode, uid: ids.uid, gid: ids.gid, mtime });
-      await pipeline(createReadStream(source.file), entry);
-      pack.finalize();
-    } catch (err) {
-      pack.destroy();
-      await put;
-      throw putError ?? err;
-    }
-    await put;
-    if (putError) throw putError;
+    const header = (name: string, type: 'file' | 'directory', size: number, mode: number) => ({ name, type, size, mode, mtime, ...ids });
+    const archive = singleFileArchive(
+      missing.map((dir) => header(posix.relative(existing, dir), 'directory', 0, 0o755)),
+      header(posix.relative(existing, p), 'file', source.size, perm.mode ? modeBitsOrThrow(perm.mode) : 0o644),
+      createReadStream(source.file, { highWaterMark: 1024 * 1024 }),
+    );
+    await this.container()
+      .putArchive(archive, { path: existing })
+      .catch((err: unknown) => {
+        archive.destroy();
+        throw mapArchiveError(err, p);
+      });
   }
 
   /** Replace every occurrence in each file (through the archive API: works without a shell), keeping mode and owner. */

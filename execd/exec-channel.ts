@@ -1,6 +1,7 @@
-import { commandLine, plainArgv, shellQuote, WARM_EXEC_SCRIPT } from '../core/execd';
+import { plainArgv, shellQuote, WARM_EXEC_SCRIPT } from '../core/execd';
 import { ExecdError } from './errors';
 import type { Process, ProcessStarter, StreamName } from './process';
+import { CommandRunner, MAX_IDLE_RUNNERS } from './runner';
 
 /**
  * Commands in one sandbox. Starting a process costs the runtime tens of milliseconds (≈ 70 ms for a
@@ -61,8 +62,10 @@ interface WarmExec {
 
 export class ExecChannel {
   private readonly warm: WarmExec[] = [];
+  /** Runners between commands, by user ("" = the image's user). */
+  private readonly idle = new Map<string, CommandRunner[]>();
   private warming = 0;
-  private shell: Promise<string | undefined> | undefined;
+  private probed: Promise<{ shell?: string; setsid?: string }> | undefined;
   private disposed = false;
 
   constructor(
@@ -71,58 +74,84 @@ export class ExecChannel {
   ) {}
 
   /** The shell commands run in: bash where the image has one, else sh; undefined: no shell at all. */
-  shellOf(): Promise<string | undefined> {
-    this.shell ??= this.probeShell().catch((err: unknown) => {
-      this.shell = undefined;
-      throw err;
-    });
-    return this.shell;
+  async shellOf(): Promise<string | undefined> {
+    return (await this.probe()).shell;
   }
 
-  private async probeShell(): Promise<string | undefined> {
+  /** What the image has, asked once: its shell, and setsid (each command then leads its own process group). */
+  private probe(): Promise<{ shell?: string; setsid?: string }> {
+    this.probed ??= this.probeImage().catch((err: unknown) => {
+      this.probed = undefined;
+      throw err;
+    });
+    return this.probed;
+  }
+
+  private async probeImage(): Promise<{ shell?: string; setsid?: string }> {
     let out = '';
     let p: Process;
     try {
-      p = await this.processes.start({ argv: ['/bin/sh', '-c', 'command -v bash || echo sh'], stdin: false }, (stream, data) => {
+      const script = 'command -v bash || echo sh; echo "setsid:$(command -v setsid)"';
+      p = await this.processes.start({ argv: ['/bin/sh', '-c', script], stdin: false }, (stream, data) => {
         if (stream === 'stdout') out += data.toString('utf8');
       });
       await p.closed;
     } catch {
-      return undefined;
+      return {};
     }
-    if ((await p.exitCode().catch(() => -1)) !== 0) return undefined;
-    const found = out.trim().split('\n')[0] ?? '';
-    return found.startsWith('/') ? found : '/bin/sh';
+    if ((await p.exitCode().catch(() => -1)) !== 0) return {};
+    const [first = '', ...rest] = out.trim().split('\n');
+    // `command -v` prints a path, or a bare name for a shell builtin or busybox applet (still runnable by name).
+    const setsid =
+      rest
+        .find((l) => l.startsWith('setsid:'))
+        ?.slice('setsid:'.length)
+        .trim() ?? '';
+    return { shell: first.startsWith('/') ? first : '/bin/sh', ...(/^[\w./-]+$/.test(setsid) ? { setsid } : {}) };
   }
 
-  /** Start a command: through a warm exec where it can, else a fresh one (another user, no shell). */
+  /**
+   * Start a command on a runner: an idle one of the same user if there is one (no process to set up:
+   * a few milliseconds to output), else a new one. Shell-less images run argv on a fresh exec.
+   */
   async run(req: ExecRequest): Promise<RunningCommand> {
-    const shell = await this.shellOf();
+    const { shell, setsid } = await this.probe();
     if (!shell) return this.runArgv(req);
     if (req.user && !this.processes.canSetUser)
       throw new ExecdError(400, 'NOT_SUPPORTED', 'this runtime cannot run a command as another user (uid/gid): run it as the image user');
-    const warm = (!req.user && this.warm.shift()) || (await this.startWarm(req.user));
-    if (!req.user) this.refill();
-    let paused = false;
-    warm.sink = (stream, data) => {
-      if (req.onOutput(stream, data) === false && !paused) {
-        paused = true;
-        warm.process.pause();
-      }
-    };
-    const line = commandLine({ command: req.command, ...(req.cwd ? { cwd: req.cwd } : {}), ...(req.env ? { env: req.env } : {}), shell });
-    // The line, then end of input (the command's own stdin is /dev/null either way).
-    warm.process.end(`${line}\n`);
+    const key = req.user ?? '';
+    const runner = this.idle.get(key)?.pop() ?? (await this.startRunner(req.user));
+    const started = runner.run(req, shell, setsid, (reusable) => this.release(key, runner, reusable));
+    let known: number | undefined;
+    void started.pid.then((pid) => (known = pid));
     return {
-      pid: warm.pid,
-      exited: warm.process.closed.then(() => warm.process.exitCode()),
-      resume: () => {
-        if (!paused) return;
-        paused = false;
-        warm.process.resume();
+      get pid() {
+        return known;
       },
-      signal: (sig) => this.signalGroup(warm.pid, sig, req.user),
+      exited: started.exited,
+      resume: started.resume,
+      signal: async (sig) => {
+        const pid = await started.pid;
+        if (pid !== undefined) await this.signalGroup(pid, sig, req.user);
+      },
     };
+  }
+
+  private async startRunner(user?: string): Promise<CommandRunner> {
+    const warm = (!user && this.warm.shift()) || (await this.startWarm(user));
+    if (!user) this.refill();
+    return new CommandRunner(warm.process, (sink) => (warm.sink = sink));
+  }
+
+  /** A runner back from a command: kept idle for the next (a few per user), else ended. */
+  private release(key: string, runner: CommandRunner, reusable: boolean): void {
+    const idle = this.idle.get(key) ?? [];
+    if (!reusable || this.disposed || idle.length >= MAX_IDLE_RUNNERS) {
+      runner.retire();
+      return;
+    }
+    idle.push(runner);
+    this.idle.set(key, idle);
   }
 
   /**
@@ -250,22 +279,22 @@ export class ExecChannel {
     };
   }
 
-  /** Signal a process group from inside the sandbox, as the user that runs it. */
-  private async signalGroup(pid: number, sig: 'TERM' | 'KILL', user?: string): Promise<void> {
-    const p = await this.processes.start(
-      {
-        argv: ['/bin/sh', '-c', `kill -s ${sig} -- -${pid} 2>/dev/null || kill -s ${sig} ${pid} 2>/dev/null || true`],
-        stdin: false,
-        ...(user ? { user } : {}),
-      },
-      () => undefined,
-    );
-    await p.closed;
+  /** Signal a process group from inside the sandbox, as the user that runs it (on a runner of theirs). */
+  async signalGroup(pid: number, sig: 'TERM' | 'KILL', user?: string): Promise<void> {
+    const kill = await this.run({
+      // `kill -SIG -pgid`: the one form dash, busybox and bash all read as "the group".
+      command: `kill -${sig} -${pid} 2>/dev/null || kill -${sig} ${pid} 2>/dev/null || true`,
+      ...(user ? { user } : {}),
+      onOutput: () => undefined,
+    });
+    await kill.exited;
   }
 
-  /** Stop the warm execs (their shells read EOF and exit). */
+  /** Stop the warm execs and idle runners (their shells read EOF and exit). */
   dispose(): void {
     this.disposed = true;
     for (const w of this.warm.splice(0)) w.process.end();
+    for (const runners of this.idle.values()) for (const r of runners) r.retire();
+    this.idle.clear();
   }
 }

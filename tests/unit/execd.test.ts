@@ -1,52 +1,91 @@
-import { execFileSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { parseRange } from '../../execd/http/files';
 import { applyEnv, parseConfig } from '../../core/config';
-import {
-  commandLine,
-  globToRegExp,
-  LineSplitter,
-  modeBits,
-  modeDigits,
-  parseStatLine,
-  plainArgv,
-  WARM_EXEC_SCRIPT,
-} from '../../core/execd';
+import { globToRegExp, LineSplitter, modeBits, modeDigits, parseStatLine, plainArgv } from '../../core/execd';
+import { ExecChannel } from '../../execd/exec-channel';
+import type { ProcessStarter } from '../../execd/process';
 import { ByteLog, LogBudget } from '../../execd/commands';
 import { FrameDemux } from '../../execd/docker-exec';
 
 /** The pure pieces of Tidebox's execd: the line a warm exec evaluates (run by a real sh), globs, stat lines, ranges, framing. */
 
-describe('the warm exec line', () => {
-  /** What the container does: the warm script reads the line on stdin and evaluates it. */
-  const runLine = (line: string) =>
-    execFileSync('/bin/sh', ['-c', WARM_EXEC_SCRIPT], { input: `${line}\n`, encoding: 'utf8' })
-      .split('\n')
-      .slice(1)
-      .join('\n');
+/** Processes on this machine, each in a session of its own (as a runtime starts an exec): the real shell behind the channel. */
+const local: ProcessStarter = {
+  canSetUser: false,
+  async start(spec, onOutput) {
+    const child = spawn(spec.argv[0]!, spec.argv.slice(1), { detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stdout.on('data', (d: Buffer) => onOutput('stdout', d));
+    child.stderr.on('data', (d: Buffer) => onOutput('stderr', d));
+    child.stdin.on('error', () => undefined);
+    const closed = new Promise<number>((resolve) =>
+      child.on('close', (code, signal) => resolve(code ?? 128 + (signal === 'SIGKILL' ? 9 : 15))),
+    );
+    return {
+      write: (d) => void child.stdin.write(d),
+      send: (d) => new Promise<void>((r) => child.stdin.write(d, () => r())),
+      end: (d) => void (d === undefined ? child.stdin.end() : child.stdin.end(d)),
+      pause: () => void child.stdout.pause(),
+      resume: () => void child.stdout.resume(),
+      closed: closed.then(() => undefined),
+      exitCode: () => closed,
+      destroy: () => child.kill('SIGKILL'),
+    };
+  },
+};
+
+describe('commands on a runner (a real sh here)', () => {
+  let channel: ExecChannel;
+  beforeAll(() => (channel = new ExecChannel(local, 1)));
+  afterAll(() => channel.dispose());
+
+  const run = async (command: string, opts: { cwd?: string; env?: Record<string, string> } = {}) => {
+    const out = { stdout: '', stderr: '' };
+    const started = await channel.run({ command, ...opts, onOutput: (stream, data) => void (out[stream] += data.toString()) });
+    const code = await started.exited;
+    return { ...out, code };
+  };
 
   it.each([
     ['plain words', 'echo hi'],
     ['quotes of both kinds', `echo "it's" 'a "test"'`],
     ['newlines and a heredoc', 'cat <<EOF\nline one\nline two\nEOF'],
     ['shell syntax that must not leak out', "echo '$(id)' `echo x` ; echo \\\\"],
-  ])('when the command has %s, then it runs exactly as written', (_what, command) => {
-    const expected = execFileSync('/bin/sh', ['-c', command], { encoding: 'utf8' });
-    expect(runLine(commandLine({ command, shell: '/bin/sh' }))).toBe(expected);
+    ['no newline at the end of its output', 'printf "no end"; printf "err" >&2'],
+  ])('when the command has %s, then it runs exactly as written, output cut exactly', async (_what, command) => {
+    const expected = spawnSync('/bin/bash', ['-c', command], { encoding: 'utf8' });
+    expect(await run(command)).toEqual({ stdout: expected.stdout, stderr: expected.stderr, code: 0 });
   });
 
-  it('when cwd and env values hold quotes, newlines and $, then they arrive verbatim', () => {
+  it('when cwd and env values hold quotes, newlines and $, then they arrive verbatim; stdin is empty', async () => {
     const env = { A: "x'y", B: 'one\ntwo', C: '$HOME `id` $(id)' };
-    const out = runLine(commandLine({ command: 'pwd; printf "%s|" "$A" "$B" "$C"', cwd: '/tmp', env, shell: '/bin/sh' }));
-    expect(out).toBe(`/tmp\nx'y|one\ntwo|$HOME \`id\` $(id)|`);
+    expect(await run('pwd; printf "%s|" "$A" "$B" "$C"; cat', { cwd: '/tmp', env })).toEqual({
+      stdout: `/tmp\nx'y|one\ntwo|$HOME \`id\` $(id)|`,
+      stderr: '',
+      code: 0,
+    });
   });
 
-  it('when cwd does not exist, then the command does not run and the exit is non-zero', () => {
-    expect(() =>
-      execFileSync('/bin/sh', ['-c', WARM_EXEC_SCRIPT], {
-        input: `${commandLine({ command: 'echo ran', cwd: '/no/such', shell: '/bin/sh' })}\n`,
-        stdio: 'pipe',
-      }),
-    ).toThrow();
+  it('when commands follow one another, then one runner serves them all and the exit codes are theirs', async () => {
+    const pids = new Set<string>();
+    for (let i = 0; i < 5; i++) {
+      const r = await run(`echo $PPID; exit ${i}`);
+      expect(r.code).toBe(i);
+      pids.add(r.stdout.trim());
+    }
+    expect(pids.size).toBe(1); // the same runner shell was the parent every time
+  });
+
+  it('when a command leaves a process of its group behind, then the next command gets a fresh runner and none of its output', async () => {
+    const first = await run('echo $PPID; (sleep 0.3; echo late) &');
+    const second = await run('echo $PPID; sleep 0.6');
+    expect(second.stdout).not.toContain('late');
+    expect(second.stdout.trim()).not.toBe(first.stdout.split('\n')[0]);
+  });
+
+  it('when cwd does not exist, then the command does not run and the exit is non-zero', async () => {
+    const r = await run('echo ran', { cwd: '/no/such' });
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toBe('');
   });
 
   it('when an image has no shell, then only plain words become argv', () => {
