@@ -28,6 +28,7 @@ export class FrameDemux {
 
 export class DockerProcesses implements ProcessStarter {
   readonly canSetUser = true;
+  readonly canCloseStdin = true;
 
   constructor(
     private readonly docker: Dockerode,

@@ -85,7 +85,8 @@ export class ContainerFiles implements FilesPort {
       createReadStream(source.file, { highWaterMark: 1024 * 1024 }),
     );
     await this.container()
-      .putArchive(archive, { path: existing })
+      // Never let a file replace a directory (or the reverse) on the way in.
+      .putArchive(archive, { path: existing, noOverwriteDirNonDir: true })
       .catch((err: unknown) => {
         archive.destroy();
         throw mapArchiveError(err, p);

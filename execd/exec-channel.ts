@@ -49,6 +49,15 @@ export interface ShellHandle {
 /** What a session's shell runs: evaluate each line it reads, in this same shell, until input ends. */
 const SESSION_LOOP = `NL='\n'; while IFS= read -r __tidebox_line; do eval "$__tidebox_line"; done`;
 
+/** How long one chunk written to a process's stdin may wait for the runtime to take it. */
+const PIPE_STALL_MS = 30_000;
+
+function withinMs<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 /** How long a started exec may take to say its pid. */
 const WARM_START_MS = 10_000;
 
@@ -65,7 +74,7 @@ export class ExecChannel {
   /** Runners between commands, by user ("" = the image's user). */
   private readonly idle = new Map<string, CommandRunner[]>();
   private warming = 0;
-  private probed: Promise<{ shell?: string; setsid?: string }> | undefined;
+  private probed: Promise<{ shell?: string; setsid?: string; uid?: number }> | undefined;
   private disposed = false;
 
   constructor(
@@ -78,8 +87,47 @@ export class ExecChannel {
     return (await this.probe()).shell;
   }
 
-  /** What the image has, asked once: its shell, and setsid (each command then leads its own process group). */
-  private probe(): Promise<{ shell?: string; setsid?: string }> {
+  /** The uid the image's processes run as (undefined: no shell to ask). */
+  async imageUid(): Promise<number | undefined> {
+    return (await this.probe()).uid;
+  }
+
+  /** Whether pipeIn works here (the runtime closes stdin). */
+  get canPipeIn(): boolean {
+    return this.processes.canCloseStdin;
+  }
+
+  /**
+   * Feed `source` to the stdin of a shell line run in the sandbox (a warm exec: no set-up cost), as
+   * the image's user; the line's own commands read it (e.g. `cat > file`). Needs a runtime that can
+   * close stdin. Resolves with the line's exit status and the start of its stderr.
+   */
+  async pipeIn(line: string, source: AsyncIterable<Buffer>): Promise<{ code: number; stderr: string }> {
+    const { shell } = await this.probe();
+    if (!shell) throw new ExecdError(400, 'NOT_SUPPORTED', 'this sandbox image has no shell (/bin/sh)');
+    const warm = this.warm.shift() ?? (await this.startWarm());
+    this.refill();
+    let stderr = '';
+    warm.sink = (stream, data) => {
+      if (stream === 'stderr' && stderr.length < 4096) stderr += data.toString('utf8');
+    };
+    // The wrapper reads exactly this line (a shell reads a pipe byte by byte); the rest of stdin is the content.
+    warm.process.write(`${line}\n`);
+    let sent = true;
+    try {
+      for await (const chunk of source) await withinMs(warm.process.send(chunk), PIPE_STALL_MS, 'the sandbox stopped taking the upload');
+    } catch {
+      sent = false; // the line ended early (its exit status says why), stalled, or the source failed
+      warm.process.destroy();
+    }
+    warm.process.end();
+    await warm.process.closed;
+    const code = await warm.process.exitCode().catch(() => -1);
+    return { code: sent || code !== 0 ? code : -1, stderr };
+  }
+
+  /** What the image has, asked once: its shell, setsid (each command then leads its own process group), its user. */
+  private probe(): Promise<{ shell?: string; setsid?: string; uid?: number }> {
     this.probed ??= this.probeImage().catch((err: unknown) => {
       this.probed = undefined;
       throw err;
@@ -87,11 +135,11 @@ export class ExecChannel {
     return this.probed;
   }
 
-  private async probeImage(): Promise<{ shell?: string; setsid?: string }> {
+  private async probeImage(): Promise<{ shell?: string; setsid?: string; uid?: number }> {
     let out = '';
     let p: Process;
     try {
-      const script = 'command -v bash || echo sh; echo "setsid:$(command -v setsid)"';
+      const script = 'command -v bash || echo sh; echo "setsid:$(command -v setsid)"; echo "uid:$(id -u 2>/dev/null)"';
       p = await this.processes.start({ argv: ['/bin/sh', '-c', script], stdin: false }, (stream, data) => {
         if (stream === 'stdout') out += data.toString('utf8');
       });
@@ -107,7 +155,16 @@ export class ExecChannel {
         .find((l) => l.startsWith('setsid:'))
         ?.slice('setsid:'.length)
         .trim() ?? '';
-    return { shell: first.startsWith('/') ? first : '/bin/sh', ...(/^[\w./-]+$/.test(setsid) ? { setsid } : {}) };
+    const uid =
+      rest
+        .find((l) => l.startsWith('uid:'))
+        ?.slice('uid:'.length)
+        .trim() ?? '';
+    return {
+      shell: first.startsWith('/') ? first : '/bin/sh',
+      ...(/^[\w./-]+$/.test(setsid) ? { setsid } : {}),
+      ...(/^\d+$/.test(uid) ? { uid: Number(uid) } : {}),
+    };
   }
 
   /**

@@ -59,6 +59,8 @@ export function execUrl(server: string, target: PodTarget, argv: string[], stdin
 
 export class PodProcesses implements ProcessStarter {
   readonly canSetUser = false;
+  /** v5 can, v4 cannot; which one is offered is known per connection only: uploads take the tar path. */
+  readonly canCloseStdin = false;
 
   constructor(
     private readonly kube: KubeConnection,

@@ -37,5 +37,7 @@ export interface Process {
 export interface ProcessStarter {
   /** Whether processes can run as another user and argv processes with a cwd and env. */
   readonly canSetUser: boolean;
+  /** Whether end() reliably gives the process EOF on stdin (a pod exec on v4 cannot). */
+  readonly canCloseStdin: boolean;
   start(spec: ProcessSpec, onOutput: (stream: StreamName, data: Buffer) => void): Promise<Process>;
 }

@@ -30,6 +30,34 @@ export class ShellFiles {
     return info;
   }
 
+  /**
+   * Write a file from a stream as it arrives (no spooling): `cat` in the sandbox, fed through stdin,
+   * parents made 0755, the file private until its mode and owner are set. Only where uploads can
+   * stream (`streams()`); a truncated source (over the size limit) leaves no file.
+   */
+  async writeFrom(path: string, source: AsyncIterable<Buffer>, perm: Permission, truncated: () => boolean): Promise<void> {
+    const p = containerPath(path);
+    if (p === '/') throw badRequest('cannot write a file at /');
+    const mode = (perm.mode ? modeBitsOrThrow(perm.mode) : 0o644).toString(8);
+    const owner = [perm.owner ?? '', perm.group ? `:${perm.group}` : ''].join('');
+    const q = shellQuote(p);
+    // Whatever fails, stdin is read to its end (else the runtime stops taking the bytes still on their way).
+    const line =
+      `{ (umask 022 && mkdir -p -- ${shellQuote(posix.dirname(p))}) && (umask 077 && cat > ${q}); } || { cat > /dev/null; exit 1; }; ` +
+      `chmod ${mode} -- ${q}${owner ? ` && chown ${shellQuote(owner)} -- ${q}` : ''}`;
+    const { code, stderr } = await this.exec.pipeIn(line, source);
+    if (truncated()) {
+      await this.script(`rm -f -- ${q}`).catch(() => undefined);
+      return;
+    }
+    if (code !== 0) throw badRequest(`writing ${p} failed: ${stderr.trim().split('\n').pop() || `exit ${code}`}`);
+  }
+
+  /** Whether uploads can stream straight into the sandbox: a shell, and root as the image user (as the archive API writes). */
+  async streams(): Promise<boolean> {
+    return this.exec.canPipeIn && (await this.exec.imageUid()) === 0;
+  }
+
   /** Run a script that must succeed (exit 44: `missing` not found); its stdout. */
   run(script: string, missing?: string): Promise<string> {
     return this.script(script, missing);

@@ -37,18 +37,23 @@ export function onePath(ctx: ExecdContext): string {
 }
 
 /**
- * POST /files/upload: `metadata` (JSON) and `file` parts, paired in order, any number of files.
- * Each file goes to a temporary file first (bounded by execd.maxUploadBytes): the archive the engine
- * takes needs the size up front. Files are written once the whole request has arrived.
+ * POST /files/upload: `metadata` (JSON) and `file` parts, paired in order, any number of files,
+ * each at most execd.maxUploadBytes. A file whose metadata came first streams straight into the
+ * sandbox as it arrives where it can (`paths.streams()`: a shell, root as the image user, a runtime
+ * that closes stdin); otherwise it goes to a temporary file first (the archive the engine takes
+ * needs the size up front) and is written once the whole request has arrived.
  */
 export async function upload(ctx: ExecdContext, maxBytes: number): Promise<void> {
   const type = ctx.req.headers['content-type'] ?? '';
   if (!type.toLowerCase().startsWith('multipart/form-data'))
     throw new ExecdError(400, 'INVALID_FILE', 'the upload must be multipart/form-data');
+  const streams = await ctx.sandbox.paths.streams();
   const dir = await mkdtemp(join(tmpdir(), 'tidebox-upload-'));
   try {
-    const metadata: Array<z.infer<typeof UploadMetadata>> = [];
-    const files: Array<{ file: string; size: number }> = [];
+    /** Each metadata part, parsed once it has arrived (undefined: invalid, and the request failed). */
+    const metadata: Array<Promise<Meta | undefined>> = [];
+    /** Spooled files to write after parsing; `undefined` for one streamed straight in. */
+    const files: Array<{ file: string; size: number } | undefined> = [];
     await new Promise<void>((resolve, reject) => {
       let bb: Busboy.Busboy;
       try {
@@ -56,21 +61,22 @@ export async function upload(ctx: ExecdContext, maxBytes: number): Promise<void>
       } catch (err) {
         return reject(new ExecdError(400, 'INVALID_FILE', (err as Error).message));
       }
-      const writes: Array<Promise<void>> = [];
+      const writes: Array<Promise<unknown>> = [];
       const fail = (err: Error) => {
         ctx.req.raw.unpipe(bb);
         ctx.req.raw.resume();
         reject(err);
       };
-      const onMetadata = (text: string) => {
+      const parse = (text: string): Meta | undefined => {
         try {
-          metadata.push(UploadMetadata.parse(JSON.parse(text)));
+          return UploadMetadata.parse(JSON.parse(text));
         } catch (err) {
           fail(new ExecdError(400, 'INVALID_FILE_METADATA', `the metadata part is not valid: ${(err as Error).message.slice(0, 300)}`));
+          return undefined;
         }
       };
       bb.on('field', (name, value) => {
-        if (name === 'metadata') onMetadata(value);
+        if (name === 'metadata') metadata.push(Promise.resolve(parse(value)));
       });
       bb.on('file', (name, stream) => {
         if (name === 'metadata') {
@@ -80,17 +86,30 @@ export async function upload(ctx: ExecdContext, maxBytes: number): Promise<void>
             size += c.length;
             if (size <= 64 * 1024) chunks.push(c);
           });
-          stream.on('end', () => onMetadata(Buffer.concat(chunks).toString('utf8')));
+          metadata.push(new Promise((done) => stream.on('end', () => done(parse(Buffer.concat(chunks).toString('utf8'))))));
           return;
         }
         if (name !== 'file') return void stream.resume();
+        stream.on('limit', () =>
+          fail(new ExecdError(413, 'INVALID_FILE_CONTENT', `a file is larger than ${maxBytes} bytes (execd.maxUploadBytes)`)),
+        );
+        const meta = metadata[files.length];
+        if (streams && meta) {
+          // Its metadata part came first: stream it in as it arrives (the parser waits for it).
+          files.push(undefined);
+          const truncated = () => (stream as { truncated?: boolean }).truncated === true;
+          writes.push(
+            meta
+              .then((m) => (m ? ctx.sandbox.paths.writeFrom(m.path, stream as AsyncIterable<Buffer>, permission(m), truncated) : undefined))
+              .catch((err: Error) => fail(err))
+              .finally(() => stream.resume()), // whatever is left is drained, so the parser goes on to its end
+          );
+          return;
+        }
         const file = join(dir, String(files.length));
         const entry = { file, size: 0 };
         files.push(entry);
         stream.on('data', (c: Buffer) => (entry.size += c.length));
-        stream.on('limit', () =>
-          fail(new ExecdError(413, 'INVALID_FILE_CONTENT', `a file is larger than ${maxBytes} bytes (execd.maxUploadBytes)`)),
-        );
         writes.push(pipeline(stream, createWriteStream(file)));
       });
       bb.on('error', (err: Error) => fail(new ExecdError(400, 'INVALID_FILE', `the multipart body is malformed: ${err.message}`)));
@@ -99,23 +118,29 @@ export async function upload(ctx: ExecdContext, maxBytes: number): Promise<void>
       });
       ctx.req.raw.pipe(bb);
     });
-    if (files.length === 0 && metadata.length === 0) throw new ExecdError(400, 'INVALID_FILE', 'multipart form is empty');
+    const metas = await Promise.all(metadata);
+    if (files.length === 0 && metas.length === 0) throw new ExecdError(400, 'INVALID_FILE', 'multipart form is empty');
     if (files.length === 0) throw new ExecdError(400, 'INVALID_FILE_CONTENT', 'file is missing');
-    if (metadata.length !== files.length)
+    if (metas.length !== files.length)
       throw new ExecdError(
         400,
         'INVALID_FILE',
-        `${metadata.length} metadata parts for ${files.length} files: send one metadata part before each file`,
+        `${metas.length} metadata parts for ${files.length} files: send one metadata part before each file`,
       );
     for (let i = 0; i < files.length; i++) {
-      const m = metadata[i]!;
-      const perm: Permission = { ...(m.mode ? { mode: m.mode } : {}), owner: m.owner ?? null, group: m.group ?? null };
-      await ctx.sandbox.files.upload(m.path, files[i]!, perm);
+      const spooled = files[i];
+      if (spooled) await ctx.sandbox.files.upload(metas[i]!.path, spooled, permission(metas[i]!));
     }
     await ctx.reply.code(200).send('');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+type Meta = z.infer<typeof UploadMetadata>;
+
+function permission(m: Meta): Permission {
+  return { ...(m.mode ? { mode: m.mode } : {}), owner: m.owner ?? null, group: m.group ?? null };
 }
 
 /** GET /files/download: the bytes (a Range served as 206), or lines with offset/limit. */

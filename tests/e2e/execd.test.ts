@@ -192,6 +192,16 @@ describe('files', () => {
     expect(check.logs.stdout.map((m) => m.text)).toEqual(['/work:', 'moved', '\n', '/work/moved:', 'b.py']);
   });
 
+  it('when a file is written where a directory is, then 400 says why and the request ends', async () => {
+    await sandbox.files.createDirectories([{ path: '/taken/dir', mode: 755 }]);
+    await expect(sandbox.files.writeFiles([{ path: '/taken/dir', data: randomBytes(3 * 1024 * 1024) }])).rejects.toMatchObject({
+      statusCode: 400,
+    });
+    expect((await sandbox.files.getFileInfo(['/taken/dir']))['/taken/dir']!.type).toBe('directory');
+    await sandbox.files.writeFiles([{ path: '/taken/after.txt', data: 'still serving' }]);
+    expect(await sandbox.files.readFile('/taken/after.txt')).toBe('still serving');
+  });
+
   it('when a path does not exist, then 404 FILE_NOT_FOUND', async () => {
     await expect(sandbox.files.readFile('/no/such/file')).rejects.toMatchObject({ statusCode: 404 });
   });

@@ -12,6 +12,7 @@ import { FrameDemux } from '../../execd/docker-exec';
 /** Processes on this machine, each in a session of its own (as a runtime starts an exec): the real shell behind the channel. */
 const local: ProcessStarter = {
   canSetUser: false,
+  canCloseStdin: true,
   async start(spec, onOutput) {
     const child = spawn(spec.argv[0]!, spec.argv.slice(1), { detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
     child.stdout.on('data', (d: Buffer) => onOutput('stdout', d));
