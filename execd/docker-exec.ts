@@ -53,7 +53,7 @@ export class DockerProcesses implements ProcessStarter {
     const closed = new Promise<void>((done) => socket.once('close', () => done()));
     return {
       write: (data) => void socket.write(data),
-      send: (data) => new Promise<void>((resolve, reject) => socket.write(data, (err) => (err ? reject(err) : resolve()))),
+      send: (data) => (socket.write(data) ? Promise.resolve() : drained(socket)),
       end: (data) => void (data === undefined ? socket.end() : socket.end(data)),
       pause: () => void socket.pause(),
       resume: () => void socket.resume(),
@@ -62,6 +62,22 @@ export class DockerProcesses implements ProcessStarter {
       destroy: () => socket.destroy(),
     };
   }
+}
+
+/** Resolves when a socket can take more, rejects if it closes first. */
+function drained(socket: Duplex): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const done = (err?: Error) => {
+      socket.off('drain', onDrain);
+      socket.off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = () => done();
+    const onClose = () => done(new Error('the connection closed while writing'));
+    socket.once('drain', onDrain);
+    socket.once('close', onClose);
+  });
 }
 
 /** The exit code of an exec whose stream has closed (the engine records it a moment later at most). */

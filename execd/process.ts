@@ -20,7 +20,7 @@ export interface ProcessSpec {
 
 export interface Process {
   write(data: string | Buffer): void;
-  /** Write and wait until the runtime's connection has taken it (flow control for large stdin). */
+  /** Write, waiting only while the connection's buffer is full (flow control for large stdin). */
   send(data: Buffer): Promise<void>;
   /** Close stdin, after `data` if given. */
   end(data?: string | Buffer): void;

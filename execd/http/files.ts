@@ -57,7 +57,11 @@ export async function upload(ctx: ExecdContext, maxBytes: number): Promise<void>
     await new Promise<void>((resolve, reject) => {
       let bb: Busboy.Busboy;
       try {
-        bb = Busboy({ headers: ctx.req.headers, limits: { fileSize: maxBytes, files: 2000, fields: 2000, fieldSize: 64 * 1024 } });
+        bb = Busboy({
+          headers: ctx.req.headers,
+          fileHwm: 1024 * 1024,
+          limits: { fileSize: maxBytes, files: 2000, fields: 2000, fieldSize: 64 * 1024 },
+        });
       } catch (err) {
         return reject(new ExecdError(400, 'INVALID_FILE', (err as Error).message));
       }
