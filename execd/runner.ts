@@ -30,12 +30,15 @@ export const RUNNER_LOOP = 'while IFS= read -r __tb_line; do eval "$__tb_line"; 
 
 export class CommandRunner {
   private retired = false;
+  /** How the command running now learns that the runner's shell ended under it (one listener per runner, not per command). */
+  private onClosed: (() => void) | undefined;
 
   constructor(
     private readonly process: Process,
     private readonly setSink: (sink: (stream: StreamName, data: Buffer) => void) => void,
   ) {
     process.write(`${RUNNER_LOOP}\n`);
+    void process.closed.then(() => this.onClosed?.());
   }
 
   /** Run one command; `done(reusable)` hands the runner back when it is over. */
@@ -60,6 +63,7 @@ export class CommandRunner {
     const finish = (result: { code: number; clean: boolean } | Error) => {
       if (finished) return;
       finished = true;
+      this.onClosed = undefined;
       this.setSink(() => undefined);
       started(undefined);
       if (paused) this.process.resume();
@@ -80,7 +84,7 @@ export class CommandRunner {
       }
       if (end) finish(end);
     });
-    void this.process.closed.then(() => finish(new ExecdError(500, 'RUNTIME_ERROR', 'the shell running the command ended before it did')));
+    this.onClosed = () => finish(new ExecdError(500, 'RUNTIME_ERROR', 'the shell running the command ended before it did'));
 
     const enter = [
       req.cwd ? `cd -- ${shellQuote(req.cwd)} || exit 1; ` : '',

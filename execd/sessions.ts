@@ -48,12 +48,17 @@ export class MarkerScanner {
 class Session {
   private busy = false;
   private ended = false;
+  /** Tells the run in progress that the shell ended (one listener per session, not one per run). */
+  private onClosed: (() => void) | undefined;
 
   constructor(
     readonly id: string,
     private readonly shell: ShellHandle,
   ) {
-    void shell.closed.then(() => (this.ended = true));
+    void shell.closed.then(() => {
+      this.ended = true;
+      this.onClosed?.();
+    });
   }
 
   /**
@@ -100,11 +105,9 @@ class Session {
       if (run.timeout) timer = setTimeout(resolve, run.timeout);
     });
     try {
-      const first = await Promise.race([
-        bothMarkers.then(() => 'done' as const),
-        this.shell.closed.then(() => 'closed' as const),
-        timedOut.then(() => 'timeout' as const),
-      ]);
+      const closed = new Promise<'closed'>((resolve) => (this.onClosed = () => resolve('closed')));
+      if (this.ended) this.onClosed?.();
+      const first = await Promise.race([bothMarkers.then(() => 'done' as const), closed, timedOut.then(() => 'timeout' as const)]);
       if (first === 'done') return status!;
       if (first === 'timeout') {
         await this.shell.signal('KILL').catch(() => undefined);
@@ -114,6 +117,7 @@ class Session {
       return await this.shell.exitCode();
     } finally {
       clearTimeout(timer);
+      this.onClosed = undefined;
       this.busy = false;
       this.shell.onOutput(() => undefined);
       this.shell.resume();
