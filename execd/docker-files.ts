@@ -6,7 +6,7 @@ import * as tar from 'tar-stream';
 import { type FileInfo, modeDigits } from '../core/execd';
 import { badRequest, ExecdError, notFound } from './errors';
 import { FirstEntry, singleFileArchive } from './tar';
-import { containerPath, type FilesPort, modeBitsOrThrow, type Permission } from './files-port';
+import { containerPath, type FilesPort, modeBitsOrThrow, type Permission, MAX_REPLACE_BYTES } from './files-port';
 
 /**
  * Files of one Docker container through the engine's archive API (tar streamed both ways): they
@@ -14,8 +14,6 @@ import { containerPath, type FilesPort, modeBitsOrThrow, type Permission } from 
  * inside the container's root, links included. The rest is in shell-files.ts.
  */
 
-/** The most bytes /files/replace reads from one file. */
-const MAX_REPLACE_BYTES = 64 * 1024 * 1024;
 /** How long owner and group names read from the container's /etc/passwd and /etc/group are reused. */
 const NAMES_TTL_MS = 30_000;
 

@@ -32,3 +32,6 @@ export function modeBitsOrThrow(digits: number): number {
   if (bits === undefined) throw badRequest(`mode ${digits} is not octal digits (e.g. 644, 755)`);
   return bits;
 }
+
+/** The most bytes /files/replace reads from one file (it rewrites the whole file in memory). */
+export const MAX_REPLACE_BYTES = 64 * 1024 * 1024;

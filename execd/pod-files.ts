@@ -4,7 +4,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
 import { type FileInfo, shellQuote } from '../core/execd';
-import { containerPath, modeBitsOrThrow, type Permission } from './files-port';
+import { containerPath, modeBitsOrThrow, type Permission, MAX_REPLACE_BYTES } from './files-port';
 import { badRequest, ExecdError } from './errors';
 import type { FilesPort } from './files-port';
 import type { Process, ProcessStarter } from './process';
@@ -18,8 +18,6 @@ import type { ShellFiles } from './shell-files';
 
 /** GNU tar reads whole records (20 blocks): the archive is padded to one, so it ends without EOF on stdin. */
 const RECORD = 10240;
-/** The most bytes /files/replace reads from one file. */
-const MAX_REPLACE_BYTES = 64 * 1024 * 1024;
 
 export class PodFiles implements FilesPort {
   constructor(

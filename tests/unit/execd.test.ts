@@ -3,8 +3,10 @@ import { parseRange } from '../../execd/http/files';
 import { applyEnv, parseConfig } from '../../core/config';
 import { globToRegExp, LineSplitter, modeBits, modeDigits, parseStatLine, plainArgv } from '../../core/execd';
 import { ExecChannel } from '../../execd/exec-channel';
+import { SandboxSessions } from '../../execd/sessions';
+import { ExecdSchema } from '../../core/execd';
 import type { ProcessStarter } from '../../execd/process';
-import { ByteLog, LogBudget } from '../../execd/commands';
+import { ByteLog, LogBudget, SandboxCommands } from '../../execd/commands';
 import { FrameDemux } from '../../execd/docker-exec';
 
 /** The pure pieces of Tidebox's execd: the line a warm exec evaluates (run by a real sh), globs, stat lines, ranges, framing. */
@@ -94,6 +96,36 @@ describe('commands on a runner (a real sh here)', () => {
     expect(plainArgv('echo $HOME')).toBeUndefined();
     expect(plainArgv('a | b')).toBeUndefined();
     expect(plainArgv('   ')).toBeUndefined();
+  });
+});
+
+describe('per-sandbox caps', () => {
+  const config = { ...ExecdSchema.parse({}), commandsPerSandbox: 2 };
+  let channel: ExecChannel;
+  beforeAll(() => (channel = new ExecChannel(local, 1)));
+  afterAll(() => channel.dispose());
+
+  it('when a sandbox already runs commandsPerSandbox commands, then the next is refused with 429 until one ends', async () => {
+    const commands = new SandboxCommands(channel, config, new LogBudget(1024 * 1024));
+    const a = await commands.start({ command: 'sleep 30', background: true });
+    const b = await commands.start({ command: 'sleep 30', background: true });
+    await expect(commands.start({ command: 'true', background: true })).rejects.toMatchObject({ status: 429 });
+    await commands.interrupt(a.id);
+    await a.done;
+    const c = await commands.start({ command: 'true', background: true });
+    expect((await c.done).exit_code).toBe(0);
+    await commands.interrupt(b.id);
+    await b.done;
+  });
+
+  it('when a sandbox already holds its most sessions, then another is refused with 429 until one is deleted', async () => {
+    const sessions = new SandboxSessions(channel, 2);
+    const first = await sessions.create();
+    await sessions.create();
+    await expect(sessions.create()).rejects.toMatchObject({ status: 429 });
+    await sessions.delete(first);
+    expect(await sessions.create()).toMatch(/^[0-9a-f-]{36}$/);
+    sessions.closeAll();
   });
 });
 
