@@ -5,6 +5,7 @@
  * $TIDEBOX_CLOSING_LINE_FILE where scripts/bootstrap.sh set it, which prints it again once jest has
  * exited so that it is the run's last line.
  */
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- jest loads reporters as CommonJS
 const fs = require('fs');
 
 class ClosingLineReporter {
