@@ -1,4 +1,8 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Sandbox } from '@alibaba-group/opensandbox';
 import Dockerode from 'dockerode';
@@ -9,8 +13,9 @@ import { Stack, TEST_IMAGE } from '../tests/helpers/stack';
  * The execd part of `npm run bench`, in one run beside the raw engine, on the same running sandbox:
  *  - a command round trip (`true`, `echo hi`) through the OpenSandbox TS SDK → Tidebox's execd,
  *    vs one Engine API exec (create, start with attach, wait, inspect) — what `docker exec` does;
- *  - a 20 MB file written and read through the SDK vs the Engine's archive API directly (what
- *    `docker cp` does), as throughput.
+ *  - a 20 MB file written and read through the SDK vs the `docker cp` command (a host file in and
+ *    out), and vs the Engine's archive API called directly with the bytes in memory (what `docker cp`
+ *    does, without the CLI and the host file), as throughput.
  * Bounded: N iterations per measure, and a time budget.
  */
 const N = Number(process.env.BENCH_ITERATIONS ?? 50);
@@ -52,7 +57,14 @@ async function rawExec(container: Dockerode.Container, cmd: string[]): Promise<s
   return out;
 }
 
-/** `docker cp` in: a one-file tar to the archive API. */
+/** The `docker cp` command itself (the engine the bench's Stack uses: the default socket or DOCKER_HOST). */
+async function dockerCp(from: string, to: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    execFile('docker', ['cp', '-q', from, to], { timeout: 60_000 }, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+/** What `docker cp` does in, without the CLI: a one-file tar to the archive API. */
 async function rawPut(container: Dockerode.Container, data: Buffer): Promise<void> {
   const pack = tar.pack();
   pack.entry({ name: 'raw.bin', size: data.length, mode: 0o644 }, data);
@@ -60,7 +72,7 @@ async function rawPut(container: Dockerode.Container, data: Buffer): Promise<voi
   await container.putArchive(pack as unknown as Readable, { path: '/tmp' });
 }
 
-/** `docker cp` out: the archive of one file, its bytes read to the end. */
+/** What `docker cp` does out, without the CLI: the archive of one file, its bytes read to the end. */
 async function rawGet(container: Dockerode.Container): Promise<number> {
   const stream = (await container.getArchive({ path: '/tmp/raw.bin' })) as unknown as Readable;
   const extract = tar.extract();
@@ -117,13 +129,29 @@ export async function benchExecd(): Promise<void> {
     const rawDown = await repeat(FILE_RUNS, deadline, async () => {
       if ((await rawGet(container)) !== FILE_BYTES) throw new Error('raw read short');
     });
+    const dir = await mkdtemp(join(tmpdir(), 'tidebox-bench-'));
+    const [cpUp, cpDown] = await (async () => {
+      try {
+        await writeFile(join(dir, 'in.bin'), data);
+        const cpIn = await repeat(FILE_RUNS, deadline, () => dockerCp(join(dir, 'in.bin'), `${info!.Id}:/tmp/cli.bin`));
+        const cpOut = await repeat(FILE_RUNS, deadline, async () => {
+          await dockerCp(`${info!.Id}:/tmp/cli.bin`, join(dir, 'out.bin'));
+          if ((await stat(join(dir, 'out.bin'))).size !== FILE_BYTES) throw new Error('docker cp out short');
+        });
+        return [cpIn, cpOut];
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    })();
     const mbps = (ms: number) => FILE_BYTES / 2 ** 20 / (ms / 1000);
     const thru = (what: string, t: number[], r: number[]) => {
       const [t50, r50] = [mbps(quantile(t, 0.5)), mbps(quantile(r, 0.5))];
       rows.push(`| ${what} (MB/s at p50) | ${t50.toFixed(0)} | | ${r50.toFixed(0)} | | ${(t50 / r50).toFixed(2)} |`);
     };
-    thru('20 MB upload', up, rawUp);
-    thru('20 MB download', down, rawDown);
+    thru('20 MB upload vs `docker cp`', up, cpUp);
+    thru('20 MB download vs `docker cp`', down, cpDown);
+    thru('20 MB upload vs archive API', up, rawUp);
+    thru('20 MB download vs archive API', down, rawDown);
 
     console.log(`\nexecd: ${N} sequential commands, ${FILE_RUNS} file transfers each (after 2 warm-up), times in ms\n`);
     console.log('| measure | Tidebox p50 | Tidebox p95 | raw p50 | raw p95 | ratio p50 (Tidebox/raw) |');

@@ -40,6 +40,16 @@ export const ExecdSchema = z
     finishedCommands: z.number().int().min(1).max(10_000).default(100),
     /** Exec sessions kept started and waiting per sandbox, so a command skips the engine's exec set-up. */
     warmExecs: z.number().int().min(0).max(8).default(1),
+    /**
+     * Memory for uploads held whole before they are written (the engine's archive put, which
+     * needs the size first, is the fastest way in): a request whose Content-Length is at most a
+     * quarter of this is held while that much is free; others stream or spool to disk. 0: never.
+     */
+    uploadMemoryBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(256 * 1024 * 1024),
     /** The largest single file /files/upload writes. */
     maxUploadBytes: z
       .number()
@@ -53,6 +63,12 @@ export const ExecdSchema = z
      */
     workerHost: z.string().min(1).default('127.0.0.1'),
     workerPort: z.number().int().min(1).max(65535).default(44772),
+    /**
+     * Open connections the worker's listener accepts at once (the APIs keep theirs alive and reuse
+     * them); past it a new connection is closed at once, so nothing that reaches the port can use up
+     * the worker's file descriptors.
+     */
+    workerMaxConnections: z.number().int().min(16).default(2048),
     workerUrl: z
       .string()
       .regex(/^https?:\/\/[^/]+$/, 'must be http(s)://host[:port] (with {hostId} where hosts differ)')

@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
@@ -6,7 +5,7 @@ import * as tar from 'tar-stream';
 import { type FileInfo, modeDigits } from '../core/execd';
 import { badRequest, ExecdError, notFound } from './errors';
 import { FirstEntry, singleFileArchive } from './tar';
-import { containerPath, type FilesPort, modeBitsOrThrow, type Permission, MAX_REPLACE_BYTES } from './files-port';
+import { containerPath, type FilesPort, modeBitsOrThrow, type Permission, MAX_REPLACE_BYTES, type UploadSource } from './files-port';
 
 /**
  * Files of one Docker container through the engine's archive API (tar streamed both ways): they
@@ -69,8 +68,8 @@ export class ContainerFiles implements FilesPort {
     throw badRequest(`${path} is a chain of more than 8 links`);
   }
 
-  /** Write a file from a spooled upload: missing parents created (0755), then the file with its mode and owner. */
-  async upload(path: string, source: { file: string; size: number }, perm: Permission): Promise<void> {
+  /** Write a file of known size: missing parents created (0755), then the file with its mode and owner. */
+  async upload(path: string, source: UploadSource, perm: Permission): Promise<void> {
     const p = containerPath(path);
     if (p === '/') throw badRequest('cannot write a file at /');
     const { existing, missing } = await this.existingAncestor(posix.dirname(p));
@@ -80,7 +79,7 @@ export class ContainerFiles implements FilesPort {
     const archive = singleFileArchive(
       missing.map((dir) => header(posix.relative(existing, dir), 'directory', 0, 0o755)),
       header(posix.relative(existing, p), 'file', source.size, perm.mode ? modeBitsOrThrow(perm.mode) : 0o644),
-      createReadStream(source.file, { highWaterMark: 1024 * 1024 }),
+      source.open(),
     );
     await this.container()
       // Never let a file replace a directory (or the reverse) on the way in.

@@ -9,9 +9,16 @@ export interface FilesPort {
   info(path: string): Promise<FileInfo>;
   /** A regular file's bytes (links followed), streamed, with its size. */
   download(path: string): Promise<{ path: string; size: number; mtime: Date; body: Readable }>;
-  /** Write a file from a spooled upload: missing parents created, mode and owner applied. */
-  upload(path: string, source: { file: string; size: number }, perm: Permission): Promise<void>;
+  /** Write a file of known size (held in memory or spooled): missing parents created, mode and owner applied. */
+  upload(path: string, source: UploadSource, perm: Permission): Promise<void>;
   replace(items: Record<string, { old: string; new: string }>): Promise<Record<string, { replacedCount: number }>>;
+}
+
+/** An uploaded file whose size is known before its bytes are written (a tar header carries it first). */
+export interface UploadSource {
+  size: number;
+  /** The bytes, exactly `size` of them; called once. */
+  open(): Readable;
 }
 
 export interface Permission {

@@ -1,10 +1,9 @@
-import { createReadStream } from 'node:fs';
 import { posix } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
 import { type FileInfo, shellQuote } from '../core/execd';
-import { containerPath, modeBitsOrThrow, type Permission, MAX_REPLACE_BYTES } from './files-port';
+import { containerPath, modeBitsOrThrow, type Permission, MAX_REPLACE_BYTES, type UploadSource } from './files-port';
 import { badRequest, ExecdError } from './errors';
 import type { FilesPort } from './files-port';
 import type { Process, ProcessStarter } from './process';
@@ -63,16 +62,12 @@ export class PodFiles implements FilesPort {
     return { path: p, size: entry.header.size ?? 0, mtime: entry.header.mtime ?? new Date(0), body };
   }
 
-  async upload(path: string, source: { file: string; size: number }, perm: Permission): Promise<void> {
+  async upload(path: string, source: UploadSource, perm: Permission): Promise<void> {
     const p = containerPath(path);
     if (p === '/') throw badRequest('cannot write a file at /');
     const mode = perm.mode ? modeBitsOrThrow(perm.mode) : 0o644;
     await this.paths.run(`mkdir -p -- ${shellQuote(posix.dirname(p))}`);
-    await this.extract(
-      posix.dirname(p),
-      { name: posix.basename(p), size: source.size, mode, mtime: new Date() },
-      createReadStream(source.file),
-    );
+    await this.extract(posix.dirname(p), { name: posix.basename(p), size: source.size, mode, mtime: new Date() }, source.open());
     const owner = [perm.owner ?? '', perm.group ? `:${perm.group}` : ''].join('');
     if (owner) await this.paths.run(`chown ${shellQuote(owner)} -- ${shellQuote(p)}`);
   }

@@ -95,18 +95,20 @@ async function main(): Promise<void> {
 
 /** The execd listener (execd/http/server.ts) on execd.workerHost:workerPort, against this host's engine. */
 async function startExecd(config: Config) {
-  const [{ Execd }, { DockerBackend }, { ExecdTokens }, { startExecdServer }] = await Promise.all([
+  const [{ Execd }, { DockerBackend }, { ExecdTokens }, { startExecdServer }, { execdLimits }] = await Promise.all([
     import('../execd'),
     import('../execd/docker-backend'),
     import('../execd/tokens'),
     import('../execd/http/server'),
+    import('../execd/http/limits'),
   ]);
   const server = await startExecdServer({
     execd: new Execd(DockerBackend.connect(config), config.execd),
     tokens: ExecdTokens.open({ secret: config.execd.tokenSecret, dataDir: config.dataDir }),
-    limits: { bodyLimitBytes: config.server.bodyLimitBytes, maxUploadBytes: config.execd.maxUploadBytes },
+    limits: execdLimits(config),
     host: config.execd.workerHost,
     port: config.execd.workerPort,
+    maxConnections: config.execd.workerMaxConnections,
     log: { error: (fields, msg) => log('error', msg, fields) },
   });
   log('info', 'execd listening', { host: config.execd.workerHost, port: config.execd.workerPort });

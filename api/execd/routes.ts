@@ -5,6 +5,7 @@ import { TideboxError } from '../../core/errors';
 import { EXECD_PORT, EXECD_TOKEN_HEADER } from '../../core/execd';
 import type { SandboxView } from '../../core/sandbox';
 import type { Execd } from '../../execd';
+import { execdLimits } from '../../execd/http/limits';
 import { execdPath, findOperation, leaveBodiesUnread, runOperation } from '../../execd/http/serve';
 import { WORKER_EXECD_PREFIX } from '../../execd/http/server';
 import type { ExecdTokens } from '../../execd/tokens';
@@ -35,7 +36,7 @@ const workerAgent = new Agent({ keepAlive: true, maxSockets: 256 });
 export const execdRoutes: FastifyPluginAsyncZod<ExecdRouteDeps> = async (app, deps) => {
   // Bodies are read by the operation that takes one, or streamed on unread.
   leaveBodiesUnread(app);
-  const limits = { bodyLimitBytes: deps.config.server.bodyLimitBytes, maxUploadBytes: deps.config.execd.maxUploadBytes };
+  const limits = execdLimits(deps.config);
   const handler = async (req: FastifyRequest, reply: FastifyReply) => {
     const { sandboxId } = req.params as { sandboxId: string };
     const { path, query } = execdPath(req.raw.url ?? '', `/proxy/${EXECD_PORT}`);

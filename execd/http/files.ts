@@ -1,16 +1,18 @@
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import Busboy from 'busboy';
 import { z } from 'zod';
 import { LineSplitter } from '../../core/execd';
 import { ExecdError, type Permission } from '../index';
+import type { UploadSource } from '../files-port';
+import type { ExecdLimits } from './limits';
 import type { ExecdContext } from './context';
 
-/** The file routes of execd: upload (multipart, spooled to disk, never whole in memory), download, and the rest. */
+/** The file routes of execd: upload (multipart; held in memory only within a budget), download, and the rest. */
 
 export const PermissionBody = z.object({
   mode: z.number().int().min(0).optional(),
@@ -38,22 +40,28 @@ export function onePath(ctx: ExecdContext): string {
 
 /**
  * POST /files/upload: `metadata` (JSON) and `file` parts, paired in order, any number of files,
- * each at most execd.maxUploadBytes. A file whose metadata came first streams straight into the
- * sandbox as it arrives where it can (`paths.streams()`: a shell, root as the image user, a runtime
- * that closes stdin); otherwise it goes to a temporary file first (the archive the engine takes
- * needs the size up front) and is written once the whole request has arrived.
+ * each at most execd.maxUploadBytes. Three ways in, fastest first:
+ *  - held: a request small enough for the memory budget is read whole, then each file goes in
+ *    through the runtime's archive put (size known, no exec, no shell needed);
+ *  - streamed: a file whose metadata came first goes straight into the sandbox as it arrives where
+ *    it can (`paths.streams()`: a shell, root as the image user, a runtime that closes stdin);
+ *  - spooled: otherwise to a temporary file first, written once the whole request has arrived.
  */
-export async function upload(ctx: ExecdContext, maxBytes: number): Promise<void> {
+export async function upload(ctx: ExecdContext, limits: Pick<ExecdLimits, 'maxUploadBytes' | 'uploadMemory'>): Promise<void> {
   const type = ctx.req.headers['content-type'] ?? '';
   if (!type.toLowerCase().startsWith('multipart/form-data'))
     throw new ExecdError(400, 'INVALID_FILE', 'the upload must be multipart/form-data');
-  const streams = await ctx.sandbox.paths.streams();
-  const dir = await mkdtemp(join(tmpdir(), 'tidebox-upload-'));
+  const maxBytes = limits.maxUploadBytes;
+  const declared = Number(ctx.req.headers['content-length'] ?? NaN);
+  const held = Number.isSafeInteger(declared) && declared > 0 && limits.uploadMemory.take(declared) ? declared : 0;
+  const streams = !held && (await ctx.sandbox.paths.streams());
+  let dir: string | undefined;
   try {
     /** Each metadata part, parsed once it has arrived (undefined: invalid, and the request failed). */
     const metadata: Array<Promise<Meta | undefined>> = [];
-    /** Spooled files to write after parsing; `undefined` for one streamed straight in. */
-    const files: Array<{ file: string; size: number } | undefined> = [];
+    /** Held or spooled files to write after parsing; `undefined` for one streamed straight in. */
+    const files: Array<UploadSource | undefined> = [];
+    if (!held) dir = await mkdtemp(join(tmpdir(), 'tidebox-upload-'));
     await new Promise<void>((resolve, reject) => {
       let bb: Busboy.Busboy;
       try {
@@ -97,6 +105,17 @@ export async function upload(ctx: ExecdContext, maxBytes: number): Promise<void>
         stream.on('limit', () =>
           fail(new ExecdError(413, 'INVALID_FILE_CONTENT', `a file is larger than ${maxBytes} bytes (execd.maxUploadBytes)`)),
         );
+        if (held) {
+          // The HTTP parser ends the body at its Content-Length, so this never holds more than was taken.
+          const chunks: Buffer[] = [];
+          const entry = { size: 0, open: () => Readable.from(chunks) };
+          files.push(entry);
+          stream.on('data', (c: Buffer) => {
+            entry.size += c.length;
+            chunks.push(c);
+          });
+          return;
+        }
         const meta = metadata[files.length];
         if (streams && meta) {
           // Its metadata part came first: stream it in as it arrives (the parser waits for it).
@@ -110,8 +129,8 @@ export async function upload(ctx: ExecdContext, maxBytes: number): Promise<void>
           );
           return;
         }
-        const file = join(dir, String(files.length));
-        const entry = { file, size: 0 };
+        const file = join(dir!, String(files.length));
+        const entry = { size: 0, open: () => createReadStream(file, { highWaterMark: 1024 * 1024 }) };
         files.push(entry);
         stream.on('data', (c: Buffer) => (entry.size += c.length));
         writes.push(pipeline(stream, createWriteStream(file)));
@@ -132,12 +151,13 @@ export async function upload(ctx: ExecdContext, maxBytes: number): Promise<void>
         `${metas.length} metadata parts for ${files.length} files: send one metadata part before each file`,
       );
     for (let i = 0; i < files.length; i++) {
-      const spooled = files[i];
-      if (spooled) await ctx.sandbox.files.upload(metas[i]!.path, spooled, permission(metas[i]!));
+      const whole = files[i];
+      if (whole) await ctx.sandbox.files.upload(metas[i]!.path, whole, permission(metas[i]!));
     }
     await ctx.reply.code(200).send('');
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    if (held) limits.uploadMemory.give(held);
+    if (dir) await rm(dir, { recursive: true, force: true });
   }
 }
 

@@ -15,19 +15,13 @@ import {
 } from './commands';
 import type { ExecdContext } from './context';
 import { download, MoveBody, onePath, paths, PermissionMap, ReplaceBody, upload } from './files';
+import type { ExecdLimits } from './limits';
 
 /**
  * The execd paths (the contract's, docs/execd.md) as operations on a sandbox's data plane: found by
  * method and path, then run with the sandbox's SandboxExecd. Whoever serves them — the API in
  * process (Kubernetes), the host worker's listener (Docker) — authorises first and calls these.
  */
-
-export interface ExecdLimits {
-  /** JSON bodies. */
-  bodyLimitBytes: number;
-  /** One uploaded file. */
-  maxUploadBytes: number;
-}
 
 type Op = (ctx: ExecdContext, limits: ExecdLimits) => Promise<unknown>;
 
@@ -51,7 +45,7 @@ const OPS: Array<[string, RegExp, (m: RegExpExecArray) => Op]> = [
     () => async (ctx) => Object.fromEntries(await Promise.all(paths(ctx).map(async (p) => [p, await ctx.sandbox.files.info(p)]))),
   ],
   ['DELETE', /^\/files$/, () => async (ctx) => empty(ctx, await ctx.sandbox.paths.removeFiles(paths(ctx)))],
-  ['POST', /^\/files\/upload$/, () => (ctx, limits) => upload(ctx, limits.maxUploadBytes)],
+  ['POST', /^\/files\/upload$/, () => (ctx, limits) => upload(ctx, limits)],
   ['GET', /^\/files\/download$/, () => (ctx) => download(ctx)],
   ['POST', /^\/files\/mv$/, () => async (ctx, limits) => empty(ctx, await ctx.sandbox.paths.move(await body(ctx, MoveBody, limits)))],
   [

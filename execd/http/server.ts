@@ -2,7 +2,8 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { EXECD_TOKEN_HEADER } from '../../core/execd';
 import { type Execd, ExecdError } from '../index';
 import type { ExecdTokens } from '../tokens';
-import { type ExecdLimits, execdPath, findOperation, leaveBodiesUnread, runOperation } from './serve';
+import type { ExecdLimits } from './limits';
+import { execdPath, findOperation, leaveBodiesUnread, runOperation } from './serve';
 
 /**
  * The host worker's execd listener (Docker): the engine's socket stays with the worker, the API —
@@ -20,11 +21,20 @@ export interface ExecdServerOptions {
   limits: ExecdLimits;
   host: string;
   port: number;
+  maxConnections: number;
   log: { error(fields: Record<string, unknown>, msg: string): void };
 }
 
 export async function startExecdServer(opts: ExecdServerOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, routerOptions: { maxParamLength: 1024 } });
+  const app = Fastify({
+    logger: false,
+    routerOptions: { maxParamLength: 1024 },
+    // Bodies and answers may stream for long (uploads, logs, metrics/watch): no whole-request timeout.
+    requestTimeout: 0,
+  });
+  // The API sends a request's headers at once; a connection that does not is let go soon.
+  app.server.headersTimeout = 10_000;
+  app.server.maxConnections = opts.maxConnections;
   leaveBodiesUnread(app);
   app.setErrorHandler(async (err: Error & { statusCode?: number }, req, reply) => {
     if (err instanceof ExecdError) return reply.code(err.status).send({ code: err.code, message: err.message });

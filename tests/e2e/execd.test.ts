@@ -28,6 +28,11 @@ afterAll(async () => {
   await stack?.destroy();
 });
 
+/** Bytes as an async iterable of 1 MiB pieces: the SDK sends it chunked, without a Content-Length. */
+async function* inPieces(data: Buffer): AsyncGenerator<Uint8Array> {
+  for (let at = 0; at < data.length; at += 1024 * 1024) yield data.subarray(at, at + 1024 * 1024);
+}
+
 describe('commands', () => {
   it('when the SDK runs echo, then stdout is the line and the exit code 0', async () => {
     const run = await sandbox.commands.run('echo hi');
@@ -149,6 +154,9 @@ describe('files', () => {
     await sandbox.files.writeFiles([{ path: '/data/blob.bin', data, mode: 640 }]);
     const back = await sandbox.files.readBytes('/data/blob.bin');
     expect(Buffer.from(back).equals(data)).toBe(true);
+    // The same bytes as a stream: chunked, no Content-Length, so not held in memory but streamed in.
+    await sandbox.files.writeFiles([{ path: '/data/streamed.bin', data: inPieces(data) }]);
+    expect(Buffer.from(await sandbox.files.readBytes('/data/streamed.bin')).equals(data)).toBe(true);
     const info = (await sandbox.files.getFileInfo(['/data/blob.bin']))['/data/blob.bin']!;
     expect(info).toMatchObject({ path: '/data/blob.bin', type: 'file', size: data.length, mode: 640, owner: 'root' });
     const part = await sandbox.files.readBytes('/data/blob.bin', { range: 'bytes=10-19' });
@@ -255,6 +263,9 @@ describe('an image without a shell', () => {
       await noShell.files.writeFiles([{ path: '/data/in/blob.bin', data }]);
       expect(Buffer.from(await noShell.files.readBytes('/data/in/blob.bin')).equals(data)).toBe(true);
       expect((await noShell.files.getFileInfo(['/data/in']))['/data/in']).toMatchObject({ type: 'directory', mode: 755 });
+      // Chunked (no Content-Length): spooled to disk first, then through the archive API.
+      await noShell.files.writeFiles([{ path: '/data/in/spooled.bin', data: inPieces(data) }]);
+      expect(Buffer.from(await noShell.files.readBytes('/data/in/spooled.bin')).equals(data)).toBe(true);
       await noShell.files.writeFiles([{ path: '/data/note.txt', data: 'a-b-a' }]);
       await noShell.files.replaceContents([{ path: '/data/note.txt', oldContent: 'a', newContent: 'x' }]);
       expect(await noShell.files.readFile('/data/note.txt')).toBe('x-b-x');

@@ -1,5 +1,11 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { parseRange } from '../../execd/http/files';
+import { execdLimits, MemoryBudget } from '../../execd/http/limits';
+import { startExecdServer } from '../../execd/http/server';
+import { ExecdTokens } from '../../execd/tokens';
+import type { Execd } from '../../execd';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { applyEnv, parseConfig } from '../../core/config';
 import { globToRegExp, LineSplitter, modeBits, modeDigits, parseStatLine, plainArgv } from '../../core/execd';
 import { ExecChannel } from '../../execd/exec-channel';
@@ -126,6 +132,53 @@ describe('per-sandbox caps', () => {
     await sessions.delete(first);
     expect(await sessions.create()).toMatch(/^[0-9a-f-]{36}$/);
     sessions.closeAll();
+  });
+
+  it('when uploads ask to be held in memory, then each gets at most a quarter of the budget and all of them at most the whole', () => {
+    const budget = new MemoryBudget(100);
+    expect(budget.take(26)).toBe(false); // over a quarter: streamed or spooled instead
+    expect([budget.take(25), budget.take(25), budget.take(25), budget.take(25)]).toEqual([true, true, true, true]);
+    expect(budget.take(1)).toBe(false);
+    budget.give(25);
+    expect(budget.take(20)).toBe(true);
+    expect(budget.inUse).toBe(95);
+    expect(new MemoryBudget(0).take(1)).toBe(false); // uploadMemoryBytes = 0: never held
+  });
+
+  it('when more connections reach the worker listener than it accepts, then the extra ones are closed and the rest still answer', async () => {
+    const execd = { close: async () => undefined } as unknown as Execd;
+    const tokens = ExecdTokens.open({ secret: 'unit-test-secret-0123456789', dataDir: tmpdir() });
+    const limits = execdLimits({ server: { bodyLimitBytes: 1024 }, execd: ExecdSchema.parse({}) });
+    const app = await startExecdServer({
+      execd,
+      tokens,
+      limits,
+      host: '127.0.0.1',
+      port: 0,
+      maxConnections: 16,
+      log: { error: () => undefined },
+    });
+    const port = (app.server.address() as AddressInfo).port;
+    const sockets: Socket[] = [];
+    try {
+      const open = () =>
+        new Promise<Socket>((resolve, reject) => {
+          const s = connect(port, '127.0.0.1', () => resolve(s));
+          s.once('error', reject);
+          sockets.push(s);
+        });
+      for (let i = 0; i < 16; i++) await open();
+      const extra = await open();
+      // The server closes a connection past its cap as soon as it is accepted.
+      await new Promise((resolve) => extra.once('close', resolve));
+      // An accepted one still gets an answer (here: no token → 404 as if the sandbox were missing).
+      const answer = new Promise<string>((resolve) => sockets[0]!.once('data', (d: Buffer) => resolve(d.toString())));
+      sockets[0]!.write('GET /sandboxes/x/execd/ping HTTP/1.1\r\nHost: x\r\n\r\n');
+      expect(await answer).toMatch(/^HTTP\/1\.1 404/);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await app.close();
+    }
   });
 });
 

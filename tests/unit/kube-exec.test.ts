@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
@@ -206,10 +207,9 @@ describe.each(['v5', 'v4'] as const)('commands over the pod exec channel protoco
     const dir = mkdtempSync(join(tmpdir(), 'tidebox-podfiles-'));
     try {
       const data = randomBytes(3 * 1024 * 1024 + 17);
-      writeFileSync(join(dir, 'spool'), data);
       const files = new PodFiles(processes, new ShellFiles(channel, 100));
       const target = join(dir, 'in/deeper/blob.bin');
-      await files.upload(target, { file: join(dir, 'spool'), size: data.length }, { mode: 640 });
+      await files.upload(target, { size: data.length, open: () => Readable.from([data]) }, { mode: 640 });
       expect(readFileSync(target).equals(data)).toBe(true);
       expect(statSync(target).mode & 0o777).toBe(0o640);
       const back = await files.download(target);
