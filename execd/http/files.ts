@@ -62,6 +62,8 @@ export async function upload(ctx: ExecdContext, limits: Pick<ExecdLimits, 'maxUp
     /** Held or spooled files to write after parsing; `undefined` for one streamed straight in. */
     const files: Array<UploadSource | undefined> = [];
     if (!held) dir = await mkdtemp(join(tmpdir(), 'tidebox-upload-'));
+    const memory = held ? Buffer.allocUnsafe(held) : undefined;
+    let heldAt = 0;
     await new Promise<void>((resolve, reject) => {
       let bb: Busboy.Busboy;
       try {
@@ -106,13 +108,15 @@ export async function upload(ctx: ExecdContext, limits: Pick<ExecdLimits, 'maxUp
           fail(new ExecdError(413, 'INVALID_FILE_CONTENT', `a file is larger than ${maxBytes} bytes (execd.maxUploadBytes)`)),
         );
         if (held) {
-          // The HTTP parser ends the body at its Content-Length, so this never holds more than was taken.
-          const chunks: Buffer[] = [];
-          const entry = { size: 0, open: () => Readable.from(chunks) };
+          // Each file's bytes go into the request's one buffer, after the previous file's: the
+          // parts are smaller than the body, which the HTTP parser ends at its Content-Length.
+          const start = heldAt;
+          const entry = { size: 0, open: () => Readable.from([memory!.subarray(start, start + entry.size)]) };
           files.push(entry);
           stream.on('data', (c: Buffer) => {
+            c.copy(memory!, heldAt);
+            heldAt += c.length;
             entry.size += c.length;
-            chunks.push(c);
           });
           return;
         }
