@@ -1,4 +1,5 @@
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
+import { holdsMemberQuery } from '../contracts/pool-actor';
 import { type SandboxView, sandboxWorkflowId } from '../core/sandbox';
 
 /**
@@ -26,5 +27,21 @@ export async function workflowOpen(client: Client, workflowId: string): Promise<
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return false;
     throw err;
+  }
+}
+
+/**
+ * Whether a warm pool's actor still holds this member in its ledger (by its own word). A pool that
+ * is missing or closed holds nothing; any other failure to ask counts as holding (never remove a
+ * member on a guess).
+ */
+export async function poolHolds(client: Client, poolWorkflowId: string, memberId: string): Promise<boolean> {
+  try {
+    const handle = client.workflow.getHandle(poolWorkflowId);
+    if ((await handle.describe()).status.name !== 'RUNNING') return false;
+    return await handle.query(holdsMemberQuery, memberId);
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    return true;
   }
 }

@@ -22,6 +22,7 @@ import { handleProxyUpgrades, ProxyConnections, proxyRoutes } from './proxy';
 import { clientEventRoutes } from './routes/client-events';
 import { operationsRoutes } from './routes/operations';
 import { renewScheduleRoutes } from './routes/renew-schedules';
+import { poolRoutes } from './routes/pools';
 import { sandboxRoutes } from './routes/sandboxes';
 import { snapshotRoutes } from './routes/snapshots';
 import { tenantRoutes } from './routes/tenants';
@@ -180,7 +181,15 @@ export async function buildApp({ config, services, namespaces, execdBackend, log
   const prepareSpec = createSpecPreparer({ config, snapshots, ...(namespaces ? { namespaces } : {}) });
   const connections = new ProxyConnections(config.server.proxyConnectionsPerTenant);
   for (const prefix of ['', '/v1']) {
-    await app.register(sandboxRoutes, { prefix, config, sandboxes, prepareSpec, ...(execdTokens ? { execdTokens } : {}) });
+    await app.register(sandboxRoutes, {
+      prefix,
+      config,
+      sandboxes,
+      pools: services.pools,
+      prepareSpec,
+      ...(execdTokens ? { execdTokens } : {}),
+    });
+    await app.register(poolRoutes, { prefix, config, pools: services.pools, prepareSpec });
     await app.register(renewScheduleRoutes, { prefix, renewSchedules: services.renewSchedules });
     await app.register(snapshotRoutes, { prefix, snapshots });
     await app.register(operationsRoutes, { prefix, mounts: services.mounts, workflows: services.workflows });

@@ -13,6 +13,8 @@ export const LABELS = {
   createdBy: 'tidebox.io/created-by',
   /** The user a sandbox was created for (extensions["tidebox.io/user-id"]). */
   userId: 'tidebox.io/user-id',
+  /** Warm pool members: the pool actor's workflow id (`pool/<tenant>/<name>`). */
+  pool: 'tidebox.io/pool',
   /** Snapshot images: the snapshot they belong to. */
   snapshotId: 'tidebox.io/snapshot-id',
 } as const;

@@ -29,6 +29,8 @@ export interface CreateWorkloadInput extends WorkloadRef {
   tenant: string;
   spec: SandboxSpec;
   mountBinds?: MountBind[];
+  /** A warm pool's member: the pool actor's workflow id, labelled on the workload (the orphan sweep asks that actor). */
+  pool?: string;
 }
 
 export interface StartWorkloadInput extends WorkloadRef {
@@ -48,6 +50,11 @@ export interface SandboxRuntime {
   ensureContainer(input: CreateWorkloadInput): Promise<{ containerId: string }>;
   /** Start it and wait until it runs (it must survive the runtime's grace period); fails with the reason it does not. */
   startContainer(input: StartWorkloadInput): Promise<StartedWorkload>;
+  /**
+   * Take over a warm pool member made for this sandbox id (frozen until now): thaw it and answer as a
+   * start does. Fails (non-retryable CONTAINER_EXITED) when it is gone or no longer runs.
+   */
+  adoptContainer(input: WorkloadRef & { ports?: number[] }): Promise<StartedWorkload>;
   /** Freeze every process of the workload (idempotent). */
   pauseContainer(input: { sandboxId: string }): Promise<void>;
   /** Thaw it (idempotent). */

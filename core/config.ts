@@ -169,6 +169,16 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /** Warm pools (docs/pools.md). */
+    pools: z
+      .object({
+        /** The most members one pool may hold (capacitySpec.poolMax is refused above it): members use the host's memory while frozen. */
+        maxMembers: z.number().int().min(0).max(1000).default(20),
+        /** A claimed member whose sandbox actor has not taken it over after this long is checked, and destroyed if it has none. */
+        claimTimeoutSeconds: z.number().int().min(10).default(120),
+      })
+      .strict()
+      .prefault({}),
     worker: z
       .object({
         /** Port of the worker's Prometheus endpoint (Temporal SDK metrics); unset = off. */
@@ -189,6 +199,7 @@ export const ConfigSchema = z
               'container-created',
               'container-removing',
               'container-pausing',
+              'member-adopting',
               'bucket-mounted',
               'bucket-unmounting',
               'snapshot-committing',

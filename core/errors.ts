@@ -41,6 +41,10 @@ export const ErrorCodes = {
   /** The workload did not become ready within the runtime's start timeout. */
   START_TIMEOUT: { code: 'SANDBOX::START_TIMEOUT', httpStatus: 504 },
   SNAPSHOT_NOT_FOUND: { code: 'SNAPSHOT::NOT_FOUND', httpStatus: 404 },
+  POOL_NOT_FOUND: { code: 'POOL::NOT_FOUND', httpStatus: 404 },
+  POOL_EXISTS: { code: 'POOL::ALREADY_EXISTS', httpStatus: 409 },
+  /** A create with `Prefer: pool-only` found no ready member. */
+  POOL_EMPTY: { code: 'POOL::EMPTY', httpStatus: 503 },
   SNAPSHOT_INVALID_STATE: { code: 'SNAPSHOT::INVALID_STATE', httpStatus: 409 },
   /** The snapshot's image is still used by a live sandbox. */
   SNAPSHOT_IN_USE: { code: 'SNAPSHOT::IN_USE', httpStatus: 409 },

@@ -155,6 +155,8 @@ export interface SandboxWorkflowInput {
   requestHash: string;
   /** How far renewals may move expiresAt (absent on actors started before they carried it: the default). */
   expiry?: ExpiryPolicy;
+  /** Claimed from a warm pool: the member made for this id is taken over instead of a create (the pool actor's workflow id). */
+  pooled?: { pool: string };
   /** Present only when continuing as new: the actor's whole state. */
   carried?: SandboxCarriedState;
 }

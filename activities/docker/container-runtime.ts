@@ -57,6 +57,13 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
     return container.Id;
   };
 
+  /** What a start answers: the container and how its ports are reached. */
+  const started = async (containerId: string, requested: number[] | undefined) => {
+    const declared = deps.declaredPorts(requested ?? []);
+    const ports = hostNetwork ? Object.fromEntries(declared.map((p) => [String(p), p])) : await engine.publishedPorts(containerId);
+    return { containerId, network: { hostNetwork, ports, host: deps.advertisedHost } };
+  };
+
   return {
     ensureContainer: (input) =>
       heartbeating(async () => {
@@ -135,7 +142,14 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
         const network = await networkFor(input.tenant);
         try {
           containerId = await engine.createContainer(
-            { instance, sandboxId: input.sandboxId, tenant: input.tenant, namespace: input.namespace ?? 'default', network },
+            {
+              instance,
+              sandboxId: input.sandboxId,
+              tenant: input.tenant,
+              namespace: input.namespace ?? 'default',
+              network,
+              ...(input.pool ? { pool: input.pool } : {}),
+            },
             { ...input.spec, volumes: [] },
             [...binds, ...(input.mountBinds ?? [])],
           );
@@ -178,9 +192,21 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
               (logs ? `; last output: ${logs.slice(-500)}` : ''),
           );
         }
-        const declared = deps.declaredPorts(input.ports ?? []);
-        const ports = hostNetwork ? Object.fromEntries(declared.map((p) => [String(p), p])) : await engine.publishedPorts(container.Id);
-        return { containerId: container.Id, network: { hostNetwork, ports, host: deps.advertisedHost } };
+        return started(container.Id, input.ports);
+      }),
+
+    adoptContainer: (input) =>
+      heartbeating(async () => {
+        const containerId = await theContainer(input.sandboxId);
+        await faults.reached('member-adopting', input.sandboxId);
+        await engine.unpause(containerId);
+        const state = await engine.inspectState(containerId);
+        if (!state.Running)
+          throw fail(
+            'CONTAINER_EXITED',
+            `the warm pool member for ${input.sandboxId} is not running (exit code ${state.ExitCode ?? 'unknown'})`,
+          );
+        return started(containerId, input.ports);
       }),
 
     pauseContainer: (input) =>

@@ -12,6 +12,8 @@ export interface ContainerIdentity {
   namespace: string;
   /** The Docker network the container joins: its tenant's, or the configured shared one. */
   network: string;
+  /** A warm pool member: its pool actor's workflow id. */
+  pool?: string;
 }
 
 export const containerName = (id: ContainerIdentity): string => `tidebox-${id.instance}-${id.sandboxId}`;
@@ -52,6 +54,7 @@ export function buildContainerCreateOptions(
       [LABELS.sandboxId]: id.sandboxId,
       [LABELS.tenant]: id.tenant,
       [LABELS.namespace]: id.namespace,
+      ...(id.pool ? { [LABELS.pool]: id.pool } : {}),
     },
     HostConfig: {
       NanoCpus: spec.resources.cpuMillis * 1_000_000,

@@ -293,7 +293,7 @@ export class DockerEngine {
   }
 
   /** Every sandbox container of this install (any state), with its sandbox and creation time. */
-  async instanceContainers(): Promise<Array<{ id: string; sandboxId: string; createdMs: number; state: string }>> {
+  async instanceContainers(): Promise<Array<{ id: string; sandboxId: string; createdMs: number; state: string; pool?: string }>> {
     const list = await this.docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${this.config.instance}`] } });
     return z
       .array(
@@ -307,7 +307,8 @@ export class DockerEngine {
       .parse(list)
       .flatMap((c) => {
         const sandboxId = c.Labels?.[LABELS.sandboxId];
-        return sandboxId ? [{ id: c.Id, sandboxId, createdMs: c.Created * 1000, state: c.State ?? '' }] : [];
+        const pool = c.Labels?.[LABELS.pool];
+        return sandboxId ? [{ id: c.Id, sandboxId, createdMs: c.Created * 1000, state: c.State ?? '', ...(pool ? { pool } : {}) }] : [];
       });
   }
 

@@ -11,7 +11,7 @@ import { declaredPorts } from '../../core/network';
 import { usesHostNetwork } from './container-spec';
 import { BindPins } from './bind-pins';
 import { createContainerRuntime } from './container-runtime';
-import { actorGone, workflowOpen } from '../actor-liveness';
+import { actorGone, poolHolds, workflowOpen } from '../actor-liveness';
 import { createMountSweep } from '../ossfs/mount-sweep';
 import { mountWorkflowId } from '../../core/mounts';
 import { DockerEngine } from './docker-engine';
@@ -56,6 +56,7 @@ export async function createDockerHost(config: Config, client: Client, log: Host
       startOrphanReaper({
         engine,
         actorGone: (sandboxId) => actorGone(client, sandboxId),
+        poolHolds: (pool, memberId) => poolHolds(client, pool, memberId),
         graceMs: config.docker.orphanGraceSeconds * 1000,
         intervalMs: config.docker.sweepIntervalSeconds * 1000,
         log,

@@ -6,6 +6,8 @@ export interface OrphanReaperOptions {
   engine: DockerEngine;
   /** The actor's own word: its workflow is gone or closed (a live sandbox, whatever its state, is never reaped). */
   actorGone: (sandboxId: string) => Promise<boolean>;
+  /** A warm pool member: whether its pool actor still holds it in its ledger (then it has no sandbox actor yet). */
+  poolHolds?: (pool: string, sandboxId: string) => Promise<boolean>;
   /** A container younger than this is left alone (its actor may not be visible yet). */
   graceMs: number;
   intervalMs: number;
@@ -31,6 +33,7 @@ export function startOrphanReaper(o: OrphanReaperOptions): void {
     const containers = await o.engine.instanceContainers();
     for (const container of containers) {
       if (Date.now() - container.createdMs < o.graceMs) continue;
+      if (container.pool && o.poolHolds && (await o.poolHolds(container.pool, container.sandboxId))) continue;
       if (!(await o.actorGone(container.sandboxId))) continue;
       if (await o.engine.removeContainer(container.id))
         o.log.warn('removed a container no sandbox actor claims', {

@@ -215,6 +215,9 @@ export function createPodRuntime(deps: PodRuntimeDeps): SandboxRuntime & Snapsho
         }
       }),
 
+    adoptContainer: async () => {
+      throw unsupported('warm pools');
+    },
     pauseContainer: async () => {
       throw unsupported('pause');
     },

@@ -30,13 +30,15 @@ import { EXECD_PORT, EXECD_TOKEN_HEADER } from '../../core/execd';
 import type { SandboxView } from '../../core/sandbox';
 import type { ExecdTokens } from '../../execd/tokens';
 import { localHost } from '../proxy';
-import type { SandboxService } from '../temporal';
+import type { PoolService, SandboxService } from '../temporal';
+import { claimRequest, POOL_NAME, POOL_REF_EXTENSION, poolWorkflowId } from '../../core/pools';
 import { doc, ErrorResponses, linksFrom, NoContent, parseStates, tenantFilter } from './common';
 
 export interface SandboxRouteDeps {
   config: Config;
   sandboxes: SandboxService;
   prepareSpec: SpecPreparer;
+  pools: PoolService;
   /** Set when Tidebox serves execd: the endpoint of port 44772 is its own, with the sandbox's token. */
   execdTokens?: ExecdTokens;
 }
@@ -49,7 +51,10 @@ const IdempotencyHeaders = z.object({
 const tag = 'Sandboxes';
 
 /** The sandbox resource of the contract: create, read, list, delete, renew, pause/resume, metadata, history, endpoints. */
-export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app, { config, sandboxes, prepareSpec, execdTokens }) => {
+export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (
+  app,
+  { config, sandboxes, pools, prepareSpec, execdTokens },
+) => {
   const onKubernetes = config.runtime.type === 'kubernetes';
 
   app.post(
@@ -80,9 +85,30 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (app
     },
     async (req, reply) => {
       const caller = tenantOnly(req.caller);
-      const spec = await prepareSpec(caller, req.body);
-      const respondAsync = /(^|[,;\s])respond-async($|[,;\s])/i.test(req.headers.prefer ?? '');
-      const view = await sandboxes.create(caller, spec, { idempotencyKey: req.headers['idempotency-key'], respondAsync });
+      const prefer = req.headers.prefer ?? '';
+      const respondAsync = /(^|[,;\s])respond-async($|[,;\s])/i.test(prefer);
+      const idempotencyKey = req.headers['idempotency-key'];
+      const poolRef = req.body.extensions?.[POOL_REF_EXTENSION];
+      if (poolRef === undefined) {
+        const view = await sandboxes.create(caller, await prepareSpec(caller, req.body), { idempotencyKey, respondAsync });
+        return reply.code(202).header('Location', `/v1/sandboxes/${view.id}`).send(toCreateResponse(view));
+      }
+      // A claim: the pool's template with this request's timeout and metadata, a ready member if any.
+      if (!POOL_NAME.test(poolRef))
+        throw new TideboxError('INVALID_PARAMETER', `extensions.${POOL_REF_EXTENSION} must name a pool (a DNS label)`);
+      if (idempotencyKey !== undefined)
+        throw new TideboxError('INVALID_PARAMETER', `Idempotency-Key cannot be combined with extensions.${POOL_REF_EXTENSION} yet`);
+      const template = await pools.template(caller, poolRef);
+      const spec = await prepareSpec(caller, claimRequest(template, req.body) as typeof req.body);
+      const memberId = await pools.claim(caller, poolRef);
+      if (memberId === null && /(^|[,;\s])pool-only($|[,;\s])/i.test(prefer))
+        throw new TideboxError('POOL_EMPTY', `pool ${poolRef} has no ready member (Prefer: pool-only)`);
+      const member = memberId === null ? undefined : { id: memberId, pool: poolWorkflowId(caller.tenant, poolRef) };
+      const view = await sandboxes.create(caller, spec, { respondAsync, ...(member ? { member } : {}) }).catch(async (err: unknown) => {
+        // Refused before its actor started (e.g. over quota): the member never ran anything of this create.
+        if (memberId !== null && err instanceof TideboxError && err.httpStatus < 500) await pools.unclaim(caller.tenant, poolRef, memberId);
+        throw err;
+      });
       return reply.code(202).header('Location', `/v1/sandboxes/${view.id}`).send(toCreateResponse(view));
     },
   );

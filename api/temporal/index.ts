@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { Config } from '../../core/config';
 import { TemporalGateway } from './gateway';
 import { createMountService, type MountService } from './mounts';
+import { createPoolService, type PoolService } from './pools';
 import { createQuotaService, type QuotaService } from './quotas';
 import { createRenewScheduleService, type RenewScheduleService } from './renew-schedules';
 import { createSandboxService, type SandboxService } from './sandboxes';
@@ -16,6 +17,7 @@ export interface ApiServices {
   renewSchedules: RenewScheduleService;
   workflows: WorkflowService;
   quotas: QuotaService;
+  pools: PoolService;
 }
 
 export function createApiServices(client: Client, config: Config): ApiServices {
@@ -29,7 +31,8 @@ export function createApiServices(client: Client, config: Config): ApiServices {
     renewSchedules: createRenewScheduleService(temporal, config, sandboxes),
     workflows: createWorkflowService(temporal),
     quotas,
+    pools: createPoolService(temporal, config),
   };
 }
 
-export type { MountService, QuotaService, RenewScheduleService, SandboxService, SnapshotService, WorkflowService };
+export type { MountService, PoolService, QuotaService, RenewScheduleService, SandboxService, SnapshotService, WorkflowService };

@@ -86,10 +86,15 @@ export function createSandboxService(temporal: TemporalGateway, config: Config, 
   async function create(
     caller: TenantCaller,
     spec: SandboxSpec,
-    opts: { idempotencyKey?: string; respondAsync: boolean },
+    opts: {
+      idempotencyKey?: string;
+      respondAsync: boolean;
+      /** A claimed warm pool member: the sandbox takes its id and its container (the pool actor's workflow id). */
+      member?: { id: string; pool: string };
+    },
   ): Promise<SandboxView> {
     const { tenant, namespace } = caller;
-    const sandboxId = opts.idempotencyKey ? idempotentSandboxId(tenant, opts.idempotencyKey) : randomUUID();
+    const sandboxId = opts.member?.id ?? (opts.idempotencyKey ? idempotentSandboxId(tenant, opts.idempotencyKey) : randomUUID());
     const requestHash = requestHashOf(spec);
     const input: SandboxWorkflowInput = {
       sandboxId,
@@ -100,6 +105,7 @@ export function createSandboxService(temporal: TemporalGateway, config: Config, 
       spec,
       requestHash,
       expiry: { maxTimeoutSeconds: config.sandbox.maxTimeoutSeconds },
+      ...(opts.member ? { pooled: { pool: opts.member.pool } } : {}),
     };
     const view = initialView(input);
     const workflowId = sandboxWorkflowId(sandboxId);

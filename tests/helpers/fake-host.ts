@@ -72,6 +72,11 @@ export class FakeHost {
           containerId: `c-${input.sandboxId}`,
           network: { hostNetwork: false, ports: { '8080': 32080 }, host: '127.0.0.1' },
         })),
+      adoptContainer: (input) =>
+        this.act(input.sandboxId, 'adoptContainer', input, () => ({
+          containerId: `c-${input.sandboxId}`,
+          network: { hostNetwork: false, ports: { '8080': 32080 }, host: '127.0.0.1' },
+        })),
       pauseContainer: (input) => this.act(input.sandboxId, 'pauseContainer', input, () => undefined),
       resumeContainer: (input) => this.act(input.sandboxId, 'resumeContainer', input, () => undefined),
       removeContainers: (input) => this.act(input.sandboxId, 'removeContainers', input, () => ({ removed: 1 })),

@@ -1,4 +1,14 @@
-import { allHandlersFinished, CancellationScope, condition, isCancellation, patched, workflowInfo } from '@temporalio/workflow';
+import {
+  allHandlersFinished,
+  CancellationScope,
+  condition,
+  getExternalWorkflowHandle,
+  isCancellation,
+  patched,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { adoptedSignal } from '../../contracts/pool-actor';
+import type { StartedWorkload } from '../../contracts/runtime';
 import { releaseQuota } from '../quota';
 import { ErrorCodes } from '../../core/errors';
 import type { SandboxWorkflowInput, TerminationReason } from '../../core/sandbox';
@@ -33,6 +43,10 @@ export async function provision(actor: SandboxActorState, acts: SandboxActivitie
   const scope = new CancellationScope();
   let settled = false;
   const provisioning = scope.run(async () => {
+    if (input.pooled) {
+      const adopted = await adoptMember(actor, acts, input.pooled.pool);
+      if (adopted) return adopted;
+    }
     // Mounts first: the container binds them at create.
     const hostPaths = new Map<string, string>();
     for (const key of mountKeysOf(input)) {
@@ -84,6 +98,27 @@ export async function provision(actor: SandboxActorState, acts: SandboxActivitie
       const { reason, message } = describeFailure(err);
       actor.transition('Failed', 'failure', reason, message);
     }
+  }
+}
+
+/**
+ * Take over the warm pool member made for this sandbox's id (thawed, already running). Whatever
+ * happens the pool is told it may let the member go: adopted, it is this actor's; gone or broken,
+ * its remains are removed here and the sandbox is created cold instead (undefined).
+ */
+async function adoptMember(actor: SandboxActorState, acts: SandboxActivities, pool: string): Promise<StartedWorkload | undefined> {
+  const { input, view } = actor;
+  try {
+    return await acts.provisioner.adoptContainer({ sandboxId: view.id, namespace: namespaceOf(input), ports: input.spec.ports });
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    await acts.teardown.removeContainers({ sandboxId: view.id, namespace: namespaceOf(input) });
+    return undefined;
+  } finally {
+    // The pool may be gone (deleted meanwhile): then nobody is waiting for the word.
+    await getExternalWorkflowHandle(pool)
+      .signal(adoptedSignal, { memberId: view.id })
+      .catch(() => undefined);
   }
 }
 

@@ -1,0 +1,155 @@
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { TypedSearchAttributes } from '@temporalio/common';
+import {
+  claimUpdate,
+  configureUpdate,
+  deletePoolUpdate,
+  POOL_WORKFLOW_TYPE,
+  type PoolWorkflow,
+  unclaimSignal,
+} from '../../contracts/pool-actor';
+import { SA } from '../../contracts/search-attributes';
+import { type Config, runtimeHostId } from '../../core/config';
+import { TideboxError } from '../../core/errors';
+import { type CapacitySpec, poolStatus, type PoolView, type PoolWorkflowInput, poolWorkflowId } from '../../core/pools';
+import type { SandboxSpec } from '../../core/sandbox';
+import { type Caller, canSee, type TenantCaller } from '../../core/tenants';
+import type { TemporalGateway } from './gateway';
+
+const poolNotFound = (name: string) => new TideboxError('POOL_NOT_FOUND', `pool ${name} not found`);
+
+/**
+ * Warm pools over their actors (`pool/<tenant>/<name>`): reads from the memo, changes and claims as
+ * Updates. A pool belongs to the tenant that made it; an admin reads every tenant's.
+ */
+export function createPoolService(temporal: TemporalGateway, config: Config) {
+  const callMs = config.server.temporalCallTimeoutSeconds * 1000;
+  const update = <Ret, Args extends unknown[]>(
+    workflowId: string,
+    name: string,
+    def: Parameters<typeof temporal.update<Ret, Args>>[1],
+    args: Args,
+    what: string,
+  ) =>
+    temporal.update<Ret, Args>(workflowId, def, args, {
+      what,
+      deadlineMs: callMs,
+      notFound: () => poolNotFound(name),
+      inTransition: () => new TideboxError('INVALID_STATE', `pool ${name} changed while the ${what} was in flight; retry it`),
+    });
+
+  /** The pool's view if the caller may see it: another tenant's pool is 404, like a missing one. */
+  async function find(caller: Caller, tenant: string, name: string): Promise<PoolView> {
+    const found = await temporal.openActor<PoolView>(poolWorkflowId(tenant, name), POOL_WORKFLOW_TYPE);
+    if (!found || !canSee(caller, found.view.tenant)) throw poolNotFound(name);
+    return found.view;
+  }
+
+  /** The tenant a pool is looked up in: a tenant's own; an admin names it (`?tenant=`). */
+  const tenantOf = (caller: Caller, tenant: string | undefined): string => {
+    if (caller.kind === 'tenant') return caller.tenant;
+    if (!tenant) throw new TideboxError('INVALID_PARAMETER', "an admin key names the pool's tenant (?tenant=)");
+    return tenant;
+  };
+
+  async function create(caller: TenantCaller, name: string, template: Record<string, unknown>, spec: SandboxSpec, capacity: CapacitySpec) {
+    const input: PoolWorkflowInput = {
+      tenant: caller.tenant,
+      namespace: caller.namespace,
+      name,
+      hostId: runtimeHostId(config),
+      createdAt: new Date().toISOString(),
+      template,
+      spec,
+      capacity,
+      claimTimeoutSeconds: config.pools.claimTimeoutSeconds,
+    };
+    const view: PoolView = {
+      name,
+      tenant: caller.tenant,
+      template,
+      capacitySpec: capacity,
+      status: poolStatus({}),
+      createdAt: input.createdAt,
+    };
+    await temporal.call(async (client) => {
+      try {
+        await client.workflow.start<PoolWorkflow>(POOL_WORKFLOW_TYPE, {
+          workflowId: poolWorkflowId(caller.tenant, name),
+          taskQueue: config.temporal.taskQueue,
+          args: [input],
+          memo: { view },
+          typedSearchAttributes: new TypedSearchAttributes([
+            { key: SA.tenant, value: caller.tenant },
+            { key: SA.createdAt, value: new Date(view.createdAt) },
+          ]),
+          workflowIdConflictPolicy: 'FAIL',
+          workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+        });
+      } catch (err) {
+        if (err instanceof WorkflowExecutionAlreadyStartedError)
+          throw new TideboxError('POOL_EXISTS', `pool ${name} already exists; change it with PUT or delete it first`, { cause: err });
+        throw err;
+      }
+    });
+    return view;
+  }
+
+  async function list(caller: Caller, tenant?: string): Promise<PoolView[]> {
+    const only = caller.kind === 'tenant' ? caller.tenant : tenant;
+    const views = await temporal.scan<PoolView>(
+      { type: POOL_WORKFLOW_TYPE, ...(only ? { tenant: only } : {}) },
+      (v) => canSee(caller, v.tenant) && (only === undefined || v.tenant === only) && !v.deleting,
+    );
+    return views.sort((a, b) => a.tenant.localeCompare(b.tenant) || a.name.localeCompare(b.name));
+  }
+
+  async function get(caller: Caller, name: string, tenant?: string): Promise<PoolView> {
+    const view = await find(caller, tenantOf(caller, tenant), name);
+    if (view.deleting) throw poolNotFound(name);
+    return view;
+  }
+
+  async function configure(
+    caller: TenantCaller,
+    name: string,
+    template: Record<string, unknown>,
+    spec: SandboxSpec,
+    capacity: CapacitySpec,
+  ) {
+    await get(caller, name);
+    return update<PoolView, [{ template: Record<string, unknown>; spec: SandboxSpec; capacity: CapacitySpec }]>(
+      poolWorkflowId(caller.tenant, name),
+      name,
+      configureUpdate,
+      [{ template, spec, capacity }],
+      'pool change',
+    );
+  }
+
+  async function remove(caller: Caller, name: string, tenant?: string): Promise<void> {
+    const owner = tenantOf(caller, tenant);
+    await get(caller, name, owner);
+    await update<PoolView, []>(poolWorkflowId(owner, name), name, deletePoolUpdate, [], 'pool delete');
+  }
+
+  /** The template a claim from this pool runs (the caller's own pool; 404 otherwise). */
+  async function template(caller: TenantCaller, name: string): Promise<Record<string, unknown>> {
+    return (await get(caller, name)).template;
+  }
+
+  /** One ready member's id (the id the new sandbox takes), or null when none is ready. */
+  async function claim(caller: TenantCaller, name: string): Promise<string | null> {
+    const { memberId } = await update<{ memberId: string | null }, []>(poolWorkflowId(caller.tenant, name), name, claimUpdate, [], 'claim');
+    return memberId;
+  }
+
+  /** A claimed member whose create did not go ahead: ready again (it never ran anything of the claim's). */
+  async function unclaim(tenant: string, name: string, memberId: string): Promise<void> {
+    await temporal.call((client) => client.workflow.getHandle(poolWorkflowId(tenant, name)).signal(unclaimSignal, { memberId }));
+  }
+
+  return { create, list, get, configure, delete: remove, template, claim, unclaim };
+}
+
+export type PoolService = ReturnType<typeof createPoolService>;

@@ -1,0 +1,26 @@
+/** What the pool actor (`pool/<tenant>/<name>`) answers to. Names are recorded in histories: never rename one. */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { CapacitySpec, PoolView, PoolWorkflowInput } from '../core/pools';
+import type { SandboxSpec } from '../core/sandbox';
+
+export const POOL_WORKFLOW_TYPE = 'poolWorkflow';
+export type PoolWorkflow = (input: PoolWorkflowInput) => Promise<void>;
+
+/**
+ * Take one ready member for a create: it is marked claimed (never handed out again) and its id —
+ * the id the new sandbox gets — returned; null when none is ready (the create goes cold).
+ */
+export const claimUpdate = defineUpdate<{ memberId: string | null }, []>('claim');
+/** A claimed member whose create did not go ahead (e.g. over quota): it never ran user code, so it is ready again. */
+export const unclaimSignal = defineSignal<[{ memberId: string }]>('unclaim');
+/** The sandbox actor of a claimed member has taken its container over: the pool lets it go. */
+export const adoptedSignal = defineSignal<[{ memberId: string }]>('adopted');
+/** New template and/or capacity (PUT): members of the old template drain. */
+export const configureUpdate = defineUpdate<PoolView, [{ template: Record<string, unknown>; spec: SandboxSpec; capacity: CapacitySpec }]>(
+  'configure',
+);
+/** DELETE: every unclaimed member drains, then the actor ends. */
+export const deletePoolUpdate = defineUpdate<PoolView, []>('delete');
+export const describePoolQuery = defineQuery<PoolView>('describe');
+/** Whether this member's container is still the pool's (the host's orphan sweep asks before removing one). */
+export const holdsMemberQuery = defineQuery<boolean, [string]>('holdsMember');

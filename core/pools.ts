@@ -1,0 +1,140 @@
+import { z } from 'zod';
+import { TideboxError } from './errors';
+import type { SandboxSpec } from './sandbox';
+
+/**
+ * Warm pools: per tenant, a named set of sandboxes created ahead of demand from a template, frozen
+ * until a create claims one. Pure rules here (capacity, what to warm and drain); the actor is
+ * workflows/pool.ts, the API api/routes/pools.ts.
+ */
+
+export const POOL_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** extensions key that names the pool a create claims from (OpenSandbox's). */
+export const POOL_REF_EXTENSION = 'poolRef';
+
+export const CapacitySpecSchema = z
+  .object({
+    bufferMin: z.number().int().min(0),
+    bufferMax: z.number().int().min(0),
+    poolMin: z.number().int().min(0),
+    poolMax: z.number().int().min(0),
+  })
+  .strict();
+export type CapacitySpec = z.infer<typeof CapacitySpecSchema>;
+
+/** Why a capacity cannot be used (bounds against each other and the server's cap), or undefined. */
+export function capacityProblem(c: CapacitySpec, maxMembers: number): string | undefined {
+  if (c.bufferMin > c.bufferMax) return 'capacitySpec.bufferMin must not exceed bufferMax';
+  if (c.poolMin > c.poolMax) return 'capacitySpec.poolMin must not exceed poolMax';
+  if (c.bufferMax > c.poolMax) return 'capacitySpec.bufferMax must not exceed poolMax';
+  if (c.poolMax > maxMembers) return `capacitySpec.poolMax must be at most ${maxMembers} (pools.maxMembers on this server)`;
+  return undefined;
+}
+
+export type MemberState = 'warming' | 'ready' | 'claimed' | 'draining';
+
+export interface PoolMember {
+  state: MemberState;
+  /** Template generation it was made from: a PUT bumps it, and older ready members drain. */
+  generation: number;
+  /** When it entered this state (ms since epoch, workflow time). */
+  since: number;
+}
+
+export interface PoolStatus {
+  /** Members that exist or are being made (draining ones excluded). */
+  total: number;
+  /** Claimed, waiting for their sandbox to take them over. */
+  allocated: number;
+  /** Ready to be claimed now. */
+  available: number;
+  /** Being made. */
+  warming: number;
+  draining: number;
+}
+
+export function poolStatus(members: Record<string, PoolMember>): PoolStatus {
+  const count = (s: MemberState) => Object.values(members).filter((m) => m.state === s).length;
+  const [warming, ready, claimed, draining] = [count('warming'), count('ready'), count('claimed'), count('draining')];
+  return { total: warming + ready + claimed, allocated: claimed, available: ready, warming, draining };
+}
+
+/**
+ * How many members to start warming now: enough that ready + warming reaches bufferMin (and the
+ * pool poolMin), never past bufferMax of those or poolMax in all.
+ */
+export function membersToWarm(members: Record<string, PoolMember>, c: CapacitySpec): number {
+  const s = poolStatus(members);
+  const spare = s.available + s.warming;
+  const want = Math.max(c.bufferMin - spare, c.poolMin - s.total, 0);
+  return Math.max(0, Math.min(want, c.bufferMax - spare, c.poolMax - s.total - s.draining));
+}
+
+/** Ready members past bufferMax (newest kept), or of an older template generation: to drain. */
+export function membersToDrain(members: Record<string, PoolMember>, c: CapacitySpec, generation: number): string[] {
+  const ready = Object.entries(members).filter(([, m]) => m.state === 'ready');
+  const stale = ready.filter(([, m]) => m.generation !== generation).map(([id]) => id);
+  const current = ready.filter(([, m]) => m.generation === generation).sort((a, b) => a[1].since - b[1].since);
+  const excess = current.slice(0, Math.max(0, current.length - c.bufferMax)).map(([id]) => id);
+  return [...stale, ...excess];
+}
+
+export interface PoolView {
+  name: string;
+  tenant: string;
+  /** The create request members are made from, as given (image, entrypoint, resourceLimits, env, …). */
+  template: Record<string, unknown>;
+  capacitySpec: CapacitySpec;
+  status: PoolStatus;
+  createdAt: string;
+  /** Set once a DELETE was accepted: the pool drains and then ends. */
+  deleting?: boolean;
+}
+
+/** What the pool actor is started with. */
+export interface PoolWorkflowInput {
+  tenant: string;
+  namespace: string;
+  name: string;
+  hostId: string;
+  createdAt: string;
+  template: Record<string, unknown>;
+  /** The normalised spec members are created with. */
+  spec: SandboxSpec;
+  capacity: CapacitySpec;
+  /** How long a claimed member may wait for its sandbox actor before it is checked and, if none, destroyed. */
+  claimTimeoutSeconds: number;
+  /** Present only when continuing as new. */
+  carried?: { members: Record<string, PoolMember>; generation: number; deleting: boolean; claims: number; misses: number };
+}
+
+export const poolWorkflowId = (tenant: string, name: string): string => `pool/${tenant}/${name}`;
+
+/**
+ * The create request a claim runs: the pool's template with the claim's own timeout and metadata.
+ * Fields that shape the container are the template's; a claim may repeat them only unchanged.
+ */
+export function claimRequest(template: Record<string, unknown>, body: Record<string, unknown>): Record<string, unknown> {
+  const own = new Set(['timeout', 'metadata', 'extensions']);
+  for (const [key, value] of Object.entries(body)) {
+    if (own.has(key) || value === undefined || value === null) continue;
+    if (!(key in template) || JSON.stringify(template[key]) !== JSON.stringify(value))
+      throw new TideboxError(
+        'INVALID_PARAMETER',
+        `${key} comes from the pool's template when extensions.${POOL_REF_EXTENSION} is set; omit it or give the template's value`,
+      );
+  }
+  const extensions = { ...((body.extensions as Record<string, string> | undefined) ?? {}) };
+  delete extensions[POOL_REF_EXTENSION];
+  if (Object.keys(extensions).length)
+    throw new TideboxError(
+      'INVALID_PARAMETER',
+      `extensions other than ${POOL_REF_EXTENSION} come from the pool's template: ${Object.keys(extensions).join(', ')}`,
+    );
+  const out: Record<string, unknown> = { ...template };
+  if (body.timeout !== undefined) out.timeout = body.timeout;
+  else delete out.timeout;
+  if (body.metadata !== undefined) out.metadata = body.metadata;
+  else delete out.metadata;
+  return out;
+}

@@ -1,0 +1,172 @@
+import { LABELS } from '../../contracts/labels';
+import { sandboxRequest, Stack, TEST_IMAGE, waitFor } from '../helpers/stack';
+
+/**
+ * Warm pools on the real pieces (Docker, Temporal, the API): a pool actor keeps frozen members made
+ * from its template, a create naming the pool takes one over (same container, thawed, the member's id
+ * as the sandbox's), the pool refills, and a deleted pool leaves no container behind.
+ */
+const API_KEY = 'pools-test-key-0123456789';
+const template = {
+  image: { uri: TEST_IMAGE },
+  entrypoint: ['tail', '-f', '/dev/null'],
+  resourceLimits: { cpu: '250m', memory: '64Mi' },
+};
+
+let stack: Stack;
+beforeAll(async () => {
+  stack = await Stack.start({ apiKey: API_KEY, config: { pools: { maxMembers: 6 } } });
+});
+afterAll(async () => {
+  await stack?.destroy();
+});
+
+/** Containers the pool made (members, and sandboxes that were members: the label stays). */
+async function poolContainers(name: string) {
+  const all = await stack.containers();
+  return all.filter((c) => c.Labels[LABELS.pool]?.endsWith(`/${name}`));
+}
+
+async function available(name: string, n: number) {
+  return waitFor(
+    `pool ${name} to have ${n} ready members`,
+    async () => {
+      const { body } = await stack.request('GET', `/v1/pools/${name}`);
+      return body.status?.available === n && body.status.warming === 0 ? body : undefined;
+    },
+    60_000,
+    200,
+  );
+}
+
+describe('a warm pool', () => {
+  it('when a create names the pool, then it takes a frozen member over at once, and the pool refills', async () => {
+    const created = await stack.request('POST', '/v1/pools', {
+      name: 'warm',
+      template,
+      capacitySpec: { bufferMin: 2, bufferMax: 3, poolMin: 0, poolMax: 4 },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ name: 'warm', capacitySpec: { bufferMin: 2 }, status: { available: 0 } });
+    await available('warm', 2);
+    const members = await poolContainers('warm');
+    expect(members).toHaveLength(2);
+    // Frozen while they wait: nothing of theirs runs.
+    expect(members.map((c) => c.State).sort()).toEqual(['paused', 'paused']);
+
+    const claim = await stack.request('POST', '/v1/sandboxes', {
+      timeout: 300,
+      metadata: { team: 'blue' },
+      extensions: { poolRef: 'warm' },
+    });
+    expect(claim.status).toBe(202);
+    expect(claim.body.status.state).toBe('Running');
+    const id: string = claim.body.id;
+    // The sandbox is the member: its id, its very container, thawed.
+    const member = members.find((c) => c.Labels[LABELS.sandboxId] === id);
+    expect(member).toBeDefined();
+    const [container] = await stack.containers(id);
+    expect(container!.Id).toBe(member!.Id);
+    expect(container!.State).toBe('running');
+    const got = await stack.request('GET', `/v1/sandboxes/${id}`);
+    expect(got.body).toMatchObject({ id, metadata: { team: 'blue' }, image: { uri: TEST_IMAGE }, status: { state: 'Running' } });
+    expect(Date.parse(got.body.expiresAt) - Date.parse(got.body.createdAt)).toBeGreaterThan(290_000);
+    const ran = await stack.exec(id, 'echo alive');
+    expect(ran.code).toBe(0);
+    expect(ran.output).toContain('alive');
+
+    // The claim is counted, and the pool makes up for it.
+    const refilled = await available('warm', 2);
+    expect(refilled.claims).toBe(1);
+    expect((await poolContainers('warm')).filter((c) => c.Labels[LABELS.sandboxId] !== id)).toHaveLength(2);
+
+    // The claimed sandbox is the client's like any other: pause, resume, delete.
+    expect((await stack.request('POST', `/v1/sandboxes/${id}/pause`)).status).toBeLessThan(300);
+    await waitFor('paused', async () => (await stack.request('GET', `/v1/sandboxes/${id}`)).body.status.state === 'Paused');
+    expect((await stack.request('POST', `/v1/sandboxes/${id}/resume`)).status).toBeLessThan(300);
+    await waitFor('running', async () => (await stack.request('GET', `/v1/sandboxes/${id}`)).body.status.state === 'Running');
+    expect((await stack.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+    expect(await stack.containers(id)).toHaveLength(0);
+
+    // Deleting the pool removes every member it still holds.
+    expect((await stack.request('DELETE', '/v1/pools/warm')).status).toBe(204);
+    await waitFor('the pool members to be gone', async () => (await poolContainers('warm')).length === 0, 60_000, 250);
+    expect((await stack.request('GET', '/v1/pools/warm')).status).toBe(404);
+  });
+
+  it('when the pool has no ready member, then a create goes cold, or answers 503 with Prefer: pool-only', async () => {
+    expect(
+      (
+        await stack.request('POST', '/v1/pools', {
+          name: 'empty',
+          template,
+          capacitySpec: { bufferMin: 0, bufferMax: 0, poolMin: 0, poolMax: 1 },
+        })
+      ).status,
+    ).toBe(201);
+    const only = await stack.request('POST', '/v1/sandboxes', { timeout: 300, extensions: { poolRef: 'empty' } }, { Prefer: 'pool-only' });
+    expect(only.status).toBe(503);
+    expect(only.body.code).toBe('POOL::EMPTY');
+
+    const cold = await stack.request('POST', '/v1/sandboxes', { timeout: 300, extensions: { poolRef: 'empty' } });
+    expect(cold.status).toBe(202);
+    expect(cold.body.status.state).toBe('Running');
+    const [container] = await stack.containers(cold.body.id);
+    expect(container!.Labels[LABELS.pool]).toBeUndefined(); // made cold, from the template
+    expect((await stack.request('GET', '/v1/pools/empty')).body.misses).toBeGreaterThanOrEqual(2);
+    await stack.request('DELETE', `/v1/sandboxes/${cold.body.id}`);
+    expect((await stack.request('DELETE', '/v1/pools/empty')).status).toBe(204);
+  });
+
+  it('when a pool or a claim asks for what cannot be, then 4xx says why and nothing is made', async () => {
+    const before = (await stack.containers()).length;
+    const bad = async (body: unknown, status: number, message: RegExp) => {
+      const r = await stack.request('POST', '/v1/pools', body);
+      expect(r.status).toBe(status);
+      expect(r.body.message).toMatch(message);
+    };
+    await bad({ name: 'x', template, capacitySpec: { bufferMin: 3, bufferMax: 2, poolMin: 0, poolMax: 4 } }, 400, /bufferMin/);
+    await bad({ name: 'x', template, capacitySpec: { bufferMin: 1, bufferMax: 2, poolMin: 0, poolMax: 7 } }, 400, /at most 6/);
+    await bad({ name: 'Not_A_Label', template, capacitySpec: { bufferMin: 0, bufferMax: 0, poolMin: 0, poolMax: 0 } }, 400, /DNS label/);
+    await bad(
+      {
+        name: 'x',
+        template: { ...template, image: { uri: 'Bad Image*x' } },
+        capacitySpec: { bufferMin: 0, bufferMax: 0, poolMin: 0, poolMax: 0 },
+      },
+      400,
+      /image/,
+    );
+
+    expect((await stack.request('POST', '/v1/sandboxes', { timeout: 300, extensions: { poolRef: 'nosuch' } })).status).toBe(404);
+    expect(
+      (
+        await stack.request('POST', '/v1/pools', {
+          name: 'strict',
+          template,
+          capacitySpec: { bufferMin: 0, bufferMax: 0, poolMin: 0, poolMax: 1 },
+        })
+      ).status,
+    ).toBe(201);
+    expect(
+      (
+        await stack.request('POST', '/v1/pools', {
+          name: 'strict',
+          template,
+          capacitySpec: { bufferMin: 0, bufferMax: 0, poolMin: 0, poolMax: 1 },
+        })
+      ).status,
+    ).toBe(409);
+    const other = await stack.request(
+      'POST',
+      '/v1/sandboxes',
+      sandboxRequest({ image: { uri: 'other:1' }, extensions: { poolRef: 'strict' } }),
+    );
+    expect(other.status).toBe(400);
+    expect(other.body.message).toMatch(/template/);
+    const env = await stack.request('POST', '/v1/sandboxes', { timeout: 300, env: { A: '1' }, extensions: { poolRef: 'strict' } });
+    expect(env.status).toBe(400);
+    expect((await stack.request('DELETE', '/v1/pools/strict')).status).toBe(204);
+    expect((await stack.containers()).length).toBe(before);
+  });
+});

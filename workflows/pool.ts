@@ -1,0 +1,230 @@
+import {
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  proxyActivities,
+  setHandler,
+  upsertMemo,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { MessagingActivities } from '../contracts/messaging';
+import {
+  adoptedSignal,
+  claimUpdate,
+  configureUpdate,
+  deletePoolUpdate,
+  describePoolQuery,
+  holdsMemberQuery,
+  type PoolWorkflow,
+  unclaimSignal,
+} from '../contracts/pool-actor';
+import type { SandboxRuntime } from '../contracts/runtime';
+import { membersToDrain, membersToWarm, type PoolMember, type PoolView, type PoolWorkflowInput, poolStatus } from '../core/pools';
+import { hostTaskQueue } from '../core/sandbox';
+import { describeFailure } from './failures';
+
+/** A run continues as new after this many events (every member adds a handful). */
+const MAX_EVENTS_PER_RUN = 2000;
+/** At most this many members are being made at once. */
+const WARM_CONCURRENCY = 4;
+/** After a member could not be made, wait this long (doubling, at most the cap) before the next try. */
+const BACKOFF_MS = { first: 2_000, max: 300_000 };
+
+/**
+ * The pool actor, id `pool/<tenant>/<name>`: the durable ledger of one tenant's warm pool. Members
+ * are made through the same host activities as a sandbox, under the id the sandbox that claims one
+ * will have, then frozen; the ledger (member → warming, ready, claimed, draining) is this workflow's
+ * state, so a crash of any process neither forgets a member nor hands one out twice: a claim is an
+ * Update, and Updates on one workflow run one handler at a time. A claimed member leaves the ledger
+ * when its sandbox actor says it took the container over; one whose actor never appears (the API
+ * crashed between claim and start) is destroyed after `claimTimeoutSeconds`, never made ready again.
+ */
+export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Promise<void> => {
+  const taskQueue = hostTaskQueue(workflowInfo().taskQueue, input.hostId);
+  const runtime = proxyActivities<SandboxRuntime>({
+    taskQueue,
+    startToCloseTimeout: '15 minutes',
+    heartbeatTimeout: '10 seconds',
+    retry: { initialInterval: '500ms', maximumInterval: '10s', maximumAttempts: 5 },
+  });
+  /** Removal must eventually succeed: a leaked container is worse than a slow drain. */
+  const teardown = proxyActivities<SandboxRuntime>({
+    taskQueue,
+    startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '10 seconds',
+    retry: { initialInterval: '500ms', maximumInterval: '30s' },
+  });
+  const { sandboxesOpen } = proxyActivities<MessagingActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1s', maximumInterval: '30s' },
+  });
+
+  const { tenant, namespace, name, createdAt } = input;
+  let { template, spec, capacity } = input;
+  const members: Record<string, PoolMember> = { ...(input.carried?.members ?? {}) };
+  let generation = input.carried?.generation ?? 1;
+  let deleting = input.carried?.deleting ?? false;
+  let claims = input.carried?.claims ?? 0;
+  let misses = input.carried?.misses ?? 0;
+  let changed = true;
+  let failures = 0;
+  let backoffUntil = 0;
+  let lastError: string | undefined;
+  const inflight = new Set<Promise<void>>();
+
+  const view = (): PoolView & { claims: number; misses: number; lastError?: string } => ({
+    name,
+    tenant,
+    template,
+    capacitySpec: capacity,
+    status: poolStatus(members),
+    createdAt,
+    ...(deleting ? { deleting: true } : {}),
+    claims,
+    misses,
+    ...(lastError ? { lastError } : {}),
+  });
+  const touch = () => (changed = true);
+  const track = (p: Promise<void>) => {
+    inflight.add(p);
+    void p.finally(() => {
+      inflight.delete(p);
+      touch();
+    });
+  };
+
+  // Members left 'warming' or 'draining' by a previous run: their activities ended with that run.
+  // Their containers may exist half-made; removing is idempotent, so drain them all.
+  for (const [id, m] of Object.entries(members))
+    if (m.state === 'warming' || m.state === 'draining') members[id] = { ...m, state: 'draining' };
+
+  setHandler(claimUpdate, () => {
+    const ready = Object.entries(members)
+      .filter(([, m]) => m.state === 'ready' && m.generation === generation)
+      .sort((a, b) => a[1].since - b[1].since)[0];
+    touch();
+    if (deleting || !ready) {
+      misses++;
+      return { memberId: null };
+    }
+    members[ready[0]] = { ...ready[1], state: 'claimed', since: Date.now() };
+    claims++;
+    return { memberId: ready[0] };
+  });
+  setHandler(unclaimSignal, ({ memberId }) => {
+    const m = members[memberId];
+    if (m?.state === 'claimed') members[memberId] = { ...m, state: 'ready', since: Date.now() };
+    touch();
+  });
+  setHandler(adoptedSignal, ({ memberId }) => {
+    if (members[memberId]?.state === 'claimed') delete members[memberId];
+    touch();
+  });
+  setHandler(
+    configureUpdate,
+    (next) => {
+      if (JSON.stringify(next.spec) !== JSON.stringify(spec)) generation++;
+      ({ template, spec, capacity } = next);
+      failures = 0;
+      backoffUntil = 0;
+      lastError = undefined;
+      touch();
+      return view();
+    },
+    {
+      validator: (_next) => {
+        if (deleting) throw new Error('the pool is being deleted');
+      },
+    },
+  );
+  setHandler(deletePoolUpdate, () => {
+    deleting = true;
+    touch();
+    return view();
+  });
+  setHandler(describePoolQuery, view);
+  setHandler(holdsMemberQuery, (memberId) => memberId in members);
+
+  const warm = async (id: string, gen: number) => {
+    try {
+      await runtime.ensureContainer({ sandboxId: id, tenant, namespace, spec, pool: workflowInfo().workflowId });
+      await runtime.startContainer({ sandboxId: id, namespace, ports: spec.ports });
+      await runtime.pauseContainer({ sandboxId: id });
+      members[id] = { state: 'ready', generation: gen, since: Date.now() };
+      failures = 0;
+      lastError = undefined;
+    } catch (err) {
+      // Whatever was made is removed; the next member waits a while (a bad template must not spin).
+      members[id] = { state: 'draining', generation: gen, since: Date.now() };
+      failures++;
+      backoffUntil = Date.now() + Math.min(BACKOFF_MS.first * 2 ** (failures - 1), BACKOFF_MS.max);
+      const { reason, message } = describeFailure(err);
+      lastError = `${reason}: ${message}`;
+    }
+  };
+  /** Members whose removal is under way (one drain each). */
+  const drainingNow = new Set<string>();
+  const startDrain = (id: string) => {
+    drainingNow.add(id);
+    members[id] = { ...members[id]!, state: 'draining', since: Date.now() };
+    track(
+      (async () => {
+        await teardown.removeContainers({ sandboxId: id, namespace });
+        delete members[id];
+        drainingNow.delete(id);
+      })(),
+    );
+  };
+  /** Claimed members whose sandbox actor never said it adopted them: its actor owns them if open, else they go. */
+  const settleStaleClaims = async () => {
+    const stale = Object.entries(members)
+      .filter(([, m]) => m.state === 'claimed' && Date.now() - m.since >= input.claimTimeoutSeconds * 1000)
+      .map(([id]) => id);
+    if (!stale.length) return;
+    const { open } = await sandboxesOpen({ sandboxIds: stale });
+    for (const id of stale) {
+      if (members[id]?.state !== 'claimed') continue;
+      if (open.includes(id)) delete members[id];
+      else startDrain(id);
+    }
+  };
+
+  let published = '';
+  for (;;) {
+    changed = false;
+    const now = Date.now();
+    for (const [id, m] of Object.entries(members)) {
+      const drainable = m.state === 'draining' || (deleting && m.state === 'ready');
+      if (drainable && !drainingNow.has(id)) startDrain(id);
+    }
+    if (!deleting) {
+      for (const id of membersToDrain(members, capacity, generation)) if (!drainingNow.has(id)) startDrain(id);
+      const warming = Object.values(members).filter((m) => m.state === 'warming').length;
+      const n = now >= backoffUntil ? Math.min(membersToWarm(members, capacity), WARM_CONCURRENCY - warming) : 0;
+      for (let i = 0; i < n; i++) {
+        const id = uuid4();
+        members[id] = { state: 'warming', generation, since: now };
+        track(warm(id, generation));
+      }
+    }
+    await settleStaleClaims();
+    const snapshot = JSON.stringify(view());
+    if (snapshot !== published) {
+      upsertMemo({ view: view() });
+      published = snapshot;
+    }
+    if (deleting && Object.keys(members).length === 0 && inflight.size === 0) break;
+    if (workflowInfo().historyLength > MAX_EVENTS_PER_RUN || workflowInfo().continueAsNewSuggested) {
+      await condition(() => inflight.size === 0);
+      await condition(allHandlersFinished);
+      await continueAsNew<PoolWorkflow>({ ...input, template, spec, capacity, carried: { members, generation, deleting, claims, misses } });
+    }
+    const claimed = Object.values(members).some((m) => m.state === 'claimed');
+    const waits = [claimed ? input.claimTimeoutSeconds * 1000 : Infinity, backoffUntil > now ? backoffUntil - now : Infinity];
+    const timeout = Math.min(...waits);
+    if (Number.isFinite(timeout)) await condition(() => changed, timeout);
+    else await condition(() => changed);
+  }
+  await condition(allHandlersFinished);
+};
