@@ -265,6 +265,8 @@ function mapArchiveError(err: unknown, p: string): Error {
   if (status === 404) return notFound(p);
   if (status === 400) return badRequest(`${p}: ${engineMessage(err)}`);
   if (status === 409) return new ExecdError(409, 'RUNTIME_ERROR', `${p}: ${engineMessage(err)}`);
+  // noOverwriteDirNonDir refusing a put is the caller's mistake, though the engine answers 500.
+  if (/cannot overwrite (non-)?directory/.test(engineMessage(err))) return badRequest(`${p}: ${engineMessage(err)}`);
   return new ExecdError(500, 'RUNTIME_ERROR', `${p}: ${engineMessage(err)}`);
 }
 

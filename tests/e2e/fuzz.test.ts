@@ -51,8 +51,14 @@ function schemathesis(args: string[]): Promise<{ code: number; output: string }>
   });
 }
 
-/** Everything this stack's API still lists, deleted through the API (sandboxes first: they hold snapshots' images). */
+/** Everything this stack's API still lists, deleted through the API (pools first: they make sandboxes; sandboxes hold snapshots' images). */
 async function deleteEverything(): Promise<void> {
+  for (let round = 0; round < 20; round++) {
+    const { body } = await stack.request('GET', '/v1/pools');
+    const names: string[] = body.items.map((p: { name: string }) => p.name);
+    if (names.length === 0) break;
+    for (const name of names) await stack.request('DELETE', `/v1/pools/${name}`);
+  }
   for (const [list, item] of [
     ['/v1/sandboxes?pageSize=200', '/v1/sandboxes/'],
     ['/v1/snapshots?pageSize=200', '/v1/snapshots/'],
