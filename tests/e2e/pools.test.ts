@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { LABELS } from '../../contracts/labels';
 import { sandboxRequest, Stack, TEST_IMAGE, waitFor } from '../helpers/stack';
 
@@ -168,5 +169,88 @@ describe('a warm pool', () => {
     expect(env.status).toBe(400);
     expect((await stack.request('DELETE', '/v1/pools/strict')).status).toBe(204);
     expect((await stack.containers()).length).toBe(before);
+  });
+
+  it('when the worker is SIGKILLed while a sandbox adopts its member, then after restart it runs on that member; no member is lost, leaked or given twice', async () => {
+    expect(
+      (
+        await stack.request('POST', '/v1/pools', {
+          name: 'crash',
+          template,
+          capacitySpec: { bufferMin: 2, bufferMax: 2, poolMin: 0, poolMax: 3 },
+        })
+      ).status,
+    ).toBe(201);
+    await available('crash', 2);
+    const members = new Map((await poolContainers('crash')).map((c) => [c.Labels[LABELS.sandboxId]!, c.Id]));
+
+    await stack.worker.stop();
+    stack.startWorker({ TIDEBOX_FAULT_HANG_AT: 'member-adopting' });
+    await stack.workerReady();
+    const claim = await stack.request(
+      'POST',
+      '/v1/sandboxes',
+      { timeout: 300, extensions: { poolRef: 'crash' } },
+      { Prefer: 'respond-async' },
+    );
+    expect(claim.status).toBe(202);
+    const id: string = claim.body.id;
+    expect(members.has(id)).toBe(true);
+    await waitFor('the member-adopting fault point', () => existsSync(stack.faultFile('member-adopting', id)), 30_000);
+    await stack.worker.kill();
+    stack.startWorker();
+    await waitFor(
+      'the claimed sandbox to run',
+      async () => (await stack.request('GET', `/v1/sandboxes/${id}`)).body.status?.state === 'Running',
+      90_000,
+    );
+    const [adopted, ...extra] = await stack.containers(id);
+    expect(extra).toHaveLength(0);
+    expect(adopted!.Id).toBe(members.get(id));
+    expect(adopted!.State).toBe('running');
+
+    // The other member goes to the next claim, never the first one again.
+    const second = await stack.request('POST', '/v1/sandboxes', { timeout: 300, extensions: { poolRef: 'crash' } });
+    expect(second.body.status.state).toBe('Running');
+    expect(second.body.id).not.toBe(id);
+    expect(members.has(second.body.id)).toBe(true);
+    const refilled = await available('crash', 2);
+    expect(refilled.claims).toBe(2);
+    // Every container the pool made is a live sandbox or a ready member: nothing leaked.
+    const made = await poolContainers('crash');
+    expect(made).toHaveLength(4);
+    expect(new Set(made.map((c) => c.Labels[LABELS.sandboxId])).size).toBe(4);
+
+    for (const sid of [id, second.body.id]) expect((await stack.request('DELETE', `/v1/sandboxes/${sid}`)).status).toBe(204);
+    expect((await stack.request('DELETE', '/v1/pools/crash')).status).toBe(204);
+    await waitFor('the pool members to be gone', async () => (await poolContainers('crash')).length === 0, 60_000, 250);
+  });
+
+  it('when more creates arrive at once than the pool holds, then each ready member goes to exactly one and the rest are made cold', async () => {
+    expect(
+      (
+        await stack.request('POST', '/v1/pools', {
+          name: 'burst',
+          template,
+          capacitySpec: { bufferMin: 4, bufferMax: 4, poolMin: 0, poolMax: 6 },
+        })
+      ).status,
+    ).toBe(201);
+    await available('burst', 4);
+    const members = new Set((await poolContainers('burst')).map((c) => c.Labels[LABELS.sandboxId]!));
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () => stack.request('POST', '/v1/sandboxes', { timeout: 300, extensions: { poolRef: 'burst' } })),
+    );
+    expect(results.map((r) => r.status)).toEqual(Array(10).fill(202));
+    expect(results.map((r) => r.body.status.state)).toEqual(Array(10).fill('Running'));
+    const ids = results.map((r) => r.body.id as string);
+    expect(new Set(ids).size).toBe(10);
+    expect(ids.filter((id) => members.has(id))).toHaveLength(4);
+    const pool = await available('burst', 4);
+    expect([pool.claims, pool.misses]).toEqual([4, 6]);
+
+    await Promise.all(ids.map((id) => stack.request('DELETE', `/v1/sandboxes/${id}`)));
+    expect((await stack.request('DELETE', '/v1/pools/burst')).status).toBe(204);
+    await waitFor('the pool members to be gone', async () => (await poolContainers('burst')).length === 0, 60_000, 250);
   });
 });
