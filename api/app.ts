@@ -176,7 +176,7 @@ export async function buildApp({ config, services, namespaces, execdBackend, log
 
   app.get('/health', { schema: { hide: true } }, async () => ({ status: 'healthy' }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  const { countClientEvent } = registerMetrics(app, services.workflows, services.quotas);
+  const { countClientEvent, observeClaim } = registerMetrics(app, services.workflows, services.quotas, services.pools);
   const { sandboxes, snapshots } = services;
   const prepareSpec = createSpecPreparer({ config, snapshots, ...(namespaces ? { namespaces } : {}) });
   const connections = new ProxyConnections(config.server.proxyConnectionsPerTenant);
@@ -186,6 +186,7 @@ export async function buildApp({ config, services, namespaces, execdBackend, log
       config,
       sandboxes,
       pools: services.pools,
+      observeClaim,
       prepareSpec,
       ...(execdTokens ? { execdTokens } : {}),
     });

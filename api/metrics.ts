@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Usage } from '../core/quotas';
 import { SANDBOX_STATES } from '../core/sandbox';
-import type { QuotaService, WorkflowService } from './temporal';
+import type { PoolView } from '../core/pools';
+import type { PoolService, QuotaService, WorkflowService } from './temporal';
 
 /**
  * Prometheus metrics of the API process, on its own registry (several apps can share a process in
@@ -14,8 +15,9 @@ export function registerMetrics(
   app: FastifyInstance,
   workflows: Pick<WorkflowService, 'counts'>,
   quotas: Pick<QuotaService, 'refusals' | 'usage' | 'tenantsSeen'>,
+  pools: Pick<PoolService, 'list'>,
   cacheMs = 5000,
-): { countClientEvent: ClientEventCounter } {
+): { countClientEvent: ClientEventCounter; observeClaim: ClaimObserver } {
   const registry = new Registry();
 
   const duration = new Histogram({
@@ -105,6 +107,49 @@ export function registerMetrics(
     },
   });
 
+  let poolCache: { at: number; value: Promise<PoolView[]> } | undefined;
+  const poolViews = () => {
+    if (!poolCache || Date.now() - poolCache.at > cacheMs) {
+      const value = pools.list({ kind: 'admin' });
+      poolCache = { at: Date.now(), value };
+      value.catch(() => (poolCache = undefined));
+    }
+    return poolCache.value;
+  };
+  new Gauge({
+    name: 'tidebox_pool_members',
+    help: 'Warm pool members by state: available (ready to claim), allocated (claimed, being adopted), warming, draining',
+    labelNames: ['tenant', 'pool', 'state'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const p of await poolViews())
+        for (const state of ['available', 'allocated', 'warming', 'draining'] as const)
+          this.set({ tenant: p.tenant, pool: p.name, state }, p.status[state]);
+    },
+  });
+  new Gauge({
+    name: 'tidebox_pool_claims',
+    help: 'Creates that named a pool since it was made, by outcome: hit (got a member) or miss (none ready: made cold or refused)',
+    labelNames: ['tenant', 'pool', 'outcome'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const p of (await poolViews()) as Array<PoolView & { claims?: number; misses?: number }>) {
+        this.set({ tenant: p.tenant, pool: p.name, outcome: 'hit' }, p.claims ?? 0);
+        this.set({ tenant: p.tenant, pool: p.name, outcome: 'miss' }, p.misses ?? 0);
+      }
+    },
+  });
+  const claimSeconds = new Histogram({
+    name: 'tidebox_pool_claim_seconds',
+    help: 'Create → answered, for creates that named a pool, by outcome (hit: a member was adopted; miss: made cold)',
+    labelNames: ['outcome'] as const,
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  const observeClaim: ClaimObserver = (outcome, seconds) => claimSeconds.observe({ outcome }, seconds);
+
   const clientEvents = new Counter({
     name: 'tidebox_client_events_total',
     help: `Events clients reported on POST /v1/metrics/events, by eventType (the first ${MAX_CLIENT_EVENT_NAMES} names seen; later ones as "other") and success`,
@@ -122,8 +167,10 @@ export function registerMetrics(
     reply.header('Content-Type', registry.contentType);
     return registry.metrics();
   });
-  return { countClientEvent };
+  return { countClientEvent, observeClaim };
 }
+
+export type ClaimObserver = (outcome: 'hit' | 'miss', seconds: number) => void;
 
 /** How many distinct client event names get their own series. */
 export const MAX_CLIENT_EVENT_NAMES = 32;

@@ -31,6 +31,7 @@ import type { SandboxView } from '../../core/sandbox';
 import type { ExecdTokens } from '../../execd/tokens';
 import { localHost } from '../proxy';
 import type { PoolService, SandboxService } from '../temporal';
+import type { ClaimObserver } from '../metrics';
 import { claimRequest, POOL_NAME, POOL_REF_EXTENSION, poolWorkflowId } from '../../core/pools';
 import { doc, ErrorResponses, linksFrom, NoContent, parseStates, tenantFilter } from './common';
 
@@ -39,6 +40,7 @@ export interface SandboxRouteDeps {
   sandboxes: SandboxService;
   prepareSpec: SpecPreparer;
   pools: PoolService;
+  observeClaim?: ClaimObserver;
   /** Set when Tidebox serves execd: the endpoint of port 44772 is its own, with the sandbox's token. */
   execdTokens?: ExecdTokens;
 }
@@ -53,7 +55,7 @@ const tag = 'Sandboxes';
 /** The sandbox resource of the contract: create, read, list, delete, renew, pause/resume, metadata, history, endpoints. */
 export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (
   app,
-  { config, sandboxes, pools, prepareSpec, execdTokens },
+  { config, sandboxes, pools, observeClaim, prepareSpec, execdTokens },
 ) => {
   const onKubernetes = config.runtime.type === 'kubernetes';
 
@@ -94,6 +96,7 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (
         return reply.code(202).header('Location', `/v1/sandboxes/${view.id}`).send(toCreateResponse(view));
       }
       // A claim: the pool's template with this request's timeout and metadata, a ready member if any.
+      const started = process.hrtime.bigint();
       if (!POOL_NAME.test(poolRef))
         throw new TideboxError('INVALID_PARAMETER', `extensions.${POOL_REF_EXTENSION} must name a pool (a DNS label)`);
       if (idempotencyKey !== undefined)
@@ -109,6 +112,7 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (
         if (memberId !== null && err instanceof TideboxError && err.httpStatus < 500) await pools.unclaim(caller.tenant, poolRef, memberId);
         throw err;
       });
+      observeClaim?.(member ? 'hit' : 'miss', Number(process.hrtime.bigint() - started) / 1e9);
       return reply.code(202).header('Location', `/v1/sandboxes/${view.id}`).send(toCreateResponse(view));
     },
   );

@@ -80,6 +80,18 @@ describe('a warm pool', () => {
     const refilled = await available('warm', 2);
     expect(refilled.claims).toBe(1);
     expect((await poolContainers('warm')).filter((c) => c.Labels[LABELS.sandboxId] !== id)).toHaveLength(2);
+    // …and /metrics says so: members by state, claims by outcome, the claim's latency.
+    const metrics = await waitFor(
+      'the pool in /metrics',
+      async () => {
+        const text = String((await stack.request('GET', '/metrics')).body);
+        return /tidebox_pool_members\{tenant="[^"]+",pool="warm",state="available"\} 2/.test(text) ? text : undefined;
+      },
+      15_000,
+      500,
+    );
+    expect(metrics).toMatch(/tidebox_pool_claims\{tenant="[^"]+",pool="warm",outcome="hit"\} 1/);
+    expect(metrics).toMatch(/tidebox_pool_claim_seconds_count\{outcome="hit"\} 1/);
 
     // The claimed sandbox is the client's like any other: pause, resume, delete.
     expect((await stack.request('POST', `/v1/sandboxes/${id}/pause`)).status).toBeLessThan(300);

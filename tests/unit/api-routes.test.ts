@@ -15,8 +15,10 @@ import type { SnapshotView } from '../../core/snapshots';
 type Calls = Array<{ method: string; args: unknown[] }>;
 
 /** Services whose every method records its call and throws unless the test gave an implementation. */
-function fakeServices(impl: { [K in keyof ApiServices]?: Partial<ApiServices[K]> } = {}): { services: ApiServices; calls: Calls } {
+function fakeServices(given: { [K in keyof ApiServices]?: Partial<ApiServices[K]> } = {}): { services: ApiServices; calls: Calls } {
   const calls: Calls = [];
+  // No pools unless a test says otherwise (/metrics lists them).
+  const impl = { ...given, pools: { list: async () => [], ...given.pools } };
   const group = (name: keyof ApiServices) =>
     new Proxy({} as Record<string, unknown>, {
       get:
@@ -29,7 +31,7 @@ function fakeServices(impl: { [K in keyof ApiServices]?: Partial<ApiServices[K]>
         },
     });
   const services: Record<string, unknown> = Object.fromEntries(
-    (['sandboxes', 'snapshots', 'mounts', 'renewSchedules', 'workflows'] as const).map((n) => [n, group(n)]),
+    (['sandboxes', 'snapshots', 'mounts', 'renewSchedules', 'workflows', 'pools'] as const).map((n) => [n, group(n)]),
   );
   // Quotas: nothing refused, no tenant seen (what /metrics reads), unless a test says otherwise.
   services.quotas = { refusals: () => new Map(), tenantsSeen: () => new Set(), ...impl.quotas };
