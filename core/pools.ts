@@ -111,13 +111,25 @@ export interface PoolWorkflowInput {
 export const poolWorkflowId = (tenant: string, name: string): string => `pool/${tenant}/${name}`;
 
 /**
+ * What the OpenSandbox SDKs send when their caller gave nothing (they always send an image, an
+ * entrypoint, resource limits and env): a claim with these is not asking for something else.
+ */
+const SDK_DEFAULTS: Record<string, string[]> = {
+  entrypoint: [JSON.stringify(['tail', '-f', '/dev/null'])],
+  resourceLimits: [JSON.stringify({ cpu: '1', memory: '2Gi' })],
+};
+const isEmpty = (v: unknown) =>
+  v === undefined || v === null || v === false || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && Object.keys(v).length === 0);
+
+/**
  * The create request a claim runs: the pool's template with the claim's own timeout and metadata.
- * Fields that shape the container are the template's; a claim may repeat them only unchanged.
+ * Fields that shape the container are the template's; a claim may repeat them only unchanged (or
+ * send them empty, or as the SDKs' defaults).
  */
 export function claimRequest(template: Record<string, unknown>, body: Record<string, unknown>): Record<string, unknown> {
   const own = new Set(['timeout', 'metadata', 'extensions']);
   for (const [key, value] of Object.entries(body)) {
-    if (own.has(key) || value === undefined || value === null) continue;
+    if (own.has(key) || isEmpty(value) || SDK_DEFAULTS[key]?.includes(JSON.stringify(value))) continue;
     if (!(key in template) || JSON.stringify(template[key]) !== JSON.stringify(value))
       throw new TideboxError(
         'INVALID_PARAMETER',
