@@ -119,7 +119,11 @@ const SDK_DEFAULTS: Record<string, string[]> = {
   resourceLimits: [JSON.stringify({ cpu: '1', memory: '2Gi' })],
 };
 const isEmpty = (v: unknown) =>
-  v === undefined || v === null || v === false || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && Object.keys(v).length === 0);
+  v === undefined ||
+  v === null ||
+  v === false ||
+  (Array.isArray(v) && v.length === 0) ||
+  (typeof v === 'object' && Object.keys(v).length === 0);
 
 /**
  * The create request a claim runs: the pool's template with the claim's own timeout and metadata.
