@@ -19,12 +19,12 @@ interface Sample {
   total: number;
 }
 
-const quantile = (xs: number[], q: number) => {
+export const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
 };
 
-async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+export async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const t = process.hrtime.bigint();
   const v = await fn();
   return [v, Number(process.hrtime.bigint() - t) / 1e6];
@@ -41,9 +41,9 @@ async function tideboxCycle(stack: Stack): Promise<Sample> {
 }
 
 /** The raw path's own user-defined bridge network, as each Tidebox tenant has one (made once, outside the timings). */
-const RAW_NETWORK = `tidebox-bench-raw-${process.pid}`;
+export const RAW_NETWORK = `tidebox-bench-raw-${process.pid}`;
 
-async function rawCycle(docker: Dockerode, i: number): Promise<Sample> {
+export async function rawCycle(docker: Dockerode, i: number): Promise<Sample> {
   const [container, create] = await timed(async () => {
     const c = await docker.createContainer({
       name: `tidebox-bench-raw-${process.pid}-${i}`,

@@ -1,0 +1,115 @@
+import { Sandbox } from '@alibaba-group/opensandbox';
+import Dockerode from 'dockerode';
+import { sandboxRequest, Stack, TEST_IMAGE, waitFor } from '../tests/helpers/stack';
+import { quantile, RAW_NETWORK, rawCycle, timed } from './create-delete';
+
+/**
+ * The warm pool part of `npm run bench` (docs/pools.md), in one run beside the raw engine:
+ *  - a claim: POST /v1/sandboxes naming a pool with a ready member → answered Running;
+ *  - time to interactive through the published TS SDK: `Sandbox.create` (health check on) naming the
+ *    pool, then `commands.run("echo ready")` returns;
+ *  - a cold create through Tidebox (no pool) and a raw Docker create + start of the same container.
+ * Each claim waits first until the pool is back to bufferMin (every claim meets a ready member; the
+ * refill is not timed). Bounded: N iterations and a time budget.
+ */
+const N = Number(process.env.BENCH_ITERATIONS ?? 30);
+const WARMUP = 2;
+const BUDGET_MS = 12 * 60_000;
+const API_KEY = 'bench-pools-key-0123456789';
+const POOL = 'bench';
+const BUFFER = 3;
+
+export async function benchPools(): Promise<void> {
+  const deadline = Date.now() + BUDGET_MS;
+  const docker = new Dockerode();
+  const stack = await Stack.start({ apiKey: API_KEY, config: { pools: { maxMembers: 10 } } });
+  await docker.createNetwork({ Name: RAW_NETWORK, Driver: 'bridge', Labels: { 'tidebox.io/bench': 'raw' } });
+  const { timeout: _timeout, ...template } = sandboxRequest();
+  const ready = () =>
+    waitFor(
+      'the pool to be refilled',
+      async () => {
+        const { body } = await stack.request('GET', `/v1/pools/${POOL}`);
+        return body.status?.available === BUFFER;
+      },
+      60_000,
+      50,
+    );
+  const repeat = async (label: string, fn: (i: number) => Promise<number>): Promise<number[]> => {
+    const out: number[] = [];
+    for (let i = 0; i < WARMUP + N; i++) {
+      if (Date.now() > deadline) throw new Error(`${label}: time budget exhausted after ${out.length} samples`);
+      const ms = await fn(i);
+      if (i >= WARMUP) out.push(ms);
+    }
+    return out;
+  };
+  try {
+    const created = await stack.request('POST', '/v1/pools', {
+      name: POOL,
+      template,
+      capacitySpec: { bufferMin: BUFFER, bufferMax: BUFFER, poolMin: 0, poolMax: 2 * BUFFER },
+    });
+    if (created.status !== 201) throw new Error(`pool create failed: ${created.status} ${JSON.stringify(created.body)}`);
+
+    const claim = await repeat('claim', async () => {
+      await ready();
+      const [r, ms] = await timed(() => stack.request('POST', '/v1/sandboxes', { timeout: 300, extensions: { poolRef: POOL } }));
+      if (r.status !== 202 || r.body.status.state !== 'Running') throw new Error(`claim failed: ${r.status} ${JSON.stringify(r.body)}`);
+      await stack.request('DELETE', `/v1/sandboxes/${r.body.id}`);
+      return ms;
+    });
+    const tti = await repeat('time to interactive', async () => {
+      await ready();
+      const [sandbox, ms] = await timed(async () => {
+        const sb = await Sandbox.create({
+          connectionConfig: { domain: stack.baseUrl, apiKey: API_KEY },
+          image: TEST_IMAGE,
+          entrypoint: template.entrypoint as string[],
+          resource: template.resourceLimits as Record<string, string>,
+          extensions: { poolRef: POOL },
+          timeoutSeconds: 300,
+        });
+        const run = await sb.commands.run('echo ready');
+        if (run.logs.stdout.map((m) => m.text).join('') !== 'ready') throw new Error('echo ready did not answer ready');
+        return sb;
+      });
+      await sandbox.kill();
+      return ms;
+    });
+    const { body: pool } = await stack.request('GET', `/v1/pools/${POOL}`);
+    const cold = await repeat('cold create', async () => {
+      const [r, ms] = await timed(() => stack.request('POST', '/v1/sandboxes', sandboxRequest()));
+      if (r.body.status?.state !== 'Running') throw new Error(`cold create failed: ${r.status}`);
+      await stack.request('DELETE', `/v1/sandboxes/${r.body.id}`);
+      return ms;
+    });
+    const raw = (await repeat('raw', async (i) => (await rawCycle(docker, i)).create)).map((ms) => ms);
+
+    const r50 = quantile(raw, 0.5);
+    const r95 = quantile(raw, 0.95);
+    const row = (what: string, t: number[]) => {
+      const [t50, t95] = [quantile(t, 0.5), quantile(t, 0.95)];
+      return `| ${what} | ${t50.toFixed(0)} | ${t95.toFixed(0)} | ${r50.toFixed(0)} | ${r95.toFixed(0)} | ${(t50 / r50).toFixed(2)} |`;
+    };
+    console.log(`\npools: ${N} sequential cycles each (after ${WARMUP} warm-up), pool bufferMin ${BUFFER}, times in ms`);
+    console.log(`(claims that met a ready member: ${pool.claims} of ${pool.claims + pool.misses})\n`);
+    console.log('| measure | Tidebox p50 | Tidebox p95 | raw create+start p50 | raw p95 | ratio p50 |');
+    console.log('|---|---|---|---|---|---|');
+    console.log(row('claim from a pool → Running (API)', claim));
+    console.log(row('SDK Sandbox.create (health check) + `echo ready`, pooled', tti));
+    console.log(row('cold create → Running (API)', cold));
+  } finally {
+    await stack.request('DELETE', `/v1/pools/${POOL}`).catch(() => undefined);
+    await stack.destroy();
+    for (const c of await docker.listContainers({ all: true, filters: { label: ['tidebox.io/bench=raw'] } }))
+      await docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
+    await docker
+      .getNetwork(RAW_NETWORK)
+      .remove()
+      .catch(() => undefined);
+  }
+}
