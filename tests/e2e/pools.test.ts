@@ -183,7 +183,7 @@ describe('a warm pool', () => {
     expect((await stack.containers()).length).toBe(before);
   });
 
-  it('when the worker is SIGKILLed while a sandbox adopts its member, then after restart it runs on that member; no member is lost, leaked or given twice', async () => {
+  it('when the worker is SIGKILLed while a sandbox adopts its member and Temporal restarts, then the sandbox runs on that member; no member is lost, leaked or given twice', async () => {
     expect(
       (
         await stack.request('POST', '/v1/pools', {
@@ -210,6 +210,9 @@ describe('a warm pool', () => {
     expect(members.has(id)).toBe(true);
     await waitFor('the member-adopting fault point', () => existsSync(stack.faultFile('member-adopting', id)), 30_000);
     await stack.worker.kill();
+    // …and Temporal restarts meanwhile (same db file): the ledger and the half-done adoption survive.
+    await stack.temporal.stop();
+    await stack.temporal.start();
     stack.startWorker();
     await waitFor(
       'the claimed sandbox to run',
