@@ -13,7 +13,7 @@ export type PoolWorkflow = (input: PoolWorkflowInput) => Promise<void>;
 export const claimUpdate = defineUpdate<{ memberId: string | null }, []>('claim');
 /** A claimed member whose create did not go ahead (e.g. over quota): it never ran user code, so it is ready again. */
 export const unclaimSignal = defineSignal<[{ memberId: string }]>('unclaim');
-/** The sandbox actor of a claimed member has taken its container over: the pool lets it go. */
+/** The sandbox actor of a claimed member has started: it owns the container now (adopts it, or removes it), so the pool lets it go. */
 export const adoptedSignal = defineSignal<[{ memberId: string }]>('adopted');
 /** New template and/or capacity (PUT): members of the old template drain. */
 export const configureUpdate = defineUpdate<PoolView, [{ template: Record<string, unknown>; spec: SandboxSpec; capacity: CapacitySpec }]>(

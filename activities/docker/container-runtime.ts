@@ -57,13 +57,6 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
     return container.Id;
   };
 
-  /** What a start answers: the container and how its ports are reached. */
-  const started = async (containerId: string, requested: number[] | undefined) => {
-    const declared = deps.declaredPorts(requested ?? []);
-    const ports = hostNetwork ? Object.fromEntries(declared.map((p) => [String(p), p])) : await engine.publishedPorts(containerId);
-    return { containerId, network: { hostNetwork, ports, host: deps.advertisedHost } };
-  };
-
   return {
     ensureContainer: (input) =>
       heartbeating(async () => {
@@ -192,21 +185,27 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
               (logs ? `; last output: ${logs.slice(-500)}` : ''),
           );
         }
-        return started(container.Id, input.ports);
+        const declared = deps.declaredPorts(input.ports ?? []);
+        const ports = hostNetwork ? Object.fromEntries(declared.map((p) => [String(p), p])) : await engine.publishedPorts(container.Id);
+        return { containerId: container.Id, network: { hostNetwork, ports, host: deps.advertisedHost } };
       }),
 
     adoptContainer: (input) =>
       heartbeating(async () => {
-        const containerId = await theContainer(input.sandboxId);
+        // Three engine calls on the claim's path: find (with its state), thaw, one inspect.
+        const [member] = await engine.findSandboxContainers(input.sandboxId);
+        if (!member) throw fail('CONTAINER_EXITED', `the warm pool member for ${input.sandboxId} no longer exists`);
         await faults.reached('member-adopting', input.sandboxId);
-        await engine.unpause(containerId);
-        const state = await engine.inspectState(containerId);
-        if (!state.Running)
+        if (member.State === 'paused') await engine.unpauseNow(member.Id);
+        const { state, ports } = await engine.stateAndPorts(member.Id);
+        if (!state.Running || state.Paused)
           throw fail(
             'CONTAINER_EXITED',
             `the warm pool member for ${input.sandboxId} is not running (exit code ${state.ExitCode ?? 'unknown'})`,
           );
-        return started(containerId, input.ports);
+        const declared = deps.declaredPorts(input.ports ?? []);
+        const published = hostNetwork ? Object.fromEntries(declared.map((p) => [String(p), p])) : ports;
+        return { containerId: member.Id, network: { hostNetwork, ports: published, host: deps.advertisedHost } };
       }),
 
     pauseContainer: (input) =>

@@ -256,6 +256,11 @@ export class DockerEngine {
 
   /** Published TCP ports: container port → host port. */
   async publishedPorts(containerId: string): Promise<Record<string, number>> {
+    return (await this.stateAndPorts(containerId)).ports;
+  }
+
+  /** State and published TCP ports from one inspect. */
+  async stateAndPorts(containerId: string): Promise<{ state: ContainerState; ports: Record<string, number> }> {
     const inspected = ContainerInspect.parse(await this.docker.getContainer(containerId).inspect());
     const ports: Record<string, number> = {};
     for (const [key, bindings] of Object.entries(inspected.NetworkSettings?.Ports ?? {})) {
@@ -263,7 +268,16 @@ export class DockerEngine {
       const hostPort = Number(bindings?.[0]?.HostPort);
       if (proto === 'tcp' && port && Number.isInteger(hostPort) && hostPort > 0) ports[port] = hostPort;
     }
-    return ports;
+    return { state: inspected.State, ports };
+  }
+
+  /** Thaw a container known to be paused (no inspect first; a 409 "not paused" is fine). */
+  async unpauseNow(containerId: string): Promise<void> {
+    try {
+      await this.docker.getContainer(containerId).unpause();
+    } catch (err) {
+      if (dockerStatus(err) !== 409) throw err;
+    }
   }
 
   /** Freeze every process (cgroup freezer). Idempotent: an already paused container is fine. */

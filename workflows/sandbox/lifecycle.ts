@@ -40,11 +40,18 @@ async function releaseMounts(actor: SandboxActorState, acts: SandboxActivities):
  */
 export async function provision(actor: SandboxActorState, acts: SandboxActivities): Promise<void> {
   const { input, view } = actor;
+  if (input.pooled) {
+    // This actor owns the member from its first step (it adopts it, or removes what is left of it):
+    // the pool may let it go now. Not awaited: the word goes out with this task's other commands.
+    void getExternalWorkflowHandle(input.pooled.pool)
+      .signal(adoptedSignal, { memberId: view.id })
+      .catch(() => undefined); // the pool may be gone (deleted meanwhile)
+  }
   const scope = new CancellationScope();
   let settled = false;
   const provisioning = scope.run(async () => {
     if (input.pooled) {
-      const adopted = await adoptMember(actor, acts, input.pooled.pool);
+      const adopted = await adoptMember(actor, acts);
       if (adopted) return adopted;
     }
     // Mounts first: the container binds them at create.
@@ -102,11 +109,10 @@ export async function provision(actor: SandboxActorState, acts: SandboxActivitie
 }
 
 /**
- * Take over the warm pool member made for this sandbox's id (thawed, already running). Whatever
- * happens the pool is told it may let the member go: adopted, it is this actor's; gone or broken,
- * its remains are removed here and the sandbox is created cold instead (undefined).
+ * Take over the warm pool member made for this sandbox's id (thawed, already running); gone or
+ * broken, its remains are removed here and the sandbox is created cold instead (undefined).
  */
-async function adoptMember(actor: SandboxActorState, acts: SandboxActivities, pool: string): Promise<StartedWorkload | undefined> {
+async function adoptMember(actor: SandboxActorState, acts: SandboxActivities): Promise<StartedWorkload | undefined> {
   const { input, view } = actor;
   try {
     return await acts.provisioner.adoptContainer({ sandboxId: view.id, namespace: namespaceOf(input), ports: input.spec.ports });
@@ -114,11 +120,6 @@ async function adoptMember(actor: SandboxActorState, acts: SandboxActivities, po
     if (isCancellation(err)) throw err;
     await acts.teardown.removeContainers({ sandboxId: view.id, namespace: namespaceOf(input) });
     return undefined;
-  } finally {
-    // The pool may be gone (deleted meanwhile): then nobody is waiting for the word.
-    await getExternalWorkflowHandle(pool)
-      .signal(adoptedSignal, { memberId: view.id })
-      .catch(() => undefined);
   }
 }
 
