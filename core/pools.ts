@@ -87,6 +87,8 @@ export interface PoolView {
   capacitySpec: CapacitySpec;
   status: PoolStatus;
   createdAt: string;
+  /** The host whose engine holds the members: only a create served for that host can claim one. */
+  hostId?: string;
   /** Set once a DELETE was accepted: the pool drains and then ends. */
   deleting?: boolean;
 }

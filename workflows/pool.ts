@@ -22,7 +22,7 @@ import {
 import type { SandboxRuntime } from '../contracts/runtime';
 import { membersToDrain, membersToWarm, type PoolMember, type PoolView, type PoolWorkflowInput, poolStatus } from '../core/pools';
 import { hostTaskQueue } from '../core/sandbox';
-import { describeFailure } from './failures';
+import { describeFailure, reject } from './failures';
 
 /** A run continues as new after this many events (every member adds a handful). */
 const MAX_EVENTS_PER_RUN = 2000;
@@ -80,6 +80,7 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
     capacitySpec: capacity,
     status: poolStatus(members),
     createdAt,
+    hostId: input.hostId,
     ...(deleting ? { deleting: true } : {}),
     claims,
     misses,
@@ -134,7 +135,7 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
     },
     {
       validator: (_next) => {
-        if (deleting) throw new Error('the pool is being deleted');
+        if (deleting) throw reject('POOL_NOT_FOUND', `pool ${name} is being deleted`);
       },
     },
   );
@@ -170,9 +171,14 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
     members[id] = { ...members[id]!, state: 'draining', since: Date.now() };
     track(
       (async () => {
-        await teardown.removeContainers({ sandboxId: id, namespace });
-        delete members[id];
-        drainingNow.delete(id);
+        try {
+          await teardown.removeContainers({ sandboxId: id, namespace });
+          delete members[id];
+        } catch {
+          // Still 'draining' in the ledger: the next turn tries again.
+        } finally {
+          drainingNow.delete(id);
+        }
       })(),
     );
   };
@@ -180,11 +186,12 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
   const settleStaleClaims = async () => {
     const stale = Object.entries(members)
       .filter(([, m]) => m.state === 'claimed' && Date.now() - m.since >= input.claimTimeoutSeconds * 1000)
-      .map(([id]) => id);
+      .map(([id, m]) => [id, m.since] as const);
     if (!stale.length) return;
-    const { open } = await sandboxesOpen({ sandboxIds: stale });
-    for (const id of stale) {
-      if (members[id]?.state !== 'claimed') continue;
+    const { open } = await sandboxesOpen({ sandboxIds: stale.map(([id]) => id) });
+    for (const [id, since] of stale) {
+      // Unclaimed and claimed again while we asked: a new claim, not the one judged stale.
+      if (members[id]?.state !== 'claimed' || members[id]!.since !== since) continue;
       if (open.includes(id)) delete members[id];
       else startDrain(id);
     }
@@ -220,8 +227,10 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
       await condition(allHandlersFinished);
       await continueAsNew<PoolWorkflow>({ ...input, template, spec, capacity, carried: { members, generation, deleting, claims, misses } });
     }
-    const claimed = Object.values(members).some((m) => m.state === 'claimed');
-    const waits = [claimed ? input.claimTimeoutSeconds * 1000 : Infinity, backoffUntil > now ? backoffUntil - now : Infinity];
+    const claimDeadlines = Object.values(members)
+      .filter((m) => m.state === 'claimed')
+      .map((m) => Math.max(1000, m.since + input.claimTimeoutSeconds * 1000 - now));
+    const waits = [...claimDeadlines, backoffUntil > now ? backoffUntil - now : Infinity];
     const timeout = Math.min(...waits);
     if (Number.isFinite(timeout)) await condition(() => changed, timeout);
     else await condition(() => changed);

@@ -26,6 +26,7 @@ const PoolSchema = z.object({
   capacitySpec: CapacitySpecSchema,
   status: PoolStatusSchema,
   createdAt: z.string(),
+  hostId: z.string().optional().describe('The Docker host whose engine holds the members'),
   deleting: z.boolean().optional(),
   claims: z.number().int().optional().describe('Creates that got a member'),
   misses: z.number().int().optional().describe('Creates that found none ready (went cold)'),

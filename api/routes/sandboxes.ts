@@ -101,15 +101,18 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (
         throw new TideboxError('INVALID_PARAMETER', `extensions.${POOL_REF_EXTENSION} must name a pool (a DNS label)`);
       if (idempotencyKey !== undefined)
         throw new TideboxError('INVALID_PARAMETER', `Idempotency-Key cannot be combined with extensions.${POOL_REF_EXTENSION} yet`);
-      const template = await pools.template(caller, poolRef);
+      const { template, local } = await pools.template(caller, poolRef);
       const spec = await prepareSpec(caller, claimRequest(template, req.body) as typeof req.body);
-      const memberId = await pools.claim(caller, poolRef);
+      // Members live on the pool's host: an API serving another host creates cold (it could not adopt one).
+      const memberId = local ? await pools.claim(caller, poolRef) : null;
       if (memberId === null && /(^|[,;\s])pool-only($|[,;\s])/i.test(prefer))
         throw new TideboxError('POOL_EMPTY', `pool ${poolRef} has no ready member (Prefer: pool-only)`);
       const member = memberId === null ? undefined : { id: memberId, pool: poolWorkflowId(caller.tenant, poolRef) };
       const view = await sandboxes.create(caller, spec, { respondAsync, ...(member ? { member } : {}) }).catch(async (err: unknown) => {
-        // Refused before its actor started (e.g. over quota): the member never ran anything of this create.
-        if (memberId !== null && err instanceof TideboxError && err.httpStatus < 500) await pools.unclaim(caller.tenant, poolRef, memberId);
+        // Over quota is decided before the actor starts: the member never ran anything of this create.
+        // Any other failure may come after the start (the actor then owns the member): no give-back.
+        if (memberId !== null && err instanceof TideboxError && err.kind === 'QUOTA_EXCEEDED')
+          await pools.unclaim(caller.tenant, poolRef, memberId);
         throw err;
       });
       observeClaim?.(member ? 'hit' : 'miss', Number(process.hrtime.bigint() - started) / 1e9);

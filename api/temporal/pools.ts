@@ -71,6 +71,7 @@ export function createPoolService(temporal: TemporalGateway, config: Config) {
       capacitySpec: capacity,
       status: poolStatus({}),
       createdAt: input.createdAt,
+      hostId: input.hostId,
     };
     await temporal.call(async (client) => {
       try {
@@ -133,9 +134,10 @@ export function createPoolService(temporal: TemporalGateway, config: Config) {
     await update<PoolView, []>(poolWorkflowId(owner, name), name, deletePoolUpdate, [], 'pool delete');
   }
 
-  /** The template a claim from this pool runs (the caller's own pool; 404 otherwise). */
-  async function template(caller: TenantCaller, name: string): Promise<Record<string, unknown>> {
-    return (await get(caller, name)).template;
+  /** The template a claim from this pool runs, and whether this API's host holds its members (the caller's own pool; 404 otherwise). */
+  async function template(caller: TenantCaller, name: string): Promise<{ template: Record<string, unknown>; local: boolean }> {
+    const view = await get(caller, name);
+    return { template: view.template, local: (view.hostId ?? runtimeHostId(config)) === runtimeHostId(config) };
   }
 
   /** One ready member's id (the id the new sandbox takes), or null when none is ready. */
@@ -144,9 +146,15 @@ export function createPoolService(temporal: TemporalGateway, config: Config) {
     return memberId;
   }
 
-  /** A claimed member whose create did not go ahead: ready again (it never ran anything of the claim's). */
+  /**
+   * A claimed member whose create was refused before its sandbox actor started: ready again (it never
+   * ran anything of the claim's). Best effort: if the word is lost, the claim times out and the
+   * member is destroyed instead.
+   */
   async function unclaim(tenant: string, name: string, memberId: string): Promise<void> {
-    await temporal.call((client) => client.workflow.getHandle(poolWorkflowId(tenant, name)).signal(unclaimSignal, { memberId }));
+    await temporal
+      .call((client) => client.workflow.getHandle(poolWorkflowId(tenant, name)).signal(unclaimSignal, { memberId }))
+      .catch(() => undefined);
   }
 
   return { create, list, get, configure, delete: remove, template, claim, unclaim };
