@@ -4,6 +4,7 @@ import {
   continueAsNew,
   proxyActivities,
   setHandler,
+  sleep,
   upsertMemo,
   uuid4,
   workflowInfo,
@@ -175,7 +176,8 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
           await teardown.removeContainers({ sandboxId: id, namespace });
           delete members[id];
         } catch {
-          // Still 'draining' in the ledger: the next turn tries again.
+          // Still 'draining' in the ledger: tried again after a while (removal retries on its own; this is a refusal).
+          await sleep('30 seconds');
         } finally {
           drainingNow.delete(id);
         }
