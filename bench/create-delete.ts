@@ -118,15 +118,20 @@ export async function benchCreateDelete(): Promise<void> {
     for (const phase of ['create', 'remove', 'total'] as const) console.log(row(phase));
   } finally {
     await stack.destroy();
-    for (const c of await docker.listContainers({ all: true, filters: { label: ['tidebox.io/bench=raw'] } })) {
-      await docker
-        .getContainer(c.Id)
-        .remove({ force: true })
-        .catch(() => undefined);
-    }
+    await removeRawLeftovers(docker);
+  }
+}
+
+/** What the raw cycles made: their containers (by label) and network. */
+export async function removeRawLeftovers(docker: Dockerode): Promise<void> {
+  for (const c of await docker.listContainers({ all: true, filters: { label: ['tidebox.io/bench=raw'] } })) {
     await docker
-      .getNetwork(RAW_NETWORK)
-      .remove()
+      .getContainer(c.Id)
+      .remove({ force: true })
       .catch(() => undefined);
   }
+  await docker
+    .getNetwork(RAW_NETWORK)
+    .remove()
+    .catch(() => undefined);
 }

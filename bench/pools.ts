@@ -1,7 +1,7 @@
 import { Sandbox } from '@alibaba-group/opensandbox';
 import Dockerode from 'dockerode';
 import { sandboxRequest, Stack, TEST_IMAGE, waitFor } from '../tests/helpers/stack';
-import { quantile, RAW_NETWORK, rawCycle, timed } from './create-delete';
+import { quantile, RAW_NETWORK, rawCycle, removeRawLeftovers, timed } from './create-delete';
 
 /**
  * The warm pool part of `npm run bench` (docs/pools.md), in one run beside the raw engine:
@@ -102,14 +102,6 @@ export async function benchPools(): Promise<void> {
   } finally {
     await stack.request('DELETE', `/v1/pools/${POOL}`).catch(() => undefined);
     await stack.destroy();
-    for (const c of await docker.listContainers({ all: true, filters: { label: ['tidebox.io/bench=raw'] } }))
-      await docker
-        .getContainer(c.Id)
-        .remove({ force: true })
-        .catch(() => undefined);
-    await docker
-      .getNetwork(RAW_NETWORK)
-      .remove()
-      .catch(() => undefined);
+    await removeRawLeftovers(docker);
   }
 }

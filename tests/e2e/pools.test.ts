@@ -22,6 +22,11 @@ afterAll(async () => {
   await stack?.destroy();
 });
 
+/** POST /v1/pools with the test template. */
+function makePool(name: string, bufferMin: number, bufferMax: number, poolMax: number) {
+  return stack.request('POST', '/v1/pools', { name, template, capacitySpec: { bufferMin, bufferMax, poolMin: 0, poolMax } });
+}
+
 /** Containers the pool made (members, and sandboxes that were members: the label stays). */
 async function poolContainers(name: string) {
   const all = await stack.containers();
@@ -42,11 +47,7 @@ async function available(name: string, n: number) {
 
 describe('a warm pool', () => {
   it('when a create names the pool, then it takes a frozen member over at once, and the pool refills', async () => {
-    const created = await stack.request('POST', '/v1/pools', {
-      name: 'warm',
-      template,
-      capacitySpec: { bufferMin: 2, bufferMax: 3, poolMin: 0, poolMax: 4 },
-    });
+    const created = await makePool('warm', 2, 3, 4);
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ name: 'warm', capacitySpec: { bufferMin: 2 }, status: { available: 0 } });
     await available('warm', 2);
@@ -108,15 +109,7 @@ describe('a warm pool', () => {
   });
 
   it('when the pool has no ready member, then a create goes cold, or answers 503 with Prefer: pool-only', async () => {
-    expect(
-      (
-        await stack.request('POST', '/v1/pools', {
-          name: 'empty',
-          template,
-          capacitySpec: { bufferMin: 0, bufferMax: 0, poolMin: 0, poolMax: 1 },
-        })
-      ).status,
-    ).toBe(201);
+    expect((await makePool('empty', 0, 0, 1)).status).toBe(201);
     const only = await stack.request('POST', '/v1/sandboxes', { timeout: 300, extensions: { poolRef: 'empty' } }, { Prefer: 'pool-only' });
     expect(only.status).toBe(503);
     expect(only.body.code).toBe('POOL::EMPTY');
@@ -152,24 +145,8 @@ describe('a warm pool', () => {
     );
 
     expect((await stack.request('POST', '/v1/sandboxes', { timeout: 300, extensions: { poolRef: 'nosuch' } })).status).toBe(404);
-    expect(
-      (
-        await stack.request('POST', '/v1/pools', {
-          name: 'strict',
-          template,
-          capacitySpec: { bufferMin: 0, bufferMax: 0, poolMin: 0, poolMax: 1 },
-        })
-      ).status,
-    ).toBe(201);
-    expect(
-      (
-        await stack.request('POST', '/v1/pools', {
-          name: 'strict',
-          template,
-          capacitySpec: { bufferMin: 0, bufferMax: 0, poolMin: 0, poolMax: 1 },
-        })
-      ).status,
-    ).toBe(409);
+    expect((await makePool('strict', 0, 0, 1)).status).toBe(201);
+    expect((await makePool('strict', 0, 0, 1)).status).toBe(409);
     const other = await stack.request(
       'POST',
       '/v1/sandboxes',
@@ -184,15 +161,7 @@ describe('a warm pool', () => {
   });
 
   it('when the worker is SIGKILLed while a sandbox adopts its member and Temporal restarts, then the sandbox runs on that member; no member is lost, leaked or given twice', async () => {
-    expect(
-      (
-        await stack.request('POST', '/v1/pools', {
-          name: 'crash',
-          template,
-          capacitySpec: { bufferMin: 2, bufferMax: 2, poolMin: 0, poolMax: 3 },
-        })
-      ).status,
-    ).toBe(201);
+    expect((await makePool('crash', 2, 2, 3)).status).toBe(201);
     await available('crash', 2);
     const members = new Map((await poolContainers('crash')).map((c) => [c.Labels[LABELS.sandboxId]!, c.Id]));
 
@@ -242,15 +211,7 @@ describe('a warm pool', () => {
   });
 
   it('when more creates arrive at once than the pool holds, then each ready member goes to exactly one and the rest are made cold', async () => {
-    expect(
-      (
-        await stack.request('POST', '/v1/pools', {
-          name: 'burst',
-          template,
-          capacitySpec: { bufferMin: 4, bufferMax: 4, poolMin: 0, poolMax: 6 },
-        })
-      ).status,
-    ).toBe(201);
+    expect((await makePool('burst', 4, 4, 6)).status).toBe(201);
     await available('burst', 4);
     const members = new Set((await poolContainers('burst')).map((c) => c.Labels[LABELS.sandboxId]!));
     const results = await Promise.all(
