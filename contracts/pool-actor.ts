@@ -8,9 +8,10 @@ export type PoolWorkflow = (input: PoolWorkflowInput) => Promise<void>;
 
 /**
  * Take one ready member for a create: it is marked claimed (never handed out again) and its id —
- * the id the new sandbox gets — returned; null when none is ready (the create goes cold).
+ * the id the new sandbox gets — returned; null when none is ready (the create goes cold). `spec` is
+ * what the pool's members are made with now (the member's own): the claim's sandbox runs exactly it.
  */
-export const claimUpdate = defineUpdate<{ memberId: string | null }, []>('claim');
+export const claimUpdate = defineUpdate<{ memberId: string | null; spec: SandboxSpec }, []>('claim');
 /** A claimed member whose create did not go ahead (e.g. over quota): it never ran user code, so it is ready again. */
 export const unclaimSignal = defineSignal<[{ memberId: string }]>('unclaim');
 /** The sandbox actor of a claimed member has started: it owns the container now (adopts it, or removes it), so the pool lets it go. */

@@ -82,7 +82,7 @@ export function membersToDrain(members: Record<string, PoolMember>, c: CapacityS
 export interface PoolView {
   name: string;
   tenant: string;
-  /** The create request members are made from, as given (image, entrypoint, resourceLimits, env, …). */
+  /** The create request members are made from, as given (image, entrypoint, resourceLimits, …) but without env (see templateView). */
   template: Record<string, unknown>;
   capacitySpec: CapacitySpec;
   status: PoolStatus;
@@ -91,6 +91,15 @@ export interface PoolView {
   hostId?: string;
   /** Set once a DELETE was accepted: the pool drains and then ends. */
   deleting?: boolean;
+}
+
+/**
+ * A template as views show it: without `env`, whose values may be secrets (a sandbox's view never
+ * shows its env either). The members still get it: they are made from the pool's spec.
+ */
+export function templateView(template: Record<string, unknown>): Record<string, unknown> {
+  const { env: _env, ...rest } = template;
+  return rest;
 }
 
 /** What the pool actor is started with. */

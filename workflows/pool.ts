@@ -21,7 +21,15 @@ import {
   unclaimSignal,
 } from '../contracts/pool-actor';
 import type { SandboxRuntime } from '../contracts/runtime';
-import { membersToDrain, membersToWarm, type PoolMember, type PoolView, type PoolWorkflowInput, poolStatus } from '../core/pools';
+import {
+  membersToDrain,
+  membersToWarm,
+  type PoolMember,
+  type PoolView,
+  type PoolWorkflowInput,
+  poolStatus,
+  templateView,
+} from '../core/pools';
 import { hostTaskQueue } from '../core/sandbox';
 import { describeFailure, reject } from './failures';
 
@@ -77,7 +85,7 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
   const view = (): PoolView & { claims: number; misses: number; lastError?: string } => ({
     name,
     tenant,
-    template,
+    template: templateView(template),
     capacitySpec: capacity,
     status: poolStatus(members),
     createdAt,
@@ -108,11 +116,11 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
     touch();
     if (deleting || !ready) {
       misses++;
-      return { memberId: null };
+      return { memberId: null, spec };
     }
     members[ready[0]] = { ...ready[1], state: 'claimed', since: Date.now() };
     claims++;
-    return { memberId: ready[0] };
+    return { memberId: ready[0], spec };
   });
   setHandler(unclaimSignal, ({ memberId }) => {
     const m = members[memberId];

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Config } from '../../core/config';
+import { type Config, runtimeHostId } from '../../core/config';
 import { notOnKubernetes, TideboxError } from '../../core/errors';
 import { resolveEndpoint } from '../../core/ingress';
 import { metadataFilterProblem } from '../../core/metadata';
@@ -101,10 +101,15 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (
         throw new TideboxError('INVALID_PARAMETER', `extensions.${POOL_REF_EXTENSION} must name a pool (a DNS label)`);
       if (idempotencyKey !== undefined)
         throw new TideboxError('INVALID_PARAMETER', `Idempotency-Key cannot be combined with extensions.${POOL_REF_EXTENSION} yet`);
-      const { template, local } = await pools.template(caller, poolRef);
-      const spec = await prepareSpec(caller, claimRequest(template, req.body) as typeof req.body);
-      // Members live on the pool's host: an API serving another host creates cold (it could not adopt one).
-      const memberId = local ? await pools.claim(caller, poolRef) : null;
+      const { template, hostId } = await pools.template(caller, poolRef);
+      // Members live on the pool's host: only that host's API can hand one over (as with snapshots).
+      if (hostId !== runtimeHostId(config))
+        throw new TideboxError('INVALID_STATE', `pool ${poolRef} lives on Docker host ${hostId}; create through that host's API`);
+      // Validates the claim's own timeout and metadata against the template (the view's: env left out)…
+      const asked = await prepareSpec(caller, claimRequest(template, req.body) as typeof req.body);
+      const { memberId, spec: poolSpec } = await pools.claim(caller, poolRef);
+      // …and the sandbox runs exactly what the pool's members are made with, with those two.
+      const spec = { ...poolSpec, metadata: asked.metadata, timeoutSeconds: asked.timeoutSeconds };
       if (memberId === null && /(^|[,;\s])pool-only($|[,;\s])/i.test(prefer))
         throw new TideboxError('POOL_EMPTY', `pool ${poolRef} has no ready member (Prefer: pool-only)`);
       const member = memberId === null ? undefined : { id: memberId, pool: poolWorkflowId(caller.tenant, poolRef) };

@@ -11,7 +11,7 @@ import {
 import { SA } from '../../contracts/search-attributes';
 import { type Config, runtimeHostId } from '../../core/config';
 import { TideboxError } from '../../core/errors';
-import { type CapacitySpec, poolStatus, type PoolView, type PoolWorkflowInput, poolWorkflowId } from '../../core/pools';
+import { type CapacitySpec, poolStatus, type PoolView, type PoolWorkflowInput, poolWorkflowId, templateView } from '../../core/pools';
 import type { SandboxSpec } from '../../core/sandbox';
 import { type Caller, canSee, type TenantCaller } from '../../core/tenants';
 import type { TemporalGateway } from './gateway';
@@ -67,7 +67,7 @@ export function createPoolService(temporal: TemporalGateway, config: Config) {
     const view: PoolView = {
       name,
       tenant: caller.tenant,
-      template,
+      template: templateView(template),
       capacitySpec: capacity,
       status: poolStatus({}),
       createdAt: input.createdAt,
@@ -134,16 +134,15 @@ export function createPoolService(temporal: TemporalGateway, config: Config) {
     await update<PoolView, []>(poolWorkflowId(owner, name), name, deletePoolUpdate, [], 'pool delete');
   }
 
-  /** The template a claim from this pool runs, and whether this API's host holds its members (the caller's own pool; 404 otherwise). */
-  async function template(caller: TenantCaller, name: string): Promise<{ template: Record<string, unknown>; local: boolean }> {
+  /** The template a claim from this pool runs (as views show it) and the host holding its members (the caller's own pool; 404 otherwise). */
+  async function template(caller: TenantCaller, name: string): Promise<{ template: Record<string, unknown>; hostId: string }> {
     const view = await get(caller, name);
-    return { template: view.template, local: (view.hostId ?? runtimeHostId(config)) === runtimeHostId(config) };
+    return { template: view.template, hostId: view.hostId ?? runtimeHostId(config) };
   }
 
-  /** One ready member's id (the id the new sandbox takes), or null when none is ready. */
-  async function claim(caller: TenantCaller, name: string): Promise<string | null> {
-    const { memberId } = await update<{ memberId: string | null }, []>(poolWorkflowId(caller.tenant, name), name, claimUpdate, [], 'claim');
-    return memberId;
+  /** One ready member's id (the id the new sandbox takes; null when none is ready), and the spec the pool's members are made with. */
+  async function claim(caller: TenantCaller, name: string): Promise<{ memberId: string | null; spec: SandboxSpec }> {
+    return update<{ memberId: string | null; spec: SandboxSpec }, []>(poolWorkflowId(caller.tenant, name), name, claimUpdate, [], 'claim');
   }
 
   /**

@@ -108,8 +108,17 @@ describe('a warm pool', () => {
     expect((await stack.request('GET', '/v1/pools/warm')).status).toBe(404);
   });
 
-  it('when the pool has no ready member, then a create goes cold, or answers 503 with Prefer: pool-only', async () => {
-    expect((await makePool('empty', 0, 0, 1)).status).toBe(201);
+  it('when the pool has no ready member, then a create goes cold from the template (env included, never shown), or answers 503 with Prefer: pool-only', async () => {
+    const made = await stack.request('POST', '/v1/pools', {
+      name: 'empty',
+      template: { ...template, env: { POOL_SECRET: 's3cret-value' } },
+      capacitySpec: { bufferMin: 0, bufferMax: 0, poolMin: 0, poolMax: 1 },
+    });
+    expect(made.status).toBe(201);
+    // A template's env may hold secrets: views leave it out, as a sandbox's view does.
+    expect(made.body.template.env).toBeUndefined();
+    expect((await stack.request('GET', '/v1/pools/empty')).body.template.env).toBeUndefined();
+    expect(JSON.stringify((await stack.request('GET', '/v1/pools')).body)).not.toContain('s3cret-value');
     const only = await stack.request('POST', '/v1/sandboxes', { timeout: 300, extensions: { poolRef: 'empty' } }, { Prefer: 'pool-only' });
     expect(only.status).toBe(503);
     expect(only.body.code).toBe('POOL::EMPTY');
@@ -119,6 +128,7 @@ describe('a warm pool', () => {
     expect(cold.body.status.state).toBe('Running');
     const [container] = await stack.containers(cold.body.id);
     expect(container!.Labels[LABELS.pool]).toBeUndefined(); // made cold, from the template
+    expect((await stack.exec(cold.body.id, 'echo "$POOL_SECRET"')).output).toContain('s3cret-value');
     expect((await stack.request('GET', '/v1/pools/empty')).body.misses).toBeGreaterThanOrEqual(2);
     await stack.request('DELETE', `/v1/sandboxes/${cold.body.id}`);
     expect((await stack.request('DELETE', '/v1/pools/empty')).status).toBe(204);
