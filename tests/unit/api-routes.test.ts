@@ -176,6 +176,47 @@ describe('create', () => {
   });
 });
 
+describe('claims from a warm pool', () => {
+  const poolTemplate = { image: { uri: 'busybox' }, entrypoint: ['sleep', '60'], resourceLimits: { cpu: '500m', memory: '256Mi' } };
+  const claimBody = { timeout: 600, extensions: { poolRef: 'warm' } };
+
+  it("when the pool's members live on another Docker host, then 409 names it and nothing is claimed", async () => {
+    const { services, calls } = fakeServices({ pools: { template: async () => ({ template: poolTemplate, hostId: 'far-away' }) } });
+    const res = await (await app(services)).inject({ method: 'POST', url: '/v1/sandboxes', ...json(claimBody) });
+    expect(res.statusCode).toBe(409);
+    expect(res.json().message).toMatch(/host far-away/);
+    expect(calls.map((c) => c.method)).toEqual(['pools.template']);
+  });
+
+  it('when the claimed create is over quota, then 429 and the member goes back to the pool; any other failure keeps it claimed', async () => {
+    const failWith = (kind: ErrorKind) => {
+      const { services, calls } = fakeServices({
+        pools: {
+          template: async () => ({ template: poolTemplate, hostId: parseConfig({}).docker.hostId }),
+          claim: async () => ({ memberId: 'member-1', spec: {} as never }),
+          unclaim: async () => undefined,
+        },
+        sandboxes: {
+          create: async () => {
+            throw new TideboxError(kind, 'refused');
+          },
+        },
+      });
+      return { services, calls };
+    };
+    const over = failWith('QUOTA_EXCEEDED');
+    expect((await (await app(over.services)).inject({ method: 'POST', url: '/v1/sandboxes', ...json(claimBody) })).statusCode).toBe(429);
+    expect(over.calls.map((c) => c.method)).toEqual(['pools.template', 'pools.claim', 'sandboxes.create', 'pools.unclaim']);
+    expect(over.calls.at(-1)!.args).toEqual(['default', 'warm', 'member-1']);
+    // The create carried the member: the sandbox would have taken its id.
+    expect(over.calls[2]!.args[2]).toMatchObject({ member: { id: 'member-1', pool: 'pool/default/warm' } });
+
+    const after = failWith('INVALID_STATE');
+    expect((await (await app(after.services)).inject({ method: 'POST', url: '/v1/sandboxes', ...json(claimBody) })).statusCode).toBe(409);
+    expect(after.calls.map((c) => c.method)).not.toContain('pools.unclaim');
+  });
+});
+
 describe('request bodies', () => {
   const emptyJson = { payload: '', headers: { 'content-type': 'application/json' } };
   const services = () =>
