@@ -1,5 +1,6 @@
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import { holdsMemberQuery } from '../contracts/pool-actor';
+import type { PoolView } from '../core/pools';
 import { type SandboxView, sandboxWorkflowId } from '../core/sandbox';
 
 /**
@@ -43,5 +44,19 @@ export async function poolHolds(client: Client, poolWorkflowId: string, memberId
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return false;
     return true;
+  }
+}
+
+/**
+ * Whether the pool a reservation key names still holds it: its actor is open and is the pool made at
+ * that time (a pool made again under the same name holds a key of its own).
+ */
+export async function poolReservationHeld(client: Client, pool: { workflowId: string; createdAt: string }): Promise<boolean> {
+  try {
+    const described = await client.workflow.getHandle(pool.workflowId).describe();
+    return described.status.name === 'RUNNING' && (described.memo?.view as PoolView | undefined)?.createdAt === pool.createdAt;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
   }
 }

@@ -15,10 +15,11 @@ import type { Config } from '../core/config';
 import { errorKindOf } from '../core/errors';
 import { scheduledExpiry } from '../core/expiry';
 import { mountView, mountWorkflowId } from '../core/mounts';
+import { poolOfReservationKey } from '../core/quotas';
 import { renewScheduleId, sandboxWorkflowId, type SandboxView } from '../core/sandbox';
 import { snapshotWorkflowId } from '../core/snapshots';
 import { GrpcStatus, hasGrpcStatus } from '../platform/grpc-status';
-import { workflowOpen } from './actor-liveness';
+import { poolReservationHeld, workflowOpen } from './actor-liveness';
 import { heartbeating } from './common';
 
 /**
@@ -91,8 +92,9 @@ export function createMessagingActivities({ client, config }: { client: Client; 
     sandboxesOpen: async ({ sandboxIds }) => {
       const open: string[] = [];
       for (const id of sandboxIds) {
+        const pool = poolOfReservationKey(id);
         const actor = id.startsWith('snapshot:') ? snapshotWorkflowId(id.slice('snapshot:'.length)) : sandboxWorkflowId(id);
-        if (await workflowOpen(client, actor)) open.push(id);
+        if (pool ? await poolReservationHeld(client, pool) : await workflowOpen(client, actor)) open.push(id);
         Context.current().heartbeat();
       }
       return { open };

@@ -89,7 +89,7 @@ export function registerMetrics(
   let usageCache: { at: number; value: Promise<Array<[string, Usage]>> } | undefined;
   new Gauge({
     name: 'tidebox_quota_usage',
-    help: 'What each tenant that created through this API process holds now (its tenant actor): sandboxes, cpu_millis, memory_bytes, snapshots',
+    help: 'What each tenant that created through this API process holds now (its tenant actor): sandboxes, cpu_millis, memory_bytes, snapshots, pools (sandboxes, cpu and memory include what pools hold)',
     labelNames: ['tenant', 'resource'] as const,
     registers: [registry],
     async collect() {
@@ -103,6 +103,7 @@ export function registerMetrics(
         this.set({ tenant, resource: 'cpu_millis' }, u.cpuMillis);
         this.set({ tenant, resource: 'memory_bytes' }, u.memoryBytes);
         this.set({ tenant, resource: 'snapshots' }, u.snapshots ?? 0);
+        this.set({ tenant, resource: 'pools' }, u.pools ?? 0);
       }
     },
   });

@@ -18,6 +18,6 @@ export interface MessagingActivities {
   deleteRenewSchedule(input: { sandboxId: string }): Promise<{ deleted: boolean }>;
   /** One run of a renew schedule: one renewal through the sandbox actor. */
   renewFromSchedule(input: RenewRunInput): Promise<RenewRunOutcome>;
-  /** Which of these reservation keys (sandbox ids, `snapshot:<id>`) still have an open actor (the tenant actor gives the others' shares back). */
+  /** Which of these reservation keys (sandbox ids, `snapshot:<id>`, a pool's key) still have an open actor (the tenant actor gives the others' shares back). */
   sandboxesOpen(input: { sandboxIds: string[] }): Promise<{ open: string[] }>;
 }

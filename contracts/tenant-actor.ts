@@ -21,11 +21,14 @@ export type ReserveOutcome = { admitted: true; usage: Usage } | { admitted: fals
 
 /**
  * Admit one more sandbox or refuse it, atomically against every other reservation. Idempotent per
- * sandbox id (a retried create, an Idempotency-Key): an existing reservation is admitted again.
+ * sandbox id (a retried create, an Idempotency-Key): an existing reservation is admitted again —
+ * unless `replace` (a pool resized): then the new share is judged in the old one's place, which is
+ * kept if the new one is refused.
  */
-export const reserveUpdate = defineUpdate<ReserveOutcome, [{ sandboxId: string; reservation: Reservation; limits: UsageLimits }]>(
-  'reserve',
-);
+export const reserveUpdate = defineUpdate<
+  ReserveOutcome,
+  [{ sandboxId: string; reservation: Reservation; limits: UsageLimits; replace?: boolean }]
+>('reserve');
 /**
  * Record a share without judging it: for a tenant with no usage limit, whose creates must not wait
  * for a worker (a Signal is durable at once; the actor counts it when it next runs). Idempotent.

@@ -174,6 +174,8 @@ export const ConfigSchema = z
       .object({
         /** The most members one pool may hold (capacitySpec.poolMax is refused above it): members use the host's memory while frozen. */
         maxMembers: z.number().int().min(0).max(1000).default(20),
+        /** Pools one tenant may have at once unless its quota says otherwise (`maxPools`): each is an actor and poolMax frozen containers. */
+        maxPerTenant: z.number().int().min(0).max(1000).default(10),
         /** A claimed member whose sandbox actor has not taken it over after this long is checked, and destroyed if it has none. */
         claimTimeoutSeconds: z.number().int().min(10).default(120),
       })

@@ -29,6 +29,8 @@ export const QuotaSchema = z
     allowManualCleanup: z.boolean().optional(),
     /** Snapshots (any state) at once. */
     maxSnapshots: Count.optional(),
+    /** Warm pools at once (absent here and in the tenant's own: `pools.maxPerTenant`). */
+    maxPools: Count.optional(),
   })
   .strict();
 export type Quota = z.infer<typeof QuotaSchema>;
@@ -42,6 +44,8 @@ export interface UsageLimits {
   maxCpuMillis?: number;
   maxMemoryBytes?: number;
   maxSnapshots?: number;
+  /** Judged only for a pool's reservation (a tenant with no other limit keeps creating without the actor's answer). */
+  maxPools?: number;
 }
 
 export const usageLimits = (q: Quota): UsageLimits => ({
@@ -51,23 +55,60 @@ export const usageLimits = (q: Quota): UsageLimits => ({
   ...(q.maxSnapshots !== undefined ? { maxSnapshots: q.maxSnapshots } : {}),
 });
 
+/** The limits a pool's reservation is judged by: the usage limits and the number of pools. */
+export const poolLimits = (q: Quota): UsageLimits => ({
+  ...usageLimits(q),
+  ...(q.maxPools !== undefined ? { maxPools: q.maxPools } : {}),
+});
+
 export interface Usage {
   sandboxes: number;
   cpuMillis: number;
   memoryBytes: number;
   /** Absent in answers of tenant actors started before snapshots counted. */
   snapshots?: number;
+  /** Absent in answers of tenant actors started before pools counted. */
+  pools?: number;
 }
 
-/** What one sandbox holds while it lives (a snapshot holds a place and nothing else: kind "snapshot"). */
+/**
+ * What one sandbox holds while it lives. A snapshot holds a place and nothing else (kind "snapshot");
+ * a warm pool holds a place and the most sandboxes it may hold on the host (kind "pool", `sandboxes`
+ * of them, CPU and memory already multiplied): its members exist whether or not anyone claims them.
+ */
 export interface Reservation {
   cpuMillis: number;
   memoryBytes: number;
-  kind?: 'snapshot';
+  kind?: 'snapshot' | 'pool';
+  /** Sandboxes this reservation holds (a pool's poolMax); absent: one, or none for a snapshot. */
+  sandboxes?: number;
 }
+
+/** A pool's reservation: `poolMax` sandboxes of the template's size. */
+export const poolReservation = (each: { cpuMillis: number; memoryBytes: number }, poolMax: number): Reservation => ({
+  kind: 'pool',
+  sandboxes: poolMax,
+  cpuMillis: each.cpuMillis * poolMax,
+  memoryBytes: each.memoryBytes * poolMax,
+});
+
+/** Sandboxes a reservation counts for. */
+export const sandboxesHeld = (r: Reservation): number => (r.kind === 'snapshot' ? 0 : (r.sandboxes ?? 1));
 
 /** The tenant actor's key for a snapshot's reservation (a sandbox's is its id). */
 export const snapshotReservationKey = (snapshotId: string): string => `snapshot:${snapshotId}`;
+
+/**
+ * The tenant actor's key for a pool's reservation: its actor's id and its creation time, so a pool
+ * made again under the same name holds a reservation of its own (the old one's release cannot take it).
+ */
+export const poolReservationKey = (poolWorkflowId: string, createdAt: string): string => `${poolWorkflowId}@${createdAt}`;
+/** The pool actor and creation time a pool reservation key names; undefined for any other key. */
+export function poolOfReservationKey(key: string): { workflowId: string; createdAt: string } | undefined {
+  const at = key.lastIndexOf('@');
+  if (!key.startsWith('pool/') || at < 0) return undefined;
+  return { workflowId: key.slice(0, at), createdAt: key.slice(at + 1) };
+}
 
 export const cpuText = (millis: number) => (millis % 1000 === 0 ? String(millis / 1000) : `${millis}m`);
 export const memoryText = (bytes: number) =>
@@ -81,12 +122,19 @@ export function admissionProblem(usage: Usage, r: Reservation, limits: UsageLimi
       ? `quota exceeded: maxSnapshots is ${limits.maxSnapshots} and ${held} exist`
       : undefined;
   }
-  if (limits.maxSandboxes !== undefined && usage.sandboxes + 1 > limits.maxSandboxes)
-    return `quota exceeded: maxSandboxes is ${limits.maxSandboxes} and ${usage.sandboxes} are live`;
+  const what = r.kind === 'pool' ? 'this pool' : 'this one';
+  const holders = usage.pools ? 'live sandboxes and pools' : 'live sandboxes';
+  if (r.kind === 'pool' && limits.maxPools !== undefined && (usage.pools ?? 0) + 1 > limits.maxPools)
+    return `quota exceeded: maxPools is ${limits.maxPools} and ${usage.pools ?? 0} exist`;
+  const n = sandboxesHeld(r);
+  if (limits.maxSandboxes !== undefined && usage.sandboxes + n > limits.maxSandboxes)
+    return r.kind === 'pool'
+      ? `quota exceeded: maxSandboxes is ${limits.maxSandboxes}; ${holders} hold ${usage.sandboxes} and this pool may hold ${n} (poolMax)`
+      : `quota exceeded: maxSandboxes is ${limits.maxSandboxes} and ${usage.sandboxes} are live${usage.pools ? ' or held by pools' : ''}`;
   if (limits.maxCpuMillis !== undefined && usage.cpuMillis + r.cpuMillis > limits.maxCpuMillis)
-    return `quota exceeded: maxCpu is ${cpuText(limits.maxCpuMillis)}; live sandboxes hold ${cpuText(usage.cpuMillis)} and this one asks for ${cpuText(r.cpuMillis)}`;
+    return `quota exceeded: maxCpu is ${cpuText(limits.maxCpuMillis)}; ${holders} hold ${cpuText(usage.cpuMillis)} and ${what} asks for ${cpuText(r.cpuMillis)}`;
   if (limits.maxMemoryBytes !== undefined && usage.memoryBytes + r.memoryBytes > limits.maxMemoryBytes)
-    return `quota exceeded: maxMemory is ${memoryText(limits.maxMemoryBytes)}; live sandboxes hold ${memoryText(usage.memoryBytes)} and this one asks for ${memoryText(r.memoryBytes)}`;
+    return `quota exceeded: maxMemory is ${memoryText(limits.maxMemoryBytes)}; ${holders} hold ${memoryText(usage.memoryBytes)} and ${what} asks for ${memoryText(r.memoryBytes)}`;
   return undefined;
 }
 
@@ -112,4 +160,5 @@ export const quotaOfLimits = (l: UsageLimits): Quota => ({
   ...(l.maxCpuMillis !== undefined ? { maxCpu: cpuText(l.maxCpuMillis) } : {}),
   ...(l.maxMemoryBytes !== undefined ? { maxMemory: memoryText(l.maxMemoryBytes) } : {}),
   ...(l.maxSnapshots !== undefined ? { maxSnapshots: l.maxSnapshots } : {}),
+  ...(l.maxPools !== undefined ? { maxPools: l.maxPools } : {}),
 });

@@ -118,6 +118,7 @@ export const TenantUsageResponseSchema = z.object({
     maxTimeoutSeconds: z.number().int().optional(),
     allowManualCleanup: z.boolean().optional(),
     maxSnapshots: z.number().int().optional(),
+    maxPools: z.number().int().optional(),
   }),
   usage: z.object({
     /** Live sandboxes (any state but Terminated), including ones still starting. */
@@ -128,6 +129,8 @@ export const TenantUsageResponseSchema = z.object({
     memory: z.string(),
     /** Snapshots (any state) the tenant holds. */
     snapshots: z.number().int(),
+    /** Warm pools the tenant has; each holds poolMax sandboxes' worth of the counts above. */
+    pools: z.number().int(),
   }),
 });
 

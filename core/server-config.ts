@@ -23,8 +23,9 @@ export const ServerSchema = z
     quotaCheckGraceSeconds: z.number().int().min(1).max(86_400).default(120),
     quotaCheckIntervalSeconds: z.number().int().min(1).max(86_400).default(60),
     /**
-     * Reservations one API process sends a tenant's actor at once (the rest queue here). Keep API
-     * replicas × this at or below Temporal's history.maxInFlightUpdates (10 by default).
+     * Updates one API process sends one tenant's actor (reservations) or one pool's actor (claims)
+     * at once; the rest queue here. Keep API replicas × this at or below Temporal's
+     * history.maxInFlightUpdates (10 by default).
      */
     quotaReservationsInFlight: z.number().int().min(1).max(100).default(4),
     /** Node's HTTP server limits: a whole request (headers and body) must arrive within requestTimeoutSeconds, its headers within headersTimeoutSeconds. */

@@ -92,11 +92,20 @@ if ! docker info >/dev/null 2>&1; then
     apt_install docker.io
   fi
   if ! docker info >/dev/null 2>&1; then
-    say "starting dockerd (log: $ROOT/.tidebox/dockerd.log)"
-    mkdir -p "$ROOT/.tidebox"
-    nohup dockerd >"$ROOT/.tidebox/dockerd.log" 2>&1 &
+    # The engine runs every container on this machine, not only Tidebox's: it is not ours to stop.
+    # setsid gives it a session (and process group) of its own, so Ctrl-C on `npm start` (SIGINT
+    # to the terminal's foreground group) and a closed terminal never reach it.
+    # TIDEBOX_DOCKERD_ARGS: extra dockerd arguments (e.g. a second engine's socket and data root);
+    # TIDEBOX_DOCKERD_LOG: where it logs (appended).
+    dockerd_log=${TIDEBOX_DOCKERD_LOG:-$ROOT/.tidebox/logs/dockerd.log}
+    mkdir -p "$(dirname "$dockerd_log")"
+    say "starting the Docker engine in a session of its own (log: $dockerd_log)"
+    # shellcheck disable=SC2086 # word splitting of the extra arguments is meant
+    (cd / && exec setsid dockerd ${TIDEBOX_DOCKERD_ARGS:-} >>"$dockerd_log" 2>&1 </dev/null) &
+    dockerd_pid=$!
     for _ in $(seq 1 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
-    docker info >/dev/null 2>&1 || die "dockerd did not come up; see .tidebox/dockerd.log"
+    docker info >/dev/null 2>&1 || die "dockerd did not come up; see $dockerd_log"
+    say "the Docker engine (pid $dockerd_pid) keeps running when Tidebox stops; stop it yourself with: kill $dockerd_pid"
   fi
 fi
 

@@ -2,6 +2,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -30,8 +31,10 @@ import {
   poolStatus,
   templateView,
 } from '../core/pools';
+import { poolReservationKey } from '../core/quotas';
 import { hostTaskQueue } from '../core/sandbox';
 import { describeFailure, reject } from './failures';
+import { releaseQuota } from './quota';
 
 /** A run continues as new after this many events (every member adds a handful). */
 const MAX_EVENTS_PER_RUN = 2000;
@@ -246,4 +249,6 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
     else await condition(() => changed);
   }
   await condition(allHandlersFinished);
+  // Its members are gone: the tenant's quota gets the pool's share back (reserved by the API at create).
+  if (patched('pool-releases-quota')) await releaseQuota(tenant, poolReservationKey(workflowInfo().workflowId, createdAt));
 };

@@ -9,7 +9,7 @@ import {
   type TenantWorkflowInput,
   usageQuery,
 } from '../contracts/tenant-actor';
-import { admissionProblem, type Reservation, type Usage, type UsageLimits } from '../core/quotas';
+import { admissionProblem, type Reservation, sandboxesHeld, type Usage, type UsageLimits } from '../core/quotas';
 
 /** A run continues as new after this many events, whatever Temporal suggests (every create adds a few). */
 const MAX_EVENTS_PER_RUN = 2000;
@@ -33,17 +33,18 @@ export const tenantWorkflow: TenantWorkflow = async (input: TenantWorkflowInput)
   const check = input.check ?? CHECK;
   const reservations = new Map<string, Reservation & { at: string }>(Object.entries(input.carried?.reservations ?? {}));
   const usage = (): Usage => {
-    let [sandboxes, cpuMillis, memoryBytes, snapshots] = [0, 0, 0, 0];
+    let [sandboxes, cpuMillis, memoryBytes, snapshots, pools] = [0, 0, 0, 0, 0];
     for (const r of reservations.values()) {
       if (r.kind === 'snapshot') {
         snapshots++;
         continue;
       }
-      sandboxes++;
+      if (r.kind === 'pool') pools++;
+      sandboxes += sandboxesHeld(r);
       cpuMillis += r.cpuMillis;
       memoryBytes += r.memoryBytes;
     }
-    return { sandboxes, cpuMillis, memoryBytes, snapshots };
+    return { sandboxes, cpuMillis, memoryBytes, snapshots, pools };
   };
 
   let lastLimits: UsageLimits | null = null;
@@ -51,13 +52,20 @@ export const tenantWorkflow: TenantWorkflow = async (input: TenantWorkflowInput)
     cpuMillis: r.cpuMillis,
     memoryBytes: r.memoryBytes,
     ...(r.kind ? { kind: r.kind } : {}),
+    ...(r.sandboxes !== undefined ? { sandboxes: r.sandboxes } : {}),
   });
-  setHandler(reserveUpdate, ({ sandboxId, reservation, limits }) => {
+  setHandler(reserveUpdate, ({ sandboxId, reservation, limits, replace }) => {
     lastLimits = limits;
-    if (reservations.has(sandboxId)) return { admitted: true, usage: usage() };
+    const held = reservations.get(sandboxId);
+    if (held && !replace) return { admitted: true, usage: usage() };
+    // A replacement (a pool resized) is judged as if the old share were given back first.
+    reservations.delete(sandboxId);
     const problem = admissionProblem(usage(), reservation, limits);
-    if (problem) return { admitted: false, message: problem, usage: usage() };
-    reservations.set(sandboxId, { ...keep(reservation), at: new Date().toISOString() });
+    if (problem) {
+      if (held) reservations.set(sandboxId, held);
+      return { admitted: false, message: problem, usage: usage() };
+    }
+    reservations.set(sandboxId, { ...keep(reservation), at: held?.at ?? new Date().toISOString() });
     return { admitted: true, usage: usage() };
   });
   setHandler(recordSignal, ({ sandboxId, reservation }) => {
@@ -81,7 +89,7 @@ export const tenantWorkflow: TenantWorkflow = async (input: TenantWorkflowInput)
     if (await condition(ready, check.intervalSeconds * 1000)) break;
     const old = [...reservations].filter(([, r]) => Date.now() - Date.parse(r.at) > check.graceSeconds * 1000).map(([id]) => id);
     if (!old.length) continue;
-    const { open } = await sandboxesOpen({ sandboxIds: old }); // snapshot:<id> keys are asked of their snapshot actors
+    const { open } = await sandboxesOpen({ sandboxIds: old }); // snapshot:<id> and pool keys are asked of their actors
     const stillOpen = new Set(open);
     for (const id of old) if (!stillOpen.has(id)) reservations.delete(id);
   }

@@ -16,6 +16,7 @@ const usageBody = (tenant: string, limits: Quota, usage: Usage) => ({
     cpu: cpuText(usage.cpuMillis),
     memory: memoryText(usage.memoryBytes),
     snapshots: usage.snapshots ?? 0,
+    pools: usage.pools ?? 0,
   },
 });
 

@@ -31,7 +31,7 @@ export function createApiServices(client: Client, config: Config): ApiServices {
     renewSchedules: createRenewScheduleService(temporal, config, sandboxes),
     workflows: createWorkflowService(temporal),
     quotas,
-    pools: createPoolService(temporal, config),
+    pools: createPoolService(temporal, config, quotas),
   };
 }
 

@@ -12,9 +12,12 @@ import { SA } from '../../contracts/search-attributes';
 import { type Config, runtimeHostId } from '../../core/config';
 import { TideboxError } from '../../core/errors';
 import { type CapacitySpec, poolStatus, type PoolView, type PoolWorkflowInput, poolWorkflowId, templateView } from '../../core/pools';
+import { poolReservation, poolReservationKey } from '../../core/quotas';
 import type { SandboxSpec } from '../../core/sandbox';
 import { type Caller, canSee, type TenantCaller } from '../../core/tenants';
 import type { TemporalGateway } from './gateway';
+import type { QuotaService } from './quotas';
+import { Turns } from './turns';
 
 const poolNotFound = (name: string) => new TideboxError('POOL_NOT_FOUND', `pool ${name} not found`);
 
@@ -22,8 +25,10 @@ const poolNotFound = (name: string) => new TideboxError('POOL_NOT_FOUND', `pool 
  * Warm pools over their actors (`pool/<tenant>/<name>`): reads from the memo, changes and claims as
  * Updates. A pool belongs to the tenant that made it; an admin reads every tenant's.
  */
-export function createPoolService(temporal: TemporalGateway, config: Config) {
+export function createPoolService(temporal: TemporalGateway, config: Config, quotas: QuotaService) {
   const callMs = config.server.temporalCallTimeoutSeconds * 1000;
+  /** Claims this process has in flight per pool actor (see ./turns.ts). */
+  const claimTurns = new Turns(config.server.quotaReservationsInFlight);
   const update = <Ret, Args extends unknown[]>(
     workflowId: string,
     name: string,
@@ -73,6 +78,10 @@ export function createPoolService(temporal: TemporalGateway, config: Config) {
       createdAt: input.createdAt,
       hostId: input.hostId,
     };
+    // The pool holds poolMax sandboxes' worth of the tenant's quota while it exists (429 otherwise),
+    // reserved before its actor starts; the actor gives it back as it ends.
+    const key = poolReservationKey(poolWorkflowId(caller.tenant, name), input.createdAt);
+    await quotas.reserve(caller, key, poolReservation(spec.resources, capacity.poolMax));
     await temporal.call(async (client) => {
       try {
         await client.workflow.start<PoolWorkflow>(POOL_WORKFLOW_TYPE, {
@@ -88,8 +97,12 @@ export function createPoolService(temporal: TemporalGateway, config: Config) {
           workflowIdReusePolicy: 'ALLOW_DUPLICATE',
         });
       } catch (err) {
-        if (err instanceof WorkflowExecutionAlreadyStartedError)
+        if (err instanceof WorkflowExecutionAlreadyStartedError) {
+          // Surely not started: give this create's share back (the pool of that name holds a key of its
+          // own). Any other failure may have started it; if not, the tenant actor's check gives it back.
+          await quotas.release(caller.tenant, key).catch(() => undefined);
           throw new TideboxError('POOL_EXISTS', `pool ${name} already exists; change it with PUT or delete it first`, { cause: err });
+        }
         throw err;
       }
     });
@@ -118,7 +131,10 @@ export function createPoolService(temporal: TemporalGateway, config: Config) {
     spec: SandboxSpec,
     capacity: CapacitySpec,
   ) {
-    await get(caller, name);
+    const current = await get(caller, name);
+    // The new size is judged in place of the old one before anything changes: 429 leaves the pool as it was.
+    const key = poolReservationKey(poolWorkflowId(caller.tenant, name), current.createdAt);
+    await quotas.reserve(caller, key, poolReservation(spec.resources, capacity.poolMax), { replace: true });
     return update<PoolView, [{ template: Record<string, unknown>; spec: SandboxSpec; capacity: CapacitySpec }]>(
       poolWorkflowId(caller.tenant, name),
       name,
@@ -142,7 +158,9 @@ export function createPoolService(temporal: TemporalGateway, config: Config) {
 
   /** One ready member's id (the id the new sandbox takes; null when none is ready), and the spec the pool's members are made with. */
   async function claim(caller: TenantCaller, name: string): Promise<{ memberId: string | null; spec: SandboxSpec }> {
-    return update<{ memberId: string | null; spec: SandboxSpec }, []>(poolWorkflowId(caller.tenant, name), name, claimUpdate, [], 'claim');
+    const id = poolWorkflowId(caller.tenant, name);
+    // A burst of creates on one pool meets at its actor: a few claims in flight at a time, the rest queued here.
+    return claimTurns.run(id, () => update<{ memberId: string | null; spec: SandboxSpec }, []>(id, name, claimUpdate, [], 'claim'));
   }
 
   /**

@@ -12,13 +12,14 @@ import {
 } from '../../contracts/tenant-actor';
 import type { Config } from '../../core/config';
 import { TideboxError } from '../../core/errors';
-import { effectiveQuota, type Quota, type Reservation, type Usage, type UsageLimits, usageLimits } from '../../core/quotas';
+import { effectiveQuota, poolLimits, type Quota, type Reservation, type Usage, type UsageLimits, usageLimits } from '../../core/quotas';
 import type { TenantCaller } from '../../core/tenants';
 import { GrpcStatus, hasGrpcStatus } from '../../platform/grpc-status';
 import { isWorkflowGone } from './errors';
 import type { TemporalGateway } from './gateway';
+import { Turns } from './turns';
 
-const NO_USAGE: Usage = { sandboxes: 0, cpuMillis: 0, memoryBytes: 0, snapshots: 0 };
+const NO_USAGE: Usage = { sandboxes: 0, cpuMillis: 0, memoryBytes: 0, snapshots: 0, pools: 0 };
 
 /**
  * Tenants' quotas over their actors (`tenant/<name>`): a create reserves its sandbox's share (an
@@ -30,30 +31,24 @@ export function createQuotaService(temporal: TemporalGateway, config: Config) {
   /** Tenants that created through this process (their usage is on /metrics); bounded by the tenants there are. */
   const seen = new Set<string>();
 
-  const turns = new Map<string, { running: number; waiting: Array<() => void> }>();
-  /** Run `fn` when fewer than quotaReservationsInFlight of this tenant's reservations are in flight here. */
-  async function inTurn<T>(tenant: string, fn: () => Promise<T>): Promise<T> {
-    let t = turns.get(tenant);
-    if (!t) turns.set(tenant, (t = { running: 0, waiting: [] }));
-    if (t.running >= config.server.quotaReservationsInFlight) await new Promise<void>((resolve) => t.waiting.push(resolve));
-    t.running++;
-    try {
-      return await fn();
-    } finally {
-      t.running--;
-      const next = t.waiting.shift();
-      if (next) next();
-      else if (t.running === 0) turns.delete(tenant);
-    }
-  }
+  /** This process's reservations in flight per tenant actor (see ./turns.ts). */
+  const turns = new Turns(config.server.quotaReservationsInFlight);
 
-  /** The caller's limits: its own over `[quotas]`. */
-  const quotaOf = (caller: TenantCaller): Quota => effectiveQuota(config.quotas, caller.quotas);
+  /** The caller's limits: its own over `[quotas]`, and the number of pools (never unlimited). */
+  const quotaOf = (caller: TenantCaller): Quota => ({
+    maxPools: config.pools.maxPerTenant,
+    ...effectiveQuota(config.quotas, caller.quotas),
+  });
 
-  /** Reserve the sandbox's share, or 429 naming the limit and the usage. Idempotent per sandbox id. */
-  async function reserve(caller: TenantCaller, sandboxId: string, reservation: Reservation): Promise<void> {
+  /**
+   * Reserve the sandbox's share, or 429 naming the limit and the usage. Idempotent per sandbox id;
+   * `replace` judges a new share in place of the one the key holds (a pool resized).
+   */
+  async function reserve(caller: TenantCaller, sandboxId: string, reservation: Reservation, { replace = false } = {}): Promise<void> {
     seen.add(caller.tenant);
-    const limits = usageLimits(quotaOf(caller));
+    const quota = quotaOf(caller);
+    // A pool is never unlimited: its reservation always waits for the actor's answer.
+    const limits = reservation.kind === 'pool' ? poolLimits(quota) : usageLimits(quota);
     if (Object.keys(limits).length === 0) {
       // Nothing to judge: record the share with a Signal, durable at once, so a create is accepted
       // (202 Pending) even while no worker runs, as it always was. Only a limit needs the actor's answer.
@@ -64,12 +59,12 @@ export function createQuotaService(temporal: TemporalGateway, config: Config) {
     // workflow (history.maxInFlightUpdates, 10 by default); beyond that the client backs off for
     // seconds. So this process sends at most server.quotaReservationsInFlight at a time per tenant and
     // queues the rest: the handler never waits, so each one takes a workflow task's time.
-    const outcome = await inTurn(caller.tenant, () =>
+    const outcome = await turns.run(caller.tenant, () =>
       temporal.call(
         async (client) => {
           for (let attempt = 1; ; attempt++) {
             try {
-              return await reserveOnce(client, caller.tenant, sandboxId, reservation, limits);
+              return await reserveOnce(client, caller.tenant, { sandboxId, reservation, limits, replace });
             } catch (err) {
               // The Update met a workflow task failure and was never accepted: send it again.
               if (!hasGrpcStatus(err, GrpcStatus.FAILED_PRECONDITION) || attempt >= 4) throw err;
@@ -85,9 +80,13 @@ export function createQuotaService(temporal: TemporalGateway, config: Config) {
     }
   }
 
-  const reserveOnce = (client: Client, tenant: string, sandboxId: string, reservation: Reservation, limits: UsageLimits) =>
+  const reserveOnce = (
+    client: Client,
+    tenant: string,
+    args: { sandboxId: string; reservation: Reservation; limits: UsageLimits; replace: boolean },
+  ) =>
     client.workflow.executeUpdateWithStart(reserveUpdate, {
-      args: [{ sandboxId, reservation, limits }],
+      args: [args],
       startWorkflowOperation: new WithStartWorkflowOperation<TenantWorkflow>(TENANT_WORKFLOW_TYPE, {
         ...tenantStart(tenant),
         workflowIdConflictPolicy: 'USE_EXISTING',

@@ -169,8 +169,8 @@ describe('the guard across a Docker engine restart', () => {
         }
       };
       await waitFor('dockerd to exit', exited, 60_000, 200);
-      mkdirSync(join(repoRoot(), '.tidebox'), { recursive: true });
-      const log = openSync(join(repoRoot(), '.tidebox', 'dockerd.log'), 'a');
+      mkdirSync(join(repoRoot(), '.tidebox', 'logs'), { recursive: true });
+      const log = openSync(join(repoRoot(), '.tidebox', 'logs', 'dockerd.log'), 'a');
       spawn(args[0]!, args.slice(1), { cwd: '/', detached: true, stdio: ['ignore', log, log] }).unref();
     }
     await waitFor('dockerd to answer', async () => (await sh('docker', ['info'])).code === 0, 90_000, 500);

@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,3 +56,75 @@ it('when the run command starts, then it prints the API and UI addresses, serves
     rmSync(dataDir, { recursive: true, force: true });
   }
 });
+
+it('when the bootstrap had to start the Docker engine, then Ctrl-C on it leaves the engine and a container started outside Tidebox running', async () => {
+  // A second engine of its own (socket, data and exec roots, no bridge), which the bootstrap finds
+  // not answering and so starts, exactly as on a machine where nothing runs Docker yet.
+  const dir = mkdtempSync(join(tmpdir(), 'tidebox-engine-'));
+  const host = `unix://${join(dir, 'docker.sock')}`;
+  const pidFile = join(dir, 'docker.pid');
+  const dockerdArgs = `-H ${host} --data-root ${dir}/data --exec-root ${dir}/exec --pidfile ${pidFile} --bridge none --iptables=false --ip6tables=false`;
+  const engine = new Dockerode({ socketPath: join(dir, 'docker.sock') });
+  // A terminal's foreground job: a process group of its own, which Ctrl-C signals as a whole.
+  const child = spawn('bash', ['scripts/bootstrap.sh', 'sleep', '600'], {
+    cwd: repoRoot(),
+    detached: true,
+    env: { ...process.env, DOCKER_HOST: host, TIDEBOX_DOCKERD_ARGS: dockerdArgs, TIDEBOX_DOCKERD_LOG: join(dir, 'dockerd.log') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const cmdline = (pid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+    } catch {
+      return '';
+    }
+  };
+  let dockerdPid = 0;
+  try {
+    await waitFor('the bootstrap to start the engine and reach its command', () => cmdline(child.pid!) === 'sleep 600', 300_000, 250);
+    expect(output).toContain('keeps running when Tidebox stops');
+    dockerdPid = Number(readFileSync(pidFile, 'utf8').trim());
+    // Its own session, not the job's: nothing sent to the job's group reaches it.
+    const session = Number(readFileSync(`/proc/${dockerdPid}/stat`, 'utf8').split(') ')[1]!.split(' ')[3]);
+    expect(session).toBe(dockerdPid);
+    // A container that has nothing to do with Tidebox (the bootstrap imported the test image into this engine).
+    const outside = await engine.createContainer({
+      Image: 'tidebox/busybox:latest',
+      Cmd: ['sleep', '1000'],
+      HostConfig: { NetworkMode: 'none' },
+    });
+    await outside.start();
+
+    process.kill(-child.pid!, 'SIGINT');
+    await exited;
+    // A whole container round trip after the signal: an engine that had been told to stop would refuse or be gone.
+    const probe = await engine.createContainer({ Image: 'tidebox/busybox:latest', Cmd: ['true'], HostConfig: { NetworkMode: 'none' } });
+    await probe.start();
+    expect((await probe.wait()).StatusCode).toBe(0);
+    await probe.remove();
+    expect((await outside.inspect()).State.Running).toBe(true);
+    expect(readFileSync(join(dir, 'dockerd.log'), 'utf8')).not.toMatch(/Processing signal/);
+    await outside.remove({ force: true });
+  } finally {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    if (dockerdPid) {
+      for (const c of await engine.listContainers({ all: true }).catch(() => [])) await engine.getContainer(c.Id).remove({ force: true });
+      process.kill(dockerdPid, 'SIGTERM');
+      await waitFor('the test engine to stop', () => !cmdline(dockerdPid).startsWith('dockerd'), 60_000, 200);
+    }
+    // dockerd binds its data root onto itself and undoes it on a clean stop; after any other, undo it here.
+    const mounts = readFileSync('/proc/mounts', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[1] ?? '');
+    for (const m of mounts.filter((m) => m.startsWith(dir)).reverse()) spawnSync('umount', ['-l', m]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 400_000);

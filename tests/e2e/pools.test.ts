@@ -16,7 +16,7 @@ const template = {
 
 let stack: Stack;
 beforeAll(async () => {
-  stack = await Stack.start({ apiKey: API_KEY, config: { pools: { maxMembers: 6 } } });
+  stack = await Stack.start({ apiKey: API_KEY, config: { pools: { maxMembers: 20 } } });
 });
 afterAll(async () => {
   await stack?.destroy();
@@ -94,13 +94,37 @@ describe('a warm pool', () => {
     expect(metrics).toMatch(/tidebox_pool_claims\{tenant="[^"]+",pool="warm",outcome="hit"\} 1/);
     expect(metrics).toMatch(/tidebox_pool_claim_seconds_count\{outcome="hit"\} 1/);
 
-    // The claimed sandbox is the client's like any other: pause, resume, delete.
+    // The claimed sandbox is the client's like any other: endpoints, pause, resume, snapshot, delete.
+    expect((await stack.request('GET', `/v1/sandboxes/${id}/endpoints/44772`)).body).toEqual({
+      endpoint: `${new URL(stack.baseUrl).host}/sandboxes/${id}/proxy/44772`,
+      headers: { 'X-EXECD-ACCESS-TOKEN': expect.any(String) },
+    });
     expect((await stack.request('POST', `/v1/sandboxes/${id}/pause`)).status).toBeLessThan(300);
     await waitFor('paused', async () => (await stack.request('GET', `/v1/sandboxes/${id}`)).body.status.state === 'Paused');
     expect((await stack.request('POST', `/v1/sandboxes/${id}/resume`)).status).toBeLessThan(300);
     await waitFor('running', async () => (await stack.request('GET', `/v1/sandboxes/${id}`)).body.status.state === 'Running');
+    const snap = await stack.request('POST', `/v1/sandboxes/${id}/snapshots`, {});
+    expect(snap.status).toBeLessThan(300);
+    const snapshotState = await waitFor(
+      'the snapshot of the claimed sandbox to settle',
+      async () => {
+        const state = (await stack.request('GET', `/v1/snapshots/${snap.body.id}`)).body?.status?.state;
+        return ['Ready', 'Failed'].includes(state) ? state : undefined;
+      },
+      60_000,
+      250,
+    );
+    expect(snapshotState).toBe('Ready');
+    expect((await stack.request('DELETE', `/v1/snapshots/${snap.body.id}`)).status).toBe(204);
     expect((await stack.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
     expect(await stack.containers(id)).toHaveLength(0);
+
+    // …and expires like any other: a claimed member's container goes at its own timeout.
+    const short = await stack.request('POST', '/v1/sandboxes', { timeout: 2, extensions: { poolRef: 'warm' } });
+    expect(short.body.status.state).toBe('Running');
+    expect((await poolContainers('warm')).some((c) => c.Labels[LABELS.sandboxId] === short.body.id)).toBe(true);
+    await waitFor('the claimed sandbox to expire', async () => (await stack.containers(short.body.id)).length === 0, 20_000, 100);
+    await waitFor('GET 404', async () => (await stack.request('GET', `/v1/sandboxes/${short.body.id}`)).status === 404, 5_000, 100);
 
     // Deleting the pool removes every member it still holds.
     expect((await stack.request('DELETE', '/v1/pools/warm')).status).toBe(204);
@@ -142,7 +166,7 @@ describe('a warm pool', () => {
       expect(r.body.message).toMatch(message);
     };
     await bad({ name: 'x', template, capacitySpec: { bufferMin: 3, bufferMax: 2, poolMin: 0, poolMax: 4 } }, 400, /bufferMin/);
-    await bad({ name: 'x', template, capacitySpec: { bufferMin: 1, bufferMax: 2, poolMin: 0, poolMax: 7 } }, 400, /at most 6/);
+    await bad({ name: 'x', template, capacitySpec: { bufferMin: 1, bufferMax: 2, poolMin: 0, poolMax: 21 } }, 400, /at most 20/);
     await bad({ name: 'Not_A_Label', template, capacitySpec: { bufferMin: 0, bufferMax: 0, poolMin: 0, poolMax: 0 } }, 400, /DNS label/);
     await bad(
       {
@@ -220,23 +244,38 @@ describe('a warm pool', () => {
     await waitFor('the pool members to be gone', async () => (await poolContainers('crash')).length === 0, 60_000, 250);
   });
 
-  it('when more creates arrive at once than the pool holds, then each ready member goes to exactly one and the rest are made cold', async () => {
-    expect((await makePool('burst', 4, 4, 6)).status).toBe(201);
-    await available('burst', 4);
+  it('when 100 creates arrive at once for a pool of 20, then each ready member goes to exactly one, the rest are made cold, and the pool refills', async () => {
+    expect((await makePool('burst', 20, 20, 20)).status).toBe(201);
+    await available('burst', 20);
     const members = new Set((await poolContainers('burst')).map((c) => c.Labels[LABELS.sandboxId]!));
+    expect(members.size).toBe(20);
     const results = await Promise.all(
-      Array.from({ length: 10 }, () => stack.request('POST', '/v1/sandboxes', { timeout: 300, extensions: { poolRef: 'burst' } })),
+      Array.from({ length: 100 }, () => stack.request('POST', '/v1/sandboxes', { timeout: 300, extensions: { poolRef: 'burst' } })),
     );
-    expect(results.map((r) => r.status)).toEqual(Array(10).fill(202));
-    expect(results.map((r) => r.body.status.state)).toEqual(Array(10).fill('Running'));
+    expect(results.map((r) => r.status)).toEqual(Array(100).fill(202));
+    expect(results.map((r) => r.body.status.state)).toEqual(Array(100).fill('Running'));
     const ids = results.map((r) => r.body.id as string);
-    expect(new Set(ids).size).toBe(10);
-    expect(ids.filter((id) => members.has(id))).toHaveLength(4);
-    const pool = await available('burst', 4);
-    expect([pool.claims, pool.misses]).toEqual([4, 6]);
+    expect(new Set(ids).size).toBe(100);
+    // Every member went to exactly one create (ids are distinct), and every ready member was taken.
+    expect(ids.filter((id) => members.has(id)).sort()).toEqual([...members].sort());
+    // The engine agrees: one running container per sandbox, none shared, no member left over twice.
+    const byId = new Map<string, string[]>();
+    for (const c of await stack.containers()) {
+      const id = c.Labels[LABELS.sandboxId]!;
+      if (ids.includes(id)) byId.set(id, [...(byId.get(id) ?? []), `${c.Id}:${c.State}`]);
+    }
+    expect([...byId.values()].filter((cs) => cs.length === 1 && cs[0]!.endsWith(':running'))).toHaveLength(100);
+    // Members made while the burst was queued were claimed too: each a hit, every other create a miss.
+    const pool = await available('burst', 20);
+    const hits = (await poolContainers('burst')).filter((c) => ids.includes(c.Labels[LABELS.sandboxId]!));
+    expect(hits.length).toBeGreaterThanOrEqual(20);
+    expect([pool.claims, pool.misses]).toEqual([hits.length, 100 - hits.length]);
+    // The refill: new members, frozen, none of them a sandbox a create got.
+    const refill = (await poolContainers('burst')).filter((c) => !ids.includes(c.Labels[LABELS.sandboxId]!));
+    expect(refill.map((c) => c.State)).toEqual(Array(20).fill('paused'));
 
     await Promise.all(ids.map((id) => stack.request('DELETE', `/v1/sandboxes/${id}`)));
     expect((await stack.request('DELETE', '/v1/pools/burst')).status).toBe(204);
-    await waitFor('the pool members to be gone', async () => (await poolContainers('burst')).length === 0, 60_000, 250);
-  });
+    await waitFor('the pool members to be gone', async () => (await poolContainers('burst')).length === 0, 120_000, 500);
+  }, 600_000);
 });

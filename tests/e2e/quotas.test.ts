@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { stringify } from 'smol-toml';
 import { Client, Connection } from '@temporalio/client';
 import { reserveUpdate, tenantWorkflowId } from '../../contracts/tenant-actor';
-import { sandboxRequest, Stack, waitFor } from '../helpers/stack';
+import { poolReservation, poolReservationKey } from '../../core/quotas';
+import { sandboxRequest, Stack, TEST_IMAGE, waitFor } from '../helpers/stack';
 
 /**
  * Per-tenant quotas on the real pieces: the tenant actor admits or refuses each create atomically,
@@ -43,6 +44,7 @@ beforeAll(async () => {
       // initech has no quotas of its own: these defaults apply.
       quotas: { maxSandboxes: 3, maxSnapshots: 1 },
       server: { quotaCheckGraceSeconds: 3, quotaCheckIntervalSeconds: 1 },
+      pools: { maxPerTenant: 2 },
     },
   });
 });
@@ -88,8 +90,8 @@ describe('maxSandboxes', () => {
     expect(await live(A)).toHaveLength(10);
     expect(await usage(A)).toEqual({
       tenant: 'acme',
-      limits: { maxSandboxes: 10, maxSnapshots: 1 },
-      usage: { sandboxes: 10, cpu: '2500m', memory: '640Mi', snapshots: 0 },
+      limits: { maxSandboxes: 10, maxSnapshots: 1, maxPools: 2 },
+      usage: { sandboxes: 10, cpu: '2500m', memory: '640Mi', snapshots: 0, pools: 0 },
     });
 
     const admitted = answers.filter((r) => r.status === 202).map((r) => r.body.id as string);
@@ -110,7 +112,7 @@ describe('maxSandboxes', () => {
     writeTenants([acme(11), globex, initech]);
     await waitFor('the new limit', async () => (await A('POST', '/v1/sandboxes', sandboxRequest())).status === 202, 10_000, 250);
     expect((await A('POST', '/v1/sandboxes', sandboxRequest())).status).toBe(429);
-    expect((await usage(A)).limits).toEqual({ maxSandboxes: 11, maxSnapshots: 1 });
+    expect((await usage(A)).limits).toEqual({ maxSandboxes: 11, maxSnapshots: 1, maxPools: 2 });
     writeTenants([acme(10), globex, initech]);
   });
 
@@ -163,7 +165,7 @@ describe('usage', () => {
     expect((await admin('GET', '/v1/tenants/nobody/usage')).body).toEqual({
       tenant: 'nobody',
       limits: {},
-      usage: { sandboxes: 0, cpu: '0', memory: '0', snapshots: 0 },
+      usage: { sandboxes: 0, cpu: '0', memory: '0', snapshots: 0, pools: 0 },
     });
   });
 });
@@ -197,6 +199,66 @@ describe('per-sandbox maxima and cpu sums', () => {
   });
 });
 
+describe('warm pools hold quota', () => {
+  const template = { image: { uri: TEST_IMAGE }, entrypoint: ['tail', '-f', '/dev/null'], resourceLimits: { cpu: '250m', memory: '64Mi' } };
+  /** A pool that makes no member until asked: what it reserves does not depend on members existing. */
+  const pool = (name: string, poolMax: number) => ({ name, template, capacitySpec: { bufferMin: 0, bufferMax: 0, poolMin: 0, poolMax } });
+  const pools = async (req: typeof A) => ((await req('GET', '/v1/pools')).body.items as Array<{ name: string }>).map((p) => p.name);
+  async function deletePools(req: typeof A): Promise<void> {
+    await Promise.all((await pools(req)).map((name) => req('DELETE', `/v1/pools/${name}`)));
+    await waitFor('the pools to end and give their shares back', async () => (await usage(req)).usage.pools === 0, 20_000, 250);
+  }
+  afterAll(async () => {
+    await deletePools(C);
+    await deletePools(A);
+    await deleteAll(C);
+  });
+
+  it('when a pool is made, resized or deleted, then it holds poolMax sandboxes of the quota, judged like a create', async () => {
+    // initech: maxSandboxes 3 (the [quotas] default).
+    expect((await C('POST', '/v1/pools', pool('two', 2))).status).toBe(201);
+    expect((await usage(C)).usage).toEqual({ sandboxes: 2, cpu: '500m', memory: '128Mi', snapshots: 0, pools: 1 });
+    const over = await C('POST', '/v1/pools', pool('more', 2));
+    expect(over.status).toBe(429);
+    expect(over.body).toEqual({
+      code: 'SANDBOX::QUOTA_EXCEEDED',
+      message: 'quota exceeded: maxSandboxes is 3; live sandboxes and pools hold 2 and this pool may hold 2 (poolMax)',
+    });
+    expect((await C('GET', '/v1/pools/more')).status).toBe(404);
+    // The same name again: 409, and the refused create leaves the usage as it was.
+    expect((await C('POST', '/v1/pools', pool('two', 1))).status).toBe(409);
+    await waitFor('the refused pool to give its share back', async () => (await usage(C)).usage.sandboxes === 2, 10_000, 100);
+    expect((await usage(C)).usage.pools).toBe(1);
+
+    // One place is left for sandboxes, pooled or not.
+    expect((await C('POST', '/v1/sandboxes', sandboxRequest())).status).toBe(202);
+    const full = await C('POST', '/v1/sandboxes', sandboxRequest());
+    expect(full.status).toBe(429);
+    expect(full.body.message).toBe('quota exceeded: maxSandboxes is 3 and 3 are live or held by pools');
+
+    // Growing is judged in place of the old size: refused, the pool stays as it was.
+    const grow = await C('PUT', '/v1/pools/two', { template, capacitySpec: { bufferMin: 0, bufferMax: 0, poolMin: 0, poolMax: 3 } });
+    expect(grow.status).toBe(429);
+    expect((await C('GET', '/v1/pools/two')).body.capacitySpec.poolMax).toBe(2);
+    const shrink = await C('PUT', '/v1/pools/two', { template, capacitySpec: { bufferMin: 0, bufferMax: 0, poolMin: 0, poolMax: 1 } });
+    expect(shrink.status).toBe(200);
+    expect((await usage(C)).usage).toMatchObject({ sandboxes: 2, pools: 1 });
+
+    // Deleted: its share comes back when its actor ends.
+    expect((await C('DELETE', '/v1/pools/two')).status).toBe(204);
+    await waitFor('the pool to give its share back', async () => (await usage(C)).usage.pools === 0, 20_000, 250);
+    expect((await usage(C)).usage.sandboxes).toBe(1);
+  }, 60_000);
+
+  it('when 5 pools are made at once against pools.maxPerTenant 2, then exactly 2 are made and 3 get 429 naming maxPools', async () => {
+    const answers = await Promise.all(['p1', 'p2', 'p3', 'p4', 'p5'].map((name) => A('POST', '/v1/pools', pool(name, 1))));
+    expect(answers.map((r) => r.status).sort()).toEqual([201, 201, 429, 429, 429]);
+    expect(answers.find((r) => r.status === 429)!.body.message).toBe('quota exceeded: maxPools is 2 and 2 exist');
+    expect(await pools(A)).toHaveLength(2);
+    expect((await usage(A)).usage).toMatchObject({ pools: 2, sandboxes: 2 });
+  }, 60_000);
+});
+
 describe('every ending gives the share back', () => {
   afterAll(() => deleteAll(C));
 
@@ -219,11 +281,22 @@ describe('every ending gives the share back', () => {
         args: [{ sandboxId: 'never-started', reservation: { cpuMillis: 250, memoryBytes: 64 * 2 ** 20 }, limits: {} }],
       });
       expect(outcome.admitted).toBe(true);
+      // And what it sends before it starts a pool actor, for a pool that is then never started.
+      const pool = await new Client({ connection }).workflow.getHandle(tenantWorkflowId('initech')).executeUpdate(reserveUpdate, {
+        args: [
+          {
+            sandboxId: poolReservationKey('pool/initech/ghost', new Date().toISOString()),
+            reservation: poolReservation({ cpuMillis: 250, memoryBytes: 0 }, 1),
+            limits: {},
+          },
+        ],
+      });
+      expect(pool.admitted).toBe(true);
     } finally {
       await connection.close();
     }
-    expect((await usage(C)).usage.sandboxes).toBe(before + 1);
-    await waitFor('the orphan reservation to be given back', async () => (await usage(C)).usage.sandboxes === before, 20_000, 250);
+    expect((await usage(C)).usage.sandboxes).toBe(before + 2);
+    await waitFor('the orphan reservations to be given back', async () => (await usage(C)).usage.sandboxes === before, 20_000, 250);
   });
 
   it('when the API and the worker are killed in the middle of a burst, then after restart the usage equals the live sandboxes', async () => {
