@@ -31,6 +31,7 @@ RUN apt-get update \
 COPY --from=build /app/package.json /app/package-lock.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/ui ./ui
 RUN mkdir -p /var/lib/tidebox && chown node:node /var/lib/tidebox
 # The node:* images' unprivileged user (uid 1000). The worker additionally needs the Docker socket's
 # group: docker run --group-add "$(stat -c %g /var/run/docker.sock)" (compose: group_add, DOCKER_GID).

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import Fastify, { FastifyError, FastifyInstance, FastifyReply, LogController } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
@@ -26,6 +26,7 @@ import { poolRoutes } from './routes/pools';
 import { sandboxRoutes } from './routes/sandboxes';
 import { snapshotRoutes } from './routes/snapshots';
 import { tenantRoutes } from './routes/tenants';
+import { UI_ROUTES, uiRoutes } from './routes/ui';
 import type { ApiServices } from './temporal';
 import { EXECD_TOKEN_HEADER } from '../core/execd';
 import { Execd, type ExecdBackend, ExecdError } from '../execd';
@@ -49,12 +50,14 @@ export interface AppDeps {
    * Absent (Docker): execd requests are forwarded to the host worker, which holds the engine's socket.
    */
   execdBackend?: ExecdBackend;
-  logger?: boolean | { level: string };
+  /** Where and what to log (api/main.ts: `log.level`, and a pretty stream on a terminal); false in unit tests. */
+  logger?: boolean | { level: string; stream?: { write(chunk: string): unknown } };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Reachable without an API key: liveness, metrics (counts only) and the API description. */
 const PUBLIC_ROUTES = new Set([
+  ...UI_ROUTES,
   '/health',
   '/metrics',
   '/openapi.json',
@@ -77,7 +80,8 @@ export async function buildApp({ config, services, namespaces, execdBackend, log
     maxRequestsPerSocket: config.server.maxRequestsPerSocket,
     http: { headersTimeout: config.server.headersTimeoutSeconds * 1000 },
     requestIdHeader: false,
-    requestIdLogLabel: 'requestId',
+    // One line per request, written when it is answered (the onResponse hook below), not two.
+    logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: true }),
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
@@ -142,6 +146,15 @@ export async function buildApp({ config, services, namespaces, execdBackend, log
     if (typeof sandboxId === 'string') req.log = reply.log = req.log.child({ sandboxId });
   });
 
+  // One line per request: method, path (never the query: signed URLs carry tokens there), status, time,
+  // request id and tenant (bound above). Reads that succeeded — health checks, the SDKs' polling — at
+  // debug; writes and refusals at info; server failures at error.
+  app.addHook('onResponse', async (req, reply) => {
+    const status = reply.statusCode;
+    const level = status >= 500 ? 'error' : (req.method === 'GET' || req.method === 'HEAD') && status < 400 ? 'debug' : 'info';
+    reply.log[level]({ method: req.method, path: req.url.split('?')[0], status, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
+  });
+
   app.setErrorHandler(async (err: FastifyError, req, reply) => {
     const { status, code, message } = toErrorBody(err, req.body === undefined);
     if (status >= 500) req.log.error({ err }, 'request failed');
@@ -175,6 +188,7 @@ export async function buildApp({ config, services, namespaces, execdBackend, log
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   app.get('/health', { schema: { hide: true } }, async () => ({ status: 'healthy' }));
+  await app.register(uiRoutes, { config });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   const { countClientEvent, observeClaim } = registerMetrics(app, services.workflows, services.quotas, services.pools);
   const { sandboxes, snapshots } = services;

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import { listenAddress } from '../core/config';
 import { loadConfig } from '../core/load-config';
+import { logFormat, prettyStream } from '../platform/log';
 import { payloadCodecsFor } from '../platform/payload-codec';
 import { ensureSearchAttributes, isLoopbackAddress, temporalAuthSummary, temporalConnectOptions } from '../platform/temporal-setup';
 import { KubeBackend } from '../execd/kube-backend';
@@ -27,7 +28,9 @@ async function main(): Promise<void> {
   const execdBackend = onKubernetes
     ? new KubeBackend((await import('../platform/kube')).loadKubeConfig(config), config.kubernetes.namespace)
     : undefined;
+  const pretty = logFormat(config.log.format, process.stdout.isTTY) === 'pretty';
   const app = await buildApp({
+    logger: { level: config.log.level, ...(pretty ? { stream: prettyStream(process.stdout) } : {}) },
     config,
     services: createApiServices(client, config),
     ...(namespaces ? { namespaces } : {}),

@@ -181,6 +181,15 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /** What the API and the worker log, and how (docs/operations.md). */
+    log: z
+      .object({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+        /** auto: one readable line per record on a terminal, JSON lines otherwise (files, collectors). */
+        format: z.enum(['auto', 'pretty', 'json']).default('auto'),
+      })
+      .strict()
+      .prefault({}),
     worker: z
       .object({
         /** Port of the worker's Prometheus endpoint (Temporal SDK metrics); unset = off. */
@@ -237,9 +246,12 @@ const ENV_KEYS: Array<[string, string[], (v: string) => unknown]> = [
   ...TEMPORAL_ENV_KEYS.map(([name, path]): [string, string[], (v: string) => unknown] => [name, path, String]),
   ['TIDEBOX_HOST_ID', ['docker', 'hostId'], String],
   ['TIDEBOX_RUNTIME', ['runtime', 'type'], String],
+  ['TIDEBOX_LOG_LEVEL', ['log', 'level'], String],
+  ['TIDEBOX_LOG_FORMAT', ['log', 'format'], String],
   ['TIDEBOX_KUBECONFIG', ['kubernetes', 'kubeconfig'], String],
   ['TIDEBOX_KUBERNETES_NAMESPACE', ['kubernetes', 'namespace'], String],
   ['TIDEBOX_PUBLIC_HOST', ['server', 'publicHost'], String],
+  ['TIDEBOX_TEMPORAL_UI_URL', ['server', 'temporalUiUrl'], String],
   ['TIDEBOX_PAYLOAD_KEY', ['security', 'payloadKey'], String],
   ['TIDEBOX_EXECD_TOKEN_SECRET', ['execd', 'tokenSecret'], String],
   ['TIDEBOX_EXECD_ENABLED', ['execd', 'enabled'], (v) => v === 'true' || v === '1'],

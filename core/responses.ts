@@ -15,6 +15,7 @@ const SandboxStatusSchema = z.object({
 
 export const SandboxResourceSchema = z.object({
   id: z.string(),
+  tenant: z.string().optional().describe('The tenant that owns the sandbox (a Tidebox addition)'),
   image: z.object({ uri: z.string() }).optional(),
   snapshotId: z.string().optional().describe('Set when restored from a snapshot (then image is absent)'),
   platform: z.object({ os: z.string(), arch: z.string() }).optional(),

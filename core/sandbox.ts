@@ -217,6 +217,8 @@ export function toSandboxResource(view: SandboxView) {
   const { state, lastTransitionAt, reason, message } = view.status;
   return {
     id: view.id,
+    // Tidebox's addition: whose it is (an operator's list mixes tenants; a tenant sees only its own name).
+    tenant: view.tenant,
     // The contract: image when created from an image, snapshotId when restored from a snapshot.
     ...(view.snapshotId ? { snapshotId: view.snapshotId } : { image: view.image }),
     ...(view.platform ? { platform: view.platform } : {}),

@@ -50,6 +50,11 @@ export const ServerSchema = z
       .string()
       .regex(/^[^/\s]+$/, 'must be host[:port] without a scheme or path')
       .optional(),
+    /** The Temporal UI the dashboard (/ui) links each sandbox's workflow to; `npm start` sets its dev server's. Unset: no link. */
+    temporalUiUrl: z
+      .string()
+      .regex(/^https?:\/\/[^\s"'<>]+$/, 'must be an http(s) URL')
+      .optional(),
   })
   .strict()
   .prefault({});

@@ -38,6 +38,10 @@ async function main(): Promise<void> {
     ...process.env,
     TEMPORAL_ADDRESS: address,
     TIDEBOX_DATA_DIR: dataDir,
+    // The dashboard links sandboxes to their workflows in the dev server's UI.
+    ...(temporal && !process.env.TIDEBOX_TEMPORAL_UI_URL
+      ? { TIDEBOX_TEMPORAL_UI_URL: `http://127.0.0.1:${config.temporal.devServerUiPort}` }
+      : {}),
     // One payload key for both processes; made once and kept next to the dev server's database.
     ...(config.security.payloadKey ? {} : { TIDEBOX_PAYLOAD_KEY: devPayloadKey(dataDir) }),
   };
@@ -74,6 +78,7 @@ async function main(): Promise<void> {
     [
       '',
       `  Tidebox API   ${apiUrl}   (OpenSandbox Lifecycle API at / and /v1)`,
+      `  Dashboard     ${apiUrl}/ui`,
       temporal ? `  Temporal UI   http://127.0.0.1:${config.temporal.devServerUiPort}` : `  Temporal      ${address}`,
       `  Data          ${dataDir}`,
       '  Ctrl-C stops everything.',

@@ -1,18 +1,22 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from '@temporalio/client';
-import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createMessagingActivities } from '../activities/messaging';
 import type { HostLog, RuntimeHost } from '../contracts/runtime';
 import { type Config, runtimeHostId } from '../core/config';
 import { loadConfig } from '../core/load-config';
 import { hostTaskQueue } from '../core/sandbox';
+import { type LogFormat, logFormat, prettyLine } from '../platform/log';
 import { payloadCodecsFor } from '../platform/payload-codec';
 import { ensureSearchAttributes, isLoopbackAddress, temporalAuthSummary, temporalConnectOptions } from '../platform/temporal-setup';
 
-/** The worker's log: one JSON object per line. */
-const log = (level: 'info' | 'warn' | 'error' | 'fatal', msg: string, fields: Record<string, unknown> = {}) =>
-  (level === 'info' ? console.log : console.error)(JSON.stringify({ level, msg, ...fields }));
+/** The worker's log: one JSON object per line, or one readable line on a terminal (`log.format`, set once the config is read). */
+let format: LogFormat = 'json';
+const log = (level: 'info' | 'warn' | 'error' | 'fatal', msg: string, fields: Record<string, unknown> = {}) => {
+  const record = { level, time: Date.now(), msg, ...fields };
+  (level === 'info' ? console.log : console.error)(format === 'pretty' ? prettyLine(record) : JSON.stringify(record));
+};
 const hostLog: HostLog = { info: (msg, fields) => log('info', msg, fields), warn: (msg, fields) => log('warn', msg, fields) };
 
 /** The runtime this worker's host runs, by `runtime.type` (the Kubernetes client is an ES module: loaded only when used). */
@@ -32,13 +36,21 @@ async function createRuntimeHost(config: Config, client: Client): Promise<Runtim
  */
 async function main(): Promise<void> {
   const config = loadConfig(process.env, (p) => readFileSync(p, 'utf8'));
-  if (config.worker.metricsPort) {
-    // The SDK's own Prometheus exporter: workflow/activity task and failure counters, latencies.
-    // Must be installed before the first connection.
-    Runtime.install({
-      telemetryOptions: { metrics: { prometheus: { bindAddress: `${config.worker.metricsHost}:${config.worker.metricsPort}` } } },
-    });
-  }
+  format = logFormat(config.log.format, process.stdout.isTTY);
+  // Before the first connection: the SDK's log through ours (its routine INFO lines — worker state
+  // changes, pollers — only at log.level debug), and its Prometheus exporter when asked for.
+  const verbose = config.log.level === 'debug' || config.log.level === 'trace';
+  Runtime.install({
+    logger: new DefaultLogger(verbose ? 'DEBUG' : 'WARN', ({ level, message, meta }) => {
+      // The host queue carries only activities, by design.
+      if (message.startsWith('No workflows registered')) return;
+      const fields = Object.fromEntries(Object.entries(meta ?? {}).map(([k, v]) => [k, v instanceof Error ? v.message : v]));
+      log(level === 'ERROR' ? 'error' : level === 'WARN' ? 'warn' : 'info', message, fields);
+    }),
+    ...(config.worker.metricsPort
+      ? { telemetryOptions: { metrics: { prometheus: { bindAddress: `${config.worker.metricsHost}:${config.worker.metricsPort}` } } } }
+      : {}),
+  });
   const connectOptions = temporalConnectOptions(config);
   const { address } = connectOptions;
   const connection = await NativeConnection.connect(connectOptions);

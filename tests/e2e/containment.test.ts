@@ -3,13 +3,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'smol-toml';
 import { Client, Connection } from '@temporalio/client';
 import { BindPins, mountPoints } from '../../activities/docker/bind-pins';
 import { LABELS } from '../../contracts/labels';
 import { payloadCodecsFor } from '../../platform/payload-codec';
 import { SANDBOX_WORKFLOW_TYPE } from '../../contracts/sandbox-actor';
-import { repoRoot, sandboxRequest, Stack, waitFor } from '../helpers/stack';
+import { repoRoot, sandboxRequest, Stack, waitFor, writeTenantsFile } from '../helpers/stack';
 
 /**
  * Containment on the real pieces, two tenants on one Docker host: each tenant's sandboxes on a network
@@ -31,15 +30,7 @@ const PAYLOAD_KEY = randomBytes(32).toString('base64');
 let stack: Stack;
 beforeAll(async () => {
   mkdirSync(storage, { recursive: true });
-  writeFileSync(
-    tenantsFile,
-    stringify({
-      tenants: [
-        { name: 'acme', namespace: 'acme', apiKeys: [KEY_A] },
-        { name: 'globex', namespace: 'globex', apiKeys: [KEY_B] },
-      ],
-    }),
-  );
+  writeTenantsFile(tenantsFile, { acme: KEY_A, globex: KEY_B });
   stack = await Stack.start({
     config: {
       tenants: { provider: 'file', file: tenantsFile },

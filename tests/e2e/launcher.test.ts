@@ -16,14 +16,33 @@ const portOpen = (port: number) =>
     s.on('error', () => resolve(false));
   });
 
-it('when the run command starts, then it prints the API and UI addresses, serves sandboxes, and SIGINT stops every process', async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'tidebox-launcher-'));
+/** A data dir, free ports and a config file for one launch, and the clean-up of what it left. */
+async function launch(prefix: string) {
+  const dataDir = mkdtempSync(join(tmpdir(), `tidebox-${prefix}-`));
   const [apiPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
-  const instance = `l${Math.random().toString(36).slice(2, 8)}`;
+  const instance = `${prefix[0]}${Math.random().toString(36).slice(2, 8)}`;
   const configPath = join(dataDir, 'tidebox.toml');
   writeFileSync(configPath, `instance = "${instance}"\n[temporal]\ndevServerPort = ${temporalPort}\ndevServerUiPort = ${uiPort}\n`);
+  const env = {
+    ...process.env,
+    TIDEBOX_CONFIG: configPath,
+    TIDEBOX_DATA_DIR: dataDir,
+    TIDEBOX_PORT: String(apiPort),
+    TEMPORAL_ADDRESS: '',
+  };
+  const cleanUp = async () => {
+    const docker = new Dockerode();
+    for (const c of await docker.listContainers({ all: true, filters: { label: [`tidebox.io/instance=${instance}`] } }))
+      await docker.getContainer(c.Id).remove({ force: true });
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  return { dataDir, apiPort, temporalPort, uiPort, env, cleanUp };
+}
+
+it('when the run command starts, then it prints the API and UI addresses, serves sandboxes, and SIGINT stops every process', async () => {
+  const { apiPort, temporalPort, uiPort, env, cleanUp } = await launch('launcher');
   const child = spawn(process.execPath, [join(repoRoot(), 'dist/scripts/dev.js')], {
-    env: { ...process.env, TIDEBOX_CONFIG: configPath, TIDEBOX_DATA_DIR: dataDir, TIDEBOX_PORT: String(apiPort), TEMPORAL_ADDRESS: '' },
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -49,11 +68,7 @@ it('when the run command starts, then it prints the API and UI addresses, serves
     expect(await portOpen(temporalPort)).toBe(false);
   } finally {
     child.kill('SIGKILL');
-    const docker = new Dockerode();
-    for (const c of await docker.listContainers({ all: true, filters: { label: [`tidebox.io/instance=${instance}`] } })) {
-      await docker.getContainer(c.Id).remove({ force: true });
-    }
-    rmSync(dataDir, { recursive: true, force: true });
+    await cleanUp();
   }
 });
 
@@ -128,3 +143,73 @@ it('when the bootstrap had to start the Docker engine, then Ctrl-C on it leaves 
     rmSync(dir, { recursive: true, force: true });
   }
 }, 400_000);
+
+describe('the first run, readable', () => {
+  it('when npm start runs, then the terminal shows one line per bootstrap step and at most 15 lines before the ready block; the tools write to the log', async () => {
+    const { dataDir, env, cleanUp } = await launch('npm-start');
+    const bootstrapLog = join(dataDir, 'bootstrap.log');
+    const child = spawn('npm', ['start'], {
+      cwd: repoRoot(),
+      detached: true,
+      env: { ...env, TIDEBOX_BOOTSTRAP_LOG: bootstrapLog },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    try {
+      await waitFor('the ready block', () => output.includes('Ctrl-C stops everything'), 180_000, 200);
+      const lines = output.split('\n');
+      const before = lines.slice(
+        0,
+        lines.findIndex((l) => l.includes('Tidebox API')),
+      );
+      expect(before.length).toBeLessThanOrEqual(15);
+      const steps = lines.filter((l) => /^\[\d\/7\] /.test(l));
+      expect(steps).toHaveLength(7);
+      for (const s of steps) expect(s).toMatch(/^\[\d\/7\] .+ … .+ \(\d+ s\)$/);
+      expect(output).not.toMatch(/Deprecat|FSTDEP|EBADENGINE|npm WARN/);
+      // What the tools said is in the log, step by step.
+      const log = readFileSync(bootstrapLog, 'utf8');
+      expect(log).toMatch(/=== \[2\/7\] build\n/);
+      expect(log).toMatch(/=== \[7\/7\] image tidebox\/busybox:latest\n/);
+    } finally {
+      try {
+        process.kill(-child.pid!, 'SIGINT');
+      } catch {
+        // gone
+      }
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // gone
+      }
+      await cleanUp();
+    }
+  }, 240_000);
+
+  it('when a bootstrap step fails, then its line says failed and why, followed by the last lines of the log', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tidebox-bootstrap-fail-'));
+    try {
+      const r = spawnSync('bash', ['scripts/bootstrap.sh', 'true'], {
+        cwd: repoRoot(),
+        env: {
+          ...process.env,
+          TEMPORAL_CLI_PATH: join(dir, 'no-such-temporal'),
+          TEMPORAL_ADDRESS: '',
+          TIDEBOX_BOOTSTRAP_LOG: join(dir, 'b.log'),
+        },
+        encoding: 'utf8',
+        timeout: 180_000,
+      });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/\[3\/7\] Temporal CLI … failed \(\d+ s\): TEMPORAL_CLI_PATH=\S+ is not executable\n/);
+      expect(r.stderr).toContain(`--- the last lines of ${join(dir, 'b.log')} ---`);
+      expect(r.stderr).toContain('=== [3/7] Temporal CLI');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 200_000);
+});

@@ -92,6 +92,8 @@ describe('metrics and logs', () => {
     const failed = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ entrypoint: ['sh', '-c', 'exit 3'] }));
     expect(failed.body.status.state).toBe('Failed');
     await stack.request('GET', `/v1/sandboxes/${ok.body.id}`, undefined, { 'X-Request-ID': 'obs-get-1' });
+    const renewTo = new Date(Date.now() + 3_600_000).toISOString();
+    await stack.request('POST', `/v1/sandboxes/${ok.body.id}/renew-expiration`, { expiresAt: renewTo }, { 'X-Request-ID': 'obs-renew-1' });
 
     const metrics = await waitFor(
       'sandbox gauges',
@@ -128,10 +130,23 @@ describe('metrics and logs', () => {
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l));
-    const getLines = lines.filter((l) => l.requestId === 'obs-get-1');
-    expect(getLines.length).toBeGreaterThan(0);
-    expect(getLines.some((l) => l.sandboxId === ok.body.id)).toBe(true);
-    expect(lines.some((l) => l.requestId === 'obs-create-1')).toBe(true);
+    // One line per request, when it is answered, saying whose it was and how it went.
+    const createLines = lines.filter((l) => l.requestId === 'obs-create-1');
+    expect(createLines).toEqual([
+      expect.objectContaining({
+        msg: 'request',
+        method: 'POST',
+        path: '/v1/sandboxes',
+        status: 202,
+        ms: expect.any(Number),
+        tenant: expect.any(String),
+      }),
+    ]);
+    expect(lines.filter((l) => l.requestId === 'obs-renew-1')).toEqual([
+      expect.objectContaining({ method: 'POST', status: 200, sandboxId: ok.body.id }),
+    ]);
+    // A read that succeeded (the SDKs poll) is at debug: not in an info log.
+    expect(lines.filter((l) => l.requestId === 'obs-get-1')).toEqual([]);
     await stack.request('DELETE', `/v1/sandboxes/${ok.body.id}`);
     await stack.request('DELETE', `/v1/sandboxes/${failed.body.id}`);
     await waitFor(

@@ -1,6 +1,6 @@
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { HttpResult, repoRoot, sandboxRequest, Stack, waitFor } from '../helpers/stack';
+import { runCli } from '../helpers/cli';
+import { HttpResult, sandboxRequest, Stack, waitFor } from '../helpers/stack';
 
 /**
  * Snapshots as actors on the real pieces: commit a changed sandbox, restore it, list and delete,
@@ -60,19 +60,7 @@ async function snapshot(sandboxId: string, body: unknown = {}): Promise<HttpResu
   return stack.request('POST', `/v1/sandboxes/${sandboxId}/snapshots`, body);
 }
 
-/** The operator CLI as the README runs it (`npx tidebox …`), against this stack. */
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      'npx',
-      ['--no-install', 'tidebox', ...args],
-      { cwd: repoRoot(), env: { ...process.env, TIDEBOX_URL: stack.baseUrl }, timeout: 120_000 },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
+const cli = (args: string[]) => runCli(stack.baseUrl, args);
 
 const imageExists = async (ref: string) => {
   try {

@@ -292,3 +292,9 @@ export function sandboxRequest(overrides: Record<string, unknown> = {}): Record<
     ...overrides,
   };
 }
+
+/** A tenants file (the file provider's TOML) with one tenant per name, each in the namespace of its name, with one key. */
+export function writeTenantsFile(file: string, keys: Record<string, string>): void {
+  const tenants = Object.entries(keys).map(([name, key]) => ({ name, namespace: name, apiKeys: [key] }));
+  writeFileSync(file, stringify({ tenants }));
+}
