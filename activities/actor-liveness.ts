@@ -1,6 +1,5 @@
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
-import { holdsMemberQuery } from '../contracts/pool-actor';
-import type { PoolView } from '../core/pools';
+import { holdsMemberQuery, reservationQuery } from '../contracts/pool-actor';
 import { type SandboxView, sandboxWorkflowId } from '../core/sandbox';
 
 /**
@@ -48,15 +47,17 @@ export async function poolHolds(client: Client, poolWorkflowId: string, memberId
 }
 
 /**
- * Whether the pool a reservation key names still holds it: its actor is open and is the pool made at
- * that time (a pool made again under the same name holds a key of its own).
+ * Whether a pool still holds this reservation key: its actor is open and says the key is its own (a
+ * pool made again under the same name holds a key of its own). Any other failure to ask counts as
+ * holding: a share is never given back on a guess.
  */
-export async function poolReservationHeld(client: Client, pool: { workflowId: string; createdAt: string }): Promise<boolean> {
+export async function poolReservationHeld(client: Client, poolWorkflowId: string, key: string): Promise<boolean> {
   try {
-    const described = await client.workflow.getHandle(pool.workflowId).describe();
-    return described.status.name === 'RUNNING' && (described.memo?.view as PoolView | undefined)?.createdAt === pool.createdAt;
+    const handle = client.workflow.getHandle(poolWorkflowId);
+    if ((await handle.describe()).status.name !== 'RUNNING') return false;
+    return (await handle.query(reservationQuery)) === key;
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return false;
-    throw err;
+    return true;
   }
 }

@@ -10,6 +10,7 @@ import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
 import type { MessagingActivities } from '../contracts/messaging';
 import { acquireMountUpdate, MOUNT_WORKFLOW_TYPE, releaseMountUpdate, type MountWorkflow } from '../contracts/mount-actor';
 import { renewUpdate } from '../contracts/sandbox-actor';
+import { reserveUpdate, TENANT_WORKFLOW_TYPE, type TenantWorkflow, tenantWorkflowStart } from '../contracts/tenant-actor';
 import { SA } from '../contracts/search-attributes';
 import type { Config } from '../core/config';
 import { errorKindOf } from '../core/errors';
@@ -89,12 +90,24 @@ export function createMessagingActivities({ client, config }: { client: Client; 
 
     deleteRenewSchedule: async ({ sandboxId }) => ({ deleted: await deleteSchedule(sandboxId) }),
 
+    reserveQuota: async ({ tenant, key, reservation, limits, replace }) =>
+      client.workflow.executeUpdateWithStart(reserveUpdate, {
+        args: [{ sandboxId: key, reservation, limits, replace }],
+        startWorkflowOperation: new WithStartWorkflowOperation<TenantWorkflow>(TENANT_WORKFLOW_TYPE, {
+          ...tenantWorkflowStart(tenant, config.temporal.taskQueue, {
+            graceSeconds: config.server.quotaCheckGraceSeconds,
+            intervalSeconds: config.server.quotaCheckIntervalSeconds,
+          }),
+          workflowIdConflictPolicy: 'USE_EXISTING',
+        }),
+      }),
+
     sandboxesOpen: async ({ sandboxIds }) => {
       const open: string[] = [];
       for (const id of sandboxIds) {
         const pool = poolOfReservationKey(id);
         const actor = id.startsWith('snapshot:') ? snapshotWorkflowId(id.slice('snapshot:'.length)) : sandboxWorkflowId(id);
-        if (pool ? await poolReservationHeld(client, pool) : await workflowOpen(client, actor)) open.push(id);
+        if (pool ? await poolReservationHeld(client, pool.workflowId, id) : await workflowOpen(client, actor)) open.push(id);
         Context.current().heartbeat();
       }
       return { open };

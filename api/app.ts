@@ -152,7 +152,10 @@ export async function buildApp({ config, services, namespaces, execdBackend, log
   app.addHook('onResponse', async (req, reply) => {
     const status = reply.statusCode;
     const level = status >= 500 ? 'error' : (req.method === 'GET' || req.method === 'HEAD') && status < 400 ? 'debug' : 'info';
-    reply.log[level]({ method: req.method, path: req.url.split('?')[0], status, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
+    // A proxied app's own path may carry its tokens: for those, the route's pattern only.
+    const route = req.routeOptions.url;
+    const path = route?.includes('/proxy/') ? route : req.url.split('?')[0];
+    reply.log[level]({ method: req.method, path, status, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
   });
 
   app.setErrorHandler(async (err: FastifyError, req, reply) => {

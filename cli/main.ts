@@ -34,9 +34,10 @@ exit codes: 0 done, 1 the operation did not succeed, 2 bad usage or refused (4xx
 
 async function main(argv: string[]): Promise<number> {
   const [noun, verb, ...rest] = argv;
-  if (noun === undefined || noun === '--help' || noun === '-h' || noun === 'help') {
+  if (noun === undefined) throw new UsageError('a command is needed');
+  if (noun === '--help' || noun === '-h' || noun === 'help') {
     console.log(USAGE);
-    return noun === undefined ? 2 : 0;
+    return 0;
   }
   if (noun === 'sandboxes' || noun === 'sandbox') return sandboxes(verb, rest);
   if (noun === 'snapshots') return snapshots(verb, rest);

@@ -1,4 +1,5 @@
 /** How the CLI prints: aligned tables for people, `--json` for scripts, short relative times. */
+import { UsageError } from './client';
 
 /** An aligned table: a header row, then one line per row; an empty list says so in one line. */
 export function table(headers: string[], rows: string[][], empty: string): string {
@@ -33,12 +34,12 @@ export const until = (iso: string | undefined, now = Date.now()): string => {
 /** How long ago `iso` was ("5m 02s"). */
 export const age = (iso: string, now = Date.now()): string => duration(now - Date.parse(iso));
 
-/** `k=v` pairs into a record; a pair without "=" is a usage error, reported by the caller. */
+/** `k=v` pairs into a record; a pair without "=" is bad usage (exit 2). */
 export function pairs(list: string[] | undefined, what: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const p of list ?? []) {
     const at = p.indexOf('=');
-    if (at <= 0) throw new Error(`${what} takes key=value, got "${p}"`);
+    if (at <= 0) throw new UsageError(`${what} takes key=value, got "${p}"`);
     out[p.slice(0, at)] = p.slice(at + 1);
   }
   return out;

@@ -95,14 +95,9 @@ async function create(args: string[]): Promise<number> {
     timeout = Number(values.timeout);
     if (!Number.isInteger(timeout) || timeout <= 0) throw new UsageError('--timeout is a whole number of seconds, or "none"');
   }
-  let env: Record<string, string>;
-  let metadata: Record<string, string>;
-  try {
-    env = pairs(values.env, '--env');
-    metadata = pairs(values.metadata, '--metadata');
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const env = pairs(values.env, '--env');
+  const metadata = pairs(values.metadata, '--metadata');
+  if (positionals.length && !values.image) throw new UsageError('a command (after --) goes with --image only');
   const limits = { ...(values.cpu ? { cpu: values.cpu } : {}), ...(values.memory ? { memory: values.memory } : {}) };
   const body = {
     ...(values.image ? { image: { uri: values.image }, entrypoint: positionals.length ? positionals : ['tail', '-f', '/dev/null'] } : {}),

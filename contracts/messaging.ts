@@ -4,6 +4,8 @@
  * Method names are activity types recorded in histories: never rename one.
  */
 import type { MountWorkflowInput } from '../core/mounts';
+import type { Reservation, UsageLimits } from '../core/quotas';
+import type { ReserveOutcome } from './tenant-actor';
 import type { RenewRunInput, RenewRunOutcome } from '../core/sandbox';
 
 export interface MessagingActivities {
@@ -20,4 +22,15 @@ export interface MessagingActivities {
   renewFromSchedule(input: RenewRunInput): Promise<RenewRunOutcome>;
   /** Which of these reservation keys (sandbox ids, `snapshot:<id>`, a pool's key) still have an open actor (the tenant actor gives the others' shares back). */
   sandboxesOpen(input: { sandboxIds: string[] }): Promise<{ open: string[] }>;
+  /**
+   * A reservation in the tenant's quota through its actor's `reserve` Update (a pool resizing its
+   * share: `replace`), starting the actor if there is none. The verdict, admitted or not.
+   */
+  reserveQuota(input: {
+    tenant: string;
+    key: string;
+    reservation: Reservation;
+    limits: UsageLimits;
+    replace: boolean;
+  }): Promise<ReserveOutcome>;
 }

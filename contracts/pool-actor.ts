@@ -1,6 +1,7 @@
 /** What the pool actor (`pool/<tenant>/<name>`) answers to. Names are recorded in histories: never rename one. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { CapacitySpec, PoolView, PoolWorkflowInput } from '../core/pools';
+import type { UsageLimits } from '../core/quotas';
 import type { SandboxSpec } from '../core/sandbox';
 
 export const POOL_WORKFLOW_TYPE = 'poolWorkflow';
@@ -16,10 +17,18 @@ export const claimUpdate = defineUpdate<{ memberId: string | null; spec: Sandbox
 export const unclaimSignal = defineSignal<[{ memberId: string }]>('unclaim');
 /** The sandbox actor of a claimed member has started: it owns the container now (adopts it, or removes it), so the pool lets it go. */
 export const adoptedSignal = defineSignal<[{ memberId: string }]>('adopted');
-/** New template and/or capacity (PUT): members of the old template drain. */
-export const configureUpdate = defineUpdate<PoolView, [{ template: Record<string, unknown>; spec: SandboxSpec; capacity: CapacitySpec }]>(
-  'configure',
-);
+/**
+ * New template and/or capacity (PUT): members of the old template drain. With `limits` (the caller's
+ * quota), the pool first resizes its reservation in the tenant's quota through the tenant actor —
+ * the pool is the only writer of its share after its create — and a refusal (QUOTA_EXCEEDED)
+ * changes nothing. Changes are applied one at a time.
+ */
+export const configureUpdate = defineUpdate<
+  PoolView,
+  [{ template: Record<string, unknown>; spec: SandboxSpec; capacity: CapacitySpec; limits?: UsageLimits }]
+>('configure');
+/** The tenant actor's key this pool's share is reserved under (the tenant actor's check asks it). */
+export const reservationQuery = defineQuery<string | null>('reservation');
 /** DELETE: every unclaimed member drains, then the actor ends. */
 export const deletePoolUpdate = defineUpdate<PoolView, []>('delete');
 export const describePoolQuery = defineQuery<PoolView>('describe');

@@ -54,7 +54,7 @@ export interface SandboxRuntime {
    * Take over a warm pool member made for this sandbox id (frozen until now): thaw it and answer as a
    * start does. Fails (non-retryable CONTAINER_EXITED) when it is gone or no longer runs.
    */
-  adoptContainer(input: WorkloadRef & { ports?: number[] }): Promise<StartedWorkload>;
+  adoptContainer(input: WorkloadRef & { ports?: number[]; metadata?: Record<string, string> }): Promise<StartedWorkload>;
   /** Freeze every process of the workload (idempotent). */
   pauseContainer(input: { sandboxId: string }): Promise<void>;
   /** Thaw it (idempotent). */

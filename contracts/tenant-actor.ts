@@ -17,6 +17,13 @@ export interface TenantWorkflowInput {
 }
 export type TenantWorkflow = (input: TenantWorkflowInput) => Promise<void>;
 
+/** How a tenant actor is started, by whichever reservation comes first (the API's, or a pool actor's). */
+export const tenantWorkflowStart = (tenant: string, taskQueue: string, check: { graceSeconds: number; intervalSeconds: number }) => ({
+  workflowId: tenantWorkflowId(tenant),
+  taskQueue,
+  args: [{ tenant, check }] as [TenantWorkflowInput],
+});
+
 export type ReserveOutcome = { admitted: true; usage: Usage } | { admitted: false; message: string; usage: Usage };
 
 /**

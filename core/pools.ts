@@ -115,6 +115,10 @@ export interface PoolWorkflowInput {
   capacity: CapacitySpec;
   /** How long a claimed member may wait for its sandbox actor before it is checked and, if none, destroyed. */
   claimTimeoutSeconds: number;
+  /** Whether members are frozen while they wait (Docker); pods cannot be, and wait running. Absent: frozen. */
+  freeze?: boolean;
+  /** The tenant actor's key for this pool's share of the quota (core/quotas.ts); absent for pools made before pools held quota. */
+  reservation?: string;
   /** Present only when continuing as new. */
   carried?: { members: Record<string, PoolMember>; generation: number; deleting: boolean; claims: number; misses: number };
 }

@@ -99,15 +99,17 @@ export const sandboxesHeld = (r: Reservation): number => (r.kind === 'snapshot' 
 export const snapshotReservationKey = (snapshotId: string): string => `snapshot:${snapshotId}`;
 
 /**
- * The tenant actor's key for a pool's reservation: its actor's id and its creation time, so a pool
- * made again under the same name holds a reservation of its own (the old one's release cannot take it).
+ * The tenant actor's key for a pool's reservation: its actor's id and a nonce made by the create
+ * that reserved it, so two creates of one name never share a key (a refused one gives back only its
+ * own), and a pool made again under the name holds a key of its own. The pool keeps its key in its
+ * input and answers for it (`reservation` query).
  */
-export const poolReservationKey = (poolWorkflowId: string, createdAt: string): string => `${poolWorkflowId}@${createdAt}`;
-/** The pool actor and creation time a pool reservation key names; undefined for any other key. */
-export function poolOfReservationKey(key: string): { workflowId: string; createdAt: string } | undefined {
+export const poolReservationKey = (poolWorkflowId: string, nonce: string): string => `${poolWorkflowId}@${nonce}`;
+/** The pool actor a pool reservation key names; undefined for any other key. */
+export function poolOfReservationKey(key: string): { workflowId: string } | undefined {
   const at = key.lastIndexOf('@');
   if (!key.startsWith('pool/') || at < 0) return undefined;
-  return { workflowId: key.slice(0, at), createdAt: key.slice(at + 1) };
+  return { workflowId: key.slice(0, at) };
 }
 
 export const cpuText = (millis: number) => (millis % 1000 === 0 ? String(millis / 1000) : `${millis}m`);

@@ -20,6 +20,8 @@ const clock = (t: unknown): string => {
   const d = typeof t === 'number' || typeof t === 'string' ? new Date(t) : new Date();
   return Number.isNaN(d.getTime()) ? '' : d.toISOString().slice(11, 23);
 };
+/** Control characters shown escaped: a value with a newline cannot forge a line of its own. */
+const oneLine = (s: string): string => s.replace(/[\x00-\x1f\x7f]/g, (c) => JSON.stringify(c).slice(1, -1));
 const value = (v: unknown): string => {
   const s = typeof v === 'string' ? v : JSON.stringify(v);
   return /[\s"]/.test(s) ? JSON.stringify(s) : s;
@@ -31,8 +33,8 @@ export function prettyLine(record: Record<string, unknown>): string {
     typeof record.level === 'number' ? (LEVELS[record.level] ?? String(record.level)) : String(record.level ?? 'info').toUpperCase();
   const head =
     record.method !== undefined && record.status !== undefined
-      ? `${String(record.method)} ${String(record.path)} → ${String(record.status)} (${String(record.ms)} ms)`
-      : String(record.msg ?? '');
+      ? `${oneLine(String(record.method))} ${oneLine(String(record.path))} → ${String(record.status)} (${String(record.ms)} ms)`
+      : oneLine(String(record.msg ?? ''));
   const err = record.err as { message?: string; stack?: string } | undefined;
   const fields = Object.entries(record)
     .filter(([k, v]) => !SHOWN.has(k) && v !== undefined)

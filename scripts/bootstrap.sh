@@ -33,7 +33,7 @@ done_() {
   printf '%s (%d s)\n' "$1" $((SECONDS - step_t0)) >&3
   printf '=== %s\n' "$1"
   local n
-  for n in "${notes[@]}"; do printf '      %s\n' "$n" >&3; done
+  for n in ${notes[@]+"${notes[@]}"}; do printf '      %s\n' "$n" >&3; done
   step_name=
 }
 say() { printf 'bootstrap: %s\n' "$*"; }                  # to the log
@@ -154,9 +154,14 @@ else
     dockerd_log=${TIDEBOX_DOCKERD_LOG:-$ROOT/.tidebox/logs/dockerd.log}
     mkdir -p "$(dirname "$dockerd_log")"
     # shellcheck disable=SC2086 # word splitting of the extra arguments is meant
-    (cd / && exec setsid dockerd ${TIDEBOX_DOCKERD_ARGS:-} >>"$dockerd_log" 2>&1 </dev/null) &
+    # (fds 3 and 4, the terminal, are closed for it: a reader of npm's output must see its end.)
+    (cd / && exec setsid dockerd ${TIDEBOX_DOCKERD_ARGS:-} >>"$dockerd_log" 2>&1 </dev/null 3>&- 4>&-) &
     dockerd_pid=$!
-    for _ in $(seq 1 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+    for _ in $(seq 1 120); do
+      docker info >/dev/null 2>&1 && break
+      kill -0 "$dockerd_pid" 2>/dev/null || die "dockerd exited at once; see $dockerd_log"
+      sleep 0.5
+    done
     docker info >/dev/null 2>&1 || die "dockerd did not come up; see $dockerd_log"
     note "the engine runs on its own (log: ${dockerd_log#"$ROOT"/}): it keeps running when Tidebox stops; stop it with: kill $dockerd_pid"
     done_ "started (pid $dockerd_pid)"
@@ -197,6 +202,7 @@ else
     apt_install busybox-static
   fi
   rootfs=$(mktemp -d)
+  trap 'rc=$?; rm -rf "$rootfs"; (exit $rc); on_exit' EXIT
   mkdir -p "$rootfs"/{bin,etc,tmp,root,proc,sys,dev,var/tmp}
   chmod 1777 "$rootfs/tmp" "$rootfs/var/tmp"
   cp /bin/busybox "$rootfs/bin/busybox"
@@ -207,6 +213,7 @@ else
   printf 'root:x:0:\nnobody:x:65534:\n' >"$rootfs/etc/group"
   tar -C "$rootfs" -c . | docker import --change 'ENV PATH=/bin' --change 'CMD ["sh"]' - "$IMAGE" >/dev/null
   rm -rf "$rootfs"
+  trap on_exit EXIT
   done_ "made from busybox-static"
 fi
 

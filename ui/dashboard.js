@@ -64,7 +64,7 @@ function renderSandboxes() {
     ),
   );
   fill($('#sandboxes tbody'), rows, 6, 'no sandboxes');
-  $('#sandbox-count').textContent = `(${state.sandboxes.length})`;
+  $('#sandbox-count').textContent = state.more ? `(the first ${state.sandboxes.length})` : `(${state.sandboxes.length})`;
 }
 
 /** Ages and countdowns move every second between refreshes. */
@@ -145,6 +145,7 @@ async function refresh() {
       api('GET', '/mounts'),
     ]);
     state.sandboxes = sandboxes.items;
+    state.more = Boolean(sandboxes.pagination && sandboxes.pagination.hasNextPage);
     state.snapshots = snapshots.items;
     state.mounts = mounts.items;
     renderSandboxes();

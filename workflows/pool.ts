@@ -2,7 +2,6 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
-  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -19,6 +18,7 @@ import {
   describePoolQuery,
   holdsMemberQuery,
   type PoolWorkflow,
+  reservationQuery,
   unclaimSignal,
 } from '../contracts/pool-actor';
 import type { SandboxRuntime } from '../contracts/runtime';
@@ -31,7 +31,7 @@ import {
   poolStatus,
   templateView,
 } from '../core/pools';
-import { poolReservationKey } from '../core/quotas';
+import { poolReservation } from '../core/quotas';
 import { hostTaskQueue } from '../core/sandbox';
 import { describeFailure, reject } from './failures';
 import { releaseQuota } from './quota';
@@ -70,6 +70,11 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
   const { sandboxesOpen } = proxyActivities<MessagingActivities>({
     startToCloseTimeout: '1 minute',
     retry: { initialInterval: '1s', maximumInterval: '30s' },
+  });
+  /** A resize's verdict is awaited by the PUT that asked: bounded, so a lost tenant actor fails the PUT instead of holding it. */
+  const quota = proxyActivities<MessagingActivities>({
+    startToCloseTimeout: '30 seconds',
+    retry: { initialInterval: '500ms', maximumInterval: '5s', maximumAttempts: 5 },
   });
 
   const { tenant, namespace, name, createdAt } = input;
@@ -134,16 +139,37 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
     if (members[memberId]?.state === 'claimed') delete members[memberId];
     touch();
   });
+  /** A change in progress (its reservation asked for): the next waits, so shares and settings change in one order. */
+  let configuring = false;
   setHandler(
     configureUpdate,
-    (next) => {
-      if (JSON.stringify(next.spec) !== JSON.stringify(spec)) generation++;
-      ({ template, spec, capacity } = next);
-      failures = 0;
-      backoffUntil = 0;
-      lastError = undefined;
-      touch();
-      return view();
+    async (next) => {
+      await condition(() => !configuring);
+      configuring = true;
+      try {
+        if (deleting) throw reject('POOL_NOT_FOUND', `pool ${name} is being deleted`);
+        if (input.reservation && next.limits) {
+          // The new size in place of the old: refused, nothing changes (the old share stays).
+          const verdict = await quota.reserveQuota({
+            tenant,
+            key: input.reservation,
+            reservation: poolReservation(next.spec.resources, next.capacity.poolMax),
+            limits: next.limits,
+            replace: true,
+          });
+          if (!verdict.admitted) throw reject('QUOTA_EXCEEDED', verdict.message);
+          if (deleting) throw reject('POOL_NOT_FOUND', `pool ${name} is being deleted`);
+        }
+        if (JSON.stringify(next.spec) !== JSON.stringify(spec)) generation++;
+        ({ template, spec, capacity } = next);
+        failures = 0;
+        backoffUntil = 0;
+        lastError = undefined;
+        touch();
+        return view();
+      } finally {
+        configuring = false;
+      }
     },
     {
       validator: (_next) => {
@@ -157,13 +183,14 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
     return view();
   });
   setHandler(describePoolQuery, view);
+  setHandler(reservationQuery, () => input.reservation ?? null);
   setHandler(holdsMemberQuery, (memberId) => memberId in members);
 
   const warm = async (id: string, gen: number) => {
     try {
       await runtime.ensureContainer({ sandboxId: id, tenant, namespace, spec, pool: workflowInfo().workflowId });
       await runtime.startContainer({ sandboxId: id, namespace, ports: spec.ports });
-      await runtime.pauseContainer({ sandboxId: id });
+      if (input.freeze !== false) await runtime.pauseContainer({ sandboxId: id });
       members[id] = { state: 'ready', generation: gen, since: Date.now() };
       failures = 0;
       lastError = undefined;
@@ -250,5 +277,5 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
   }
   await condition(allHandlersFinished);
   // Its members are gone: the tenant's quota gets the pool's share back (reserved by the API at create).
-  if (patched('pool-releases-quota')) await releaseQuota(tenant, poolReservationKey(workflowInfo().workflowId, createdAt));
+  if (input.reservation) await releaseQuota(tenant, input.reservation);
 };

@@ -1,3 +1,4 @@
+import type { V1Pod } from '@kubernetes/client-node';
 import type { Client } from '@temporalio/client';
 import { SANDBOX_WORKFLOW_TYPE } from '../../contracts/sandbox-actor';
 import type { HostLog, RuntimeHost } from '../../contracts/runtime';
@@ -6,11 +7,12 @@ import type { SandboxView } from '../../core/sandbox';
 import { CoreV1Api, loadKubeConfig, NetworkingV1Api } from '../../platform/kube';
 import { buildSandboxNetworkPolicy, ensureSandboxNetworkPolicy } from './network-policy';
 import { declaredPorts } from '../../core/network';
-import { actorGone } from '../actor-liveness';
+import { actorGone, poolHolds } from '../actor-liveness';
 import { createFaults } from '../faults';
 import { sandboxSignals } from '../sandbox-signals';
 import { readPodTemplate } from './cluster';
 import { createPodRuntime } from './pod-runtime';
+import { POOL_ANNOTATION } from './pod-spec';
 import { type OpenSandbox, watchPodExits } from './pod-watcher';
 
 /** Open sandboxes one sweep looks at; beyond it, missing pods wait for a later sweep and no pod is judged an orphan. */
@@ -47,8 +49,15 @@ export async function createKubernetesHost(config: Config, client: Client, log: 
     return { items, complete: true };
   };
 
-  /** The actor's own word (not visibility): closed, or Failed/Terminated, means its pod is an orphan. */
-  const isOrphan = (sandboxId: string) => actorGone(client, sandboxId, { failedToo: true });
+  /**
+   * The actor's own word (not visibility): closed, or Failed/Terminated, means its pod is an orphan —
+   * unless the pod is a warm pool member its pool still holds (it has no sandbox actor yet).
+   */
+  const isOrphan = async (sandboxId: string, pod: V1Pod) => {
+    const pool = pod.metadata?.annotations?.[POOL_ANNOTATION];
+    if (pool && (await poolHolds(client, pool, sandboxId))) return false;
+    return actorGone(client, sandboxId, { failedToo: true });
+  };
 
   return {
     activities: createPodRuntime({

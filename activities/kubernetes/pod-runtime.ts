@@ -10,7 +10,7 @@ import { type CoreV1Api, kubeMessage, kubeStatus, unlessNotFound } from '../../p
 import { fail, heartbeating } from '../common';
 import type { Faults } from '../faults';
 import { deleteSandboxPod } from './cluster';
-import { buildClaim, buildPod, buildPullSecret, podName, podProgress, PodSettings, pullSecretName } from './pod-spec';
+import { adoptionPatch, buildClaim, buildPod, buildPullSecret, podName, podProgress, PodSettings, pullSecretName } from './pod-spec';
 import { progressReporter } from './progress-reporter';
 
 export interface PodRuntimeDeps {
@@ -148,7 +148,13 @@ export function createPodRuntime(deps: PodRuntimeDeps): SandboxRuntime & Snapsho
         let body: V1Pod;
         try {
           body = buildPod(
-            { sandboxId: input.sandboxId, tenant: input.tenant, namespace, userId: userIdOf(input.spec.extensions) },
+            {
+              sandboxId: input.sandboxId,
+              tenant: input.tenant,
+              namespace,
+              userId: userIdOf(input.spec.extensions),
+              ...(input.pool ? { pool: input.pool } : {}),
+            },
             input.spec,
             settings(deps.declaredPorts(input.spec.ports)),
           );
@@ -215,9 +221,33 @@ export function createPodRuntime(deps: PodRuntimeDeps): SandboxRuntime & Snapsho
         }
       }),
 
-    adoptContainer: async () => {
-      throw unsupported('warm pools');
-    },
+    /**
+     * Take a warm pool member's pod over for the sandbox that claimed it: it must be ours and
+     * running; its labels are handed over (the pool's go, the sandbox's metadata comes) in one
+     * patch. Pods are not frozen while they wait, so there is nothing to thaw.
+     */
+    adoptContainer: (input) =>
+      heartbeating(async () => {
+        const namespace = await locate(input.sandboxId, input.namespace);
+        const pod = await readPod(namespace, input.sandboxId);
+        if (!pod || !isOurs(pod, input.sandboxId))
+          throw fail('CONTAINER_EXITED', `the warm pool member for ${input.sandboxId} no longer exists`);
+        await faults.reached('member-adopting', input.sandboxId);
+        const progress = podProgress(pod);
+        if (progress.kind !== 'running')
+          throw fail('CONTAINER_EXITED', `the warm pool member for ${input.sandboxId} is not running: ${progress.reason ?? progress.kind}`);
+        const labels = pod.metadata?.labels ?? {};
+        const id = { sandboxId: input.sandboxId, tenant: labels[LABELS.tenant] ?? '', namespace, userId: labels[LABELS.userId] };
+        const patch = adoptionPatch(pod, id, config.instance, input.metadata ?? {});
+        try {
+          await core.patchNamespacedPod({ name: podName(input.sandboxId), namespace, body: patch });
+        } catch (err) {
+          if (kubeStatus(err) === 404) throw fail('CONTAINER_EXITED', `the warm pool member for ${input.sandboxId} no longer exists`);
+          throw rejected(err, 'cannot hand the pool member over');
+        }
+        const ports = Object.fromEntries(deps.declaredPorts(input.ports ?? []).map((p) => [String(p), p]));
+        return { containerId: pod.metadata!.uid!, network: { hostNetwork: true, ports, host: progress.podIP } };
+      }),
     pauseContainer: async () => {
       throw unsupported('pause');
     },

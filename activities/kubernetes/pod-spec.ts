@@ -48,6 +48,29 @@ export interface PodIdentity {
   tenant: string;
   namespace: string;
   userId?: string;
+  /** A warm pool's member: its pool actor's workflow id (`pool/<tenant>/<name>`). */
+  pool?: string;
+}
+
+/** A pool member's pod: the label holds the pool's name (a label value), the annotation its actor's workflow id. */
+export const POOL_ANNOTATION = 'tidebox.io/pool';
+
+/**
+ * The JSON Patch that hands a pool member's pod to the sandbox that claimed it: the pool's label and
+ * annotation go, the sandbox's metadata comes (labels and the annotation, as a create would have
+ * set them). Built from the pod as read, so a retried adoption removes only what is still there.
+ */
+export function adoptionPatch(pod: V1Pod, id: PodIdentity, instance: string, metadata: Record<string, string>): object[] {
+  const esc = (k: string) => k.replace(/~/g, '~0').replace(/\//g, '~1');
+  const labels = sandboxLabels(id, instance, metadata);
+  const ops: object[] = Object.entries(labels)
+    .filter(([k, v]) => pod.metadata?.labels?.[k] !== v)
+    .map(([k, v]) => ({ op: 'add', path: `/metadata/labels/${esc(k)}`, value: v }));
+  if (pod.metadata?.labels?.[LABELS.pool] !== undefined) ops.push({ op: 'remove', path: `/metadata/labels/${esc(LABELS.pool)}` });
+  if (pod.metadata?.annotations?.[POOL_ANNOTATION] !== undefined)
+    ops.push({ op: 'remove', path: `/metadata/annotations/${esc(POOL_ANNOTATION)}` });
+  ops.push({ op: 'add', path: `/metadata/annotations/${esc(METADATA_ANNOTATION)}`, value: JSON.stringify(metadata) });
+  return ops;
 }
 
 /**
@@ -118,8 +141,15 @@ export function buildPod(id: PodIdentity, spec: SandboxSpec, settings: PodSettin
     metadata: {
       name: podName(id.sandboxId),
       namespace: id.namespace,
-      labels: sandboxLabels(id, settings.instance, spec.metadata),
-      annotations: { [METADATA_ANNOTATION]: JSON.stringify(spec.metadata), ...(id.userId ? { [USER_ID_ANNOTATION]: id.userId } : {}) },
+      labels: {
+        ...sandboxLabels(id, settings.instance, spec.metadata),
+        ...(id.pool ? { [LABELS.pool]: id.pool.slice(id.pool.lastIndexOf('/') + 1) } : {}),
+      },
+      annotations: {
+        [METADATA_ANNOTATION]: JSON.stringify(spec.metadata),
+        ...(id.userId ? { [USER_ID_ANNOTATION]: id.userId } : {}),
+        ...(id.pool ? { [POOL_ANNOTATION]: id.pool } : {}),
+      },
     },
     spec: {
       restartPolicy: 'Never',

@@ -38,9 +38,10 @@ export async function watchPodExits(opts: {
   openSandboxes: () => Promise<{ items: OpenSandbox[]; complete: boolean }>;
   /**
    * Asked of the sandbox actor itself (not visibility) before a pod is deleted: true when it is closed
-   * or Failed/Terminated. Visibility can briefly miss a live sandbox (a continue-as-new in flight).
+   * or Failed/Terminated (a warm pool member: when its pool no longer holds it either). Visibility can
+   * briefly miss a live sandbox (a continue-as-new in flight).
    */
-  isOrphan: (sandboxId: string) => Promise<boolean>;
+  isOrphan: (sandboxId: string, pod: V1Pod) => Promise<boolean>;
   signal: AbortSignal;
   log: (msg: string) => void;
   sweepIntervalMs?: number;
@@ -120,7 +121,7 @@ export async function watchPodExits(opts: {
             : undefined;
         if (!why) continue;
         await (async () => {
-          if (await opts.isOrphan(sandboxId)) await removeOrphan(pod, sandboxId, why);
+          if (await opts.isOrphan(sandboxId, pod)) await removeOrphan(pod, sandboxId, why);
         })().catch((err) => log(`removing orphaned pod ${pod.metadata?.name} failed: ${(err as Error).message}`));
       }
     }

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Config } from '../../core/config';
-import { notOnKubernetes, TideboxError } from '../../core/errors';
+import { TideboxError } from '../../core/errors';
 import { CapacitySpecSchema, capacityProblem, POOL_NAME, POOL_REF_EXTENSION } from '../../core/pools';
 import type { SandboxSpec } from '../../core/sandbox';
 import { createSandboxRequestSchema, offerOf } from '../../core/schemas';
@@ -43,13 +43,11 @@ export interface PoolRouteDeps {
 
 /** Warm pools (docs/pools.md): a tenant's named sets of sandboxes made ahead of demand from a template. */
 export const poolRoutes: FastifyPluginAsyncZod<PoolRouteDeps> = async (app, { config, pools, prepareSpec }) => {
-  const onKubernetes = config.runtime.type === 'kubernetes';
   const Template = createSandboxRequestSchema(config.sandbox, offerOf(config));
   const PoolBody = z.object({ template: Template, capacitySpec: CapacitySpecSchema }).strict();
 
   /** The spec members are made with: the template as a create would run it, minus what cannot be made ahead. */
   const templateSpec = async (caller: TenantCaller, template: z.infer<typeof Template>, capacity: z.infer<typeof CapacitySpecSchema>) => {
-    if (onKubernetes) throw notOnKubernetes('warm pools');
     const problem = capacityProblem(capacity, config.pools.maxMembers);
     if (problem) throw new TideboxError('INVALID_PARAMETER', problem);
     if (template.snapshotId !== undefined)

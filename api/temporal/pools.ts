@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import {
@@ -12,7 +13,7 @@ import { SA } from '../../contracts/search-attributes';
 import { type Config, runtimeHostId } from '../../core/config';
 import { TideboxError } from '../../core/errors';
 import { type CapacitySpec, poolStatus, type PoolView, type PoolWorkflowInput, poolWorkflowId, templateView } from '../../core/pools';
-import { poolReservation, poolReservationKey } from '../../core/quotas';
+import { poolLimits, poolReservation, poolReservationKey, type UsageLimits } from '../../core/quotas';
 import type { SandboxSpec } from '../../core/sandbox';
 import { type Caller, canSee, type TenantCaller } from '../../core/tenants';
 import type { TemporalGateway } from './gateway';
@@ -68,6 +69,10 @@ export function createPoolService(temporal: TemporalGateway, config: Config, quo
       spec,
       capacity,
       claimTimeoutSeconds: config.pools.claimTimeoutSeconds,
+      // Pods cannot be frozen: on Kubernetes members wait running (their template's entrypoint only).
+      freeze: config.runtime.type !== 'kubernetes',
+      // This create's own key (a nonce): a refused or losing create gives back only its own share.
+      reservation: poolReservationKey(poolWorkflowId(caller.tenant, name), randomUUID()),
     };
     const view: PoolView = {
       name,
@@ -80,7 +85,7 @@ export function createPoolService(temporal: TemporalGateway, config: Config, quo
     };
     // The pool holds poolMax sandboxes' worth of the tenant's quota while it exists (429 otherwise),
     // reserved before its actor starts; the actor gives it back as it ends.
-    const key = poolReservationKey(poolWorkflowId(caller.tenant, name), input.createdAt);
+    const key = input.reservation!;
     await quotas.reserve(caller, key, poolReservation(spec.resources, capacity.poolMax));
     await temporal.call(async (client) => {
       try {
@@ -131,15 +136,15 @@ export function createPoolService(temporal: TemporalGateway, config: Config, quo
     spec: SandboxSpec,
     capacity: CapacitySpec,
   ) {
-    const current = await get(caller, name);
-    // The new size is judged in place of the old one before anything changes: 429 leaves the pool as it was.
-    const key = poolReservationKey(poolWorkflowId(caller.tenant, name), current.createdAt);
-    await quotas.reserve(caller, key, poolReservation(spec.resources, capacity.poolMax), { replace: true });
-    return update<PoolView, [{ template: Record<string, unknown>; spec: SandboxSpec; capacity: CapacitySpec }]>(
+    await get(caller, name);
+    // The pool actor resizes its own share (judged against the caller's limits) before it changes:
+    // 429 leaves it as it was, and concurrent PUTs change share and settings in the same order.
+    const limits = poolLimits(quotas.quotaOf(caller));
+    return update<PoolView, [{ template: Record<string, unknown>; spec: SandboxSpec; capacity: CapacitySpec; limits?: UsageLimits }]>(
       poolWorkflowId(caller.tenant, name),
       name,
       configureUpdate,
-      [{ template, spec, capacity }],
+      [{ template, spec, capacity, limits }],
       'pool change',
     );
   }

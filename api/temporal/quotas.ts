@@ -6,8 +6,8 @@ import {
   reserveUpdate,
   TENANT_WORKFLOW_TYPE,
   type TenantWorkflow,
-  type TenantWorkflowInput,
   tenantWorkflowId,
+  tenantWorkflowStart,
   usageQuery,
 } from '../../contracts/tenant-actor';
 import type { Config } from '../../core/config';
@@ -40,11 +40,8 @@ export function createQuotaService(temporal: TemporalGateway, config: Config) {
     ...effectiveQuota(config.quotas, caller.quotas),
   });
 
-  /**
-   * Reserve the sandbox's share, or 429 naming the limit and the usage. Idempotent per sandbox id;
-   * `replace` judges a new share in place of the one the key holds (a pool resized).
-   */
-  async function reserve(caller: TenantCaller, sandboxId: string, reservation: Reservation, { replace = false } = {}): Promise<void> {
+  /** Reserve the sandbox's (or a new pool's) share, or 429 naming the limit and the usage. Idempotent per key. */
+  async function reserve(caller: TenantCaller, sandboxId: string, reservation: Reservation): Promise<void> {
     seen.add(caller.tenant);
     const quota = quotaOf(caller);
     // A pool is never unlimited: its reservation always waits for the actor's answer.
@@ -64,7 +61,7 @@ export function createQuotaService(temporal: TemporalGateway, config: Config) {
         async (client) => {
           for (let attempt = 1; ; attempt++) {
             try {
-              return await reserveOnce(client, caller.tenant, { sandboxId, reservation, limits, replace });
+              return await reserveOnce(client, caller.tenant, { sandboxId, reservation, limits });
             } catch (err) {
               // The Update met a workflow task failure and was never accepted: send it again.
               if (!hasGrpcStatus(err, GrpcStatus.FAILED_PRECONDITION) || attempt >= 4) throw err;
@@ -80,11 +77,7 @@ export function createQuotaService(temporal: TemporalGateway, config: Config) {
     }
   }
 
-  const reserveOnce = (
-    client: Client,
-    tenant: string,
-    args: { sandboxId: string; reservation: Reservation; limits: UsageLimits; replace: boolean },
-  ) =>
+  const reserveOnce = (client: Client, tenant: string, args: { sandboxId: string; reservation: Reservation; limits: UsageLimits }) =>
     client.workflow.executeUpdateWithStart(reserveUpdate, {
       args: [args],
       startWorkflowOperation: new WithStartWorkflowOperation<TenantWorkflow>(TENANT_WORKFLOW_TYPE, {
@@ -93,16 +86,11 @@ export function createQuotaService(temporal: TemporalGateway, config: Config) {
       }),
     });
 
-  const tenantStart = (tenant: string) => ({
-    workflowId: tenantWorkflowId(tenant),
-    taskQueue: config.temporal.taskQueue,
-    args: [
-      {
-        tenant,
-        check: { graceSeconds: config.server.quotaCheckGraceSeconds, intervalSeconds: config.server.quotaCheckIntervalSeconds },
-      },
-    ] as [TenantWorkflowInput],
-  });
+  const tenantStart = (tenant: string) =>
+    tenantWorkflowStart(tenant, config.temporal.taskQueue, {
+      graceSeconds: config.server.quotaCheckGraceSeconds,
+      intervalSeconds: config.server.quotaCheckIntervalSeconds,
+    });
 
   /** Record a share without judging it (an operator's snapshot of a tenant's sandbox: admins are not held to quotas). */
   async function record(tenant: string, key: string, reservation: Reservation): Promise<void> {

@@ -13,15 +13,16 @@ export class Turns {
   async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
     let t = this.keys.get(key);
     if (!t) this.keys.set(key, (t = { running: 0, waiting: [] }));
+    // A waiter is handed the finishing call's turn (running stays the same), so nobody arriving in
+    // between can take it: never more than `limit` at once, and turns go in arrival order.
     if (t.running >= this.limit) await new Promise<void>((resolve) => t.waiting.push(resolve));
-    t.running++;
+    else t.running++;
     try {
       return await fn();
     } finally {
-      t.running--;
       const next = t.waiting.shift();
       if (next) next();
-      else if (t.running === 0) this.keys.delete(key);
+      else if (--t.running === 0) this.keys.delete(key);
     }
   }
 }

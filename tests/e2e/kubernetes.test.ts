@@ -416,6 +416,68 @@ describe('pods on a real kube-apiserver', () => {
     expect([...(await podsOf(a)), ...(await podsOf(b))]).toEqual([]);
   });
 
+  it('when a pool is made, then its members are running pods in the tenant namespace; a claim hands one over, labels and all; the pool refills and its deletion removes the rest', async () => {
+    const template = {
+      image: { uri: TEST_IMAGE },
+      entrypoint: ['tail', '-f', '/dev/null'],
+      resourceLimits: { cpu: '250m', memory: '64Mi' },
+    };
+    const made = await A('POST', '/v1/pools', {
+      name: 'kp',
+      template,
+      capacitySpec: { bufferMin: 1, bufferMax: 1, poolMin: 0, poolMax: 2 },
+    });
+    expect(made.status).toBe(201);
+    const ready = async () =>
+      waitFor(
+        'a ready member',
+        async () => {
+          const { body } = await A('GET', '/v1/pools/kp');
+          return body.status?.available === 1 && body.status.warming === 0 ? body : undefined;
+        },
+        30_000,
+        200,
+      );
+    await ready();
+    const members = async () => (await cluster.pods(stack.instance)).filter((p) => p.metadata.labels['tidebox.io/pool'] === 'kp');
+    const [member] = await members();
+    expect(member.metadata).toMatchObject({
+      namespace: NS_A,
+      labels: { 'tidebox.io/tenant': 'acme' },
+      annotations: { 'tidebox.io/pool': 'pool/acme/kp' },
+    });
+    expect(member.status.phase).toBe('Running');
+    // Sweeps run every 2 s with a 2 s grace: a member its pool holds is no orphan.
+    await new Promise((r) => setTimeout(r, 5000));
+    expect((await members()).map((p) => p.metadata.uid)).toEqual([member.metadata.uid]);
+
+    const claim = await A('POST', '/v1/sandboxes', { timeout: 300, metadata: { team: 'blue' }, extensions: { poolRef: 'kp' } });
+    expect(claim.status).toBe(202);
+    expect(claim.body.status.state).toBe('Running');
+    const id: string = claim.body.id;
+    expect(member.metadata.labels['tidebox.io/sandbox-id']).toBe(id);
+    // The very pod, handed over: the pool's label and annotation gone, the sandbox's metadata on it.
+    const [pod] = await podsOf(id);
+    expect(pod.metadata.uid).toBe(member.metadata.uid);
+    expect(pod.metadata.labels['tidebox.io/pool']).toBeUndefined();
+    expect(pod.metadata.annotations['tidebox.io/pool']).toBeUndefined();
+    expect(pod.metadata.labels['metadata.tidebox.io/team']).toBe('blue');
+    expect(JSON.parse(pod.metadata.annotations['tidebox.io/metadata'])).toEqual({ team: 'blue' });
+    expect((await A('GET', `/v1/sandboxes/${id}`)).body).toMatchObject({ metadata: { team: 'blue' }, status: { state: 'Running' } });
+
+    // The pool makes up for it with a new pod; another tenant never sees the pool.
+    const refilled = await ready();
+    expect(refilled.claims).toBe(1);
+    const [next] = await members();
+    expect(next.metadata.uid).not.toBe(member.metadata.uid);
+    expect((await B('GET', '/v1/pools/kp')).status).toBe(404);
+
+    expect((await A('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+    expect(await podsOf(id)).toHaveLength(0);
+    expect((await A('DELETE', '/v1/pools/kp')).status).toBe(204);
+    await waitFor('the pool members to be gone', async () => (await members()).length === 0, 30_000, 250);
+  }, 120_000);
+
   it('when a sandbox is deleted while its pod is still starting, then the start is cancelled (no start timeout, no Failed) and no pod is left', async () => {
     const created = await A('POST', '/v1/sandboxes', sandboxRequest({ image: { uri: HELD_IMAGE } }), { Prefer: 'respond-async' });
     const id: string = created.body.id;
@@ -456,7 +518,8 @@ describe('deploy/kubernetes', () => {
   it('when the manifests are applied, then the worker and API service accounts may do what the runtime needs and nothing broader', async () => {
     const worker = 'system:serviceaccount:tidebox-system:tidebox-worker';
     const api = 'system:serviceaccount:tidebox-system:tidebox-api';
-    for (const verb of ['get', 'list', 'watch', 'create', 'delete'])
+    // patch: a warm pool member's labels, handed to the sandbox that claims it.
+    for (const verb of ['get', 'list', 'watch', 'create', 'delete', 'patch'])
       expect([verb, await cluster.can(worker, verb, 'pods', NS_A)]).toEqual([verb, true]);
     expect(await cluster.can(worker, 'list', 'pods')).toBe(true); // the cluster-wide watch
     for (const verb of ['create', 'update', 'delete']) expect(await cluster.can(worker, verb, 'secrets', NS_B)).toBe(true);

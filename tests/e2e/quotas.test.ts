@@ -244,6 +244,15 @@ describe('warm pools hold quota', () => {
     expect(shrink.status).toBe(200);
     expect((await usage(C)).usage).toMatchObject({ sandboxes: 2, pools: 1 });
 
+    // PUTs racing each other: whatever order they land in, the share is the size the pool has.
+    const sizes = [1, 2, 1, 2, 1, 2];
+    const raced = await Promise.all(
+      sizes.map((poolMax) => C('PUT', '/v1/pools/two', { template, capacitySpec: { bufferMin: 0, bufferMax: 0, poolMin: 0, poolMax } })),
+    );
+    expect(raced.map((r) => r.status)).toEqual(Array(6).fill(200));
+    const final = (await C('GET', '/v1/pools/two')).body.capacitySpec.poolMax;
+    expect((await usage(C)).usage.sandboxes).toBe(1 + final);
+
     // Deleted: its share comes back when its actor ends.
     expect((await C('DELETE', '/v1/pools/two')).status).toBe(204);
     await waitFor('the pool to give its share back', async () => (await usage(C)).usage.pools === 0, 20_000, 250);
@@ -285,7 +294,7 @@ describe('every ending gives the share back', () => {
       const pool = await new Client({ connection }).workflow.getHandle(tenantWorkflowId('initech')).executeUpdate(reserveUpdate, {
         args: [
           {
-            sandboxId: poolReservationKey('pool/initech/ghost', new Date().toISOString()),
+            sandboxId: poolReservationKey('pool/initech/ghost', 'never-started'),
             reservation: poolReservation({ cpuMillis: 250, memoryBytes: 0 }, 1),
             limits: {},
           },

@@ -46,3 +46,11 @@ describe('log lines', () => {
     expect(out).toBe('16:40:24.123 WARN  careful\nnot json\n');
   });
 });
+
+describe('log lines against forgery', () => {
+  it('when a message or path holds a newline, then it is escaped and the record stays one line', () => {
+    const line = prettyLine({ level: 30, time: at, method: 'POST', path: '/v1/x\n16:40:24.123 INFO  forged', status: 404, ms: 1 });
+    expect(line.split('\n')).toHaveLength(1);
+    expect(line).toContain('/v1/x\\n16:40:24.123 INFO  forged');
+  });
+});

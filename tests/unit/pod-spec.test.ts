@@ -1,5 +1,6 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import {
+  adoptionPatch,
   buildClaim,
   buildPod,
   buildPullSecret,
@@ -367,5 +368,43 @@ describe('pod status → sandbox progress', () => {
       message: 'scheduled, starting',
       named: false,
     });
+  });
+});
+
+describe('a warm pool member handed over', () => {
+  const member = {
+    metadata: {
+      labels: { 'tidebox.io/sandbox-id': 's1', 'tidebox.io/tenant': 'acme', 'tidebox.io/pool': 'kp', 'metadata.tidebox.io/old': 'x' },
+      annotations: { 'tidebox.io/metadata': '{}', 'tidebox.io/pool': 'pool/acme/kp' },
+    },
+  };
+  const id = { sandboxId: 's1', tenant: 'acme', namespace: 'team-acme' };
+
+  it("when a claim adopts a member, then the patch drops the pool's label and annotation and adds the sandbox's metadata", () => {
+    expect(adoptionPatch(member, id, 'tidebox', { team: 'blue', 'not a label': 'kept in the annotation' })).toEqual([
+      { op: 'add', path: '/metadata/labels/metadata.tidebox.io~1team', value: 'blue' },
+      { op: 'add', path: '/metadata/labels/tidebox.io~1managed', value: 'true' },
+      { op: 'add', path: '/metadata/labels/tidebox.io~1instance', value: 'tidebox' },
+      { op: 'remove', path: '/metadata/labels/tidebox.io~1pool' },
+      { op: 'remove', path: '/metadata/annotations/tidebox.io~1pool' },
+      { op: 'add', path: '/metadata/annotations/tidebox.io~1metadata', value: '{"team":"blue","not a label":"kept in the annotation"}' },
+    ]);
+  });
+
+  it('when the adoption is retried after its patch applied, then the patch removes nothing that is already gone', () => {
+    const handed = {
+      metadata: {
+        labels: {
+          'tidebox.io/sandbox-id': 's1',
+          'tidebox.io/tenant': 'acme',
+          'tidebox.io/managed': 'true',
+          'tidebox.io/instance': 'tidebox',
+        },
+        annotations: { 'tidebox.io/metadata': '{}' },
+      },
+    };
+    expect(adoptionPatch(handed, id, 'tidebox', {})).toEqual([
+      { op: 'add', path: '/metadata/annotations/tidebox.io~1metadata', value: '{}' },
+    ]);
   });
 });

@@ -52,9 +52,10 @@ describe('a pool reservation', () => {
     expect(poolLimits({ maxPools: 3, maxSandboxes: 5 })).toEqual({ maxPools: 3, maxSandboxes: 5 });
   });
 
-  it('when a key names a pool made at a time, then it is read back; other keys are not pools', () => {
-    const key = poolReservationKey('pool/acme/warm', '2026-12-02T10:00:00.000Z');
-    expect(poolOfReservationKey(key)).toEqual({ workflowId: 'pool/acme/warm', createdAt: '2026-12-02T10:00:00.000Z' });
+  it('when a key names a pool, then its actor is read back; other keys are not pools', () => {
+    const key = poolReservationKey('pool/acme/warm', '5f0c1b2e-nonce');
+    expect(key).toBe('pool/acme/warm@5f0c1b2e-nonce');
+    expect(poolOfReservationKey(key)).toEqual({ workflowId: 'pool/acme/warm' });
     expect(poolOfReservationKey(snapshotReservationKey('s1'))).toBeUndefined();
     expect(poolOfReservationKey('0b3a6f1e-sandbox')).toBeUndefined();
   });

@@ -115,7 +115,13 @@ export async function provision(actor: SandboxActorState, acts: SandboxActivitie
 async function adoptMember(actor: SandboxActorState, acts: SandboxActivities): Promise<StartedWorkload | undefined> {
   const { input, view } = actor;
   try {
-    return await acts.provisioner.adoptContainer({ sandboxId: view.id, namespace: namespaceOf(input), ports: input.spec.ports });
+    // The metadata goes with it: a pod carries it as labels, as a create would have made them.
+    return await acts.provisioner.adoptContainer({
+      sandboxId: view.id,
+      namespace: namespaceOf(input),
+      ports: input.spec.ports,
+      metadata: view.metadata,
+    });
   } catch (err) {
     if (isCancellation(err)) throw err;
     await acts.teardown.removeContainers({ sandboxId: view.id, namespace: namespaceOf(input) });
