@@ -21,6 +21,8 @@ import type { QuotaService } from './quotas';
 import { Turns } from './turns';
 
 const poolNotFound = (name: string) => new TideboxError('POOL_NOT_FOUND', `pool ${name} not found`);
+const poolExists = (name: string, cause?: unknown) =>
+  new TideboxError('POOL_EXISTS', `pool ${name} already exists; change it with PUT or delete it first`, { cause });
 
 /**
  * Warm pools over their actors (`pool/<tenant>/<name>`): reads from the memo, changes and claims as
@@ -86,6 +88,8 @@ export function createPoolService(temporal: TemporalGateway, config: Config, quo
     // The pool holds poolMax sandboxes' worth of the tenant's quota while it exists (429 otherwise),
     // reserved before its actor starts; the actor gives it back as it ends.
     const key = input.reservation!;
+    // A name in use is 409 whatever the quota says (the start below is what decides a race).
+    if (await temporal.openActor<PoolView>(poolWorkflowId(caller.tenant, name), POOL_WORKFLOW_TYPE)) throw poolExists(name);
     await quotas.reserve(caller, key, poolReservation(spec.resources, capacity.poolMax));
     await temporal.call(async (client) => {
       try {
@@ -106,7 +110,7 @@ export function createPoolService(temporal: TemporalGateway, config: Config, quo
           // Surely not started: give this create's share back (the pool of that name holds a key of its
           // own). Any other failure may have started it; if not, the tenant actor's check gives it back.
           await quotas.release(caller.tenant, key).catch(() => undefined);
-          throw new TideboxError('POOL_EXISTS', `pool ${name} already exists; change it with PUT or delete it first`, { cause: err });
+          throw poolExists(name, err);
         }
         throw err;
       }

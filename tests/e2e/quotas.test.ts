@@ -225,8 +225,8 @@ describe('warm pools hold quota', () => {
       message: 'quota exceeded: maxSandboxes is 3; live sandboxes and pools hold 2 and this pool may hold 2 (poolMax)',
     });
     expect((await C('GET', '/v1/pools/more')).status).toBe(404);
-    // The same name again: 409, and the refused create leaves the usage as it was.
-    expect((await C('POST', '/v1/pools', pool('two', 1))).status).toBe(409);
+    // The same name again: 409 (not 429, though it would not fit), and the usage stays as it was.
+    expect((await C('POST', '/v1/pools', pool('two', 2))).status).toBe(409);
     await waitFor('the refused pool to give its share back', async () => (await usage(C)).usage.sandboxes === 2, 10_000, 100);
     expect((await usage(C)).usage.pools).toBe(1);
 
@@ -257,6 +257,19 @@ describe('warm pools hold quota', () => {
     expect((await C('DELETE', '/v1/pools/two')).status).toBe(204);
     await waitFor('the pool to give its share back', async () => (await usage(C)).usage.pools === 0, 20_000, 250);
     expect((await usage(C)).usage.sandboxes).toBe(1);
+  }, 60_000);
+
+  it('when two creates of one name race, then one pool is made and the loser gives back only its own share', async () => {
+    // globex refuses sandboxes that never expire: its template says when.
+    const body = { ...pool('dup', 1), template: { ...template, timeout: 300 } };
+    // Two at once (a third could meet maxPools 2 while the loser's share is still held: 429 then).
+    const answers = await Promise.all([1, 2].map(() => B('POST', '/v1/pools', body)));
+    expect(answers.map((r) => r.status).sort()).toEqual([201, 409]);
+    await waitFor('the loser to give its share back', async () => (await usage(B)).usage.cpu === '250m', 10_000, 100);
+    expect((await usage(B)).usage).toMatchObject({ pools: 1, sandboxes: 1 });
+    expect((await B('DELETE', '/v1/pools/dup')).status).toBe(204);
+    await waitFor('the pool to give its share back', async () => (await usage(B)).usage.pools === 0, 20_000, 250);
+    expect((await usage(B)).usage.cpu).toBe('0');
   }, 60_000);
 
   it('when 5 pools are made at once against pools.maxPerTenant 2, then exactly 2 are made and 3 get 429 naming maxPools', async () => {

@@ -124,14 +124,28 @@ export class Stack {
     };
     const configPath = join(this.dataDir, 'tidebox.toml');
     writeFileSync(configPath, stringify(config));
-    this.temporal = new TemporalDevServer({
-      cliPath: process.env.TEMPORAL_CLI_PATH ?? 'temporal',
-      dbFile: join(this.dataDir, 'temporal.db'),
-      port: temporalPort,
-      logFile: join(this.dataDir, 'temporal.log'),
-      ...(this.options.temporalDynamicConfig ? { dynamicConfig: this.options.temporalDynamicConfig } : {}),
-    });
-    await this.temporal.start();
+    // The dev server also binds ports of its own choosing next to the one given (its internal services):
+    // one of those taken by another process ends it at start-up. Then it gets a new port, twice at most.
+    for (let attempt = 1; ; attempt++) {
+      this.temporal = new TemporalDevServer({
+        cliPath: process.env.TEMPORAL_CLI_PATH ?? 'temporal',
+        dbFile: join(this.dataDir, 'temporal.db'),
+        port: attempt === 1 ? temporalPort : await freePort(),
+        logFile: join(this.dataDir, 'temporal.log'),
+        ...(this.options.temporalDynamicConfig ? { dynamicConfig: this.options.temporalDynamicConfig } : {}),
+      });
+      try {
+        await this.temporal.start();
+        break;
+      } catch (err) {
+        if (attempt >= 3 || !/exited during start-up/.test((err as Error).message)) {
+          const log = existsSync(join(this.dataDir, 'temporal.log'))
+            ? readFileSync(join(this.dataDir, 'temporal.log'), 'utf8').slice(-2000)
+            : '';
+          throw new Error(`${(err as Error).message}\ntemporal.log (tail):\n${log}`, { cause: err });
+        }
+      }
+    }
     this.env = {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
