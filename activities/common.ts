@@ -1,4 +1,5 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { SandboxRuntime } from '../contracts/runtime';
 import { ErrorCodes, type ErrorKind } from '../core/errors';
 
 /**
@@ -14,6 +15,23 @@ export async function heartbeating<T>(fn: () => Promise<T>, everyMs = 2000): Pro
   } finally {
     clearInterval(timer);
   }
+}
+
+/** A runtime's create and start steps, also as the one activity a create runs (SandboxRuntime.createAndStartContainer). */
+export function withOneStepCreate<R extends Omit<SandboxRuntime, 'createAndStartContainer'>>(
+  runtime: R,
+): R & Pick<SandboxRuntime, 'createAndStartContainer'> {
+  return {
+    ...runtime,
+    createAndStartContainer: async (input) => {
+      await runtime.ensureContainer(input);
+      return runtime.startContainer({
+        sandboxId: input.sandboxId,
+        ...(input.namespace ? { namespace: input.namespace } : {}),
+        ports: input.spec.ports,
+      });
+    },
+  };
 }
 
 /**

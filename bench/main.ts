@@ -1,14 +1,16 @@
+import { benchBreakdown } from './breakdown';
 import { benchCreateDelete } from './create-delete';
 import { benchExecd } from './execd';
 import { benchPools } from './pools';
 
 /**
  * `npm run bench`: every benchmark, each beside the raw engine in the same run (docs/benchmarks.md).
- * BENCH_ONLY=lifecycle, execd or pools runs one; BENCH_ITERATIONS sets N.
+ * BENCH_ONLY=lifecycle, breakdown, execd or pools runs one; BENCH_ITERATIONS sets N.
  */
 async function main(): Promise<void> {
   const only = process.env.BENCH_ONLY;
   if (!only || only === 'lifecycle') await benchCreateDelete();
+  if (!only || only === 'breakdown') await benchBreakdown();
   if (!only || only === 'execd') await benchExecd();
   if (!only || only === 'pools') await benchPools();
 }

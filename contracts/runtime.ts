@@ -51,6 +51,11 @@ export interface SandboxRuntime {
   /** Start it and wait until it runs (it must survive the runtime's grace period); fails with the reason it does not. */
   startContainer(input: StartWorkloadInput): Promise<StartedWorkload>;
   /**
+   * ensureContainer then startContainer in one activity (one dispatch and one workflow task fewer on
+   * a create's path); a retry adopts what an earlier attempt made, as each step does on its own.
+   */
+  createAndStartContainer(input: CreateWorkloadInput): Promise<StartedWorkload>;
+  /**
    * Take over a warm pool member made for this sandbox id (frozen until now): thaw it and answer as a
    * start does. Fails (non-retryable CONTAINER_EXITED) when it is gone or no longer runs.
    */

@@ -77,12 +77,14 @@ export const DockerSchema = z
      */
     exposedPorts: z.array(z.number().int().min(1).max(65535)).max(64).default([8080, 18080]),
     /**
-     * A started container must stay up this long before the sandbox counts as Running, so an
-     * entrypoint that fails at once ends in Failed (with its exit code and output) rather than
-     * a Running sandbox with nothing inside.
+     * How long a started container must stay up before its create answers Running. 0 (the default):
+     * the create answers as soon as the container runs, and a container that dies after that is
+     * reported by the host's exit watcher (engine events): the sandbox goes Failed with its exit code
+     * and, within 10 s of its start, its last output. A window makes an entrypoint that fails within
+     * it fail the create itself, at the cost of every create waiting that long.
      */
     // Capped well below the activities' 10 s heartbeat timeout.
-    startupGraceMs: z.number().int().min(0).max(5_000).default(200),
+    startupGraceMs: z.number().int().min(0).max(5_000).default(0),
     /**
      * How `host` and `pvc` volumes reach a container. "pinned": the worker opens the checked directory
      * and bind-mounts exactly it, `nosuid,nodev`, for Docker to bind — no symlink swapped in after the

@@ -9,7 +9,7 @@ import type { HostVolume, PvcVolume } from '../../core/sandbox';
 import { checkResolvedHostPaths, resolveWithinScope, storageScopeProblem } from '../../core/storage';
 import type { StorageLayout } from '../../core/tenants';
 import { realpathOrUndefined } from '../../platform/fs';
-import { fail, heartbeating } from '../common';
+import { fail, heartbeating, withOneStepCreate } from '../common';
 import type { Faults } from '../faults';
 import type { BindPins } from './bind-pins';
 import { dockerStatus, type DockerEngine } from './docker-engine';
@@ -57,7 +57,7 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
     return container.Id;
   };
 
-  return {
+  return withOneStepCreate<Omit<SandboxRuntime, 'createAndStartContainer'>>({
     ensureContainer: (input) =>
       heartbeating(async () => {
         const existing = await engine.findSandboxContainers(input.sandboxId);
@@ -173,10 +173,13 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
         if (pins && container.State === 'created' && !pins.allHeld((container.Mounts ?? []).flatMap((m) => (m.Source ? [m.Source] : []))))
           throw fail('RUNTIME_REJECTED', 'a host volume of this sandbox is no longer pinned (the host restarted between create and start)');
         await engine.startContainer(container.Id);
+        // With a grace period, an entrypoint that fails at once fails the create; without one (the
+        // default) the create answers as soon as the container runs, and the exit watcher reports a
+        // death after that (the sandbox goes Failed with its exit code and last output).
         await engine.exitsWithin(container.Id, startupGraceMs);
         // The running container holds its own copy of every bind: the pins have done their work.
         await pins?.release(input.sandboxId);
-        const state = await engine.inspectState(container.Id);
+        const { state, ports: published } = await engine.stateAndPorts(container.Id);
         if (!state.Running) {
           const logs = await engine.logsTail(container.Id, 20).catch(() => '');
           throw fail(
@@ -186,7 +189,7 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
           );
         }
         const declared = deps.declaredPorts(input.ports ?? []);
-        const ports = hostNetwork ? Object.fromEntries(declared.map((p) => [String(p), p])) : await engine.publishedPorts(container.Id);
+        const ports = hostNetwork ? Object.fromEntries(declared.map((p) => [String(p), p])) : published;
         return { containerId: container.Id, network: { hostNetwork, ports, host: deps.advertisedHost } };
       }),
 
@@ -231,7 +234,7 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
         await pins?.release(input.sandboxId);
         return { removed };
       }),
-  };
+  });
 }
 
 /**

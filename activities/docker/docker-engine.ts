@@ -24,6 +24,8 @@ const ContainerInspect = z.object({
     Paused: z.boolean().optional(),
     ExitCode: z.number().optional(),
     Error: z.string().optional(),
+    StartedAt: z.string().optional(),
+    FinishedAt: z.string().optional(),
   }),
   NetworkSettings: z
     .object({
@@ -254,11 +256,6 @@ export class DockerEngine {
     return ContainerInspect.parse(await this.docker.getContainer(containerId).inspect()).State;
   }
 
-  /** Published TCP ports: container port → host port. */
-  async publishedPorts(containerId: string): Promise<Record<string, number>> {
-    return (await this.stateAndPorts(containerId)).ports;
-  }
-
   /** State and published TCP ports from one inspect. */
   async stateAndPorts(containerId: string): Promise<{ state: ContainerState; ports: Record<string, number> }> {
     const inspected = ContainerInspect.parse(await this.docker.getContainer(containerId).inspect());
@@ -292,6 +289,27 @@ export class DockerEngine {
     const state = await this.inspectState(containerId);
     if (state.Running && !state.Paused) return;
     await this.docker.getContainer(containerId).unpause();
+  }
+
+  /**
+   * Why a container that died within `withinMs` of its start died: its exit code and last output
+   * (≤ 500 characters), as a failed start reports it. Undefined for a later death or one not found.
+   */
+  async earlyExitMessage(containerId: string, withinMs: number): Promise<string | undefined> {
+    let state: ContainerState;
+    try {
+      state = await this.inspectState(containerId);
+    } catch (err) {
+      if (dockerStatus(err) === 404) return undefined;
+      throw err;
+    }
+    const lived = Date.parse(state.FinishedAt ?? '') - Date.parse(state.StartedAt ?? '');
+    if (state.Running || !(lived >= 0 && lived <= withinMs)) return undefined;
+    const logs = await this.logsTail(containerId, 20).catch(() => '');
+    return (
+      `entrypoint exited with code ${state.ExitCode ?? 'unknown'} ${lived} ms after it started` +
+      (logs ? `; last output: ${logs.slice(-500)}` : '')
+    );
   }
 
   async logsTail(containerId: string, lines: number): Promise<string> {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Client } from '@temporalio/client';
 import Dockerode from 'dockerode';
-import type { HostLog, RuntimeHost } from '../../contracts/runtime';
+import type { HostLog, RuntimeExit, RuntimeHost } from '../../contracts/runtime';
 import type { Config } from '../../core/config';
 import { createFaults } from '../faults';
 import { createMountActivities, mountRootOf, prepareMountRoot, sweepMountSecrets } from '../ossfs/mount-activities';
@@ -19,6 +19,9 @@ import { startOrphanReaper } from './orphan-reaper';
 import { prepareNetworks } from './network-host';
 import { watchRuntimeExits } from './exit-watcher';
 import { createDockerSnapshotRuntime } from './snapshot-runtime';
+
+/** A container that dies this soon after its start reports its last output with its exit code. */
+const EARLY_EXIT_MS = 10_000;
 
 /**
  * A Docker host as the worker runs it: containers and snapshot images on this engine, shared bucket
@@ -74,7 +77,12 @@ export async function createDockerHost(config: Config, client: Client, log: Host
           },
         ],
       });
-      return watchRuntimeExits(docker, config.instance, reportExit, signal, (msg) => log.warn(msg));
+      // A death soon after start is most likely the entrypoint failing: say why, as a failed start would.
+      const report = async (exit: RuntimeExit) => {
+        const message = await engine.earlyExitMessage(exit.containerId, EARLY_EXIT_MS).catch(() => undefined);
+        await reportExit(message ? { ...exit, message } : exit);
+      };
+      return watchRuntimeExits(docker, config.instance, report, signal, (msg) => log.warn(msg));
     },
   };
 }

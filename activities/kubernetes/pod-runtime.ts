@@ -7,7 +7,7 @@ import type { SandboxRuntime, SnapshotRuntime } from '../../contracts/runtime';
 import type { RuntimeProgress, SandboxSpec } from '../../core/sandbox';
 import { userIdOf } from '../../core/tenants';
 import { type CoreV1Api, kubeMessage, kubeStatus, unlessNotFound } from '../../platform/kube';
-import { fail, heartbeating } from '../common';
+import { fail, heartbeating, withOneStepCreate } from '../common';
 import type { Faults } from '../faults';
 import { deleteSandboxPod } from './cluster';
 import { adoptionPatch, buildClaim, buildPod, buildPullSecret, podName, podProgress, PodSettings, pullSecretName } from './pod-spec';
@@ -128,7 +128,7 @@ export function createPodRuntime(deps: PodRuntimeDeps): SandboxRuntime & Snapsho
     allowedHostPaths: config.sandbox.allowedHostPaths,
   });
 
-  return {
+  return withOneStepCreate<Omit<SandboxRuntime & SnapshotRuntime, 'createAndStartContainer'>>({
     ensureContainer: (input) =>
       heartbeating(async () => {
         const namespace = namespaceOf(input.namespace);
@@ -285,5 +285,5 @@ export function createPodRuntime(deps: PodRuntimeDeps): SandboxRuntime & Snapsho
         }
         return { removed };
       }),
-  };
+  });
 }

@@ -8,7 +8,8 @@ let workerMetricsPort: number;
 
 beforeAll(async () => {
   workerMetricsPort = await freePort();
-  stack = await Stack.start({ config: { worker: { metricsPort: workerMetricsPort } } });
+  // A grace window: the failing entrypoint fails its create activity (counted by the worker's SDK metrics).
+  stack = await Stack.start({ config: { worker: { metricsPort: workerMetricsPort }, docker: { startupGraceMs: 1000 } } });
 });
 afterAll(async () => {
   await stack?.destroy();
@@ -118,12 +119,12 @@ describe('metrics and logs', () => {
       'worker activity failure counter',
       async () => {
         const m = await text(`http://127.0.0.1:${workerMetricsPort}/metrics`);
-        return /temporal_activity_execution_failed\{[^}]*activity_type="startContainer"/.test(m.body) ? m.body : undefined;
+        return /temporal_activity_execution_failed\{[^}]*activity_type="createAndStartContainer"/.test(m.body) ? m.body : undefined;
       },
       15_000,
       500,
     );
-    expect(worker).toMatch(/temporal_activity_execution_failed\{[^}]*activity_type="startContainer"[^}]*\} [1-9]/);
+    expect(worker).toMatch(/temporal_activity_execution_failed\{[^}]*activity_type="createAndStartContainer"[^}]*\} [1-9]/);
 
     // JSON logs: one object per line, request id and sandbox id on the lines about that sandbox.
     const lines = readFileSync(join(stack.dataDir, 'api.log'), 'utf8')

@@ -5,7 +5,7 @@ import { stringify } from 'smol-toml';
 import { Client, Connection } from '@temporalio/client';
 import { reserveUpdate, tenantWorkflowId } from '../../contracts/tenant-actor';
 import { poolReservation, poolReservationKey } from '../../core/quotas';
-import { sandboxRequest, Stack, TEST_IMAGE, waitFor } from '../helpers/stack';
+import { failedSandbox, sandboxRequest, Stack, TEST_IMAGE, waitFor } from '../helpers/stack';
 
 /**
  * Per-tenant quotas on the real pieces: the tenant actor admits or refuses each create atomically,
@@ -285,8 +285,8 @@ describe('every ending gives the share back', () => {
   afterAll(() => deleteAll(C));
 
   it('when a sandbox expires, or fails and is then deleted, then its share comes back', async () => {
+    const failed = { body: await failedSandbox(C) };
     const short = await C('POST', '/v1/sandboxes', sandboxRequest({ timeout: 3 }));
-    const failed = await C('POST', '/v1/sandboxes', sandboxRequest({ entrypoint: ['sh', '-c', 'exit 3'] }));
     expect([short.body.status.state, failed.body.status.state]).toEqual(['Running', 'Failed']);
     expect((await usage(C)).usage.sandboxes).toBe(2);
     await waitFor('the expiry to give its share back', async () => (await usage(C)).usage.sandboxes === 1, 20_000, 250);

@@ -1,5 +1,5 @@
 import { Client, Connection, ScheduleNotFoundError } from '@temporalio/client';
-import { sandboxRequest, Stack, waitFor } from '../helpers/stack';
+import { failedSandbox, sandboxRequest, Stack, waitFor } from '../helpers/stack';
 
 /**
  * Renew schedules are Temporal Schedules (`renew/<sandboxId>`) that start a short workflow which
@@ -100,7 +100,7 @@ describe('renew schedules', () => {
     });
     expect([manualPut.status, manualPut.body.code]).toEqual([409, 'SANDBOX::MANUAL_CLEANUP']);
     expect((await stack.request('PUT', `/v1/sandboxes/nope/renew-schedule`, { intervalSeconds: 1, extendBySeconds: 10 })).status).toBe(404);
-    const failed = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ entrypoint: ['sh', '-c', 'exit 3'] }));
+    const failed = { body: await failedSandbox((m, p, b) => stack.request(m, p, b)) };
     expect(failed.body.status.state).toBe('Failed');
     const failedPut = await stack.request('PUT', `/v1/sandboxes/${failed.body.id}/renew-schedule`, {
       intervalSeconds: 1,

@@ -1,6 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { MessagingActivities } from '../../contracts/messaging';
 import type { SandboxRuntime } from '../../contracts/runtime';
+import { withOneStepCreate } from '../../activities/common';
 import { ErrorCodes, type ErrorKind } from '../../core/errors';
 
 export type RuntimeStep = keyof SandboxRuntime;
@@ -65,7 +66,8 @@ export class FakeHost {
   }
 
   runtime(): SandboxRuntime {
-    return {
+    // The one-step create calls the two recorded steps, as the real runtimes do.
+    return withOneStepCreate<Omit<SandboxRuntime, 'createAndStartContainer'>>({
       ensureContainer: (input) => this.act(input.sandboxId, 'ensureContainer', input, () => ({ containerId: `c-${input.sandboxId}` })),
       startContainer: (input) =>
         this.act(input.sandboxId, 'startContainer', input, () => ({
@@ -80,7 +82,7 @@ export class FakeHost {
       pauseContainer: (input) => this.act(input.sandboxId, 'pauseContainer', input, () => undefined),
       resumeContainer: (input) => this.act(input.sandboxId, 'resumeContainer', input, () => undefined),
       removeContainers: (input) => this.act(input.sandboxId, 'removeContainers', input, () => ({ removed: 1 })),
-    };
+    });
   }
 
   messaging(): MessagingActivities {

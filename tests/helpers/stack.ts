@@ -307,6 +307,28 @@ export function sandboxRequest(overrides: Record<string, unknown> = {}): Record<
   };
 }
 
+/**
+ * A sandbox whose entrypoint exits at once, once it is Failed. Without a grace window (the default)
+ * its create answers Running or Failed, whichever the engine showed first, and the exit watcher
+ * fails it within moments: this waits for that and answers the sandbox as GET shows it.
+ */
+export async function failedSandbox(
+  req: (method: string, path: string, body?: unknown) => Promise<HttpResult>,
+  script = 'echo boom; exit 3',
+): Promise<Record<string, any>> {
+  const created = await req('POST', '/v1/sandboxes', sandboxRequest({ entrypoint: ['sh', '-c', script] }));
+  if (created.status !== 202) throw new Error(`create answered ${created.status}: ${JSON.stringify(created.body)}`);
+  return waitFor(
+    'the sandbox to be Failed',
+    async () => {
+      const got = await req('GET', `/v1/sandboxes/${created.body.id}`);
+      return got.body?.status?.state === 'Failed' ? got.body : undefined;
+    },
+    20_000,
+    100,
+  );
+}
+
 /** A tenants file (the file provider's TOML) with one tenant per name, each in the namespace of its name, with one key. */
 export function writeTenantsFile(file: string, keys: Record<string, string>): void {
   const tenants = Object.entries(keys).map(([name, key]) => ({ name, namespace: name, apiKeys: [key] }));

@@ -1,4 +1,4 @@
-import { allHandlersFinished, condition, continueAsNew } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, patched } from '@temporalio/workflow';
 import type { SandboxWorkflow } from '../../contracts/sandbox-actor';
 import type { SandboxOutcome, SandboxWorkflowInput } from '../../core/sandbox';
 import { sandboxActivities } from './activities';
@@ -20,7 +20,10 @@ export const sandboxWorkflow: SandboxWorkflow = async (input: SandboxWorkflowInp
   const actor = new SandboxActorState(input);
   const acts = sandboxActivities(input.hostId);
   registerHandlers(actor);
-  actor.publish(); // also after continue-as-new: the new run starts from the carried view
+  // A new run of a continued-as-new actor starts with no memo: publish the carried view. A fresh run
+  // was started with this very memo and these search attributes (api/temporal/sandboxes.ts): writing
+  // them again cost every create's first workflow task. Runs recorded before did.
+  if (input.carried || !patched('fresh-run-starts-published')) actor.publish();
 
   if (actor.state === 'Pending' && !actor.deleteRequested) await provision(actor, acts);
   const outcome = await live(actor, acts);

@@ -73,13 +73,17 @@ export async function provision(actor: SandboxActorState, acts: SandboxActivitie
       readOnly: v.readOnly,
     }));
     // Activity arguments are not part of replay's command comparison: adding the namespace was safe for old runs.
-    await acts.provisioner.ensureContainer({
+    const create = {
       sandboxId: view.id,
       tenant: view.tenant,
       namespace: namespaceOf(input),
       spec: input.spec,
       ...(mountBinds.length ? { mountBinds } : {}),
-    });
+    };
+    // One activity for both steps: a dispatch and a workflow task fewer on every create. Runs recorded
+    // before it made two.
+    if (patched('create-and-start-in-one-activity')) return await acts.provisioner.createAndStartContainer(create);
+    await acts.provisioner.ensureContainer(create);
     return await acts.provisioner.startContainer({ sandboxId: view.id, namespace: namespaceOf(input), ports: input.spec.ports });
   });
   provisioning.then(
