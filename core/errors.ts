@@ -28,6 +28,8 @@ export const ErrorCodes = {
   WORKFLOW_NOT_FOUND: { code: 'SERVER::WORKFLOW_NOT_FOUND', httpStatus: 404 },
   SCHEDULE_NOT_FOUND: { code: 'SANDBOX::RENEW_SCHEDULE_NOT_FOUND', httpStatus: 404 },
   TIMEOUT: { code: 'SERVER::TIMEOUT', httpStatus: 504 },
+  /** Too many requests already wait for one actor's turn in this API process (server.updatesQueuedPerActor). */
+  BUSY: { code: 'SERVER::BUSY', httpStatus: 429 },
   INTERNAL: { code: 'SERVER::INTERNAL_ERROR', httpStatus: 500 },
   /** The operation exists but this server's runtime cannot do it (pause or snapshots on Kubernetes pods). */
   NOT_SUPPORTED_BY_RUNTIME: { code: 'SANDBOX::NOT_SUPPORTED_BY_RUNTIME', httpStatus: 501 },

@@ -28,6 +28,11 @@ export const ServerSchema = z
      * history.maxInFlightUpdates (10 by default).
      */
     quotaReservationsInFlight: z.number().int().min(1).max(100).default(4),
+    /**
+     * Requests one API process lets wait for one actor's turn (above); more are refused at once with
+     * 429 SERVER::BUSY. A waiter also gives up (504) after temporalCallTimeoutSeconds.
+     */
+    updatesQueuedPerActor: z.number().int().min(0).max(10_000).default(200),
     /** Node's HTTP server limits: a whole request (headers and body) must arrive within requestTimeoutSeconds, its headers within headersTimeoutSeconds. */
     requestTimeoutSeconds: z.number().int().min(1).max(3600).default(300),
     headersTimeoutSeconds: z.number().int().min(1).max(300).default(30),

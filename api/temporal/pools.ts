@@ -18,7 +18,7 @@ import type { SandboxSpec } from '../../core/sandbox';
 import { type Caller, canSee, type TenantCaller } from '../../core/tenants';
 import type { TemporalGateway } from './gateway';
 import type { QuotaService } from './quotas';
-import { Turns } from './turns';
+import { actorTurns } from './turns';
 
 const poolNotFound = (name: string) => new TideboxError('POOL_NOT_FOUND', `pool ${name} not found`);
 const poolExists = (name: string, cause?: unknown) =>
@@ -31,7 +31,7 @@ const poolExists = (name: string, cause?: unknown) =>
 export function createPoolService(temporal: TemporalGateway, config: Config, quotas: QuotaService) {
   const callMs = config.server.temporalCallTimeoutSeconds * 1000;
   /** Claims this process has in flight per pool actor (see ./turns.ts). */
-  const claimTurns = new Turns(config.server.quotaReservationsInFlight);
+  const claimTurns = actorTurns(config.server, (id) => `pool ${id.slice('pool/'.length)}`);
   const update = <Ret, Args extends unknown[]>(
     workflowId: string,
     name: string,

@@ -17,7 +17,7 @@ import type { TenantCaller } from '../../core/tenants';
 import { GrpcStatus, hasGrpcStatus } from '../../platform/grpc-status';
 import { isWorkflowGone } from './errors';
 import type { TemporalGateway } from './gateway';
-import { Turns } from './turns';
+import { actorTurns } from './turns';
 
 const NO_USAGE: Usage = { sandboxes: 0, cpuMillis: 0, memoryBytes: 0, snapshots: 0, pools: 0 };
 
@@ -32,7 +32,7 @@ export function createQuotaService(temporal: TemporalGateway, config: Config) {
   const seen = new Set<string>();
 
   /** This process's reservations in flight per tenant actor (see ./turns.ts). */
-  const turns = new Turns(config.server.quotaReservationsInFlight);
+  const turns = actorTurns(config.server, (tenant) => `the quota of tenant ${tenant}`);
 
   /** The caller's limits: its own over `[quotas]`, and the number of pools (never unlimited). */
   const quotaOf = (caller: TenantCaller): Quota => ({
