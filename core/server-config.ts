@@ -30,7 +30,7 @@ export const ServerSchema = z
     quotaReservationsInFlight: z.number().int().min(1).max(100).default(4),
     /**
      * Requests one API process lets wait for one actor's turn (above); more are refused at once with
-     * 429 SERVER::BUSY. A waiter also gives up (504) after temporalCallTimeoutSeconds.
+     * 429 SERVER::BUSY. A waiter also gives up (504) after createWaitSeconds + temporalCallTimeoutSeconds.
      */
     updatesQueuedPerActor: z.number().int().min(0).max(10_000).default(200),
     /** Node's HTTP server limits: a whole request (headers and body) must arrive within requestTimeoutSeconds, its headers within headersTimeoutSeconds. */

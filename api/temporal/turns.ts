@@ -65,10 +65,14 @@ export class Turns {
   }
 }
 
-/** One actor kind's turns as `[server]` configures them: a waiter gives up with the Temporal call's deadline. */
+/**
+ * One actor kind's turns as `[server]` configures them. A waiter gives up after as long as a create is
+ * prepared to wait for Running plus one Temporal call: a burst of legitimate creates queues that long
+ * (100 at once for one pool take ≈ 25 s here); the cap on waiters is what bounds a flood.
+ */
 export const actorTurns = (server: Config['server'], what: (key: string) => string): Turns =>
   new Turns(
     server.quotaReservationsInFlight,
-    { waitMs: server.temporalCallTimeoutSeconds * 1000, maxWaiting: server.updatesQueuedPerActor },
+    { waitMs: (server.createWaitSeconds + server.temporalCallTimeoutSeconds) * 1000, maxWaiting: server.updatesQueuedPerActor },
     what,
   );
