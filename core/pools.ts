@@ -115,12 +115,27 @@ export interface PoolWorkflowInput {
   capacity: CapacitySpec;
   /** How long a claimed member may wait for its sandbox actor before it is checked and, if none, destroyed. */
   claimTimeoutSeconds: number;
+  /**
+   * How long a deleted pool waits for its members' removal before it ends anyway (its host gone:
+   * removals would wait for that host's worker for ever). What is left there carries the pool's
+   * label, and the host's orphan sweep removes it when the host is back (no pool holds it). Absent
+   * (pools started before): no bound.
+   */
+  drainTimeoutSeconds?: number;
   /** Whether members are frozen while they wait (Docker); pods cannot be, and wait running. Absent: frozen. */
   freeze?: boolean;
   /** The tenant actor's key for this pool's share of the quota (core/quotas.ts); absent for pools made before pools held quota. */
   reservation?: string;
   /** Present only when continuing as new. */
-  carried?: { members: Record<string, PoolMember>; generation: number; deleting: boolean; claims: number; misses: number };
+  carried?: {
+    members: Record<string, PoolMember>;
+    generation: number;
+    deleting: boolean;
+    claims: number;
+    misses: number;
+    /** When the delete was accepted (workflow time, ms). */
+    deletingSince?: number;
+  };
 }
 
 export const poolWorkflowId = (tenant: string, name: string): string => `pool/${tenant}/${name}`;

@@ -2,6 +2,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  log,
   proxyActivities,
   setHandler,
   sleep,
@@ -82,6 +83,8 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
   const members: Record<string, PoolMember> = { ...(input.carried?.members ?? {}) };
   let generation = input.carried?.generation ?? 1;
   let deleting = input.carried?.deleting ?? false;
+  /** When the delete was accepted: the drain is bounded from then (input.drainTimeoutSeconds). */
+  let deletingSince = input.carried?.deletingSince ?? (deleting ? Date.now() : undefined);
   let claims = input.carried?.claims ?? 0;
   let misses = input.carried?.misses ?? 0;
   let changed = true;
@@ -178,6 +181,7 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
     },
   );
   setHandler(deletePoolUpdate, () => {
+    deletingSince ??= Date.now();
     deleting = true;
     touch();
     return view();
@@ -262,15 +266,31 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
       published = snapshot;
     }
     if (deleting && Object.keys(members).length === 0 && inflight.size === 0) break;
+    // A drain that cannot finish (the members' host is gone) ends after its bound: what is left
+    // there carries this pool's label, and that host's sweep removes it once no pool holds it.
+    const drainEndsAt = deleting && input.drainTimeoutSeconds !== undefined ? deletingSince! + input.drainTimeoutSeconds * 1000 : Infinity;
+    if (now >= drainEndsAt) {
+      log.warn('pool deleted with members not removed: their host did not answer; its orphan sweep removes them', {
+        pool: workflowInfo().workflowId,
+        left: Object.keys(members).length,
+      });
+      break;
+    }
     if (workflowInfo().historyLength > MAX_EVENTS_PER_RUN || workflowInfo().continueAsNewSuggested) {
       await condition(() => inflight.size === 0);
       await condition(allHandlersFinished);
-      await continueAsNew<PoolWorkflow>({ ...input, template, spec, capacity, carried: { members, generation, deleting, claims, misses } });
+      await continueAsNew<PoolWorkflow>({
+        ...input,
+        template,
+        spec,
+        capacity,
+        carried: { members, generation, deleting, claims, misses, ...(deletingSince !== undefined ? { deletingSince } : {}) },
+      });
     }
     const claimDeadlines = Object.values(members)
       .filter((m) => m.state === 'claimed')
       .map((m) => Math.max(1000, m.since + input.claimTimeoutSeconds * 1000 - now));
-    const waits = [...claimDeadlines, backoffUntil > now ? backoffUntil - now : Infinity];
+    const waits = [...claimDeadlines, backoffUntil > now ? backoffUntil - now : Infinity, drainEndsAt - now];
     const timeout = Math.min(...waits);
     if (Number.isFinite(timeout)) await condition(() => changed, timeout);
     else await condition(() => changed);

@@ -71,6 +71,7 @@ export function createPoolService(temporal: TemporalGateway, config: Config, quo
       spec,
       capacity,
       claimTimeoutSeconds: config.pools.claimTimeoutSeconds,
+      drainTimeoutSeconds: config.pools.drainTimeoutSeconds,
       // Pods cannot be frozen: on Kubernetes members wait running (their template's entrypoint only).
       freeze: config.runtime.type !== 'kubernetes',
       // This create's own key (a nonce): a refused or losing create gives back only its own share.

@@ -1,5 +1,9 @@
 import { existsSync } from 'node:fs';
+import { Client, Connection } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { LABELS } from '../../contracts/labels';
+import { deletePoolUpdate, POOL_WORKFLOW_TYPE } from '../../contracts/pool-actor';
+import type { PoolWorkflowInput } from '../../core/pools';
 import { sandboxRequest, Stack, TEST_IMAGE, waitFor } from '../helpers/stack';
 
 /**
@@ -16,7 +20,8 @@ const template = {
 
 let stack: Stack;
 beforeAll(async () => {
-  stack = await Stack.start({ apiKey: API_KEY, config: { pools: { maxMembers: 20 } } });
+  // createWaitSeconds as deployed (60): the 100-create burst queues for turns that long at most.
+  stack = await Stack.start({ apiKey: API_KEY, config: { pools: { maxMembers: 20 }, server: { createWaitSeconds: 60 } } });
 });
 afterAll(async () => {
   await stack?.destroy();
@@ -192,6 +197,48 @@ describe('a warm pool', () => {
     expect(env.status).toBe(400);
     expect((await stack.request('DELETE', '/v1/pools/strict')).status).toBe(204);
     expect((await stack.containers()).length).toBe(before);
+  });
+
+  it("when a deleted pool's host never answers (no worker on its queue), then the pool ends after its drain bound and its name is free again", async () => {
+    // The pool actor's input as the API makes it (from a real pool's history), pointed at a host no worker serves.
+    expect((await makePool('alive', 0, 0, 1)).status).toBe(201);
+    const connection = await Connection.connect({ address: stack.temporal.address });
+    try {
+      const client = new Client({ connection });
+      const started = (await client.workflow.getHandle('pool/default/alive').fetchHistory()).events![0]!;
+      const input = defaultPayloadConverter.fromPayload<PoolWorkflowInput>(
+        started.workflowExecutionStartedEventAttributes!.input!.payloads![0]!,
+      );
+      expect((await stack.request('DELETE', '/v1/pools/alive')).status).toBe(204);
+      const { reservation: _none, ...rest } = input;
+      const orphaned: PoolWorkflowInput = {
+        ...rest,
+        name: 'hostless',
+        hostId: 'gone-host',
+        capacity: { bufferMin: 1, bufferMax: 1, poolMin: 0, poolMax: 1 },
+        drainTimeoutSeconds: 3,
+      };
+      const handle = await client.workflow.start(POOL_WORKFLOW_TYPE, {
+        workflowId: 'pool/default/hostless',
+        taskQueue: 'tidebox', // the default [temporal] taskQueue, where the stack's workflow worker polls
+        args: [orphaned],
+      });
+      // A member is being made on the host that never answers: its activity waits for ever.
+      await waitFor(
+        'a member to be scheduled on the gone host',
+        async () => ((await handle.fetchHistory()).events ?? []).some((e) => e.activityTaskScheduledEventAttributes),
+        30_000,
+        200,
+      );
+      await handle.executeUpdate(deletePoolUpdate);
+      // Without the bound this never returns; with it the actor ends ≈ 3 s after the delete.
+      await waitFor('the pool actor to end', async () => (await handle.describe()).status.name === 'COMPLETED', 30_000, 200);
+      expect((await stack.request('GET', '/v1/pools/hostless')).status).toBe(404);
+      expect((await makePool('hostless', 0, 0, 1)).status).toBe(201);
+      expect((await stack.request('DELETE', '/v1/pools/hostless')).status).toBe(204);
+    } finally {
+      await connection.close();
+    }
   });
 
   it('when the worker is SIGKILLed while a sandbox adopts its member and Temporal restarts, then the sandbox runs on that member; no member is lost, leaked or given twice', async () => {
