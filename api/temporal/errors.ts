@@ -1,4 +1,4 @@
-import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { errorKindOf, TideboxError } from '../../core/errors';
 import { GrpcStatus, grpcStatusOf } from '../../platform/grpc-status';
@@ -31,7 +31,11 @@ export function toTideboxError(err: unknown, ctx: CallContext = {}): Error {
     if (kind) return new TideboxError(kind, err.cause.message, { cause: err });
   }
   if (err instanceof WorkflowNotFoundError && ctx.notFound) return withCause(ctx.notFound(), err);
-  const status = grpcStatusOf(err);
+  // An Update-with-start cut off by its deadline ends CANCELLED, not DEADLINE_EXCEEDED (the API cancels no call otherwise).
+  const status =
+    err instanceof WorkflowUpdateRPCTimeoutOrCancelledError
+      ? { code: GrpcStatus.DEADLINE_EXCEEDED, details: err.message }
+      : grpcStatusOf(err);
   switch (status?.code) {
     case GrpcStatus.NOT_FOUND:
       if (ctx.notFound) return withCause(ctx.notFound(), err);

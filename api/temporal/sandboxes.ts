@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { TypedSearchAttributes, type UpdateDefinition } from '@temporalio/common';
 import {
   awaitSettledUpdate,
@@ -110,25 +110,53 @@ export function createSandboxService(temporal: TemporalGateway, config: Config, 
     const view = initialView(input);
     const workflowId = sandboxWorkflowId(sandboxId);
 
+    const startOptions = {
+      workflowId,
+      taskQueue: config.temporal.taskQueue,
+      args: [input] as [SandboxWorkflowInput],
+      memo: { view: memoView(view), requestHash },
+      typedSearchAttributes: new TypedSearchAttributes([
+        { key: SA.tenant, value: tenant },
+        { key: SA.state, value: view.status.state },
+        { key: SA.createdAt, value: new Date(view.createdAt) },
+        ...(view.expiresAt ? [{ key: SA.expiresAt, value: new Date(view.expiresAt) }] : []),
+        { key: SA.metadata, value: metadataKeywords(view.metadata) },
+      ]),
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+    } as const;
+    const waitMs = config.server.createWaitSeconds * 1000;
+    /** No worker answered in time: the sandbox is accepted and will progress; report what we know. */
+    const latestView = async (): Promise<SandboxView | undefined> => {
+      const latest = (await temporal.openActor<MemoView>(workflowId, SANDBOX_WORKFLOW_TYPE))?.view;
+      return latest && !latest.entrypointElided ? latest : latest && { ...view, status: latest.status };
+    };
+
     // The tenant's share first (429 and nothing made when over quota); idempotent for a repeated key.
     await quotas.reserve(caller, sandboxId, { cpuMillis: spec.resources.cpuMillis, memoryBytes: spec.resources.memoryBytes });
+    if (!opts.idempotencyKey && !opts.respondAsync) {
+      // The common create: start the actor and wait for it to settle in one call (the Update rides in
+      // its first workflow task). The id is new (random, or a pool member's), so no earlier run can
+      // hold it. Timed out: if the actor exists its latest view is the answer, else the 504 is.
+      try {
+        return await temporal.call(
+          (client) =>
+            client.workflow.executeUpdateWithStart(awaitSettledUpdate, {
+              args: [{ timeoutMs: waitMs }],
+              startWorkflowOperation: new WithStartWorkflowOperation<SandboxWorkflow>(SANDBOX_WORKFLOW_TYPE, startOptions),
+            }),
+          { what: 'create', deadlineMs: waitMs + 5000 },
+        );
+      } catch (err) {
+        if (!(err instanceof TideboxError && err.kind === 'TIMEOUT')) throw err;
+        const latest = await latestView();
+        if (!latest) throw err;
+        return latest;
+      }
+    }
     await temporal.call(async (client) => {
       try {
-        await client.workflow.start<SandboxWorkflow>(SANDBOX_WORKFLOW_TYPE, {
-          workflowId,
-          taskQueue: config.temporal.taskQueue,
-          args: [input],
-          memo: { view: memoView(view), requestHash },
-          typedSearchAttributes: new TypedSearchAttributes([
-            { key: SA.tenant, value: tenant },
-            { key: SA.state, value: view.status.state },
-            { key: SA.createdAt, value: new Date(view.createdAt) },
-            ...(view.expiresAt ? [{ key: SA.expiresAt, value: new Date(view.expiresAt) }] : []),
-            { key: SA.metadata, value: metadataKeywords(view.metadata) },
-          ]),
-          workflowIdConflictPolicy: 'USE_EXISTING',
-          workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        });
+        await client.workflow.start<SandboxWorkflow>(SANDBOX_WORKFLOW_TYPE, startOptions);
       } catch (err) {
         if (err instanceof WorkflowExecutionAlreadyStartedError) {
           // Definitely not started (any other failure may hide a start that happened: the tenant actor's own check settles those).
@@ -151,14 +179,11 @@ export function createSandboxService(temporal: TemporalGateway, config: Config, 
       return view;
     }
 
-    const waitMs = config.server.createWaitSeconds * 1000;
     try {
       return await update(sandboxId, awaitSettledUpdate, [{ timeoutMs: waitMs }], 'create', waitMs + 5000);
     } catch (err) {
       if (!(err instanceof TideboxError && err.kind === 'TIMEOUT')) throw err;
-      // No worker answered in time: the sandbox is accepted and will progress; report what we know.
-      const latest = (await temporal.openActor<MemoView>(workflowId, SANDBOX_WORKFLOW_TYPE))?.view;
-      return latest && !latest.entrypointElided ? latest : { ...view, ...(latest ? { status: latest.status } : {}) };
+      return (await latestView()) ?? view;
     }
   }
 

@@ -98,6 +98,34 @@ describe('reads without a worker', () => {
   });
 });
 
+describe('a create that waits while no worker runs', () => {
+  let short: Stack;
+  beforeAll(async () => {
+    short = await Stack.start({ config: { server: { createWaitSeconds: 2 } } });
+  });
+  afterAll(async () => {
+    await short?.destroy();
+  });
+
+  it('when no worker runs, then a create (not respond-async) answers 202 Pending after its wait, and the sandbox runs once a worker is back', async () => {
+    await short.worker.stop();
+    const created = await short.request('POST', '/v1/sandboxes', sandboxRequest());
+    expect(created.status).toBe(202);
+    expect(created.body.status.state).toBe('Pending');
+    const id: string = created.body.id;
+    expect((await short.request('GET', `/v1/sandboxes/${id}`)).body.status.state).toBe('Pending');
+    short.startWorker();
+    await waitFor(
+      'Pending → Running',
+      async () => (await short.request('GET', `/v1/sandboxes/${id}`)).body.status.state === 'Running',
+      60_000,
+      200,
+    );
+    expect(await short.containers(id)).toHaveLength(1);
+    expect((await short.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+  });
+});
+
 describe('Temporal restarts', () => {
   it('when the dev server stops and starts on the same db file, then sandboxes keep their state and expiry', async () => {
     const manual = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ timeout: null }));
