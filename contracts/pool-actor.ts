@@ -32,5 +32,7 @@ export const reservationQuery = defineQuery<string | null>('reservation');
 /** DELETE: every unclaimed member drains, then the actor ends. */
 export const deletePoolUpdate = defineUpdate<PoolView, []>('delete');
 export const describePoolQuery = defineQuery<PoolView>('describe');
+/** The spec members are made with now (env included: for the API's transparent claims only, never shown); null while deleting. */
+export const specQuery = defineQuery<SandboxSpec | null>('spec');
 /** Whether this member's container is still the pool's (the host's orphan sweep asks before removing one). */
 export const holdsMemberQuery = defineQuery<boolean, [string]>('holdsMember');

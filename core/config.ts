@@ -178,6 +178,12 @@ export const ConfigSchema = z
         maxPerTenant: z.number().int().min(0).max(1000).default(10),
         /** A claimed member whose sandbox actor has not taken it over after this long is checked, and destroyed if it has none. */
         claimTimeoutSeconds: z.number().int().min(10).default(120),
+        /**
+         * A create that names no pool claims from one of its tenant's pools on this host whose members
+         * run exactly what it asks for (image, entrypoint, resources, env, volumes, ports; its own
+         * timeout and metadata apply), as if it had named it.
+         */
+        transparentClaims: z.boolean().default(false),
         /** A deleted pool ends after this even if members could not be removed (their host gone); the host's sweep removes them when it is back. */
         drainTimeoutSeconds: z.number().int().min(10).max(86_400).default(600),
       })

@@ -184,3 +184,20 @@ export function claimRequest(template: Record<string, unknown>, body: Record<str
   else delete out.metadata;
   return out;
 }
+
+/** A canonical JSON form: object keys sorted at every level, so equal specs built in any order compare equal. */
+const canonical = (value: unknown): string =>
+  JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+
+/**
+ * Whether a pool's members run exactly what a create asks for: every field of the spec but the
+ * create's own timeout and metadata (a transparent claim gives the sandbox those two).
+ */
+export function runsAsAsked(member: SandboxSpec, asked: SandboxSpec): boolean {
+  const container = ({ timeoutSeconds: _t, metadata: _m, ...rest }: SandboxSpec) => canonical(rest);
+  return container(member) === container(asked);
+}

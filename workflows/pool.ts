@@ -18,6 +18,7 @@ import {
   deletePoolUpdate,
   describePoolQuery,
   holdsMemberQuery,
+  specQuery,
   type PoolWorkflow,
   reservationQuery,
   unclaimSignal,
@@ -189,6 +190,7 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
   setHandler(describePoolQuery, view);
   setHandler(reservationQuery, () => input.reservation ?? null);
   setHandler(holdsMemberQuery, (memberId) => memberId in members);
+  setHandler(specQuery, () => (deleting ? null : spec));
 
   const warm = async (id: string, gen: number) => {
     try {

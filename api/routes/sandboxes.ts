@@ -27,12 +27,12 @@ import {
 import { tenantOnly } from '../../core/tenants';
 import type { SpecPreparer } from '../create-sandbox';
 import { EXECD_PORT, EXECD_TOKEN_HEADER } from '../../core/execd';
-import type { SandboxView } from '../../core/sandbox';
+import type { SandboxSpec, SandboxView } from '../../core/sandbox';
 import type { ExecdTokens } from '../../execd/tokens';
 import { localHost } from '../proxy';
 import type { PoolService, SandboxService } from '../temporal';
 import type { ClaimObserver } from '../metrics';
-import { claimRequest, POOL_NAME, POOL_REF_EXTENSION, poolWorkflowId } from '../../core/pools';
+import { claimRequest, POOL_NAME, POOL_REF_EXTENSION, poolWorkflowId, runsAsAsked } from '../../core/pools';
 import { doc, ErrorResponses, linksFrom, NoContent, parseStates, tenantFilter } from './common';
 
 export interface SandboxRouteDeps {
@@ -90,24 +90,42 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (
       const prefer = req.headers.prefer ?? '';
       const respondAsync = /(^|[,;\s])respond-async($|[,;\s])/i.test(prefer);
       const idempotencyKey = req.headers['idempotency-key'];
-      const poolRef = req.body.extensions?.[POOL_REF_EXTENSION];
-      if (poolRef === undefined) {
-        const view = await sandboxes.create(caller, await prepareSpec(caller, req.body), { idempotencyKey, respondAsync });
-        return reply.code(202).header('Location', `/v1/sandboxes/${view.id}`).send(toCreateResponse(view));
-      }
-      // A claim: the pool's template with this request's timeout and metadata, a ready member if any.
+      const explicitRef = req.body.extensions?.[POOL_REF_EXTENSION];
       const started = process.hrtime.bigint();
-      if (!POOL_NAME.test(poolRef))
-        throw new TideboxError('INVALID_PARAMETER', `extensions.${POOL_REF_EXTENSION} must name a pool (a DNS label)`);
-      if (idempotencyKey !== undefined)
-        throw new TideboxError('INVALID_PARAMETER', `Idempotency-Key cannot be combined with extensions.${POOL_REF_EXTENSION} yet`);
-      const { template, hostId } = await pools.template(caller, poolRef);
-      // Members live on the pool's host: only that host's API can hand one over (as with snapshots).
-      if (hostId !== runtimeHostId(config))
-        throw new TideboxError('INVALID_STATE', `pool ${poolRef} lives on Docker host ${hostId}; create through that host's API`);
-      // Validates the claim's own timeout and metadata against the template (the view's: env left out)…
-      const asked = await prepareSpec(caller, claimRequest(template, req.body) as typeof req.body);
-      const { memberId, spec: poolSpec } = await pools.claim(caller, poolRef);
+      let poolRef: string;
+      let asked: SandboxSpec;
+      if (explicitRef === undefined) {
+        const spec = await prepareSpec(caller, req.body);
+        // Transparent claims (opt-in): a pool of this tenant here whose members run exactly this.
+        const matched =
+          config.pools.transparentClaims && idempotencyKey === undefined
+            ? await pools.matching(caller, spec).catch(() => undefined) // no answer: a cold create is always right
+            : undefined;
+        if (matched === undefined) {
+          const view = await sandboxes.create(caller, spec, { idempotencyKey, respondAsync });
+          return reply.code(202).header('Location', `/v1/sandboxes/${view.id}`).send(toCreateResponse(view));
+        }
+        [poolRef, asked] = [matched, spec];
+      } else {
+        // A claim: the pool's template with this request's timeout and metadata, a ready member if any.
+        poolRef = explicitRef;
+        if (!POOL_NAME.test(poolRef))
+          throw new TideboxError('INVALID_PARAMETER', `extensions.${POOL_REF_EXTENSION} must name a pool (a DNS label)`);
+        if (idempotencyKey !== undefined)
+          throw new TideboxError('INVALID_PARAMETER', `Idempotency-Key cannot be combined with extensions.${POOL_REF_EXTENSION} yet`);
+        const { template, hostId } = await pools.template(caller, poolRef);
+        // Members live on the pool's host: only that host's API can hand one over (as with snapshots).
+        if (hostId !== runtimeHostId(config))
+          throw new TideboxError('INVALID_STATE', `pool ${poolRef} lives on Docker host ${hostId}; create through that host's API`);
+        // Validates the claim's own timeout and metadata against the template (the view's: env left out)…
+        asked = await prepareSpec(caller, claimRequest(template, req.body) as typeof req.body);
+      }
+      let { memberId, spec: poolSpec } = await pools.claim(caller, poolRef);
+      if (explicitRef === undefined && !runsAsAsked(poolSpec, asked)) {
+        // The pool's template changed since it matched: its member is not what was asked for.
+        if (memberId !== null) await pools.unclaim(caller.tenant, poolRef, memberId);
+        [memberId, poolSpec] = [null, asked];
+      }
       // …and the sandbox runs exactly what the pool's members are made with, with those two.
       const spec = { ...poolSpec, metadata: asked.metadata, timeoutSeconds: asked.timeoutSeconds };
       if (memberId === null && /(^|[,;\s])pool-only($|[,;\s])/i.test(prefer))

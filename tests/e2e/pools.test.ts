@@ -326,3 +326,53 @@ describe('a warm pool', () => {
     await waitFor('the pool members to be gone', async () => (await poolContainers('burst')).length === 0, 120_000, 500);
   }, 600_000);
 });
+
+describe('transparent claims (pools.transparentClaims)', () => {
+  let own: Stack;
+  beforeAll(async () => {
+    own = await Stack.start({ apiKey: API_KEY, config: { pools: { maxMembers: 20, transparentClaims: true } } });
+  });
+  afterAll(async () => {
+    await own?.destroy();
+  });
+
+  it('when a create names no pool but asks exactly for what a pool runs, then it takes a member; any other create goes cold', async () => {
+    const withEnv = { ...template, env: { MODE: 'pooled' } };
+    const made = await own.request('POST', '/v1/pools', {
+      name: 'quiet',
+      template: withEnv,
+      capacitySpec: { bufferMin: 2, bufferMax: 2, poolMin: 0, poolMax: 4 },
+    });
+    expect(made.status).toBe(201);
+    await waitFor('two ready members', async () => (await own.request('GET', '/v1/pools/quiet')).body.status?.available === 2, 60_000, 200);
+    const memberIds = async () =>
+      new Set((await own.containers()).filter((c) => c.Labels[LABELS.pool]?.endsWith('/quiet')).map((c) => c.Labels[LABELS.sandboxId]!));
+    const members = await memberIds();
+
+    // Same image, entrypoint, resources and env; its own timeout and metadata: a member, thawed.
+    const same = await own.request('POST', '/v1/sandboxes', { ...withEnv, timeout: 300, metadata: { who: 'same' } });
+    expect([same.status, same.body.status.state]).toEqual([202, 'Running']);
+    expect(members.has(same.body.id)).toBe(true);
+    expect(same.body.metadata).toEqual({ who: 'same' });
+    // Other env, or other resources: not what the members run, so cold (never a member).
+    const otherEnv = await own.request('POST', '/v1/sandboxes', { ...withEnv, env: { MODE: 'other' }, timeout: 300 });
+    const otherSize = await own.request('POST', '/v1/sandboxes', {
+      ...withEnv,
+      resourceLimits: { cpu: '500m', memory: '64Mi' },
+      timeout: 300,
+    });
+    for (const r of [otherEnv, otherSize]) {
+      expect([r.status, r.body.status.state]).toEqual([202, 'Running']);
+      expect(members.has(r.body.id)).toBe(false);
+    }
+    const exec = await own.exec(otherEnv.body.id, 'echo $MODE');
+    expect(exec.output.trim()).toBe('other');
+    expect((await own.exec(same.body.id, 'echo $MODE')).output.trim()).toBe('pooled');
+    // Only the matching create was counted by the pool.
+    const { body: pool } = await own.request('GET', '/v1/pools/quiet');
+    expect([pool.claims, pool.misses]).toEqual([1, 0]);
+
+    for (const r of [same, otherEnv, otherSize]) expect((await own.request('DELETE', `/v1/sandboxes/${r.body.id}`)).status).toBe(204);
+    expect((await own.request('DELETE', '/v1/pools/quiet')).status).toBe(204);
+  }, 180_000);
+});

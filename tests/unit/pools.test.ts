@@ -1,4 +1,7 @@
-import { capacityProblem, claimRequest, membersToDrain, membersToWarm, type PoolMember } from '../../core/pools';
+import { parseConfig } from '../../core/config';
+import { normalizeCreateRequest } from '../../core/create-request';
+import { capacityProblem, claimRequest, membersToDrain, membersToWarm, type PoolMember, runsAsAsked } from '../../core/pools';
+import { createSandboxRequestSchema } from '../../core/schemas';
 
 /** The pure rules of warm pools (core/pools.ts): capacity, what to warm and drain, what a claim runs. */
 const member = (state: PoolMember['state'], generation = 1, since = 0): PoolMember => ({ state, generation, since });
@@ -79,5 +82,39 @@ describe('what a claim runs', () => {
     expect(() => claimRequest(template, { env: { B: '2' } })).toThrow(/env/);
     expect(() => claimRequest(template, { volumes: [{ name: 'v' }] })).toThrow(/volumes/);
     expect(() => claimRequest(template, { extensions: { poolRef: 'p', 'tidebox.io/ports': '3000' } })).toThrow(/tidebox.io\/ports/);
+  });
+});
+
+describe('what a transparent claim may take', () => {
+  const config = parseConfig({});
+  const schema = createSandboxRequestSchema(config.sandbox);
+  const spec = (body: Record<string, unknown>) =>
+    normalizeCreateRequest(
+      schema.parse({
+        image: { uri: 'busybox:1.36' },
+        entrypoint: ['tail', '-f', '/dev/null'],
+        resourceLimits: { cpu: '250m', memory: '64Mi' },
+        ...body,
+      }),
+      config.sandbox,
+      { tenant: 'acme' },
+    );
+
+  it('when only the timeout, the metadata or the order of keys differ, then the member runs as asked', () => {
+    const member = spec({ env: { A: '1', B: '2' }, timeout: 600 });
+    expect(runsAsAsked(member, spec({ env: { B: '2', A: '1' }, timeout: 60, metadata: { who: 'me' } }))).toBe(true);
+  });
+
+  it('when image, entrypoint, resources, env or ports differ, then it does not', () => {
+    const member = spec({ env: { A: '1' } });
+    for (const other of [
+      { image: { uri: 'busybox:1.37' }, env: { A: '1' } },
+      { entrypoint: ['sleep', '60'], env: { A: '1' } },
+      { resourceLimits: { cpu: '500m', memory: '64Mi' }, env: { A: '1' } },
+      { env: { A: '2' } },
+      {},
+      { env: { A: '1' }, extensions: { 'tidebox.io/ports': '3000' } },
+    ])
+      expect(runsAsAsked(member, spec(other))).toBe(false);
   });
 });
