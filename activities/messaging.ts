@@ -94,10 +94,7 @@ export function createMessagingActivities({ client, config }: { client: Client; 
       client.workflow.executeUpdateWithStart(reserveUpdate, {
         args: [{ sandboxId: key, reservation, limits, replace }],
         startWorkflowOperation: new WithStartWorkflowOperation<TenantWorkflow>(TENANT_WORKFLOW_TYPE, {
-          ...tenantWorkflowStart(tenant, config.temporal.taskQueue, {
-            graceSeconds: config.server.quotaCheckGraceSeconds,
-            intervalSeconds: config.server.quotaCheckIntervalSeconds,
-          }),
+          ...tenantWorkflowStart(tenant, config),
           workflowIdConflictPolicy: 'USE_EXISTING',
         }),
       }),

@@ -1,6 +1,7 @@
 /** What the tenant actor (`tenant/<name>`) answers to. Names are recorded in histories: never rename one. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Reservation, Usage, UsageLimits } from '../core/quotas';
+import type { Config } from '../core/config';
 
 export const TENANT_WORKFLOW_TYPE = 'tenantWorkflow';
 export const tenantWorkflowId = (tenant: string): string => `tenant/${tenant}`;
@@ -17,11 +18,22 @@ export interface TenantWorkflowInput {
 }
 export type TenantWorkflow = (input: TenantWorkflowInput) => Promise<void>;
 
-/** How a tenant actor is started, by whichever reservation comes first (the API's, or a pool actor's). */
-export const tenantWorkflowStart = (tenant: string, taskQueue: string, check: { graceSeconds: number; intervalSeconds: number }) => ({
+/**
+ * How a tenant actor is started, by whichever reservation comes first (the API's, or a pool actor's):
+ * on the shared task queue, checking its reservations as `[server]` says.
+ */
+export const tenantWorkflowStart = (
+  tenant: string,
+  config: {
+    temporal: Pick<Config['temporal'], 'taskQueue'>;
+    server: Pick<Config['server'], 'quotaCheckGraceSeconds' | 'quotaCheckIntervalSeconds'>;
+  },
+) => ({
   workflowId: tenantWorkflowId(tenant),
-  taskQueue,
-  args: [{ tenant, check }] as [TenantWorkflowInput],
+  taskQueue: config.temporal.taskQueue,
+  args: [
+    { tenant, check: { graceSeconds: config.server.quotaCheckGraceSeconds, intervalSeconds: config.server.quotaCheckIntervalSeconds } },
+  ] as [TenantWorkflowInput],
 });
 
 export type ReserveOutcome = { admitted: true; usage: Usage } | { admitted: false; message: string; usage: Usage };

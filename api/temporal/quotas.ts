@@ -86,11 +86,7 @@ export function createQuotaService(temporal: TemporalGateway, config: Config) {
       }),
     });
 
-  const tenantStart = (tenant: string) =>
-    tenantWorkflowStart(tenant, config.temporal.taskQueue, {
-      graceSeconds: config.server.quotaCheckGraceSeconds,
-      intervalSeconds: config.server.quotaCheckIntervalSeconds,
-    });
+  const tenantStart = (tenant: string) => tenantWorkflowStart(tenant, config);
 
   /** Record a share without judging it (an operator's snapshot of a tenant's sandbox: admins are not held to quotas). */
   async function record(tenant: string, key: string, reservation: Reservation): Promise<void> {
