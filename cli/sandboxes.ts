@@ -21,8 +21,10 @@ interface Events {
 
 const one = (positionals: string[], what: string): string => {
   if (positionals.length !== 1) throw new UsageError(`${what} takes exactly one sandbox id`);
-  return encodeURIComponent(positionals[0]!);
+  return positionals[0]!;
 };
+/** A sandbox's path on the API (the id as typed, encoded once here). */
+const sandboxPath = (id: string) => `/sandboxes/${encodeURIComponent(id)}`;
 const source = (s: Sandbox) => s.image?.uri ?? (s.snapshotId ? `snapshot:${s.snapshotId}` : '');
 const settled = (s: Sandbox) => !['Pending', 'Pausing', 'Resuming', 'Stopping'].includes(s.status.state);
 
@@ -66,7 +68,7 @@ async function ls(args: string[]): Promise<number> {
 
 async function get(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' } } });
-  const s = await api<Sandbox>('GET', `/sandboxes/${one(positionals, 'get')}`);
+  const s = await api<Sandbox>('GET', sandboxPath(one(positionals, 'get')));
   return print(values.json ? json(s) : describe(s));
 }
 
@@ -112,7 +114,7 @@ async function create(args: string[]): Promise<number> {
   let s: Sandbox = created;
   if (!values['no-wait'] && !settled(s)) {
     if (!values.json) process.stderr.write(`sandbox ${s.id}: ${s.status.state}…\n`);
-    s = await follow(() => api<Sandbox>('GET', `/sandboxes/${s.id}`), settled, { timeoutMs: 300_000, what: `sandbox ${s.id}` });
+    s = await follow(() => api<Sandbox>('GET', sandboxPath(s.id)), settled, { timeoutMs: 300_000, what: `sandbox ${s.id}` });
   }
   print(values.json ? json(s) : `${s.id}  ${s.status.state}${s.expiresAt ? `  expires ${until(s.expiresAt)}` : ''}`);
   if (s.status.state === 'Failed') throw new OperationFailed(`sandbox ${s.id} failed: ${s.status.reason ?? ''} ${s.status.message ?? ''}`);
@@ -123,7 +125,7 @@ async function rm(args: string[]): Promise<number> {
   const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
   if (!positionals.length) throw new UsageError('rm takes one or more sandbox ids');
   for (const id of positionals) {
-    await api('DELETE', `/sandboxes/${encodeURIComponent(id)}`);
+    await api('DELETE', sandboxPath(id));
     print(`${id}  deleted`);
   }
   return 0;
@@ -144,17 +146,17 @@ async function renew(args: string[]): Promise<number> {
     if (!Number.isInteger(seconds) || seconds <= 0) throw new UsageError('--for is a whole number of seconds');
     expiresAt = new Date(Date.now() + seconds * 1000).toISOString();
   } else if (Number.isNaN(Date.parse(expiresAt!))) throw new UsageError('--until is an ISO 8601 time, e.g. 2030-01-01T00:00:00Z');
-  const r = await api<{ expiresAt: string }>('POST', `/sandboxes/${id}/renew-expiration`, { expiresAt });
-  return print(values.json ? json(r) : `${decodeURIComponent(id)}  expires ${r.expiresAt} (${until(r.expiresAt)})`);
+  const r = await api<{ expiresAt: string }>('POST', `${sandboxPath(id)}/renew-expiration`, { expiresAt });
+  return print(values.json ? json(r) : `${id}  expires ${r.expiresAt} (${until(r.expiresAt)})`);
 }
 
 async function pauseOrResume(op: 'pause' | 'resume', args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'no-wait': { type: 'boolean' } } });
   const id = one(positionals, op);
-  await api('POST', `/sandboxes/${id}/${op}`);
-  if (values['no-wait']) return print(`${decodeURIComponent(id)}  ${op} accepted`);
+  await api('POST', `${sandboxPath(id)}/${op}`);
+  if (values['no-wait']) return print(`${id}  ${op} accepted`);
   const target = op === 'pause' ? 'Paused' : 'Running';
-  const s = await follow(() => api<Sandbox>('GET', `/sandboxes/${id}`), settled, { timeoutMs: 120_000, what: `${op} of ${id}` });
+  const s = await follow(() => api<Sandbox>('GET', sandboxPath(id)), settled, { timeoutMs: 120_000, what: `${op} of ${id}` });
   print(`${s.id}  ${s.status.state}`);
   if (s.status.state !== target) throw new OperationFailed(`${op} of ${s.id} ended ${s.status.state}: ${s.status.message ?? ''}`);
   return 0;
@@ -162,7 +164,7 @@ async function pauseOrResume(op: 'pause' | 'resume', args: string[]): Promise<nu
 
 async function events(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' } } });
-  const h = await api<Events>('GET', `/sandboxes/${one(positionals, 'events')}/events`);
+  const h = await api<Events>('GET', `${sandboxPath(one(positionals, 'events'))}/events`);
   if (values.json) return print(json(h));
   return print(
     table(
