@@ -3,6 +3,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { CapacitySpec, PoolView, PoolWorkflowInput } from '../core/pools';
 import type { UsageLimits } from '../core/quotas';
 import type { SandboxSpec } from '../core/sandbox';
+import type { StartedWorkload } from './runtime';
 
 export const POOL_WORKFLOW_TYPE = 'poolWorkflow';
 export type PoolWorkflow = (input: PoolWorkflowInput) => Promise<void>;
@@ -11,9 +12,14 @@ export type PoolWorkflow = (input: PoolWorkflowInput) => Promise<void>;
  * Take one ready member for a create: it is marked claimed (never handed out again) and its id —
  * the id the new sandbox gets — returned; null when none is ready (the create goes cold). `spec` is
  * what the pool's members are made with now (the member's own): the claim's sandbox runs exactly it.
+ * `started`: a pool on its host's queue (input.onHost) thaws the member inside the claim and answers
+ * its workload; absent, the sandbox actor adopts it (thaws it) itself.
  */
-export const claimUpdate = defineUpdate<{ memberId: string | null; spec: SandboxSpec }, []>('claim');
-/** A claimed member whose create did not go ahead (e.g. over quota): it never ran user code, so it is ready again. */
+export const claimUpdate = defineUpdate<{ memberId: string | null; spec: SandboxSpec; started?: StartedWorkload }, []>('claim');
+/**
+ * A claimed member whose create did not go ahead (e.g. over quota): it never ran user code, so it is
+ * ready again — frozen again first if its claim thawed it (the ledger knows).
+ */
 export const unclaimSignal = defineSignal<[{ memberId: string }]>('unclaim');
 /** The sandbox actor of a claimed member has started: it owns the container now (adopts it, or removes it), so the pool lets it go. */
 export const adoptedSignal = defineSignal<[{ memberId: string }]>('adopted');

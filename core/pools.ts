@@ -39,6 +39,8 @@ export interface PoolMember {
   generation: number;
   /** When it entered this state (ms since epoch, workflow time). */
   since: number;
+  /** Its claim thawed it (or tried to): it may be running, so it is never ready again as it is. */
+  thawed?: boolean;
 }
 
 export interface PoolStatus {
@@ -122,6 +124,13 @@ export interface PoolWorkflowInput {
    * (pools started before): no bound.
    */
   drainTimeoutSeconds?: number;
+  /**
+   * The pool actor runs on its host's task queue (so that host's worker, which holds the engine, runs
+   * its tasks) and thaws a member inside the claim with a local activity; its messaging activities go
+   * to this shared queue. Absent (Kubernetes, and pools started before): it runs on the shared queue
+   * and the sandbox actor thaws the member.
+   */
+  onHost?: { sharedQueue: string };
   /** Whether members are frozen while they wait (Docker); pods cannot be, and wait running. Absent: frozen. */
   freeze?: boolean;
   /** The tenant actor's key for this pool's share of the quota (core/quotas.ts); absent for pools made before pools held quota. */

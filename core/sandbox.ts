@@ -155,8 +155,12 @@ export interface SandboxWorkflowInput {
   requestHash: string;
   /** How far renewals may move expiresAt (absent on actors started before they carried it: the default). */
   expiry?: ExpiryPolicy;
-  /** Claimed from a warm pool: the member made for this id is taken over instead of a create (the pool actor's workflow id). */
-  pooled?: { pool: string };
+  /**
+   * Claimed from a warm pool: the member made for this id is taken over instead of a create (the pool
+   * actor's workflow id). With `started`, the pool thawed it inside the claim: the actor starts
+   * Running on that workload and only tells the pool it took it over.
+   */
+  pooled?: { pool: string; started?: { containerId: string; network: SandboxNetwork } };
   /** Present only when continuing as new: the actor's whole state. */
   carried?: SandboxCarriedState;
 }
@@ -198,10 +202,25 @@ export function initialView(input: SandboxWorkflowInput): SandboxView {
     metadata: spec.metadata,
     ...(spec.extensions[EXECD_EXTENSION] === 'image' ? { execd: 'image' as const } : {}),
     status: { state: accepted.state, reason: accepted.reason, message: accepted.message, lastTransitionAt: accepted.at },
+    ...(input.pooled?.started
+      ? {
+          status: { state: 'Running' as const, reason: 'started', message: 'sandbox is running', lastTransitionAt: input.createdAt },
+          containerId: input.pooled.started.containerId,
+          network: input.pooled.started.network,
+        }
+      : {}),
     createdAt: input.createdAt,
     expiresAt: spec.timeoutSeconds === null ? null : new Date(Date.parse(input.createdAt) + spec.timeoutSeconds * 1000).toISOString(),
   };
 }
+
+/** The history of a new actor: accepted, and Running at once for a member thawed by its claim. */
+export const firstEvents = (input: SandboxWorkflowInput): SandboxEvent[] => [
+  acceptedEvent(input),
+  ...(input.pooled?.started
+    ? [{ at: input.createdAt, state: 'Running' as const, actor: 'runtime' as const, reason: 'started', message: 'sandbox is running' }]
+    : []),
+];
 
 /** The first history entry: written by the API with the start request. */
 export const acceptedEvent = (input: SandboxWorkflowInput): SandboxEvent => ({

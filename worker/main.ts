@@ -31,8 +31,8 @@ async function createRuntimeHost(config: Config, client: Client): Promise<Runtim
 
 /**
  * Worker process: sandbox actors and messaging activities on the shared task queue, the runtime's
- * activities (Docker engine or Kubernetes cluster) on the host's queue. A single-host install runs
- * both here. SIGINT/SIGTERM drain in-flight tasks, then exit.
+ * activities (Docker engine or Kubernetes cluster) and the warm pool actors of this host (Docker) on
+ * the host's queue. A single-host install runs both here. SIGINT/SIGTERM drain in-flight tasks, then exit.
  */
 async function main(): Promise<void> {
   const config = loadConfig(process.env, (p) => readFileSync(p, 'utf8'));
@@ -42,8 +42,6 @@ async function main(): Promise<void> {
   const verbose = config.log.level === 'debug' || config.log.level === 'trace';
   Runtime.install({
     logger: new DefaultLogger(verbose ? 'DEBUG' : 'WARN', ({ level, message, meta }) => {
-      // The host queue carries only activities, by design.
-      if (message.startsWith('No workflows registered')) return;
       const fields = Object.fromEntries(Object.entries(meta ?? {}).map(([k, v]) => [k, v instanceof Error ? v.message : v]));
       log(level === 'ERROR' ? 'error' : level === 'WARN' ? 'warn' : 'info', message, fields);
     }),
@@ -80,6 +78,9 @@ async function main(): Promise<void> {
     namespace: config.temporal.namespace,
     taskQueue: hostQueue,
     dataConverter,
+    // Warm pools run on their host's queue: a claim thaws its member here, with a local activity
+    // beside the engine, in the claim's own workflow task (docs/pools.md).
+    ...workflowSource,
     activities: runtime.activities,
     // Cancellations (a delete during a slow start) reach an activity with its next heartbeat sent
     // to the server; send them at least every second instead of every 8 s (0.8 × heartbeat timeout).

@@ -4,6 +4,7 @@ import {
   continueAsNew,
   log,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   sleep,
   upsertMemo,
@@ -23,7 +24,7 @@ import {
   reservationQuery,
   unclaimSignal,
 } from '../contracts/pool-actor';
-import type { SandboxRuntime } from '../contracts/runtime';
+import type { SandboxRuntime, StartedWorkload } from '../contracts/runtime';
 import {
   membersToDrain,
   membersToWarm,
@@ -55,7 +56,10 @@ const BACKOFF_MS = { first: 2_000, max: 300_000 };
  * crashed between claim and start) is destroyed after `claimTimeoutSeconds`, never made ready again.
  */
 export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Promise<void> => {
-  const taskQueue = hostTaskQueue(workflowInfo().taskQueue, input.hostId);
+  // A pool on its host's queue (input.onHost) sends its messaging activities to the shared queue.
+  const shared = input.onHost?.sharedQueue ?? workflowInfo().taskQueue;
+  const onShared = input.onHost ? { taskQueue: shared } : {};
+  const taskQueue = hostTaskQueue(shared, input.hostId);
   const runtime = proxyActivities<SandboxRuntime>({
     taskQueue,
     startToCloseTimeout: '15 minutes',
@@ -70,14 +74,22 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
     retry: { initialInterval: '500ms', maximumInterval: '30s' },
   });
   const { sandboxesOpen } = proxyActivities<MessagingActivities>({
+    ...onShared,
     startToCloseTimeout: '1 minute',
     retry: { initialInterval: '1s', maximumInterval: '30s' },
   });
   /** A resize's verdict is awaited by the PUT that asked: bounded, so a lost tenant actor fails the PUT instead of holding it. */
   const quota = proxyActivities<MessagingActivities>({
+    ...onShared,
     startToCloseTimeout: '30 seconds',
     retry: { initialInterval: '500ms', maximumInterval: '5s', maximumAttempts: 5 },
   });
+
+  /**
+   * The thaw inside a claim (input.onHost): run by this host's worker in the claim's own workflow
+   * task, no dispatch. Short and tried twice: a member that will not thaw is left to the sandbox actor.
+   */
+  const onThisHost = proxyLocalActivities<SandboxRuntime>({ startToCloseTimeout: '10 seconds', retry: { maximumAttempts: 2 } });
 
   const { tenant, namespace, name, createdAt } = input;
   let { template, spec, capacity } = input;
@@ -121,7 +133,7 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
   for (const [id, m] of Object.entries(members))
     if (m.state === 'warming' || m.state === 'draining') members[id] = { ...m, state: 'draining' };
 
-  setHandler(claimUpdate, () => {
+  setHandler(claimUpdate, async () => {
     const ready = Object.entries(members)
       .filter(([, m]) => m.state === 'ready' && m.generation === generation)
       .sort((a, b) => a[1].since - b[1].since)[0];
@@ -130,13 +142,48 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
       misses++;
       return { memberId: null, spec };
     }
-    members[ready[0]] = { ...ready[1], state: 'claimed', since: Date.now() };
+    // Marked before anything is awaited: a concurrent claim can never pick the same member.
+    const [memberId] = ready;
+    const claimedSpec = spec;
+    const claimedAt = Date.now();
+    members[memberId] = { ...ready[1], state: 'claimed', since: claimedAt, ...(input.onHost ? { thawed: true } : {}) };
     claims++;
-    return { memberId: ready[0], spec };
+    if (!input.onHost) return { memberId, spec: claimedSpec };
+    let started: StartedWorkload;
+    try {
+      started = await onThisHost.adoptContainer({ sandboxId: memberId, namespace, ports: claimedSpec.ports });
+    } catch {
+      // Not thawed here (gone, or the engine slow): the sandbox actor adopts it — or finds it gone and goes cold.
+      return { memberId, spec: claimedSpec };
+    }
+    const m = members[memberId];
+    if (m?.state !== 'claimed' || m.since !== claimedAt) {
+      // Judged a stale claim while it thawed (and so being removed): not this claim's any more.
+      claims--;
+      misses++;
+      return { memberId: null, spec: claimedSpec };
+    }
+    // The claim timeout counts from the answer: the create has that long to start its sandbox actor.
+    members[memberId] = { ...m, since: Date.now() };
+    return { memberId, spec: claimedSpec, started };
   });
+  /** A member a claim thawed and gave back: frozen again, then ready (removed if that fails). */
+  const refreeze = async (id: string, gen: number) => {
+    try {
+      await runtime.pauseContainer({ sandboxId: id });
+      if (members[id]?.state === 'warming') members[id] = { state: 'ready', generation: gen, since: Date.now() };
+    } catch {
+      if (members[id]) members[id] = { ...members[id]!, state: 'draining', since: Date.now() };
+    }
+  };
   setHandler(unclaimSignal, ({ memberId }) => {
     const m = members[memberId];
-    if (m?.state === 'claimed') members[memberId] = { ...m, state: 'ready', since: Date.now() };
+    if (m?.state === 'claimed' && m.thawed) {
+      // It may run: never ready as it is. Frozen again first (a tenant refused over quota again and
+      // again must not make the host create and remove a member each time).
+      members[memberId] = { state: 'warming', generation: m.generation, since: Date.now() };
+      track(refreeze(memberId, m.generation));
+    } else if (m?.state === 'claimed') members[memberId] = { ...m, state: 'ready', since: Date.now() };
     touch();
   });
   setHandler(adoptedSignal, ({ memberId }) => {

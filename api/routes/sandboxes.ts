@@ -120,17 +120,20 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (
         // Validates the claim's own timeout and metadata against the template (the view's: env left out)…
         asked = await prepareSpec(caller, claimRequest(template, req.body) as typeof req.body);
       }
-      let { memberId, spec: poolSpec } = await pools.claim(caller, poolRef);
+      let { memberId, spec: poolSpec, started: thawed } = await pools.claim(caller, poolRef);
       if (explicitRef === undefined && !runsAsAsked(poolSpec, asked)) {
         // The pool's template changed since it matched: its member is not what was asked for.
         if (memberId !== null) await pools.unclaim(caller.tenant, poolRef, memberId);
-        [memberId, poolSpec] = [null, asked];
+        [memberId, poolSpec, thawed] = [null, asked, undefined];
       }
       // …and the sandbox runs exactly what the pool's members are made with, with those two.
       const spec = { ...poolSpec, metadata: asked.metadata, timeoutSeconds: asked.timeoutSeconds };
       if (memberId === null && /(^|[,;\s])pool-only($|[,;\s])/i.test(prefer))
         throw new TideboxError('POOL_EMPTY', `pool ${poolRef} has no ready member (Prefer: pool-only)`);
-      const member = memberId === null ? undefined : { id: memberId, pool: poolWorkflowId(caller.tenant, poolRef) };
+      const member =
+        memberId === null
+          ? undefined
+          : { id: memberId, pool: poolWorkflowId(caller.tenant, poolRef), ...(thawed ? { started: thawed } : {}) };
       const view = await sandboxes.create(caller, spec, { respondAsync, ...(member ? { member } : {}) }).catch(async (err: unknown) => {
         // Over quota is decided before the actor starts: the member never ran anything of this create.
         // Any other failure may come after the start (the actor then owns the member): no give-back.

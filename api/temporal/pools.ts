@@ -23,11 +23,15 @@ import {
   templateView,
 } from '../../core/pools';
 import { poolLimits, poolReservation, poolReservationKey, type UsageLimits } from '../../core/quotas';
-import type { SandboxSpec } from '../../core/sandbox';
+import { hostTaskQueue, type SandboxSpec } from '../../core/sandbox';
+import type { StartedWorkload } from '../../contracts/runtime';
 import { type Caller, canSee, type TenantCaller } from '../../core/tenants';
 import type { TemporalGateway } from './gateway';
 import type { QuotaService } from './quotas';
 import { actorTurns } from './turns';
+
+/** What a claim answers (contracts/pool-actor.ts claimUpdate). */
+type Claimed = { memberId: string | null; spec: SandboxSpec; started?: StartedWorkload };
 
 const poolNotFound = (name: string) => new TideboxError('POOL_NOT_FOUND', `pool ${name} not found`);
 const poolExists = (name: string, cause?: unknown) =>
@@ -83,6 +87,8 @@ export function createPoolService(temporal: TemporalGateway, config: Config, quo
       drainTimeoutSeconds: config.pools.drainTimeoutSeconds,
       // Pods cannot be frozen: on Kubernetes members wait running (their template's entrypoint only).
       freeze: config.runtime.type !== 'kubernetes',
+      // Docker: the actor runs beside its host's engine, and a claim thaws its member in one task.
+      ...(config.runtime.type !== 'kubernetes' ? { onHost: { sharedQueue: config.temporal.taskQueue } } : {}),
       // This create's own key (a nonce): a refused or losing create gives back only its own share.
       reservation: poolReservationKey(poolWorkflowId(caller.tenant, name), randomUUID()),
     };
@@ -105,7 +111,7 @@ export function createPoolService(temporal: TemporalGateway, config: Config, quo
       try {
         await client.workflow.start<PoolWorkflow>(POOL_WORKFLOW_TYPE, {
           workflowId: poolWorkflowId(caller.tenant, name),
-          taskQueue: config.temporal.taskQueue,
+          taskQueue: input.onHost ? hostTaskQueue(config.temporal.taskQueue, input.hostId) : config.temporal.taskQueue,
           args: [input],
           memo: { view },
           typedSearchAttributes: new TypedSearchAttributes([
@@ -166,7 +172,20 @@ export function createPoolService(temporal: TemporalGateway, config: Config, quo
   async function remove(caller: Caller, name: string, tenant?: string): Promise<void> {
     const owner = tenantOf(caller, tenant);
     await get(caller, name, owner);
-    await update<PoolView, []>(poolWorkflowId(owner, name), name, deletePoolUpdate, [], 'pool delete');
+    try {
+      await update<PoolView, []>(poolWorkflowId(owner, name), name, deletePoolUpdate, [], 'pool delete');
+    } catch (err) {
+      if (!(err instanceof TideboxError && err.kind === 'TIMEOUT')) throw err;
+      // A pool on its host's queue runs only on that host's worker: none answered a delete (which
+      // needs no I/O) within the call deadline, so the host is gone. End the actor here; its members
+      // carry its label, and that host's sweep removes them when it is back (no pool holds them);
+      // the tenant actor's check gives the pool's share back (its actor no longer runs).
+      await temporal.call((client) =>
+        client.workflow
+          .getHandle(poolWorkflowId(owner, name))
+          .terminate('DELETE: the pool host worker did not answer within the call deadline'),
+      );
+    }
   }
 
   /** The template a claim from this pool runs (as views show it) and the host holding its members (the caller's own pool; 404 otherwise). */
@@ -176,10 +195,10 @@ export function createPoolService(temporal: TemporalGateway, config: Config, quo
   }
 
   /** One ready member's id (the id the new sandbox takes; null when none is ready), and the spec the pool's members are made with. */
-  async function claim(caller: TenantCaller, name: string): Promise<{ memberId: string | null; spec: SandboxSpec }> {
+  async function claim(caller: TenantCaller, name: string): Promise<Claimed> {
     const id = poolWorkflowId(caller.tenant, name);
     // A burst of creates on one pool meets at its actor: a few claims in flight at a time, the rest queued here.
-    return claimTurns.run(id, () => update<{ memberId: string | null; spec: SandboxSpec }, []>(id, name, claimUpdate, [], 'claim'));
+    return claimTurns.run(id, () => update<Claimed, []>(id, name, claimUpdate, [], 'claim'));
   }
 
   /**

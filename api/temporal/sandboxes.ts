@@ -14,6 +14,7 @@ import {
   type SandboxWorkflow,
 } from '../../contracts/sandbox-actor';
 import { SA } from '../../contracts/search-attributes';
+import type { StartedWorkload } from '../../contracts/runtime';
 import { type Config, runtimeHostId } from '../../core/config';
 import { TideboxError } from '../../core/errors';
 import { judgeRenewal } from '../../core/expiry';
@@ -89,8 +90,11 @@ export function createSandboxService(temporal: TemporalGateway, config: Config, 
     opts: {
       idempotencyKey?: string;
       respondAsync: boolean;
-      /** A claimed warm pool member: the sandbox takes its id and its container (the pool actor's workflow id). */
-      member?: { id: string; pool: string };
+      /**
+       * A claimed warm pool member: the sandbox takes its id and its container (the pool actor's
+       * workflow id); `started` when the claim thawed it (the actor starts Running on it).
+       */
+      member?: { id: string; pool: string; started?: StartedWorkload };
     },
   ): Promise<SandboxView> {
     const { tenant, namespace } = caller;
@@ -105,7 +109,7 @@ export function createSandboxService(temporal: TemporalGateway, config: Config, 
       spec,
       requestHash,
       expiry: { maxTimeoutSeconds: config.sandbox.maxTimeoutSeconds },
-      ...(opts.member ? { pooled: { pool: opts.member.pool } } : {}),
+      ...(opts.member ? { pooled: { pool: opts.member.pool, ...(opts.member.started ? { started: opts.member.started } : {}) } } : {}),
     };
     const view = initialView(input);
     const workflowId = sandboxWorkflowId(sandboxId);
@@ -134,6 +138,11 @@ export function createSandboxService(temporal: TemporalGateway, config: Config, 
 
     // The tenant's share first (429 and nothing made when over quota); idempotent for a repeated key.
     await quotas.reserve(caller, sandboxId, { cpuMillis: spec.resources.cpuMillis, memoryBytes: spec.resources.memoryBytes });
+    if (opts.member?.started) {
+      // Thawed by its claim: the actor starts Running on the member, and nothing is left to wait for.
+      await temporal.call((client) => client.workflow.start<SandboxWorkflow>(SANDBOX_WORKFLOW_TYPE, startOptions));
+      return view;
+    }
     if (!opts.idempotencyKey && !opts.respondAsync) {
       // The common create: start the actor and wait for it to settle in one call (the Update rides in
       // its first workflow task). The id is new (random, or a pool member's), so no earlier run can

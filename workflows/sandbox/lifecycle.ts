@@ -38,15 +38,41 @@ async function releaseMounts(actor: SandboxActorState, acts: SandboxActivities):
  * in its own scope so that a delete arriving meanwhile cancels it (a pod can wait minutes for a node
  * or an image) instead of waiting for it to finish.
  */
+/**
+ * A claimed member's actor owns it from its first step (it adopts it, or removes what is left of it,
+ * or — thawed by the claim — runs on it): the pool may let it go now. Not awaited: the word goes out
+ * with this task's other commands.
+ */
+export function announceAdoption(actor: SandboxActorState): void {
+  const { input, view } = actor;
+  if (!input.pooled) return;
+  void getExternalWorkflowHandle(input.pooled.pool)
+    .signal(adoptedSignal, { memberId: view.id })
+    .catch(() => undefined); // the pool may be gone (deleted meanwhile)
+}
+
+/**
+ * A member thawed by its claim: this actor started Running on it. Check once that it is still there
+ * and running (its claim may have been judged stale and the member removed, had the create been slow
+ * to start this actor); if not, Failed as an exit would make it, with nothing left behind.
+ */
+export async function confirmStarted(actor: SandboxActorState, acts: SandboxActivities): Promise<void> {
+  const { input, view } = actor;
+  try {
+    await acts.runtime.adoptContainer({ sandboxId: view.id, namespace: namespaceOf(input), ports: input.spec.ports });
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    await acts.teardown.removeContainers({ sandboxId: view.id, namespace: namespaceOf(input) });
+    delete view.containerId;
+    delete view.network;
+    const { reason, message } = describeFailure(err);
+    actor.transition('Failed', 'runtime', reason, message);
+  }
+}
+
 export async function provision(actor: SandboxActorState, acts: SandboxActivities): Promise<void> {
   const { input, view } = actor;
-  if (input.pooled) {
-    // This actor owns the member from its first step (it adopts it, or removes what is left of it):
-    // the pool may let it go now. Not awaited: the word goes out with this task's other commands.
-    void getExternalWorkflowHandle(input.pooled.pool)
-      .signal(adoptedSignal, { memberId: view.id })
-      .catch(() => undefined); // the pool may be gone (deleted meanwhile)
-  }
+  announceAdoption(actor);
   const scope = new CancellationScope();
   let settled = false;
   const provisioning = scope.run(async () => {

@@ -3,7 +3,7 @@ import { SA } from '../../contracts/search-attributes';
 import { DEFAULT_EXPIRY_POLICY, type ExpiryPolicy } from '../../core/expiry';
 import { metadataKeywords } from '../../core/metadata';
 import {
-  acceptedEvent,
+  firstEvents,
   initialView,
   memoView,
   type EventActor,
@@ -41,7 +41,7 @@ export class SandboxActorState {
   constructor(readonly input: SandboxWorkflowInput) {
     const carried: SandboxCarriedState = input.carried ?? {
       view: initialView(input),
-      events: [acceptedEvent(input)],
+      events: firstEvents(input),
       deleteRequested: false,
     };
     this.view = carried.view;
