@@ -9,7 +9,8 @@ import { freePort, Stack, TEST_IMAGE } from '../helpers/stack';
 const API_KEY = 'cli-test-key-0123456789abcdef';
 let stack: Stack;
 beforeAll(async () => {
-  stack = await Stack.start({ apiKey: API_KEY });
+  // A grace window: an entrypoint that exits at once fails its create, which the CLI must report (without one it fails moments later).
+  stack = await Stack.start({ apiKey: API_KEY, config: { docker: { startupGraceMs: 1000 } } });
 });
 afterAll(async () => {
   await stack?.destroy();

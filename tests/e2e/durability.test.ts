@@ -158,21 +158,25 @@ describe('Temporal restarts', () => {
 });
 
 describe('containers that die on their own', () => {
+  /** The sandbox as GET shows it once it is Failed. */
+  const untilFailed = (id: string, timeoutMs: number) =>
+    waitFor(
+      'Failed',
+      async () => {
+        const r = await stack.request('GET', `/v1/sandboxes/${id}`);
+        return r.body.status.state === 'Failed' ? r : undefined;
+      },
+      timeoutMs,
+      50,
+    );
+
   it('when the entrypoint exits at once and no grace window is set (the default), then the create answers and the sandbox is Failed with its code and last output', async () => {
     const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ entrypoint: ['sh', '-c', 'echo boom; exit 3'] }));
     expect(created.status).toBe(202);
     // Running if the engine still showed it up, Failed if the start's own inspect saw it gone: both are honest.
     expect(['Running', 'Failed']).toContain(created.body.status.state);
     const id: string = created.body.id;
-    const failed = await waitFor(
-      'Failed',
-      async () => {
-        const r = await stack.request('GET', `/v1/sandboxes/${id}`);
-        return r.body.status.state === 'Failed' ? r : undefined;
-      },
-      15_000,
-      50,
-    );
+    const failed = await untilFailed(id, 15_000);
     expect(failed.body.status).toMatchObject({ reason: 'SANDBOX::CONTAINER_EXITED', message: expect.stringContaining('code 3') });
     expect(failed.body.status.message).toContain('last output: boom');
     await waitFor('container removed', async () => (await stack.containers(id)).length === 0, 10_000);
@@ -185,15 +189,7 @@ describe('containers that die on their own', () => {
     const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ entrypoint: ['sh', '-c', 'sleep 2; exit 7'] }));
     expect(created.body.status.state).toBe('Running');
     const id: string = created.body.id;
-    const failed = await waitFor(
-      'Failed',
-      async () => {
-        const r = await stack.request('GET', `/v1/sandboxes/${id}`);
-        return r.body.status.state === 'Failed' ? r : undefined;
-      },
-      30_000,
-      100,
-    );
+    const failed = await untilFailed(id, 30_000);
     expect(failed.body.status).toMatchObject({ reason: 'SANDBOX::CONTAINER_EXITED', message: expect.stringContaining('code 7') });
     await waitFor('container removed', async () => (await stack.containers(id)).length === 0, 10_000);
     expect((await stack.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);

@@ -157,7 +157,19 @@ export class Stack {
     };
     this.baseUrl = `http://127.0.0.1:${apiPort}`;
     this.startWorker();
-    await this.startApi();
+    // The port was free when picked, but a process started since (another stack's dev server binds
+    // side ports of its own choosing) may have taken it: then the API gets a new one, twice at most.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.startApi();
+        return;
+      } catch (err) {
+        if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+        const port = await freePort();
+        this.env = { ...this.env, TIDEBOX_PORT: String(port) };
+        this.baseUrl = `http://127.0.0.1:${port}`;
+      }
+    }
   }
 
   /** Start (or restart) the API process on the same port and wait until it answers. */
@@ -166,7 +178,19 @@ export class Stack {
     this.api.start();
     try {
       // The first stack of a fresh run starts cold (page cache, the dev server's first database): allow for it.
-      await waitFor('API health', async () => (await fetch(`${this.baseUrl}/health`)).ok, 90_000);
+      // …and an API that exits at start-up (its port taken) is told at once, not after the wait.
+      for (const deadline = Date.now() + 90_000; ;) {
+        if (!this.api.running) throw new Error('the API process exited during start-up');
+        if (
+          await fetch(`${this.baseUrl}/health`).then(
+            (r) => r.ok,
+            () => false,
+          )
+        )
+          break;
+        if (Date.now() > deadline) throw new Error('timed out after 90000 ms waiting for API health');
+        await new Promise((r) => setTimeout(r, 100));
+      }
     } catch (err) {
       const log = existsSync(join(this.dataDir, 'api.log')) ? readFileSync(join(this.dataDir, 'api.log'), 'utf8').slice(-4000) : '(no log)';
       throw new Error(`${(err as Error).message}\napi.log (tail):\n${log}`, { cause: err });
