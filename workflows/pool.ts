@@ -133,12 +133,14 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
   for (const [id, m] of Object.entries(members))
     if (m.state === 'warming' || m.state === 'draining') members[id] = { ...m, state: 'draining' };
 
+  /** The run is about to continue as new (input.onHost pools): claims answer a miss meanwhile. */
+  let continuing = false;
   setHandler(claimUpdate, async () => {
     const ready = Object.entries(members)
       .filter(([, m]) => m.state === 'ready' && m.generation === generation)
       .sort((a, b) => a[1].since - b[1].since)[0];
     touch();
-    if (deleting || !ready) {
+    if (deleting || continuing || !ready) {
       misses++;
       return { memberId: null, spec };
     }
@@ -326,6 +328,9 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
       break;
     }
     if (workflowInfo().historyLength > MAX_EVENTS_PER_RUN || workflowInfo().continueAsNewSuggested) {
+      // Claims that await a thaw could keep a handler running for as long as claims keep coming: from
+      // here they answer a miss at once (a cold create), so the run can end. (Only pools that thaw.)
+      if (input.onHost) continuing = true;
       await condition(() => inflight.size === 0);
       await condition(allHandlersFinished);
       await continueAsNew<PoolWorkflow>({

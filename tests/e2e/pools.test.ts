@@ -483,3 +483,72 @@ describe('a claim refused over quota', () => {
     );
   }, 180_000);
 });
+
+describe('a pool that continues as new', () => {
+  let own: Stack;
+  beforeAll(async () => {
+    // Temporal suggests continue-as-new after 80 events: a few claims and refills take the pool past it.
+    own = await Stack.start({
+      apiKey: API_KEY,
+      config: { pools: { maxMembers: 20 } },
+      temporalDynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 80 },
+    });
+  });
+  afterAll(async () => {
+    await own?.destroy();
+  });
+
+  it('when claims keep coming across its continue-as-new, then every claim is a distinct member or a cold create, and the ledger carries over', async () => {
+    const made = await own.request('POST', '/v1/pools', {
+      name: 'long',
+      template,
+      capacitySpec: { bufferMin: 2, bufferMax: 2, poolMin: 0, poolMax: 4 },
+    });
+    expect(made.status).toBe(201);
+    const connection = await Connection.connect({ address: own.temporal.address });
+    try {
+      const handle = new Client({ connection }).workflow.getHandle('pool/default/long');
+      const runs = new Set<string>();
+      const ids: string[] = [];
+      // Bounded: at most 12 rounds of two concurrent claims, until the actor has run twice.
+      for (let round = 0; round < 12 && runs.size < 2; round++) {
+        await waitFor(
+          'two ready members',
+          async () => (await own.request('GET', '/v1/pools/long')).body.status?.available === 2,
+          60_000,
+          100,
+        );
+        const claims = await Promise.all(
+          [0, 1].map(() => own.request('POST', '/v1/sandboxes', { timeout: 300, extensions: { poolRef: 'long' } })),
+        );
+        for (const c of claims) {
+          expect([c.status, c.body.status.state]).toEqual([202, 'Running']);
+          ids.push(c.body.id);
+        }
+        runs.add((await handle.describe()).runId);
+        await Promise.all(ids.splice(0).map((id) => own.request('DELETE', `/v1/sandboxes/${id}`)));
+      }
+      expect(runs.size).toBeGreaterThanOrEqual(2);
+      // The new run knows its members: claims, refills and the ready count go on.
+      const { body } = await own.request('GET', '/v1/pools/long');
+      expect(body.claims + body.misses).toBeGreaterThanOrEqual(4);
+      await waitFor(
+        'two ready members after the continue-as-new',
+        async () => (await own.request('GET', '/v1/pools/long')).body.status?.available === 2,
+        60_000,
+        100,
+      );
+      const frozen = (await own.containers()).filter((c) => c.Labels[LABELS.pool]?.endsWith('/long'));
+      expect(frozen.map((c) => c.State)).toEqual(['paused', 'paused']);
+    } finally {
+      await connection.close();
+    }
+    expect((await own.request('DELETE', '/v1/pools/long')).status).toBe(204);
+    await waitFor(
+      'the pool members to be gone',
+      async () => (await own.containers()).filter((c) => c.Labels[LABELS.pool]?.endsWith('/long')).length === 0,
+      60_000,
+      250,
+    );
+  }, 300_000);
+});
