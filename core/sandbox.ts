@@ -188,7 +188,8 @@ export const sandboxWorkflowId = (sandboxId: string): string => `sandbox/${sandb
 /** The sandbox's initial view, before any worker has touched it (the API writes it as the start memo). */
 export function initialView(input: SandboxWorkflowInput): SandboxView {
   const { spec } = input;
-  const accepted = acceptedEvent(input);
+  // The status is the last of the first events: accepted, or Running on a member its claim thawed.
+  const last = firstEvents(input).at(-1)!;
   return {
     id: input.sandboxId,
     tenant: input.tenant,
@@ -201,14 +202,8 @@ export function initialView(input: SandboxWorkflowInput): SandboxView {
     entrypoint: spec.entrypoint,
     metadata: spec.metadata,
     ...(spec.extensions[EXECD_EXTENSION] === 'image' ? { execd: 'image' as const } : {}),
-    status: { state: accepted.state, reason: accepted.reason, message: accepted.message, lastTransitionAt: accepted.at },
-    ...(input.pooled?.started
-      ? {
-          status: { state: 'Running' as const, reason: 'started', message: 'sandbox is running', lastTransitionAt: input.createdAt },
-          containerId: input.pooled.started.containerId,
-          network: input.pooled.started.network,
-        }
-      : {}),
+    status: { state: last.state, reason: last.reason, message: last.message, lastTransitionAt: last.at },
+    ...(input.pooled?.started ? { containerId: input.pooled.started.containerId, network: input.pooled.started.network } : {}),
     createdAt: input.createdAt,
     expiresAt: spec.timeoutSeconds === null ? null : new Date(Date.parse(input.createdAt) + spec.timeoutSeconds * 1000).toISOString(),
   };
