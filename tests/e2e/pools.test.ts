@@ -27,15 +27,21 @@ afterAll(async () => {
   await stack?.destroy();
 });
 
-/** POST /v1/pools with the test template. */
-function makePool(name: string, bufferMin: number, bufferMax: number, poolMax: number) {
-  return stack.request('POST', '/v1/pools', { name, template, capacitySpec: { bufferMin, bufferMax, poolMin: 0, poolMax } });
+/** POST /v1/pools with the test template (on this file's main stack unless told). */
+function makePool(name: string, bufferMin: number, bufferMax: number, poolMax: number, on: Stack = stack) {
+  return on.request('POST', '/v1/pools', { name, template, capacitySpec: { bufferMin, bufferMax, poolMin: 0, poolMax } });
 }
 
 /** Containers the pool made (members, and sandboxes that were members: the label stays). */
-async function poolContainers(name: string) {
-  const all = await stack.containers();
+async function poolContainers(name: string, on: Stack = stack) {
+  const all = await on.containers();
   return all.filter((c) => c.Labels[LABELS.pool]?.endsWith(`/${name}`));
+}
+
+/** Delete a pool and wait until none of its containers is left. */
+async function deletePool(name: string, on: Stack = stack) {
+  expect((await on.request('DELETE', `/v1/pools/${name}`)).status).toBe(204);
+  await waitFor(`the members of pool ${name} to be gone`, async () => (await poolContainers(name, on)).length === 0, 60_000, 250);
 }
 
 async function available(name: string, n: number) {
@@ -132,8 +138,7 @@ describe('a warm pool', () => {
     await waitFor('GET 404', async () => (await stack.request('GET', `/v1/sandboxes/${short.body.id}`)).status === 404, 5_000, 100);
 
     // Deleting the pool removes every member it still holds.
-    expect((await stack.request('DELETE', '/v1/pools/warm')).status).toBe(204);
-    await waitFor('the pool members to be gone', async () => (await poolContainers('warm')).length === 0, 60_000, 250);
+    await deletePool('warm');
     expect((await stack.request('GET', '/v1/pools/warm')).status).toBe(404);
   });
 
@@ -314,8 +319,7 @@ describe('a warm pool', () => {
     expect(new Set(made.map((c) => c.Labels[LABELS.sandboxId])).size).toBe(4);
 
     for (const sid of claimed) expect((await stack.request('DELETE', `/v1/sandboxes/${sid}`)).status).toBe(204);
-    expect((await stack.request('DELETE', '/v1/pools/crash')).status).toBe(204);
-    await waitFor('the pool members to be gone', async () => (await poolContainers('crash')).length === 0, 60_000, 250);
+    await deletePool('crash');
   });
 
   it('when the worker is SIGKILLed right after a claim answered and Temporal restarts, then the sandbox runs on its member and the pool lets it go', async () => {
@@ -338,8 +342,7 @@ describe('a warm pool', () => {
     expect(container!.State).toBe('running');
     expect((await stack.exec(id, 'echo alive')).output.trim()).toBe('alive');
     expect((await stack.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
-    expect((await stack.request('DELETE', '/v1/pools/handover')).status).toBe(204);
-    await waitFor('the pool members to be gone', async () => (await poolContainers('handover')).length === 0, 60_000, 250);
+    await deletePool('handover');
   });
 
   it('when 100 creates arrive at once for a pool of 20, then each ready member goes to exactly one, the rest are made cold, and the pool refills', async () => {
@@ -396,8 +399,7 @@ describe('transparent claims (pools.transparentClaims)', () => {
     });
     expect(made.status).toBe(201);
     await waitFor('two ready members', async () => (await own.request('GET', '/v1/pools/quiet')).body.status?.available === 2, 60_000, 200);
-    const memberIds = async () =>
-      new Set((await own.containers()).filter((c) => c.Labels[LABELS.pool]?.endsWith('/quiet')).map((c) => c.Labels[LABELS.sandboxId]!));
+    const memberIds = async () => new Set((await poolContainers('quiet', own)).map((c) => c.Labels[LABELS.sandboxId]!));
     const members = await memberIds();
 
     // Same image, entrypoint, resources and env; its own timeout and metadata: a member, thawed.
@@ -424,7 +426,7 @@ describe('transparent claims (pools.transparentClaims)', () => {
     expect([pool.claims, pool.misses]).toEqual([1, 0]);
 
     for (const r of [same, otherEnv, otherSize]) expect((await own.request('DELETE', `/v1/sandboxes/${r.body.id}`)).status).toBe(204);
-    expect((await own.request('DELETE', '/v1/pools/quiet')).status).toBe(204);
+    await deletePool('quiet', own);
   }, 180_000);
 });
 
@@ -439,21 +441,14 @@ describe('a claim refused over quota', () => {
 
   it('when the tenant is at its limit, then the claim answers 429 and the member its claim thawed is frozen again and ready, not rebuilt', async () => {
     // The pool holds one sandbox of the quota (poolMax 1); one claimed sandbox takes the second.
-    const made = await own.request('POST', '/v1/pools', {
-      name: 'tight',
-      template,
-      capacitySpec: { bufferMin: 1, bufferMax: 1, poolMin: 0, poolMax: 1 },
-    });
-    expect(made.status).toBe(201);
+    expect((await makePool('tight', 1, 1, 1, own)).status).toBe(201);
     const readyMember = async () =>
       waitFor(
         'a ready, frozen member',
         async () => {
           const { body } = await own.request('GET', '/v1/pools/tight');
           if (body.status?.available !== 1 || body.status.warming !== 0) return undefined;
-          const [member, ...more] = (await own.containers()).filter(
-            (c) => c.Labels[LABELS.pool]?.endsWith('/tight') && c.State === 'paused',
-          );
+          const [member, ...more] = (await poolContainers('tight', own)).filter((c) => c.State === 'paused');
           return member && more.length === 0 ? member : undefined;
         },
         60_000,
@@ -474,13 +469,7 @@ describe('a claim refused over quota', () => {
     expect(await own.containers(member.Labels[LABELS.sandboxId])).toHaveLength(1);
 
     expect((await own.request('DELETE', `/v1/sandboxes/${first.body.id}`)).status).toBe(204);
-    expect((await own.request('DELETE', '/v1/pools/tight')).status).toBe(204);
-    await waitFor(
-      'the pool members to be gone',
-      async () => (await own.containers()).filter((c) => c.Labels[LABELS.pool]?.endsWith('/tight')).length === 0,
-      60_000,
-      250,
-    );
+    await deletePool('tight', own);
   }, 180_000);
 });
 
@@ -499,12 +488,7 @@ describe('a pool that continues as new', () => {
   });
 
   it('when claims keep coming across its continue-as-new, then every claim is a distinct member or a cold create, and the ledger carries over', async () => {
-    const made = await own.request('POST', '/v1/pools', {
-      name: 'long',
-      template,
-      capacitySpec: { bufferMin: 2, bufferMax: 2, poolMin: 0, poolMax: 4 },
-    });
-    expect(made.status).toBe(201);
+    expect((await makePool('long', 2, 2, 4, own)).status).toBe(201);
     const connection = await Connection.connect({ address: own.temporal.address });
     try {
       const handle = new Client({ connection }).workflow.getHandle('pool/default/long');
@@ -538,17 +522,11 @@ describe('a pool that continues as new', () => {
         60_000,
         100,
       );
-      const frozen = (await own.containers()).filter((c) => c.Labels[LABELS.pool]?.endsWith('/long'));
+      const frozen = await poolContainers('long', own);
       expect(frozen.map((c) => c.State)).toEqual(['paused', 'paused']);
     } finally {
       await connection.close();
     }
-    expect((await own.request('DELETE', '/v1/pools/long')).status).toBe(204);
-    await waitFor(
-      'the pool members to be gone',
-      async () => (await own.containers()).filter((c) => c.Labels[LABELS.pool]?.endsWith('/long')).length === 0,
-      60_000,
-      250,
-    );
+    await deletePool('long', own);
   }, 300_000);
 });
