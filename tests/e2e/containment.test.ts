@@ -65,6 +65,8 @@ async function server(req: typeof A): Promise<{ id: string; ip: string; network:
   const [info] = await stack.containers(r.body.id);
   const networks = (await stack.docker.getContainer(info!.Id).inspect()).NetworkSettings.Networks;
   const [network, settings] = Object.entries(networks)[0]!;
+  // The create answers once the container runs, maybe before httpd listens: wait for it from inside.
+  await waitFor('httpd to listen', async () => (await connectFrom(r.body.id, settings.IPAddress, 8080)) === 0, 10_000, 100);
   return { id: r.body.id, ip: settings.IPAddress, network };
 }
 

@@ -73,7 +73,9 @@ describe('ossfs volumes', () => {
     );
     expect(created.body.status).toMatchObject({ state: 'Running' });
     const id: string = created.body.id;
-    await waitFor('the object in the bucket', () => s3.object(BUCKET, 'pre/from-sandbox.txt'), 15_000);
+    // The create answers once the container runs, maybe before its entrypoint wrote (and s3fs may
+    // upload the new file empty first): wait for the content, then check it.
+    await waitFor('the object in the bucket', () => s3.object(BUCKET, 'pre/from-sandbox.txt') === 'hello-bucket\n', 15_000);
     expect(s3.object(BUCKET, 'pre/from-sandbox.txt')).toBe('hello-bucket\n');
 
     // Same source twice → one mount, held once.
