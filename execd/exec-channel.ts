@@ -1,7 +1,8 @@
-import { plainArgv, shellQuote, WARM_EXEC_SCRIPT } from '../core/execd';
+import { plainArgv, shellQuote } from '../core/execd';
 import { ExecdError } from './errors';
 import type { Process, ProcessStarter, StreamName } from './process';
 import { CommandRunner, MAX_IDLE_RUNNERS } from './runner';
+import { startWarmExec, type WarmExec } from './warm-exec';
 
 /**
  * Commands in one sandbox. Starting a process costs the runtime tens of milliseconds (≈ 70 ms for a
@@ -58,16 +59,8 @@ function withinMs<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
-/** How long a started exec may take to say its pid. */
-const WARM_START_MS = 10_000;
-
-/** A started shell in the sandbox, waiting for its line. */
-interface WarmExec {
-  process: Process;
-  pid: number;
-  /** Where output goes once a command runs (before: the pid line). */
-  sink: (stream: StreamName, data: Buffer) => void;
-}
+/** A command running this long no longer delays starting the next warm exec. */
+const REFILL_AFTER_MS = 100;
 
 export class ExecChannel {
   private readonly warm: WarmExec[] = [];
@@ -90,6 +83,28 @@ export class ExecChannel {
   /** The uid the image's processes run as (undefined: no shell to ask). */
   async imageUid(): Promise<number | undefined> {
     return (await this.probe()).uid;
+  }
+
+  /** Warm execs waiting now. */
+  get warmCount(): number {
+    return this.warm.length;
+  }
+
+  /**
+   * Have what a first command needs ready: the image probed and a warm exec waiting (none for a
+   * shell-less image). Resolves once they are; fails when the exec cannot be started.
+   */
+  async prime(): Promise<void> {
+    const { shell } = await this.probe();
+    if (!shell || this.warm.length > 0 || this.disposed) return;
+    this.warming++;
+    try {
+      const warm = await this.startWarm();
+      if (this.disposed) warm.process.destroy();
+      else this.warm.push(warm);
+    } finally {
+      this.warming--;
+    }
   }
 
   /** Whether pipeIn works here (the runtime closes stdin). */
@@ -177,8 +192,19 @@ export class ExecChannel {
     if (req.user && !this.processes.canSetUser)
       throw new ExecdError(400, 'NOT_SUPPORTED', 'this runtime cannot run a command as another user (uid/gid): run it as the image user');
     const key = req.user ?? '';
-    const runner = this.idle.get(key)?.pop() ?? (await this.startRunner(req.user));
+    const runner = this.idleRunner(key) ?? (await this.startRunner(req.user));
     const started = runner.run(req, shell, setsid, (reusable) => this.release(key, runner, reusable));
+    // The next warm exec is started once this command ends, or has run a while: starting one costs
+    // the engine tens of ms of CPU, which a short command (most are) would otherwise wait behind.
+    if (!req.user) {
+      const refillLater = setTimeout(() => this.refill(), REFILL_AFTER_MS);
+      void started.exited
+        .catch(() => undefined)
+        .finally(() => {
+          clearTimeout(refillLater);
+          this.refill();
+        });
+    }
     let known: number | undefined;
     void started.pid.then((pid) => (known = pid));
     return {
@@ -196,8 +222,21 @@ export class ExecChannel {
 
   private async startRunner(user?: string): Promise<CommandRunner> {
     const warm = (!user && this.warm.shift()) || (await this.startWarm(user));
-    if (!user) this.refill();
     return new CommandRunner(warm.process, (sink) => (warm.sink = sink));
+  }
+
+  /** An idle runner of this user whose shell still runs (one that ended while idle is dropped). */
+  private idleRunner(key: string): CommandRunner | undefined {
+    const idle = this.idle.get(key) ?? [];
+    for (let runner = idle.pop(); runner; runner = idle.pop()) if (runner.alive) return runner;
+    return undefined;
+  }
+
+  /** Idle runners now, for every user. */
+  get idleCount(): number {
+    let n = 0;
+    for (const runners of this.idle.values()) n += runners.filter((r) => r.alive).length;
+    return n;
   }
 
   /** A runner back from a command: kept idle for the next (a few per user), else ended. */
@@ -235,45 +274,11 @@ export class ExecChannel {
     };
   }
 
-  private startWarm(user?: string): Promise<WarmExec> {
-    return new Promise<WarmExec>((resolve, reject) => {
-      let head = '';
-      let settled = false;
-      let warm: WarmExec | undefined;
-      const fail = (err: Error) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        warm?.process.destroy();
-        reject(err);
-      };
-      const timer = setTimeout(() => fail(new Error(`the exec did not start within ${WARM_START_MS} ms`)), WARM_START_MS);
-      const pending: WarmExec = {
-        process: undefined as unknown as Process,
-        pid: 0,
-        sink: (stream, data) => {
-          head += data.toString('utf8');
-          const nl = head.indexOf('\n');
-          if (stream !== 'stdout' || nl < 0 || settled) return;
-          const pid = Number(head.slice(0, nl));
-          if (!Number.isInteger(pid) || pid <= 0) return fail(new Error(`the exec said "${head.slice(0, 80)}" instead of its pid`));
-          settled = true;
-          clearTimeout(timer);
-          pending.pid = pid;
-          pending.sink = () => undefined;
-          resolve(pending);
-        },
-      };
-      this.processes
-        .start({ argv: ['/bin/sh', '-c', WARM_EXEC_SCRIPT], stdin: true, ...(user ? { user } : {}) }, (stream, data) =>
-          pending.sink(stream, data),
-        )
-        .then((process) => {
-          pending.process = process;
-          warm = pending;
-          void process.closed.then(() => fail(new Error(`the exec ended before it started${head ? `: ${head.trim()}` : ''}`)));
-          if (settled && pending.pid === 0) process.destroy();
-        }, fail);
+  /** A warm exec of this user; one that ends while it waits leaves the waiting list. */
+  private async startWarm(user?: string): Promise<WarmExec> {
+    return startWarmExec(this.processes, user, (ended) => {
+      const at = this.warm.indexOf(ended);
+      if (at >= 0) this.warm.splice(at, 1);
     });
   }
 

@@ -59,6 +59,8 @@ interface Entry {
   exec: ExecChannel;
   api: SandboxExecd;
   lastUsed: number;
+  /** Asked for by a caller (not only primed): swept once idle. Primed only, it is kept while its warm exec lives. */
+  opened: boolean;
 }
 
 /** An entry unused this long, with no command running, is dropped (its warm execs end). */
@@ -80,17 +82,31 @@ export class Execd {
 
   /** The execd of a sandbox whose workload runs (the caller has checked the sandbox is its and Running). */
   async open(target: { id: string; namespace?: string }): Promise<SandboxExecd> {
+    const entry = await this.entryOf(target);
+    entry.lastUsed = Date.now();
+    entry.opened = true;
+    return entry.api;
+  }
+
+  /**
+   * Make the first command of a sandbox as fast as its next ones: ask its image what it has and start
+   * a warm exec now. For a warm pool member, before it is frozen: its processes (Tidebox's shell, not
+   * user code) thaw with it when a claim makes it a sandbox of the same id. Kept, however long the
+   * member waits, while that exec lives; the member's removal ends it and the entry goes at the next sweep.
+   */
+  async prime(target: { id: string; namespace?: string }): Promise<void> {
+    await (await this.entryOf(target)).exec.prime();
+  }
+
+  private async entryOf(target: { id: string; namespace?: string }): Promise<Entry> {
     const cached = this.entries.get(target.id);
-    if (cached) {
-      cached.lastUsed = Date.now();
-      return cached.api;
-    }
+    if (cached) return cached;
     const workload = await this.backend.locate(target);
     const again = this.entries.get(target.id);
-    if (again) return again.api;
+    if (again) return again;
     const entry = this.entry(workload);
     this.entries.set(target.id, entry);
-    return entry.api;
+    return entry;
   }
 
   /** Drop what is kept for a sandbox (it was paused, deleted, or its workload is gone). */
@@ -110,7 +126,10 @@ export class Execd {
 
   private sweep(): void {
     const horizon = Date.now() - IDLE_MS;
-    for (const [id, e] of this.entries) if (e.lastUsed < horizon && e.api.commands.active === 0) this.forget(id);
+    for (const [id, e] of this.entries) {
+      if (!e.opened && e.exec.warmCount > 0) continue; // a primed pool member, waiting for its claim
+      if (e.lastUsed < horizon && e.api.commands.active === 0) this.forget(id);
+    }
   }
 
   private entry(workload: Workload): Entry {
@@ -125,7 +144,7 @@ export class Execd {
       watchMetrics:
         workload.watchMetrics?.bind(workload) ?? ((onMetrics, onEnd) => pollMetrics(() => workload.metrics(exec), onMetrics, onEnd)),
     };
-    return { exec, api, lastUsed: Date.now() };
+    return { exec, api, lastUsed: Date.now(), opened: false };
   }
 }
 

@@ -30,6 +30,7 @@ export const RUNNER_LOOP = 'while IFS= read -r __tb_line; do eval "$__tb_line"; 
 
 export class CommandRunner {
   private retired = false;
+  private ended = false;
   /** How the command running now learns that the runner's shell ended under it (one listener per runner, not per command). */
   private onClosed: (() => void) | undefined;
 
@@ -38,7 +39,15 @@ export class CommandRunner {
     private readonly setSink: (sink: (stream: StreamName, data: Buffer) => void) => void,
   ) {
     process.write(`${RUNNER_LOOP}\n`);
-    void process.closed.then(() => this.onClosed?.());
+    void process.closed.then(() => {
+      this.ended = true;
+      this.onClosed?.();
+    });
+  }
+
+  /** Its shell still runs and it was not retired: it can take a command. */
+  get alive(): boolean {
+    return !this.ended && !this.retired;
   }
 
   /** Run one command; `done(reusable)` hands the runner back when it is over. */

@@ -17,6 +17,12 @@ import { FrameDemux } from '../../execd/docker-exec';
 
 /** The pure pieces of Tidebox's execd: the line a warm exec evaluates (run by a real sh), globs, stat lines, ranges, framing. */
 
+/** This process's children now (their pids). */
+function listChildren(): number[] {
+  const out = spawnSync('pgrep', ['-P', String(process.pid)], { encoding: 'utf8' }).stdout;
+  return out.split('\n').filter(Boolean).map(Number);
+}
+
 /** Processes on this machine, each in a session of its own (as a runtime starts an exec): the real shell behind the channel. */
 const local: ProcessStarter = {
   canSetUser: false,
@@ -102,6 +108,66 @@ describe('commands on a runner (a real sh here)', () => {
     expect(plainArgv('echo $HOME')).toBeUndefined();
     expect(plainArgv('a | b')).toBeUndefined();
     expect(plainArgv('   ')).toBeUndefined();
+  });
+});
+
+describe('shells that wait in the sandbox', () => {
+  /** The local starter, remembering the pid of each process it started (the last one is the newest). */
+  const pids: number[] = [];
+  const recording: ProcessStarter = {
+    ...local,
+    async start(spec, onOutput) {
+      const before = new Set(listChildren());
+      const p = await local.start(spec, onOutput);
+      pids.push(...listChildren().filter((pid) => !before.has(pid)));
+      return p;
+    },
+  };
+  const until = async (what: string, ok: () => boolean) => {
+    for (const end = Date.now() + 5_000; !ok(); await new Promise((r) => setTimeout(r, 10)))
+      if (Date.now() > end) throw new Error(`${what} within 5 s`);
+  };
+  /** SIGKILL one process of ours (never a group: pid 0 or less would be one). */
+  const killOne = (pid: number | undefined) => {
+    if (!pid || pid <= 1) throw new Error(`not a process to kill: ${pid}`);
+    process.kill(pid, 'SIGKILL');
+  };
+  const run = async (channel: ExecChannel, command: string) => {
+    let stdout = '';
+    const started = await channel.run({ command, onOutput: (stream, data) => void (stream === 'stdout' && (stdout += data.toString())) });
+    const code = await started.exited;
+    return { stdout, code };
+  };
+
+  it('when a primed channel is asked, then its first command runs on the shell started in advance', async () => {
+    const channel = new ExecChannel(recording, 1);
+    try {
+      await channel.prime();
+      expect(channel.warmCount).toBe(1);
+      const warm = pids.at(-1)!;
+      const first = await run(channel, 'echo $PPID');
+      expect([first.stdout.trim(), first.code]).toEqual([String(warm), 0]);
+    } finally {
+      channel.dispose();
+    }
+  });
+
+  it('when a waiting shell or an idle runner is killed, then it is let go and the next command runs on a live one', async () => {
+    const channel = new ExecChannel(recording, 1);
+    try {
+      await channel.prime();
+      killOne(pids.at(-1));
+      await until('the killed warm exec to be let go', () => channel.warmCount === 0);
+      const first = await run(channel, 'echo $PPID');
+      expect(first.code).toBe(0);
+      expect(channel.idleCount).toBe(1);
+      killOne(Number(first.stdout.trim()));
+      await until('the killed idle runner to be let go', () => channel.idleCount === 0);
+      const second = await run(channel, 'echo ok');
+      expect([second.stdout, second.code]).toEqual(['ok\n', 0]);
+    } finally {
+      channel.dispose();
+    }
   });
 });
 
