@@ -40,12 +40,17 @@ export function createQuotaService(temporal: TemporalGateway, config: Config) {
     ...effectiveQuota(config.quotas, caller.quotas),
   });
 
+  /** The limits a reservation is judged by; none: it is only recorded. A pool is never unlimited. */
+  const limitsFor = (caller: TenantCaller, kind: Reservation['kind']): UsageLimits =>
+    kind === 'pool' ? poolLimits(quotaOf(caller)) : usageLimits(quotaOf(caller));
+
+  /** Whether a sandbox's reservation can refuse (429): the caller has a limit to judge it by. */
+  const judgesSandboxes = (caller: TenantCaller): boolean => Object.keys(limitsFor(caller, undefined)).length > 0;
+
   /** Reserve the sandbox's (or a new pool's) share, or 429 naming the limit and the usage. Idempotent per key. */
   async function reserve(caller: TenantCaller, sandboxId: string, reservation: Reservation): Promise<void> {
     seen.add(caller.tenant);
-    const quota = quotaOf(caller);
-    // A pool is never unlimited: its reservation always waits for the actor's answer.
-    const limits = reservation.kind === 'pool' ? poolLimits(quota) : usageLimits(quota);
+    const limits = limitsFor(caller, reservation.kind);
     if (Object.keys(limits).length === 0) {
       // Nothing to judge: record the share with a Signal, durable at once, so a create is accepted
       // (202 Pending) even while no worker runs, as it always was. Only a limit needs the actor's answer.
@@ -131,6 +136,7 @@ export function createQuotaService(temporal: TemporalGateway, config: Config) {
 
   return {
     quotaOf,
+    judgesSandboxes,
     reserve,
     record,
     release,

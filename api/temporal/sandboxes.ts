@@ -136,63 +136,78 @@ export function createSandboxService(temporal: TemporalGateway, config: Config, 
       return latest && !latest.entrypointElided ? latest : latest && { ...view, status: latest.status };
     };
 
-    // The tenant's share first (429 and nothing made when over quota); idempotent for a repeated key.
-    await quotas.reserve(caller, sandboxId, { cpuMillis: spec.resources.cpuMillis, memoryBytes: spec.resources.memoryBytes });
-    if (opts.member?.started) {
-      // Thawed by its claim: the actor starts Running on the member, and nothing is left to wait for.
-      await temporal.call((client) => client.workflow.start<SandboxWorkflow>(SANDBOX_WORKFLOW_TYPE, startOptions));
-      return view;
+    const share = { cpuMillis: spec.resources.cpuMillis, memoryBytes: spec.resources.memoryBytes };
+    if (opts.idempotencyKey || quotas.judgesSandboxes(caller)) {
+      // The tenant's share first (429 and nothing made when over quota); idempotent for a repeated key.
+      await quotas.reserve(caller, sandboxId, share);
+      return startActor();
     }
-    if (!opts.idempotencyKey && !opts.respondAsync) {
-      // The common create: start the actor and wait for it to settle in one call (the Update rides in
-      // its first workflow task). The id is new (random, or a pool member's), so no earlier run can
-      // hold it. Timed out: if the actor exists its latest view is the answer, else the 504 is.
+    // Nothing to judge: the share is only recorded (a Signal), beside the start rather than before it.
+    // Either may fail alone. A share whose actor never started is given back by the tenant actor's
+    // check; a record that fails (Temporal refusing Signals for the whole call timeout) fails the
+    // create like a start that timed out: the sandbox may run, listed, unrecorded until it ends.
+    const [started, recorded] = await Promise.allSettled([startActor(), quotas.reserve(caller, sandboxId, share)]);
+    if (started.status === 'rejected') throw started.reason;
+    if (recorded.status === 'rejected') throw recorded.reason;
+    return started.value;
+
+    async function startActor(): Promise<SandboxView> {
+      if (opts.member?.started) {
+        // Thawed by its claim: the actor starts Running on the member, and nothing is left to wait for.
+        await temporal.call((client) => client.workflow.start<SandboxWorkflow>(SANDBOX_WORKFLOW_TYPE, startOptions));
+        return view;
+      }
+      if (!opts.idempotencyKey && !opts.respondAsync) {
+        // The common create: start the actor and wait for it to settle in one call (the Update rides in
+        // its first workflow task). The id is new (random, or a pool member's), so no earlier run can
+        // hold it. Timed out: if the actor exists its latest view is the answer, else the 504 is.
+        try {
+          return await temporal.call(
+            (client) =>
+              client.workflow.executeUpdateWithStart(awaitSettledUpdate, {
+                args: [{ timeoutMs: waitMs }],
+                startWorkflowOperation: new WithStartWorkflowOperation<SandboxWorkflow>(SANDBOX_WORKFLOW_TYPE, startOptions),
+              }),
+            { what: 'create', deadlineMs: waitMs + 5000 },
+          );
+        } catch (err) {
+          if (!(err instanceof TideboxError && err.kind === 'TIMEOUT')) throw err;
+          const latest = await latestView();
+          if (!latest) throw err;
+          return latest;
+        }
+      }
+      await temporal.call(async (client) => {
+        try {
+          await client.workflow.start<SandboxWorkflow>(SANDBOX_WORKFLOW_TYPE, startOptions);
+        } catch (err) {
+          if (err instanceof WorkflowExecutionAlreadyStartedError) {
+            // Definitely not started (any other failure may hide a start that happened: the tenant actor's own check settles those).
+            await quotas.release(tenant, sandboxId);
+            throw new TideboxError('IDEMPOTENCY_CONFLICT', 'Idempotency-Key was already used for a sandbox that has since terminated', {
+              cause: err,
+            });
+          }
+          throw err;
+        }
+      });
+
+      if (opts.idempotencyKey) {
+        const existing = await temporal.openActor<MemoView>(workflowId, SANDBOX_WORKFLOW_TYPE);
+        if (existing?.memo.requestHash !== requestHash) {
+          throw new TideboxError('IDEMPOTENCY_CONFLICT', 'Idempotency-Key was already used with a different request body');
+        }
+        if (opts.respondAsync) return complete(existing.view);
+      } else if (opts.respondAsync) {
+        return view;
+      }
+
       try {
-        return await temporal.call(
-          (client) =>
-            client.workflow.executeUpdateWithStart(awaitSettledUpdate, {
-              args: [{ timeoutMs: waitMs }],
-              startWorkflowOperation: new WithStartWorkflowOperation<SandboxWorkflow>(SANDBOX_WORKFLOW_TYPE, startOptions),
-            }),
-          { what: 'create', deadlineMs: waitMs + 5000 },
-        );
+        return await update(sandboxId, awaitSettledUpdate, [{ timeoutMs: waitMs }], 'create', waitMs + 5000);
       } catch (err) {
         if (!(err instanceof TideboxError && err.kind === 'TIMEOUT')) throw err;
-        const latest = await latestView();
-        if (!latest) throw err;
-        return latest;
+        return (await latestView()) ?? view;
       }
-    }
-    await temporal.call(async (client) => {
-      try {
-        await client.workflow.start<SandboxWorkflow>(SANDBOX_WORKFLOW_TYPE, startOptions);
-      } catch (err) {
-        if (err instanceof WorkflowExecutionAlreadyStartedError) {
-          // Definitely not started (any other failure may hide a start that happened: the tenant actor's own check settles those).
-          await quotas.release(tenant, sandboxId);
-          throw new TideboxError('IDEMPOTENCY_CONFLICT', 'Idempotency-Key was already used for a sandbox that has since terminated', {
-            cause: err,
-          });
-        }
-        throw err;
-      }
-    });
-
-    if (opts.idempotencyKey) {
-      const existing = await temporal.openActor<MemoView>(workflowId, SANDBOX_WORKFLOW_TYPE);
-      if (existing?.memo.requestHash !== requestHash) {
-        throw new TideboxError('IDEMPOTENCY_CONFLICT', 'Idempotency-Key was already used with a different request body');
-      }
-      if (opts.respondAsync) return complete(existing.view);
-    } else if (opts.respondAsync) {
-      return view;
-    }
-
-    try {
-      return await update(sandboxId, awaitSettledUpdate, [{ timeoutMs: waitMs }], 'create', waitMs + 5000);
-    } catch (err) {
-      if (!(err instanceof TideboxError && err.kind === 'TIMEOUT')) throw err;
-      return (await latestView()) ?? view;
     }
   }
 
