@@ -44,6 +44,7 @@ export async function benchPools(): Promise<void> {
     }
     return out;
   };
+  const steps = new StepClock();
   try {
     const created = await stack.request('POST', '/v1/pools', {
       name: POOL,
@@ -59,8 +60,9 @@ export async function benchPools(): Promise<void> {
       await stack.request('DELETE', `/v1/sandboxes/${r.body.id}`);
       return ms;
     });
-    const tti = await repeat('time to interactive', async () => {
+    const tti = await repeat('time to interactive', async (i) => {
       await ready();
+      steps.recording = i >= WARMUP;
       const [sandbox, ms] = await timed(async () => {
         const sb = await Sandbox.create({
           connectionConfig: { domain: stack.baseUrl, apiKey: API_KEY },
@@ -74,6 +76,7 @@ export async function benchPools(): Promise<void> {
         if (run.logs.stdout.map((m) => m.text).join('') !== 'ready') throw new Error('echo ready did not answer ready');
         return sb;
       });
+      steps.recording = false;
       await sandbox.kill();
       return ms;
     });
@@ -99,9 +102,56 @@ export async function benchPools(): Promise<void> {
     console.log(row('claim from a pool → Running (API)', claim));
     console.log(row('SDK Sandbox.create (health check) + `echo ready`, pooled', tti));
     console.log(row('cold create → Running (API)', cold));
+    console.log('\ntime to interactive, per SDK call (p50 / p95 ms; the calls are sequential):\n');
+    console.log('| call | p50 | p95 |');
+    console.log('|---|---|---|');
+    for (const [call, ms] of steps.byCall())
+      console.log(`| ${call} | ${quantile(ms, 0.5).toFixed(1)} | ${quantile(ms, 0.95).toFixed(1)} |`);
   } finally {
+    steps.restore();
     await stack.request('DELETE', `/v1/pools/${POOL}`).catch(() => undefined);
     await stack.destroy();
     await removeRawLeftovers(docker);
   }
+}
+
+/**
+ * Times each HTTP call the SDK makes (it calls the global fetch), named by method and path shape, while
+ * `recording`: where an SDK step's time goes without changing the SDK.
+ */
+class StepClock {
+  recording = false;
+  private readonly calls = new Map<string, number[]>();
+  private readonly original = globalThis.fetch;
+
+  constructor() {
+    globalThis.fetch = async (input, init) => {
+      const request = input instanceof Request ? input : undefined;
+      const url = new URL(request?.url ?? String(input));
+      const call = `${init?.method ?? request?.method ?? 'GET'} ${shape(url.pathname)}`;
+      const started = performance.now();
+      const response = await this.original(input, init);
+      if (!this.recording) return response;
+      // The body is part of the call: a command's answer streams until it ends.
+      const body = await response.arrayBuffer();
+      const list = this.calls.get(call) ?? [];
+      list.push(performance.now() - started);
+      this.calls.set(call, list);
+      const empty = [101, 204, 205, 304].includes(response.status);
+      return new Response(empty ? null : body, { status: response.status, statusText: response.statusText, headers: response.headers });
+    };
+  }
+
+  byCall(): [string, number[]][] {
+    return [...this.calls];
+  }
+
+  restore(): void {
+    globalThis.fetch = this.original;
+  }
+}
+
+/** A path with its ids taken out: /v1/sandboxes/{id}/endpoints/44772. */
+function shape(path: string): string {
+  return path.replace(/\/sandboxes\/[^/]+/, '/sandboxes/{id}');
 }

@@ -59,9 +59,20 @@ export interface SandboxRuntime {
    * Take over a warm pool member made for this sandbox id (frozen until now): thaw it and answer as a
    * start does. Fails (non-retryable CONTAINER_EXITED) when it is gone or no longer runs.
    */
-  adoptContainer(input: WorkloadRef & { ports?: number[]; metadata?: Record<string, string> }): Promise<StartedWorkload>;
-  /** Freeze every process of the workload (idempotent). */
-  pauseContainer(input: { sandboxId: string }): Promise<void>;
+  adoptContainer(
+    input: WorkloadRef & {
+      ports?: number[];
+      metadata?: Record<string, string>;
+      /** What the member's start answered (Docker: frozen since, so still true): the thaw needs no lookup. */
+      known?: StartedWorkload;
+    },
+  ): Promise<StartedWorkload>;
+  /**
+   * Freeze every process of the workload (idempotent). `primeExecd`: a warm pool member, frozen
+   * until a claim — where this host serves execd, its command shell is started in it first, so the
+   * claimed sandbox's first command needs no process set up (best effort: a member is frozen anyway).
+   */
+  pauseContainer(input: { sandboxId: string; primeExecd?: boolean }): Promise<void>;
   /** Thaw it (idempotent). */
   resumeContainer(input: { sandboxId: string }): Promise<void>;
   /** Remove the workload and what belongs to it only; fine when there is none. */

@@ -186,6 +186,12 @@ export const ConfigSchema = z
         transparentClaims: z.boolean().default(false),
         /** A deleted pool ends after this even if members could not be removed (their host gone); the host's sweep removes them when it is back. */
         drainTimeoutSeconds: z.number().int().min(10).max(86_400).default(600),
+        /**
+         * After a claim, a pool that still has a ready member makes the replacement this much later
+         * (claims meanwhile are replaced together), so a claimed sandbox's first moments — its first
+         * commands — do not share the host with a container being made. An empty pool refills at once; 0: always at once.
+         */
+        refillDelayMs: z.number().int().min(0).max(60_000).default(1000),
       })
       .strict()
       .prefault({}),

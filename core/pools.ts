@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { TideboxError } from './errors';
-import type { SandboxSpec } from './sandbox';
+import type { SandboxNetwork, SandboxSpec } from './sandbox';
 
 /**
  * Warm pools: per tenant, a named set of sandboxes created ahead of demand from a template, frozen
@@ -41,6 +41,8 @@ export interface PoolMember {
   since: number;
   /** Its claim thawed it (or tried to): it may be running, so it is never ready again as it is. */
   thawed?: boolean;
+  /** What its start answered (container id, ports): a claim thaws it with one engine call. */
+  started?: { containerId: string; network: SandboxNetwork };
 }
 
 export interface PoolStatus {
@@ -131,6 +133,8 @@ export interface PoolWorkflowInput {
    * and the sandbox actor thaws the member.
    */
   onHost?: { sharedQueue: string };
+  /** After a claim, while a member is still ready, the replacement waits this long (pools.refillDelayMs). Absent (pools started before): at once. */
+  refillDelayMs?: number;
   /** Whether members are frozen while they wait (Docker); pods cannot be, and wait running. Absent: frozen. */
   freeze?: boolean;
   /** The tenant actor's key for this pool's share of the quota (core/quotas.ts); absent for pools made before pools held quota. */

@@ -4,6 +4,7 @@ import { Client } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createMessagingActivities } from '../activities/messaging';
 import type { HostLog, RuntimeHost } from '../contracts/runtime';
+import type { Execd } from '../execd';
 import { type Config, runtimeHostId } from '../core/config';
 import { loadConfig } from '../core/load-config';
 import { hostTaskQueue } from '../core/sandbox';
@@ -19,14 +20,17 @@ const log = (level: 'info' | 'warn' | 'error' | 'fatal', msg: string, fields: Re
 };
 const hostLog: HostLog = { info: (msg, fields) => log('info', msg, fields), warn: (msg, fields) => log('warn', msg, fields) };
 
-/** The runtime this worker's host runs, by `runtime.type` (the Kubernetes client is an ES module: loaded only when used). */
-async function createRuntimeHost(config: Config, client: Client): Promise<RuntimeHost> {
+/**
+ * The runtime this worker's host runs, by `runtime.type` (the Kubernetes client is an ES module:
+ * loaded only when used). On Docker, `execd` is the data plane this worker serves beside the engine.
+ */
+async function createRuntimeHost(config: Config, client: Client, execd: Execd | undefined): Promise<RuntimeHost> {
   if (config.runtime.type === 'kubernetes') {
     const { createKubernetesHost } = await import('../activities/kubernetes/host');
     return createKubernetesHost(config, client, hostLog);
   }
   const { createDockerHost } = await import('../activities/docker/host');
-  return createDockerHost(config, client, hostLog);
+  return createDockerHost(config, client, hostLog, execd);
 }
 
 /**
@@ -56,7 +60,9 @@ async function main(): Promise<void> {
 
   const dataConverter = payloadCodecsFor(config.security.payloadKey, config.security.acceptPlaintextUntil);
   const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
-  const runtime = await createRuntimeHost(config, client);
+  // Docker: the execd data plane lives here, beside the engine's socket; the API forwards to it.
+  const execd = config.runtime.type === 'docker' && config.execd.enabled ? await dockerExecd(config) : undefined;
+  const runtime = await createRuntimeHost(config, client, execd);
   const hostQueue = hostTaskQueue(config.temporal.taskQueue, runtimeHostId(config));
 
   // Prefer the bundle made at build time: starting a worker then costs no webpack run.
@@ -95,8 +101,7 @@ async function main(): Promise<void> {
     runtime: config.runtime.type,
     taskQueues: [config.temporal.taskQueue, hostQueue],
   });
-  // Docker: the execd data plane lives here, beside the engine's socket; the API forwards to it.
-  const execdServer = config.runtime.type === 'docker' && config.execd.enabled ? await startExecd(config) : undefined;
+  const execdServer = execd ? await startExecd(config, execd) : undefined;
   const stopWatching = new AbortController();
   const watcher = runtime.watchExits(stopWatching.signal);
   await Promise.all([workflowWorker.run(), hostWorker.run()]);
@@ -106,17 +111,21 @@ async function main(): Promise<void> {
   await connection.close();
 }
 
-/** The execd listener (execd/http/server.ts) on execd.workerHost:workerPort, against this host's engine. */
-async function startExecd(config: Config) {
-  const [{ Execd }, { DockerBackend }, { ExecdTokens }, { startExecdServer }, { execdLimits }] = await Promise.all([
-    import('../execd'),
-    import('../execd/docker-backend'),
+/** Commands and files of this host's sandboxes, against its engine. */
+async function dockerExecd(config: Config): Promise<Execd> {
+  const [{ Execd }, { DockerBackend }] = await Promise.all([import('../execd'), import('../execd/docker-backend')]);
+  return new Execd(DockerBackend.connect(config), config.execd);
+}
+
+/** The execd listener (execd/http/server.ts) on execd.workerHost:workerPort. */
+async function startExecd(config: Config, execd: Execd) {
+  const [{ ExecdTokens }, { startExecdServer }, { execdLimits }] = await Promise.all([
     import('../execd/tokens'),
     import('../execd/http/server'),
     import('../execd/http/limits'),
   ]);
   const server = await startExecdServer({
-    execd: new Execd(DockerBackend.connect(config), config.execd),
+    execd,
     tokens: ExecdTokens.open({ secret: config.execd.tokenSecret, dataDir: config.dataDir }),
     limits: execdLimits(config),
     host: config.execd.workerHost,

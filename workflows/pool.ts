@@ -135,6 +135,8 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
 
   /** The run is about to continue as new (input.onHost pools): claims answer a miss meanwhile. */
   let continuing = false;
+  /** The first claim not yet replaced, plus input.refillDelayMs: the refill waits until then while a member is ready. */
+  let refillAt: number | undefined;
   setHandler(claimUpdate, async () => {
     const ready = Object.entries(members)
       .filter(([, m]) => m.state === 'ready' && m.generation === generation)
@@ -150,10 +152,12 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
     const claimedAt = Date.now();
     members[memberId] = { ...ready[1], state: 'claimed', since: claimedAt, ...(input.onHost ? { thawed: true } : {}) };
     claims++;
+    if (input.refillDelayMs) refillAt ??= claimedAt + input.refillDelayMs;
     if (!input.onHost) return { memberId, spec: claimedSpec };
     let started: StartedWorkload;
     try {
-      started = await onThisHost.adoptContainer({ sandboxId: memberId, namespace, ports: claimedSpec.ports });
+      const known = ready[1].started;
+      started = await onThisHost.adoptContainer({ sandboxId: memberId, namespace, ports: claimedSpec.ports, ...(known ? { known } : {}) });
     } catch {
       // Not thawed here (gone, or the engine slow): the sandbox actor adopts it — or finds it gone and goes cold.
       return { memberId, spec: claimedSpec };
@@ -172,8 +176,9 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
   /** A member a claim thawed and gave back: frozen again, then ready (removed if that fails). */
   const refreeze = async (id: string, gen: number) => {
     try {
-      await runtime.pauseContainer({ sandboxId: id });
-      if (members[id]?.state === 'warming') members[id] = { state: 'ready', generation: gen, since: Date.now() };
+      await runtime.pauseContainer({ sandboxId: id, primeExecd: true });
+      const m = members[id];
+      if (m?.state === 'warming') members[id] = { ...m, state: 'ready', generation: gen, since: Date.now() };
     } catch {
       if (members[id]) members[id] = { ...members[id]!, state: 'draining', since: Date.now() };
     }
@@ -183,7 +188,7 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
     if (m?.state === 'claimed' && m.thawed) {
       // It may run: never ready as it is. Frozen again first (a tenant refused over quota again and
       // again must not make the host create and remove a member each time).
-      members[memberId] = { state: 'warming', generation: m.generation, since: Date.now() };
+      members[memberId] = { state: 'warming', generation: m.generation, since: Date.now(), ...(m.started ? { started: m.started } : {}) };
       track(refreeze(memberId, m.generation));
     } else if (m?.state === 'claimed') members[memberId] = { ...m, state: 'ready', since: Date.now() };
     touch();
@@ -244,9 +249,10 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
   const warm = async (id: string, gen: number) => {
     try {
       await runtime.ensureContainer({ sandboxId: id, tenant, namespace, spec, pool: workflowInfo().workflowId });
-      await runtime.startContainer({ sandboxId: id, namespace, ports: spec.ports });
-      if (input.freeze !== false) await runtime.pauseContainer({ sandboxId: id });
-      members[id] = { state: 'ready', generation: gen, since: Date.now() };
+      const started = await runtime.startContainer({ sandboxId: id, namespace, ports: spec.ports });
+      if (input.freeze !== false) await runtime.pauseContainer({ sandboxId: id, primeExecd: true });
+      // Frozen, its container and ports stay as its start said: a claim (input.onHost) thaws it on that word.
+      members[id] = { state: 'ready', generation: gen, since: Date.now(), ...(input.onHost ? { started } : {}) };
       failures = 0;
       lastError = undefined;
     } catch (err) {
@@ -303,7 +309,9 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
     if (!deleting) {
       for (const id of membersToDrain(members, capacity, generation)) if (!drainingNow.has(id)) startDrain(id);
       const warming = Object.values(members).filter((m) => m.state === 'warming').length;
-      const n = now >= backoffUntil ? Math.min(membersToWarm(members, capacity), WARM_CONCURRENCY - warming) : 0;
+      const held = refillAt !== undefined && now < refillAt && poolStatus(members).available > 0;
+      if (!held) refillAt = undefined;
+      const n = now >= backoffUntil && !held ? Math.min(membersToWarm(members, capacity), WARM_CONCURRENCY - warming) : 0;
       for (let i = 0; i < n; i++) {
         const id = uuid4();
         members[id] = { state: 'warming', generation, since: now };
@@ -344,7 +352,12 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
     const claimDeadlines = Object.values(members)
       .filter((m) => m.state === 'claimed')
       .map((m) => Math.max(1000, m.since + input.claimTimeoutSeconds * 1000 - now));
-    const waits = [...claimDeadlines, backoffUntil > now ? backoffUntil - now : Infinity, drainEndsAt - now];
+    const waits = [
+      ...claimDeadlines,
+      refillAt !== undefined ? Math.max(0, refillAt - now) : Infinity,
+      backoffUntil > now ? backoffUntil - now : Infinity,
+      drainEndsAt - now,
+    ];
     const timeout = Math.min(...waits);
     if (Number.isFinite(timeout)) await condition(() => changed, timeout);
     else await condition(() => changed);

@@ -124,16 +124,6 @@ export class DockerEngine {
     }
   }
 
-  async hasImage(uri: string): Promise<boolean> {
-    try {
-      await this.docker.getImage(uri).inspect();
-      return true;
-    } catch (err) {
-      if (dockerStatus(err) === 404) return false;
-      throw err;
-    }
-  }
-
   /** Pull an image, calling `onProgress` for every progress event (activities heartbeat there). */
   async pullImage(uri: string, onProgress: () => void): Promise<void> {
     const stream = await this.docker.pull(uri);
@@ -268,12 +258,14 @@ export class DockerEngine {
     return { state: inspected.State, ports };
   }
 
-  /** Thaw a container known to be paused (no inspect first; a 409 "not paused" is fine). */
-  async unpauseNow(containerId: string): Promise<void> {
+  /** Thaw a container thought paused, with no inspect first: false when it was not paused (409); a 404 throws. */
+  async unpauseNow(containerId: string): Promise<boolean> {
     try {
       await this.docker.getContainer(containerId).unpause();
+      return true;
     } catch (err) {
       if (dockerStatus(err) !== 409) throw err;
+      return false;
     }
   }
 

@@ -27,7 +27,13 @@ const EARLY_EXIT_MS = 10_000;
  * A Docker host as the worker runs it: containers and snapshot images on this engine, shared bucket
  * mounts on this machine, and the engine's event stream for containers that die on their own.
  */
-export async function createDockerHost(config: Config, client: Client, log: HostLog): Promise<RuntimeHost> {
+export async function createDockerHost(
+  config: Config,
+  client: Client,
+  log: HostLog,
+  /** The execd this worker serves (worker/main.ts): warm pool members get their command shell before they are frozen. */
+  execd?: { prime(target: { id: string }): Promise<void> },
+): Promise<RuntimeHost> {
   await prepareMountHost(config, log);
   const docker = new Dockerode(config.docker.socketPath ? { socketPath: config.docker.socketPath } : undefined);
   const engine = new DockerEngine(docker, config, readSeccompProfile(config.docker.seccompProfile));
@@ -51,6 +57,7 @@ export async function createDockerHost(config: Config, client: Client, log: Host
         networkFor,
         ...(pins ? { pins } : {}),
         faults,
+        ...(execd ? { primeExecd: (sandboxId: string) => execd.prime({ id: sandboxId }) } : {}),
       }),
       ...createDockerSnapshotRuntime({ engine, instance: config.instance, faults }),
       ...createMountActivities({ config, faults }),

@@ -85,6 +85,7 @@ export function createPoolService(temporal: TemporalGateway, config: Config, quo
       capacity,
       claimTimeoutSeconds: config.pools.claimTimeoutSeconds,
       drainTimeoutSeconds: config.pools.drainTimeoutSeconds,
+      ...(config.pools.refillDelayMs ? { refillDelayMs: config.pools.refillDelayMs } : {}),
       // Pods cannot be frozen: on Kubernetes members wait running (their template's entrypoint only).
       freeze: config.runtime.type !== 'kubernetes',
       // Docker: the actor runs beside its host's engine, and a claim thaws its member in one task.

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { Sandbox } from '@alibaba-group/opensandbox';
 import { Client, Connection } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { LABELS } from '../../contracts/labels';
@@ -140,6 +141,37 @@ describe('a warm pool', () => {
     // Deleting the pool removes every member it still holds.
     await deletePool('warm');
     expect((await stack.request('GET', '/v1/pools/warm')).status).toBe(404);
+  });
+
+  it('when a claimed sandbox runs its first command, then a shell the member started before it was frozen runs it (no process set up on the way)', async () => {
+    expect((await makePool('primed', 1, 1, 2)).status).toBe(201);
+    await available('primed', 1);
+    // A gap to measure against: the shell that runs the first command must be older than the claim.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const claimed = Date.now();
+    const sandbox = await Sandbox.create({
+      connectionConfig: { domain: stack.baseUrl, apiKey: API_KEY },
+      image: TEST_IMAGE,
+      entrypoint: template.entrypoint,
+      resource: template.resourceLimits,
+      extensions: { poolRef: 'primed' },
+      timeoutSeconds: 300,
+    });
+    try {
+      // The command's parent is the shell that runs it: its start (clock ticks since boot, 100 a
+      // second) against the machine's uptime gives its age.
+      const run = await sandbox.commands.run(`awk '{print $22}' /proc/$PPID/stat; cut -d' ' -f1 /proc/uptime`);
+      const answered = Date.now();
+      const [startTicks, uptime] = run.logs.stdout.map((m) => Number(m.text));
+      const ageMs = (uptime! - startTicks! / 100) * 1000;
+      expect(ageMs).toBeGreaterThan(answered - claimed + 1000);
+      // …and later commands, on the same sandbox, run as on any other.
+      const again = await sandbox.commands.run('echo again');
+      expect(again.logs.stdout.map((m) => m.text)).toEqual(['again']);
+    } finally {
+      await sandbox.kill();
+    }
+    await deletePool('primed');
   });
 
   it('when the pool has no ready member, then a create goes cold from the template (env included, never shown), or answers 503 with Prefer: pool-only', async () => {
@@ -379,6 +411,38 @@ describe('a warm pool', () => {
     expect((await stack.request('DELETE', '/v1/pools/burst')).status).toBe(204);
     await waitFor('the pool members to be gone', async () => (await poolContainers('burst')).length === 0, 120_000, 500);
   }, 600_000);
+});
+
+describe('a refill after a claim (pools.refillDelayMs)', () => {
+  let own: Stack;
+  beforeAll(async () => {
+    own = await Stack.start({ apiKey: API_KEY, config: { pools: { maxMembers: 20, refillDelayMs: 30_000 } } });
+  });
+  afterAll(async () => {
+    await own?.destroy();
+  });
+
+  it('when a claim leaves a member ready, then the replacement waits; a claim that empties the pool has it refilled at once', async () => {
+    expect((await makePool('calm', 2, 2, 4, own)).status).toBe(201);
+    const status = async () => (await own.request('GET', '/v1/pools/calm')).body.status;
+    await waitFor('two ready members', async () => (await status())?.available === 2, 60_000, 200);
+    const first = await own.request('POST', '/v1/sandboxes', { timeout: 300, extensions: { poolRef: 'calm' } });
+    expect(first.body.status.state).toBe('Running');
+    // For three seconds (of the 30 s delay) one member is ready and none is being made.
+    for (const end = Date.now() + 3000; Date.now() < end; await new Promise((r) => setTimeout(r, 200))) {
+      expect(await status()).toMatchObject({ available: 1, warming: 0 });
+      expect((await poolContainers('calm', own)).filter((c) => c.State === 'paused')).toHaveLength(1);
+    }
+    const second = await own.request('POST', '/v1/sandboxes', { timeout: 300, extensions: { poolRef: 'calm' } });
+    expect(second.body.status.state).toBe('Running');
+    // Empty now: both replacements are made at once, long before the first claim's delay is over.
+    const emptied = Date.now();
+    await waitFor('two ready members again', async () => (await status())?.available === 2, 60_000, 200);
+    expect(Date.now() - emptied).toBeLessThan(20_000);
+
+    for (const r of [first, second]) expect((await own.request('DELETE', `/v1/sandboxes/${r.body.id}`)).status).toBe(204);
+    await deletePool('calm', own);
+  }, 120_000);
 });
 
 describe('transparent claims (pools.transparentClaims)', () => {

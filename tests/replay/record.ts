@@ -95,11 +95,31 @@ async function main(only = process.argv[2]): Promise<void> {
     stack.startWorker();
   };
 
+  // A warm pool (Docker: on its host's queue): filled, two members claimed (thawed inside the claim;
+  // the second empties it, so it refills at once), refilled, deleted; and a sandbox that was a member.
+  const pool = async () => {
+    const { timeout: _timeout, ...template } = sandboxRequest();
+    await req('POST', '/v1/pools', { name: 'replay', template, capacitySpec: { bufferMin: 2, bufferMax: 2, poolMin: 0, poolMax: 3 } });
+    const available = (n: number) =>
+      until(`${n} ready members`, async () => (await req('GET', '/v1/pools/replay')).body.status?.available === n);
+    await available(2);
+    const claimed: string[] = [];
+    for (let i = 0; i < 2; i++)
+      claimed.push((await req('POST', '/v1/sandboxes', { timeout: 300, extensions: { poolRef: 'replay' } })).body.id);
+    await available(2);
+    for (const id of claimed) await req('DELETE', `/v1/sandboxes/${id}`);
+    await req('DELETE', '/v1/pools/replay');
+    await save('pool-claimed-refilled-deleted', 'pool/default/replay');
+    await save('sandbox-claimed-from-pool', `sandbox/${claimed[0]}`);
+  };
+
   try {
     // `record.js <name>`: record only that scenario, keeping the other files (they guard old code paths).
     if (only === 'sandbox-deleted-while-provisioning') return await deletedWhileProvisioning();
+    if (only === 'pool') return await pool();
     if (only) throw new Error(`no scenario ${only} to record alone`);
     await deletedWhileProvisioning();
+    await pool();
 
     // A sandbox through every API action, then deleted.
     const full = (await req('POST', '/v1/sandboxes', sandboxRequest({ metadata: { team: 'replay' } }))).body.id;

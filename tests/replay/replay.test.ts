@@ -35,7 +35,11 @@ async function replayAll(source: { workflowBundle: { codePath: string } } | { wo
 describe('workflow replay (determinism guard)', () => {
   it('when the histories are counted, then every workflow type Tidebox runs is covered, a failed-and-retried snapshot included', () => {
     const types = new Set(histories.map(typeOf));
-    expect([...types].sort()).toEqual(['mountWorkflow', 'renewWorkflow', 'sandboxWorkflow', 'snapshotWorkflow']);
+    expect([...types].sort()).toEqual(['mountWorkflow', 'poolWorkflow', 'renewWorkflow', 'sandboxWorkflow', 'snapshotWorkflow']);
+    // A pool whose claims thawed members inside the claim (local activity markers) and whose refill waited (timers).
+    const pool = histories.find((h) => h.name === 'pool-claimed-refilled-deleted')?.history.events ?? [];
+    expect(pool.filter((e) => e.markerRecordedEventAttributes).length).toBeGreaterThanOrEqual(2);
+    expect(pool.filter((e) => e.timerStartedEventAttributes).length).toBeGreaterThanOrEqual(1);
     expect(histories.map((h) => h.name)).toContain('snapshot-failed-retried');
     // A patched path (delete-cancels-provisioning) next to histories recorded before the patch.
     expect(histories.map((h) => h.name)).toContain('sandbox-deleted-while-provisioning');
