@@ -92,11 +92,11 @@ export class ExecChannel {
 
   /**
    * Have what a first command needs ready: the image probed and a warm exec waiting (none for a
-   * shell-less image). Resolves once they are; fails when the exec cannot be started.
+   * shell-less image, or with warmExecs = 0). Resolves once they are; fails when the exec cannot be started.
    */
   async prime(): Promise<void> {
     const { shell } = await this.probe();
-    if (!shell || this.warm.length > 0 || this.disposed) return;
+    if (!shell || this.warmTarget === 0 || this.warm.length > 0 || this.warming > 0 || this.disposed) return;
     this.warming++;
     try {
       const warm = await this.startWarm();
@@ -159,7 +159,11 @@ export class ExecChannel {
         if (stream === 'stdout') out += data.toString('utf8');
       });
       await p.closed;
-    } catch {
+    } catch (err) {
+      // The engine refused the exec now (paused, stopped: 409; gone: 404): ask again next time.
+      // Anything else means this image cannot run /bin/sh: no shell.
+      const status = (err as { statusCode?: number }).statusCode;
+      if (status === 404 || status === 409) throw err;
       return {};
     }
     if ((await p.exitCode().catch(() => -1)) !== 0) return {};
@@ -241,13 +245,13 @@ export class ExecChannel {
 
   /** A runner back from a command: kept idle for the next (a few per user), else ended. */
   private release(key: string, runner: CommandRunner, reusable: boolean): void {
-    const idle = this.idle.get(key) ?? [];
+    const idle = (this.idle.get(key) ?? []).filter((r) => r.alive);
+    this.idle.set(key, idle);
     if (!reusable || this.disposed || idle.length >= MAX_IDLE_RUNNERS) {
       runner.retire();
       return;
     }
     idle.push(runner);
-    this.idle.set(key, idle);
   }
 
   /**

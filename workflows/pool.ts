@@ -354,7 +354,7 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
       .map((m) => Math.max(1000, m.since + input.claimTimeoutSeconds * 1000 - now));
     const waits = [
       ...claimDeadlines,
-      refillAt !== undefined ? Math.max(0, refillAt - now) : Infinity,
+      !deleting && refillAt !== undefined && refillAt > now ? refillAt - now : Infinity,
       backoffUntil > now ? backoffUntil - now : Infinity,
       drainEndsAt - now,
     ];

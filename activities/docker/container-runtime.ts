@@ -34,10 +34,11 @@ export interface ContainerRuntimeDeps {
   pins?: BindPins;
   faults: Faults;
   /**
-   * Where this process serves execd (the worker's listener): start a sandbox's command shell now and
-   * resolve once it waits (a warm pool member, before it is frozen). Bounded here; failures ignored.
+   * Where this process serves execd (the worker's listener): `prime` starts a sandbox's command shell
+   * now and resolves once it waits (a warm pool member, before it is frozen; bounded here, failures
+   * ignored); `forget` drops what execd keeps for a sandbox whose container was removed.
    */
-  primeExecd?: (sandboxId: string) => Promise<void>;
+  execd?: { prime(sandboxId: string): Promise<void>; forget(sandboxId: string): void };
 }
 
 /** How long priming execd may hold a member's freeze: past it the member is frozen unprimed. */
@@ -264,7 +265,7 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
     pauseContainer: (input) =>
       heartbeating(async () => {
         const containerId = await theContainer(input.sandboxId);
-        if (input.primeExecd && deps.primeExecd) await withinOrNot(deps.primeExecd(input.sandboxId), PRIME_EXECD_MS);
+        if (input.primeExecd && deps.execd) await withinOrNot(deps.execd.prime(input.sandboxId), PRIME_EXECD_MS);
         await faults.reached('container-pausing', input.sandboxId);
         await engine.pause(containerId);
       }),
@@ -283,6 +284,7 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
           if (await engine.removeContainer(c.Id)) removed++;
         }
         await pins?.release(input.sandboxId);
+        deps.execd?.forget(input.sandboxId);
         return { removed };
       }),
   };

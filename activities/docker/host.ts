@@ -32,7 +32,7 @@ export async function createDockerHost(
   client: Client,
   log: HostLog,
   /** The execd this worker serves (worker/main.ts): warm pool members get their command shell before they are frozen. */
-  execd?: { prime(target: { id: string }): Promise<void> },
+  execd?: { prime(target: { id: string }): Promise<void>; forget(sandboxId: string): void },
 ): Promise<RuntimeHost> {
   await prepareMountHost(config, log);
   const docker = new Dockerode(config.docker.socketPath ? { socketPath: config.docker.socketPath } : undefined);
@@ -57,7 +57,14 @@ export async function createDockerHost(
         networkFor,
         ...(pins ? { pins } : {}),
         faults,
-        ...(execd ? { primeExecd: (sandboxId: string) => execd.prime({ id: sandboxId }) } : {}),
+        ...(execd
+          ? {
+              execd: {
+                prime: (sandboxId: string) => execd.prime({ id: sandboxId }),
+                forget: (sandboxId: string) => execd.forget(sandboxId),
+              },
+            }
+          : {}),
       }),
       ...createDockerSnapshotRuntime({ engine, instance: config.instance, faults }),
       ...createMountActivities({ config, faults }),

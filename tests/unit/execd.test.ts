@@ -152,6 +152,28 @@ describe('shells that wait in the sandbox', () => {
     }
   });
 
+  it('when the engine refuses the first probe (a container frozen meanwhile), then it is asked again and commands run in a shell', async () => {
+    let refuse = true;
+    const frozenOnce: ProcessStarter = {
+      ...local,
+      async start(spec, onOutput) {
+        if (refuse) {
+          refuse = false;
+          throw Object.assign(new Error('container is paused'), { statusCode: 409 });
+        }
+        return local.start(spec, onOutput);
+      },
+    };
+    const channel = new ExecChannel(frozenOnce, 1);
+    try {
+      await expect(channel.prime()).rejects.toMatchObject({ statusCode: 409 });
+      // Shell syntax: refused (400) had the refusal been taken for an image without a shell.
+      expect(await run(channel, 'echo "$((1 + 1))"')).toEqual({ stdout: '2\n', code: 0 });
+    } finally {
+      channel.dispose();
+    }
+  });
+
   it('when a waiting shell or an idle runner is killed, then it is let go and the next command runs on a live one', async () => {
     const channel = new ExecChannel(recording, 1);
     try {
