@@ -127,7 +127,13 @@ describe('ossfs volumes', () => {
       await connection.close();
     }
     await waitFor('the sweep to detach the unclaimed mount', () => mountsUnder(mountRoot).length === 0, 20_000, 250);
-    expect(readFileSync(join(stack.dataDir, 'worker.log'), 'utf8')).toContain('detached a bucket mount no mount actor holds');
+    // The sweep says so once the unmount returned: a moment after the mount is gone from the table.
+    await waitFor(
+      'the sweep to log the detach',
+      () => readFileSync(join(stack.dataDir, 'worker.log'), 'utf8').includes('detached a bucket mount no mount actor holds'),
+      5_000,
+      50,
+    );
     expect((await stack.request('DELETE', `/v1/sandboxes/${a.body.id}`)).status).toBe(204);
     expect(await stack.containers(a.body.id)).toHaveLength(0);
     expect(mountsUnder(mountRoot)).toHaveLength(0);
