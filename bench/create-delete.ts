@@ -8,7 +8,7 @@ import { sandboxRequest, Stack, TEST_IMAGE } from '../tests/helpers/stack';
  * Prints p50/p95 per phase and the Tidebox/raw ratios. Bounded: N iterations and a time budget.
  */
 const N = Number(process.env.BENCH_ITERATIONS ?? 20);
-const WARMUP = 2;
+export const WARMUP = 2;
 const BUDGET_MS = 10 * 60_000;
 /** docker.exposedPorts' default: every Tidebox sandbox publishes these. */
 const PUBLISHED = [8080, 18080];
@@ -75,15 +75,32 @@ export async function rawCycle(docker: Dockerode, i: number): Promise<Sample> {
   return { create, remove, total: create + remove };
 }
 
-async function run(label: string, cycle: (i: number) => Promise<Sample>, deadline: number): Promise<Sample[]> {
-  const samples: Sample[] = [];
-  for (let i = 0; i < WARMUP + N; i++) {
-    if (Date.now() > deadline) throw new Error(`${label}: time budget exhausted after ${samples.length} samples`);
-    const s = await cycle(i);
-    if (i >= WARMUP) samples.push(s);
+/**
+ * Rounds of one cycle of each kind, side by side: a VM's speed drifts by tens of percent over minutes,
+ * and two blocks measured one after the other would put that drift into the ratio. The order
+ * alternates per round, and each cycle starts after a short pause so that what the one before left
+ * running (an actor ending after its answer, the engine's clean-up) is not charged to it.
+ */
+export async function interleaved<K extends string, S>(
+  kinds: Record<K, (i: number) => Promise<S>>,
+  rounds: number,
+  deadline: number,
+): Promise<Record<K, S[]>> {
+  const names = Object.keys(kinds) as K[];
+  const samples = Object.fromEntries(names.map((k) => [k, [] as S[]])) as Record<K, S[]>;
+  for (let i = 0; i < WARMUP + rounds; i++) {
+    if (Date.now() > deadline) throw new Error(`time budget exhausted after ${i} rounds`);
+    for (const k of i % 2 ? [...names].reverse() : names) {
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+      const s = await kinds[k](i);
+      if (i >= WARMUP) samples[k].push(s);
+    }
   }
   return samples;
 }
+
+/** The pause before each measured cycle. */
+const SETTLE_MS = 150;
 
 export async function benchCreateDelete(): Promise<void> {
   const deadline = Date.now() + BUDGET_MS;
@@ -91,8 +108,7 @@ export async function benchCreateDelete(): Promise<void> {
   const stack = await Stack.start();
   await docker.createNetwork({ Name: RAW_NETWORK, Driver: 'bridge', Labels: { 'tidebox.io/bench': 'raw' } });
   try {
-    const tidebox = await run('tidebox', () => tideboxCycle(stack), deadline);
-    const raw = await run('raw', (i) => rawCycle(docker, i), deadline);
+    const { tidebox, raw } = await interleaved({ tidebox: () => tideboxCycle(stack), raw: (i) => rawCycle(docker, i) }, N, deadline);
     const row = (phase: keyof Sample) => {
       const t50 = quantile(
         tidebox.map((s) => s[phase]),
@@ -112,7 +128,7 @@ export async function benchCreateDelete(): Promise<void> {
       );
       return `| ${phase} | ${t50.toFixed(0)} | ${t95.toFixed(0)} | ${r50.toFixed(0)} | ${r95.toFixed(0)} | ${(t50 / r50).toFixed(2)} | ${(t95 / r95).toFixed(2)} |`;
     };
-    console.log(`\n${N} sequential cycles each (after ${WARMUP} warm-up), image ${TEST_IMAGE}, times in ms\n`);
+    console.log(`\n${N} rounds of one cycle each, interleaved (after ${WARMUP} warm-up), image ${TEST_IMAGE}, times in ms\n`);
     console.log('| phase | Tidebox p50 | Tidebox p95 | raw p50 | raw p95 | ratio p50 | ratio p95 |');
     console.log('|---|---|---|---|---|---|---|');
     for (const phase of ['create', 'remove', 'total'] as const) console.log(row(phase));

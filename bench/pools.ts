@@ -1,7 +1,7 @@
 import { Sandbox } from '@alibaba-group/opensandbox';
 import Dockerode from 'dockerode';
 import { sandboxRequest, Stack, TEST_IMAGE, waitFor } from '../tests/helpers/stack';
-import { quantile, RAW_NETWORK, rawCycle, removeRawLeftovers, timed } from './create-delete';
+import { interleaved, quantile, RAW_NETWORK, rawCycle, removeRawLeftovers, timed, WARMUP } from './create-delete';
 
 /**
  * The warm pool part of `npm run bench` (docs/pools.md), in one run beside the raw engine:
@@ -13,7 +13,6 @@ import { quantile, RAW_NETWORK, rawCycle, removeRawLeftovers, timed } from './cr
  * refill is not timed). Bounded: N iterations and a time budget.
  */
 const N = Number(process.env.BENCH_ITERATIONS ?? 30);
-const WARMUP = 2;
 const BUDGET_MS = 12 * 60_000;
 const API_KEY = 'bench-pools-key-0123456789';
 const POOL = 'bench';
@@ -35,15 +34,6 @@ export async function benchPools(): Promise<void> {
       60_000,
       50,
     );
-  const repeat = async (label: string, fn: (i: number) => Promise<number>): Promise<number[]> => {
-    const out: number[] = [];
-    for (let i = 0; i < WARMUP + N; i++) {
-      if (Date.now() > deadline) throw new Error(`${label}: time budget exhausted after ${out.length} samples`);
-      const ms = await fn(i);
-      if (i >= WARMUP) out.push(ms);
-    }
-    return out;
-  };
   const steps = new StepClock();
   try {
     const created = await stack.request('POST', '/v1/pools', {
@@ -53,14 +43,14 @@ export async function benchPools(): Promise<void> {
     });
     if (created.status !== 201) throw new Error(`pool create failed: ${created.status} ${JSON.stringify(created.body)}`);
 
-    const claim = await repeat('claim', async () => {
+    const claimOnce = async () => {
       await ready();
       const [r, ms] = await timed(() => stack.request('POST', '/v1/sandboxes', { timeout: 300, extensions: { poolRef: POOL } }));
       if (r.status !== 202 || r.body.status.state !== 'Running') throw new Error(`claim failed: ${r.status} ${JSON.stringify(r.body)}`);
       await stack.request('DELETE', `/v1/sandboxes/${r.body.id}`);
       return ms;
-    });
-    const tti = await repeat('time to interactive', async (i) => {
+    };
+    const interactive = async (i: number) => {
       await ready();
       steps.recording = i >= WARMUP;
       const [sandbox, ms] = await timed(async () => {
@@ -79,15 +69,20 @@ export async function benchPools(): Promise<void> {
       steps.recording = false;
       await sandbox.kill();
       return ms;
-    });
-    const { body: pool } = await stack.request('GET', `/v1/pools/${POOL}`);
-    const cold = await repeat('cold create', async () => {
+    };
+    const coldOnce = async () => {
       const [r, ms] = await timed(() => stack.request('POST', '/v1/sandboxes', sandboxRequest()));
       if (r.body.status?.state !== 'Running') throw new Error(`cold create failed: ${r.status}`);
       await stack.request('DELETE', `/v1/sandboxes/${r.body.id}`);
       return ms;
-    });
-    const raw = (await repeat('raw', async (i) => (await rawCycle(docker, i)).create)).map((ms) => ms);
+    };
+    // One of each per round, so the VM's drift over the run is in every column alike.
+    const { claim, tti, cold, raw } = await interleaved(
+      { claim: claimOnce, tti: interactive, cold: coldOnce, raw: async (i: number) => (await rawCycle(docker, i)).create },
+      N,
+      deadline,
+    );
+    const { body: pool } = await stack.request('GET', `/v1/pools/${POOL}`);
 
     const r50 = quantile(raw, 0.5);
     const r95 = quantile(raw, 0.95);
@@ -95,7 +90,7 @@ export async function benchPools(): Promise<void> {
       const [t50, t95] = [quantile(t, 0.5), quantile(t, 0.95)];
       return `| ${what} | ${t50.toFixed(0)} | ${t95.toFixed(0)} | ${r50.toFixed(0)} | ${r95.toFixed(0)} | ${(t50 / r50).toFixed(2)} |`;
     };
-    console.log(`\npools: ${N} sequential cycles each (after ${WARMUP} warm-up), pool bufferMin ${BUFFER}, times in ms`);
+    console.log(`\npools: ${N} rounds of one cycle each, interleaved (after ${WARMUP} warm-up), pool bufferMin ${BUFFER}, times in ms`);
     console.log(`(claims that met a ready member: ${pool.claims} of ${pool.claims + pool.misses})\n`);
     console.log('| measure | Tidebox p50 | Tidebox p95 | raw create+start p50 | raw p95 | ratio p50 |');
     console.log('|---|---|---|---|---|---|');
