@@ -15,7 +15,18 @@ export type PoolWorkflow = (input: PoolWorkflowInput) => Promise<void>;
  * `started`: a pool on its host's queue (input.onHost) thaws the member inside the claim and answers
  * its workload; absent, the sandbox actor adopts it (thaws it) itself.
  */
-export const claimUpdate = defineUpdate<{ memberId: string | null; spec: SandboxSpec; started?: StartedWorkload }, []>('claim');
+/**
+ * A claim's answer: the member (null: none ready) and the spec it runs; `started` when the claim
+ * thawed it, with `staleFrom` (ms since epoch): from then on the pool may judge the claim stale and
+ * remove the member unless its sandbox actor is open — an actor started before has nothing to check.
+ */
+export interface ClaimAnswer {
+  memberId: string | null;
+  spec: SandboxSpec;
+  started?: StartedWorkload;
+  staleFrom?: number;
+}
+export const claimUpdate = defineUpdate<ClaimAnswer, []>('claim');
 /**
  * A claimed member whose create did not go ahead (e.g. over quota): it never ran user code, so it is
  * ready again — frozen again first if its claim thawed it (the ledger knows).

@@ -160,7 +160,12 @@ export interface SandboxWorkflowInput {
    * actor's workflow id). With `started`, the pool thawed it inside the claim: the actor starts
    * Running on that workload and only tells the pool it took it over.
    */
-  pooled?: { pool: string; started?: { containerId: string; network: SandboxNetwork } };
+  pooled?: {
+    pool: string;
+    started?: { containerId: string; network: SandboxNetwork };
+    /** From then the pool may judge the claim stale (its answer + claim timeout, the pool's clock): an actor started earlier need not check its member. */
+    staleFrom?: number;
+  };
   /** Present only when continuing as new: the actor's whole state. */
   carried?: SandboxCarriedState;
 }

@@ -170,8 +170,9 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
       return { memberId: null, spec: claimedSpec };
     }
     // The claim timeout counts from the answer: the create has that long to start its sandbox actor.
-    members[memberId] = { ...m, since: Date.now() };
-    return { memberId, spec: claimedSpec, started };
+    const answered = Date.now();
+    members[memberId] = { ...m, since: answered };
+    return { memberId, spec: claimedSpec, started, staleFrom: answered + input.claimTimeoutSeconds * 1000 };
   });
   /** A member a claim thawed and gave back: frozen again, then ready (removed if that fails). */
   const refreeze = async (id: string, gen: number) => {

@@ -120,7 +120,9 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (
         // Validates the claim's own timeout and metadata against the template (the view's: env left out)…
         asked = await prepareSpec(caller, claimRequest(template, req.body) as typeof req.body);
       }
-      let { memberId, spec: poolSpec, started: thawed } = await pools.claim(caller, poolRef);
+      const claimed = await pools.claim(caller, poolRef);
+      let { memberId, spec: poolSpec } = claimed;
+      let thawed = claimed.started && { started: claimed.started, ...(claimed.staleFrom ? { staleFrom: claimed.staleFrom } : {}) };
       if (explicitRef === undefined && !runsAsAsked(poolSpec, asked)) {
         // The pool's template changed since it matched: its member is not what was asked for.
         if (memberId !== null) await pools.unclaim(caller.tenant, poolRef, memberId);
@@ -130,10 +132,7 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (
       const spec = { ...poolSpec, metadata: asked.metadata, timeoutSeconds: asked.timeoutSeconds };
       if (memberId === null && /(^|[,;\s])pool-only($|[,;\s])/i.test(prefer))
         throw new TideboxError('POOL_EMPTY', `pool ${poolRef} has no ready member (Prefer: pool-only)`);
-      const member =
-        memberId === null
-          ? undefined
-          : { id: memberId, pool: poolWorkflowId(caller.tenant, poolRef), ...(thawed ? { started: thawed } : {}) };
+      const member = memberId === null ? undefined : { id: memberId, pool: poolWorkflowId(caller.tenant, poolRef), ...thawed };
       const view = await sandboxes.create(caller, spec, { respondAsync, ...(member ? { member } : {}) }).catch(async (err: unknown) => {
         // Over quota is decided before the actor starts: the member never ran anything of this create.
         // Any other failure may come after the start (the actor then owns the member): no give-back.

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import {
+  type ClaimAnswer,
   claimUpdate,
   configureUpdate,
   deletePoolUpdate,
@@ -24,14 +25,12 @@ import {
 } from '../../core/pools';
 import { poolLimits, poolReservation, poolReservationKey, type UsageLimits } from '../../core/quotas';
 import { hostTaskQueue, type SandboxSpec } from '../../core/sandbox';
-import type { StartedWorkload } from '../../contracts/runtime';
 import { type Caller, canSee, type TenantCaller } from '../../core/tenants';
 import type { TemporalGateway } from './gateway';
 import type { QuotaService } from './quotas';
 import { actorTurns } from './turns';
 
 /** What a claim answers (contracts/pool-actor.ts claimUpdate). */
-type Claimed = { memberId: string | null; spec: SandboxSpec; started?: StartedWorkload };
 
 const poolNotFound = (name: string) => new TideboxError('POOL_NOT_FOUND', `pool ${name} not found`);
 const poolExists = (name: string, cause?: unknown) =>
@@ -196,10 +195,10 @@ export function createPoolService(temporal: TemporalGateway, config: Config, quo
   }
 
   /** One ready member's id (the id the new sandbox takes; null when none is ready), and the spec the pool's members are made with. */
-  async function claim(caller: TenantCaller, name: string): Promise<Claimed> {
+  async function claim(caller: TenantCaller, name: string): Promise<ClaimAnswer> {
     const id = poolWorkflowId(caller.tenant, name);
     // A burst of creates on one pool meets at its actor: a few claims in flight at a time, the rest queued here.
-    return claimTurns.run(id, () => update<Claimed, []>(id, name, claimUpdate, [], 'claim'));
+    return claimTurns.run(id, () => update<ClaimAnswer, []>(id, name, claimUpdate, [], 'claim'));
   }
 
   /**

@@ -92,9 +92,10 @@ export function createSandboxService(temporal: TemporalGateway, config: Config, 
       respondAsync: boolean;
       /**
        * A claimed warm pool member: the sandbox takes its id and its container (the pool actor's
-       * workflow id); `started` when the claim thawed it (the actor starts Running on it).
+       * workflow id); `started` when the claim thawed it (the actor starts Running on it), with the
+       * claim's `staleFrom`.
        */
-      member?: { id: string; pool: string; started?: StartedWorkload };
+      member?: { id: string; pool: string; started?: StartedWorkload; staleFrom?: number };
     },
   ): Promise<SandboxView> {
     const { tenant, namespace } = caller;
@@ -109,7 +110,15 @@ export function createSandboxService(temporal: TemporalGateway, config: Config, 
       spec,
       requestHash,
       expiry: { maxTimeoutSeconds: config.sandbox.maxTimeoutSeconds },
-      ...(opts.member ? { pooled: { pool: opts.member.pool, ...(opts.member.started ? { started: opts.member.started } : {}) } } : {}),
+      ...(opts.member
+        ? {
+            pooled: {
+              pool: opts.member.pool,
+              ...(opts.member.started ? { started: opts.member.started } : {}),
+              ...(opts.member.staleFrom ? { staleFrom: opts.member.staleFrom } : {}),
+            },
+          }
+        : {}),
     };
     const view = initialView(input);
     const workflowId = sandboxWorkflowId(sandboxId);

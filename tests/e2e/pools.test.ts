@@ -5,6 +5,8 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { LABELS } from '../../contracts/labels';
 import { deletePoolUpdate, POOL_WORKFLOW_TYPE } from '../../contracts/pool-actor';
 import type { PoolWorkflowInput } from '../../core/pools';
+import type { SandboxWorkflowInput } from '../../core/sandbox';
+import { SANDBOX_WORKFLOW_TYPE } from '../../contracts/sandbox-actor';
 import { sandboxRequest, Stack, TEST_IMAGE, waitFor } from '../helpers/stack';
 
 /**
@@ -172,6 +174,52 @@ describe('a warm pool', () => {
       await sandbox.kill();
     }
     await deletePool('primed');
+  });
+
+  it('when a sandbox actor starts on a thawed member after its claim could be judged stale, then it checks the member and, finding it gone, fails with nothing left; in time, it checks nothing', async () => {
+    expect((await makePool('late', 1, 1, 2)).status).toBe(201);
+    await available('late', 1);
+    const claim = await stack.request('POST', '/v1/sandboxes', { timeout: 300, extensions: { poolRef: 'late' } });
+    expect(claim.body.status.state).toBe('Running');
+    const connection = await Connection.connect({ address: stack.temporal.address });
+    try {
+      const client = new Client({ connection });
+      const history = async (id: string) => (await client.workflow.getHandle(`sandbox/${id}`).fetchHistory()).events ?? [];
+      const scheduled = async (id: string) =>
+        (await history(id)).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+      // Started in time (the claim's staleFrom is minutes ahead): no look at its member at all.
+      const input = defaultPayloadConverter.fromPayload<SandboxWorkflowInput>(
+        (await history(claim.body.id))[0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!,
+      );
+      expect(input.pooled?.staleFrom).toBeGreaterThan(Date.now() + 60_000);
+      expect(await scheduled(claim.body.id)).not.toContain('adoptContainer');
+
+      // The same start, as if the create had stalled past the claim timeout and the pool had removed
+      // the member meanwhile (no container has this id): the actor checks, and fails.
+      const lateId = `late-${Date.now().toString(36)}`;
+      await client.workflow.start(SANDBOX_WORKFLOW_TYPE, {
+        workflowId: `sandbox/${lateId}`,
+        taskQueue: 'tidebox', // the default [temporal] taskQueue, where the stack's workflow worker polls
+        args: [{ ...input, sandboxId: lateId, pooled: { ...input.pooled!, staleFrom: Date.now() - 1000 } }],
+      });
+      const failed = await waitFor(
+        'the late actor to fail',
+        async () => {
+          const { body } = await stack.request('GET', `/v1/sandboxes/${lateId}`);
+          return body?.status?.state === 'Failed' ? body : undefined;
+        },
+        30_000,
+        200,
+      );
+      expect(failed.status.reason).toBe('SANDBOX::CONTAINER_EXITED');
+      expect(await scheduled(lateId)).toContain('adoptContainer');
+      expect(await stack.containers(lateId)).toHaveLength(0);
+      expect((await stack.request('DELETE', `/v1/sandboxes/${lateId}`)).status).toBe(204);
+    } finally {
+      await connection.close();
+    }
+    expect((await stack.request('DELETE', `/v1/sandboxes/${claim.body.id}`)).status).toBe(204);
+    await deletePool('late');
   });
 
   it('when the pool has no ready member, then a create goes cold from the template (env included, never shown), or answers 503 with Prefer: pool-only', async () => {

@@ -3,7 +3,7 @@ import type { SandboxWorkflow } from '../../contracts/sandbox-actor';
 import type { SandboxOutcome, SandboxWorkflowInput } from '../../core/sandbox';
 import { sandboxActivities } from './activities';
 import { registerHandlers } from './handlers';
-import { announceAdoption, confirmStarted, live, provision, teardown } from './lifecycle';
+import { announceAdoption, claimMayBeStale, confirmStarted, live, provision, teardown } from './lifecycle';
 import { SandboxActorState } from './state';
 
 /**
@@ -26,10 +26,11 @@ export const sandboxWorkflow: SandboxWorkflow = async (input: SandboxWorkflowInp
   if (input.carried || !patched('fresh-run-starts-published')) actor.publish();
 
   if (actor.state === 'Pending' && !actor.deleteRequested) await provision(actor, acts);
-  // A member thawed by its claim starts Running on it (input.pooled.started): the word to the pool, and one check.
+  // A member thawed by its claim starts Running on it (input.pooled.started): the word to the pool,
+  // and — if the pool may have judged the claim stale by now — one check that the member is there.
   else if (input.pooled?.started && !input.carried) {
     announceAdoption(actor);
-    if (!actor.deleteRequested) await confirmStarted(actor, acts);
+    if (!actor.deleteRequested && claimMayBeStale(input)) await confirmStarted(actor, acts);
   }
   const outcome = await live(actor, acts);
   if ('continueAsNew' in outcome) return await continueAsNew<SandboxWorkflow>(outcome.continueAsNew);

@@ -51,6 +51,21 @@ export function announceAdoption(actor: SandboxActorState): void {
     .catch(() => undefined); // the pool may be gone (deleted meanwhile)
 }
 
+/** Slack for the clocks of the pool's and this actor's history hosts. */
+const CLOCK_SLACK_MS = 10_000;
+
+/**
+ * Whether the pool may have judged this actor's claim stale (and removed its member) before the actor
+ * existed: only if the actor started at or after the claim's `staleFrom` (less some slack). Before
+ * that, a stale check finds this actor open and leaves the member to it. Actors started before the
+ * patch, or with no `staleFrom`, always check.
+ */
+export function claimMayBeStale(input: SandboxWorkflowInput): boolean {
+  if (!patched('pooled-check-only-when-late')) return true;
+  const staleFrom = input.pooled?.staleFrom;
+  return staleFrom === undefined || workflowInfo().startTime.getTime() >= staleFrom - CLOCK_SLACK_MS;
+}
+
 /**
  * A member thawed by its claim: this actor started Running on it. Check once that it is still there
  * and running (its claim may have been judged stale and the member removed, had the create been slow
