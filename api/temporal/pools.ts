@@ -30,8 +30,6 @@ import type { TemporalGateway } from './gateway';
 import type { QuotaService } from './quotas';
 import { actorTurns } from './turns';
 
-/** What a claim answers (contracts/pool-actor.ts claimUpdate). */
-
 const poolNotFound = (name: string) => new TideboxError('POOL_NOT_FOUND', `pool ${name} not found`);
 const poolExists = (name: string, cause?: unknown) =>
   new TideboxError('POOL_EXISTS', `pool ${name} already exists; change it with PUT or delete it first`, { cause });
