@@ -38,7 +38,7 @@ export interface ContainerRuntimeDeps {
    * now and resolves once it waits (a warm pool member, before it is frozen; bounded here, failures
    * ignored); `forget` drops what execd keeps for a sandbox whose container was removed.
    */
-  execd?: { prime(sandboxId: string): Promise<void>; forget(sandboxId: string): void };
+  execd?: { prime(target: { id: string }): Promise<void>; forget(sandboxId: string): void };
 }
 
 /** How long priming execd may hold a member's freeze: past it the member is frozen unprimed. */
@@ -235,9 +235,9 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
 
     adoptContainer: (input) =>
       heartbeating(async () => {
+        await faults.reached('member-adopting', input.sandboxId);
         if (input.known) {
           // One engine call on the claim's path: the member's start said its container and ports.
-          await faults.reached('member-adopting', input.sandboxId);
           try {
             if (await engine.unpauseNow(input.known.containerId)) return input.known;
           } catch (err) {
@@ -249,7 +249,6 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
         // Three engine calls: find (with its state), thaw, one inspect.
         const [member] = await engine.findSandboxContainers(input.sandboxId);
         if (!member) throw fail('CONTAINER_EXITED', `the warm pool member for ${input.sandboxId} no longer exists`);
-        if (!input.known) await faults.reached('member-adopting', input.sandboxId);
         if (member.State === 'paused') await engine.unpauseNow(member.Id);
         const { state, ports } = await engine.stateAndPorts(member.Id);
         if (!state.Running || state.Paused)
@@ -265,7 +264,7 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
     pauseContainer: (input) =>
       heartbeating(async () => {
         const containerId = await theContainer(input.sandboxId);
-        if (input.primeExecd && deps.execd) await withinOrNot(deps.execd.prime(input.sandboxId), PRIME_EXECD_MS);
+        if (input.primeExecd && deps.execd) await withinOrNot(deps.execd.prime({ id: input.sandboxId }), PRIME_EXECD_MS);
         await faults.reached('container-pausing', input.sandboxId);
         await engine.pause(containerId);
       }),

@@ -57,14 +57,7 @@ export async function createDockerHost(
         networkFor,
         ...(pins ? { pins } : {}),
         faults,
-        ...(execd
-          ? {
-              execd: {
-                prime: (sandboxId: string) => execd.prime({ id: sandboxId }),
-                forget: (sandboxId: string) => execd.forget(sandboxId),
-              },
-            }
-          : {}),
+        ...(execd ? { execd } : {}),
       }),
       ...createDockerSnapshotRuntime({ engine, instance: config.instance, faults }),
       ...createMountActivities({ config, faults }),
