@@ -63,6 +63,9 @@ describe('the OCI runtime', () => {
 
 describe('create → Running → delete', () => {
   it('when a sandbox is created, then its container runs with the limits and security options, and delete removes it', async () => {
+    // This tenant has no limit: its share is only recorded, beside the actor's start — and recorded it is.
+    const held = async () => (await stack.request('GET', '/v1/tenants/me/usage')).body.usage.sandboxes as number;
+    const before = await held();
     const created = await stack.request(
       'POST',
       '/v1/sandboxes',
@@ -113,9 +116,12 @@ describe('create → Running → delete', () => {
     // The unversioned path serves the same resource.
     expect((await stack.request('GET', `/sandboxes/${id}`)).body.id).toBe(id);
 
+    await waitFor('the share to be recorded', async () => (await held()) === before + 1, 10_000, 100);
+
     const deleted = await stack.request('DELETE', `/v1/sandboxes/${id}`);
     expect(deleted.status).toBe(204);
     expect(await stack.containers(id)).toHaveLength(0);
+    await waitFor('the share to be given back', async () => (await held()) === before, 10_000, 100);
     const gone = await stack.request('GET', `/v1/sandboxes/${id}`);
     expect(gone.status).toBe(404);
     expect(gone.body.code).toBe('SANDBOX::NOT_FOUND');
