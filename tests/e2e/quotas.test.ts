@@ -278,7 +278,10 @@ describe('warm pools hold quota', () => {
     expect(answers.find((r) => r.status === 429)!.body.message).toBe('quota exceeded: maxPools is 2 and 2 exist');
     // The quota actor's count is authoritative at once; the listing reads visibility, which lags by design.
     expect((await usage(A)).usage).toMatchObject({ pools: 2, sandboxes: 2 });
-    const made = answers.filter((r) => r.status === 201).map((r) => r.body.name as string).sort();
+    const made = answers
+      .filter((r) => r.status === 201)
+      .map((r) => r.body.name as string)
+      .sort();
     await waitFor('the listing to show the two pools made', async () => (await pools(A)).length >= 2, 10_000, 100);
     expect(await pools(A)).toEqual(made);
   }, 60_000);
