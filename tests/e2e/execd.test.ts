@@ -1,6 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { statSync as fsStat } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Sandbox } from '@alibaba-group/opensandbox';
+import Dockerode from 'dockerode';
 import * as tar from 'tar-stream';
 import { sandboxRequest, Stack, TEST_IMAGE, waitFor } from '../helpers/stack';
 
@@ -318,6 +322,108 @@ describe('uploads as the Python SDK sends them', () => {
     });
     expect(unpaired.status).toBe(400);
     expect(((await unpaired.json()) as { code: string }).code).toBe('INVALID_FILE');
+  });
+});
+
+describe('uploads put while they arrive', () => {
+  const boundary = 'tidebox-early-put-boundary';
+  const meta = (path: string) =>
+    `--${boundary}\r\nContent-Disposition: form-data; name="metadata"; filename="metadata"\r\nContent-Type: application/json\r\n\r\n` +
+    `${JSON.stringify({ path, owner: null, group: null, mode: 644 })}\r\n`;
+  const fileHead = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="f"\r\nContent-Type: application/octet-stream\r\n\r\n`;
+  const close = `\r\n--${boundary}--\r\n`;
+  async function execdUrl(): Promise<{ base: string; headers: Record<string, string> }> {
+    const endpoint = await stack.request('GET', `/v1/sandboxes/${sandbox.id}/endpoints/44772`);
+    return { base: `http://${endpoint.body.endpoint}`, headers: endpoint.body.headers };
+  }
+  async function upload(body: Buffer): Promise<number> {
+    const { base, headers } = await execdUrl();
+    const r = await fetch(`${base}/files/upload`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': `multipart/form-data; boundary=${boundary}` },
+      body,
+    });
+    return r.status;
+  }
+  const read = async (path: string) => Buffer.from(await sandbox.files.readBytes(path));
+
+  it('when a large file arrives slowly, then the sandbox has it in part before the request ends; a stalled client does not hold the container; the file ends whole', async () => {
+    const data = randomBytes(8 * 1024 * 1024);
+    const first = Buffer.concat([Buffer.from(meta('/early/slow.bin') + fileHead), data.subarray(0, 4 * 1024 * 1024)]);
+    const rest = Buffer.concat([data.subarray(4 * 1024 * 1024), Buffer.from(close)]);
+    const { base, headers } = await execdUrl();
+    const url = new URL(`${base}/files/upload`);
+    const docker = new Dockerode();
+    const [container] = await docker.listContainers({ filters: { name: [sandbox.id] } });
+    const merged = ((await docker.getContainer(container!.Id).inspect()).GraphDriver.Data as unknown as { MergedDir: string }).MergedDir;
+    const inRootfs = join(merged, 'early/slow.bin');
+    const statSync = (p: string) => {
+      try {
+        return fsStat(p);
+      } catch {
+        return { size: 0 };
+      }
+    };
+    let early = false;
+    const status = new Promise<number>((resolve, reject) => {
+      const req = httpRequest(
+        url,
+        {
+          method: 'POST',
+          headers: {
+            ...headers,
+            'content-type': `multipart/form-data; boundary=${boundary}`,
+            'content-length': String(first.length + rest.length),
+          },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        },
+      );
+      req.on('error', reject);
+      req.write(first);
+      // Half the file sent: the put is already writing it (the old way would wait for the end). The
+      // engine holds the container's lock while it extracts, so the file is looked at from the host,
+      // within the API's 10 s for a quiet upstream.
+      waitFor('the file to be in the sandbox before its request ends', async () => statSync(inRootfs).size > 0, 8000, 50)
+        .then(
+          () => true,
+          () => false,
+        )
+        .then(async (seen) => {
+          early = seen;
+          // The client now stalls: the early put gives up within its bound and the engine lets go of
+          // the container (inspect waits for its lock) while the request is still open.
+          await docker.getContainer(container!.Id).inspect({ abortSignal: AbortSignal.timeout(8000) });
+          req.end(rest);
+        })
+        .catch(reject);
+    });
+    expect(await status).toBe(200);
+    expect(early).toBe(true);
+    expect((await read('/early/slow.bin')).equals(data)).toBe(true);
+  });
+
+  it('when the body does not end as its size was guessed, then every file is still written whole and exact', async () => {
+    const big = randomBytes(2 * 1024 * 1024 + 3);
+    // An epilogue after the closing delimiter: the guess is too long, the put is stopped and done again.
+    expect(
+      await upload(Buffer.concat([Buffer.from(meta('/early/epilogue.bin') + fileHead), big, Buffer.from(close + 'an epilogue')])),
+    ).toBe(200);
+    expect((await read('/early/epilogue.bin')).equals(big)).toBe(true);
+    // No CRLF after the closing delimiter: the guess is 2 bytes short, the file is written again whole.
+    expect(await upload(Buffer.concat([Buffer.from(meta('/early/short.bin') + fileHead), big, Buffer.from(close.trimEnd())]))).toBe(200);
+    expect((await read('/early/short.bin')).equals(big)).toBe(true);
+    // A second pair after the large file: the first is not the last part.
+    const body = Buffer.concat([
+      Buffer.from(meta('/early/one.bin') + fileHead),
+      big,
+      Buffer.from(`\r\n${meta('/early/two.txt')}${fileHead}second${close}`),
+    ]);
+    expect(await upload(body)).toBe(200);
+    expect((await read('/early/one.bin')).equals(big)).toBe(true);
+    expect(await sandbox.files.readFile('/early/two.txt')).toBe('second');
   });
 });
 
