@@ -11,7 +11,6 @@ import { ExecdError, type Permission } from '../index';
 import type { UploadSource } from '../files-port';
 import type { ExecdLimits } from './limits';
 import type { ExecdContext } from './context';
-import { boundaryOf, EARLY_PUT_MIN_BYTES, GrowingSlice, HEAD_BYTES, lastPartSize, secondPartDataStart } from './early-put';
 
 /** The file routes of execd: upload (multipart; held in memory only within a budget), download, and the rest. */
 
@@ -43,9 +42,7 @@ export function onePath(ctx: ExecdContext): string {
  * POST /files/upload: `metadata` (JSON) and `file` parts, paired in order, any number of files,
  * each at most execd.maxUploadBytes. Three ways in, fastest first:
  *  - held: a request small enough for the memory budget is read whole, then each file goes in
- *    through the runtime's archive put (size known, no exec, no shell needed); a large file sent
- *    as the SDKs send it (metadata, then the file, last) is put while it arrives, its size
- *    guessed from the Content-Length (./early-put.ts) and checked when the body has been parsed;
+ *    through the runtime's archive put (size known, no exec, no shell needed);
  *  - streamed: a file whose metadata came first goes straight into the sandbox as it arrives where
  *    it can (`paths.streams()`: a shell, root as the image user, a runtime that closes stdin);
  *  - spooled: otherwise to a temporary file first, written once the whole request has arrived.
@@ -58,12 +55,6 @@ export async function upload(ctx: ExecdContext, limits: Pick<ExecdLimits, 'maxUp
   const declared = Number(ctx.req.headers['content-length'] ?? NaN);
   const held = Number.isSafeInteger(declared) && declared > 0 && limits.uploadMemory.take(declared) ? declared : 0;
   const streams = !held && (await ctx.sandbox.paths.streams());
-  const boundary = held >= EARLY_PUT_MIN_BYTES ? boundaryOf(type) : undefined;
-  /** The body's first bytes, where an early put finds its file's start; parts seen so far. */
-  const head = boundary ? Buffer.allocUnsafe(Math.min(HEAD_BYTES, held)) : undefined;
-  let headAt = 0;
-  let parts = 0;
-  let early: EarlyPut | undefined;
   let dir: string | undefined;
   try {
     /** Each metadata part, parsed once it has arrived (undefined: invalid, and the request failed). */
@@ -73,21 +64,6 @@ export async function upload(ctx: ExecdContext, limits: Pick<ExecdLimits, 'maxUp
     if (!held) dir = await mkdtemp(join(tmpdir(), 'tidebox-upload-'));
     const memory = held ? Buffer.allocUnsafe(held) : undefined;
     let heldAt = 0;
-    /** The first file put while it arrives, if the body is shaped as the SDKs send it (docs/execd.md). */
-    const putEarly = (start: number, entry: { size: number }): EarlyPut | undefined => {
-      const dataStart = secondPartDataStart(head!.subarray(0, headAt), boundary!);
-      if (dataStart === undefined) return undefined;
-      const size = lastPartSize(held, dataStart, boundary!);
-      if (size < EARLY_PUT_MIN_BYTES || size > maxBytes) return undefined;
-      const body = new GrowingSlice(memory!, start, start + size, () => start + entry.size);
-      const done = metadata[0]!
-        .then((m) => m && ctx.sandbox.files.upload(m.path, { size, open: () => body }, permission(m)))
-        .then(
-          () => undefined,
-          (err: Error) => err,
-        );
-      return { size, entry, body, done };
-    };
     await new Promise<void>((resolve, reject) => {
       let bb: Busboy.Busboy;
       try {
@@ -114,11 +90,9 @@ export async function upload(ctx: ExecdContext, limits: Pick<ExecdLimits, 'maxUp
         }
       };
       bb.on('field', (name, value) => {
-        parts++;
         if (name === 'metadata') metadata.push(Promise.resolve(parse(value)));
       });
       bb.on('file', (name, stream) => {
-        parts++;
         if (name === 'metadata') {
           const chunks: Buffer[] = [];
           let size = 0;
@@ -139,13 +113,10 @@ export async function upload(ctx: ExecdContext, limits: Pick<ExecdLimits, 'maxUp
           const start = heldAt;
           const entry = { size: 0, open: () => Readable.from([memory!.subarray(start, start + entry.size)]) };
           files.push(entry);
-          const put = head && parts === 2 && files.length === 1 && metadata.length === 1 ? putEarly(start, entry) : undefined;
-          if (put) early = put;
           stream.on('data', (c: Buffer) => {
             c.copy(memory!, heldAt);
             heldAt += c.length;
             entry.size += c.length;
-            put?.body.grew();
           });
           return;
         }
@@ -172,13 +143,6 @@ export async function upload(ctx: ExecdContext, limits: Pick<ExecdLimits, 'maxUp
       bb.on('close', () => {
         Promise.all(writes).then(() => resolve(), reject);
       });
-      if (head) {
-        const keep = (c: Buffer) => {
-          headAt += c.copy(head, headAt);
-          if (headAt === head.length) ctx.req.raw.off('data', keep);
-        };
-        ctx.req.raw.on('data', keep); // before the parser: the head holds every byte the parser has seen
-      }
       ctx.req.raw.pipe(bb);
     });
     const metas = await Promise.all(metadata);
@@ -192,43 +156,16 @@ export async function upload(ctx: ExecdContext, limits: Pick<ExecdLimits, 'maxUp
       );
     for (let i = 0; i < files.length; i++) {
       const whole = files[i];
-      if (i === 0 && early) {
-        // The parser's word on the file's size: as guessed, the early put is the write; otherwise
-        // that put is stopped (or wrote too few bytes) and the file is written again, whole, as it
-        // is when the early put gave up on a slow client.
-        const guessed = files.length === 1 && early.entry.size === early.size;
-        if (!guessed) early.body.destroy(new Error('the upload was not shaped as its size was guessed'));
-        const failed = await early.done;
-        if (guessed && !early.body.gaveUp) {
-          if (failed) throw failed;
-          continue;
-        }
-      }
       if (whole) await ctx.sandbox.files.upload(metas[i]!.path, whole, permission(metas[i]!));
     }
     await ctx.reply.code(200).send('');
   } finally {
-    if (early) {
-      // A request that failed on the way: its early put is stopped and ended before the memory goes back.
-      early.body.destroy(new Error('the upload request failed'));
-      await early.done;
-    }
     if (held) limits.uploadMemory.give(held);
     if (dir) await rm(dir, { recursive: true, force: true });
   }
 }
 
 type Meta = z.infer<typeof UploadMetadata>;
-
-interface EarlyPut {
-  /** The file's size as guessed. */
-  size: number;
-  /** The file as the parser reads it. */
-  entry: { size: number };
-  body: GrowingSlice;
-  /** The put's end: undefined when it wrote the file, else why not. */
-  done: Promise<Error | undefined>;
-}
 
 function permission(m: Meta): Permission {
   return { ...(m.mode ? { mode: m.mode } : {}), owner: m.owner ?? null, group: m.group ?? null };
