@@ -1,4 +1,4 @@
-import type { Config } from '../core/config';
+import { type Config, runtimeKind } from '../core/config';
 import { normalizeCreateRequest } from '../core/create-request';
 import { notOnKubernetes, TideboxError } from '../core/errors';
 import { mountKey, mountKeyHmacKey } from '../core/mount-key';
@@ -46,7 +46,7 @@ export function createSpecPreparer(deps: { config: Config; snapshots: SnapshotSe
     const snapshot = body.snapshotId && !body.image ? await restorable(caller, body.snapshotId) : undefined;
     const spec = normalizeCreateRequest(body, config.sandbox, {
       tenant: caller.tenant,
-      runtime: config.runtime.type,
+      runtime: runtimeKind(config),
       payloadsEncrypted: !!config.security.payloadKey,
       ...(snapshot ? { snapshot: { id: snapshot.id, image: snapshot.image } } : {}),
       ...(mountKeys ? { mountKeyOf: (source) => mountKey(caller.tenant, source, mountKeys) } : {}),

@@ -50,9 +50,14 @@ export const ConfigSchema = z
     docker: DockerSchema,
     /** The execd API Tidebox serves for each sandbox (docs/execd.md). */
     execd: ExecdSchema,
-    /** Where sandboxes run: containers on a Docker engine, or pods on a Kubernetes cluster. */
+    /**
+     * Where sandboxes run: containers on a Docker engine, or pods on a Kubernetes cluster. `noop`
+     * is for scale measurement only (`npm run bench -- scale`): the whole actor path with no
+     * workload behind it (activities/noop/host.ts); otherwise it behaves as `docker` (its host id,
+     * its API answers), and the worker warns at start.
+     */
     runtime: z
-      .object({ type: z.enum(['docker', 'kubernetes']).default('docker') })
+      .object({ type: z.enum(['docker', 'kubernetes', 'noop']).default('docker') })
       .strict()
       .prefault({}),
     kubernetes: z
@@ -241,6 +246,10 @@ export const ConfigSchema = z
 
 export type Config = z.infer<typeof ConfigSchema>;
 
+/** What the API and the create rules treat the runtime as: `noop` stands in for Docker (see runtime.type). */
+export const runtimeKind = (config: Pick<Config, 'runtime'>): 'docker' | 'kubernetes' =>
+  config.runtime.type === 'kubernetes' ? 'kubernetes' : 'docker';
+
 /** The host new sandboxes go to: the Docker engine's id, or the cluster's. */
 export const runtimeHostId = (config: Pick<Config, 'runtime' | 'docker' | 'kubernetes'>): string =>
   config.runtime.type === 'kubernetes' ? config.kubernetes.hostId : config.docker.hostId;
@@ -353,7 +362,7 @@ export function parseConfig(raw: unknown, source = 'config'): Config {
     if (new Set(tenants.adminKeys).size !== tenants.adminKeys.length)
       throw new ConfigError(`invalid ${source}: tenants.adminKeys: a key is listed twice`);
   }
-  const ingress = ingressProblems(config.ingress, config.runtime.type);
+  const ingress = ingressProblems(config.ingress, runtimeKind(config));
   if (ingress.length) throw new ConfigError(`invalid ${source}: ${ingress.join('; ')}`);
   return config;
 }

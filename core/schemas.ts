@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Config } from './config';
+import { type Config, runtimeKind } from './config';
 import { IMAGE_REFERENCE, MAX_IMAGE_REFERENCE_LENGTH } from './image-reference';
 import { MIN_CPU_MILLIS } from './quantities';
 import { CLAIM_ACCESS_MODES } from './sandbox';
@@ -164,7 +164,7 @@ export interface SchemaOffer {
 
 /** What a Config offers, for the create schema's document. */
 export const offerOf = (config: Config): SchemaOffer => ({
-  runtime: config.runtime.type,
+  runtime: runtimeKind(config),
   ossfs: config.security.payloadKey !== undefined,
   hostVolumes: config.sandbox.allowedHostPaths.length > 0,
 });

@@ -29,6 +29,10 @@ async function createRuntimeHost(config: Config, client: Client, execd: Execd | 
     const { createKubernetesHost } = await import('../activities/kubernetes/host');
     return createKubernetesHost(config, client, hostLog);
   }
+  if (config.runtime.type === 'noop') {
+    const { createNoopHost } = await import('../activities/noop/host');
+    return createNoopHost(hostLog);
+  }
   const { createDockerHost } = await import('../activities/docker/host');
   return createDockerHost(config, client, hostLog, execd);
 }

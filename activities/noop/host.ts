@@ -1,0 +1,64 @@
+import type { HostLog, RuntimeHost, StartedWorkload } from '../../contracts/runtime';
+import { fail } from '../common';
+
+/**
+ * The `noop` runtime — FOR SCALE MEASUREMENT ONLY, never for sandboxes anyone uses: every actor,
+ * activity, timer, memo and search attribute of the real path, but no workload. Each "workload" is
+ * an entry in this worker's memory (gone when it restarts: a later adopt finds nothing, a remove
+ * removes nothing), so `npm run bench -- scale` measures Tidebox and Temporal at thousands of live
+ * sandboxes without an engine making thousands of containers. Chosen only by `runtime.type = "noop"`;
+ * the worker warns at start. Snapshots are refused; sandboxes have no ports, execd or bucket mounts.
+ */
+export function createNoopHost(log: HostLog): RuntimeHost {
+  const workloads = new Map<string, { containerId: string; paused: boolean }>();
+  log.warn('runtime noop: sandboxes get no workload (scale measurement only; never for real use)');
+  const unsupported = (what: string) => fail('NOT_SUPPORTED_BY_RUNTIME', `${what} is not supported on the noop runtime`);
+
+  const ensure = (sandboxId: string) => {
+    let w = workloads.get(sandboxId);
+    if (!w) workloads.set(sandboxId, (w = { containerId: `noop-${sandboxId}`, paused: false }));
+    return w;
+  };
+  const started = (sandboxId: string): StartedWorkload => {
+    const w = workloads.get(sandboxId);
+    if (!w) throw fail('CONTAINER_EXITED', `sandbox ${sandboxId} has no workload on this noop host (its worker restarted)`);
+    return { containerId: w.containerId, network: { hostNetwork: false, ports: {} } };
+  };
+
+  return {
+    activities: {
+      ensureContainer: async ({ sandboxId }) => ({ containerId: ensure(sandboxId).containerId }),
+      startContainer: async ({ sandboxId }) => started(sandboxId),
+      createAndStartContainer: async ({ sandboxId }) => {
+        ensure(sandboxId);
+        return started(sandboxId);
+      },
+      adoptContainer: async ({ sandboxId }) => {
+        const w = started(sandboxId);
+        workloads.get(sandboxId)!.paused = false;
+        return w;
+      },
+      pauseContainer: async ({ sandboxId }) => {
+        const w = workloads.get(sandboxId);
+        if (w) w.paused = true;
+      },
+      resumeContainer: async ({ sandboxId }) => {
+        const w = workloads.get(sandboxId);
+        if (w) w.paused = false;
+      },
+      removeContainers: async ({ sandboxId }) => ({ removed: workloads.delete(sandboxId) ? 1 : 0 }),
+      findSnapshotSource: async () => {
+        throw unsupported('snapshots');
+      },
+      commitSnapshot: async () => {
+        throw unsupported('snapshots');
+      },
+      inspectSnapshotImage: async () => {
+        throw unsupported('snapshots');
+      },
+      removeSnapshotImage: async () => ({ outcome: 'absent' as const }),
+    },
+    // Nothing ends on its own.
+    watchExits: (signal) => new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true })),
+  };
+}
