@@ -2,13 +2,16 @@ import { benchBreakdown } from './breakdown';
 import { benchCreateDelete } from './create-delete';
 import { benchExecd } from './execd';
 import { benchPools } from './pools';
+import { benchScale } from './scale';
 
 /**
  * `npm run bench`: every benchmark, each beside the raw engine in the same run (docs/benchmarks.md).
- * BENCH_ONLY=lifecycle, breakdown, execd or pools runs one; BENCH_ITERATIONS sets N.
+ * BENCH_ONLY=lifecycle, breakdown, execd or pools (or `npm run bench -- <name>`) runs one;
+ * BENCH_ITERATIONS sets N. `scale` (thousands of actors on the noop runtime) runs only when named.
  */
 async function main(): Promise<void> {
-  const only = process.env.BENCH_ONLY;
+  const only = process.argv[2] ?? process.env.BENCH_ONLY;
+  if (only === 'scale') return benchScale();
   if (!only || only === 'lifecycle') await benchCreateDelete();
   if (!only || only === 'breakdown') await benchBreakdown();
   if (!only || only === 'execd') await benchExecd();

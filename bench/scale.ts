@@ -1,0 +1,146 @@
+import { readFileSync } from 'node:fs';
+import { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { sandboxWorkflowId } from '../core/sandbox';
+import { sandboxRequest, Stack } from '../tests/helpers/stack';
+
+/**
+ * `npm run bench -- scale` (issue #22): Tidebox with thousands of live sandbox actors on one worker,
+ * on the `noop` runtime (activities/noop/host.ts: every workflow, activity, timer, memo and search
+ * attribute of the real path, no container), so what is measured is Tidebox and Temporal, not the
+ * engine. For each size in SCALE_SANDBOXES (default 1000; e.g. `SCALE_SANDBOXES=1000,10000`), on a
+ * fresh stack: the creates (throughput), the worker's RSS per idle actor, GET p50/p99 on random
+ * sandboxes, LIST filtered to 1,000 matches p50/p99, renew acknowledgement p50/p99, and the
+ * lateness of 1,000 sandboxes that all expire at the same instant (each actor's close time less
+ * that instant). Bounded: a time budget per size, fixed sample counts.
+ */
+const SIZES = (process.env.SCALE_SANDBOXES ?? '1000').split(',').map(Number);
+const CONCURRENCY = 16;
+const GET_SAMPLES = 500;
+const LIST_SAMPLES = 30;
+const RENEW_SAMPLES = 200;
+const EXPIRING = Number(process.env.SCALE_EXPIRING ?? 1000);
+/** The expiring batch expires this long after its creates are expected to be done. */
+const EXPIRY_LEAD_MS = 20_000;
+const BUDGET_MS = 60 * 60_000;
+
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
+};
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t) / 1e6;
+}
+
+/** fn over 0..n-1 with `width` in flight; stops at the deadline. */
+async function inParallel<T>(n: number, width: number, deadline: number, fn: (i: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = new Array(n);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < n) {
+        if (Date.now() > deadline) throw new Error('time budget exhausted');
+        const i = next++;
+        out[i] = await fn(i);
+      }
+    }),
+  );
+  return out;
+}
+
+const rssBytes = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+
+export async function benchScale(): Promise<void> {
+  const rows: string[] = [];
+  for (const size of SIZES) rows.push(await oneSize(size));
+  console.log('\nscale: noop runtime, one worker, one API, Temporal dev server (SQLite); times in ms\n');
+  console.log(
+    '| live sandboxes | creates/s | worker RSS per idle actor (KB) | GET p50 / p99 | LIST (1,000 matches) p50 / p99 | renew p50 / p99 | expiry lateness p50 / p99 (1,000 at one instant) |',
+  );
+  console.log('|---|---|---|---|---|---|---|');
+  for (const r of rows) console.log(r);
+}
+
+async function oneSize(size: number): Promise<string> {
+  const deadline = Date.now() + BUDGET_MS;
+  const stack = await Stack.start({ config: { runtime: { type: 'noop' }, sandbox: { minTimeoutSeconds: 1 } } });
+  const connection = await Connection.connect({ address: stack.temporal.address });
+  try {
+    const client = new Client({ connection });
+    const create = async (metadata: Record<string, string>, timeout: number) => {
+      const r = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ metadata, timeout }));
+      if (r.status !== 202) throw new Error(`create answered ${r.status}: ${JSON.stringify(r.body)}`);
+      return r.body.id as string;
+    };
+    const rssBefore = rssBytes(stack.worker.pid!);
+    const started = Date.now();
+    // The first 1,000 carry a label of their own: the filtered LIST matches exactly them.
+    const ids = await inParallel(size, CONCURRENCY, deadline, (i) => create({ group: i < 1000 ? 'k' : 'rest' }, 3600));
+    const createsPerSecond = size / ((Date.now() - started) / 1000);
+    const idle = async () => (await stack.request('GET', `/v1/sandboxes/${ids[ids.length - 1]}`)).body.status?.state === 'Running';
+    while (!(await idle())) await new Promise((r) => setTimeout(r, 200));
+    const rssPerActor = (rssBytes(stack.worker.pid!) - rssBefore) / size / 1024;
+
+    const pick = () => ids[Math.floor(Math.random() * ids.length)]!;
+    const gets = await inParallel(GET_SAMPLES, 1, deadline, () => timed(() => stack.request('GET', `/v1/sandboxes/${pick()}`)));
+    const matches = Math.min(size, 1000);
+    const lists = await inParallel(LIST_SAMPLES, 1, deadline, async () => {
+      let n = 0;
+      const ms = await timed(async () => {
+        const r = await stack.request('GET', '/v1/sandboxes?metadata=group%3Dk&pageSize=200');
+        n = r.body.pagination?.totalItems ?? r.body.items.length;
+      });
+      if (n !== matches) throw new Error(`LIST found ${n} of ${matches}`);
+      return ms;
+    });
+    const far = new Date(Date.now() + 3 * 3_600_000).toISOString();
+    const renews = await inParallel(RENEW_SAMPLES, 1, deadline, () =>
+      timed(async () => {
+        const r = await stack.request('POST', `/v1/sandboxes/${pick()}/renew-expiration`, { expiresAt: far });
+        if (r.status !== 200) throw new Error(`renew answered ${r.status}: ${JSON.stringify(r.body)}`);
+      }),
+    );
+
+    // 1,000 more, each with the timeout that makes it expire at one instant (to the second): every
+    // expiry timer fires within the same second or two. Lateness: the actor's close less its own expiresAt.
+    const at = Date.now() + (EXPIRING / createsPerSecond) * 1000 * 1.5 + EXPIRY_LEAD_MS;
+    const expiring = await inParallel(EXPIRING, CONCURRENCY, deadline, async () => {
+      const r = await stack.request(
+        'POST',
+        '/v1/sandboxes',
+        sandboxRequest({ metadata: { group: 'expiring' }, timeout: Math.max(1, Math.round((at - Date.now()) / 1000)) }),
+      );
+      if (r.status !== 202) throw new Error(`create answered ${r.status}: ${JSON.stringify(r.body)}`);
+      return { id: r.body.id as string, expiresAt: Date.parse(r.body.expiresAt) };
+    });
+    const lateness = await inParallel(EXPIRING, CONCURRENCY, deadline, async (i) => {
+      const { id, expiresAt } = expiring[i]!;
+      const handle = client.workflow.getHandle(sandboxWorkflowId(id));
+      for (;;) {
+        const d = await handle.describe();
+        if (d.closeTime) return d.closeTime.getTime() - expiresAt;
+        if (Date.now() > deadline) throw new Error('an expiring sandbox never ended');
+        await new Promise((r) => setTimeout(r, Math.max(250, expiresAt - Date.now())));
+      }
+    });
+    // Where one expiry's time went: the first expiring actor's events, from its expiresAt.
+    const { id: firstId, expiresAt: firstAt } = expiring[0]!;
+    const history = await client.workflow.getHandle(sandboxWorkflowId(firstId)).fetchHistory();
+    const steps = (history.events ?? [])
+      .map((e) => ({
+        at: Number(e.eventTime!.seconds) * 1000 + Math.round((e.eventTime!.nanos ?? 0) / 1e6),
+        type: temporal.api.enums.v1.EventType[e.eventType ?? 0] ?? String(e.eventType),
+      }))
+      .filter((e) => e.at >= firstAt - 1000)
+      .map((e) => `${e.at - firstAt} ${e.type.replace('EVENT_TYPE_', '')}`);
+    console.log(`\none expiry (ms from its expiresAt; ${size} live, ${EXPIRING} expiring): ${steps.join(', ')}`);
+    const pair = (xs: number[]) => `${quantile(xs, 0.5).toFixed(1)} / ${quantile(xs, 0.99).toFixed(1)}`;
+    return `| ${size} | ${createsPerSecond.toFixed(0)} | ${rssPerActor.toFixed(1)} | ${pair(gets)} | ${pair(lists)} | ${pair(renews)} | ${pair(lateness)} |`;
+  } finally {
+    await connection.close();
+    await stack.destroy();
+  }
+}
