@@ -21,7 +21,8 @@ export function createSpecPreparer(deps: { config: Config; snapshots: SnapshotSe
   const { config, snapshots, namespaces } = deps;
   const onKubernetes = config.runtime.type === 'kubernetes';
   // Mount ids are keyed with a key derived from the payload key; no payload key, no ossfs volumes.
-  const mountKeys = config.security.payloadKey ? mountKeyHmacKey(config.security.payloadKey) : undefined;
+  // Bucket volumes need a host that mounts them: not the noop runtime's.
+  const mountKeys = config.security.payloadKey && config.runtime.type !== 'noop' ? mountKeyHmacKey(config.security.payloadKey) : undefined;
 
   /** A snapshot a new sandbox can start from: the caller's, Ready, and on this API's Docker host. */
   async function restorable(caller: Caller, snapshotId: string) {

@@ -8,7 +8,7 @@ import { Sandbox } from '@alibaba-group/opensandbox';
 import Dockerode from 'dockerode';
 import * as tar from 'tar-stream';
 import { Stack, TEST_IMAGE } from '../tests/helpers/stack';
-import { interleaved } from './create-delete';
+import { interleaved, quantile } from './create-delete';
 
 /**
  * The execd part of `npm run bench`, in one run beside the raw engine, on the same running sandbox:
@@ -24,11 +24,6 @@ const FILE_RUNS = Math.max(5, Math.round(N / 5));
 const FILE_BYTES = 20 * 1024 * 1024;
 const BUDGET_MS = 10 * 60_000;
 const API_KEY = 'bench-execd-key-0123456789';
-
-const quantile = (xs: number[], q: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
-};
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t = process.hrtime.bigint();

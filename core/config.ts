@@ -250,9 +250,11 @@ export type Config = z.infer<typeof ConfigSchema>;
 export const runtimeKind = (config: Pick<Config, 'runtime'>): 'docker' | 'kubernetes' =>
   config.runtime.type === 'kubernetes' ? 'kubernetes' : 'docker';
 
-/** The host new sandboxes go to: the Docker engine's id, or the cluster's. */
+/** The host new sandboxes go to: the engine's id, the cluster's, or (noop) one no real worker's queue has. */
 export const runtimeHostId = (config: Pick<Config, 'runtime' | 'docker' | 'kubernetes'>): string =>
-  config.runtime.type === 'kubernetes' ? config.kubernetes.hostId : config.docker.hostId;
+  config.runtime.type === 'kubernetes'
+    ? config.kubernetes.hostId
+    : `${config.runtime.type === 'noop' ? 'noop-' : ''}${config.docker.hostId}`;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 
 export class ConfigError extends Error {
@@ -339,6 +341,8 @@ export function parseConfig(raw: unknown, source = 'config'): Config {
       `invalid ${source}: docker.network "host" is refused with [tenants]: every sandbox would reach the host's services`,
     );
   }
+  // The noop runtime has no workload to run commands in: no execd, in the API or the worker.
+  if (config.runtime.type === 'noop') config.execd.enabled = false;
   const hostPortClash =
     config.docker.network === 'host' ? controlPlanePorts(config).filter((p) => config.docker.exposedPorts.includes(p)) : [];
   if (hostPortClash.length) {

@@ -165,7 +165,7 @@ export interface SchemaOffer {
 /** What a Config offers, for the create schema's document. */
 export const offerOf = (config: Config): SchemaOffer => ({
   runtime: runtimeKind(config),
-  ossfs: config.security.payloadKey !== undefined,
+  ossfs: config.security.payloadKey !== undefined && config.runtime.type !== 'noop',
   hostVolumes: config.sandbox.allowedHostPaths.length > 0,
 });
 

@@ -12,7 +12,7 @@ import { fail } from '../common';
 export function createNoopHost(log: HostLog): RuntimeHost {
   const workloads = new Map<string, { containerId: string; paused: boolean }>();
   log.warn('runtime noop: sandboxes get no workload (scale measurement only; never for real use)');
-  const unsupported = (what: string) => fail('NOT_SUPPORTED_BY_RUNTIME', `${what} is not supported on the noop runtime`);
+  const unsupported = (what: string) => fail('NOT_SUPPORTED_BY_RUNTIME', `${what}: not supported on the noop runtime`);
 
   const ensure = (sandboxId: string) => {
     let w = workloads.get(sandboxId);
@@ -59,6 +59,10 @@ export function createNoopHost(log: HostLog): RuntimeHost {
       removeSnapshotImage: async () => ({ outcome: 'absent' as const }),
     },
     // Nothing ends on its own.
-    watchExits: (signal) => new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true })),
+    watchExits: (signal) =>
+      new Promise<void>((resolve) => {
+        if (signal.aborted) return resolve();
+        signal.addEventListener('abort', () => resolve(), { once: true });
+      }),
   };
 }

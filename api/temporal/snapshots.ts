@@ -59,6 +59,8 @@ export function createSnapshotService(temporal: TemporalGateway, config: Config,
       if (config.runtime.type === 'kubernetes') {
         throw notOnKubernetes('taking snapshots');
       }
+      if (config.runtime.type === 'noop')
+        throw new TideboxError('NOT_SUPPORTED_BY_RUNTIME', 'taking snapshots is not supported on the noop runtime (it has no workloads)');
       if (sandbox.status.state !== 'Running' && sandbox.status.state !== 'Paused') {
         throw new TideboxError('INVALID_STATE', `sandbox is ${sandbox.status.state}; only a Running or Paused sandbox can be snapshotted`);
       }

@@ -9,14 +9,14 @@ import { sandboxRequest, Stack, waitFor } from '../helpers/stack';
  */
 let stack: Stack;
 beforeAll(async () => {
-  stack = await Stack.start({ config: { runtime: { type: 'noop' } } });
+  stack = await Stack.start({ config: { runtime: { type: 'noop' }, sandbox: { minTimeoutSeconds: 1 } } });
 });
 afterAll(async () => {
   await stack?.destroy();
 });
 
 describe('noop runtime', () => {
-  it('when sandboxes are created, listed, renewed, paused, resumed and deleted, then every answer is the real path and no container exists', async () => {
+  it('when sandboxes are created, listed, renewed, paused, resumed, expired and deleted, then every answer is the real path; snapshots and execd are refused; its host queue is its own', async () => {
     const created = await Promise.all(
       [1, 2, 3].map((n) => stack.request('POST', '/v1/sandboxes', sandboxRequest({ metadata: { scale: 'probe', n: String(n) } }))),
     );
@@ -56,22 +56,27 @@ describe('noop runtime', () => {
       50,
     );
 
-    // Snapshots need a workload: refused clearly, nothing made.
+    // Snapshots need a workload, commands a sandbox to run in: refused clearly, nothing made.
     const snap = await stack.request('POST', `/v1/sandboxes/${ids[2]}/snapshots`, {});
-    expect(snap.status).toBe(202);
+    expect([snap.status, snap.body.code]).toEqual([501, 'SANDBOX::NOT_SUPPORTED_BY_RUNTIME']);
+    const execd = await stack.request('GET', `/v1/sandboxes/${ids[2]}/endpoints/44772`);
+    expect([execd.status, execd.body.code]).toEqual([404, 'SANDBOX::PORT_NOT_AVAILABLE']);
+
+    // Expiry is the real timer: a 2 s sandbox ends by itself.
+    const brief = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ timeout: 2 }));
+    expect(brief.status).toBe(202);
     await waitFor(
-      'the snapshot to fail naming the runtime',
-      async () => {
-        const s = await stack.request('GET', `/v1/snapshots/${snap.body.id}`);
-        return s.body.status?.state === 'Failed' && JSON.stringify(s.body).includes('noop runtime');
-      },
+      'the brief sandbox to expire',
+      async () => (await stack.request('GET', `/v1/sandboxes/${brief.body.id}`)).status === 404,
       20_000,
       100,
     );
 
-    expect(await stack.containers()).toEqual([]);
     for (const id of ids) expect((await stack.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
     for (const id of ids) expect((await stack.request('GET', `/v1/sandboxes/${id}`)).status).toBe(404);
-    expect(readFileSync(join(stack.dataDir, 'worker.log'), 'utf8')).toContain('runtime noop: sandboxes get no workload');
+    const log = readFileSync(join(stack.dataDir, 'worker.log'), 'utf8');
+    expect(log).toContain('runtime noop: sandboxes get no workload');
+    // Its host queue is its own: never a real Docker host's (tidebox-host-local).
+    expect(log).toMatch(/"taskQueues":\["[^"]+","[^"]+-host-noop-local"\]/);
   });
 });
