@@ -8,13 +8,25 @@ import { QuotaSchema } from './quotas';
 import { CLAIM_ACCESS_MODES } from './sandbox';
 import { nestedPrefixes } from './storage';
 import { ServerSchema } from './server-config';
-import { TEMPORAL_ENV_KEYS, TemporalSchema, temporalConfigProblem } from './temporal-config';
+import { TemporalSchema, temporalConfigProblem } from './temporal-config';
 
 /**
  * One schema for every setting. Sources, lowest precedence first: defaults, the TOML file named by
  * TIDEBOX_CONFIG, then environment variables. A bad value stops start-up with a message naming the key.
  */
 const DnsLabel = HostId;
+
+/** Test-only crash points (`faults.hangAt`), one per saga step an activity can be killed in (`npm run chaos` drives each). */
+export const FAULT_POINTS = [
+  'container-created',
+  'container-removing',
+  'container-pausing',
+  'container-resuming',
+  'member-adopting',
+  'bucket-mounted',
+  'bucket-unmounting',
+  'snapshot-committing',
+] as const;
 
 export const ConfigSchema = z
   .object({
@@ -214,6 +226,14 @@ export const ConfigSchema = z
         /** Port of the worker's Prometheus endpoint (Temporal SDK metrics); unset = off. */
         metricsPort: z.number().int().min(1).max(65535).optional(),
         metricsHost: z.string().min(1).default('127.0.0.1'),
+        /**
+         * Most workflow runs the worker keeps in memory (the SDK's sticky cache, ≈ 1.8 MB each). An
+         * idle sandbox actor needs no place there: an evicted one is replayed from its (short,
+         * continued-as-new) history when it next has work, so memory stays bounded however many
+         * sandboxes live (docs/benchmarks.md, scale). 0 = no cache (every task replays); unset: 500,
+         * or fewer where the heap is small (worker/main.ts).
+         */
+        maxCachedWorkflows: z.number().int().min(0).max(100_000).optional(),
       })
       .strict()
       .prefault({}),
@@ -223,19 +243,7 @@ export const ConfigSchema = z
      */
     faults: z
       .object({
-        hangAt: z
-          .array(
-            z.enum([
-              'container-created',
-              'container-removing',
-              'container-pausing',
-              'member-adopting',
-              'bucket-mounted',
-              'bucket-unmounting',
-              'snapshot-committing',
-            ]),
-          )
-          .default([]),
+        hangAt: z.array(z.enum(FAULT_POINTS)).default([]),
         /** Points where an activity fails at once (non-retryable), to drive failure-and-retry paths. */
         failAt: z.array(z.enum(['snapshot-commit'])).default([]),
       })
@@ -259,52 +267,6 @@ export type ConfigInput = z.input<typeof ConfigSchema>;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
-}
-
-/** Environment variables and the config key each one sets. */
-const ENV_KEYS: Array<[string, string[], (v: string) => unknown]> = [
-  ['TIDEBOX_DATA_DIR', ['dataDir'], String],
-  ['TIDEBOX_INSTANCE', ['instance'], String],
-  ['TIDEBOX_HOST', ['server', 'host'], String],
-  ['TIDEBOX_PORT', ['server', 'port'], String],
-  ['TIDEBOX_API_KEY', ['server', 'apiKey'], String],
-  ...TEMPORAL_ENV_KEYS.map(([name, path]): [string, string[], (v: string) => unknown] => [name, path, String]),
-  ['TIDEBOX_HOST_ID', ['docker', 'hostId'], String],
-  ['TIDEBOX_RUNTIME', ['runtime', 'type'], String],
-  ['TIDEBOX_LOG_LEVEL', ['log', 'level'], String],
-  ['TIDEBOX_LOG_FORMAT', ['log', 'format'], String],
-  ['TIDEBOX_KUBECONFIG', ['kubernetes', 'kubeconfig'], String],
-  ['TIDEBOX_KUBERNETES_NAMESPACE', ['kubernetes', 'namespace'], String],
-  ['TIDEBOX_PUBLIC_HOST', ['server', 'publicHost'], String],
-  ['TIDEBOX_TEMPORAL_UI_URL', ['server', 'temporalUiUrl'], String],
-  ['TIDEBOX_PAYLOAD_KEY', ['security', 'payloadKey'], String],
-  ['TIDEBOX_EXECD_TOKEN_SECRET', ['execd', 'tokenSecret'], String],
-  ['TIDEBOX_EXECD_ENABLED', ['execd', 'enabled'], (v) => v === 'true' || v === '1'],
-  ['TIDEBOX_TENANTS_PROVIDER', ['tenants', 'provider'], String],
-  ['TIDEBOX_TENANTS_FILE', ['tenants', 'file'], String],
-  ['TIDEBOX_TENANTS_ENDPOINT', ['tenants', 'endpoint'], String],
-  ['TIDEBOX_TENANTS_AUTH_TOKEN', ['tenants', 'authToken'], String],
-  [
-    'TIDEBOX_ADMIN_KEYS',
-    ['tenants', 'adminKeys'],
-    (v) =>
-      v
-        .split(',')
-        .map((k) => k.trim())
-        .filter(Boolean),
-  ],
-  ['TIDEBOX_WORKER_METRICS_PORT', ['worker', 'metricsPort'], Number],
-  ['TIDEBOX_FAULT_HANG_AT', ['faults', 'hangAt'], (v) => v.split(',').filter(Boolean)],
-  ['TIDEBOX_FAULT_FAIL_AT', ['faults', 'failAt'], (v) => v.split(',').filter(Boolean)],
-];
-
-function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
-  let node = target;
-  for (const key of path.slice(0, -1)) {
-    const next = node[key];
-    node = (next && typeof next === 'object' ? next : (node[key] = {})) as Record<string, unknown>;
-  }
-  node[path[path.length - 1]!] = value;
 }
 
 /** Validate a raw config object (file contents merged with env), naming the offending key on error. */
@@ -369,16 +331,6 @@ export function parseConfig(raw: unknown, source = 'config'): Config {
   const ingress = ingressProblems(config.ingress, runtimeKind(config));
   if (ingress.length) throw new ConfigError(`invalid ${source}: ${ingress.join('; ')}`);
   return config;
-}
-
-/** Overlay environment variables onto a parsed-file object. Empty variables count as unset. */
-export function applyEnv(fileConfig: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
-  const merged = structuredClone(fileConfig);
-  for (const [name, path, convert] of ENV_KEYS) {
-    const value = env[name];
-    if (value !== undefined && value !== '') setPath(merged, path, convert(value));
-  }
-  return merged;
 }
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);

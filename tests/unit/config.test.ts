@@ -1,4 +1,5 @@
-import { applyEnv, ConfigError, listenAddress, parseConfig } from '../../core/config';
+import { ConfigError, listenAddress, parseConfig } from '../../core/config';
+import { applyEnv } from '../../core/load-config';
 import { loadConfig } from '../../core/load-config';
 import { temporalAuthSummary, temporalConnectOptions } from '../../platform/temporal-setup';
 
@@ -32,9 +33,11 @@ describe('config', () => {
           TEMPORAL_ADDRESS: 'temporal:7233',
           TIDEBOX_HOST: '0.0.0.0',
           TIDEBOX_HOST_ID: '',
+          TIDEBOX_WORKER_MAX_CACHED_WORKFLOWS: '0',
         },
       ),
     );
+    expect(c.worker.maxCachedWorkflows).toBe(0);
     expect(c.server.port).toBe(9999);
     expect(c.server.host).toBe('0.0.0.0');
     expect(c.dataDir).toBe('/b');
@@ -49,6 +52,8 @@ describe('config', () => {
     [{ docker: { hostId: 'Not A Label' } }, 'docker.hostId'],
     [{ server: { apiKey: 'short' } }, 'server.apiKey'],
     [{ sandbox: { minTimeoutSeconds: 100, maxTimeoutSeconds: 50 } }, 'sandbox.minTimeoutSeconds'],
+    [{ worker: { maxCachedWorkflows: -1 } }, 'worker.maxCachedWorkflows'],
+    [{ faults: { hangAt: ['nowhere'] } }, 'faults.hangAt.0'],
   ])('when the config has %j, then start-up fails naming %s', (raw, key) => {
     expect(() => parseConfig(raw)).toThrow(ConfigError);
     expect(() => parseConfig(raw)).toThrow(key);

@@ -1,5 +1,6 @@
 import { parse as parseToml } from 'smol-toml';
-import { applyEnv, ConfigError, listenAddress, parseConfig } from '../../core/config';
+import { ConfigError, listenAddress, parseConfig } from '../../core/config';
+import { applyEnv } from '../../core/load-config';
 import { canSee, parseTenantsFile, userIdOf } from '../../core/tenants';
 import { KeyRing } from '../../api/auth/api-key';
 
