@@ -26,7 +26,12 @@ export interface ClaimAnswer {
   started?: StartedWorkload;
   staleFrom?: number;
 }
-export const claimUpdate = defineUpdate<ClaimAnswer, []>('claim');
+/**
+ * `key`: the create's Idempotency-Key. A claim repeated with a key gets the member (or the miss) the
+ * first one got, as long as the pool remembers it (a day, the last 1,000 keys): a client whose
+ * answer was lost asks again and gets its own sandbox, not a second one.
+ */
+export const claimUpdate = defineUpdate<ClaimAnswer, [{ key?: string }?]>('claim');
 /**
  * A claimed member whose create did not go ahead (e.g. over quota): it never ran user code, so it is
  * ready again — frozen again first if its claim thawed it (the ledger knows).

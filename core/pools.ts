@@ -148,7 +148,15 @@ export interface PoolWorkflowInput {
     misses: number;
     /** When the delete was accepted (workflow time, ms). */
     deletingSince?: number;
+    /** Claims made with an Idempotency-Key: the member each got (null: a miss), and when. */
+    keyed?: Record<string, KeyedClaim>;
   };
+}
+
+/** A keyed claim's record; `memberId` undefined while the claim is under way. */
+export interface KeyedClaim {
+  at: number;
+  memberId?: string | null;
 }
 
 export const poolWorkflowId = (tenant: string, name: string): string => `pool/${tenant}/${name}`;

@@ -20,6 +20,7 @@ import {
   describePoolQuery,
   holdsMemberQuery,
   specQuery,
+  type ClaimAnswer,
   type PoolWorkflow,
   reservationQuery,
   unclaimSignal,
@@ -37,6 +38,7 @@ import {
 import { poolReservation } from '../core/quotas';
 import { hostTaskQueue } from '../core/sandbox';
 import { describeFailure, reject } from './failures';
+import { KeyedClaims } from './pool-keys';
 import { releaseQuota } from './quota';
 
 /** A run continues as new after this many events (every member adds a handful). */
@@ -100,6 +102,7 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
   let deletingSince = input.carried?.deletingSince ?? (deleting ? Date.now() : undefined);
   let claims = input.carried?.claims ?? 0;
   let misses = input.carried?.misses ?? 0;
+  const keyed = new KeyedClaims(input.carried?.keyed);
   let changed = true;
   let failures = 0;
   let backoffUntil = 0;
@@ -137,7 +140,7 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
   let continuing = false;
   /** The first claim not yet replaced, plus input.refillDelayMs: the refill waits until then while a member is ready. */
   let refillAt: number | undefined;
-  setHandler(claimUpdate, async () => {
+  const claim = async (): Promise<ClaimAnswer> => {
     const ready = Object.entries(members)
       .filter(([, m]) => m.state === 'ready' && m.generation === generation)
       .sort((a, b) => a[1].since - b[1].since)[0];
@@ -173,7 +176,8 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
     const answered = Date.now();
     members[memberId] = { ...m, since: answered };
     return { memberId, spec: claimedSpec, started, staleFrom: answered + input.claimTimeoutSeconds * 1000 };
-  });
+  };
+  setHandler(claimUpdate, (opts) => (opts?.key === undefined ? claim() : keyed.claim(opts.key, claim, () => spec)));
   /** A member a claim thawed and gave back: frozen again, then ready (removed if that fails). */
   const refreeze = async (id: string, gen: number) => {
     try {
@@ -186,6 +190,7 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
   };
   setHandler(unclaimSignal, ({ memberId }) => {
     const m = members[memberId];
+    keyed.forget(memberId);
     if (m?.state === 'claimed' && m.thawed) {
       // It may run: never ready as it is. Frozen again first (a tenant refused over quota again and
       // again must not make the host create and remove a member each time).
@@ -295,7 +300,10 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
       // Unclaimed and claimed again while we asked: a new claim, not the one judged stale.
       if (members[id]?.state !== 'claimed' || members[id]!.since !== since) continue;
       if (open.includes(id)) delete members[id];
-      else startDrain(id);
+      else {
+        keyed.forget(id);
+        startDrain(id);
+      }
     }
   };
 
@@ -347,7 +355,15 @@ export const poolWorkflow: PoolWorkflow = async (input: PoolWorkflowInput): Prom
         template,
         spec,
         capacity,
-        carried: { members, generation, deleting, claims, misses, ...(deletingSince !== undefined ? { deletingSince } : {}) },
+        carried: {
+          members,
+          generation,
+          deleting,
+          claims,
+          misses,
+          keyed: keyed.carried(),
+          ...(deletingSince !== undefined ? { deletingSince } : {}),
+        },
       });
     }
     const claimDeadlines = Object.values(members)

@@ -111,8 +111,6 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (
         poolRef = explicitRef;
         if (!POOL_NAME.test(poolRef))
           throw new TideboxError('INVALID_PARAMETER', `extensions.${POOL_REF_EXTENSION} must name a pool (a DNS label)`);
-        if (idempotencyKey !== undefined)
-          throw new TideboxError('INVALID_PARAMETER', `Idempotency-Key cannot be combined with extensions.${POOL_REF_EXTENSION} yet`);
         const { template, hostId } = await pools.template(caller, poolRef);
         // Members live on the pool's host: only that host's API can hand one over (as with snapshots).
         if (hostId !== runtimeHostId(config))
@@ -120,7 +118,7 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (
         // Validates the claim's own timeout and metadata against the template (the view's: env left out)…
         asked = await prepareSpec(caller, claimRequest(template, req.body) as typeof req.body);
       }
-      const claimed = await pools.claim(caller, poolRef);
+      const claimed = await pools.claim(caller, poolRef, idempotencyKey);
       let { memberId, spec: poolSpec } = claimed;
       let thawed = claimed.started && { started: claimed.started, ...(claimed.staleFrom ? { staleFrom: claimed.staleFrom } : {}) };
       if (explicitRef === undefined && !runsAsAsked(poolSpec, asked)) {
@@ -133,13 +131,15 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (
       if (memberId === null && /(^|[,;\s])pool-only($|[,;\s])/i.test(prefer))
         throw new TideboxError('POOL_EMPTY', `pool ${poolRef} has no ready member (Prefer: pool-only)`);
       const member = memberId === null ? undefined : { id: memberId, pool: poolWorkflowId(caller.tenant, poolRef), ...thawed };
-      const view = await sandboxes.create(caller, spec, { respondAsync, ...(member ? { member } : {}) }).catch(async (err: unknown) => {
-        // Over quota is decided before the actor starts: the member never ran anything of this create.
-        // Any other failure may come after the start (the actor then owns the member): no give-back.
-        if (memberId !== null && err instanceof TideboxError && err.kind === 'QUOTA_EXCEEDED')
-          await pools.unclaim(caller.tenant, poolRef, memberId);
-        throw err;
-      });
+      const view = await sandboxes
+        .create(caller, spec, { idempotencyKey, respondAsync, ...(member ? { member } : {}) })
+        .catch(async (err: unknown) => {
+          // Over quota is decided before the actor starts: the member never ran anything of this create.
+          // Any other failure may come after the start (the actor then owns the member): no give-back.
+          if (memberId !== null && err instanceof TideboxError && err.kind === 'QUOTA_EXCEEDED')
+            await pools.unclaim(caller.tenant, poolRef, memberId);
+          throw err;
+        });
       observeClaim?.(member ? 'hit' : 'miss', Number(process.hrtime.bigint() - started) / 1e9);
       return reply.code(202).header('Location', `/v1/sandboxes/${view.id}`).send(toCreateResponse(view));
     },

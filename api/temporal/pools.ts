@@ -192,11 +192,15 @@ export function createPoolService(temporal: TemporalGateway, config: Config, quo
     return { template: view.template, hostId: view.hostId ?? runtimeHostId(config) };
   }
 
-  /** One ready member's id (the id the new sandbox takes; null when none is ready), and the spec the pool's members are made with. */
-  async function claim(caller: TenantCaller, name: string): Promise<ClaimAnswer> {
+  /**
+   * One ready member's id (the id the new sandbox takes; null when none is ready), and the spec the
+   * pool's members are made with. With the create's Idempotency-Key, a repeat gets the first answer.
+   */
+  async function claim(caller: TenantCaller, name: string, key?: string): Promise<ClaimAnswer> {
     const id = poolWorkflowId(caller.tenant, name);
+    const args: [{ key?: string }?] = key === undefined ? [] : [{ key }];
     // A burst of creates on one pool meets at its actor: a few claims in flight at a time, the rest queued here.
-    return claimTurns.run(id, () => update<ClaimAnswer, []>(id, name, claimUpdate, [], 'claim'));
+    return claimTurns.run(id, () => update(id, name, claimUpdate, args, 'claim'));
   }
 
   /**

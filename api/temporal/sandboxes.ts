@@ -161,8 +161,9 @@ export function createSandboxService(temporal: TemporalGateway, config: Config, 
     return started.value;
 
     async function startActor(): Promise<SandboxView> {
-      if (opts.member?.started) {
+      if (opts.member?.started && !opts.idempotencyKey) {
         // Thawed by its claim: the actor starts Running on the member, and nothing is left to wait for.
+        // (With a key the actor may exist already — a repeated claim got the same member: judged below.)
         await temporal.call((client) => client.workflow.start<SandboxWorkflow>(SANDBOX_WORKFLOW_TYPE, startOptions));
         return view;
       }

@@ -425,6 +425,45 @@ describe('a warm pool', () => {
     await deletePool('handover');
   });
 
+  it('when a claim is repeated with its Idempotency-Key, then it gets the same sandbox (also at the same time), another key another member, and a key whose sandbox ended 409', async () => {
+    expect((await makePool('keyed', 2, 2, 3)).status).toBe(201);
+    await available('keyed', 2);
+    const members = new Set((await poolContainers('keyed')).map((c) => c.Labels[LABELS.sandboxId]));
+    const claimWith = (key: string) =>
+      stack.request(
+        'POST',
+        '/v1/sandboxes',
+        { timeout: 300, metadata: { k: 'v' }, extensions: { poolRef: 'keyed' } },
+        { 'Idempotency-Key': key },
+      );
+    // The first claim and its repeat at once: the repeat waits for the first's answer.
+    const [first, again] = await Promise.all([claimWith('key-1'), claimWith('key-1')]);
+    expect([first.status, first.body.status.state, again.status]).toEqual([202, 'Running', 202]);
+    expect(again.body.id).toBe(first.body.id);
+    expect(members.has(first.body.id)).toBe(true);
+    const later = await claimWith('key-1');
+    expect([later.status, later.body.id]).toEqual([202, first.body.id]);
+    const other = await claimWith('key-2');
+    expect(other.status).toBe(202);
+    expect(other.body.id).not.toBe(first.body.id);
+    // One container per sandbox; the pool counted two claims, not four.
+    for (const id of [first.body.id, other.body.id]) expect(await stack.containers(id)).toHaveLength(1);
+    expect((await stack.request('GET', '/v1/pools/keyed')).body.claims).toBe(2);
+    // A different body under a used key is refused, as for any create.
+    const changed = await stack.request(
+      'POST',
+      '/v1/sandboxes',
+      { timeout: 301, extensions: { poolRef: 'keyed' } },
+      { 'Idempotency-Key': 'key-1' },
+    );
+    expect([changed.status, changed.body.code]).toEqual([409, 'SANDBOX::IDEMPOTENCY_CONFLICT']);
+    expect((await stack.request('DELETE', `/v1/sandboxes/${first.body.id}`)).status).toBe(204);
+    const ended = await claimWith('key-1');
+    expect([ended.status, ended.body.code]).toEqual([409, 'SANDBOX::IDEMPOTENCY_CONFLICT']);
+    expect((await stack.request('DELETE', `/v1/sandboxes/${other.body.id}`)).status).toBe(204);
+    await deletePool('keyed');
+  });
+
   it('when 100 creates arrive at once for a pool of 20, then each ready member goes to exactly one, the rest are made cold, and the pool refills', async () => {
     expect((await makePool('burst', 20, 20, 20)).status).toBe(201);
     await available('burst', 20);
