@@ -271,7 +271,9 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
 
     resumeContainer: (input) =>
       heartbeating(async () => {
-        await engine.unpause(await theContainer(input.sandboxId));
+        const containerId = await theContainer(input.sandboxId);
+        await faults.reached('container-resuming', input.sandboxId);
+        await engine.unpause(containerId);
       }),
 
     removeContainers: (input) =>
