@@ -44,35 +44,38 @@ async function tideboxCycle(stack: Stack): Promise<Sample> {
 export const RAW_NETWORK = `tidebox-bench-raw-${process.pid}`;
 
 export async function rawCycle(docker: Dockerode, i: number): Promise<Sample> {
-  const [container, create] = await timed(async () => {
-    const c = await docker.createContainer({
-      name: `tidebox-bench-raw-${process.pid}-${i}`,
-      Image: TEST_IMAGE,
-      Entrypoint: ['tail', '-f', '/dev/null'],
-      Labels: { 'tidebox.io/bench': 'raw' },
-      // Same work as a Tidebox sandbox: its default ports published on 127.0.0.1.
-      ExposedPorts: Object.fromEntries(PUBLISHED.map((p) => [`${p}/tcp`, {}])),
-      // Same container settings as a Tidebox sandbox (activities/docker/container-spec.ts defaults).
-      HostConfig: {
-        NanoCpus: 250_000_000,
-        Memory: 64 * 2 ** 20,
-        MemorySwap: 64 * 2 ** 20,
-        PidsLimit: 512,
-        Init: true,
-        NetworkMode: RAW_NETWORK,
-        CapDrop: ['ALL'],
-        CapAdd: ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETGID', 'SETUID', 'KILL', 'NET_BIND_SERVICE'],
-        SecurityOpt: ['no-new-privileges:true'],
-        LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
-        Ulimits: [{ Name: 'nofile', Soft: 8192, Hard: 8192 }],
-        PortBindings: Object.fromEntries(PUBLISHED.map((p) => [`${p}/tcp`, [{ HostIp: '127.0.0.1', HostPort: '' }]])),
-      },
-    });
-    await c.start();
-    return c;
-  });
+  const [container, create] = await timed(() => rawCreate(docker, `${i}`));
   const [, remove] = await timed(() => container.remove({ force: true, v: true }));
   return { create, remove, total: create + remove };
+}
+
+/** What the engine does for one Tidebox sandbox, done directly: create and start (name suffix `tag`). */
+export async function rawCreate(docker: Dockerode, tag: string): Promise<Dockerode.Container> {
+  const c = await docker.createContainer({
+    name: `tidebox-bench-raw-${process.pid}-${tag}`,
+    Image: TEST_IMAGE,
+    Entrypoint: ['tail', '-f', '/dev/null'],
+    Labels: { 'tidebox.io/bench': 'raw' },
+    // Same work as a Tidebox sandbox: its default ports published on 127.0.0.1.
+    ExposedPorts: Object.fromEntries(PUBLISHED.map((p) => [`${p}/tcp`, {}])),
+    // Same container settings as a Tidebox sandbox (activities/docker/container-spec.ts defaults).
+    HostConfig: {
+      NanoCpus: 250_000_000,
+      Memory: 64 * 2 ** 20,
+      MemorySwap: 64 * 2 ** 20,
+      PidsLimit: 512,
+      Init: true,
+      NetworkMode: RAW_NETWORK,
+      CapDrop: ['ALL'],
+      CapAdd: ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETGID', 'SETUID', 'KILL', 'NET_BIND_SERVICE'],
+      SecurityOpt: ['no-new-privileges:true'],
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
+      Ulimits: [{ Name: 'nofile', Soft: 8192, Hard: 8192 }],
+      PortBindings: Object.fromEntries(PUBLISHED.map((p) => [`${p}/tcp`, [{ HostIp: '127.0.0.1', HostPort: '' }]])),
+    },
+  });
+  await c.start();
+  return c;
 }
 
 /**

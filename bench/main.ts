@@ -1,4 +1,5 @@
 import { benchBreakdown } from './breakdown';
+import { benchConcurrent } from './concurrent';
 import { benchCreateDelete } from './create-delete';
 import { benchExecd } from './execd';
 import { benchPools } from './pools';
@@ -6,7 +7,7 @@ import { benchScale } from './scale';
 
 /**
  * `npm run bench`: every benchmark, each beside the raw engine in the same run (docs/benchmarks.md).
- * BENCH_ONLY=lifecycle, breakdown, execd or pools (or `npm run bench -- <name>`) runs one;
+ * BENCH_ONLY=lifecycle, breakdown, concurrent, execd or pools (or `npm run bench -- <name>`) runs one;
  * BENCH_ITERATIONS sets N. `scale` (thousands of actors on the noop runtime) runs only when named.
  */
 async function main(): Promise<void> {
@@ -14,6 +15,7 @@ async function main(): Promise<void> {
   if (only === 'scale') return benchScale();
   if (!only || only === 'lifecycle') await benchCreateDelete();
   if (!only || only === 'breakdown') await benchBreakdown();
+  if (!only || only === 'concurrent') await benchConcurrent();
   if (!only || only === 'execd') await benchExecd();
   if (!only || only === 'pools') await benchPools();
 }

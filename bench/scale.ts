@@ -1,9 +1,12 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { sandboxWorkflowId } from '../core/sandbox';
-import { sandboxRequest, Stack } from '../tests/helpers/stack';
+import { freePort, sandboxRequest, Stack } from '../tests/helpers/stack';
 import { quantile, timed as timedWith } from './create-delete';
+import { liveHeap } from './heap';
+import { cdf, svgChart } from './svg';
 
 /**
  * `npm run bench -- scale` (issue #22): Tidebox with thousands of live sandbox actors on one worker,
@@ -12,8 +15,10 @@ import { quantile, timed as timedWith } from './create-delete';
  * engine. For each size in SCALE_SANDBOXES (default 1000; e.g. `SCALE_SANDBOXES=1000,10000`), on a
  * fresh stack: the creates (throughput), the worker's RSS per idle actor, GET p50/p99 on random
  * sandboxes, LIST filtered to 1,000 matches p50/p99, renew acknowledgement p50/p99, and the
- * lateness of 1,000 sandboxes that all expire at the same instant (each actor's close time less
- * that instant). Bounded: a time budget per size, fixed sample counts.
+ * lateness of 1,000 sandboxes that expire in the same minute (SCALE_EXPIRY_WINDOW_S, default 60,
+ * evenly spread; 0 = all at one instant): each actor's close time less its own expiresAt. Plots
+ * (SVG) go to SCALE_PLOTS_DIR (default docs/img). SCALE_WORKER_CACHE sets the worker's
+ * maxCachedWorkflows, SCALE_WORKER_NODE_OPTIONS its Node options. Bounded: a time budget per size, fixed sample counts.
  */
 const SIZES = (process.env.SCALE_SANDBOXES ?? '1000').split(',').map(Number);
 if (!SIZES.every((n) => Number.isSafeInteger(n) && n > 0))
@@ -23,6 +28,13 @@ const GET_SAMPLES = 500;
 const LIST_SAMPLES = 100;
 const RENEW_SAMPLES = 200;
 const EXPIRING = Number(process.env.SCALE_EXPIRING ?? 1000);
+const WINDOW_S = Number(process.env.SCALE_EXPIRY_WINDOW_S ?? 60);
+if (!Number.isSafeInteger(EXPIRING) || EXPIRING < 1 || !Number.isSafeInteger(WINDOW_S) || WINDOW_S < 0)
+  throw new Error('SCALE_EXPIRING: a positive integer; SCALE_EXPIRY_WINDOW_S: a whole number of seconds');
+const CACHE = process.env.SCALE_WORKER_CACHE === undefined ? undefined : Number(process.env.SCALE_WORKER_CACHE);
+/** Extra V8/Node options for the worker (e.g. `--max-old-space-size=256`). */
+const NODE_OPTIONS = process.env.SCALE_WORKER_NODE_OPTIONS ?? '';
+const PLOTS_DIR = process.env.SCALE_PLOTS_DIR ?? 'docs/img';
 /** The expiring batch expires this long after its creates are expected to be done. */
 const EXPIRY_LEAD_MS = 20_000;
 const BUDGET_MS = 60 * 60_000;
@@ -52,18 +64,26 @@ export async function benchScale(): Promise<void> {
   const rows: string[] = [];
   for (const size of SIZES) rows.push(await oneSize(size));
   console.log(
-    `\nscale: noop runtime, one worker, one API, Temporal dev server (SQLite); times in ms; p99 of ${GET_SAMPLES} GETs, ${LIST_SAMPLES} LISTs, ${RENEW_SAMPLES} renewals; ${EXPIRING} expiring within 2 s; RSS: the worker's growth over the creates, per actor\n`,
+    `\nscale: noop runtime, one worker (maxCachedWorkflows ${CACHE ?? 'default'}, node options ${NODE_OPTIONS || 'none'}), one API, Temporal dev server (SQLite); times in ms; p99 of ${GET_SAMPLES} GETs, ${LIST_SAMPLES} LISTs, ${RENEW_SAMPLES} renewals; ${EXPIRING} expiring ${WINDOW_S ? `evenly over ${WINDOW_S} s` : 'at one instant'}; worker memory: its live JS heap after a full GC (all threads) and its RSS, growth per actor over all creates / over the second half\n`,
   );
   console.log(
-    `| live sandboxes | creates/s | worker RSS growth per actor (KB) | GET p50 / p99 | LIST (≤ 1,000 matches) p50 / p99 | renew p50 / p99 | expiry lateness p50 / p99 (${EXPIRING} at once) |`,
+    `| live sandboxes | creates/s | worker live heap per actor: all / second half (KB) | worker RSS per actor: all / second half (KB) | GET p50 / p99 | LIST (≤ 1,000 matches) p50 / p99 | renew p50 / p99 | expiry lateness p50 / p99 |`,
   );
-  console.log('|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|');
   for (const r of rows) console.log(r);
 }
 
 async function oneSize(size: number): Promise<string> {
   const deadline = Date.now() + BUDGET_MS;
-  const stack = await Stack.start({ config: { runtime: { type: 'noop' }, sandbox: { minTimeoutSeconds: 1 } } });
+  const inspectPort = await freePort();
+  const stack = await Stack.start({
+    config: {
+      runtime: { type: 'noop' },
+      sandbox: { minTimeoutSeconds: 1 },
+      ...(CACHE === undefined ? {} : { worker: { maxCachedWorkflows: CACHE } }),
+    },
+    workerEnv: { NODE_OPTIONS: `--inspect=127.0.0.1:${inspectPort} ${NODE_OPTIONS}` },
+  });
   const connection = await Connection.connect({ address: stack.temporal.address });
   try {
     const client = new Client({ connection });
@@ -72,10 +92,15 @@ async function oneSize(size: number): Promise<string> {
       if (r.status !== 202) throw new Error(`create answered ${r.status}: ${JSON.stringify(r.body)}`);
       return r.body.id as string;
     };
-    const rssBefore = rssBytes(stack.worker.pid!);
+    const memory = async () => ({ heap: (await liveHeap(inspectPort)).bytes, rss: rssBytes(stack.worker.pid!) });
+    const before = await memory();
     const started = Date.now();
     // The first 1,000 carry a label of their own: the filtered LIST matches exactly them.
-    const ids = await inParallel(size, CONCURRENCY, deadline, (i) => create({ group: i < 1000 ? 'k' : 'rest' }, 3600));
+    const half = Math.floor(size / 2);
+    const label = (i: number) => ({ group: i < 1000 ? 'k' : 'rest' });
+    const ids = await inParallel(half, CONCURRENCY, deadline, (i) => create(label(i), 3600));
+    const atHalf = await memory();
+    ids.push(...(await inParallel(size - half, CONCURRENCY, deadline, (i) => create(label(half + i), 3600))));
     const createsPerSecond = size / ((Date.now() - started) / 1000);
     // Each create answered at Running (or its wait ran out under the burst): the last one is waited for.
     for (;;) {
@@ -84,7 +109,9 @@ async function oneSize(size: number): Promise<string> {
       if (state !== 'Pending' || Date.now() > deadline) throw new Error(`the last sandbox is ${state}, not Running`);
       await new Promise((r) => setTimeout(r, 200));
     }
-    const rssPerActor = (rssBytes(stack.worker.pid!) - rssBefore) / size / 1024;
+    const after = await memory();
+    const perActor = (k: 'heap' | 'rss') =>
+      `${((after[k] - before[k]) / size / 1024).toFixed(0)} / ${((after[k] - atHalf[k]) / (size - half) / 1024).toFixed(0)}`;
 
     const pick = () => ids[Math.floor(Math.random() * ids.length)]!;
     const gets = await inParallel(GET_SAMPLES, 1, deadline, () => timed(() => stack.request('GET', `/v1/sandboxes/${pick()}`)));
@@ -106,22 +133,19 @@ async function oneSize(size: number): Promise<string> {
       }),
     );
 
-    // 1,000 more, each with the timeout that makes it expire at one instant (to the second): every
-    // expiry timer fires within the same second or two. Lateness: the actor's close less its own expiresAt.
+    // 1,000 more, the i-th with the timeout that makes it expire i/1,000 of the window after one
+    // instant (to the second), all after the last create. Lateness: the actor's close less its own expiresAt.
     const at = Date.now() + (EXPIRING / createsPerSecond) * 1000 * 1.5 + EXPIRY_LEAD_MS;
-    const expiring = await inParallel(EXPIRING, CONCURRENCY, deadline, async () => {
-      const r = await stack.request(
-        'POST',
-        '/v1/sandboxes',
-        sandboxRequest({ metadata: { group: 'expiring' }, timeout: Math.max(1, Math.round((at - Date.now()) / 1000)) }),
-      );
+    const target = (i: number) => at + (i / EXPIRING) * WINDOW_S * 1000;
+    const expiring = await inParallel(EXPIRING, CONCURRENCY, deadline, async (i) => {
+      const timeout = Math.max(1, Math.round((target(i) - Date.now()) / 1000));
+      const r = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ metadata: { group: 'expiring' }, timeout }));
       if (r.status !== 202) throw new Error(`create answered ${r.status}: ${JSON.stringify(r.body)}`);
       return { id: r.body.id as string, expiresAt: Date.parse(r.body.expiresAt) };
     });
-    const ends = expiring.map((e) => e.expiresAt);
-    const spread = Math.max(...ends) - Math.min(...ends);
-    // The creates ran slower than guessed: they do not expire together, and the number would not mean it.
-    if (spread > 2000) throw new Error(`the expiring sandboxes' expiresAt spread over ${spread} ms, not one instant`);
+    // The creates ran slower than guessed: they do not expire as planned, and the number would not mean it.
+    const off = expiring.findIndex((e, i) => Math.abs(e.expiresAt - target(i)) > 2000);
+    if (off >= 0) throw new Error(`expiring sandbox ${off} expires ${expiring[off]!.expiresAt - target(off)} ms off its plan`);
     const lateness = await inParallel(EXPIRING, CONCURRENCY, deadline, async (i) => {
       const { id, expiresAt } = expiring[i]!;
       const handle = client.workflow.getHandle(sandboxWorkflowId(id));
@@ -144,9 +168,32 @@ async function oneSize(size: number): Promise<string> {
       .map((e) => `${e.at - firstAt} ${e.type.replace('EVENT_TYPE_', '')}`);
     console.log(`\none expiry (ms from its expiresAt; ${size} live, ${EXPIRING} expiring): ${steps.join(', ')}`);
     const pair = (xs: number[]) => `${quantile(xs, 0.5).toFixed(1)} / ${quantile(xs, 0.99).toFixed(1)}`;
-    return `| ${size} | ${createsPerSecond.toFixed(0)} | ${rssPerActor.toFixed(1)} | ${pair(gets)} | ${pair(lists)} | ${pair(renews)} | ${pair(lateness)} |`;
+    plot(size, { gets, lists, renews }, expiring, lateness);
+    return `| ${size} | ${createsPerSecond.toFixed(0)} | ${perActor('heap')} | ${perActor('rss')} | ${pair(gets)} | ${pair(lists)} | ${pair(renews)} | ${pair(lateness)} |`;
   } finally {
     await connection.close();
     await stack.destroy();
+  }
+}
+
+/** The size's two plots: latency CDFs of the reads and renewals, and each expiry's lateness over the window. */
+function plot(size: number, ms: Record<'gets' | 'lists' | 'renews', number[]>, expiring: Array<{ expiresAt: number }>, lateness: number[]) {
+  mkdirSync(PLOTS_DIR, { recursive: true });
+  const latency = svgChart(`${size} live sandboxes (noop runtime): request latency`, 'ms', '% of requests', [
+    { name: `GET (${ms.gets.length})`, points: cdf(ms.gets), style: 'line' },
+    { name: `LIST, 1,000 matches (${ms.lists.length})`, points: cdf(ms.lists), style: 'line' },
+    { name: `renew (${ms.renews.length})`, points: cdf(ms.renews), style: 'line' },
+  ]);
+  const first = Math.min(...expiring.map((e) => e.expiresAt));
+  const expiry = svgChart(
+    `${size} live + ${expiring.length} expiring ${WINDOW_S ? `over ${WINDOW_S} s` : 'at once'}: lateness`,
+    's after the first expiresAt',
+    'close − expiresAt (ms)',
+    [{ name: 'one expiry', points: expiring.map((e, i) => [(e.expiresAt - first) / 1000, lateness[i]!]), style: 'dots' }],
+  );
+  for (const [name, svg] of Object.entries({ latency, expiry })) {
+    const path = join(PLOTS_DIR, `scale-${size}-${name}.svg`);
+    writeFileSync(path, svg);
+    console.log(`plot: ${path}`);
   }
 }
