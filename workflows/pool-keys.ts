@@ -31,8 +31,10 @@ export class KeyedClaims {
     }
     const record: KeyedClaim = { at: Date.now() };
     this.records[key] = record;
+    // The oldest go first: those past their day, and as many more as the bound asks.
     const byAge = Object.entries(this.records).sort((a, b) => a[1].at - b[1].at);
-    for (const [k, r] of byAge) if (Object.keys(this.records).length > KEYED.max || Date.now() - r.at > KEYED.ttlMs) this.drop(k);
+    let excess = byAge.length - KEYED.max;
+    for (const [k, r] of byAge) if (excess-- > 0 || Date.now() - r.at > KEYED.ttlMs) this.drop(k);
     let answer: ClaimAnswer;
     try {
       answer = await fresh();

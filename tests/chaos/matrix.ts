@@ -54,7 +54,7 @@ interface Saga {
   /** The client's request that drives the saga into the step. */
   request(w: World, run: Run): Promise<HttpResult>;
   /** Whether a request ended in an answer; false (a dropped connection, a 5xx): the client retries it. */
-  answered(r: HttpResult, run: Run): boolean;
+  answered(r: HttpResult): boolean;
   /** What is not (yet) as the client asked; undefined when converged. */
   pending(w: World, run: Run): Promise<string | undefined>;
 }
@@ -313,7 +313,7 @@ async function untilAnswered(w: World, saga: Saga, run: Run, first: Promise<Http
   let attempt: Promise<HttpResult> = first;
   for (let tries = 1; ; tries++) {
     const r = await attempt.catch((err: Error) => ({ status: 0, headers: new Headers(), body: err.message }) as HttpResult);
-    if (saga.answered(r, run)) return;
+    if (saga.answered(r)) return;
     if (tries >= 20) throw new Error(`the client's request was never answered: last ${r.status} ${JSON.stringify(r.body)}`);
     await new Promise((resolve) => setTimeout(resolve, 500));
     attempt = saga.request(w, run);

@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { sandboxRequest, Stack, waitFor } from '../helpers/stack';
 
 /**
@@ -127,6 +128,13 @@ describe('a create that waits while no worker runs', () => {
 });
 
 describe('Temporal restarts', () => {
+  it('when the dev server runs, then its SQLite file is in write-ahead-log mode (and survives the restarts below as such)', () => {
+    // SQLite file header bytes 18-19: 1 = rollback journal (Temporal's default), 2 = WAL.
+    const header = readFileSync(join(stack.dataDir, 'temporal.db')).subarray(18, 20);
+    expect([...header]).toEqual([2, 2]);
+    expect(existsSync(join(stack.dataDir, 'temporal.db-wal'))).toBe(true);
+  });
+
   it('when the dev server stops and starts on the same db file, then sandboxes keep their state and expiry', async () => {
     const manual = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ timeout: null }));
     const expiring = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ timeout: 15 }));
