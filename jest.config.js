@@ -18,6 +18,9 @@ module.exports = {
   testTimeout: 120000,
   verbose: true,
   reporters: ['default', '<rootDir>/tests/reporters/closing-line.js'],
+  // The real Temporal cluster (tests/helpers/temporal-cluster.ts) some files run on: named before, stopped after.
+  globalSetup: '<rootDir>/tests/helpers/global-setup.ts',
+  globalTeardown: '<rootDir>/tests/helpers/global-teardown.ts',
   // Docker's pooled sockets (dockerode exec/events) can outlive the last test by minutes; the
   // stacks themselves are torn down in afterAll, so do not let a stray socket hang CI.
   forceExit: true,

@@ -4,7 +4,7 @@ import { listenAddress } from '../core/config';
 import { loadConfig } from '../core/load-config';
 import { logFormat, prettyStream } from '../platform/log';
 import { payloadCodecsFor } from '../platform/payload-codec';
-import { ensureSearchAttributes, isLoopbackAddress, temporalAuthSummary, temporalConnectOptions } from '../platform/temporal-setup';
+import { prepareNamespace, isLoopbackAddress, temporalAuthSummary, temporalConnectOptions } from '../platform/temporal-setup';
 import { KubeBackend } from '../execd/kube-backend';
 import { buildApp } from './app';
 import { createNamespaceCheck } from './kube-namespaces';
@@ -15,7 +15,7 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env, (p) => readFileSync(p, 'utf8'));
   const connectOptions = temporalConnectOptions(config);
   const connection = await Connection.connect(connectOptions);
-  await ensureSearchAttributes(connection.operatorService, config.temporal.namespace);
+  await prepareNamespace(connection, config.temporal.namespace);
   const client = new Client({
     connection,
     namespace: config.temporal.namespace,

@@ -1,4 +1,5 @@
 import { isGrpcServiceError } from '@temporalio/client';
+import { google, temporal } from '@temporalio/proto';
 
 /** The gRPC status codes Tidebox tells apart (grpc/status.proto), by name. */
 export const GrpcStatus = {
@@ -19,7 +20,8 @@ export type GrpcStatusCode = (typeof GrpcStatus)[keyof typeof GrpcStatus];
  */
 export function grpcStatusOf(err: unknown): { code: number; details: string } | undefined {
   for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
-    if (isGrpcServiceError(e)) return { code: e.code, details: e.details };
+    if (isGrpcServiceError(e))
+      return { code: e.code, details: withOperationReasons(e.details, e.metadata.get('grpc-status-details-bin')[0]) };
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'number') return { code, details: (e as { message?: string }).message ?? '' };
   }
@@ -27,3 +29,24 @@ export function grpcStatusOf(err: unknown): { code: number; details: string } | 
 }
 
 export const hasGrpcStatus = (err: unknown, code: GrpcStatusCode): boolean => grpcStatusOf(err)?.code === code;
+
+const MULTI_OPERATION_FAILURE = 'type.googleapis.com/temporal.api.errordetails.v1.MultiOperationExecutionFailure';
+
+/**
+ * An Update-with-Start the service refused says only "could not be executed"; why (an unknown search
+ * attribute, a refused id policy, ...) is in the per-operation statuses of its details. Those are
+ * added to the text, so the client's 400 and the log say what was wrong.
+ */
+function withOperationReasons(details: string, bin: unknown): string {
+  if (!Buffer.isBuffer(bin)) return details;
+  try {
+    const reasons = google.rpc.Status.decode(bin)
+      .details.filter((any) => any.type_url === MULTI_OPERATION_FAILURE && any.value)
+      .flatMap((any) => temporal.api.errordetails.v1.MultiOperationExecutionFailure.decode(any.value!).statuses)
+      .map((status) => status.message)
+      .filter((message): message is string => !!message && !/^Operation was aborted/.test(message));
+    return reasons.length ? `${details} ${[...new Set(reasons)].join('; ')}` : details;
+  } catch {
+    return details;
+  }
+}

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { TLSConfig } from '@temporalio/client';
+import { msToTs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import { SEARCH_ATTRIBUTE_DECLARATIONS } from '../contracts/search-attributes';
 import { ConfigError, type Config } from '../core/config';
@@ -59,17 +60,65 @@ export const isLoopbackAddress = (address: string): boolean => /^(127\.\d+\.\d+\
 export const temporalAuthSummary = (options: TemporalConnectOptions): string =>
   [options.tls ? (options.tls.clientCertPair ? 'mTLS' : 'TLS') : 'plaintext', ...(options.apiKey ? ['API key'] : [])].join(' + ');
 
+type WorkflowService = temporal.api.workflowservice.v1.WorkflowService;
+
+/** How long a namespace Tidebox registers keeps closed workflows' histories (a sandbox's record after it ends). */
+export const NAMESPACE_RETENTION_SECONDS = 3 * 24 * 3600;
+
+const grpcCode = (err: unknown): number | undefined => (err as { code?: number }).code;
+
+/**
+ * Register the namespace if it does not exist (retention {@link NAMESPACE_RETENTION_SECONDS}), so a
+ * fresh cluster needs no separate set-up job. An existing namespace is left as it is — on Temporal
+ * Cloud, or where operators create namespaces themselves, only the describe runs. Safe to race.
+ */
+async function ensureNamespace(service: WorkflowService, namespace: string): Promise<void> {
+  const exists = () =>
+    service.describeNamespace({ namespace }).then(
+      () => true,
+      (err: unknown) => {
+        if (grpcCode(err) === 5 /* NOT_FOUND */) return false;
+        throw err;
+      },
+    );
+  if (await exists()) return;
+  try {
+    await service.registerNamespace({ namespace, workflowExecutionRetentionPeriod: msToTs(NAMESPACE_RETENTION_SECONDS * 1000) });
+  } catch (err) {
+    if (grpcCode(err) !== 6 /* ALREADY_EXISTS: another process registered it first */) throw err;
+  }
+  // Describe reads the database; every other call checks the frontend's namespace cache, refreshed
+  // every few seconds: wait until a call that goes through the cache is served.
+  const served = () =>
+    service.countWorkflowExecutions({ namespace }).then(
+      () => true,
+      (err: unknown) => {
+        if (grpcCode(err) === 5 /* NOT_FOUND */) return false;
+        throw err;
+      },
+    );
+  for (const deadline = Date.now() + 60_000; !(await served());) {
+    if (Date.now() > deadline) throw new Error(`namespace ${namespace} was registered but is not served after 60 s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 /**
  * Register Tidebox's search attributes on the namespace if any are missing. Idempotent and safe to
  * race (the API and the worker both call it at start-up against any Temporal cluster).
  */
-export async function ensureSearchAttributes(operator: OperatorService, namespace: string): Promise<void> {
+async function ensureSearchAttributes(operator: OperatorService, namespace: string): Promise<void> {
   const missing = async () => {
-    const { customAttributes } = await operator.listSearchAttributes({ namespace });
+    const { customAttributes } = await operator.listSearchAttributes({ namespace }).catch((err: unknown) => {
+      // A namespace registered moments ago (ensureNamespace) may not be in this cache yet: none listed.
+      if (grpcCode(err) === 5 /* NOT_FOUND */) return { customAttributes: undefined };
+      throw err;
+    });
     return SEARCH_ATTRIBUTE_DECLARATIONS.filter((d) => !(customAttributes && d.name in customAttributes));
   };
   const todo = await missing();
   if (!todo.length) return;
+  let refused: Error | undefined;
   try {
     await operator.addSearchAttributes({
       namespace,
@@ -77,8 +126,49 @@ export async function ensureSearchAttributes(operator: OperatorService, namespac
     });
   } catch (err) {
     // A concurrent registration wins the race with ALREADY_EXISTS; anything still missing is real.
-    const left = await missing();
-    if (left.length)
-      throw new Error(`cannot register search attributes ${left.map((d) => d.name).join(', ')}: ${(err as Error).message}`, { cause: err });
+    refused = err as Error;
+  }
+  // A real cluster serves them from its namespace cache, refreshed every few seconds: until every
+  // one is listed a create could be refused for an unknown attribute, so start-up waits.
+  for (let left = await missing(), deadline = Date.now() + (refused ? 10_000 : 60_000); left.length; left = await missing()) {
+    if (Date.now() > deadline)
+      throw new Error(
+        `cannot register search attributes ${left.map((d) => d.name).join(', ')}: ${refused?.message ?? 'not listed 60 s after registering'}`,
+        {
+          cause: refused,
+        },
+      );
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** A query naming every Tidebox search attribute, with a value of its type (it matches nothing). */
+const EVERY_ATTRIBUTE_QUERY = SEARCH_ATTRIBUTE_DECLARATIONS.map((d) =>
+  d.cliType === 'Datetime' ? `${d.name} < '1970-01-02T00:00:00Z'` : `${d.name} = 'tidebox-probe'`,
+).join(' AND ');
+
+/**
+ * What the API and the worker do at start-up against any cluster: the namespace exists, Tidebox's
+ * search attributes are registered on it, and the frontend resolves them. A new namespace's search
+ * attributes reach the frontend's cache a few seconds after they are listed (SQL visibility maps them
+ * per namespace); a create in between is refused ("no mapping defined for search attribute"). So
+ * start-up waits until a query naming all of them is accepted. (With several frontends, the others
+ * catch up within their namespace cache refresh, 2 s by default.)
+ */
+export async function prepareNamespace(
+  services: { workflowService: WorkflowService; operatorService: OperatorService },
+  namespace: string,
+): Promise<void> {
+  await ensureNamespace(services.workflowService, namespace);
+  await ensureSearchAttributes(services.operatorService, namespace);
+  for (const deadline = Date.now() + 60_000; ;) {
+    try {
+      await services.workflowService.countWorkflowExecutions({ namespace, query: EVERY_ATTRIBUTE_QUERY });
+      return;
+    } catch (err) {
+      if (grpcCode(err) !== 3 /* INVALID_ARGUMENT: not resolved yet */ || Date.now() > deadline)
+        throw new Error(`the search attributes of namespace ${namespace} are not usable: ${(err as Error).message}`, { cause: err });
+    }
+    await new Promise((r) => setTimeout(r, 250));
   }
 }

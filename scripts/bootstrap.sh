@@ -2,8 +2,8 @@
 # Brings a fresh machine to the point where Tidebox runs, then execs the given command.
 #   npm start / npm test / npm run bench all go through here; each step is skipped when already done.
 # Provides: npm dependencies, a build, the Temporal CLI (unless TEMPORAL_ADDRESS is set), a running
-# Docker engine, the offline test image tidebox/busybox:latest, and (for tests) a kube-apiserver + etcd
-# and the Python test tools.
+# Docker engine, the offline test image tidebox/busybox:latest, and (for tests) a kube-apiserver + etcd,
+# a Temporal server on PostgreSQL and the Python test tools.
 #   bootstrap.sh --deps-only CMD…   only Node.js and the npm dependencies, then CMD (npm run lint)
 # The terminal gets one line per step ("[3/7] Temporal CLI … ready (12 s)"); the tools' own output
 # goes to .tidebox/logs/bootstrap.log, and its tail is shown when a step fails.
@@ -22,7 +22,7 @@ printf '\n=== %s bootstrap %s\n' "$(date -u +%FT%TZ)" "$*" >>"$LOG"
 exec 3>&2 4>&1 >>"$LOG" 2>&1
 
 TOTAL=7
-if [ -n "$DEPS_ONLY" ]; then TOTAL=1; elif [ "${1:-}" = jest ]; then TOTAL=10; fi
+if [ -n "$DEPS_ONLY" ]; then TOTAL=1; elif [ "${1:-}" = jest ]; then TOTAL=11; fi
 step_no=0 step_name= step_t0=0 notes=()
 step() {
   step_no=$((step_no + 1)) step_name=$1 step_t0=$SECONDS notes=()
@@ -230,7 +230,17 @@ if [ "${1:-}" = jest ]; then
     done_ "missing"
   fi
 
-  # 9. The Python tools (schemathesis, the OpenSandbox Python SDK), pinned by
+  # 9. A real Temporal server on PostgreSQL (temporal-server built once from Go modules, cached in
+  # ~/.cache/tidebox/temporal-server; PostgreSQL from Debian), which tests/e2e/cluster starts on 127.0.0.1.
+  step "Temporal server and PostgreSQL"
+  if bash scripts/temporal-test-cluster build; then
+    done_ "ready"
+  else
+    warn "could not provide temporal-server/PostgreSQL; the tests under tests/e2e/cluster will fail"
+    done_ "missing"
+  fi
+
+  # 10. The Python tools (schemathesis, the OpenSandbox Python SDK), pinned by
   # tests/python/requirements.lock, in a venv cached outside the repository per lock file.
   step "Python test tools"
   lock=tests/python/requirements.lock
@@ -253,7 +263,7 @@ if [ "${1:-}" = jest ]; then
   fi
   export TIDEBOX_PYTHON_VENV=$venv
 
-  # 10. A real browser for the dashboard test (tests/e2e/dashboard.test.ts): Debian's chromium,
+  # 11. A real browser for the dashboard test (tests/e2e/dashboard.test.ts): Debian's chromium,
   # driven headless by playwright-core (an npm dependency; no browser download).
   step "Chromium"
   if command -v chromium >/dev/null; then

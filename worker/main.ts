@@ -11,7 +11,7 @@ import { loadConfig } from '../core/load-config';
 import { hostTaskQueue } from '../core/sandbox';
 import { type LogFormat, logFormat, prettyLine } from '../platform/log';
 import { payloadCodecsFor } from '../platform/payload-codec';
-import { ensureSearchAttributes, isLoopbackAddress, temporalAuthSummary, temporalConnectOptions } from '../platform/temporal-setup';
+import { prepareNamespace, isLoopbackAddress, temporalAuthSummary, temporalConnectOptions } from '../platform/temporal-setup';
 
 /** The worker's log: one JSON object per line, or one readable line on a terminal (`log.format`, set once the config is read). */
 let format: LogFormat = 'json';
@@ -72,7 +72,7 @@ async function main(): Promise<void> {
   const connectOptions = temporalConnectOptions(config);
   const { address } = connectOptions;
   const connection = await NativeConnection.connect(connectOptions);
-  await ensureSearchAttributes(connection.operatorService, config.temporal.namespace);
+  await prepareNamespace(connection, config.temporal.namespace);
 
   const dataConverter = payloadCodecsFor(config.security.payloadKey, config.security.acceptPlaintextUntil);
   const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });

@@ -11,7 +11,9 @@ set -eu
 schema_root=${SCHEMA_ROOT:-/etc/temporal/schema/postgresql/v12}
 
 tries=0
-until nc -z "$SQL_HOST" "${SQL_PORT:-5432}"; do
+# (Where nc is missing, e.g. scripts/temporal-test-cluster, the caller has waited for the database.)
+command -v nc >/dev/null || tries=-1
+until [ "$tries" = -1 ] || nc -z "$SQL_HOST" "${SQL_PORT:-5432}"; do
   tries=$((tries + 1))
   if [ "$tries" -ge 60 ]; then echo "setup-schema: PostgreSQL at $SQL_HOST:${SQL_PORT:-5432} unreachable" >&2; exit 1; fi
   sleep 2

@@ -120,7 +120,7 @@ describe('ossfs volumes', () => {
     expect(mountsUnder(mountRoot)).toHaveLength(1);
     const connection = await Connection.connect({ address: stack.temporal.address });
     try {
-      await new Client({ connection }).workflow
+      await new Client({ connection, namespace: stack.namespace }).workflow
         .getHandle(mountWorkflowId('local', mount!.key))
         .terminate('an operator ended the actor by hand');
     } finally {
@@ -283,8 +283,8 @@ describe('secrets', () => {
     try {
       // Histories as stored, fetched by a client without the key: what anyone with history access sees.
       // (Listing decodes memos, which are encrypted too, so it needs the key.)
-      const lister = new Client({ connection, dataConverter: payloadCodecsFor(PAYLOAD_KEY) });
-      const raw = new Client({ connection });
+      const lister = new Client({ connection, namespace: stack.namespace, dataConverter: payloadCodecsFor(PAYLOAD_KEY) });
+      const raw = new Client({ connection, namespace: stack.namespace });
       const histories: string[] = [];
       for await (const wf of lister.workflow.list({ query: `WorkflowType = 'sandboxWorkflow' OR WorkflowType = 'mountWorkflow'` })) {
         histories.push(JSON.stringify(await raw.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory()));

@@ -12,7 +12,7 @@ let connection: Connection;
 beforeAll(async () => {
   stack = await Stack.start();
   connection = await Connection.connect({ address: stack.temporal.address });
-  temporal = new Client({ connection });
+  temporal = new Client({ connection, namespace: stack.namespace });
 });
 afterAll(async () => {
   await connection?.close();

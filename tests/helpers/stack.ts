@@ -8,6 +8,7 @@ import { stringify } from 'smol-toml';
 import { LABELS } from '../../contracts/labels';
 import { ManagedProcess } from '../../scripts/lib/managed-process';
 import { TemporalDevServer } from '../../scripts/lib/temporal-dev-server';
+import { ClusterTemporal, clusterStateDir } from './temporal-cluster';
 
 export const TEST_IMAGE = 'tidebox/busybox:latest';
 
@@ -79,7 +80,10 @@ export class Stack {
   readonly dataDir = mkdtempSync(join(tmpdir(), 'tidebox-test-'));
   readonly instance = `t${Math.random().toString(36).slice(2, 10)}`;
   readonly docker = new Dockerode();
-  temporal!: TemporalDevServer;
+  /** The stack's own dev server, or the run's real cluster (tests/e2e/cluster): start/stop are crash drills. */
+  temporal!: TemporalDevServer | ClusterTemporal;
+  /** The Temporal namespace the stack's processes use: its own on the shared cluster. */
+  namespace = 'default';
   worker!: ManagedProcess;
   api!: ManagedProcess;
   baseUrl = '';
@@ -124,33 +128,15 @@ export class Stack {
     };
     const configPath = join(this.dataDir, 'tidebox.toml');
     writeFileSync(configPath, stringify(config));
-    // The dev server also binds ports of its own choosing next to the one given (its internal services):
-    // one of those taken by another process ends it at start-up. Then it gets a new port, twice at most.
-    for (let attempt = 1; ; attempt++) {
-      this.temporal = new TemporalDevServer({
-        cliPath: process.env.TEMPORAL_CLI_PATH ?? 'temporal',
-        dbFile: join(this.dataDir, 'temporal.db'),
-        port: attempt === 1 ? temporalPort : await freePort(),
-        logFile: join(this.dataDir, 'temporal.log'),
-        ...(this.options.temporalDynamicConfig ? { dynamicConfig: this.options.temporalDynamicConfig } : {}),
-      });
-      try {
-        await this.temporal.start();
-        break;
-      } catch (err) {
-        if (attempt >= 3 || !/exited during start-up/.test((err as Error).message)) {
-          const log = existsSync(join(this.dataDir, 'temporal.log'))
-            ? readFileSync(join(this.dataDir, 'temporal.log'), 'utf8').slice(-2000)
-            : '';
-          throw new Error(`${(err as Error).message}\ntemporal.log (tail):\n${log}`, { cause: err });
-        }
-      }
-    }
+    const clusterDir = clusterStateDir();
+    if (clusterDir) await this.joinCluster(clusterDir);
+    else await this.startDevServer(temporalPort);
     this.env = {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
       TIDEBOX_CONFIG: configPath,
       TEMPORAL_ADDRESS: this.options.temporalFront ? await this.options.temporalFront(this.temporal.address) : this.temporal.address,
+      TEMPORAL_NAMESPACE: this.namespace,
       TIDEBOX_PORT: String(apiPort),
       ...(this.options.apiKey ? { TIDEBOX_API_KEY: this.options.apiKey } : {}),
       ...this.options.env,
@@ -168,6 +154,38 @@ export class Stack {
         const port = await freePort();
         this.env = { ...this.env, TIDEBOX_PORT: String(port) };
         this.baseUrl = `http://127.0.0.1:${port}`;
+      }
+    }
+  }
+
+  private async joinCluster(stateDir: string): Promise<void> {
+    if (this.options.temporalDynamicConfig) throw new Error('a stack on the shared Temporal cluster cannot have dynamic config of its own');
+    this.temporal = new ClusterTemporal(stateDir);
+    await this.temporal.start();
+    this.namespace = `tidebox-${this.instance}`;
+  }
+
+  private async startDevServer(port: number): Promise<void> {
+    // The dev server also binds ports of its own choosing next to the one given (its internal services):
+    // one of those taken by another process ends it at start-up. Then it gets a new port, twice at most.
+    for (let attempt = 1; ; attempt++) {
+      this.temporal = new TemporalDevServer({
+        cliPath: process.env.TEMPORAL_CLI_PATH ?? 'temporal',
+        dbFile: join(this.dataDir, 'temporal.db'),
+        port: attempt === 1 ? port : await freePort(),
+        logFile: join(this.dataDir, 'temporal.log'),
+        ...(this.options.temporalDynamicConfig ? { dynamicConfig: this.options.temporalDynamicConfig } : {}),
+      });
+      try {
+        await this.temporal.start();
+        break;
+      } catch (err) {
+        if (attempt >= 3 || !/exited during start-up/.test((err as Error).message)) {
+          const log = existsSync(join(this.dataDir, 'temporal.log'))
+            ? readFileSync(join(this.dataDir, 'temporal.log'), 'utf8').slice(-2000)
+            : '';
+          throw new Error(`${(err as Error).message}\ntemporal.log (tail):\n${log}`, { cause: err });
+        }
       }
     }
   }
@@ -303,7 +321,8 @@ export class Stack {
   async destroy(): Promise<void> {
     await this.api?.stop().catch(() => undefined);
     await this.worker?.stop().catch(() => undefined);
-    await this.temporal?.stop().catch(() => undefined);
+    // The shared cluster outlives the stack (the global tear-down stops it); a dev server is its own.
+    if (this.temporal instanceof TemporalDevServer) await this.temporal.stop().catch(() => undefined);
     for (const c of await this.containers().catch(() => [])) {
       await this.docker
         .getContainer(c.Id)

@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { parse, parseAllDocuments } from 'yaml';
 
 /**
  * The production shape (docs/deploy.md): `docker compose config` (or docker-compose 1.29+, which
@@ -182,15 +183,76 @@ describe('docker-compose.yml', () => {
 });
 
 describe('deploy/compose.tls.yml over docker-compose.yml', () => {
-  it('when layered, then Temporal, its UI and namespace job, the api and the worker all read the certificates', async () => {
+  it('when layered, then Temporal, its UI, the api and the worker all read the certificates', async () => {
     const model = await composeModel(await findCompose(), ['docker-compose.yml', 'deploy/compose.tls.yml'], {
       ...process.env,
       TIDEBOX_API_KEY: API_KEY,
       TIDEBOX_EXECD_TOKEN_SECRET: 'e'.repeat(64),
     });
-    for (const service of ['temporal', 'temporal-ui', 'temporal-namespace', 'api', 'worker'])
-      expect(model.volumeTargets[service]).toContain('/tls');
+    for (const service of ['temporal', 'temporal-ui', 'api', 'worker']) expect(model.volumeTargets[service]).toContain('/tls');
     expect(model.volumeTargets.worker).toContain('/var/run/docker.sock');
+  });
+});
+
+/**
+ * What the suite proves (scripts/temporal-test-cluster, run by tests/e2e/cluster) is what operators
+ * deploy: the same Temporal server version, PostgreSQL major, server environment, schema script and
+ * dynamic config in docker-compose.yml, and the same versions named by the Kubernetes manifests.
+ */
+describe('the tested Temporal cluster and the deployment files', () => {
+  const script = readFileSync(join(ROOT, 'scripts/temporal-test-cluster'), 'utf8');
+  const testedVersion = /TEMPORAL_VERSION="\$\{TIDEBOX_TEMPORAL_VERSION:-v([0-9.]+)\}"/.exec(script)?.[1];
+  // The server's environment in the script: the KEY=value words of its `exec env ... temporal-server` command.
+  const launch = /exec env ([\s\S]*?)setsid "\$BIN\/temporal-server" start/.exec(script)?.[1] ?? '';
+  const scriptEnv = Object.fromEntries([...launch.matchAll(/([A-Z_]+)="?([^"\s]+)"?/g)].map((m) => [m[1]!, m[2]!]));
+  const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+    services: Record<string, { image?: string; environment?: Record<string, string>; entrypoint?: string[]; volumes?: string[] }>;
+  };
+  const tag = (image: string | undefined) =>
+    /:\$\{[A-Z_]+:-([^}]+)\}$|:([^:$]+)$/
+      .exec(image ?? '')
+      ?.slice(1)
+      .find(Boolean);
+  /** The PostgreSQL major the script runs: the newest Debian installs (its pg_bin). */
+  const pgMajor = () => {
+    const dir = '/usr/lib/postgresql';
+    const majors = existsSync(dir) ? readdirSync(dir).filter((d) => /^\d+$/.test(d)) : [];
+    if (!majors.length) throw new Error('no PostgreSQL under /usr/lib/postgresql: run scripts/temporal-test-cluster build');
+    return String(Math.max(...majors.map(Number)));
+  };
+
+  it('when read, then the script pins a version and passes the server its settings', () => {
+    expect(testedVersion).toMatch(/^1\.\d+\.\d+$/);
+    expect(scriptEnv).toMatchObject({
+      DB: 'postgres12',
+      DBNAME: 'temporal',
+      VISIBILITY_DBNAME: 'temporal_visibility',
+      BIND_ON_IP: '127.0.0.1',
+    });
+  });
+
+  it('when compared, then compose runs the tested server and schema versions on the tested PostgreSQL major', () => {
+    expect(tag(compose.services.temporal?.image)).toBe(testedVersion);
+    expect(tag(compose.services['temporal-schema']?.image)).toBe(testedVersion);
+    expect(tag(compose.services.postgresql?.image)).toBe(pgMajor());
+  });
+
+  it('when compared, then the compose server gets the same database settings, dynamic config and schema script', () => {
+    const env = compose.services.temporal?.environment ?? {};
+    for (const key of ['DB', 'DBNAME', 'VISIBILITY_DBNAME']) expect([key, env[key]]).toEqual([key, scriptEnv[key]]);
+    expect(basename(env.DYNAMIC_CONFIG_FILE_PATH ?? '')).toBe(basename(scriptEnv.DYNAMIC_CONFIG_FILE_PATH ?? '-'));
+    expect(scriptEnv.DYNAMIC_CONFIG_FILE_PATH).toContain('deploy/temporal/dynamicconfig/');
+    expect(compose.services.temporal?.volumes).toContain('./deploy/temporal/dynamicconfig:/etc/temporal/config/dynamicconfig:ro');
+    expect(compose.services['temporal-schema']?.entrypoint).toEqual(['/bin/sh', '/deploy/setup-schema.sh']);
+    expect(compose.services['temporal-schema']?.environment?.SQL_PLUGIN).toBe('postgres12');
+    expect(script).toMatch(/SQL_PLUGIN=postgres12 [\s\S]{0,300}?sh "\$REPO\/deploy\/temporal\/setup-schema.sh"/);
+  });
+
+  it('when compared, then the Kubernetes manifests name the tested server version and PostgreSQL major', () => {
+    const docs = parseAllDocuments(readFileSync(join(ROOT, 'deploy/kubernetes/config.yaml'), 'utf8')).map((d) => d.toJS());
+    const annotations = docs.find((d) => d?.kind === 'ConfigMap' && d.metadata?.name === 'tidebox-config')?.metadata?.annotations ?? {};
+    expect(annotations['tidebox.io/tested-temporal-server']).toBe(testedVersion);
+    expect(annotations['tidebox.io/tested-postgresql']).toBe(pgMajor());
   });
 });
 

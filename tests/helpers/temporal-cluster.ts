@@ -1,0 +1,48 @@
+/**
+ * The real Temporal cluster of a test run (scripts/temporal-test-cluster: temporal-server built from
+ * Go modules, on PostgreSQL with advanced visibility), shared by every stack that asks for it. The
+ * jest global set-up names its state dir (TIDEBOX_TEST_CLUSTER_DIR) and the global tear-down stops
+ * it; the first stack that needs it starts it. Each stack gets a namespace of its own, registered by
+ * Tidebox's own start-up code, so stacks never see each other's workflows or task queues.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { repoRoot } from './stack';
+
+const run = promisify(execFile);
+const script = () => join(repoRoot(), 'scripts/temporal-test-cluster');
+
+/** Set by the files under tests/e2e/cluster before they import a suite: its stacks use the cluster. */
+export const USE_CLUSTER_ENV = 'TIDEBOX_TEST_TEMPORAL_CLUSTER';
+
+/** The cluster's state dir when this test file runs against the real cluster, else undefined. */
+export function clusterStateDir(): string | undefined {
+  if (!process.env[USE_CLUSTER_ENV]) return undefined;
+  const dir = process.env.TIDEBOX_TEST_CLUSTER_DIR;
+  if (!dir) throw new Error(`${USE_CLUSTER_ENV} is set but TIDEBOX_TEST_CLUSTER_DIR is not (the jest global set-up names it)`);
+  return dir;
+}
+
+/** The cluster as a stack sees it: the same start/stop/address as the dev server's, for crash drills. */
+export class ClusterTemporal {
+  address = '';
+
+  constructor(readonly stateDir: string) {}
+
+  /** Start the cluster, or only its server after {@link stop}; the address stays the same. */
+  async start(): Promise<void> {
+    const { stdout } = await run('bash', [script(), 'start', this.stateDir], { timeout: 900_000, maxBuffer: 16 * 1024 * 1024 });
+    this.address = stdout.trim().split('\n').pop()!;
+  }
+
+  /** Stop the Temporal server only (PostgreSQL keeps its data): a crash drill's "Temporal restarts". */
+  async stop(): Promise<void> {
+    await run('bash', [script(), 'stop-server', this.stateDir], { timeout: 60_000 });
+  }
+}
+
+/** The jest global tear-down's part: stop the run's cluster if a stack started it. */
+export async function stopCluster(dir: string): Promise<void> {
+  await run('bash', [script(), 'stop', dir], { timeout: 120_000 }).catch(() => undefined);
+}
