@@ -21,7 +21,13 @@ export type GrpcStatusCode = (typeof GrpcStatus)[keyof typeof GrpcStatus];
 export function grpcStatusOf(err: unknown): { code: number; details: string } | undefined {
   for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
     if (isGrpcServiceError(e))
-      return { code: e.code, details: withOperationReasons(e.details, e.metadata.get('grpc-status-details-bin')[0]) };
+      return {
+        code: e.code,
+        details: withOperationReasons(
+          e.details,
+          typeof e.metadata?.get === 'function' ? e.metadata.get('grpc-status-details-bin')[0] : undefined,
+        ),
+      };
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'number') return { code, details: (e as { message?: string }).message ?? '' };
   }

@@ -1,14 +1,22 @@
 import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { GrpcStatus, hasGrpcStatus } from '../../platform/grpc-status';
+import { TideboxError } from '../../core/errors';
 import { type CallContext, isWorkflowGone, toTideboxError, withCause } from './errors';
 import { visibilityQuery, type VisibilityFilter } from './visibility';
 
 /** How often an Update whose workflow task failed is sent (the actor was completing or continuing as new). */
 const UPDATE_ATTEMPTS = 4;
 
-/** Most workflows one visibility scan reads before paging in memory; beyond this a visibility store with ORDER BY is needed. */
+/** Most workflows one visibility scan reads; a LIST page beyond the 10,000 newest is not served. */
 const SCAN_LIMIT = 10_000;
+
+/** How many a newest-first window may hold beyond the page's end before it is narrowed, as a factor. */
+const WINDOW_SLACK = 3;
+/** A window wider than this is no window: the scan reads everything. */
+const MAX_WINDOW_MS = 30 * 365 * 24 * 3600 * 1000;
+/** The narrowest window tried (creation times are in ms). */
+const MIN_WINDOW_MS = 100;
 
 export interface GatewayCall extends CallContext {
   /** How long the call may take (default: server.temporalCallTimeoutSeconds). */
@@ -117,6 +125,51 @@ export class TemporalGateway {
       }
       return views;
     });
+  }
+
+  /**
+   * The `need` newest workflows (by TideboxCreatedAt) a filter finds, and possibly a few more, or all
+   * when fewer: the caller sorts and pages them. Visibility stores cannot order by a custom attribute
+   * (SQL ones refuse ORDER BY and order open workflows by start time, which continue-as-new and pool
+   * claims move), but they count and filter by one cheaply. So a window [now − span, ∞) is sized by
+   * counting — at most 8 counts: grown ×8 until it holds `need`, shrunk by the density it showed,
+   * then bisected between the widest too-small and the narrowest big-enough span — until it holds
+   * between `need` and WINDOW_SLACK × `need`; only that window is read. A LIST then costs what its
+   * page needs, not what every live sandbox costs. `accept` re-checks each view as in {@link scan}.
+   */
+  async newest<V>(filter: VisibilityFilter, accept: (view: V) => boolean, need: number, total: number): Promise<V[]> {
+    // A window (or everything) is read only when it holds at most what one scan reads: beyond that
+    // the scan would stop at an arbitrary 10,000 and the page would be wrong.
+    const fits = (n: number) => n <= SCAN_LIMIT;
+    if (total <= need * WINDOW_SLACK && fits(total)) return this.scan(filter, accept);
+    // One `now` for every count and the read: a window counted is the window read.
+    const now = Date.now();
+    const within = (span: number): VisibilityFilter => ({ ...filter, createdSince: new Date(now - span) });
+    let [tooSmall, bigEnough, bigEnoughCount, span] = [0, Infinity, Infinity, 60_000];
+    for (let counts = 0; counts < 8; counts++) {
+      const n = await this.count(within(span));
+      if (n < need) tooSmall = span;
+      else {
+        [bigEnough, bigEnoughCount] = [span, n];
+        if (n <= need * WINDOW_SLACK) break;
+      }
+      const previous = span;
+      if (bigEnough === Infinity) span *= 8;
+      else if (tooSmall === 0) span = Math.max(MIN_WINDOW_MS, span * Math.max(1 / 8, (1.5 * need) / n));
+      else span = Math.sqrt(tooSmall * bigEnough);
+      // Nothing left to narrow (that many created within the shortest window), or no window at all.
+      if (span === previous || span > MAX_WINDOW_MS) break;
+    }
+    if (bigEnough !== Infinity && fits(bigEnoughCount)) {
+      const views = await this.scan(within(bigEnough), accept);
+      if (views.length >= need) return views;
+    }
+    // No window fits (or visibility moved between the count and the read): everything, when one scan holds it.
+    if (fits(total)) return this.scan(filter, accept);
+    throw new TideboxError(
+      'INVALID_PARAMETER',
+      `this page lies beyond what one LIST reads (${SCAN_LIMIT} sandboxes from its newest match); narrow the filter (state, metadata)`,
+    );
   }
 
   count(filter: VisibilityFilter): Promise<number> {

@@ -223,16 +223,19 @@ export function createSandboxService(temporal: TemporalGateway, config: Config, 
 
   async function list(caller: Caller, filter: ListFilter) {
     const tenant = caller.kind === 'tenant' ? caller.tenant : filter.tenant;
-    const views = await temporal.scan<MemoView>(
-      { type: SANDBOX_WORKFLOW_TYPE, tenant, states: filter.states, metadata: filter.metadata },
-      (view) =>
-        canSee(caller, view.tenant) &&
-        (tenant === undefined || view.tenant === tenant) &&
-        view.status.state !== 'Terminated' &&
-        (!filter.states.length || filter.states.includes(view.status.state)) &&
-        Object.entries(filter.metadata).every(([k, v]) => view.metadata[k] === v),
-    );
-    const page = paginate(views, filter.page, filter.pageSize);
+    // Everything `accept` checks is in the query too (a tenant sees only its own: `tenant` is set), so
+    // the count is the total and a newest-first window serves the page.
+    const query = { type: SANDBOX_WORKFLOW_TYPE, tenant, states: filter.states, metadata: filter.metadata, excludeStates: ['Terminated'] };
+    const accept = (view: MemoView) =>
+      canSee(caller, view.tenant) &&
+      (tenant === undefined || view.tenant === tenant) &&
+      view.status.state !== 'Terminated' &&
+      (!filter.states.length || filter.states.includes(view.status.state)) &&
+      Object.entries(filter.metadata).every(([k, v]) => view.metadata[k] === v);
+    const total = await temporal.count(query);
+    const skip = (filter.page - 1) * filter.pageSize;
+    const views = skip >= total ? [] : await temporal.newest<MemoView>(query, accept, skip + filter.pageSize, total);
+    const page = paginate(views, filter.page, filter.pageSize, Math.max(total, views.length));
     return { ...page, items: await Promise.all(page.items.map(complete)) };
   }
 

@@ -11,6 +11,10 @@ export interface VisibilityFilter {
   states?: readonly string[];
   /** TideboxMetadata, all of these `key=value` pairs. */
   metadata?: Record<string, string>;
+  /** TideboxState, none of these. */
+  excludeStates?: readonly string[];
+  /** TideboxCreatedAt at or after this instant. */
+  createdSince?: Date;
 }
 
 /** A string literal in Temporal's visibility query language. */
@@ -23,14 +27,23 @@ export function visibilityQuery(filter: VisibilityFilter): string {
   const clauses = [`WorkflowType = ${quote(filter.type)}`, `ExecutionStatus = ${quote(filter.executionStatus ?? 'Running')}`];
   if (filter.tenant !== undefined) clauses.push(`${SA.tenant.name} = ${quote(filter.tenant)}`);
   if (filter.states?.length) clauses.push(`${SA.state.name} IN (${filter.states.map(quote).join(', ')})`);
+  if (filter.excludeStates?.length) clauses.push(`${SA.state.name} NOT IN (${filter.excludeStates.map(quote).join(', ')})`);
   for (const kw of metadataKeywords(filter.metadata ?? {})) clauses.push(`${SA.metadata.name} = ${quote(kw)}`);
+  if (filter.createdSince) clauses.push(`${SA.createdAt.name} >= ${quote(filter.createdSince.toISOString())}`);
   return clauses.join(' AND ');
 }
 
-/** Newest first (ties by id), then one page, with the contract's pagination block. */
-export function paginate<T extends { createdAt: string; id: string }>(items: T[], page: number, pageSize: number) {
+/**
+ * Newest first (ties by id), then one page, with the contract's pagination block. `items` holds at
+ * least every item up to the page's end; `totalItems` is how many match in all (default: `items`).
+ */
+export function paginate<T extends { createdAt: string; id: string }>(
+  items: T[],
+  page: number,
+  pageSize: number,
+  totalItems = items.length,
+) {
   const sorted = [...items].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || a.id.localeCompare(b.id));
-  const totalItems = sorted.length;
   const totalPages = Math.ceil(totalItems / pageSize);
   const start = (page - 1) * pageSize;
   return {

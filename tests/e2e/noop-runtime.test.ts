@@ -80,3 +80,46 @@ describe('noop runtime', () => {
     expect(log).toMatch(/"taskQueues":\["[^"]+","[^"]+-host-noop-local"\]/);
   });
 });
+
+describe('LIST pages from a newest-first window', () => {
+  it('when 24 sandboxes are paged one, five and seven at a time, then every page is the slice of the whole newest-first list, and the totals hold', async () => {
+    const run = `page${Date.now()}`;
+    const ids: string[] = [];
+    // In three waves, so their creation times spread over several seconds and windows cut between them.
+    for (let wave = 0; wave < 3; wave++) {
+      const created = await Promise.all(
+        Array.from({ length: 8 }, (_, n) =>
+          stack.request('POST', '/v1/sandboxes', sandboxRequest({ metadata: { run, n: `${wave}-${n}` } })),
+        ),
+      );
+      expect(created.map((r) => r.status)).toEqual(Array(8).fill(202));
+      ids.push(...created.map((r) => r.body.id as string));
+    }
+    const listed = async (q: string) =>
+      (await stack.request('GET', `/v1/sandboxes?metadata=${encodeURIComponent(`run=${run}`)}&${q}`)).body;
+    const whole = await waitFor('visibility to index the 24 as Running', async () => {
+      const body = await listed('state=Running&pageSize=200');
+      return body.items?.length === 24 ? body : undefined;
+    });
+    const order = whole.items.map((s: { id: string }) => s.id);
+    expect([...order].sort()).toEqual([...ids].sort());
+    const keys = whole.items.map((s: { createdAt: string; id: string }) => [s.createdAt, s.id]);
+    expect(keys).toEqual([...keys].sort((a: string[], b: string[]) => b[0]!.localeCompare(a[0]!) || a[1]!.localeCompare(b[1]!)));
+
+    for (const pageSize of [1, 5, 7]) {
+      const pages = Math.ceil(24 / pageSize);
+      const seen: string[] = [];
+      for (let page = 1; page <= pages; page++) {
+        const body = await listed(`pageSize=${pageSize}&page=${page}`);
+        expect(body.pagination).toEqual({ page, pageSize, totalItems: 24, totalPages: pages, hasNextPage: page < pages });
+        seen.push(...body.items.map((s: { id: string }) => s.id));
+      }
+      expect([pageSize, seen]).toEqual([pageSize, order]);
+    }
+    const beyond = await listed('pageSize=5&page=6');
+    expect(beyond.items).toEqual([]);
+    expect(beyond.pagination).toMatchObject({ totalItems: 24, hasNextPage: false });
+    expect((await listed('state=Running&pageSize=1')).items.map((s: { id: string }) => s.id)).toEqual([order[0]]);
+    for (const id of ids) expect((await stack.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+  });
+});

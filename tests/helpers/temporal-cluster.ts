@@ -13,6 +13,9 @@ import { repoRoot } from './stack';
 const run = promisify(execFile);
 const script = () => join(repoRoot(), 'scripts/temporal-test-cluster');
 
+/** The file scripts/temporal-test-cluster marks a state dir with once it uses it. */
+export const CLUSTER_MARKER = '.tidebox-temporal-test-cluster';
+
 /** Set by the files under tests/e2e/cluster before they import a suite: its stacks use the cluster. */
 export const USE_CLUSTER_ENV = 'TIDEBOX_TEST_TEMPORAL_CLUSTER';
 
@@ -42,7 +45,10 @@ export class ClusterTemporal {
   }
 }
 
-/** The jest global tear-down's part: stop the run's cluster if a stack started it. */
-export async function stopCluster(dir: string): Promise<void> {
-  await run('bash', [script(), 'stop', dir], { timeout: 120_000 }).catch(() => undefined);
+/** Stop a cluster and remove its state dir; false when the script could not (the dir is then left for a later run). */
+export async function stopCluster(dir: string): Promise<boolean> {
+  return run('bash', [script(), 'stop', dir], { timeout: 120_000 }).then(
+    () => true,
+    () => false,
+  );
 }

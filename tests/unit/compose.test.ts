@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
@@ -213,16 +213,12 @@ describe('the tested Temporal cluster and the deployment files', () => {
       .exec(image ?? '')
       ?.slice(1)
       .find(Boolean);
-  /** The PostgreSQL major the script runs: the newest Debian installs (its pg_bin). */
-  const pgMajor = () => {
-    const dir = '/usr/lib/postgresql';
-    const majors = existsSync(dir) ? readdirSync(dir).filter((d) => /^\d+$/.test(d)) : [];
-    if (!majors.length) throw new Error('no PostgreSQL under /usr/lib/postgresql: run scripts/temporal-test-cluster build');
-    return String(Math.max(...majors.map(Number)));
-  };
+  /** The PostgreSQL major the script runs (Debian's, pinned). */
+  const pgMajor = () => /PG_MAJOR="\$\{TIDEBOX_PG_MAJOR:-(\d+)\}"/.exec(script)?.[1];
 
   it('when read, then the script pins a version and passes the server its settings', () => {
     expect(testedVersion).toMatch(/^1\.\d+\.\d+$/);
+    expect(pgMajor()).toMatch(/^\d+$/);
     expect(scriptEnv).toMatchObject({
       DB: 'postgres12',
       DBNAME: 'temporal',
