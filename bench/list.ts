@@ -12,7 +12,8 @@ import { quantile, timed } from './create-delete';
  * each: every page of 200 is walked and checked (newest first by createdAt, ties by id, each sandbox
  * once, the totals right), then LIST_SAMPLES timings each of: the first page of 20, a filtered first
  * page of 200 (1,000 match), and the last page of 200 (which needs every match: what every LIST cost
- * before the newest-first windows). Bounded: a time budget per backend, fixed sample counts.
+ * before the newest-first windows). LIST_BACKENDS=dev or cluster runs one. Bounded: a time budget per
+ * backend, fixed sample counts.
  */
 const LIVE = Number(process.env.LIST_LIVE ?? 2000);
 const SAMPLES = Number(process.env.LIST_SAMPLES ?? 100);
@@ -22,7 +23,11 @@ const CONCURRENCY = 16;
 const BUDGET_MS = 30 * 60_000;
 
 export async function benchList(): Promise<void> {
-  const rows = [await oneBackend('dev server (SQLite)', false), await oneBackend('cluster (PostgreSQL 15)', true)];
+  const which = (process.env.LIST_BACKENDS ?? 'dev,cluster').split(',');
+  const rows = [
+    ...(which.includes('dev') ? [await oneBackend('dev server (SQLite)', false)] : []),
+    ...(which.includes('cluster') ? [await oneBackend('cluster (PostgreSQL 15)', true)] : []),
+  ];
   console.log(
     `\nlist: ${LIVE} live sandboxes (noop runtime), one worker, one API; ms, p50 / p99 of ${SAMPLES} LISTs each; order and paging checked on every page\n`,
   );
