@@ -67,21 +67,23 @@ export const NAMESPACE_RETENTION_SECONDS = 3 * 24 * 3600;
 
 const grpcCode = (err: unknown): number | undefined => (err as { code?: number }).code;
 
+/** Whether a call about the namespace found it: NOT_FOUND is false, any other failure is thrown. */
+const found = (call: Promise<unknown>): Promise<boolean> =>
+  call.then(
+    () => true,
+    (err: unknown) => {
+      if (grpcCode(err) === 5 /* NOT_FOUND */) return false;
+      throw err;
+    },
+  );
+
 /**
  * Register the namespace if it does not exist (retention {@link NAMESPACE_RETENTION_SECONDS}), so a
  * fresh cluster needs no separate set-up job. An existing namespace is left as it is — on Temporal
  * Cloud, or where operators create namespaces themselves, only the describe runs. Safe to race.
  */
 async function ensureNamespace(service: WorkflowService, namespace: string): Promise<void> {
-  const exists = () =>
-    service.describeNamespace({ namespace }).then(
-      () => true,
-      (err: unknown) => {
-        if (grpcCode(err) === 5 /* NOT_FOUND */) return false;
-        throw err;
-      },
-    );
-  if (await exists()) return;
+  if (await found(service.describeNamespace({ namespace }))) return;
   try {
     await service.registerNamespace({ namespace, workflowExecutionRetentionPeriod: msToTs(NAMESPACE_RETENTION_SECONDS * 1000) });
   } catch (err) {
@@ -89,15 +91,7 @@ async function ensureNamespace(service: WorkflowService, namespace: string): Pro
   }
   // Describe reads the database; every other call checks the frontend's namespace cache, refreshed
   // every few seconds: wait until a call that goes through the cache is served.
-  const served = () =>
-    service.countWorkflowExecutions({ namespace }).then(
-      () => true,
-      (err: unknown) => {
-        if (grpcCode(err) === 5 /* NOT_FOUND */) return false;
-        throw err;
-      },
-    );
-  for (const deadline = Date.now() + 60_000; !(await served());) {
+  for (const deadline = Date.now() + 60_000; !(await found(service.countWorkflowExecutions({ namespace })));) {
     if (Date.now() > deadline) throw new Error(`namespace ${namespace} was registered but is not served after 60 s`);
     await new Promise((r) => setTimeout(r, 250));
   }
