@@ -1,5 +1,6 @@
 import { type Client, ServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure, type UpdateDefinition } from '@temporalio/common';
+import { google, temporal } from '@temporalio/proto';
 import { toTideboxError } from '../../api/temporal/errors';
 import { TemporalGateway } from '../../api/temporal/gateway';
 import { TideboxError } from '../../core/errors';
@@ -52,6 +53,35 @@ describe('the Temporal → HTTP error mapping (api/temporal/errors.ts)', () => {
       status: 400,
       message: 'rejected by the workflow service: memo too large',
     });
+  });
+
+  it("when an Update-with-Start is refused, then the 400 carries each operation's reason from the status details", () => {
+    // As the real server sends it: google.rpc.Status whose details hold a MultiOperationExecutionFailure.
+    const failure = temporal.api.errordetails.v1.MultiOperationExecutionFailure.encode({
+      statuses: [
+        { code: 3, message: 'Namespace n has no mapping defined for search attribute TideboxTenant' },
+        { code: 10, message: 'Operation was aborted.' },
+      ],
+    }).finish();
+    const bin = Buffer.from(
+      google.rpc.Status.encode({
+        code: 3,
+        message: 'Update-with-Start could not be executed.',
+        details: [{ type_url: 'type.googleapis.com/temporal.api.errordetails.v1.MultiOperationExecutionFailure', value: failure }],
+      }).finish(),
+    );
+    const err = Object.assign(grpc(GrpcStatus.INVALID_ARGUMENT, 'Update-with-Start could not be executed.'), {
+      metadata: { get: (key: string) => (key === 'grpc-status-details-bin' ? [bin] : []) },
+    });
+    expect(mapped(err)).toEqual({
+      kind: 'INVALID_PARAMETER',
+      status: 400,
+      message:
+        'rejected by the workflow service: Update-with-Start could not be executed. Namespace n has no mapping defined for search attribute TideboxTenant',
+    });
+    // Details that are not such a failure, or not decodable, leave the message as it was.
+    const garbage = Object.assign(grpc(GrpcStatus.INVALID_ARGUMENT, 'x'), { metadata: { get: () => [Buffer.from([0xff, 0xff])] } });
+    expect(mapped(garbage)).toMatchObject({ message: 'rejected by the workflow service: x' });
   });
 
   it('when an Update fails with a type that is not ours, or anything else fails, then it passes through unchanged (→ 500)', () => {
