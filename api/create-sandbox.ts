@@ -1,4 +1,4 @@
-import { type Config, runtimeKind } from '../core/config';
+import { type Config, placementOf, runtimeHostId, runtimeKind } from '../core/config';
 import { normalizeCreateRequest } from '../core/create-request';
 import { notOnKubernetes, TideboxError } from '../core/errors';
 import { mountKey, mountKeyHmacKey } from '../core/mount-key';
@@ -24,8 +24,13 @@ export function createSpecPreparer(deps: { config: Config; snapshots: SnapshotSe
   // Bucket volumes need a host that mounts them: not the noop runtime's.
   const mountKeys = config.security.payloadKey && config.runtime.type !== 'noop' ? mountKeyHmacKey(config.security.payloadKey) : undefined;
 
-  /** A snapshot a new sandbox can start from: the caller's, Ready, and on this API's Docker host. */
-  async function restorable(caller: Caller, snapshotId: string) {
+  const placement = placementOf(config);
+
+  /**
+   * A snapshot a new sandbox can start from: the caller's, Ready, and on a host the sandbox may go to —
+   * this API's own host or (`placed`, a plain create) one it places on, for the sandbox runs where its image is.
+   */
+  async function restorable(caller: Caller, snapshotId: string, placed: boolean) {
     const snapshot = await snapshots.get(caller, snapshotId);
     if (snapshot.status.state !== 'Ready') {
       throw new TideboxError(
@@ -33,18 +38,25 @@ export function createSpecPreparer(deps: { config: Config; snapshots: SnapshotSe
         `snapshot ${snapshotId} is ${snapshot.status.state}; only a Ready snapshot can be restored`,
       );
     }
-    if (snapshot.hostId !== config.docker.hostId) {
+    if (placed ? !placement.serves(snapshot.hostId) : snapshot.hostId !== runtimeHostId(config)) {
       throw new TideboxError(
         'SNAPSHOT_INVALID_STATE',
-        `snapshot ${snapshotId} lives on Docker host ${snapshot.hostId}; restore it through that host's API`,
+        placed
+          ? `snapshot ${snapshotId} lives on Docker host ${snapshot.hostId}, which this API does not place on; restore it through that host's API`
+          : `snapshot ${snapshotId} lives on Docker host ${snapshot.hostId}; a pool's members are made on ${runtimeHostId(config)}`,
       );
     }
     return snapshot;
   }
 
-  return async (caller: TenantCaller, body: CreateSandboxRequest): Promise<SandboxSpec> => {
+  /** The spec, and the host it must run on (a restored snapshot's; otherwise placement decides). */
+  async function prepare(
+    caller: TenantCaller,
+    body: CreateSandboxRequest,
+    placed: boolean,
+  ): Promise<{ spec: SandboxSpec; hostId?: string }> {
     if (onKubernetes && body.snapshotId !== undefined) throw notOnKubernetes('restoring a snapshot');
-    const snapshot = body.snapshotId && !body.image ? await restorable(caller, body.snapshotId) : undefined;
+    const snapshot = body.snapshotId && !body.image ? await restorable(caller, body.snapshotId, placed) : undefined;
     const spec = normalizeCreateRequest(body, config.sandbox, {
       tenant: caller.tenant,
       runtime: runtimeKind(config),
@@ -78,8 +90,14 @@ export function createSpecPreparer(deps: { config: Config; snapshots: SnapshotSe
       checkResolvedHostPaths(spec.volumes, config.sandbox.allowedHostPaths, realpathOrUndefined);
       checkPvcPaths(spec.pvcs ?? [], config.docker.volumeRoot, realpathOrUndefined);
     }
-    return spec;
-  };
+    return { spec, ...(snapshot ? { hostId: snapshot.hostId } : {}) };
+  }
+
+  /** A spec for this API's own host (pool templates, pool claims). */
+  const prepareHere = async (caller: TenantCaller, body: CreateSandboxRequest): Promise<SandboxSpec> =>
+    (await prepare(caller, body, false)).spec;
+  /** A plain create: may restore a snapshot from any host this API places on (`hostId` then says which). */
+  return Object.assign(prepareHere, { placed: (caller: TenantCaller, body: CreateSandboxRequest) => prepare(caller, body, true) });
 }
 
 export type SpecPreparer = ReturnType<typeof createSpecPreparer>;

@@ -6,6 +6,7 @@ import { controlPlanePorts, NetworkSchema } from './network';
 import { sandboxSizingProblem } from './quantities';
 import { QuotaSchema } from './quotas';
 import { CLAIM_ACCESS_MODES } from './sandbox';
+import { Placement, PlacementSchema, placementProblem } from './placement';
 import { nestedPrefixes } from './storage';
 import { ServerSchema } from './server-config';
 import { TemporalSchema, temporalConfigProblem } from './temporal-config';
@@ -60,6 +61,8 @@ export const ConfigSchema = z
       .strict()
       .prefault({}),
     docker: DockerSchema,
+    /** Which Docker hosts new sandboxes go to (core/placement.ts); default: this API's own. */
+    placement: PlacementSchema,
     /** The execd API Tidebox serves for each sandbox (docs/execd.md). */
     execd: ExecdSchema,
     /**
@@ -265,6 +268,10 @@ export const runtimeHostId = (config: Pick<Config, 'runtime' | 'docker' | 'kuber
     : `${config.runtime.type === 'noop' ? 'noop-' : ''}${config.docker.hostId}`;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 
+/** Placement over `placement.hosts` (or this API's own host), with host ids as the workers name their queues. */
+export const placementOf = (config: Pick<Config, 'runtime' | 'docker' | 'kubernetes' | 'placement'>): Placement =>
+  new Placement(config.placement, runtimeHostId(config), config.runtime.type === 'noop' ? 'noop-' : '');
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -282,6 +289,13 @@ export function parseConfig(raw: unknown, source = 'config'): Config {
   }
   const temporal = temporalConfigProblem(config.temporal);
   if (temporal) throw new ConfigError(`invalid ${source}: ${temporal}`);
+  const placement = placementProblem(config.placement, config.runtime.type);
+  if (placement) throw new ConfigError(`invalid ${source}: ${placement}`);
+  if (config.execd.enabled && !config.execd.tokenSecret && config.placement.hosts.some((h) => h.id !== config.docker.hostId)) {
+    throw new ConfigError(
+      `invalid ${source}: execd.tokenSecret: required when placement.hosts lists other hosts (their workers check this API's execd tokens; give every API and worker the same secret)`,
+    );
+  }
   const sizing = sandboxSizingProblem(config.sandbox);
   if (sizing) throw new ConfigError(`invalid ${source}: ${sizing}`);
   if (['0.0.0.0', '::'].includes(config.docker.publishHost) && !config.docker.endpointHost) {

@@ -1,6 +1,7 @@
 import { Agent } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { placementOf } from '../../core/config';
 import { TideboxError } from '../../core/errors';
 import { EXECD_PORT, EXECD_TOKEN_HEADER } from '../../core/execd';
 import type { SandboxView } from '../../core/sandbox';
@@ -62,20 +63,27 @@ export const execdRoutes: FastifyPluginAsyncZod<ExecdRouteDeps> = async (app, de
   app.route({ method, url: `${EXECD_ROUTE}/*`, schema: { hide: true }, handler });
 };
 
-/** The execd listener of the worker on the sandbox's host. */
-export function workerOrigin(config: ExecdRouteDeps['config'], hostId: string): URL {
-  const template = config.execd.workerUrl ?? `http://127.0.0.1:${config.execd.workerPort}`;
-  return new URL(template.replaceAll('{hostId}', hostId));
+/**
+ * The execd listener of the worker on the sandbox's host: the host's `placement.hosts` execdUrl,
+ * else `execd.workerUrl` ({hostId} replaced), else — this API's own host only — 127.0.0.1:workerPort.
+ * Undefined: this API has no way to reach that host's worker.
+ */
+export function workerOrigin(config: ExecdRouteDeps['config'], hostId: string): URL | undefined {
+  const placed = placementOf(config).host(hostId)?.execdUrl;
+  if (placed) return new URL(placed);
+  const { workerUrl, workerPort } = config.execd;
+  if (workerUrl?.includes('{hostId}')) return new URL(workerUrl.replaceAll('{hostId}', hostId));
+  if (hostId !== localHost(config).hostId) return undefined;
+  return new URL(workerUrl ?? `http://127.0.0.1:${workerPort}`);
 }
 
 function toWorker(deps: ExecdRouteDeps, req: FastifyRequest, reply: FastifyReply, view: SandboxView, rest: string): Promise<FastifyReply> {
-  const { workerUrl } = deps.config.execd;
-  if (view.hostId !== localHost(deps.config).hostId && !workerUrl?.includes('{hostId}'))
+  const origin = workerOrigin(deps.config, view.hostId);
+  if (!origin)
     throw new TideboxError(
       'PORT_NOT_AVAILABLE',
-      `sandbox ${view.id} runs on host ${view.hostId}; set execd.workerUrl with {hostId} so this API reaches that host's worker`,
+      `sandbox ${view.id} runs on host ${view.hostId}; give that host an execdUrl in placement.hosts (or set execd.workerUrl with {hostId}) so this API reaches its worker`,
     );
-  const origin = workerOrigin(deps.config, view.hostId);
   const headers = forwardedRequestHeaders(req.raw, { upgrade: false });
   headers[EXECD_TOKEN_HEADER] = deps.tokens.mint(view.id);
   const path = `/sandboxes/${encodeURIComponent(view.id)}${WORKER_EXECD_PREFIX}${rest}`;

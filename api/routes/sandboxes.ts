@@ -95,14 +95,14 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (
       let poolRef: string;
       let asked: SandboxSpec;
       if (explicitRef === undefined) {
-        const spec = await prepareSpec(caller, req.body);
+        const { spec, hostId } = await prepareSpec.placed(caller, req.body);
         // Transparent claims (opt-in): a pool of this tenant here whose members run exactly this.
         const matched =
           config.pools.transparentClaims && idempotencyKey === undefined
             ? await pools.matching(caller, spec).catch(() => undefined) // no answer: a cold create is always right
             : undefined;
         if (matched === undefined) {
-          const view = await sandboxes.create(caller, spec, { idempotencyKey, respondAsync });
+          const view = await sandboxes.create(caller, spec, { idempotencyKey, respondAsync, ...(hostId ? { hostId } : {}) });
           return reply.code(202).header('Location', `/v1/sandboxes/${view.id}`).send(toCreateResponse(view));
         }
         [poolRef, asked] = [matched, spec];
@@ -132,7 +132,8 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (
         throw new TideboxError('POOL_EMPTY', `pool ${poolRef} has no ready member (Prefer: pool-only)`);
       const member = memberId === null ? undefined : { id: memberId, pool: poolWorkflowId(caller.tenant, poolRef), ...thawed };
       const view = await sandboxes
-        .create(caller, spec, { idempotencyKey, respondAsync, ...(member ? { member } : {}) })
+        // A pool's sandboxes (claimed or made on a miss) run on the pool's host: this API's own.
+        .create(caller, spec, { idempotencyKey, respondAsync, hostId: runtimeHostId(config), ...(member ? { member } : {}) })
         .catch(async (err: unknown) => {
           // Over quota is decided before the actor starts: the member never ran anything of this create.
           // Any other failure may come after the start (the actor then owns the member): no give-back.

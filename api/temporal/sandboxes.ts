@@ -15,7 +15,7 @@ import {
 } from '../../contracts/sandbox-actor';
 import { SA } from '../../contracts/search-attributes';
 import type { StartedWorkload } from '../../contracts/runtime';
-import { type Config, runtimeHostId } from '../../core/config';
+import { type Config, placementOf } from '../../core/config';
 import { TideboxError } from '../../core/errors';
 import { judgeRenewal } from '../../core/expiry';
 import { type MetadataPatch, metadataKeywords, metadataPatchProblems } from '../../core/metadata';
@@ -53,6 +53,7 @@ const sandboxNotFound = (sandboxId: string) => new TideboxError('NOT_FOUND', `sa
  */
 export function createSandboxService(temporal: TemporalGateway, config: Config, quotas: QuotaService) {
   const callMs = config.server.temporalCallTimeoutSeconds * 1000;
+  const placement = placementOf(config);
   /** An Update to the sandbox's actor; `what` names it in the 504 when no worker takes it in time. */
   const update = <Ret, Args extends unknown[]>(
     sandboxId: string,
@@ -96,6 +97,8 @@ export function createSandboxService(temporal: TemporalGateway, config: Config, 
        * claim's `staleFrom`.
        */
       member?: { id: string; pool: string; started?: StartedWorkload; staleFrom?: number };
+      /** The host it must run on (a restored snapshot's, a pool's); otherwise placement picks one. */
+      hostId?: string;
     },
   ): Promise<SandboxView> {
     const { tenant, namespace } = caller;
@@ -105,7 +108,7 @@ export function createSandboxService(temporal: TemporalGateway, config: Config, 
       sandboxId,
       tenant,
       namespace,
-      hostId: runtimeHostId(config),
+      hostId: opts.hostId ?? placement.next(),
       createdAt: new Date().toISOString(),
       spec,
       requestHash,

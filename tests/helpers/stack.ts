@@ -1,5 +1,5 @@
 import Dockerode from 'dockerode';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -90,6 +90,8 @@ export class Stack {
   /** The worker's execd listener (Docker), on 127.0.0.1. */
   execdPort = 0;
   private env: NodeJS.ProcessEnv = {};
+  /** The config the stack's API and worker run with (TOML contents). */
+  private config: Record<string, unknown> = {};
 
   constructor(private readonly options: StackOptions = {}) {}
 
@@ -126,6 +128,7 @@ export class Stack {
         Object.entries(this.options.config ?? {}).filter(([k]) => !['server', 'sandbox', 'docker', 'execd'].includes(k)),
       ),
     };
+    this.config = config;
     const configPath = join(this.dataDir, 'tidebox.toml');
     writeFileSync(configPath, stringify(config));
     const clusterDir = clusterStateDir();
@@ -228,6 +231,27 @@ export class Stack {
   }
 
   private workerStartsBefore = 0;
+
+  /**
+   * Start a worker of another host (e.g. a second Docker engine): the stack's config with these
+   * sections merged over it, its own data dir and log (`<name>.log`). Resolves once it polls.
+   */
+  async startHostWorker(name: string, sections: Record<string, Record<string, unknown>>): Promise<ManagedProcess> {
+    const dataDir = join(this.dataDir, name);
+    mkdirSync(dataDir, { recursive: true });
+    const merged: Record<string, unknown> = { ...this.config, dataDir };
+    for (const [key, value] of Object.entries(sections)) merged[key] = { ...((this.config[key] as object) ?? {}), ...value };
+    const configPath = join(this.dataDir, `${name}.toml`);
+    writeFileSync(configPath, stringify(merged));
+    const log = join(this.dataDir, `${name}.log`);
+    const starts = () => (existsSync(log) ? readFileSync(log, 'utf8').split('"worker started"').length - 1 : 0);
+    const before = starts();
+    const worker = new ManagedProcess(name, join(repoRoot(), 'dist/worker/main.js'), { ...this.env, TIDEBOX_CONFIG: configPath }, log);
+    worker.start();
+    await waitFor(`worker ${name} to start`, () => starts() > before || !worker.running, 90_000, 100);
+    if (!worker.running) throw new Error(`worker ${name} exited while starting:\n${readFileSync(log, 'utf8').slice(-3000)}`);
+    return worker;
+  }
 
   private workerStarts(): number {
     const file = join(this.dataDir, 'worker.log');
