@@ -18,7 +18,8 @@ import { readBodiesLeniently } from './bodies';
 import { createSpecPreparer } from './create-sandbox';
 import type { NamespaceCheck } from './kube-namespaces';
 import { registerMetrics } from './metrics';
-import { handleProxyUpgrades, ProxyConnections, proxyRoutes } from './proxy';
+import { handleProxyUpgrades, proxyRoutes } from './proxy';
+import { TenantSlots } from './tenant-slots';
 import { clientEventRoutes } from './routes/client-events';
 import { operationsRoutes } from './routes/operations';
 import { renewScheduleRoutes } from './routes/renew-schedules';
@@ -196,7 +197,8 @@ export async function buildApp({ config, services, namespaces, execdBackend, log
   const { countClientEvent, observeClaim } = registerMetrics(app, services.workflows, services.quotas, services.pools);
   const { sandboxes, snapshots } = services;
   const prepareSpec = createSpecPreparer({ config, snapshots, ...(namespaces ? { namespaces } : {}) });
-  const connections = new ProxyConnections(config.server.proxyConnectionsPerTenant);
+  const connections = new TenantSlots(config.server.proxyConnectionsPerTenant, 'open proxied connections');
+  const lists = new TenantSlots(config.server.listsInFlightPerTenant, 'LISTs in flight');
   for (const prefix of ['', '/v1']) {
     await app.register(sandboxRoutes, {
       prefix,
@@ -205,6 +207,7 @@ export async function buildApp({ config, services, namespaces, execdBackend, log
       pools: services.pools,
       observeClaim,
       prepareSpec,
+      lists,
       ...(execdTokens ? { execdTokens } : {}),
     });
     await app.register(poolRoutes, { prefix, config, pools: services.pools, prepareSpec });

@@ -11,6 +11,7 @@ import { hostPort, LocalHost, resolveEndpoint } from '../core/ingress';
 import { API_KEY_HEADER } from './auth/api-key';
 import type { Caller } from '../core/tenants';
 import type { SandboxService } from './temporal';
+import type { TenantSlots } from './tenant-slots';
 
 /**
  * The server proxy: `/sandboxes/<id>/proxy/<port>/<path>` (also under `/v1`) forwards HTTP and
@@ -86,39 +87,8 @@ const PROXY_PATH = /^(?:\/v1)?\/sandboxes\/([^/?]+)\/proxy\/([^/?]+)(\/[^?]*)?(\
 export interface ProxyDeps {
   config: Config;
   sandboxes: Pick<SandboxService, 'get'>;
-  connections: ProxyConnections;
-}
-
-/**
- * Open proxied connections per tenant (HTTP requests in flight and WebSocket tunnels), shared by
- * every proxy route of the app: over `server.proxyConnectionsPerTenant` a tenant gets 429, so one
- * tenant cannot hold all of the API's sockets.
- */
-export class ProxyConnections {
-  private readonly open = new Map<string, number>();
-
-  constructor(private readonly limit: number) {}
-
-  /** Take a slot for the caller, or 429; the returned function gives it back (idempotent). */
-  acquire(caller: Caller): () => void {
-    return this.acquireFor(caller.kind === 'admin' ? '(admin)' : caller.tenant);
-  }
-
-  /** Take a slot for a tenant by name (execd counts a token's use against the sandbox's tenant). */
-  acquireFor(key: string): () => void {
-    const n = this.open.get(key) ?? 0;
-    if (n >= this.limit)
-      throw new TideboxError('QUOTA_EXCEEDED', `too many open proxied connections: at most ${this.limit} per tenant, and ${n} are open`);
-    this.open.set(key, n + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const left = (this.open.get(key) ?? 1) - 1;
-      if (left > 0) this.open.set(key, left);
-      else this.open.delete(key);
-    };
-  }
+  /** Open proxied connections per tenant (HTTP requests in flight and WebSocket tunnels), shared by every proxy route. */
+  connections: TenantSlots;
 }
 
 /** Resolve the upstream of a proxied request: the caller's Running sandbox, a reachable port. */

@@ -1,8 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { sandboxRequest, Stack, waitFor } from '../tests/helpers/stack';
-import { stopCluster, USE_CLUSTER_ENV } from '../tests/helpers/temporal-cluster';
+import { type Backend, BACKENDS, backendsFrom, inParallel, onBackend } from './backends';
 import { quantile, timed } from './create-delete';
 
 /**
@@ -23,11 +20,8 @@ const CONCURRENCY = 16;
 const BUDGET_MS = 30 * 60_000;
 
 export async function benchList(): Promise<void> {
-  const which = (process.env.LIST_BACKENDS ?? 'dev,cluster').split(',');
-  const rows = [
-    ...(which.includes('dev') ? [await oneBackend('dev server (SQLite)', false)] : []),
-    ...(which.includes('cluster') ? [await oneBackend('cluster (PostgreSQL 15)', true)] : []),
-  ];
+  const rows: string[] = [];
+  for (const backend of backendsFrom('LIST_BACKENDS', 'dev,cluster')) rows.push(await onBackend(backend, () => oneBackend(backend)));
   console.log(
     `\nlist: ${LIVE} live sandboxes (noop runtime), one worker, one API; ms, p50 / p99 of ${SAMPLES} LISTs each; order and paging checked on every page\n`,
   );
@@ -36,28 +30,19 @@ export async function benchList(): Promise<void> {
   for (const r of rows) console.log(r);
 }
 
-async function oneBackend(name: string, cluster: boolean): Promise<string> {
+async function oneBackend(backend: Backend): Promise<string> {
   const deadline = Date.now() + BUDGET_MS;
-  const clusterDir = cluster ? mkdtempSync(join(tmpdir(), 'tidebox-bench-cluster-')) : undefined;
-  if (clusterDir) Object.assign(process.env, { [USE_CLUSTER_ENV]: '1', TIDEBOX_TEST_CLUSTER_DIR: clusterDir });
-  else delete process.env[USE_CLUSTER_ENV];
   const stack = await Stack.start({ config: { runtime: { type: 'noop' }, sandbox: { minTimeoutSeconds: 1 } } });
   try {
     const started = Date.now();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        for (let i = next++; i < LIVE; i = next++) {
-          if (Date.now() > deadline) throw new Error('time budget exhausted');
-          const r = await stack.request(
-            'POST',
-            '/v1/sandboxes',
-            sandboxRequest({ metadata: { group: i < 1000 ? 'k' : 'rest' }, timeout: 3600 }),
-          );
-          if (r.status !== 202) throw new Error(`create answered ${r.status}: ${JSON.stringify(r.body)}`);
-        }
-      }),
-    );
+    await inParallel(LIVE, CONCURRENCY, deadline, async (i) => {
+      const r = await stack.request(
+        'POST',
+        '/v1/sandboxes',
+        sandboxRequest({ metadata: { group: i < 1000 ? 'k' : 'rest' }, timeout: 3600 }),
+      );
+      if (r.status !== 202) throw new Error(`create answered ${r.status}: ${JSON.stringify(r.body)}`);
+    });
     const createsPerSecond = LIVE / ((Date.now() - started) / 1000);
     const list = async (q: string) => {
       const r = await stack.request('GET', `/v1/sandboxes?${q}`);
@@ -95,13 +80,8 @@ async function oneBackend(name: string, cluster: boolean): Promise<string> {
     const first = await sample('pageSize=20', (b) => b.items[0]?.id === seen[0]!.id && b.items.length === 20);
     const filtered = await sample('metadata=group%3Dk&pageSize=200', (b) => b.pagination.totalItems === 1000 && b.items.length === 200);
     const last = await sample(`pageSize=200&page=${pages}`, (b) => b.items.at(-1)?.id === seen.at(-1)!.id);
-    return `| ${name} | ${createsPerSecond.toFixed(0)} | ${first} | ${filtered} | ${last} |`;
+    return `| ${BACKENDS[backend]} | ${createsPerSecond.toFixed(0)} | ${first} | ${filtered} | ${last} |`;
   } finally {
     await stack.destroy();
-    if (clusterDir) {
-      await stopCluster(clusterDir);
-      rmSync(clusterDir, { recursive: true, force: true });
-      delete process.env[USE_CLUSTER_ENV];
-    }
   }
 }

@@ -4,6 +4,7 @@ import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { sandboxWorkflowId } from '../core/sandbox';
 import { freePort, sandboxRequest, Stack } from '../tests/helpers/stack';
+import { type Backend, BACKENDS, backendsFrom, inParallel, onBackend } from './backends';
 import { quantile, timed as timedWith } from './create-delete';
 import { liveHeap } from './heap';
 import { cdf, svgChart } from './svg';
@@ -18,8 +19,10 @@ import { cdf, svgChart } from './svg';
  * lateness of 1,000 sandboxes that expire in the same minute (SCALE_EXPIRY_WINDOW_S, default 60,
  * evenly spread; 0 = all at one instant): each actor's close time less its own expiresAt. Plots
  * (SVG) go to SCALE_PLOTS_DIR (default docs/img). SCALE_WORKER_CACHE sets the worker's
- * maxCachedWorkflows, SCALE_WORKER_NODE_OPTIONS its Node options. Bounded: a time budget per size, fixed sample counts.
+ * maxCachedWorkflows, SCALE_WORKER_NODE_OPTIONS its Node options. SCALE_BACKENDS=dev,cluster (default dev)
+ * runs each size on the dev server and/or the real cluster (PostgreSQL; bench/backends.ts). Bounded: a time budget per size, fixed sample counts.
  */
+const RUNS = backendsFrom('SCALE_BACKENDS', 'dev');
 const SIZES = (process.env.SCALE_SANDBOXES ?? '1000').split(',').map(Number);
 if (!SIZES.every((n) => Number.isSafeInteger(n) && n > 0))
   throw new Error('SCALE_SANDBOXES: positive integers, comma-separated (e.g. 1000,10000)');
@@ -42,38 +45,22 @@ const BUDGET_MS = 60 * 60_000;
 /** How long fn takes, in ms. */
 const timed = async (fn: () => Promise<unknown>): Promise<number> => (await timedWith(fn))[1];
 
-/** fn over 0..n-1 with `width` in flight; stops at the deadline. */
-async function inParallel<T>(n: number, width: number, deadline: number, fn: (i: number) => Promise<T>): Promise<T[]> {
-  const out: T[] = new Array(n);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (next < n) {
-        if (Date.now() > deadline) throw new Error('time budget exhausted');
-        const i = next++;
-        out[i] = await fn(i);
-      }
-    }),
-  );
-  return out;
-}
-
 const rssBytes = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 
 export async function benchScale(): Promise<void> {
   const rows: string[] = [];
-  for (const size of SIZES) rows.push(await oneSize(size));
+  for (const backend of RUNS) for (const size of SIZES) rows.push(await onBackend(backend, () => oneSize(size, backend)));
   console.log(
-    `\nscale: noop runtime, one worker (maxCachedWorkflows ${CACHE ?? 'default'}, node options ${NODE_OPTIONS || 'none'}), one API, Temporal dev server (SQLite); times in ms; p99 of ${GET_SAMPLES} GETs, ${LIST_SAMPLES} LISTs, ${RENEW_SAMPLES} renewals; ${EXPIRING} expiring ${WINDOW_S ? `evenly over ${WINDOW_S} s` : 'at one instant'}; worker memory: its live JS heap after a full GC (all threads) and its RSS, growth per actor over all creates / over the second half\n`,
+    `\nscale: noop runtime, one worker (maxCachedWorkflows ${CACHE ?? 'default'}, node options ${NODE_OPTIONS || 'none'}), one API, Temporal ${RUNS.map((b) => BACKENDS[b]).join(' / ')}; times in ms; p99 of ${GET_SAMPLES} GETs, ${LIST_SAMPLES} LISTs, ${RENEW_SAMPLES} renewals; ${EXPIRING} expiring ${WINDOW_S ? `evenly over ${WINDOW_S} s` : 'at one instant'}; worker memory: its live JS heap after a full GC (all threads) and its RSS, growth per actor over all creates / over the second half\n`,
   );
   console.log(
-    `| live sandboxes | creates/s | worker live heap per actor: all / second half (KB) | worker RSS per actor: all / second half (KB) | GET p50 / p99 | LIST (≤ 1,000 matches) p50 / p99 | renew p50 / p99 | expiry lateness p50 / p99 |`,
+    `| Temporal | live sandboxes | creates/s | worker live heap per actor: all / second half (KB) | worker RSS per actor: all / second half (KB) | GET p50 / p99 | LIST (≤ 1,000 matches) p50 / p99 | renew p50 / p99 | expiry lateness p50 / p99 |`,
   );
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) console.log(r);
 }
 
-async function oneSize(size: number): Promise<string> {
+async function oneSize(size: number, backend: Backend): Promise<string> {
   const deadline = Date.now() + BUDGET_MS;
   const inspectPort = await freePort();
   const stack = await Stack.start({
@@ -86,7 +73,7 @@ async function oneSize(size: number): Promise<string> {
   });
   const connection = await Connection.connect({ address: stack.temporal.address });
   try {
-    const client = new Client({ connection });
+    const client = new Client({ connection, namespace: stack.namespace });
     const create = async (metadata: Record<string, string>, timeout: number) => {
       const r = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ metadata, timeout }));
       if (r.status !== 202) throw new Error(`create answered ${r.status}: ${JSON.stringify(r.body)}`);
@@ -168,8 +155,8 @@ async function oneSize(size: number): Promise<string> {
       .map((e) => `${e.at - firstAt} ${e.type.replace('EVENT_TYPE_', '')}`);
     console.log(`\none expiry (ms from its expiresAt; ${size} live, ${EXPIRING} expiring): ${steps.join(', ')}`);
     const pair = (xs: number[]) => `${quantile(xs, 0.5).toFixed(1)} / ${quantile(xs, 0.99).toFixed(1)}`;
-    plot(size, { gets, lists, renews }, expiring, lateness);
-    return `| ${size} | ${createsPerSecond.toFixed(0)} | ${perActor('heap')} | ${perActor('rss')} | ${pair(gets)} | ${pair(lists)} | ${pair(renews)} | ${pair(lateness)} |`;
+    plot(size, backend, { gets, lists, renews }, expiring, lateness);
+    return `| ${BACKENDS[backend]} | ${size} | ${createsPerSecond.toFixed(0)} | ${perActor('heap')} | ${perActor('rss')} | ${pair(gets)} | ${pair(lists)} | ${pair(renews)} | ${pair(lateness)} |`;
   } finally {
     await connection.close();
     await stack.destroy();
@@ -177,22 +164,29 @@ async function oneSize(size: number): Promise<string> {
 }
 
 /** The size's two plots: latency CDFs of the reads and renewals, and each expiry's lateness over the window. */
-function plot(size: number, ms: Record<'gets' | 'lists' | 'renews', number[]>, expiring: Array<{ expiresAt: number }>, lateness: number[]) {
+function plot(
+  size: number,
+  backend: Backend,
+  ms: Record<'gets' | 'lists' | 'renews', number[]>,
+  expiring: Array<{ expiresAt: number }>,
+  lateness: number[],
+) {
   mkdirSync(PLOTS_DIR, { recursive: true });
-  const latency = svgChart(`${size} live sandboxes (noop runtime): request latency`, 'ms', '% of requests', [
+  const on = backend === 'dev' ? '' : `, Temporal ${BACKENDS[backend]}`;
+  const latency = svgChart(`${size} live sandboxes (noop runtime${on}): request latency`, 'ms', '% of requests', [
     { name: `GET (${ms.gets.length})`, points: cdf(ms.gets), style: 'line' },
     { name: `LIST, 1,000 matches (${ms.lists.length})`, points: cdf(ms.lists), style: 'line' },
     { name: `renew (${ms.renews.length})`, points: cdf(ms.renews), style: 'line' },
   ]);
   const first = Math.min(...expiring.map((e) => e.expiresAt));
   const expiry = svgChart(
-    `${size} live + ${expiring.length} expiring ${WINDOW_S ? `over ${WINDOW_S} s` : 'at once'}: lateness`,
+    `${size} live + ${expiring.length} expiring ${WINDOW_S ? `over ${WINDOW_S} s` : 'at once'}${on}: lateness`,
     's after the first expiresAt',
     'close − expiresAt (ms)',
     [{ name: 'one expiry', points: expiring.map((e, i) => [(e.expiresAt - first) / 1000, lateness[i]!]), style: 'dots' }],
   );
   for (const [name, svg] of Object.entries({ latency, expiry })) {
-    const path = join(PLOTS_DIR, `scale-${size}-${name}.svg`);
+    const path = join(PLOTS_DIR, `scale-${size}${backend === 'dev' ? '' : `-${backend}`}-${name}.svg`);
     writeFileSync(path, svg);
     console.log(`plot: ${path}`);
   }

@@ -26,6 +26,7 @@ import {
 } from '../../core/schemas';
 import { tenantOnly } from '../../core/tenants';
 import type { SpecPreparer } from '../create-sandbox';
+import type { TenantSlots } from '../tenant-slots';
 import { EXECD_PORT, EXECD_TOKEN_HEADER } from '../../core/execd';
 import type { SandboxSpec, SandboxView } from '../../core/sandbox';
 import type { ExecdTokens } from '../../execd/tokens';
@@ -39,6 +40,8 @@ export interface SandboxRouteDeps {
   config: Config;
   sandboxes: SandboxService;
   prepareSpec: SpecPreparer;
+  /** LISTs in flight per tenant (server.listsInFlightPerTenant), one count for both route prefixes. */
+  lists: TenantSlots;
   pools: PoolService;
   observeClaim?: ClaimObserver;
   /** Set when Tidebox serves execd: the endpoint of port 44772 is its own, with the sandbox's token. */
@@ -55,7 +58,7 @@ const tag = 'Sandboxes';
 /** The sandbox resource of the contract: create, read, list, delete, renew, pause/resume, metadata, history, endpoints. */
 export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (
   app,
-  { config, sandboxes, pools, observeClaim, prepareSpec, execdTokens },
+  { config, sandboxes, pools, observeClaim, prepareSpec, lists, execdTokens },
 ) => {
   const onKubernetes = config.runtime.type === 'kubernetes';
 
@@ -162,7 +165,7 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (
       const filterProblem = metadataFilterProblem(metadata);
       if (filterProblem) throw new TideboxError('INVALID_PARAMETER', filterProblem);
       const tenant = tenantFilter(req.caller, req.query.tenant);
-      const result = await sandboxes.list(req.caller, { tenant, states, metadata, page, pageSize });
+      const result = await lists.with(req.caller, () => sandboxes.list(req.caller, { tenant, states, metadata, page, pageSize }));
       return { items: result.items.map(toSandboxResource), pagination: result.pagination };
     },
   );

@@ -70,6 +70,15 @@ async function hostOf(sandboxId: string): Promise<'a' | 'b'> {
   return a.length ? 'a' : 'b';
 }
 
+/** A sandbox that placement put on host b (one put on a meanwhile is deleted again). */
+async function createOnB(): Promise<string> {
+  const id = await create();
+  if ((await hostOf(id)) === 'b') return id;
+  expect((await stack.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+  await waitFor('its container to go', async () => (await stack.containers(id)).length === 0);
+  return createOnB();
+}
+
 /** Every activity of a sandbox's actor: its name, the queue it was scheduled on, the worker that ran it. */
 async function activities(sandboxId: string): Promise<Array<{ name: string; queue: string; worker?: string }>> {
   const connection = await Connection.connect({ address: stack.temporal.address });
@@ -123,8 +132,7 @@ describe('two Docker hosts', () => {
   });
 
   it('when a sandbox on host b is paused, resumed, snapshotted, restored and deleted, then host b’s worker does every step on host b’s engine', async () => {
-    let id = await create();
-    if ((await hostOf(id)) !== 'b') id = await create();
+    const id = await createOnB();
     expect(await hostOf(id)).toBe('b');
     const state = async (sid: string) => (await stack.request('GET', `/v1/sandboxes/${sid}`)).body?.status?.state;
 
@@ -180,8 +188,7 @@ describe('two Docker hosts', () => {
   });
 
   it('when host b’s worker is down, then its deletes and creates wait in Temporal and are done when it returns; host a goes on', async () => {
-    let running = await create();
-    if ((await hostOf(running)) !== 'b') running = await create();
+    const running = await createOnB();
     expect(await hostOf(running)).toBe('b');
     await workerB.stop();
 
@@ -212,5 +219,110 @@ describe('two Docker hosts', () => {
     );
     expect(await hostOf(waiting)).toBe('b');
     for (const sid of made) expect((await stack.request('DELETE', `/v1/sandboxes/${sid}`)).status).toBe(204);
+    for (const sid of made)
+      await waitFor('the container to go', async () => (await stack.containers(sid)).length + (await onB(sid)).length === 0);
   });
+
+  it('when one of two workflow workers and one of two APIs are SIGKILLed during a burst of 50 creates and deletes, then every sandbox converges: 0 duplicates, 0 leaks', async () => {
+    const replica = await stack.startApiReplica('api-2');
+    try {
+      const apis = [stack.baseUrl, replica.baseUrl];
+      const run = Date.now().toString(36);
+      /**
+       * A client that fails over: a request the API did not answer (killed: refused or reset) or
+       * answered 5xx/409 goes to the other API; the idempotency key makes a repeated create the same sandbox.
+       */
+      const call = async (i: number, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+        let last = 'no attempt';
+        for (let attempt = 0; attempt < 30; attempt++) {
+          try {
+            const r = await stack.requestTo(apis[(i + attempt) % 2]!, method, path, body, headers);
+            if (r.status < 500 && r.status !== 409) return r;
+            last = `${r.status} ${JSON.stringify(r.body)}`;
+          } catch (err) {
+            last = (err as Error).message;
+          }
+          await new Promise((r) => setTimeout(r, 250));
+        }
+        throw new Error(`${method} ${path} failed on both APIs: ${last}`);
+      };
+      const N = 50;
+      const ids: string[] = [];
+      const deleted = (i: number) => i % 2 === 1;
+      let next = 0;
+      let restartB: Promise<ManagedProcess> | undefined;
+      const one = async (i: number) => {
+        const created = await call(i, 'POST', '/v1/sandboxes', sandboxRequest({ metadata: { burst: run } }), {
+          'idempotency-key': `burst-${run}-${i}`,
+          prefer: 'respond-async',
+        });
+        expect(created.status).toBe(202);
+        ids[i] = created.body.id;
+        if (deleted(i)) expect((await call(i, 'DELETE', `/v1/sandboxes/${ids[i]}`)).status).toBe(204);
+      };
+      const lane = async () => {
+        while (next < N) {
+          const i = next++;
+          // A third of the way in: one API and one workflow worker (host b's) die mid-flight...
+          if (i === 15) await Promise.all([stack.api.kill(), workerB.kill()]);
+          // ...and the worker comes back two thirds in (its host's steps wait for it); the API later.
+          if (i === 35) restartB = startWorkerB();
+          await one(i);
+        }
+      };
+      const burst = Promise.all(Array.from({ length: 5 }, lane));
+      await Promise.race([
+        burst,
+        new Promise((_, reject) => setTimeout(() => reject(new Error('the burst took over 4 minutes')), 240_000)),
+      ]);
+      workerB = await restartB!;
+      await stack.startApi();
+
+      const kept = ids.filter((_, i) => !deleted(i));
+      const gone = ids.filter((_, i) => deleted(i));
+      expect(new Set(ids).size).toBe(N);
+      // Converged: the kept ones run, the deleted ones are gone...
+      for (const id of kept)
+        await waitFor(
+          `${id} to run`,
+          async () => (await stack.request('GET', `/v1/sandboxes/${id}`)).body?.status?.state === 'Running',
+          120_000,
+        );
+      for (const id of gone)
+        await waitFor(`${id} to be gone`, async () => (await stack.request('GET', `/v1/sandboxes/${id}`)).status === 404, 120_000);
+      // ...one sandbox per key (no create made twice)...
+      const listed = await stack.request('GET', `/v1/sandboxes?metadata=${encodeURIComponent(`burst=${run}`)}&pageSize=100`);
+      expect(listed.body.items.map((s: { id: string }) => s.id).sort()).toEqual([...kept].sort());
+      // ...and exactly one container per kept sandbox over both engines, none for the deleted (nor any other).
+      const containers = async () => {
+        const on = async (engine: 'a' | 'b') =>
+          (engine === 'a'
+            ? await stack.containers()
+            : await hostB.docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${stack.instance}`] } })
+          ).map((c) => ({ engine, sandbox: c.Labels[LABELS.sandboxId]!, state: c.State, name: c.Names[0] }));
+        return [...(await on('a')), ...(await on('b'))];
+      };
+      await waitFor(
+        'one container per kept sandbox and no other',
+        async () => {
+          const have = await containers();
+          const ids = have.map((c) => c.sandbox);
+          const extra = have.filter((c) => !kept.includes(c.sandbox) || ids.indexOf(c.sandbox) !== ids.lastIndexOf(c.sandbox));
+          const missing = kept.filter((id) => !ids.includes(id));
+          if (extra.length || missing.length)
+            throw new Error(`extra or twice: ${JSON.stringify(extra)}; missing: ${JSON.stringify(missing)}`);
+          return true;
+        },
+        120_000,
+      );
+      const perHost = await Promise.all(kept.map(hostOf));
+      expect(perHost).toContain('a');
+      expect(perHost).toContain('b');
+
+      for (const id of kept) expect((await stack.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+      await waitFor('every container to go', async () => (await containers()).length === 0, 120_000);
+    } finally {
+      await replica.process.stop();
+    }
+  }, 600_000);
 });

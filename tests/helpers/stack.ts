@@ -218,6 +218,33 @@ export class Stack {
     }
   }
 
+  /** Start a second API process (a replica: same config and Temporal, its own port and log); resolves once it answers. */
+  async startApiReplica(name: string): Promise<{ process: ManagedProcess; baseUrl: string }> {
+    const port = await freePort();
+    const baseUrl = `http://127.0.0.1:${port}`;
+    const api = new ManagedProcess(
+      name,
+      join(repoRoot(), 'dist/api/main.js'),
+      { ...this.env, TIDEBOX_PORT: String(port) },
+      join(this.dataDir, `${name}.log`),
+    );
+    api.start();
+    await waitFor(
+      `API ${name} to answer`,
+      async () =>
+        !api.running ||
+        (await fetch(`${baseUrl}/health`).then(
+          (r) => r.ok,
+          () => false,
+        )),
+      90_000,
+      100,
+    );
+    if (!api.running)
+      throw new Error(`API ${name} exited while starting:\n${readFileSync(join(this.dataDir, `${name}.log`), 'utf8').slice(-3000)}`);
+    return { process: api, baseUrl };
+  }
+
   /** Start (or restart) the worker, optionally with extra environment such as fault points. */
   startWorker(extraEnv: NodeJS.ProcessEnv = {}): void {
     this.workerStartsBefore = this.workerStarts();
@@ -277,6 +304,17 @@ export class Stack {
    * sends before reading the whole body (e.g. 400 for a 10 MB upload) is still read, not lost to EPIPE.
    */
   async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpResult> {
+    return this.requestTo(this.baseUrl, method, path, body, headers);
+  }
+
+  /** One HTTP request to the API at `baseUrl` (a replica), as `request`. */
+  async requestTo(
+    baseUrl: string,
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<HttpResult> {
     const h: Record<string, string> = { ...headers };
     if (this.options.apiKey && !('OPEN-SANDBOX-API-KEY' in h)) h['OPEN-SANDBOX-API-KEY'] = this.options.apiKey;
     const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
@@ -286,7 +324,7 @@ export class Stack {
     }
     return new Promise((resolve, reject) => {
       let responded = false;
-      const req = httpRequest(`${this.baseUrl}${path}`, { method, headers: h }, (res) => {
+      const req = httpRequest(`${baseUrl}${path}`, { method, headers: h }, (res) => {
         responded = true;
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

@@ -458,6 +458,42 @@ describe('lifecycle routes', () => {
     });
   });
 
+  it('when a tenant has as many LISTs in flight as server.listsInFlightPerTenant, then its next LIST is 429 at once (the visibility rate is shared); a finished or failed LIST gives its slot back', async () => {
+    const held: Array<() => void> = [];
+    let fail = false;
+    const page = { items: [VIEW], pagination: { page: 1, pageSize: 20, totalItems: 1, totalPages: 1, hasNextPage: false } };
+    const { services, calls } = fakeServices({
+      sandboxes: {
+        list: () =>
+          fail
+            ? Promise.reject(new TideboxError('TIMEOUT', 'visibility did not answer'))
+            : new Promise((resolve) => held.push(() => resolve(page))),
+        get: async () => VIEW,
+      },
+    });
+    const a = await app(services, { server: { listsInFlightPerTenant: 2 } });
+    const list = (prefix = '/v1') => a.inject({ method: 'GET', url: `${prefix}/sandboxes` });
+    // Both route prefixes count against one limit.
+    const inFlight = [list(), list('')];
+    while (held.length < 2) await new Promise((r) => setImmediate(r));
+    const refused = await list();
+    expect(refused.statusCode).toBe(429);
+    expect(refused.json().message).toBe('too many LISTs in flight: at most 2 per tenant, and 2 are open');
+    expect(calls.filter((c) => c.method === 'sandboxes.list')).toHaveLength(2);
+    // Other calls are not held back.
+    expect((await a.inject({ method: 'GET', url: '/v1/sandboxes/sb-1' })).statusCode).toBe(200);
+    for (const release of held.splice(0)) release();
+    expect((await Promise.all(inFlight)).map((r) => r.statusCode)).toEqual([200, 200]);
+    fail = true;
+    expect((await list()).statusCode).toBe(504);
+    expect((await list()).statusCode).toBe(504);
+    fail = false;
+    const again = list();
+    while (held.length < 1) await new Promise((r) => setImmediate(r));
+    held.splice(0)[0]!();
+    expect((await again).statusCode).toBe(200);
+  });
+
   it('when renewing with something that is not a date-time, then 400 before the service; a date-time reaches it', async () => {
     const { services, calls } = fakeServices({
       sandboxes: { renew: async (_c: unknown, _id: string, expiresAt: string) => ({ expiresAt }) },
