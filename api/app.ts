@@ -198,7 +198,7 @@ export async function buildApp({ config, services, namespaces, execdBackend, log
   const { sandboxes, snapshots } = services;
   const prepareSpec = createSpecPreparer({ config, snapshots, ...(namespaces ? { namespaces } : {}) });
   const connections = new TenantSlots(config.server.proxyConnectionsPerTenant, 'open proxied connections');
-  const lists = new TenantSlots(config.server.listsInFlightPerTenant, 'LISTs in flight');
+  const lists = new TenantSlots(config.server.listsInFlightPerTenant, 'LISTs', config.server.listsQueuedPerTenant);
   for (const prefix of ['', '/v1']) {
     await app.register(sandboxRoutes, {
       prefix,

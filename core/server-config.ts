@@ -42,11 +42,13 @@ export const ServerSchema = z
     /** Open proxied connections (HTTP requests in flight and WebSocket tunnels) one tenant may hold at once; more → 429. */
     proxyConnectionsPerTenant: z.number().int().min(1).default(256),
     /**
-     * LISTs of sandboxes one tenant may have in flight at once on one API process; more → 429. Each
-     * LIST makes a few visibility calls, and Temporal's visibility rate limit is one per namespace,
-     * shared by every tenant: this keeps one tenant's LIST loop from spending it all.
+     * LISTs of sandboxes one tenant has running at once on one API process; more wait their turn (at
+     * most listsQueuedPerTenant, then 429 SERVER::BUSY). Each LIST makes a few visibility calls, and
+     * Temporal's visibility rate limit is one per namespace, shared by every tenant: this keeps one
+     * tenant's burst of LISTs from spending it all.
      */
     listsInFlightPerTenant: z.number().int().min(1).max(1000).default(2),
+    listsQueuedPerTenant: z.number().int().min(0).max(10_000).default(100),
     /** A proxied WebSocket or response stream with no traffic either way for this long is closed. */
     proxyIdleTimeoutSeconds: z.number().int().min(1).max(86_400).default(300),
     /** HTTP tenant provider: refused keys per client address per minute; past it, unknown keys from there get 429 without a provider call. 0 = no limit. */

@@ -40,7 +40,7 @@ export interface SandboxRouteDeps {
   config: Config;
   sandboxes: SandboxService;
   prepareSpec: SpecPreparer;
-  /** LISTs in flight per tenant (server.listsInFlightPerTenant), one count for both route prefixes. */
+  /** LISTs running per tenant (server.listsInFlightPerTenant; more wait), one count for both route prefixes. */
   lists: TenantSlots;
   pools: PoolService;
   observeClaim?: ClaimObserver;
@@ -165,7 +165,7 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (
       const filterProblem = metadataFilterProblem(metadata);
       if (filterProblem) throw new TideboxError('INVALID_PARAMETER', filterProblem);
       const tenant = tenantFilter(req.caller, req.query.tenant);
-      const result = await lists.with(req.caller, () => sandboxes.list(req.caller, { tenant, states, metadata, page, pageSize }));
+      const result = await lists.queued(req.caller, () => sandboxes.list(req.caller, { tenant, states, metadata, page, pageSize }));
       return { items: result.items.map(toSandboxResource), pagination: result.pagination };
     },
   );

@@ -458,7 +458,7 @@ describe('lifecycle routes', () => {
     });
   });
 
-  it('when a tenant has as many LISTs in flight as server.listsInFlightPerTenant, then its next LIST is 429 at once (the visibility rate is shared); a finished or failed LIST gives its slot back', async () => {
+  it('when a tenant has server.listsInFlightPerTenant LISTs running, then its next ones wait their turn and past listsQueuedPerTenant get 429 (the visibility rate is shared); a finished or failed LIST passes its slot on', async () => {
     const held: Array<() => void> = [];
     let fail = false;
     const page = { items: [VIEW], pagination: { page: 1, pageSize: 20, totalItems: 1, totalPages: 1, hasNextPage: false } };
@@ -471,27 +471,38 @@ describe('lifecycle routes', () => {
         get: async () => VIEW,
       },
     });
-    const a = await app(services, { server: { listsInFlightPerTenant: 2 } });
-    const list = (prefix = '/v1') => a.inject({ method: 'GET', url: `${prefix}/sandboxes` });
-    // Both route prefixes count against one limit.
-    const inFlight = [list(), list('')];
-    while (held.length < 2) await new Promise((r) => setImmediate(r));
+    const a = await app(services, { server: { listsInFlightPerTenant: 2, listsQueuedPerTenant: 1 } });
+    // (Promise.resolve sends it now: inject's chain would wait for its first then.)
+    const list = (prefix = '/v1') => Promise.resolve(a.inject({ method: 'GET', url: `${prefix}/sandboxes` }));
+    const until = async (n: number) => {
+      while (held.length < n) await new Promise((r) => setImmediate(r));
+    };
+    const listed = () => calls.filter((c) => c.method === 'sandboxes.list').length;
+    // Both route prefixes count against one limit: two run, the third waits...
+    const running = [list(), list('')];
+    await until(2);
+    const third = list();
+    // ...and with one already waiting, a fourth is refused at once.
     const refused = await list();
     expect(refused.statusCode).toBe(429);
-    expect(refused.json().message).toBe('too many LISTs in flight: at most 2 per tenant, and 2 are open');
-    expect(calls.filter((c) => c.method === 'sandboxes.list')).toHaveLength(2);
+    expect(refused.json()).toEqual({ code: 'SERVER::BUSY', message: 'too many LISTs: 2 run at once per tenant and 1 wait; retry later' });
+    expect(listed()).toBe(2);
     // Other calls are not held back.
     expect((await a.inject({ method: 'GET', url: '/v1/sandboxes/sb-1' })).statusCode).toBe(200);
+    // A finished LIST hands its slot to the one waiting.
+    held.shift()!();
+    await until(2);
+    expect(listed()).toBe(3);
     for (const release of held.splice(0)) release();
-    expect((await Promise.all(inFlight)).map((r) => r.statusCode)).toEqual([200, 200]);
+    expect((await Promise.all([...running, third])).map((r) => r.statusCode)).toEqual([200, 200, 200]);
+    // Failed LISTs give their slots back too.
     fail = true;
-    expect((await list()).statusCode).toBe(504);
-    expect((await list()).statusCode).toBe(504);
+    expect((await Promise.all([list(), list(), list()])).map((r) => r.statusCode)).toEqual([504, 504, 504]);
     fail = false;
-    const again = list();
-    while (held.length < 1) await new Promise((r) => setImmediate(r));
-    held.splice(0)[0]!();
-    expect((await again).statusCode).toBe(200);
+    const after = [list(), list()];
+    await until(2);
+    for (const release of held.splice(0)) release();
+    expect((await Promise.all(after)).map((r) => r.statusCode)).toEqual([200, 200]);
   });
 
   it('when renewing with something that is not a date-time, then 400 before the service; a date-time reaches it', async () => {
