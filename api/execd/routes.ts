@@ -1,7 +1,6 @@
 import { Agent } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { placementOf } from '../../core/config';
 import { TideboxError } from '../../core/errors';
 import { EXECD_PORT, EXECD_TOKEN_HEADER } from '../../core/execd';
 import type { SandboxView } from '../../core/sandbox';
@@ -69,7 +68,8 @@ export const execdRoutes: FastifyPluginAsyncZod<ExecdRouteDeps> = async (app, de
  * Undefined: this API has no way to reach that host's worker.
  */
 export function workerOrigin(config: ExecdRouteDeps['config'], hostId: string): URL | undefined {
-  const placed = placementOf(config).host(hostId)?.execdUrl;
+  // A plain lookup on every forward (execd is off on noop, so ids carry no queue prefix here).
+  const placed = config.placement.hosts.find((h) => h.id === hostId)?.execdUrl;
   if (placed) return new URL(placed);
   const { workerUrl, workerPort } = config.execd;
   if (workerUrl?.includes('{hostId}')) return new URL(workerUrl.replaceAll('{hostId}', hostId));

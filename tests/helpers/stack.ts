@@ -197,13 +197,19 @@ export class Stack {
   async startApi(): Promise<void> {
     this.api = new ManagedProcess('api', join(repoRoot(), 'dist/api/main.js'), this.env, join(this.dataDir, 'api.log'));
     this.api.start();
+    await this.answering(this.api, this.baseUrl, join(this.dataDir, 'api.log'));
+  }
+
+  /**
+   * Resolves once the API process answers /health; an API that exits at start-up (its port taken) is
+   * told at once, not after the wait. The first stack of a fresh run starts cold: allow for it.
+   */
+  private async answering(api: ManagedProcess, baseUrl: string, logFile: string): Promise<void> {
     try {
-      // The first stack of a fresh run starts cold (page cache, the dev server's first database): allow for it.
-      // …and an API that exits at start-up (its port taken) is told at once, not after the wait.
       for (const deadline = Date.now() + 90_000; ;) {
-        if (!this.api.running) throw new Error('the API process exited during start-up');
+        if (!api.running) throw new Error('the API process exited during start-up');
         if (
-          await fetch(`${this.baseUrl}/health`).then(
+          await fetch(`${baseUrl}/health`).then(
             (r) => r.ok,
             () => false,
           )
@@ -213,35 +219,23 @@ export class Stack {
         await new Promise((r) => setTimeout(r, 100));
       }
     } catch (err) {
-      const log = existsSync(join(this.dataDir, 'api.log')) ? readFileSync(join(this.dataDir, 'api.log'), 'utf8').slice(-4000) : '(no log)';
+      const log = existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-4000) : '(no log)';
       throw new Error(`${(err as Error).message}\napi.log (tail):\n${log}`, { cause: err });
     }
   }
 
   /** Start a second API process (a replica: same config and Temporal, its own port and log); resolves once it answers. */
   async startApiReplica(name: string): Promise<{ process: ManagedProcess; baseUrl: string }> {
-    const port = await freePort();
-    const baseUrl = `http://127.0.0.1:${port}`;
+    const baseUrl = `http://127.0.0.1:${await freePort()}`;
+    const logFile = join(this.dataDir, `${name}.log`);
     const api = new ManagedProcess(
       name,
       join(repoRoot(), 'dist/api/main.js'),
-      { ...this.env, TIDEBOX_PORT: String(port) },
-      join(this.dataDir, `${name}.log`),
+      { ...this.env, TIDEBOX_PORT: new URL(baseUrl).port },
+      logFile,
     );
     api.start();
-    await waitFor(
-      `API ${name} to answer`,
-      async () =>
-        !api.running ||
-        (await fetch(`${baseUrl}/health`).then(
-          (r) => r.ok,
-          () => false,
-        )),
-      90_000,
-      100,
-    );
-    if (!api.running)
-      throw new Error(`API ${name} exited while starting:\n${readFileSync(join(this.dataDir, `${name}.log`), 'utf8').slice(-3000)}`);
+    await this.answering(api, baseUrl, logFile);
     return { process: api, baseUrl };
   }
 
