@@ -9,9 +9,10 @@ import {
 import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
 import type { MessagingActivities } from '../contracts/messaging';
 import { acquireMountUpdate, MOUNT_WORKFLOW_TYPE, releaseMountUpdate, type MountWorkflow } from '../contracts/mount-actor';
-import { renewUpdate } from '../contracts/sandbox-actor';
+import { renewUpdate, SANDBOX_WORKFLOW_TYPE } from '../contracts/sandbox-actor';
 import { reserveUpdate, TENANT_WORKFLOW_TYPE, type TenantWorkflow, tenantWorkflowStart } from '../contracts/tenant-actor';
 import { SA } from '../contracts/search-attributes';
+import { visibilityQuery } from '../contracts/visibility';
 import type { Config } from '../core/config';
 import { errorKindOf } from '../core/errors';
 import { scheduledExpiry } from '../core/expiry';
@@ -36,6 +37,16 @@ export function createMessagingActivities({ client, config }: { client: Client; 
       if (err instanceof ScheduleNotFoundError) return false;
       throw err;
     }
+  };
+
+  /** The workflow ids of the tenant's open sandbox actors, as visibility has them now. */
+  const openSandboxActors = async (tenant: string): Promise<Set<string>> => {
+    const ids = new Set<string>();
+    for await (const w of client.workflow.list({ query: visibilityQuery({ type: SANDBOX_WORKFLOW_TYPE, tenant }) })) {
+      ids.add(w.workflowId);
+      if (ids.size % 1000 === 0) Context.current().heartbeat();
+    }
+    return ids;
   };
 
   return {
@@ -99,12 +110,18 @@ export function createMessagingActivities({ client, config }: { client: Client; 
         }),
       }),
 
-    sandboxesOpen: async ({ sandboxIds }) => {
+    sandboxesOpen: async ({ sandboxIds, tenant }) => {
+      // One listing instead of a describe per live sandbox every check: a tenant's reservations are
+      // almost all live sandboxes, checked every minute. Visibility may lag, so a key it does not
+      // list is asked of its actor before its share goes back; one it lists that has just closed
+      // waits for the next check.
+      const listed = tenant === undefined ? new Set<string>() : await openSandboxActors(tenant);
       const open: string[] = [];
       for (const id of sandboxIds) {
         const pool = poolOfReservationKey(id);
         const actor = id.startsWith('snapshot:') ? snapshotWorkflowId(id.slice('snapshot:'.length)) : sandboxWorkflowId(id);
-        if (pool ? await poolReservationHeld(client, pool.workflowId, id) : await workflowOpen(client, actor)) open.push(id);
+        if (listed.has(actor) || (pool ? await poolReservationHeld(client, pool.workflowId, id) : await workflowOpen(client, actor)))
+          open.push(id);
         Context.current().heartbeat();
       }
       return { open };

@@ -20,8 +20,13 @@ export interface MessagingActivities {
   deleteRenewSchedule(input: { sandboxId: string }): Promise<{ deleted: boolean }>;
   /** One run of a renew schedule: one renewal through the sandbox actor. */
   renewFromSchedule(input: RenewRunInput): Promise<RenewRunOutcome>;
-  /** Which of these reservation keys (sandbox ids, `snapshot:<id>`, a pool's key) still have an open actor (the tenant actor gives the others' shares back). */
-  sandboxesOpen(input: { sandboxIds: string[] }): Promise<{ open: string[] }>;
+  /**
+   * Which of these reservation keys (sandbox ids, `snapshot:<id>`, a pool's key) still have an open
+   * actor (the tenant actor gives the others' shares back). With the tenant, its sandbox ids are
+   * looked up in one visibility listing of its open sandbox actors, and only those not listed are
+   * asked of their actors (a describe each); without, every key is asked.
+   */
+  sandboxesOpen(input: { sandboxIds: string[]; tenant?: string }): Promise<{ open: string[] }>;
   /**
    * A reservation in the tenant's quota through its actor's `reserve` Update (a pool resizing its
    * share: `replace`), starting the actor if there is none. The verdict, admitted or not.

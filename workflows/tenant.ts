@@ -15,6 +15,11 @@ import { admissionProblem, type Reservation, sandboxesHeld, type Usage, type Usa
 const MAX_EVENTS_PER_RUN = 2000;
 /** Defaults: a reservation older than this whose sandbox actor is missing or closed is given back; checked this often. */
 const CHECK = { graceSeconds: 120, intervalSeconds: 60 };
+/**
+ * At most this many reservations are checked at a time (≈ 60 KB of ids in the activity's input and
+ * output, far below Temporal's payload limits), the next ones at the next check, round and round.
+ */
+const CHECK_BATCH = 2000;
 
 /**
  * The tenant actor, id `tenant/<name>`: the durable usage of one tenant. Every create reserves its
@@ -77,6 +82,8 @@ export const tenantWorkflow: TenantWorkflow = async (input: TenantWorkflowInput)
   setHandler(usageQuery, usage);
   setHandler(limitsQuery, () => lastLimits);
 
+  /** Where the next check's batch starts among the old reservations. */
+  let cursor = 0;
   const runIsLong = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= MAX_EVENTS_PER_RUN;
   for (;;) {
     const ready = () => runIsLong() && allHandlersFinished();
@@ -88,10 +95,13 @@ export const tenantWorkflow: TenantWorkflow = async (input: TenantWorkflowInput)
     }
     if (await condition(ready, check.intervalSeconds * 1000)) break;
     const old = [...reservations].filter(([, r]) => Date.now() - Date.parse(r.at) > check.graceSeconds * 1000).map(([id]) => id);
-    if (!old.length) continue;
-    const { open } = await sandboxesOpen({ sandboxIds: old }); // snapshot:<id> and pool keys are asked of their actors
+    if (cursor >= old.length) cursor = 0;
+    const batch = old.slice(cursor, cursor + CHECK_BATCH);
+    cursor += CHECK_BATCH;
+    if (!batch.length) continue;
+    const { open } = await sandboxesOpen({ sandboxIds: batch, tenant: input.tenant }); // snapshot:<id> and pool keys are asked of their actors
     const stillOpen = new Set(open);
-    for (const id of old) if (!stillOpen.has(id)) reservations.delete(id);
+    for (const id of batch) if (!stillOpen.has(id)) reservations.delete(id);
   }
   await continueAsNew<TenantWorkflow>({ tenant: input.tenant, check, carried: { reservations: Object.fromEntries(reservations) } });
 };

@@ -3,7 +3,7 @@ import type { UpdateDefinition } from '@temporalio/common';
 import { GrpcStatus, hasGrpcStatus } from '../../platform/grpc-status';
 import { TideboxError } from '../../core/errors';
 import { type CallContext, isWorkflowGone, toTideboxError, withCause } from './errors';
-import { visibilityQuery, type VisibilityFilter } from './visibility';
+import { visibilityQuery, type VisibilityFilter } from '../../contracts/visibility';
 
 /** How often an Update whose workflow task failed is sent (the actor was completing or continuing as new). */
 const UPDATE_ATTEMPTS = 4;

@@ -5,6 +5,7 @@ import { stringify } from 'smol-toml';
 import { Client, Connection } from '@temporalio/client';
 import { reserveUpdate, tenantWorkflowId } from '../../contracts/tenant-actor';
 import { poolReservation, poolReservationKey } from '../../core/quotas';
+import { sandboxWorkflowId } from '../../core/sandbox';
 import { failedSandbox, sandboxRequest, Stack, TEST_IMAGE, waitFor } from '../helpers/stack';
 
 /**
@@ -325,6 +326,23 @@ describe('every ending gives the share back', () => {
     }
     expect((await usage(C)).usage.sandboxes).toBe(before + 2);
     await waitFor('the orphan reservations to be given back', async () => (await usage(C)).usage.sandboxes === before, 20_000, 250);
+  });
+
+  it('when an operator terminates a live sandbox actor, then the tenant actor finds it closed and gives its share back, and the orphan sweep removes its container', async () => {
+    const before = (await usage(C)).usage.sandboxes;
+    const created = await C('POST', '/v1/sandboxes', sandboxRequest());
+    expect(created.body.status.state).toBe('Running');
+    const id = created.body.id as string;
+    expect((await usage(C)).usage.sandboxes).toBe(before + 1);
+    const connection = await Connection.connect({ address: stack.temporal.address });
+    try {
+      // No teardown runs: nothing tells the tenant actor. Its check must find the actor closed.
+      await new Client({ connection }).workflow.getHandle(sandboxWorkflowId(id)).terminate('an operator ends it by hand');
+    } finally {
+      await connection.close();
+    }
+    await waitFor("the terminated actor's share to be given back", async () => (await usage(C)).usage.sandboxes === before, 20_000, 250);
+    await waitFor('its container to be swept', async () => (await stack.containers(id)).length === 0, 20_000, 250);
   });
 
   it('when the API and the worker are killed in the middle of a burst, then after restart the usage equals the live sandboxes', async () => {

@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import { TemporalGateway } from '../../api/temporal/gateway';
-import { paginate, type VisibilityFilter } from '../../api/temporal/visibility';
+import { paginate } from '../../api/temporal/visibility';
+import type { VisibilityFilter } from '../../contracts/visibility';
 
 /**
  * LIST's newest-first windows (TemporalGateway.newest) over an in-memory visibility store that
