@@ -31,6 +31,11 @@ export const deleteUpdate = defineUpdate<SandboxView, [{ waitMs: number }]>('del
 export const pauseUpdate = defineUpdate<SandboxView, []>('pause');
 /** Accepts a resume (Paused → Resuming) and returns at once; the actor then thaws the workload → Running. */
 export const resumeUpdate = defineUpdate<SandboxView, []>('resume');
+/**
+ * Sent before a renew schedule is made for the sandbox: the actor notes that its teardown must delete
+ * one. Refused once the sandbox is being deleted (the schedule would outlive it).
+ */
+export const announceRenewScheduleUpdate = defineUpdate<SandboxView, []>('announceRenewSchedule');
 /** JSON merge patch of the metadata (null deletes a key); returns the new view. */
 export const patchMetadataUpdate = defineUpdate<SandboxView, [MetadataPatch]>('patchMetadata');
 

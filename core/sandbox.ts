@@ -166,6 +166,12 @@ export interface SandboxWorkflowInput {
     /** From then the pool may judge the claim stale (its answer + claim timeout, the pool's clock): an actor started earlier need not check its member. */
     staleFrom?: number;
   };
+  /**
+   * Set on actors that are told of their renew schedule before it is made (announceRenewSchedule):
+   * their teardown deletes a schedule only if one was announced. Actors started before it was set
+   * delete one (or its absence) in every teardown.
+   */
+  renewSchedulesAnnounced?: true;
   /** Present only when continuing as new: the actor's whole state. */
   carried?: SandboxCarriedState;
 }
@@ -177,6 +183,8 @@ export interface SandboxCarriedState {
   runtimeExit?: { containerId: string; exitCode: number; message?: string };
   /** A pause or resume accepted but not yet carried out. */
   pendingOp?: 'pause' | 'resume';
+  /** A renew schedule was announced (it may exist): teardown deletes it. */
+  renewScheduled?: true;
 }
 
 /** What a sandbox workflow returns when it completes: read for history after termination. */

@@ -91,6 +91,10 @@ export function createRenewScheduleService(temporal: TemporalGateway, config: Co
       memo: { ...memo },
       typedSearchAttributes: new TypedSearchAttributes([{ key: SA.tenant, value: tenant }]),
     };
+    // First the actor's word that it knows (and that it is not being deleted): its teardown deletes
+    // the schedule (one made after a teardown that did not know of it would live on until its next
+    // tick found the sandbox gone).
+    await sandboxes.announceRenewSchedule(sandboxId);
     await temporal.call(async (client) => {
       try {
         await client.schedule.create(options);

@@ -7,6 +7,7 @@ import {
   describeQuery,
   eventsQuery,
   patchMetadataUpdate,
+  announceRenewScheduleUpdate,
   pauseUpdate,
   renewUpdate,
   resumeUpdate,
@@ -113,6 +114,7 @@ export function createSandboxService(temporal: TemporalGateway, config: Config, 
       spec,
       requestHash,
       expiry: { maxTimeoutSeconds: config.sandbox.maxTimeoutSeconds },
+      renewSchedulesAnnounced: true,
       ...(opts.member
         ? {
             pooled: {
@@ -313,6 +315,9 @@ export function createSandboxService(temporal: TemporalGateway, config: Config, 
     },
     patchMetadata,
     events,
+    /** Tell the actor a renew schedule is about to be made (its teardown then deletes it); refused once it is being deleted. */
+    announceRenewSchedule: (sandboxId: string): Promise<SandboxView> =>
+      update(sandboxId, announceRenewScheduleUpdate, [], 'renew schedule'),
   };
 }
 

@@ -65,6 +65,23 @@ describe('renew schedules', () => {
     expect(await scheduleExists(id)).toBe(false);
   });
 
+  it('when a sandbox never had a renew schedule, then its teardown does not look for one; when it had one, the teardown deletes it', async () => {
+    const scheduledActivities = async (id: string) =>
+      ((await temporal.workflow.getHandle(`sandbox/${id}`).fetchHistory()).events ?? []).flatMap(
+        (e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? [],
+      );
+    const [plain, scheduled] = await Promise.all([1, 2].map(() => stack.request('POST', '/v1/sandboxes', sandboxRequest({ timeout: 60 }))));
+    const [a, b] = [plain!.body.id as string, scheduled!.body.id as string];
+    expect((await stack.request('PUT', `/v1/sandboxes/${b}/renew-schedule`, { intervalSeconds: 30, extendBySeconds: 60 })).status).toBe(
+      200,
+    );
+    for (const id of [a, b]) expect((await stack.request('DELETE', `/v1/sandboxes/${id}`)).status).toBe(204);
+    // Each delete answered at Terminated: the teardown's activities are in the history.
+    expect(await scheduledActivities(a)).toEqual(['createAndStartContainer', 'removeContainers']);
+    expect(await scheduledActivities(b)).toEqual(['createAndStartContainer', 'removeContainers', 'deleteRenewSchedule']);
+    expect(await scheduleExists(b)).toBe(false);
+  });
+
   it('when a renew schedule is deleted, then it is gone and the sandbox expires on its own', async () => {
     const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ timeout: 4 }));
     const id: string = created.body.id;

@@ -1,5 +1,6 @@
 import { condition, patched, setHandler } from '@temporalio/workflow';
 import {
+  announceRenewScheduleUpdate,
   awaitSettledUpdate,
   deleteUpdate,
   describeQuery,
@@ -102,6 +103,19 @@ export function registerHandlers(actor: SandboxActorState): void {
       },
     );
   }
+
+  setHandler(
+    announceRenewScheduleUpdate,
+    () => {
+      actor.renewScheduled = true;
+      return view;
+    },
+    {
+      validator: () => {
+        if (!actor.isAlive()) throw reject('INVALID_STATE', `sandbox is ${actor.describeState()}`);
+      },
+    },
+  );
 
   setHandler(
     patchMetadataUpdate,

@@ -286,8 +286,11 @@ export async function teardown(actor: SandboxActorState, acts: SandboxActivities
   if (actor.state !== 'Stopping') actor.transition('Stopping', actor.deletedBy, why);
   const removeWorkload = () => acts.teardown.removeContainers({ sandboxId: view.id, namespace: namespaceOf(input) });
   if (patched('teardown-removes-renew-schedule')) {
-    // A renew schedule outliving its sandbox would only fail: remove it (idempotent) alongside the workload.
-    await Promise.all([removeWorkload(), acts.messaging.deleteRenewSchedule({ sandboxId: view.id })]);
+    // A renew schedule outliving its sandbox would only fail: remove it (idempotent) alongside the
+    // workload — if there may be one: most sandboxes never had one, and the call is an activity.
+    // (The removal is scheduled first: recorded histories have the two commands in this order.)
+    const removal = removeWorkload();
+    await Promise.all([removal, actor.mayHaveRenewSchedule() ? acts.messaging.deleteRenewSchedule({ sandboxId: view.id }) : undefined]);
   } else {
     await removeWorkload(); // histories recorded before renew schedules existed
   }

@@ -37,6 +37,8 @@ export class SandboxActorState {
   generation = 0;
   runtimeExit: SandboxCarriedState['runtimeExit'];
   pendingOp: PendingOp | undefined;
+  /** A renew schedule was announced: teardown deletes it (always, for actors that are not told). */
+  renewScheduled: boolean;
 
   constructor(readonly input: SandboxWorkflowInput) {
     const carried: SandboxCarriedState = input.carried ?? {
@@ -49,6 +51,7 @@ export class SandboxActorState {
     this.deleteRequested = carried.deleteRequested;
     this.runtimeExit = carried.runtimeExit;
     this.pendingOp = carried.pendingOp;
+    this.renewScheduled = carried.renewScheduled ?? false;
     this.expiry = input.expiry ?? DEFAULT_EXPIRY_POLICY;
   }
 
@@ -131,6 +134,11 @@ export class SandboxActorState {
     return this.view.expiresAt === null ? undefined : Math.max(0, Date.parse(this.view.expiresAt) - Date.now());
   }
 
+  /** Whether a renew schedule may exist: announced, or the actor is one that is never told. */
+  mayHaveRenewSchedule(): boolean {
+    return this.renewScheduled || !this.input.renewSchedulesAnnounced;
+  }
+
   /** The container died and the loop has not yet moved the sandbox to Failed. */
   exitPending(): boolean {
     return this.runtimeExit !== undefined && this.runtimeExit.containerId === this.view.containerId;
@@ -143,7 +151,7 @@ export class SandboxActorState {
 
   carried(): SandboxCarriedState {
     const { view, events, deleteRequested, runtimeExit, pendingOp } = this;
-    return { view, events, deleteRequested, runtimeExit, pendingOp };
+    return { view, events, deleteRequested, runtimeExit, pendingOp, ...(this.renewScheduled ? { renewScheduled: true as const } : {}) };
   }
 
   outcome(): SandboxOutcome {
