@@ -6,6 +6,7 @@ import { sandboxWorkflowId } from '../core/sandbox';
 import { freePort, sandboxRequest, Stack } from '../tests/helpers/stack';
 import { type Backend, BACKENDS, backendsFrom, inParallel, onBackend } from './backends';
 import { quantile, timed as timedWith } from './create-delete';
+import { CpuMeter, cpuSummary } from './cpu';
 import { liveHeap } from './heap';
 import { cdf, svgChart } from './svg';
 
@@ -124,6 +125,8 @@ async function oneSize(size: number, backend: Backend): Promise<string> {
     // instant (to the second), all after the last create. Lateness: the actor's close less its own expiresAt.
     const at = Date.now() + (EXPIRING / createsPerSecond) * 1000 * 1.5 + EXPIRY_LEAD_MS;
     const target = (i: number) => at + (i / EXPIRING) * WINDOW_S * 1000;
+    const pids = () => ({ worker: stack.worker.pid!, api: stack.api.pid!, bench: process.pid });
+    const creating = CpuMeter.start(pids());
     const expiring = await inParallel(EXPIRING, CONCURRENCY, deadline, async (i) => {
       const timeout = Math.max(1, Math.round((target(i) - Date.now()) / 1000));
       const r = await stack.request('POST', '/v1/sandboxes', sandboxRequest({ metadata: { group: 'expiring' }, timeout }));
@@ -133,6 +136,10 @@ async function oneSize(size: number, backend: Backend): Promise<string> {
     // The creates ran slower than guessed: they do not expire as planned, and the number would not mean it.
     const off = expiring.findIndex((e, i) => Math.abs(e.expiresAt - target(i)) > 2000);
     if (off >= 0) throw new Error(`expiring sandbox ${off} expires ${expiring[off]!.expiresAt - target(off)} ms off its plan`);
+    const createCpu = creating.stop();
+    // Where the machine's CPU went from the first expiresAt to the last close.
+    let expiryMeter: CpuMeter | undefined;
+    const meterAt = setTimeout(() => (expiryMeter = CpuMeter.start(pids())), Math.max(0, at - Date.now()));
     const lateness = await inParallel(EXPIRING, CONCURRENCY, deadline, async (i) => {
       const { id, expiresAt } = expiring[i]!;
       const handle = client.workflow.getHandle(sandboxWorkflowId(id));
@@ -143,6 +150,10 @@ async function oneSize(size: number, backend: Backend): Promise<string> {
         await new Promise((r) => setTimeout(r, Math.max(1000, expiresAt - Date.now()))); // closeTime is exact: no need to poll often
       }
     });
+    clearTimeout(meterAt);
+    console.log(`\nCPU while ${EXPIRING} more were created: ${cpuSummary(createCpu, { n: EXPIRING, what: 'create' })}`);
+    if (expiryMeter)
+      console.log(`CPU from the first expiresAt to the last close: ${cpuSummary(expiryMeter.stop(), { n: EXPIRING, what: 'expiry' })}`);
     // Where one expiry's time went: the first expiring actor's events, from its expiresAt.
     const { id: firstId, expiresAt: firstAt } = expiring[0]!;
     const history = await client.workflow.getHandle(sandboxWorkflowId(firstId)).fetchHistory();
