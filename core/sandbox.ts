@@ -143,6 +143,9 @@ export function memoView(view: SandboxView): MemoView {
   return { ...view, entrypoint: [], entrypointElided: true };
 }
 
+/** The version new sandbox actors start at (SandboxWorkflowInput.actorVersion; workflows/sandbox/versions.ts). */
+export const SANDBOX_ACTOR_VERSION = 1;
+
 export interface SandboxWorkflowInput {
   sandboxId: string;
   tenant: string;
@@ -167,11 +170,12 @@ export interface SandboxWorkflowInput {
     staleFrom?: number;
   };
   /**
-   * Set on actors that are told of their renew schedule before it is made (announceRenewSchedule):
-   * their teardown deletes a schedule only if one was announced. Actors started before it was set
-   * delete one (or its absence) in every teardown.
+   * The actor code version this actor was started at (SANDBOX_ACTOR_VERSION; absent before there
+   * were versions: 0). From 1: it began with every earlier patched change (workflows/sandbox/versions.ts),
+   * and it is told of a renew schedule before one is made (announceRenewSchedule), so its teardown
+   * deletes one only if it was; older actors delete one (or its absence) in every teardown.
    */
-  renewSchedulesAnnounced?: true;
+  actorVersion?: number;
   /** Present only when continuing as new: the actor's whole state. */
   carried?: SandboxCarriedState;
 }

@@ -22,6 +22,7 @@ import { judgeRenewal } from '../../core/expiry';
 import { type MetadataPatch, metadataKeywords, metadataPatchProblems } from '../../core/metadata';
 import {
   initialView,
+  SANDBOX_ACTOR_VERSION,
   type MemoView,
   memoView,
   type SandboxEvent,
@@ -114,7 +115,7 @@ export function createSandboxService(temporal: TemporalGateway, config: Config, 
       spec,
       requestHash,
       expiry: { maxTimeoutSeconds: config.sandbox.maxTimeoutSeconds },
-      renewSchedulesAnnounced: true,
+      actorVersion: SANDBOX_ACTOR_VERSION,
       ...(opts.member
         ? {
             pooled: {

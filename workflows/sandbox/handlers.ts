@@ -1,4 +1,4 @@
-import { condition, patched, setHandler } from '@temporalio/workflow';
+import { condition, setHandler } from '@temporalio/workflow';
 import {
   announceRenewScheduleUpdate,
   awaitSettledUpdate,
@@ -16,6 +16,7 @@ import { judgeRenewal } from '../../core/expiry';
 import { applyMetadataPatch, metadataPatchProblems } from '../../core/metadata';
 import { reject } from '../failures';
 import type { SandboxActorState } from './state';
+import { has } from './versions';
 
 /**
  * The sandbox actor's messages. Validators refuse bad requests synchronously against the actor's own
@@ -39,7 +40,7 @@ export function registerHandlers(actor: SandboxActorState): void {
     if (view.status.reason === progress.reason && view.status.message === progress.message) return;
     // An older worker that received this signal ignored it (no handler, no commands): its history
     // must replay here without the memo update.
-    if (!patched('runtime-progress')) return;
+    if (!has(actor.input, 'runtime-progress')) return;
     actor.showProgress(progress);
   });
 
@@ -124,7 +125,7 @@ export function registerHandlers(actor: SandboxActorState): void {
       actor.publish();
       // Wake the loop so it sees Temporal's continue-as-new suggestion: a tenant patching in a loop
       // must not run the actor into the history or Update limits. Older histories never woke here.
-      if (patched('metadata-patch-wakes-loop')) actor.generation++;
+      if (has(actor.input, 'metadata-patch-wakes-loop')) actor.generation++;
       return view;
     },
     {

@@ -1,10 +1,11 @@
-import { allHandlersFinished, condition, continueAsNew, patched } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew } from '@temporalio/workflow';
 import type { SandboxWorkflow } from '../../contracts/sandbox-actor';
 import type { SandboxOutcome, SandboxWorkflowInput } from '../../core/sandbox';
 import { sandboxActivities } from './activities';
 import { registerHandlers } from './handlers';
 import { announceAdoption, claimMayBeStale, confirmStarted, live, provision, teardown } from './lifecycle';
 import { SandboxActorState } from './state';
+import { has } from './versions';
 
 /**
  * The sandbox actor: one workflow per sandbox, id `sandbox/<sandboxId>`.
@@ -23,7 +24,7 @@ export const sandboxWorkflow: SandboxWorkflow = async (input: SandboxWorkflowInp
   // A new run of a continued-as-new actor starts with no memo: publish the carried view. A fresh run
   // was started with this very memo and these search attributes (api/temporal/sandboxes.ts): writing
   // them again cost every create's first workflow task. Runs recorded before did.
-  if (input.carried || !patched('fresh-run-starts-published')) actor.publish();
+  if (input.carried || !has(input, 'fresh-run-starts-published')) actor.publish();
 
   if (actor.state === 'Pending' && !actor.deleteRequested) await provision(actor, acts);
   // A member thawed by its claim starts Running on it (input.pooled.started): the word to the pool,

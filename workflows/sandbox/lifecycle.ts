@@ -4,7 +4,6 @@ import {
   condition,
   getExternalWorkflowHandle,
   isCancellation,
-  patched,
   workflowInfo,
 } from '@temporalio/workflow';
 import { adoptedSignal } from '../../contracts/pool-actor';
@@ -15,6 +14,7 @@ import type { SandboxWorkflowInput, TerminationReason } from '../../core/sandbox
 import { describeFailure } from '../failures';
 import type { SandboxActivities } from './activities';
 import type { SandboxActorState } from './state';
+import { has } from './versions';
 
 /**
  * The sandbox's lifecycle, step by step: provision (Pending → Running | Failed), live until a delete
@@ -61,7 +61,7 @@ const CLOCK_SLACK_MS = 10_000;
  * patch, or with no `staleFrom`, always check.
  */
 export function claimMayBeStale(input: SandboxWorkflowInput): boolean {
-  if (!patched('pooled-check-only-when-late')) return true;
+  if (!has(input, 'pooled-check-only-when-late')) return true;
   const staleFrom = input.pooled?.staleFrom;
   return staleFrom === undefined || workflowInfo().startTime.getTime() >= staleFrom - CLOCK_SLACK_MS;
 }
@@ -123,7 +123,7 @@ export async function provision(actor: SandboxActorState, acts: SandboxActivitie
     };
     // One activity for both steps: a dispatch and a workflow task fewer on every create. Runs recorded
     // before it made two.
-    if (patched('create-and-start-in-one-activity')) return await acts.provisioner.createAndStartContainer(create);
+    if (has(input, 'create-and-start-in-one-activity')) return await acts.provisioner.createAndStartContainer(create);
     await acts.provisioner.ensureContainer(create);
     return await acts.provisioner.startContainer({ sandboxId: view.id, namespace: namespaceOf(input), ports: input.spec.ports });
   });
@@ -133,7 +133,7 @@ export async function provision(actor: SandboxActorState, acts: SandboxActivitie
   );
   await condition(() => settled || actor.deleteRequested);
   // Histories from before the patch waited for the saga to end whatever happened meanwhile.
-  const cancelled = !settled && patched('delete-cancels-provisioning');
+  const cancelled = !settled && has(input, 'delete-cancels-provisioning');
   if (cancelled) scope.cancel();
   try {
     const started = await provisioning;
@@ -209,7 +209,7 @@ export async function live(actor: SandboxActorState, acts: SandboxActivities): P
       await carryOutPendingOp(actor, acts);
       continue;
     }
-    if (workflowInfo().continueAsNewSuggested || (workflowInfo().historyLength >= MAX_EVENTS_PER_RUN && patched('bounded-run-length'))) {
+    if (workflowInfo().continueAsNewSuggested || (workflowInfo().historyLength >= MAX_EVENTS_PER_RUN && has(input, 'bounded-run-length'))) {
       // A delete handler waits for Terminated, so it never finishes while we wait here: wake up
       // for it (and for an exit) and handle those in this run instead.
       const seen = actor.generation;
@@ -285,7 +285,7 @@ export async function teardown(actor: SandboxActorState, acts: SandboxActivities
   const why = reason === 'expired' ? 'ttl_expiry' : 'user_delete';
   if (actor.state !== 'Stopping') actor.transition('Stopping', actor.deletedBy, why);
   const removeWorkload = () => acts.teardown.removeContainers({ sandboxId: view.id, namespace: namespaceOf(input) });
-  if (patched('teardown-removes-renew-schedule')) {
+  if (has(input, 'teardown-removes-renew-schedule')) {
     // A renew schedule outliving its sandbox would only fail: remove it (idempotent) alongside the
     // workload — if there may be one: most sandboxes never had one, and the call is an activity.
     // (The removal is scheduled first: recorded histories have the two commands in this order.)
@@ -296,7 +296,7 @@ export async function teardown(actor: SandboxActorState, acts: SandboxActivities
   }
   await releaseMounts(actor, acts);
   // Give the tenant's quota back before Terminated shows: a client that saw its DELETE answered may create again at once.
-  if (patched('teardown-releases-quota')) await releaseQuota(view.tenant, view.id);
+  if (has(input, 'teardown-releases-quota')) await releaseQuota(view.tenant, view.id);
   delete view.containerId;
   delete view.network;
   view.terminationReason = reason;

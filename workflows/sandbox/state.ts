@@ -136,7 +136,7 @@ export class SandboxActorState {
 
   /** Whether a renew schedule may exist: announced, or the actor is one that is never told. */
   mayHaveRenewSchedule(): boolean {
-    return this.renewScheduled || !this.input.renewSchedulesAnnounced;
+    return this.renewScheduled || (this.input.actorVersion ?? 0) < 1;
   }
 
   /** The container died and the loop has not yet moved the sandbox to Failed. */
