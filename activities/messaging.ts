@@ -115,7 +115,8 @@ export function createMessagingActivities({ client, config }: { client: Client; 
       // almost all live sandboxes, checked every minute. Visibility may lag, so a key it does not
       // list is asked of its actor before its share goes back; one it lists that has just closed
       // waits for the next check.
-      const listed = tenant === undefined ? new Set<string>() : await openSandboxActors(tenant);
+      const plain = sandboxIds.some((id) => !id.startsWith('snapshot:') && !poolOfReservationKey(id));
+      const listed = tenant === undefined || !plain ? new Set<string>() : await openSandboxActors(tenant);
       const open: string[] = [];
       for (const id of sandboxIds) {
         const pool = poolOfReservationKey(id);

@@ -9,6 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import {
+  announceRenewScheduleUpdate,
   deleteUpdate,
   describeQuery,
   eventsQuery,
@@ -21,7 +22,8 @@ import {
   type SandboxWorkflow,
 } from '../../contracts/sandbox-actor';
 import { SA } from '../../contracts/search-attributes';
-import type { SandboxSpec, SandboxState, SandboxWorkflowInput } from '../../core/sandbox';
+import { ErrorCodes } from '../../core/errors';
+import { SANDBOX_ACTOR_VERSION, type SandboxSpec, type SandboxState, type SandboxWorkflowInput } from '../../core/sandbox';
 import { hostTaskQueue, sandboxWorkflowId } from '../../core/sandbox';
 import { FakeHost } from '../helpers/fake-host';
 import { waitFor } from '../helpers/stack';
@@ -415,5 +417,29 @@ describe('sandbox actor (workflow tests on a real dev server, fake runtime)', ()
     expect((described.memo?.view as { status: { state: string } }).status.state).toBe('Running');
     await deleteAndWait(handle);
     expect(statesOf((await handle.result()).events)).toEqual(['Pending', 'Running', 'Stopping', 'Terminated']);
+  });
+
+  it('when a renew schedule is announced again and again, then the actor continues as new keeping what it was told, and its teardown deletes the schedule', async () => {
+    const input = inputFor({ timeoutSeconds: 600 }, { actorVersion: SANDBOX_ACTOR_VERSION });
+    const handle = await start(input);
+    await reachState(handle, 'Running');
+    const firstRun = (await handle.describe()).runId;
+    // A tenant re-PUTting its schedule in a loop: each announcement is an Update in the history.
+    for (let i = 0; i < 30; i++) await handle.executeUpdate(announceRenewScheduleUpdate, { args: [] });
+    await waitFor('a new run', async () => (await handle.describe()).runId !== firstRun, 20_000, 100);
+    await deleteAndWait(handle);
+    expect(host.callsOf(input.sandboxId)).toContain('deleteRenewSchedule');
+  });
+
+  it('when no renew schedule was announced, then the teardown does not look for one; and an announcement to a sandbox being deleted is refused', async () => {
+    const input = inputFor({}, { actorVersion: SANDBOX_ACTOR_VERSION });
+    host.script(input.sandboxId, { hang: ['removeContainers'] });
+    const handle = await start(input);
+    await reachState(handle, 'Running');
+    await handle.executeUpdate(deleteUpdate, { args: [{ waitMs: 0 }] });
+    await waitFor('the teardown to start removing', async () => host.callsOf(input.sandboxId).includes('removeContainers'), 10_000, 50);
+    expect(await refusal(handle.executeUpdate(announceRenewScheduleUpdate, { args: [] }))).toBe(ErrorCodes.INVALID_STATE.code);
+    expect(host.callsOf(input.sandboxId)).not.toContain('deleteRenewSchedule');
+    await handle.terminate('the removal hangs by script');
   });
 });

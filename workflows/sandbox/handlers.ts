@@ -109,6 +109,9 @@ export function registerHandlers(actor: SandboxActorState): void {
     announceRenewScheduleUpdate,
     () => {
       actor.renewScheduled = true;
+      // Wake the loop, as a metadata patch does: a tenant re-PUTting its schedule in a loop must not
+      // run the actor into the history or Update limits unseen (each Update adds events).
+      actor.generation++;
       return view;
     },
     {

@@ -15,6 +15,7 @@ import {
   type SandboxView,
   type SandboxWorkflowInput,
 } from '../../core/sandbox';
+import { startedWith } from './versions';
 
 /** The history keeps this many entries; the first one (acceptance) always stays. */
 const MAX_EVENTS = 200;
@@ -136,7 +137,7 @@ export class SandboxActorState {
 
   /** Whether a renew schedule may exist: announced, or the actor is one that is never told. */
   mayHaveRenewSchedule(): boolean {
-    return this.renewScheduled || (this.input.actorVersion ?? 0) < 1;
+    return this.renewScheduled || !startedWith(this.input, 'renew-schedules-announced');
   }
 
   /** The container died and the loop has not yet moved the sandbox to Failed. */

@@ -27,6 +27,20 @@ const CHANGES = {
 
 export type SandboxChange = keyof typeof CHANGES;
 
+/**
+ * What an actor does only if it was started with it, never by a patch: a running older actor cannot
+ * take it up (it was not told of schedules made before the change, so it must keep looking for one).
+ */
+const STARTED_WITH = {
+  /** Renew schedules are announced to the actor before they are made (announceRenewSchedule). */
+  'renew-schedules-announced': 1,
+} as const;
+
+/** Whether this actor was started at a version that includes `feature`. */
+export function startedWith(input: SandboxWorkflowInput, feature: keyof typeof STARTED_WITH): boolean {
+  return (input.actorVersion ?? 0) >= STARTED_WITH[feature];
+}
+
 /** Whether this run takes the changed code: started with it, or (an older actor) marked as taking it now. */
 export function has(input: SandboxWorkflowInput, change: SandboxChange): boolean {
   return (input.actorVersion ?? 0) >= CHANGES[change] || patched(change);
