@@ -4,6 +4,7 @@ import { listenAddress } from '../core/config';
 import { loadConfig } from '../core/load-config';
 import { logFormat, prettyStream } from '../platform/log';
 import { payloadCodecsFor } from '../platform/payload-codec';
+import { SandboxViewStore } from '../platform/sandbox-views';
 import { prepareNamespace, isLoopbackAddress, temporalAuthSummary, temporalConnectOptions } from '../platform/temporal-setup';
 import { KubeBackend } from '../execd/kube-backend';
 import { buildApp } from './app';
@@ -16,11 +17,19 @@ async function main(): Promise<void> {
   const connectOptions = temporalConnectOptions(config);
   const connection = await Connection.connect(connectOptions);
   await prepareNamespace(connection, config.temporal.namespace);
-  const client = new Client({
-    connection,
-    namespace: config.temporal.namespace,
-    dataConverter: payloadCodecsFor(config.security.payloadKey, config.security.acceptPlaintextUntil),
-  });
+  const dataConverter = payloadCodecsFor(config.security.payloadKey, config.security.acceptPlaintextUntil);
+  const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
+  // The read projection LIST uses (views.postgresUrl); its failures are logged once the app's log exists.
+  let warn = (msg: string, fields: Record<string, unknown>) => console.error(JSON.stringify({ level: 'warn', msg, ...fields }));
+  const viewStore = config.views.postgresUrl
+    ? new SandboxViewStore({
+        url: config.views.postgresUrl,
+        namespace: config.temporal.namespace,
+        poolSize: config.views.poolSize,
+        codec: dataConverter?.payloadCodecs[0],
+        onError: (err) => warn('sandbox views: database connection lost', { error: err.message }),
+      })
+    : undefined;
 
   const onKubernetes = config.runtime.type === 'kubernetes';
   const namespaces = onKubernetes ? await createNamespaceCheck(config) : undefined;
@@ -32,10 +41,12 @@ async function main(): Promise<void> {
   const app = await buildApp({
     logger: { level: config.log.level, ...(pretty ? { stream: prettyStream(process.stdout) } : {}) },
     config,
-    services: createApiServices(client, config),
+    services: createApiServices(client, config, viewStore && { store: viewStore, warn: (msg, fields) => warn(msg, fields) }),
     ...(namespaces ? { namespaces } : {}),
     ...(execdBackend ? { execdBackend } : {}),
   });
+  warn = (msg, fields) => app.log.warn(fields, msg);
+  if (viewStore) app.addHook('onClose', () => viewStore.close());
   const { host, warning } = listenAddress(config.server, config.tenants);
   if (warning) app.log.warn(warning);
   if (!connectOptions.tls && !isLoopbackAddress(connectOptions.address))

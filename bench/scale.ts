@@ -104,15 +104,36 @@ async function oneSize(size: number, backend: Backend): Promise<string> {
     const pick = () => ids[Math.floor(Math.random() * ids.length)]!;
     const gets = await inParallel(GET_SAMPLES, 1, deadline, () => timed(() => stack.request('GET', `/v1/sandboxes/${pick()}`)));
     const matches = Math.min(size, 1000);
-    const lists = await inParallel(LIST_SAMPLES, 1, deadline, async () => {
+    const listOnce = async (baseUrl: string) => {
       let n = 0;
       const ms = await timed(async () => {
-        const r = await stack.request('GET', '/v1/sandboxes?metadata=group%3Dk&pageSize=200');
+        const r = await stack.requestTo(baseUrl, 'GET', '/v1/sandboxes?metadata=group%3Dk&pageSize=200');
         n = r.body.pagination?.totalItems ?? r.body.items.length;
       });
       if (n !== matches) throw new Error(`LIST found ${n} of ${matches}`);
       return ms;
-    });
+    };
+    // With the read projection (on the cluster), the same LISTs through a second API without it,
+    // interleaved: visibility and the projection side by side, same stack, same moment.
+    const bare = stack.viewsUrl ? await stack.startApiReplica('api-visibility', { TIDEBOX_VIEWS_POSTGRES_URL: undefined }) : undefined;
+    const lists: number[] = [];
+    const fromVisibility: number[] = [];
+    try {
+      await inParallel(LIST_SAMPLES, 1, deadline, async () => {
+        lists.push(await listOnce(stack.baseUrl));
+        if (bare) fromVisibility.push(await listOnce(bare.baseUrl));
+      });
+    } finally {
+      await bare?.process.stop();
+    }
+    if (bare) {
+      const fellBack = readFileSync(join(stack.dataDir, 'api.log'), 'utf8').includes('sandbox views');
+      if (fellBack) throw new Error('the API fell back to visibility during the LISTs: see its log');
+      console.log(
+        `
+LIST (${matches} matches, page of 200), ${size} live: read projection ${quantile(lists, 0.5).toFixed(1)} / ${quantile(lists, 0.99).toFixed(1)} ms, visibility (second API, same run) ${quantile(fromVisibility, 0.5).toFixed(1)} / ${quantile(fromVisibility, 0.99).toFixed(1)} ms (p50 / p99)`,
+      );
+    }
     const far = new Date(Date.now() + 3 * 3_600_000).toISOString();
     const renews = await inParallel(RENEW_SAMPLES, 1, deadline, () =>
       timed(async () => {
@@ -164,6 +185,10 @@ async function oneSize(size: number, backend: Backend): Promise<string> {
       }))
       .filter((e) => e.at >= firstAt - 1000)
       .map((e) => `${e.at - firstAt} ${e.type.replace('EVENT_TYPE_', '')}`);
+    const reconciled = readFileSync(join(stack.dataDir, 'worker.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('sandbox views reconciled'));
+    if (reconciled.length) console.log(`read projection reconciliations: ${reconciled.map((l) => JSON.parse(l).ms + ' ms').join(', ')}`);
     console.log(`\none expiry (ms from its expiresAt; ${size} live, ${EXPIRING} expiring): ${steps.join(', ')}`);
     const pair = (xs: number[]) => `${quantile(xs, 0.5).toFixed(1)} / ${quantile(xs, 0.99).toFixed(1)}`;
     plot(size, backend, { gets, lists, renews }, expiring, lateness);

@@ -66,6 +66,29 @@ export const ConfigSchema = z
     /** The execd API Tidebox serves for each sandbox (docs/execd.md). */
     execd: ExecdSchema,
     /**
+     * The sandbox read projection LIST reads (platform/sandbox-views.ts, docs/architecture.md "The
+     * read projection"). Off without a URL: LIST reads Temporal visibility.
+     */
+    views: z
+      .object({
+        /** PostgreSQL URL, `postgres://user:password@host:port/database`. A secret (the password): never logged. */
+        postgresUrl: z
+          .string()
+          .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+          .optional(),
+        /** Connections each process keeps to it. */
+        poolSize: z.number().int().min(1).max(100).default(10),
+        /** How often one worker compares the table with the open sandbox actors (and fills it on first use). */
+        reconcileIntervalSeconds: z.number().int().min(5).max(86_400).default(300),
+        /**
+         * A row written this recently is not repaired (a workflow task may still be completing behind
+         * its write); keep it above Temporal's workflow task timeout (10 s).
+         */
+        reconcileGraceSeconds: z.number().int().min(1).max(3600).default(60),
+      })
+      .strict()
+      .prefault({}),
+    /**
      * Where sandboxes run: containers on a Docker engine, or pods on a Kubernetes cluster. `noop`
      * is for scale measurement only (`npm run bench -- scale`): the whole actor path with no
      * workload behind it (activities/noop/host.ts); otherwise it behaves as `docker` (its host id,

@@ -42,6 +42,7 @@ const ENV_KEYS: Array<[string, string[], (v: string) => unknown]> = [
   ['TIDEBOX_PUBLIC_HOST', ['server', 'publicHost'], String],
   ['TIDEBOX_TEMPORAL_UI_URL', ['server', 'temporalUiUrl'], String],
   ['TIDEBOX_PAYLOAD_KEY', ['security', 'payloadKey'], String],
+  ['TIDEBOX_VIEWS_POSTGRES_URL', ['views', 'postgresUrl'], String],
   ['TIDEBOX_EXECD_TOKEN_SECRET', ['execd', 'tokenSecret'], String],
   ['TIDEBOX_EXECD_ENABLED', ['execd', 'enabled'], (v) => v === 'true' || v === '1'],
   ['TIDEBOX_TENANTS_PROVIDER', ['tenants', 'provider'], String],

@@ -2,15 +2,18 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getHeapStatistics } from 'node:v8';
 import { Client } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { PayloadCodec } from '@temporalio/common';
+import { DefaultLogger, type InjectedSinks, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createMessagingActivities } from '../activities/messaging';
 import type { HostLog, RuntimeHost } from '../contracts/runtime';
+import type { SandboxViewSinks } from '../contracts/sandbox-views';
 import type { Execd } from '../execd';
 import { type Config, runtimeHostId } from '../core/config';
 import { loadConfig } from '../core/load-config';
 import { hostTaskQueue } from '../core/sandbox';
 import { type LogFormat, logFormat, prettyLine } from '../platform/log';
 import { payloadCodecsFor } from '../platform/payload-codec';
+import { keepSandboxViews, SandboxViewStore, SandboxViewWriter } from '../platform/sandbox-views';
 import { prepareNamespace, isLoopbackAddress, temporalAuthSummary, temporalConnectOptions } from '../platform/temporal-setup';
 
 /** The worker's log: one JSON object per line, or one readable line on a terminal (`log.format`, set once the config is read). */
@@ -87,6 +90,7 @@ async function main(): Promise<void> {
     ? { workflowBundle: { codePath: bundlePath } }
     : { workflowsPath: require.resolve('../workflows') };
 
+  const views = viewsOf(config, dataConverter?.payloadCodecs[0]);
   const maxCachedWorkflows = workflowCacheSize(config);
   const workflowWorker = await Worker.create({
     connection,
@@ -95,6 +99,7 @@ async function main(): Promise<void> {
     taskQueue: config.temporal.taskQueue,
     dataConverter,
     ...workflowSource,
+    sinks: views.sinks,
     activities: createMessagingActivities({ client, config }),
   });
   const hostWorker = await Worker.create({
@@ -124,11 +129,52 @@ async function main(): Promise<void> {
   const execdServer = execd ? await startExecd(config, execd) : undefined;
   const stopWatching = new AbortController();
   const watcher = runtime.watchExits(stopWatching.signal);
+  const reconciling = views.store
+    ? keepSandboxViews(
+        views.store,
+        client,
+        config.views.reconcileIntervalSeconds * 1000,
+        config.views.reconcileGraceSeconds * 1000,
+        stopWatching.signal,
+        ({ report, error, ms }) =>
+          error
+            ? log('warn', 'sandbox views: reconciliation failed; next at the next interval', { error: error.message, ms })
+            : log('info', 'sandbox views reconciled', { ...report, ms }),
+      )
+    : undefined;
   await Promise.all([workflowWorker.run(), hostWorker.run()]);
   stopWatching.abort();
-  await watcher;
+  await Promise.all([watcher, reconciling, views.writer?.drain()]);
+  await views.store?.close();
   await execdServer?.close();
   await connection.close();
+}
+
+/**
+ * The read projection's writer (views.postgresUrl), behind the sink sandbox actors publish through;
+ * without a URL the sink does nothing (LIST reads visibility).
+ */
+function viewsOf(config: Config, codec: PayloadCodec | undefined) {
+  const { postgresUrl, poolSize } = config.views;
+  const store = postgresUrl
+    ? new SandboxViewStore({
+        url: postgresUrl,
+        namespace: config.temporal.namespace,
+        poolSize,
+        codec,
+        onError: (err) => log('warn', 'sandbox views: database connection lost', { error: err.message }),
+      })
+    : undefined;
+  const writer = store
+    ? new SandboxViewWriter(store, (err, failures) => {
+        // The first failure and then every 20th: a database away for minutes is one line a minute or so.
+        if (failures === 1 || failures % 20 === 0) log('warn', 'sandbox views: write failed; retrying', { error: err.message, failures });
+      })
+    : undefined;
+  const sinks: InjectedSinks<SandboxViewSinks> = {
+    sandboxViews: { publish: { fn: (_info, view, at) => writer?.publish(view, at), callDuringReplay: false } },
+  };
+  return { store, writer, sinks };
 }
 
 /** Commands and files of this host's sandboxes, against its engine. */

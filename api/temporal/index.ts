@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { Config } from '../../core/config';
+import type { SandboxViewStore } from '../../platform/sandbox-views';
 import { TemporalGateway } from './gateway';
 import { createMountService, type MountService } from './mounts';
 import { createPoolService, type PoolService } from './pools';
@@ -20,10 +21,15 @@ export interface ApiServices {
   pools: PoolService;
 }
 
-export function createApiServices(client: Client, config: Config): ApiServices {
+/** `views`: the read projection LIST uses (views.postgresUrl), and where its failures are reported. */
+export function createApiServices(
+  client: Client,
+  config: Config,
+  views?: { store: SandboxViewStore; warn: (msg: string, fields: Record<string, unknown>) => void },
+): ApiServices {
   const temporal = new TemporalGateway(client, config.server.temporalCallTimeoutSeconds * 1000);
   const quotas = createQuotaService(temporal, config);
-  const sandboxes = createSandboxService(temporal, config, quotas);
+  const sandboxes = createSandboxService(temporal, config, quotas, views);
   return {
     sandboxes,
     snapshots: createSnapshotService(temporal, config, sandboxes, quotas),

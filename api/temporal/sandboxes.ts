@@ -34,6 +34,7 @@ import {
   sandboxWorkflowId,
 } from '../../core/sandbox';
 import { type Caller, canSee, type TenantCaller } from '../../core/tenants';
+import type { SandboxViewStore, ViewQuery } from '../../platform/sandbox-views';
 import type { TemporalGateway } from './gateway';
 import type { QuotaService } from './quotas';
 import { paginate } from './visibility';
@@ -53,7 +54,12 @@ const sandboxNotFound = (sandboxId: string) => new TideboxError('NOT_FOUND', `sa
  * Sandboxes over their actors (`sandbox/<id>`): create starts one, reads come from its memo and the
  * visibility store (no worker needed), everything else is an Update the actor validates.
  */
-export function createSandboxService(temporal: TemporalGateway, config: Config, quotas: QuotaService) {
+export function createSandboxService(
+  temporal: TemporalGateway,
+  config: Config,
+  quotas: QuotaService,
+  views?: { store: SandboxViewStore; warn: (msg: string, fields: Record<string, unknown>) => void },
+) {
   const callMs = config.server.temporalCallTimeoutSeconds * 1000;
   const placement = placementOf(config);
   /** An Update to the sandbox's actor; `what` names it in the 504 when no worker takes it in time. */
@@ -227,22 +233,66 @@ export function createSandboxService(temporal: TemporalGateway, config: Config, 
     }
   }
 
+  /**
+   * One page of the caller's sandboxes: from the read projection when there is one and it has been
+   * filled, else (and when it fails) from visibility. Either way each view is re-checked by `accept`.
+   */
   async function list(caller: Caller, filter: ListFilter) {
     const tenant = caller.kind === 'tenant' ? caller.tenant : filter.tenant;
-    // Everything `accept` checks is in the query too (a tenant sees only its own: `tenant` is set), so
-    // the count is the total and a newest-first window serves the page.
-    const query = { type: SANDBOX_WORKFLOW_TYPE, tenant, states: filter.states, metadata: filter.metadata, excludeStates: ['Terminated'] };
     const accept = (view: MemoView) =>
       canSee(caller, view.tenant) &&
       (tenant === undefined || view.tenant === tenant) &&
       view.status.state !== 'Terminated' &&
       (!filter.states.length || filter.states.includes(view.status.state)) &&
       Object.entries(filter.metadata).every(([k, v]) => view.metadata[k] === v);
-    const total = await temporal.count(query);
     const skip = (filter.page - 1) * filter.pageSize;
-    const views = skip >= total ? [] : await temporal.newest<MemoView>(query, accept, skip + filter.pageSize, total);
-    const page = paginate(views, filter.page, filter.pageSize, Math.max(total, views.length));
+    const projected =
+      views &&
+      (await listProjected(views.store, {
+        tenant,
+        states: filter.states,
+        metadata: filter.metadata,
+        offset: skip,
+        limit: filter.pageSize,
+      }));
+    if (projected) {
+      const items = projected.views.filter(accept);
+      const totalPages = Math.ceil(projected.total / filter.pageSize);
+      return {
+        items: await Promise.all(items.map(complete)),
+        pagination: {
+          page: filter.page,
+          pageSize: filter.pageSize,
+          totalItems: projected.total,
+          totalPages,
+          hasNextPage: filter.page < totalPages,
+        },
+      };
+    }
+    // Everything `accept` checks is in the query too (a tenant sees only its own: `tenant` is set), so
+    // the count is the total and a newest-first window serves the page.
+    const query = { type: SANDBOX_WORKFLOW_TYPE, tenant, states: filter.states, metadata: filter.metadata, excludeStates: ['Terminated'] };
+    const total = await temporal.count(query);
+    const found = skip >= total ? [] : await temporal.newest<MemoView>(query, accept, skip + filter.pageSize, total);
+    const page = paginate(found, filter.page, filter.pageSize, Math.max(total, found.length));
     return { ...page, items: await Promise.all(page.items.map(complete)) };
+  }
+
+  /** After a failed query the projection is left alone this long: each LIST would wait for it again. */
+  const PROJECTION_BACKOFF_MS = 30_000;
+  let projectionFailedAt = -Infinity;
+
+  /** The projection's page, or undefined when it is not filled yet or fails (reported; visibility answers). */
+  async function listProjected(store: SandboxViewStore, query: ViewQuery) {
+    if (Date.now() - projectionFailedAt < PROJECTION_BACKOFF_MS) return undefined;
+    try {
+      if (!(await store.isBackfilled())) return undefined;
+      return await store.list(query);
+    } catch (err) {
+      projectionFailedAt = Date.now();
+      views?.warn('sandbox views: LIST from the projection failed; reading visibility for 30 s', { error: (err as Error).message });
+      return undefined;
+    }
   }
 
   /** Live sandboxes restored from a snapshot (they run its image, so it cannot be deleted). */

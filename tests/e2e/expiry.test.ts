@@ -1,6 +1,6 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { sandboxRequest, Stack, waitFor } from '../helpers/stack';
 
 // This stack also runs its containers under a seccomp profile that forbids mkdir (see the last test).
@@ -16,6 +16,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await stack?.destroy();
+  rmSync(dirname(seccompPath), { recursive: true, force: true });
 });
 
 /** Resolves at the moment the sandbox has no container left (polled every 50 ms). */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -40,6 +40,7 @@ afterAll(async () => {
   detachMounts(mountRoot); // only a failed test leaves mounts behind
   await stack?.destroy();
   await s3?.stop();
+  rmSync(recordDir, { recursive: true, force: true });
 });
 
 const volume = (overrides: Record<string, unknown> = {}, ossfs: Record<string, unknown> = {}) => ({

@@ -69,6 +69,8 @@ export interface StackOptions {
   env?: NodeJS.ProcessEnv;
   /** Dynamic config of the test's Temporal dev server (e.g. a lowered server limit). */
   temporalDynamicConfig?: Record<string, unknown>;
+  /** On the cluster, LIST reads the read projection (views.postgresUrl) unless this is false. */
+  views?: boolean;
 }
 
 /**
@@ -90,6 +92,8 @@ export class Stack {
   /** The worker's execd listener (Docker), on 127.0.0.1. */
   execdPort = 0;
   private env: NodeJS.ProcessEnv = {};
+  /** The read projection's database (on the cluster's PostgreSQL), when the stack has one. */
+  viewsUrl: string | undefined;
   /** The config the stack's API and worker run with (TOML contents). */
   private config: Record<string, unknown> = {};
 
@@ -142,6 +146,7 @@ export class Stack {
       TEMPORAL_NAMESPACE: this.namespace,
       TIDEBOX_PORT: String(apiPort),
       ...(this.options.apiKey ? { TIDEBOX_API_KEY: this.options.apiKey } : {}),
+      ...(this.viewsUrl ? { TIDEBOX_VIEWS_POSTGRES_URL: this.viewsUrl } : {}),
       ...this.options.env,
     };
     this.baseUrl = `http://127.0.0.1:${apiPort}`;
@@ -166,6 +171,8 @@ export class Stack {
     this.temporal = new ClusterTemporal(stateDir);
     await this.temporal.start();
     this.namespace = `tidebox-${this.instance}`;
+    // On the cluster, LIST reads the read projection on its PostgreSQL (the production shape).
+    if (this.options.views !== false) this.viewsUrl = await this.temporal.viewsUrl();
   }
 
   private async startDevServer(port: number): Promise<void> {
@@ -224,14 +231,14 @@ export class Stack {
     }
   }
 
-  /** Start a second API process (a replica: same config and Temporal, its own port and log); resolves once it answers. */
-  async startApiReplica(name: string): Promise<{ process: ManagedProcess; baseUrl: string }> {
+  /** Start a second API process (a replica: same config and Temporal, its own port and log, `extraEnv` over its environment); resolves once it answers. */
+  async startApiReplica(name: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ process: ManagedProcess; baseUrl: string }> {
     const baseUrl = `http://127.0.0.1:${await freePort()}`;
     const logFile = join(this.dataDir, `${name}.log`);
     const api = new ManagedProcess(
       name,
       join(repoRoot(), 'dist/api/main.js'),
-      { ...this.env, TIDEBOX_PORT: new URL(baseUrl).port },
+      { ...this.env, ...extraEnv, TIDEBOX_PORT: new URL(baseUrl).port },
       logFile,
     );
     api.start();

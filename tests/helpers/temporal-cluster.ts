@@ -6,9 +6,14 @@
  * Tidebox's own start-up code, so stacks never see each other's workflows or task queues.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { repoRoot } from './stack';
+
+/** The read projection's database on the cluster's PostgreSQL. */
+const VIEWS_DATABASE = 'tidebox_views';
 
 const run = promisify(execFile);
 const script = () => join(repoRoot(), 'scripts/temporal-test-cluster');
@@ -37,6 +42,26 @@ export class ClusterTemporal {
   async start(): Promise<void> {
     const { stdout } = await run('bash', [script(), 'start', this.stateDir], { timeout: 900_000, maxBuffer: 16 * 1024 * 1024 });
     this.address = stdout.trim().split('\n').pop()!;
+  }
+
+  /**
+   * A database on the cluster's PostgreSQL for the read projection (views.postgresUrl), made once
+   * per cluster; stacks share it, each under its own namespace. The cluster's test password.
+   */
+  async viewsUrl(): Promise<string> {
+    const info = JSON.parse(readFileSync(join(this.stateDir, 'cluster.json'), 'utf8')) as { postgres: { port: number } };
+    const server = `postgres://temporal:temporal@127.0.0.1:${info.postgres.port}`;
+    const admin = new pg.Client({ connectionString: `${server}/postgres` });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE DATABASE ${VIEWS_DATABASE}`);
+    } catch (err) {
+      // Another stack made it first (duplicate_database, or the catalog's unique index in a race).
+      if (!['42P04', '23505'].includes((err as { code?: string }).code ?? '')) throw err;
+    } finally {
+      await admin.end();
+    }
+    return `${server}/${VIEWS_DATABASE}`;
   }
 
   /** Stop the Temporal server only (PostgreSQL keeps its data): a crash drill's "Temporal restarts". */

@@ -25,7 +25,8 @@ const bundlePath = join(repoRoot(), 'dist/workflow-bundle.js');
 async function replayAll(source: { workflowBundle: { codePath: string } } | { workflowsPath: string }) {
   const results = new Map<string, Error | undefined>();
   const iterable = Worker.runReplayHistories(
-    { ...source, dataConverter: payloadCodecsFor(REPLAY_PAYLOAD_KEY) },
+    // The read projection's sink, as the worker registers it (a replay calls none).
+    { ...source, dataConverter: payloadCodecsFor(REPLAY_PAYLOAD_KEY), sinks: { sandboxViews: { publish: { fn: () => undefined } } } },
     histories.map((h) => ({ workflowId: h.name, history: h.history })),
   );
   for await (const result of iterable) results.set(result.workflowId, result.error);

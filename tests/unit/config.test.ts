@@ -34,10 +34,17 @@ describe('config', () => {
           TIDEBOX_HOST: '0.0.0.0',
           TIDEBOX_HOST_ID: '',
           TIDEBOX_WORKER_MAX_CACHED_WORKFLOWS: '0',
+          TIDEBOX_VIEWS_POSTGRES_URL: 'postgres://tidebox:pw@db:5432/views',
         },
       ),
     );
     expect(c.worker.maxCachedWorkflows).toBe(0);
+    expect(c.views).toEqual({
+      postgresUrl: 'postgres://tidebox:pw@db:5432/views',
+      poolSize: 10,
+      reconcileIntervalSeconds: 300,
+      reconcileGraceSeconds: 60,
+    });
     expect(c.server.port).toBe(9999);
     expect(c.server.host).toBe('0.0.0.0');
     expect(c.dataDir).toBe('/b');
@@ -54,9 +61,15 @@ describe('config', () => {
     [{ sandbox: { minTimeoutSeconds: 100, maxTimeoutSeconds: 50 } }, 'sandbox.minTimeoutSeconds'],
     [{ worker: { maxCachedWorkflows: -1 } }, 'worker.maxCachedWorkflows'],
     [{ faults: { hangAt: ['nowhere'] } }, 'faults.hangAt.0'],
+    [{ views: { postgresUrl: 'mysql://u:pw@db/v' } }, 'views.postgresUrl'],
+    [{ views: { reconcileIntervalSeconds: 1 } }, 'views.reconcileIntervalSeconds'],
   ])('when the config has %j, then start-up fails naming %s', (raw, key) => {
     expect(() => parseConfig(raw)).toThrow(ConfigError);
     expect(() => parseConfig(raw)).toThrow(key);
+  });
+
+  it('when the read projection URL is refused, then the message does not repeat it (it holds a password)', () => {
+    expect(() => parseConfig({ views: { postgresUrl: 'mysql://u:secret-pw@db/v' } })).toThrow(/^(?![\s\S]*secret-pw)/);
   });
 
   it('when TIDEBOX_CONFIG names a TOML file, then it is read and validated', () => {

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, type InjectedSinks, Runtime, Worker } from '@temporalio/worker';
 import {
   announceRenewScheduleUpdate,
   deleteUpdate,
@@ -22,8 +22,15 @@ import {
   type SandboxWorkflow,
 } from '../../contracts/sandbox-actor';
 import { SA } from '../../contracts/search-attributes';
+import type { SandboxViewSinks } from '../../contracts/sandbox-views';
 import { ErrorCodes } from '../../core/errors';
-import { SANDBOX_ACTOR_VERSION, type SandboxSpec, type SandboxState, type SandboxWorkflowInput } from '../../core/sandbox';
+import {
+  SANDBOX_ACTOR_VERSION,
+  type SandboxSpec,
+  type SandboxState,
+  type SandboxView,
+  type SandboxWorkflowInput,
+} from '../../core/sandbox';
 import { hostTaskQueue, sandboxWorkflowId } from '../../core/sandbox';
 import { FakeHost } from '../helpers/fake-host';
 import { waitFor } from '../helpers/stack';
@@ -37,6 +44,16 @@ let env: TestWorkflowEnvironment;
 let host: FakeHost;
 let workers: Worker[] = [];
 let running: Promise<unknown>;
+/** What the actors published to the read projection's sink, by sandbox id. */
+const published = new Map<string, Array<{ view: SandboxView; at: number }>>();
+const sinks: InjectedSinks<SandboxViewSinks> = {
+  sandboxViews: {
+    publish: {
+      fn: (_info, view, at) => void published.set(view.id, [...(published.get(view.id) ?? []), { view, at }]),
+      callDuringReplay: false,
+    },
+  },
+};
 
 beforeAll(async () => {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
@@ -52,7 +69,7 @@ beforeAll(async () => {
   const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietLogger });
   const common = { connection: env.nativeConnection, namespace: 'default' };
   workers = [
-    await Worker.create({ ...common, taskQueue: TASK_QUEUE, workflowBundle, activities: host.messaging() }),
+    await Worker.create({ ...common, taskQueue: TASK_QUEUE, workflowBundle, activities: host.messaging(), sinks }),
     // Cancellations reach a hanging activity with its next heartbeat: send those at once.
     await Worker.create({
       ...common,
@@ -157,6 +174,15 @@ describe('sandbox actor (workflow tests on a real dev server, fake runtime)', ()
     expect(calls.slice(0, 4)).toEqual(['ensureContainer', 'startContainer', 'pauseContainer', 'resumeContainer']);
     // Teardown removes the workload and the renew schedule side by side (two task queues: either may start first).
     expect(calls.slice(4).sort()).toEqual(['deleteRenewSchedule', 'removeContainers']);
+
+    // The read projection's sink got each view as it was published, in workflow-time order, ending with the last.
+    const sunk = published.get(input.sandboxId) ?? [];
+    const times = sunk.map((p) => p.at);
+    expect(times).toEqual([...times].sort((a, b) => a - b));
+    const states = sunk.map((p) => p.view.status.state);
+    expect(states.filter((state, i) => state !== states[i - 1])).toEqual(statesOf(events));
+    expect(sunk.some((p) => p.view.expiresAt === expiresAt && p.view.status.state === 'Running')).toBe(true);
+    expect(sunk.at(-1)?.view).toEqual(view);
   });
 
   it('when its timeout passes, then it expires on its own: Running → Stopping → Terminated by the expiry', async () => {

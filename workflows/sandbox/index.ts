@@ -23,8 +23,10 @@ export const sandboxWorkflow: SandboxWorkflow = async (input: SandboxWorkflowInp
   registerHandlers(actor);
   // A new run of a continued-as-new actor starts with no memo: publish the carried view. A fresh run
   // was started with this very memo and these search attributes (api/temporal/sandboxes.ts): writing
-  // them again cost every create's first workflow task. Runs recorded before did.
+  // them again cost every create's first workflow task. Runs recorded before did. The read projection
+  // gets it either way (a sink: no command).
   if (input.carried || !has(input, 'fresh-run-starts-published')) actor.publish();
+  else actor.project();
 
   if (actor.state === 'Pending' && !actor.deleteRequested) await provision(actor, acts);
   // A member thawed by its claim starts Running on it (input.pooled.started): the word to the pool,

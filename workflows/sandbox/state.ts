@@ -1,5 +1,6 @@
-import { upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
+import { proxySinks, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
 import { SA } from '../../contracts/search-attributes';
+import type { SandboxViewSinks } from '../../contracts/sandbox-views';
 import { DEFAULT_EXPIRY_POLICY, type ExpiryPolicy } from '../../core/expiry';
 import { metadataKeywords } from '../../core/metadata';
 import {
@@ -16,6 +17,8 @@ import {
   type SandboxWorkflowInput,
 } from '../../core/sandbox';
 import { startedWith } from './versions';
+
+const { sandboxViews } = proxySinks<SandboxViewSinks>();
 
 /** The history keeps this many entries; the first one (acceptance) always stays. */
 const MAX_EVENTS = 200;
@@ -60,9 +63,13 @@ export class SandboxActorState {
     return this.view.status.state;
   }
 
-  /** Everything GET/LIST read, in full every time: a continued-as-new run starts with none of it. */
+  /**
+   * Everything GET/LIST read, in full every time: a continued-as-new run starts with none of it. The
+   * read projection LIST uses gets the whole view (no history event: a sink), at this task's time.
+   */
   publish(): void {
     const { view } = this;
+    this.project();
     upsertMemo({ view: memoView(view), requestHash: this.input.requestHash });
     upsertSearchAttributes([
       { key: SA.tenant, value: view.tenant },
@@ -71,6 +78,11 @@ export class SandboxActorState {
       { key: SA.expiresAt, value: view.expiresAt ? new Date(view.expiresAt) : null },
       { key: SA.metadata, value: metadataKeywords(view.metadata) },
     ]);
+  }
+
+  /** The view to the read projection only (no command): a fresh run, whose memo its starter wrote. */
+  project(): void {
+    sandboxViews.publish(this.view, Date.now());
   }
 
   record(event: SandboxEvent): void {
