@@ -46,7 +46,12 @@ async function main(): Promise<void> {
     ...(execdBackend ? { execdBackend } : {}),
   });
   warn = (msg, fields) => app.log.warn(fields, msg);
-  if (viewStore) app.addHook('onClose', () => viewStore.close());
+  if (viewStore) {
+    app.addHook('onClose', () => viewStore.close());
+    viewStore
+      .warm()
+      .catch((err: Error) => warn('sandbox views: not reachable at start; LIST reads visibility until it is', { error: err.message }));
+  }
   const { host, warning } = listenAddress(config.server, config.tenants);
   if (warning) app.log.warn(warning);
   if (!connectOptions.tls && !isLoopbackAddress(connectOptions.address))
