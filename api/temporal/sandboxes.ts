@@ -37,7 +37,7 @@ import { type Caller, canSee, type TenantCaller } from '../../core/tenants';
 import type { SandboxViewStore, ViewQuery } from '../../platform/sandbox-views';
 import type { TemporalGateway } from './gateway';
 import type { QuotaService } from './quotas';
-import { paginate } from './visibility';
+import { paginate, pagination } from './visibility';
 
 export interface ListFilter {
   /** Admin callers only: one tenant's sandboxes (all tenants when absent). */
@@ -52,7 +52,8 @@ const sandboxNotFound = (sandboxId: string) => new TideboxError('NOT_FOUND', `sa
 
 /**
  * Sandboxes over their actors (`sandbox/<id>`): create starts one, reads come from its memo and the
- * visibility store (no worker needed), everything else is an Update the actor validates.
+ * visibility store, or for LIST the read projection (no worker needed either way), everything else is
+ * an Update the actor validates.
  */
 export function createSandboxService(
   temporal: TemporalGateway,
@@ -255,20 +256,11 @@ export function createSandboxService(
         offset: skip,
         limit: filter.pageSize,
       }));
-    if (projected) {
-      const items = projected.views.filter(accept);
-      const totalPages = Math.ceil(projected.total / filter.pageSize);
+    if (projected)
       return {
-        items: await Promise.all(items.map(complete)),
-        pagination: {
-          page: filter.page,
-          pageSize: filter.pageSize,
-          totalItems: projected.total,
-          totalPages,
-          hasNextPage: filter.page < totalPages,
-        },
+        items: await Promise.all(projected.views.filter(accept).map(complete)),
+        pagination: pagination(filter.page, filter.pageSize, projected.total),
       };
-    }
     // Everything `accept` checks is in the query too (a tenant sees only its own: `tenant` is set), so
     // the count is the total and a newest-first window serves the page.
     const query = { type: SANDBOX_WORKFLOW_TYPE, tenant, states: filter.states, metadata: filter.metadata, excludeStates: ['Terminated'] };

@@ -9,10 +9,12 @@ export function paginate<T extends { createdAt: string; id: string }>(
   totalItems = items.length,
 ) {
   const sorted = [...items].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || a.id.localeCompare(b.id));
-  const totalPages = Math.ceil(totalItems / pageSize);
   const start = (page - 1) * pageSize;
-  return {
-    items: sorted.slice(start, start + pageSize),
-    pagination: { page, pageSize, totalItems, totalPages, hasNextPage: page < totalPages },
-  };
+  return { items: sorted.slice(start, start + pageSize), pagination: pagination(page, pageSize, totalItems) };
+}
+
+/** The contract's pagination block of a page of `pageSize` among `totalItems`. */
+export function pagination(page: number, pageSize: number, totalItems: number) {
+  const totalPages = Math.ceil(totalItems / pageSize);
+  return { page, pageSize, totalItems, totalPages, hasNextPage: page < totalPages };
 }

@@ -2,7 +2,7 @@
  * What keeps the read projection (./store.ts) written and true: the sink's batched writer and the
  * reconciliation against the open sandbox actors.
  */
-import type { Client } from '@temporalio/client';
+import { type Client, type WorkflowExecutionDescription, WorkflowNotFoundError } from '@temporalio/client';
 import { SANDBOX_WORKFLOW_TYPE } from '../../contracts/sandbox-actor';
 import { visibilityQuery } from '../../contracts/visibility';
 import { type MemoView, type SandboxView, sandboxWorkflowId } from '../../core/sandbox';
@@ -31,8 +31,6 @@ export class SandboxViewWriter {
   private readonly pending = new Map<string, Pending>();
   private flushing: Promise<void> | undefined;
   private failures = 0;
-  dropped = 0;
-  written = 0;
 
   constructor(
     private readonly store: SandboxViewStore,
@@ -47,10 +45,8 @@ export class SandboxViewWriter {
       // A newer view of the same sandbox replaces the held one: one row, the latest.
       if (at >= held.at) Object.assign(held, { view, at });
       held.done.push(done);
-    } else if (this.pending.size >= MAX_PENDING) {
-      this.dropped++;
-      done();
-    } else this.pending.set(view.id, { view, at, done: [done] });
+    } else if (this.pending.size >= MAX_PENDING) done();
+    else this.pending.set(view.id, { view, at, done: [done] });
     this.flushing ??= this.flush().finally(() => (this.flushing = undefined));
     let timer: NodeJS.Timeout | undefined;
     return Promise.race([written, new Promise<void>((resolve) => (timer = setTimeout(resolve, WRITE_WAIT_MS)))]).finally(() =>
@@ -64,7 +60,6 @@ export class SandboxViewWriter {
       for (const p of batch) this.pending.delete(p.view.id);
       try {
         await this.store.write(batch);
-        this.written += batch.length;
         this.failures = 0;
       } catch (err) {
         this.failures++;
@@ -132,10 +127,13 @@ export async function reconcileSandboxViews(
     const gone = new Map<string, number>();
     for (const id of suspects.slice(0, MAX_DESCRIBES)) {
       const row = rows.get(id);
-      const described = await client.workflow
-        .getHandle(sandboxWorkflowId(id))
-        .describe()
-        .catch(() => undefined);
+      let described: WorkflowExecutionDescription | undefined;
+      try {
+        described = await client.workflow.getHandle(sandboxWorkflowId(id)).describe();
+      } catch (err) {
+        // Gone only when Temporal says so; any other failure leaves the row for the next pass.
+        if (!(err instanceof WorkflowNotFoundError)) continue;
+      }
       const view = described?.memo?.view as MemoView | undefined;
       if (described && described.type === SANDBOX_WORKFLOW_TYPE && described.status.name === 'RUNNING' && view) {
         if (row?.view && sameView(row.view, view)) continue;
