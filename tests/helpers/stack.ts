@@ -156,13 +156,22 @@ export class Stack {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.startApi();
-        return;
+        break;
       } catch (err) {
         if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
         const port = await freePort();
         this.env = { ...this.env, TIDEBOX_PORT: String(port) };
         this.baseUrl = `http://127.0.0.1:${port}`;
       }
+    }
+    // A worker that died or hangs while starting would show only as 504s in every test: fail here,
+    // with its log, instead.
+    try {
+      await this.workerReady();
+    } catch (err) {
+      const file = join(this.dataDir, 'worker.log');
+      const log = existsSync(file) ? readFileSync(file, 'utf8').slice(-4000) : '(no log)';
+      throw new Error(`${(err as Error).message}\nworker.log (tail):\n${log}`, { cause: err });
     }
   }
 
