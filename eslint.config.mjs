@@ -29,6 +29,7 @@ export default tseslint.config(
     rules: {
       'tidebox/layers': 'error',
       'tidebox/no-cycle': 'error',
+      'tidebox/workflow-weight': 'error',
       '@typescript-eslint/no-unused-vars': [
         'error',
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', caughtErrors: 'none' },

@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { DockerSchema, HostId } from './docker-config';
-import { ExecdSchema } from './execd';
+import { ExecdSchema } from './execd-config';
 import { ingressProblems, IngressSchema } from './ingress';
 import { controlPlanePorts, NetworkSchema } from './network';
 import { sandboxSizingProblem } from './quantities';
-import { QuotaSchema } from './quotas';
+import { QuotaSchema } from './quota-config';
 import { CLAIM_ACCESS_MODES } from './sandbox';
 import { Placement, PlacementSchema, placementProblem } from './placement';
 import { nestedPrefixes } from './storage';

@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import { TideboxError } from './errors';
 import type { SandboxNetwork, SandboxSpec } from './sandbox';
 
@@ -12,15 +11,13 @@ export const POOL_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 /** extensions key that names the pool a create claims from (OpenSandbox's). */
 export const POOL_REF_EXTENSION = 'poolRef';
 
-export const CapacitySpecSchema = z
-  .object({
-    bufferMin: z.number().int().min(0),
-    bufferMax: z.number().int().min(0),
-    poolMin: z.number().int().min(0),
-    poolMax: z.number().int().min(0),
-  })
-  .strict();
-export type CapacitySpec = z.infer<typeof CapacitySpecSchema>;
+/** A pool's sizes (OpenSandbox's capacitySpec; the request schema is the pools route's). */
+export interface CapacitySpec {
+  bufferMin: number;
+  bufferMax: number;
+  poolMin: number;
+  poolMax: number;
+}
 
 /** Why a capacity cannot be used (bounds against each other and the server's cap), or undefined. */
 export function capacityProblem(c: CapacitySpec, maxMembers: number): string | undefined {

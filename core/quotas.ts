@@ -4,36 +4,28 @@
  * (`quotas = { ... }` on a `[[tenants]]` entry) or the HTTP provider's answer (`quotas`). Pure rules;
  * the tenant actor (workflows/tenant.ts) keeps the usage and admits or refuses atomically.
  */
-import { z } from 'zod';
 import { parseCpuMillis, parseMemoryBytes } from './quantities';
 
-const Cpu = z.string().refine((v) => parseCpuMillis(v) !== undefined, 'must be a CPU quantity such as "4" or "500m"');
-const Memory = z.string().refine((v) => parseMemoryBytes(v) !== undefined, 'must be a memory quantity such as "8Gi"');
-const Count = z.number().int().min(0);
-
-/** Every limit is optional: absent means no limit of that kind. */
-export const QuotaSchema = z
-  .object({
-    /** Live sandboxes (any state but Terminated) at once. */
-    maxSandboxes: Count.optional(),
-    /** Sum of the live sandboxes' CPU limits. */
-    maxCpu: Cpu.optional(),
-    /** Sum of the live sandboxes' memory limits. */
-    maxMemory: Memory.optional(),
-    /** The most one sandbox may ask for (below sandbox.maxCpu / maxMemory, which bound every tenant). */
-    maxSandboxCpu: Cpu.optional(),
-    maxSandboxMemory: Memory.optional(),
-    /** The longest timeout one sandbox may ask for (below sandbox.maxTimeoutSeconds). */
-    maxTimeoutSeconds: z.number().int().min(1).optional(),
-    /** Whether `timeout: null` (never expires, deleted by hand) is allowed. */
-    allowManualCleanup: z.boolean().optional(),
-    /** Snapshots (any state) at once. */
-    maxSnapshots: Count.optional(),
-    /** Warm pools at once (absent here and in the tenant's own: `pools.maxPerTenant`). */
-    maxPools: Count.optional(),
-  })
-  .strict();
-export type Quota = z.infer<typeof QuotaSchema>;
+/** Every limit is optional: absent means no limit of that kind (the `[quotas]` shape: quota-config.ts). */
+export interface Quota {
+  /** Live sandboxes (any state but Terminated) at once. */
+  maxSandboxes?: number;
+  /** Sum of the live sandboxes' CPU limits (a quantity such as "4" or "500m"). */
+  maxCpu?: string;
+  /** Sum of the live sandboxes' memory limits (a quantity such as "8Gi"). */
+  maxMemory?: string;
+  /** The most one sandbox may ask for (below sandbox.maxCpu / maxMemory, which bound every tenant). */
+  maxSandboxCpu?: string;
+  maxSandboxMemory?: string;
+  /** The longest timeout one sandbox may ask for (below sandbox.maxTimeoutSeconds). */
+  maxTimeoutSeconds?: number;
+  /** Whether `timeout: null` (never expires, deleted by hand) is allowed. */
+  allowManualCleanup?: boolean;
+  /** Snapshots (any state) at once. */
+  maxSnapshots?: number;
+  /** Warm pools at once (absent here and in the tenant's own: `pools.maxPerTenant`). */
+  maxPools?: number;
+}
 
 /** A tenant's quota: its own values over the configured defaults. */
 export const effectiveQuota = (defaults: Quota, own: Quota | undefined): Quota => ({ ...defaults, ...(own ?? {}) });

@@ -5,7 +5,8 @@
 import { posix } from 'node:path';
 import { z } from 'zod';
 import { TideboxError } from './errors';
-import { type Quota, QuotaSchema } from './quotas';
+import { QuotaSchema } from './quota-config';
+import type { Quota } from './quotas';
 
 export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DnsLabel = z.string().regex(DNS_LABEL, 'must be a DNS label (lowercase letters, digits, hyphens; at most 63)');

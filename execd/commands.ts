@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ExecdConfig } from '../core/execd';
+import type { ExecdConfig } from '../core/execd-config';
 import type { ExecChannel, RunningCommand, StreamName } from './exec-channel';
 import { ExecdError } from './errors';
 

@@ -1,4 +1,4 @@
-import type { ExecdConfig } from '../core/execd';
+import type { ExecdConfig } from '../core/execd-config';
 import { LogBudget, SandboxCommands } from './commands';
 import { ExecChannel } from './exec-channel';
 import type { FilesPort } from './files-port';

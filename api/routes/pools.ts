@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Config } from '../../core/config';
 import { TideboxError } from '../../core/errors';
-import { CapacitySpecSchema, capacityProblem, POOL_NAME, POOL_REF_EXTENSION } from '../../core/pools';
+import { type CapacitySpec, capacityProblem, POOL_NAME, POOL_REF_EXTENSION } from '../../core/pools';
 import type { SandboxSpec } from '../../core/sandbox';
 import { createSandboxRequestSchema, offerOf } from '../../core/schemas';
 import { DNS_LABEL, type TenantCaller, tenantOnly } from '../../core/tenants';
@@ -11,6 +11,15 @@ import type { PoolService } from '../temporal';
 import { doc, ErrorResponses, NoContent } from './common';
 
 const tag = 'Pools';
+
+const CapacitySpecSchema = z
+  .object({
+    bufferMin: z.number().int().min(0),
+    bufferMax: z.number().int().min(0),
+    poolMin: z.number().int().min(0),
+    poolMax: z.number().int().min(0),
+  })
+  .strict() satisfies z.ZodType<CapacitySpec>;
 
 const PoolStatusSchema = z.object({
   total: z.number().int(),
@@ -47,7 +56,7 @@ export const poolRoutes: FastifyPluginAsyncZod<PoolRouteDeps> = async (app, { co
   const PoolBody = z.object({ template: Template, capacitySpec: CapacitySpecSchema }).strict();
 
   /** The spec members are made with: the template as a create would run it, minus what cannot be made ahead. */
-  const templateSpec = async (caller: TenantCaller, template: z.infer<typeof Template>, capacity: z.infer<typeof CapacitySpecSchema>) => {
+  const templateSpec = async (caller: TenantCaller, template: z.infer<typeof Template>, capacity: CapacitySpec) => {
     const problem = capacityProblem(capacity, config.pools.maxMembers);
     if (problem) throw new TideboxError('INVALID_PARAMETER', problem);
     if (template.snapshotId !== undefined)

@@ -1,4 +1,4 @@
-import type { ExecdConfig } from '../../core/execd';
+import type { ExecdConfig } from '../../core/execd-config';
 
 /** What bounds the execd routes of one process (the API's for Kubernetes, a host worker's for Docker). */
 export interface ExecdLimits {

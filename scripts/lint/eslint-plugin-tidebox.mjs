@@ -3,6 +3,7 @@
  *
  *   tidebox/layers    a file imports only from the layers its own layer may use, and no module its layer must not touch
  *   tidebox/no-cycle  no import cycle among product files (type-only imports count: a circle of knowledge is still a circle)
+ *   tidebox/workflow-weight  nothing workflows/ loads at run time, however indirectly, loads a module on WORKFLOW_FORBIDDEN
  *
  * A layer is a top-level folder. Imports are resolved against the importing file, so the rules see
  * where an import lands, however many "../" it takes. Dynamic import() and require() count too.
@@ -209,4 +210,76 @@ const noCycle = {
   },
 };
 
-export default { meta: { name: 'tidebox' }, rules: { layers, 'no-cycle': noCycle } };
+// ---- what workflow code loads ----
+
+/**
+ * Modules the workflow bundle must not carry. The SDK evaluates the bundle's modules again for every
+ * workflow run it creates (a new run, or a cached run's replay after eviction) and keeps them per
+ * cached run: zod in the bundle cost ≈ 8 ms of CPU per run created (a third of a sandbox actor's
+ * replay) and its objects in every cached run. Its schemas belong at the edges (config, the API).
+ */
+const WORKFLOW_FORBIDDEN = ['zod'];
+
+const TYPE_ONLY = /^\s*(?:import|export)\s+type\s/;
+const runtimeGraph = new Map();
+
+/** What a file loads when it runs: its relative imports (type-only ones left out, as TypeScript does) and its bare modules. */
+function runtimeImports(abs) {
+  if (runtimeGraph.has(abs)) return runtimeGraph.get(abs);
+  let text = '';
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch {
+    // a file that cannot be read loads nothing
+  }
+  const files = [];
+  const modules = [];
+  for (const m of text.matchAll(IMPORT_SOURCE)) {
+    if (TYPE_ONLY.test(m[0].replace(/^[;\s]+/, ''))) continue;
+    const source = m[1] ?? m[2] ?? m[3] ?? m[4];
+    if (!source) continue;
+    if (source.startsWith('.')) files.push(resolveImport(abs, source));
+    else modules.push(source);
+  }
+  const out = { files, modules };
+  runtimeGraph.set(abs, out);
+  return out;
+}
+
+/** The import path from `start` to a forbidden module it loads at run time, or undefined. */
+function pathToForbidden(start, seen = new Set()) {
+  if (seen.has(start)) return undefined;
+  seen.add(start);
+  const { files, modules } = runtimeImports(start);
+  const hit = modules.find((m) => WORKFLOW_FORBIDDEN.some((f) => matches(f, m)));
+  if (hit) return [toRel(start), hit];
+  for (const next of files) {
+    const rest = pathToForbidden(next, seen);
+    if (rest) return [toRel(start), ...rest];
+  }
+  return undefined;
+}
+
+const workflowWeight = {
+  meta: { type: 'problem', docs: { description: 'the workflow bundle carries no module on WORKFLOW_FORBIDDEN' }, schema: [] },
+  create(context) {
+    const file = context.filename;
+    const rel = toRel(file);
+    if (layerOf(rel) !== 'workflows') return {};
+    return {
+      ...sourceVisitors((literal, node) => {
+        if (node.importKind === 'type' || node.exportKind === 'type') return;
+        const source = String(literal.value);
+        const path = source.startsWith('.') ? pathToForbidden(resolveImport(file, source)) : undefined;
+        const direct = WORKFLOW_FORBIDDEN.find((f) => matches(f, source));
+        if (!path && !direct) return;
+        context.report({
+          node: literal,
+          message: `workflows/ must not load ${direct ?? path.at(-1)} (${[rel, ...(path ?? [source])].join(' → ')}): every workflow run evaluates the bundle's modules again; keep schemas at the edges (config, API).`,
+        });
+      }),
+    };
+  },
+};
+
+export default { meta: { name: 'tidebox' }, rules: { layers, 'no-cycle': noCycle, 'workflow-weight': workflowWeight } };

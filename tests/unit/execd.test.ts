@@ -11,7 +11,7 @@ import { applyEnv } from '../../core/load-config';
 import { globToRegExp, LineSplitter, modeBits, modeDigits, parseStatLine, plainArgv } from '../../core/execd';
 import { ExecChannel } from '../../execd/exec-channel';
 import { SandboxSessions } from '../../execd/sessions';
-import { ExecdSchema } from '../../core/execd';
+import { ExecdSchema } from '../../core/execd-config';
 import type { ProcessStarter } from '../../execd/process';
 import { ByteLog, LogBudget, SandboxCommands } from '../../execd/commands';
 import { FrameDemux } from '../../execd/docker-exec';

@@ -78,6 +78,12 @@ const fine = lint(
   ].join('\n'),
 );
 const cycle = lint('core/errors.ts', "import { normalizeAbsolute } from './storage';\nexport const n = normalizeAbsolute;\n");
+const heavyWorkflow = lint('workflows/heavy.ts', "import { QuotaSchema } from '../core/quota-config';\nexport const q = QuotaSchema;\n");
+const zodInWorkflow = lint('workflows/sandbox/heavy.ts', "import { z } from 'zod';\nexport const s = z.string();\n");
+const lightWorkflow = lint(
+  'workflows/light.ts',
+  "import type { Quota } from '../core/quotas';\nimport { hostTaskQueue } from '../core/sandbox';\nexport const l: [typeof hostTaskQueue, Quota | undefined] = [hostTaskQueue, undefined];\n",
+);
 const longProduct = lint('core/long.ts', LONG);
 const longTest = lint('tests/unit/long.test.ts', LONG);
 
@@ -116,6 +122,17 @@ describe('layering (npm run lint)', () => {
     expect(cycle()).toContainEqual(
       expect.objectContaining({ ruleId: 'tidebox/no-cycle', message: 'import cycle: core/errors.ts → core/storage.ts → core/errors.ts' }),
     );
+  });
+
+  it('when workflow code loads zod, even through a core module, then the lint fails showing the path; type-only imports and zod-free modules pass', () => {
+    expect(heavyWorkflow()).toEqual([
+      expect.objectContaining({
+        ruleId: 'tidebox/workflow-weight',
+        message: expect.stringContaining('workflows/ must not load zod (workflows/heavy.ts → core/quota-config.ts → zod)'),
+      }),
+    ]);
+    expect(rules(zodInWorkflow())).toEqual(['tidebox/workflow-weight']);
+    expect(lightWorkflow()).toEqual([]);
   });
 
   it('when a product file grows past 400 lines, then the lint fails; test files may', () => {
