@@ -5,6 +5,7 @@ import { createWriteStream } from 'node:fs';
 export class ManagedProcess {
   private child?: ChildProcess;
   private exitedPromise?: Promise<number | null>;
+  private logClosed: Promise<void> = Promise.resolve();
 
   constructor(
     readonly name: string,
@@ -20,9 +21,15 @@ export class ManagedProcess {
       stdio: this.output === 'inherit' ? ['ignore', 'inherit', 'inherit'] : ['ignore', 'pipe', 'pipe'],
     });
     if (this.output !== 'inherit') {
+      // Two streams into one file: neither may end it (the default), or the other's last lines — a
+      // crash's stack written at exit — would be written after its end and throw in this process.
       const log = createWriteStream(this.output, { flags: 'a' });
-      child.stdout!.pipe(log);
-      child.stderr!.pipe(log);
+      const ended = (s: NodeJS.ReadableStream) => new Promise<void>((resolve) => s.once('close', resolve));
+      child.stdout!.pipe(log, { end: false });
+      child.stderr!.pipe(log, { end: false });
+      this.logClosed = Promise.all([ended(child.stdout!), ended(child.stderr!)]).then(
+        () => new Promise<void>((resolve) => log.end(resolve)),
+      );
     }
     this.child = child;
     this.exitedPromise = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
@@ -39,6 +46,16 @@ export class ManagedProcess {
   /** Resolves with the exit code once the process has exited. */
   exited(): Promise<number | null> {
     return this.exitedPromise ?? Promise.resolve(null);
+  }
+
+  /**
+   * Resolves once everything the process wrote is in its log file (both its streams closed), or after
+   * `timeoutMs` (a child it started may hold them open).
+   */
+  async logFlushed(timeoutMs = 2000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.logClosed, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
   }
 
   /** SIGKILL: the crash case. No cleanup runs in the child. */

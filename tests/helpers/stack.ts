@@ -169,6 +169,7 @@ export class Stack {
     try {
       await this.workerReady();
     } catch (err) {
+      if (!this.worker.running) await this.worker.logFlushed();
       const file = join(this.dataDir, 'worker.log');
       const log = existsSync(file) ? readFileSync(file, 'utf8').slice(-4000) : '(no log)';
       throw new Error(`${(err as Error).message}\nworker.log (tail):\n${log}`, { cause: err });
