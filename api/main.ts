@@ -4,7 +4,7 @@ import { listenAddress } from '../core/config';
 import { loadConfig } from '../core/load-config';
 import { logFormat, prettyStream } from '../platform/log';
 import { payloadCodecsFor } from '../platform/payload-codec';
-import { SandboxViewStore } from '../platform/sandbox-views';
+import { sandboxViewStoreOf } from '../platform/sandbox-views';
 import { prepareNamespace, isLoopbackAddress, temporalAuthSummary, temporalConnectOptions } from '../platform/temporal-setup';
 import { KubeBackend } from '../execd/kube-backend';
 import { buildApp } from './app';
@@ -21,15 +21,7 @@ async function main(): Promise<void> {
   const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
   // The read projection LIST uses (views.postgresUrl); its failures are logged once the app's log exists.
   let warn = (msg: string, fields: Record<string, unknown>) => console.error(JSON.stringify({ level: 'warn', msg, ...fields }));
-  const viewStore = config.views.postgresUrl
-    ? new SandboxViewStore({
-        url: config.views.postgresUrl,
-        namespace: config.temporal.namespace,
-        poolSize: config.views.poolSize,
-        codec: dataConverter?.payloadCodecs[0],
-        onError: (err) => warn('sandbox views: database connection lost', { error: err.message }),
-      })
-    : undefined;
+  const viewStore = sandboxViewStoreOf(config, dataConverter?.payloadCodecs[0], (msg, fields) => warn(msg, fields));
 
   const onKubernetes = config.runtime.type === 'kubernetes';
   const namespaces = onKubernetes ? await createNamespaceCheck(config) : undefined;

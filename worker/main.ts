@@ -13,7 +13,7 @@ import { loadConfig } from '../core/load-config';
 import { hostTaskQueue } from '../core/sandbox';
 import { type LogFormat, logFormat, prettyLine } from '../platform/log';
 import { payloadCodecsFor } from '../platform/payload-codec';
-import { keepSandboxViews, SandboxViewStore, SandboxViewWriter } from '../platform/sandbox-views';
+import { keepSandboxViews, sandboxViewStoreOf, SandboxViewWriter } from '../platform/sandbox-views';
 import { prepareNamespace, isLoopbackAddress, temporalAuthSummary, temporalConnectOptions } from '../platform/temporal-setup';
 
 /** The worker's log: one JSON object per line, or one readable line on a terminal (`log.format`, set once the config is read). */
@@ -155,16 +155,7 @@ async function main(): Promise<void> {
  * without a URL the sink does nothing (LIST reads visibility).
  */
 function viewsOf(config: Config, codec: PayloadCodec | undefined) {
-  const { postgresUrl, poolSize } = config.views;
-  const store = postgresUrl
-    ? new SandboxViewStore({
-        url: postgresUrl,
-        namespace: config.temporal.namespace,
-        poolSize,
-        codec,
-        onError: (err) => log('warn', 'sandbox views: database connection lost', { error: err.message }),
-      })
-    : undefined;
+  const store = sandboxViewStoreOf(config, codec, (msg, fields) => log('warn', msg, fields));
   const writer = store
     ? new SandboxViewWriter(store, (err, failures) => {
         // The first failure and then every 20th: a database away for minutes is one line a minute or so.
