@@ -10,7 +10,14 @@ import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
 import type { MessagingActivities } from '../contracts/messaging';
 import { acquireMountUpdate, MOUNT_WORKFLOW_TYPE, releaseMountUpdate, type MountWorkflow } from '../contracts/mount-actor';
 import { renewUpdate, SANDBOX_WORKFLOW_TYPE } from '../contracts/sandbox-actor';
-import { reserveUpdate, TENANT_WORKFLOW_TYPE, type TenantWorkflow, tenantWorkflowStart } from '../contracts/tenant-actor';
+import {
+  releaseSignal,
+  reserveUpdate,
+  TENANT_WORKFLOW_TYPE,
+  type TenantWorkflow,
+  tenantWorkflowId,
+  tenantWorkflowStart,
+} from '../contracts/tenant-actor';
 import { SA } from '../contracts/search-attributes';
 import { visibilityQuery } from '../contracts/visibility';
 import type { Config } from '../core/config';
@@ -126,6 +133,14 @@ export function createMessagingActivities({ client, config }: { client: Client; 
         Context.current().heartbeat();
       }
       return { open };
+    },
+
+    releaseQuota: async ({ tenant, key }) => {
+      try {
+        await client.workflow.getHandle(tenantWorkflowId(tenant)).signal(releaseSignal, { sandboxId: key });
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      }
     },
 
     /**

@@ -144,7 +144,7 @@ export function memoView(view: SandboxView): MemoView {
 }
 
 /** The version new sandbox actors start at (SandboxWorkflowInput.actorVersion; workflows/sandbox/versions.ts). */
-export const SANDBOX_ACTOR_VERSION = 1;
+export const SANDBOX_ACTOR_VERSION = 2;
 
 export interface SandboxWorkflowInput {
   sandboxId: string;

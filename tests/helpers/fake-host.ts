@@ -92,6 +92,7 @@ export class FakeHost {
       deleteRenewSchedule: (input) => this.act(input.sandboxId, 'deleteRenewSchedule', input, () => ({ deleted: false })),
       renewFromSchedule: (input) => this.act(input.sandboxId, 'renewFromSchedule', input, () => ({ outcome: 'sandbox-gone' as const })),
       sandboxesOpen: async (input) => ({ open: input.sandboxIds.filter((id) => this.openSandboxes.has(id)) }),
+      releaseQuota: (input) => this.act(input.key, 'releaseQuota', input, () => undefined),
       reserveQuota: async () => ({ admitted: true, usage: { sandboxes: 0, cpuMillis: 0, memoryBytes: 0 } }),
     };
   }

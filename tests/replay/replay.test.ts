@@ -44,6 +44,11 @@ describe('workflow replay (determinism guard)', () => {
     expect(histories.map((h) => h.name)).toContain('snapshot-failed-retried');
     // A patched path (delete-cancels-provisioning) next to histories recorded before the patch.
     expect(histories.map((h) => h.name)).toContain('sandbox-deleted-while-provisioning');
+    // Actors of version 2 give their quota back in a local activity (a marker), not a Signal command; older ones by the Signal.
+    const expired = (name: string) => histories.find((h) => h.name === name)?.history.events ?? [];
+    expect(expired('sandbox-expired-v2').filter((e) => e.markerRecordedEventAttributes)).toHaveLength(1);
+    expect(expired('sandbox-expired-v2').some((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes)).toBe(false);
+    expect(expired('sandbox-expired-v1').some((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes)).toBe(true);
     // A sandbox on the Kubernetes runtime that received runtimeProgress signals (patch runtime-progress).
     const pod = histories.find((h) => h.name === 'sandbox-pod-unschedulable');
     const signals = pod?.history.events?.map((e) => e.workflowExecutionSignaledEventAttributes?.signalName).filter(Boolean);

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, type InjectedSinks, Runtime, Worker } from '@temporalio/worker';
 import {
@@ -172,8 +173,9 @@ describe('sandbox actor (workflow tests on a real dev server, fake runtime)', ()
     });
     const calls = host.callsOf(input.sandboxId);
     expect(calls.slice(0, 4)).toEqual(['ensureContainer', 'startContainer', 'pauseContainer', 'resumeContainer']);
-    // Teardown removes the workload and the renew schedule side by side (two task queues: either may start first).
-    expect(calls.slice(4).sort()).toEqual(['deleteRenewSchedule', 'removeContainers']);
+    // Teardown removes the workload and the renew schedule side by side (two task queues: either may start first), then gives the quota back.
+    expect(calls.slice(4, 6).sort()).toEqual(['deleteRenewSchedule', 'removeContainers']);
+    expect(calls.slice(6)).toEqual(['releaseQuota']);
 
     // The read projection's sink got each view as it was published, in workflow-time order, ending with the last.
     const sunk = published.get(input.sandboxId) ?? [];
@@ -455,6 +457,22 @@ describe('sandbox actor (workflow tests on a real dev server, fake runtime)', ()
     await waitFor('a new run', async () => (await handle.describe()).runId !== firstRun, 20_000, 100);
     await deleteAndWait(handle);
     expect(host.callsOf(input.sandboxId)).toContain('deleteRenewSchedule');
+  });
+
+  it('when an actor ends, then its quota goes back inside the last workflow task of the teardown (a local activity): no Signal command, no task of its own', async () => {
+    const input = inputFor({}, { actorVersion: SANDBOX_ACTOR_VERSION });
+    const handle = await start(input);
+    await reachState(handle, 'Running');
+    await deleteAndWait(handle);
+    await handle.result();
+    expect(host.callsOf(input.sandboxId)).toContain('releaseQuota');
+    const types = ((await handle.fetchHistory()).events ?? []).map((e) => temporal.api.enums.v1.EventType[e.eventType ?? 0]);
+    expect(types).not.toContain('EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED');
+    // After the workload's removal: one workflow task, whose local activity (a marker) releases, then the end.
+    const afterRemoval = types.slice(types.lastIndexOf('EVENT_TYPE_ACTIVITY_TASK_COMPLETED') + 1);
+    expect(afterRemoval.filter((t) => t === 'EVENT_TYPE_WORKFLOW_TASK_COMPLETED')).toHaveLength(1);
+    expect(afterRemoval).toContain('EVENT_TYPE_MARKER_RECORDED');
+    expect(afterRemoval.at(-1)).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED');
   });
 
   it('when no renew schedule was announced, then the teardown does not look for one; and an announcement to a sandbox being deleted is refused', async () => {

@@ -1,4 +1,4 @@
-import { ActivityCancellationType, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, proxyActivities, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
 import type { MessagingActivities } from '../../contracts/messaging';
 import type { SandboxRuntime } from '../../contracts/runtime';
 import { hostTaskQueue } from '../../core/sandbox';
@@ -32,6 +32,15 @@ export function sandboxActivities(hostId: string) {
     }),
     messaging: proxyActivities<MessagingActivities>({
       startToCloseTimeout: '1 minute',
+      retry: { initialInterval: '1s', maximumInterval: '30s' },
+    }),
+    /**
+     * Messaging run inside the actor's own workflow task (the worker that runs the actor has the
+     * messaging activities): no task of their own. Only what is quick and idempotent — a local
+     * activity runs again if its task is retried — and must eventually succeed.
+     */
+    local: proxyLocalActivities<MessagingActivities>({
+      startToCloseTimeout: '30 seconds',
       retry: { initialInterval: '1s', maximumInterval: '30s' },
     }),
     /** Acquiring waits for the mount itself (up to ossfs.mountTimeoutSeconds on the host). */

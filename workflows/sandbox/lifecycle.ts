@@ -296,7 +296,8 @@ export async function teardown(actor: SandboxActorState, acts: SandboxActivities
   }
   await releaseMounts(actor, acts);
   // Give the tenant's quota back before Terminated shows: a client that saw its DELETE answered may create again at once.
-  if (has(input, 'teardown-releases-quota')) await releaseQuota(view.tenant, view.id);
+  if (has(input, 'teardown-releases-quota-locally')) await acts.local.releaseQuota({ tenant: view.tenant, key: view.id });
+  else if (has(input, 'teardown-releases-quota')) await releaseQuota(view.tenant, view.id);
   delete view.containerId;
   delete view.network;
   view.terminationReason = reason;

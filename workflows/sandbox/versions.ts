@@ -23,6 +23,8 @@ const CHANGES = {
   'bounded-run-length': 1,
   'teardown-removes-renew-schedule': 1,
   'teardown-releases-quota': 1,
+  /** The quota goes back through a local activity in the teardown's last task, not a Signal command (one task fewer). */
+  'teardown-releases-quota-locally': 2,
 } as const;
 
 export type SandboxChange = keyof typeof CHANGES;
