@@ -253,11 +253,11 @@ export const ConfigSchema = z
         metricsPort: z.number().int().min(1).max(65535).optional(),
         metricsHost: z.string().min(1).default('127.0.0.1'),
         /**
-         * Most workflow runs the worker keeps in memory (the SDK's sticky cache, ≈ 1.8 MB each). An
-         * idle sandbox actor needs no place there: an evicted one is replayed from its (short,
-         * continued-as-new) history when it next has work, so memory stays bounded however many
-         * sandboxes live (docs/benchmarks.md, scale). 0 = no cache (every task replays); unset: 500,
-         * or fewer where the heap is small (worker/main.ts).
+         * Most workflow runs the worker keeps in memory (the SDK's sticky cache, ≈ 125 KB of heap and
+         * ≈ 320 KB of RSS per sandbox actor). An idle actor needs no place there: an evicted one is
+         * replayed from its (short, continued-as-new) history when it next has work, so memory stays
+         * bounded however many sandboxes live (docs/benchmarks.md, scale). 0 = no cache (every task
+         * replays); unset: 2,000, or fewer where the heap is small (worker/main.ts).
          */
         maxCachedWorkflows: z.number().int().min(0).max(100_000).optional(),
       })

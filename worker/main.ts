@@ -42,14 +42,16 @@ async function createRuntimeHost(config: Config, client: Client, execd: Execd | 
 }
 
 /**
- * How many workflow runs each Worker keeps cached: the configured number, else 500 — or, where the
- * heap is small, what fits in it by the SDK's own measure (600 per GiB above 200 MiB). Its default
- * would keep ≈ 2,300 on a 4 GiB heap, ≈ 4 GiB of RSS for actors that are almost always idle.
+ * How many workflow runs each Worker keeps cached: the configured number, else 2,000 — or, where the
+ * heap is small, what fits in it at 4,000 runs per GiB above 200 MiB (≈ 1,200 on a 512 MiB heap). A
+ * cached sandbox actor holds ≈ 125 KB of live heap and ≈ 320 KB of RSS (measured, docs/benchmarks.md:
+ * the SDK's own default assumes ≈ 1.7 MB, as runs were when the bundle carried zod); every run not
+ * cached replays its history when it next has work, which is most of an expiry's worker CPU.
  */
 function workflowCacheSize(config: Config): number {
   if (config.worker.maxCachedWorkflows !== undefined) return config.worker.maxCachedWorkflows;
   const heapMiB = getHeapStatistics().heap_size_limit / 2 ** 20;
-  return Math.max(10, Math.min(500, Math.floor(((heapMiB - 200) * 600) / 1024)));
+  return Math.max(10, Math.min(2000, Math.floor(((heapMiB - 200) * 4000) / 1024)));
 }
 
 /**
