@@ -75,3 +75,21 @@ export function cpuSummary(
     })
     .join('; ');
 }
+
+/**
+ * `worker 18.2 ms per expiry; …`: what `n` events cost each group beyond what it spends idle (the
+ * `idle` reading's rate over the same wall time), so a server's own background work (pollers, timers,
+ * shard upkeep) is not charged to the events.
+ */
+export function marginalSummary(
+  busy: { wallMs: number; cpuMs: Record<string, number> },
+  idle: { wallMs: number; cpuMs: Record<string, number> },
+  per: { n: number; what: string },
+): string {
+  return Object.entries(busy.cpuMs)
+    .map(([name, ms]) => {
+      const background = ((idle.cpuMs[name] ?? 0) / Math.max(1, idle.wallMs)) * busy.wallMs;
+      return `${name} ${((ms - background) / per.n).toFixed(1)} ms per ${per.what} (idle: ${((100 * (idle.cpuMs[name] ?? 0)) / Math.max(1, idle.wallMs)).toFixed(0)} % of a core)`;
+    })
+    .join('; ');
+}

@@ -6,8 +6,8 @@ import { sandboxWorkflowId } from '../core/sandbox';
 import { freePort, sandboxRequest, Stack } from '../tests/helpers/stack';
 import { type Backend, BACKENDS, backendsFrom, inParallel, onBackend } from './backends';
 import { quantile, timed as timedWith } from './create-delete';
-import { CpuMeter, cpuSummary } from './cpu';
-import { liveHeap } from './heap';
+import { CpuMeter, cpuSummary, marginalSummary } from './cpu';
+import { cpuProfiles, liveHeap } from './heap';
 import { cdf, svgChart } from './svg';
 
 /**
@@ -20,7 +20,8 @@ import { cdf, svgChart } from './svg';
  * lateness of 1,000 sandboxes that expire in the same minute (SCALE_EXPIRY_WINDOW_S, default 60,
  * evenly spread; 0 = all at one instant): each actor's close time less its own expiresAt. Plots
  * (SVG) go to SCALE_PLOTS_DIR (default docs/img). SCALE_WORKER_CACHE sets the worker's
- * maxCachedWorkflows, SCALE_WORKER_NODE_OPTIONS its Node options. SCALE_BACKENDS=dev,cluster (default dev)
+ * maxCachedWorkflows, SCALE_WORKER_NODE_OPTIONS its Node options, SCALE_PROFILE_DIR (optional) where CPU
+ * profiles of the worker's threads during the expiries are written. SCALE_BACKENDS=dev,cluster (default dev)
  * runs each size on the dev server and/or the real cluster (PostgreSQL; bench/backends.ts). Bounded: a time budget per size, fixed sample counts.
  */
 const RUNS = backendsFrom('SCALE_BACKENDS', 'dev');
@@ -38,6 +39,8 @@ if (!Number.isSafeInteger(EXPIRING) || EXPIRING < 1 || !Number.isSafeInteger(WIN
 const CACHE = process.env.SCALE_WORKER_CACHE === undefined ? undefined : Number(process.env.SCALE_WORKER_CACHE);
 /** Extra V8/Node options for the worker (e.g. `--max-old-space-size=256`). */
 const NODE_OPTIONS = process.env.SCALE_WORKER_NODE_OPTIONS ?? '';
+/** Where CPU profiles of the worker's threads during the expiries go (SCALE_PROFILE_DIR; none when unset). */
+const PROFILE_DIR = process.env.SCALE_PROFILE_DIR;
 const PLOTS_DIR = process.env.SCALE_PLOTS_DIR ?? 'docs/img';
 /** The expiring batch expires this long after its creates are expected to be done. */
 const EXPIRY_LEAD_MS = 20_000;
@@ -158,38 +161,57 @@ LIST (${matches} matches, page of 200), ${size} live: read projection ${quantile
     const off = expiring.findIndex((e, i) => Math.abs(e.expiresAt - target(i)) > 2000);
     if (off >= 0) throw new Error(`expiring sandbox ${off} expires ${expiring[off]!.expiresAt - target(off)} ms off its plan`);
     const createCpu = creating.stop();
+    // What the machine spends with every actor idle (Temporal's own upkeep, the worker's pollers):
+    // from 2 s after the last create to just before the first expiresAt, nobody asking anything.
+    await new Promise((r) => setTimeout(r, 2000));
+    const idleMeter = CpuMeter.start(pids());
+    await new Promise((r) => setTimeout(r, Math.max(0, at - 500 - Date.now())));
+    const idleCpu = idleMeter.stop();
     // Where the machine's CPU went from the first expiresAt to the last close.
-    let expiryMeter: CpuMeter | undefined;
-    const meterAt = setTimeout(() => (expiryMeter = CpuMeter.start(pids())), Math.max(0, at - Date.now()));
-    const lateness = await inParallel(EXPIRING, CONCURRENCY, deadline, async (i) => {
+    const expiryMeter = CpuMeter.start(pids());
+    const expiries = inParallel(EXPIRING, CONCURRENCY, deadline, async (i) => {
       const { id, expiresAt } = expiring[i]!;
       const handle = client.workflow.getHandle(sandboxWorkflowId(id));
       for (;;) {
+        // closeTime is exact: no need to ask before the expiry, nor often after it.
+        await new Promise((r) => setTimeout(r, Math.max(1000, expiresAt - Date.now())));
         const d = await handle.describe();
         if (d.closeTime) return d.closeTime.getTime() - expiresAt;
         if (Date.now() > deadline) throw new Error('an expiring sandbox never ended');
-        await new Promise((r) => setTimeout(r, Math.max(1000, expiresAt - Date.now()))); // closeTime is exact: no need to poll often
       }
     });
-    clearTimeout(meterAt);
+    if (PROFILE_DIR) {
+      const files = await cpuProfiles(inspectPort, PROFILE_DIR, `worker-${size}-expiring`, expiries);
+      console.log(`worker CPU profiles while expiring: ${files.join(', ')}`);
+    }
+    const lateness = await expiries;
+    const expiryCpu = expiryMeter.stop();
     console.log(`\nCPU while ${EXPIRING} more were created: ${cpuSummary(createCpu, { n: EXPIRING, what: 'create' })}`);
-    if (expiryMeter)
-      console.log(`CPU from the first expiresAt to the last close: ${cpuSummary(expiryMeter.stop(), { n: EXPIRING, what: 'expiry' })}`);
-    // Where one expiry's time went: the first expiring actor's events, from its expiresAt.
-    const { id: firstId, expiresAt: firstAt } = expiring[0]!;
-    const history = await client.workflow.getHandle(sandboxWorkflowId(firstId)).fetchHistory();
-    const steps = (history.events ?? [])
-      .map((e) => ({
-        at: Number(e.eventTime!.seconds) * 1000 + Math.round((e.eventTime!.nanos ?? 0) / 1e6),
-        type: temporal.api.enums.v1.EventType[e.eventType ?? 0] ?? String(e.eventType),
-      }))
-      .filter((e) => e.at >= firstAt - 1000)
-      .map((e) => `${e.at - firstAt} ${e.type.replace('EVENT_TYPE_', '')}`);
+    console.log(`CPU from the first expiresAt to the last close: ${cpuSummary(expiryCpu, { n: EXPIRING, what: 'expiry' })}`);
+    console.log(`CPU idle (${(idleCpu.wallMs / 1000).toFixed(0)} s before the first expiresAt): ${cpuSummary(idleCpu)}`);
+    console.log(`CPU per expiry beyond idle: ${marginalSummary(expiryCpu, idleCpu, { n: EXPIRING, what: 'expiry' })}`);
+    // Where an expiry's time went, from its expiresAt: the first one's events, and the latest one's
+    // (with when it was due, in s after the first expiresAt: a stall shows which step it held up).
+    const stepsOf = async (i: number) => {
+      const { id, expiresAt } = expiring[i]!;
+      const history = await client.workflow.getHandle(sandboxWorkflowId(id)).fetchHistory();
+      return (history.events ?? [])
+        .map((e) => ({
+          at: Number(e.eventTime!.seconds) * 1000 + Math.round((e.eventTime!.nanos ?? 0) / 1e6),
+          type: temporal.api.enums.v1.EventType[e.eventType ?? 0] ?? String(e.eventType),
+        }))
+        .filter((e) => e.at >= expiresAt - 1000)
+        .map((e) => `${e.at - expiresAt} ${e.type.replace('EVENT_TYPE_', '')}`)
+        .join(', ');
+    };
+    const latest = lateness.indexOf(Math.max(...lateness));
+    const due = (expiring[latest]!.expiresAt - expiring[0]!.expiresAt) / 1000;
     const reconciled = readFileSync(join(stack.dataDir, 'worker.log'), 'utf8')
       .split('\n')
       .filter((l) => l.includes('sandbox views reconciled'));
     if (reconciled.length) console.log(`read projection reconciliations: ${reconciled.map((l) => JSON.parse(l).ms + ' ms').join(', ')}`);
-    console.log(`\none expiry (ms from its expiresAt; ${size} live, ${EXPIRING} expiring): ${steps.join(', ')}`);
+    console.log(`\none expiry (ms from its expiresAt; ${size} live, ${EXPIRING} expiring): ${await stepsOf(0)}`);
+    console.log(`the latest expiry (due at +${due.toFixed(1)} s): ${await stepsOf(latest)}`);
     const pair = (xs: number[]) => `${quantile(xs, 0.5).toFixed(1)} / ${quantile(xs, 0.99).toFixed(1)}`;
     plot(size, backend, { gets, lists, renews }, expiring, lateness);
     return `| ${BACKENDS[backend]} | ${size} | ${createsPerSecond.toFixed(0)} | ${perActor('heap')} | ${perActor('rss')} | ${pair(gets)} | ${pair(lists)} | ${pair(renews)} | ${pair(lateness)} |`;
