@@ -28,15 +28,15 @@ export interface MessagingActivities {
    */
   sandboxesOpen(input: { sandboxIds: string[]; tenant?: string }): Promise<{ open: string[] }>;
   /**
-   * A reservation in the tenant's quota through its actor's `reserve` Update (a pool resizing its
-   * share: `replace`), starting the actor if there is none. The verdict, admitted or not.
-   */
-  /**
    * Give a reservation back to the tenant actor (its `release` Signal, sent by the client): what a
    * sandbox actor's teardown runs as a local activity, so the release and the end of the teardown
    * share one workflow task. Idempotent; no tenant actor (none was ever needed): nothing was held.
    */
   releaseQuota(input: { tenant: string; key: string }): Promise<void>;
+  /**
+   * A reservation in the tenant's quota through its actor's `reserve` Update (a pool resizing its
+   * share: `replace`), starting the actor if there is none. The verdict, admitted or not.
+   */
   reserveQuota(input: {
     tenant: string;
     key: string;

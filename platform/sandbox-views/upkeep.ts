@@ -6,7 +6,7 @@ import { type Client, type WorkflowExecutionDescription, WorkflowNotFoundError }
 import { SANDBOX_WORKFLOW_TYPE } from '../../contracts/sandbox-actor';
 import { visibilityQuery } from '../../contracts/visibility';
 import { type MemoView, type SandboxView, sandboxWorkflowId } from '../../core/sandbox';
-import type { SandboxViewStore, ViewWrite } from './store';
+import { breather, type SandboxViewStore, type ViewWrite } from './store';
 
 /** How long a sink waits for its batch's write before letting the workflow task complete anyway. */
 const WRITE_WAIT_MS = 2000;
@@ -105,7 +105,9 @@ export async function reconcileSandboxViews(
 ): Promise<ReconcileReport | undefined> {
   return store.exclusively(async () => {
     const listed = new Map<string, MemoView>();
+    const pause = breather();
     for await (const w of client.workflow.list({ query: visibilityQuery({ type: SANDBOX_WORKFLOW_TYPE }) })) {
+      await pause();
       const view = w.memo?.view as MemoView | undefined;
       if (view) listed.set(view.id, view);
     }
