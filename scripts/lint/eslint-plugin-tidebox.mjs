@@ -160,11 +160,15 @@ const layers = {
 
 const IMPORT_SOURCE =
   /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|require\(\s*['"]([^'"]+)['"]\s*\)|^\s*import\s*['"]([^'"]+)['"]/gm;
-const graph = new Map();
+const TYPE_ONLY = /^\s*(?:import|export)\s+type\s/;
+const scanned = new Map();
 
-/** The product files a file imports, read from disk (cached for the whole lint run). */
-function importsOnDisk(abs) {
-  if (graph.has(abs)) return graph.get(abs);
+/**
+ * Every import a file names, read from disk (cached for the whole lint run): where it lands (a
+ * resolved path for a relative one, else the bare module) and whether it is type-only.
+ */
+function importsOf(abs) {
+  if (scanned.has(abs)) return scanned.get(abs);
   let text = '';
   try {
     text = readFileSync(abs, 'utf8');
@@ -174,12 +178,16 @@ function importsOnDisk(abs) {
   const out = [];
   for (const m of text.matchAll(IMPORT_SOURCE)) {
     const source = m[1] ?? m[2] ?? m[3] ?? m[4];
-    if (source?.startsWith('.')) out.push(resolveImport(abs, source));
+    if (!source) continue;
+    const typeOnly = TYPE_ONLY.test(m[0].replace(/^[;\s]+/, ''));
+    out.push(source.startsWith('.') ? { file: resolveImport(abs, source), typeOnly } : { module: source, typeOnly });
   }
-  const product = out.filter((t) => PRODUCT.has(layerOf(toRel(t))));
-  graph.set(abs, product);
-  return product;
+  scanned.set(abs, out);
+  return out;
 }
+
+/** The product files a file imports, type-only imports included. */
+const importsOnDisk = (abs) => importsOf(abs).flatMap((i) => (i.file && PRODUCT.has(layerOf(toRel(i.file))) ? [i.file] : []));
 
 /** A path of imports from `start` back to `target`, or undefined. */
 function pathBack(start, target, seen = new Set()) {
@@ -220,30 +228,10 @@ const noCycle = {
  */
 const WORKFLOW_FORBIDDEN = ['zod'];
 
-const TYPE_ONLY = /^\s*(?:import|export)\s+type\s/;
-const runtimeGraph = new Map();
-
-/** What a file loads when it runs: its relative imports (type-only ones left out, as TypeScript does) and its bare modules. */
+/** What a file loads when it runs: its imports but the type-only ones (TypeScript leaves those out). */
 function runtimeImports(abs) {
-  if (runtimeGraph.has(abs)) return runtimeGraph.get(abs);
-  let text = '';
-  try {
-    text = readFileSync(abs, 'utf8');
-  } catch {
-    // a file that cannot be read loads nothing
-  }
-  const files = [];
-  const modules = [];
-  for (const m of text.matchAll(IMPORT_SOURCE)) {
-    if (TYPE_ONLY.test(m[0].replace(/^[;\s]+/, ''))) continue;
-    const source = m[1] ?? m[2] ?? m[3] ?? m[4];
-    if (!source) continue;
-    if (source.startsWith('.')) files.push(resolveImport(abs, source));
-    else modules.push(source);
-  }
-  const out = { files, modules };
-  runtimeGraph.set(abs, out);
-  return out;
+  const loaded = importsOf(abs).filter((i) => !i.typeOnly);
+  return { files: loaded.flatMap((i) => (i.file ? [i.file] : [])), modules: loaded.flatMap((i) => (i.module ? [i.module] : [])) };
 }
 
 /** The import path from `start` to a forbidden module it loads at run time, or undefined. */
