@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
+import { TENANT_WORKFLOW_TYPE } from '../contracts/tenant-actor';
 import { sandboxWorkflowId } from '../core/sandbox';
 import { freePort, sandboxRequest, Stack } from '../tests/helpers/stack';
 import { type Backend, BACKENDS, backendsFrom, inParallel, onBackend } from './backends';
@@ -212,6 +213,25 @@ LIST (${matches} matches, page of 200), ${size} live: read projection ${quantile
     if (reconciled.length) console.log(`read projection reconciliations: ${reconciled.map((l) => JSON.parse(l).ms + ' ms').join(', ')}`);
     console.log(`\none expiry (ms from its expiresAt; ${size} live, ${EXPIRING} expiring): ${await stepsOf(0)}`);
     console.log(`the latest expiry (due at +${due.toFixed(1)} s): ${await stepsOf(latest)}`);
+    // The tenant actor takes every release; its runs' ends (continue-as-new, carrying its ledger) beside the stalls.
+    const firstDue = expiring[0]!.expiresAt;
+    const tenantRuns: Array<{ at: number; text: string }> = [];
+    const query = `WorkflowType = '${TENANT_WORKFLOW_TYPE}' AND CloseTime >= '${new Date(firstDue).toISOString()}'`;
+    for await (const w of client.workflow.list({ query })) {
+      const at = (w.closeTime!.getTime() - firstDue) / 1000;
+      tenantRuns.push({
+        at,
+        text: `+${at.toFixed(1)} s (${w.historyLength} events, ${(Number(w.historySize ?? 0) / 1024).toFixed(0)} KB)`,
+      });
+    }
+    console.log(
+      `tenant actor runs ended during the expiries: ${
+        tenantRuns
+          .sort((a, b) => a.at - b.at)
+          .map((r) => r.text)
+          .join(', ') || 'none'
+      }`,
+    );
     const pair = (xs: number[]) => `${quantile(xs, 0.5).toFixed(1)} / ${quantile(xs, 0.99).toFixed(1)}`;
     plot(size, backend, { gets, lists, renews }, expiring, lateness);
     return `| ${BACKENDS[backend]} | ${size} | ${createsPerSecond.toFixed(0)} | ${perActor('heap')} | ${perActor('rss')} | ${pair(gets)} | ${pair(lists)} | ${pair(renews)} | ${pair(lateness)} |`;
