@@ -5,7 +5,13 @@ import { loadConfig } from '../core/load-config';
 import { logFormat, prettyStream } from '../platform/log';
 import { payloadCodecsFor } from '../platform/payload-codec';
 import { sandboxViewStoreOf } from '../platform/sandbox-views';
-import { prepareNamespace, isLoopbackAddress, temporalAuthSummary, temporalConnectOptions } from '../platform/temporal-setup';
+import {
+  prepareNamespace,
+  isLoopbackAddress,
+  temporalAuthSummary,
+  temporalConnectOptions,
+  temporalRetryInterceptor,
+} from '../platform/temporal-setup';
 import { KubeBackend } from '../execd/kube-backend';
 import { buildApp } from './app';
 import { createNamespaceCheck } from './kube-namespaces';
@@ -15,7 +21,7 @@ import { createApiServices } from './temporal';
 async function main(): Promise<void> {
   const config = loadConfig(process.env, (p) => readFileSync(p, 'utf8'));
   const connectOptions = temporalConnectOptions(config);
-  const connection = await Connection.connect(connectOptions);
+  const connection = await Connection.connect({ ...connectOptions, interceptors: [temporalRetryInterceptor()] });
   await prepareNamespace(connection, config.temporal.namespace);
   const dataConverter = payloadCodecsFor(config.security.payloadKey, config.security.acceptPlaintextUntil);
   const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getHeapStatistics } from 'node:v8';
-import { Client } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import type { PayloadCodec } from '@temporalio/common';
 import { DefaultLogger, type InjectedSinks, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createMessagingActivities } from '../activities/messaging';
@@ -14,7 +14,13 @@ import { hostTaskQueue } from '../core/sandbox';
 import { type LogFormat, logFormat, prettyLine } from '../platform/log';
 import { payloadCodecsFor } from '../platform/payload-codec';
 import { keepSandboxViews, sandboxViewStoreOf, SandboxViewWriter } from '../platform/sandbox-views';
-import { prepareNamespace, isLoopbackAddress, temporalAuthSummary, temporalConnectOptions } from '../platform/temporal-setup';
+import {
+  prepareNamespace,
+  isLoopbackAddress,
+  temporalAuthSummary,
+  temporalConnectOptions,
+  temporalRetryInterceptor,
+} from '../platform/temporal-setup';
 
 /** The worker's log: one JSON object per line, or one readable line on a terminal (`log.format`, set once the config is read). */
 let format: LogFormat = 'json';
@@ -80,7 +86,11 @@ async function main(): Promise<void> {
   await prepareNamespace(connection, config.temporal.namespace);
 
   const dataConverter = payloadCodecsFor(config.security.payloadKey, config.security.acceptPlaintextUntil);
-  const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
+  // Activities and the views' reconciliation message other actors through a client of their own, on
+  // the SDK's JavaScript connection: its retries can be tuned (a Signal to a tenant actor that is
+  // continuing as new is tried again within ≈ 50 ms, not 1 s); the workers poll on the native one.
+  const clientConnection = await Connection.connect({ ...connectOptions, interceptors: [temporalRetryInterceptor()] });
+  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter });
   // Docker: the execd data plane lives here, beside the engine's socket; the API forwards to it.
   const execd = config.runtime.type === 'docker' && config.execd.enabled ? await dockerExecd(config) : undefined;
   const runtime = await createRuntimeHost(config, client, execd);
@@ -149,6 +159,7 @@ async function main(): Promise<void> {
   await Promise.all([watcher, reconciling, views.writer?.drain()]);
   await views.store?.close();
   await execdServer?.close();
+  await clientConnection.close();
   await connection.close();
 }
 
