@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { TENANT_WORKFLOW_TYPE } from '../contracts/tenant-actor';
+import { TENANT_LEDGER_WORKFLOW_TYPE, TENANT_WORKFLOW_TYPE } from '../contracts/tenant-actor';
 import { sandboxWorkflowId } from '../core/sandbox';
 import { freePort, sandboxRequest, Stack } from '../tests/helpers/stack';
 import { type Backend, BACKENDS, backendsFrom, inParallel, onBackend } from './backends';
@@ -216,12 +216,12 @@ LIST (${matches} matches, page of 200), ${size} live: read projection ${quantile
     // The tenant actor takes every release; its runs' ends (continue-as-new, carrying its ledger) beside the stalls.
     const firstDue = expiring[0]!.expiresAt;
     const tenantRuns: Array<{ at: number; text: string }> = [];
-    const query = `WorkflowType = '${TENANT_WORKFLOW_TYPE}' AND CloseTime >= '${new Date(firstDue).toISOString()}'`;
+    const query = `WorkflowType IN ('${TENANT_WORKFLOW_TYPE}', '${TENANT_LEDGER_WORKFLOW_TYPE}') AND CloseTime >= '${new Date(firstDue).toISOString()}'`;
     for await (const w of client.workflow.list({ query })) {
       const at = (w.closeTime!.getTime() - firstDue) / 1000;
       tenantRuns.push({
         at,
-        text: `+${at.toFixed(1)} s (${w.historyLength} events, ${(Number(w.historySize ?? 0) / 1024).toFixed(0)} KB)`,
+        text: `+${at.toFixed(1)} s (${w.historyLength} events, ${(Number(w.historySize ?? 0) / 1024).toFixed(0)} KB${await failedContinueAsNew(client, w.workflowId, w.runId)})`,
       });
     }
     console.log(
@@ -239,6 +239,28 @@ LIST (${matches} matches, page of 200), ${size} live: read projection ${quantile
     await connection.close();
     await stack.destroy();
   }
+}
+
+/**
+ * Whether a run's continue-as-new failed on a Signal that came meanwhile (UNHANDLED_COMMAND), and if
+ * so how long its next workflow task waited to start and ran (the SDK replays the run from its first
+ * event in it; the server refuses messages to the workflow until it ends).
+ */
+async function failedContinueAsNew(client: Client, workflowId: string, runId: string): Promise<string> {
+  const events = (await client.workflow.getHandle(workflowId, runId).fetchHistory()).events ?? [];
+  const ms = (e: (typeof events)[number] | undefined) =>
+    e?.eventTime ? Number(e.eventTime.seconds) * 1000 + (e.eventTime.nanos ?? 0) / 1e6 : NaN;
+  const failed = events.filter(
+    (e) =>
+      e.workflowTaskFailedEventAttributes?.cause ===
+      temporal.api.enums.v1.WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
+  );
+  if (!failed.length) return '';
+  const last = failed[failed.length - 1]!;
+  const after = events.slice(events.indexOf(last));
+  const started = after.find((e) => e.workflowTaskStartedEventAttributes);
+  const completed = after.find((e) => e.workflowTaskCompletedEventAttributes);
+  return `; continue-as-new failed on a Signal ${failed.length}×, the last one's next task waited ${(ms(started) - ms(last)).toFixed(0)} ms and ran ${(ms(completed) - ms(started)).toFixed(0)} ms`;
 }
 
 /** The size's two plots: latency CDFs of the reads and renewals, and each expiry's lateness over the window. */

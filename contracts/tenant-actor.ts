@@ -1,9 +1,15 @@
 /** What the tenant actor (`tenant/<name>`) answers to. Names are recorded in histories: never rename one. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { Reservation, Usage, UsageLimits } from '../core/quotas';
+import type { CarriedLedger, HeldReservation, Reservation, Usage, UsageLimits } from '../core/quotas';
 import type { Config } from '../core/config';
 
 export const TENANT_WORKFLOW_TYPE = 'tenantWorkflow';
+/**
+ * The same workflow under the name its runs after a continue-as-new take since they carry the ledger
+ * packed (`CarriedLedger`): a worker older than the packing has no workflow of this name and fails
+ * such a task (another worker takes it) instead of reading an empty ledger and admitting past quota.
+ */
+export const TENANT_LEDGER_WORKFLOW_TYPE = 'tenantLedgerWorkflow';
 export const tenantWorkflowId = (tenant: string): string => `tenant/${tenant}`;
 
 export interface TenantWorkflowInput {
@@ -13,8 +19,11 @@ export interface TenantWorkflowInput {
    * `server.quotaCheckGraceSeconds` / `quotaCheckIntervalSeconds` when the actor was started.
    */
   check?: { graceSeconds: number; intervalSeconds: number };
-  /** Present only when continuing as new: the live reservations, by sandbox id. */
-  carried?: { reservations: Record<string, Reservation & { at: string }> };
+  /**
+   * Present only when continuing as new: the live reservations, packed (runs of the ledger type), or
+   * by key (runs continued before 2026-12-05, still read).
+   */
+  carried?: { ledger?: CarriedLedger; reservations?: Record<string, HeldReservation> };
 }
 export type TenantWorkflow = (input: TenantWorkflowInput) => Promise<void>;
 

@@ -1,18 +1,35 @@
-import { allHandlersFinished, condition, continueAsNew, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  allHandlersFinished,
+  condition,
+  makeContinueAsNewFunc,
+  patched,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { MessagingActivities } from '../contracts/messaging';
 import {
   limitsQuery,
   recordSignal,
   releaseSignal,
   reserveUpdate,
+  TENANT_LEDGER_WORKFLOW_TYPE,
   type TenantWorkflow,
   type TenantWorkflowInput,
   usageQuery,
 } from '../contracts/tenant-actor';
-import { admissionProblem, type Reservation, sandboxesHeld, type Usage, type UsageLimits } from '../core/quotas';
+import { admissionProblem, packLedger, QuotaLedger, type Reservation, unpackLedger, type Usage, type UsageLimits } from '../core/quotas';
 
-/** A run continues as new after this many events, whatever Temporal suggests (every create adds a few). */
-const MAX_EVENTS_PER_RUN = 2000;
+/**
+ * A run continues as new after this many events, whatever Temporal suggests (every create and every
+ * release adds one or two). Not longer: a Signal that arrives while the actor continues as new fails
+ * that workflow task, the run is replayed from its first event, and the server refuses every message
+ * to the actor until that replay ends (sandbox actors' releases wait meanwhile). Not shorter: every
+ * run carries the whole ledger into the next (≈ 22 bytes a sandbox, packed).
+ */
+const MAX_EVENTS_PER_RUN = 1000;
+/** Runs started before 2026-12-05 (without the `tenant-short-runs` marker) continued after 2,000. */
+const MAX_EVENTS_PER_RUN_BEFORE = 2000;
 /** Defaults: a reservation older than this whose sandbox actor is missing or closed is given back; checked this often. */
 const CHECK = { graceSeconds: 120, intervalSeconds: 60 };
 /**
@@ -36,21 +53,11 @@ export const tenantWorkflow: TenantWorkflow = async (input: TenantWorkflowInput)
     retry: { initialInterval: '1s', maximumInterval: '30s' },
   });
   const check = input.check ?? CHECK;
-  const reservations = new Map<string, Reservation & { at: string }>(Object.entries(input.carried?.reservations ?? {}));
-  const usage = (): Usage => {
-    let [sandboxes, cpuMillis, memoryBytes, snapshots, pools] = [0, 0, 0, 0, 0];
-    for (const r of reservations.values()) {
-      if (r.kind === 'snapshot') {
-        snapshots++;
-        continue;
-      }
-      if (r.kind === 'pool') pools++;
-      sandboxes += sandboxesHeld(r);
-      cpuMillis += r.cpuMillis;
-      memoryBytes += r.memoryBytes;
-    }
-    return { sandboxes, cpuMillis, memoryBytes, snapshots, pools };
-  };
+  // At the start of the run, so a run started by older code replays with its own length.
+  const maxEvents = patched('tenant-short-runs') ? MAX_EVENTS_PER_RUN : MAX_EVENTS_PER_RUN_BEFORE;
+  const { carried } = input;
+  const reservations = new QuotaLedger(carried?.ledger ? unpackLedger(carried.ledger) : Object.entries(carried?.reservations ?? {}));
+  const usage = (): Usage => reservations.usage();
 
   let lastLimits: UsageLimits | null = null;
   const keep = (r: Reservation): Reservation => ({
@@ -84,7 +91,7 @@ export const tenantWorkflow: TenantWorkflow = async (input: TenantWorkflowInput)
 
   /** Where the next check's batch starts among the old reservations. */
   let cursor = 0;
-  const runIsLong = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= MAX_EVENTS_PER_RUN;
+  const runIsLong = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= maxEvents;
   for (;;) {
     const ready = () => runIsLong() && allHandlersFinished();
     if (reservations.size === 0) {
@@ -94,7 +101,7 @@ export const tenantWorkflow: TenantWorkflow = async (input: TenantWorkflowInput)
       continue;
     }
     if (await condition(ready, check.intervalSeconds * 1000)) break;
-    const old = [...reservations].filter(([, r]) => Date.now() - Date.parse(r.at) > check.graceSeconds * 1000).map(([id]) => id);
+    const old = [...reservations.entries()].filter(([, r]) => Date.now() - Date.parse(r.at) > check.graceSeconds * 1000).map(([id]) => id);
     if (cursor >= old.length) cursor = 0;
     const batch = old.slice(cursor, cursor + CHECK_BATCH);
     cursor += CHECK_BATCH;
@@ -103,5 +110,10 @@ export const tenantWorkflow: TenantWorkflow = async (input: TenantWorkflowInput)
     const stillOpen = new Set(open);
     for (const id of batch) if (!stillOpen.has(id)) reservations.delete(id);
   }
-  await continueAsNew<TenantWorkflow>({ tenant: input.tenant, check, carried: { reservations: Object.fromEntries(reservations) } });
+  const continueAsLedger = makeContinueAsNewFunc<TenantWorkflow>({ workflowType: TENANT_LEDGER_WORKFLOW_TYPE });
+  await continueAsLedger({
+    tenant: input.tenant,
+    check,
+    carried: { ledger: packLedger(reservations.entries(), Date.now(), check.graceSeconds * 1000) },
+  });
 };

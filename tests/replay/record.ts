@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { releaseSignal, reserveUpdate, tenantWorkflowId, usageQuery } from '../../contracts/tenant-actor';
 import { payloadCodecsFor } from '../../platform/payload-codec';
 import { FakeKubelet, KubeTestCluster } from '../helpers/kube';
 import { LocalS3, ossfsStackConfig } from '../helpers/s3';
@@ -78,7 +79,8 @@ async function main(only = process.argv[2]): Promise<void> {
   const s3 = await LocalS3.start([BUCKET], [[KEY_ID, SECRET]]);
   const stack = await Stack.start({ config: ossfsStackConfig(REPLAY_PAYLOAD_KEY) });
   const connection = await Connection.connect({ address: stack.temporal.address });
-  const save = await saver(new Client({ connection, dataConverter: payloadCodecsFor(REPLAY_PAYLOAD_KEY) }));
+  const client = new Client({ connection, dataConverter: payloadCodecsFor(REPLAY_PAYLOAD_KEY) });
+  const save = await saver(client);
   const req = stack.request.bind(stack);
   const until = (what: string, probe: () => Promise<boolean>) => waitFor(what, probe, 60_000, 200);
 
@@ -113,10 +115,27 @@ async function main(only = process.argv[2]): Promise<void> {
     await save('sandbox-claimed-from-pool', `sandbox/${claimed[0]}`);
   };
 
+  // The tenant's actor: a reserve Update (a tenant with limits), a record Signal (a create without
+  // limits), releases (one sent as the API sends it, one by a teardown's local activity). It never
+  // ends by itself: terminated to save the run.
+  const tenant = async () => {
+    const actor = client.workflow.getHandle(tenantWorkflowId('default'));
+    const sandbox = (await req('POST', '/v1/sandboxes', sandboxRequest())).body.id;
+    await actor.executeUpdate(reserveUpdate, {
+      args: [{ sandboxId: 'replay-reserved', reservation: { cpuMillis: 500, memoryBytes: 2 ** 28 }, limits: { maxSandboxes: 10 } }],
+    });
+    await actor.signal(releaseSignal, { sandboxId: 'replay-reserved' });
+    await req('DELETE', `/v1/sandboxes/${sandbox}`);
+    await until('the sandbox to give its share back', async () => (await actor.query(usageQuery)).sandboxes === 0);
+    await actor.terminate('recorded');
+    await save('tenant-reserved-released', tenantWorkflowId('default'));
+  };
+
   try {
     // `record.js <name>`: record only that scenario, keeping the other files (they guard old code paths).
     if (only === 'sandbox-deleted-while-provisioning') return await deletedWhileProvisioning();
     if (only === 'pool') return await pool();
+    if (only === 'tenant') return await tenant();
     if (only) throw new Error(`no scenario ${only} to record alone`);
     await deletedWhileProvisioning();
     await pool();
@@ -196,6 +215,7 @@ async function main(only = process.argv[2]): Promise<void> {
     await req('DELETE', `/v1/snapshots/${failed}`);
     await save('snapshot-failed-retried', `snapshot/${failed}`);
     await save('sandbox-snapshot-source', `sandbox/${source}`);
+    await tenant();
   } finally {
     await connection.close();
     await stack.destroy();

@@ -36,7 +36,21 @@ async function replayAll(source: { workflowBundle: { codePath: string } } | { wo
 describe('workflow replay (determinism guard)', () => {
   it('when the histories are counted, then every workflow type Tidebox runs is covered, a failed-and-retried snapshot included', () => {
     const types = new Set(histories.map(typeOf));
-    expect([...types].sort()).toEqual(['mountWorkflow', 'poolWorkflow', 'renewWorkflow', 'sandboxWorkflow', 'snapshotWorkflow']);
+    expect([...types].sort()).toEqual([
+      'mountWorkflow',
+      'poolWorkflow',
+      'renewWorkflow',
+      'sandboxWorkflow',
+      'snapshotWorkflow',
+      'tenantWorkflow',
+    ]);
+    // The tenant actor: a reserve Update, record and release Signals (from the API and a teardown's local activity).
+    const tenant = histories.find((h) => h.name === 'tenant-reserved-released')?.history.events ?? [];
+    const updates = tenant.map((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name).filter(Boolean);
+    expect(updates).toContain('reserve');
+    const signalNames = tenant.map((e) => e.workflowExecutionSignaledEventAttributes?.signalName).filter(Boolean);
+    expect(signalNames).toEqual(expect.arrayContaining(['record', 'release']));
+    expect(signalNames.filter((n) => n === 'release').length).toBeGreaterThanOrEqual(2);
     // A pool whose claims thawed members inside the claim (local activity markers) and whose refill waited (timers).
     const pool = histories.find((h) => h.name === 'pool-claimed-refilled-deleted')?.history.events ?? [];
     expect(pool.filter((e) => e.markerRecordedEventAttributes).length).toBeGreaterThanOrEqual(2);

@@ -9,7 +9,7 @@ import type { SnapshotView, SnapshotWorkflowInput } from '../../../core/snapshot
 import { renewWorkflow as realRenewWorkflow } from '../../../workflows/renew';
 import { snapshotWorkflow as realSnapshotWorkflow } from '../../../workflows/snapshot';
 
-export { mountWorkflow, poolWorkflow, sandboxWorkflow } from '../../../workflows';
+export { mountWorkflow, poolWorkflow, sandboxWorkflow, tenantWorkflow } from '../../../workflows';
 
 export async function renewWorkflow(input: RenewRunInput): Promise<RenewRunOutcome> {
   await sleep('1 second');
