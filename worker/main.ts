@@ -88,7 +88,7 @@ async function main(): Promise<void> {
   const dataConverter = payloadCodecsFor(config.security.payloadKey, config.security.acceptPlaintextUntil);
   // Activities and the views' reconciliation message other actors through a client of their own, on
   // the SDK's JavaScript connection: its retries can be tuned (a Signal to a tenant actor that is
-  // continuing as new is tried again within ≈ 50 ms, not 1 s); the workers poll on the native one.
+  // continuing as new is tried again every 50–200 ms, not after 1 s, 2 s, 4 s); the workers poll on the native one.
   const clientConnection = await Connection.connect({ ...connectOptions, interceptors: [temporalRetryInterceptor()] });
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter });
   // Docker: the execd data plane lives here, beside the engine's socket; the API forwards to it.
