@@ -4,19 +4,22 @@
  * activity calls it) on a client with Tidebox's retries (temporalRetryInterceptor).
  */
 import { randomUUID } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WithStartWorkflowOperation } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { createMessagingActivities } from '../../activities/messaging';
 import {
+  recordSignal,
   reserveUpdate,
   TENANT_LEDGER_WORKFLOW_TYPE,
   TENANT_WORKFLOW_TYPE,
   tenantWorkflowId,
   type TenantWorkflow,
+  type TenantWorkflowInput,
   usageQuery,
 } from '../../contracts/tenant-actor';
 import { parseConfig } from '../../core/config';
+import type { Reservation } from '../../core/quotas';
 import { temporalRetryInterceptor } from '../../platform/temporal-setup';
 import { waitFor } from '../helpers/stack';
 
@@ -70,7 +73,7 @@ async function runsOf(workflowId: string) {
 }
 
 describe('the tenant actor', () => {
-  it('when 60 sandboxes give their shares back at once while it continues as new, then every share comes back', async () => {
+  it('when 60 sandboxes give their shares back at once while it continues as new, then every share comes back, and the API still reaches its later runs', async () => {
     const tenant = `acme-${randomUUID().slice(0, 8)}`;
     const handle = await env.client.workflow.start<TenantWorkflow>('tenantWorkflow', {
       workflowId: tenantWorkflowId(tenant),
@@ -103,6 +106,24 @@ describe('the tenant actor', () => {
       (history.events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'release'),
     );
     expect(released).toHaveLength(60);
+
+    // The API reaches the actor by id with its first type, as it starts it: a run of the ledger type takes both.
+    const start = { workflowId: handle.workflowId, taskQueue: TASK_QUEUE, args: [{ tenant }] as [TenantWorkflowInput] };
+    const reserved = await env.client.workflow.executeUpdateWithStart(reserveUpdate, {
+      args: [{ sandboxId: randomUUID(), reservation: { cpuMillis: 500, memoryBytes: 2 ** 28 }, limits: { maxSandboxes: 100 } }],
+      startWorkflowOperation: new WithStartWorkflowOperation<TenantWorkflow>(TENANT_WORKFLOW_TYPE, {
+        ...start,
+        workflowIdConflictPolicy: 'USE_EXISTING',
+      }),
+    });
+    expect(reserved).toMatchObject({ admitted: true, usage: { sandboxes: 1 } });
+    await env.client.workflow.signalWithStart<TenantWorkflow, [{ sandboxId: string; reservation: Reservation }]>(TENANT_WORKFLOW_TYPE, {
+      ...start,
+      signal: recordSignal,
+      signalArgs: [{ sandboxId: randomUUID(), reservation: { cpuMillis: 500, memoryBytes: 2 ** 28 } }],
+    });
+    await waitFor('the recorded share', async () => (await handle.query(usageQuery)).sandboxes === 2, 10_000, 50);
+    expect((await runsOf(handle.workflowId)).length).toBe(runs.length); // the same run took them: no second actor
   }, 120_000);
 
   it('when a run continued before the ledger was packed carries its reservations by key, then it reads them', async () => {
