@@ -81,8 +81,8 @@ export type HeldReservation = Reservation & { at: string };
 
 /**
  * The tenant actor's reservations by key, with their sum kept as they come and go: a reserve judges
- * against the usage in constant time however many sandboxes the tenant holds (summing 10,000 of them
- * on every create, and on every replay of the run's creates, was the tenant actor's largest cost).
+ * against the usage in constant time however many sandboxes the tenant holds, where it summed every
+ * reservation (10,000 at 10,000 live) on each create and on each replay of the run's creates.
  */
 export class QuotaLedger {
   private readonly held = new Map<string, HeldReservation>();
