@@ -86,7 +86,7 @@ const PROXY_PATH = /^(?:\/v1)?\/sandboxes\/([^/?]+)\/proxy\/([^/?]+)(\/[^?]*)?(\
 
 export interface ProxyDeps {
   config: Config;
-  sandboxes: Pick<SandboxService, 'get'>;
+  sandboxes: Pick<SandboxService, 'reach'>;
   /** Open proxied connections per tenant (HTTP requests in flight and WebSocket tunnels), shared by every proxy route. */
   connections: TenantSlots;
 }
@@ -97,7 +97,7 @@ async function upstreamFor(deps: ProxyDeps, caller: Caller, sandboxId: string, r
   if (!/^\d{1,5}$/.test(rawPort) || port < 1 || port > 65535) {
     throw new TideboxError('INVALID_PARAMETER', `port "${rawPort}" must be an integer 1-65535`);
   }
-  const view = await deps.sandboxes.get(caller, sandboxId);
+  const view = await deps.sandboxes.reach(caller, sandboxId);
   if (view.status.state !== 'Running') {
     throw new TideboxError('INVALID_STATE', `sandbox ${sandboxId} is ${view.status.state}; only a Running sandbox can be reached`);
   }

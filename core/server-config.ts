@@ -49,6 +49,12 @@ export const ServerSchema = z
      */
     listsInFlightPerTenant: z.number().int().min(1).max(1000).default(2),
     listsQueuedPerTenant: z.number().int().min(0).max(10_000).default(100),
+    /**
+     * How long a Running sandbox's view, once read, is reused by execd, the port proxy and endpoints
+     * (the SDKs' calls right after a create, command loops); changes this API makes are seen at once,
+     * others' within this. The host worker refuses a paused or removed sandbox itself. 0: read every time.
+     */
+    dataPlaneViewMs: z.number().int().min(0).max(10_000).default(1000),
     /** A proxied WebSocket or response stream with no traffic either way for this long is closed. */
     proxyIdleTimeoutSeconds: z.number().int().min(1).max(86_400).default(300),
     /** HTTP tenant provider: refused keys per client address per minute; past it, unknown keys from there get 429 without a provider call. 0 = no limit. */

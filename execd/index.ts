@@ -6,7 +6,9 @@ import type { ProcessStarter } from './process';
 import { SandboxSessions } from './sessions';
 import { ShellFiles } from './shell-files';
 
-export { ExecdError } from './errors';
+import { ExecdError } from './errors';
+
+export { ExecdError };
 export type { CommandOptions, CommandStatus } from './commands';
 export type { StreamName } from './process';
 export type { Permission } from './files-port';
@@ -68,6 +70,8 @@ const IDLE_MS = 10 * 60_000;
 
 export class Execd {
   private readonly entries = new Map<string, Entry>();
+  /** Sandboxes this process paused: refused (409) until resumed, whatever the API believed a moment before. */
+  private readonly paused = new Set<string>();
   private readonly sweeper: NodeJS.Timeout;
   private readonly logs: LogBudget;
 
@@ -82,6 +86,7 @@ export class Execd {
 
   /** The execd of a sandbox whose workload runs (the caller has checked the sandbox is its and Running). */
   async open(target: { id: string; namespace?: string }): Promise<SandboxExecd> {
+    if (this.paused.has(target.id)) throw new ExecdError(409, 'SANDBOX::INVALID_STATE', `sandbox ${target.id} is paused`);
     const entry = await this.entryOf(target);
     entry.lastUsed = Date.now();
     entry.opened = true;
@@ -107,6 +112,15 @@ export class Execd {
     const entry = this.entry(workload);
     this.entries.set(target.id, entry);
     return entry;
+  }
+
+  /**
+   * The runtime beside this execd pauses (true, before the freeze) and resumes (false, after the thaw)
+   * or removes (false) the sandbox's workload. After a restart the engine's own state says it (locate).
+   */
+  setPaused(sandboxId: string, paused: boolean): void {
+    if (paused) this.paused.add(sandboxId);
+    else this.paused.delete(sandboxId);
   }
 
   /** Drop what is kept for a sandbox (it was paused, deleted, or its workload is gone). */

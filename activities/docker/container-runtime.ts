@@ -36,9 +36,14 @@ export interface ContainerRuntimeDeps {
   /**
    * Where this process serves execd (the worker's listener): `prime` starts a sandbox's command shell
    * now and resolves once it waits (a warm pool member, before it is frozen; bounded here, failures
-   * ignored); `forget` drops what execd keeps for a sandbox whose container was removed.
+   * ignored); `forget` drops what execd keeps for a sandbox whose container was removed; `setPaused`
+   * makes it refuse a sandbox while its container is frozen.
    */
-  execd?: { prime(target: { id: string }): Promise<void>; forget(sandboxId: string): void };
+  execd?: {
+    prime(target: { id: string }): Promise<void>;
+    forget(sandboxId: string): void;
+    setPaused(sandboxId: string, paused: boolean): void;
+  };
 }
 
 /** How long priming execd may hold a member's freeze: past it the member is frozen unprimed. */
@@ -239,7 +244,10 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
         if (input.known) {
           // One engine call on the claim's path: the member's start said its container and ports.
           try {
-            if (await engine.unpauseNow(input.known.containerId)) return input.known;
+            if (await engine.unpauseNow(input.known.containerId)) {
+              deps.execd?.setPaused(input.sandboxId, false);
+              return input.known;
+            }
           } catch (err) {
             if (dockerStatus(err) === 404) throw fail('CONTAINER_EXITED', `the warm pool member for ${input.sandboxId} no longer exists`);
             throw err;
@@ -256,6 +264,7 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
             'CONTAINER_EXITED',
             `the warm pool member for ${input.sandboxId} is not running (exit code ${state.ExitCode ?? 'unknown'})`,
           );
+        deps.execd?.setPaused(input.sandboxId, false);
         const declared = deps.declaredPorts(input.ports ?? []);
         const published = hostNetwork ? Object.fromEntries(declared.map((p) => [String(p), p])) : ports;
         return { containerId: member.Id, network: { hostNetwork, ports: published, host: deps.advertisedHost } };
@@ -266,7 +275,14 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
         const containerId = await theContainer(input.sandboxId);
         if (input.primeExecd && deps.execd) await withinOrNot(deps.execd.prime({ id: input.sandboxId }), PRIME_EXECD_MS);
         await faults.reached('container-pausing', input.sandboxId);
-        await engine.pause(containerId);
+        // execd refuses it from now on, not from when the API next reads the sandbox.
+        deps.execd?.setPaused(input.sandboxId, true);
+        try {
+          await engine.pause(containerId);
+        } catch (err) {
+          deps.execd?.setPaused(input.sandboxId, false);
+          throw err;
+        }
       }),
 
     resumeContainer: (input) =>
@@ -274,6 +290,7 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
         const containerId = await theContainer(input.sandboxId);
         await faults.reached('container-resuming', input.sandboxId);
         await engine.unpause(containerId);
+        deps.execd?.setPaused(input.sandboxId, false);
       }),
 
     removeContainers: (input) =>
@@ -286,6 +303,7 @@ export function createContainerRuntime(deps: ContainerRuntimeDeps): SandboxRunti
         }
         await pins?.release(input.sandboxId);
         deps.execd?.forget(input.sandboxId);
+        deps.execd?.setPaused(input.sandboxId, false);
         return { removed };
       }),
   };

@@ -10,7 +10,7 @@ import { sandboxSignals } from '../sandbox-signals';
 import { declaredPorts } from '../../core/network';
 import { usesHostNetwork } from './container-spec';
 import { BindPins } from './bind-pins';
-import { createContainerRuntime } from './container-runtime';
+import { type ContainerRuntimeDeps, createContainerRuntime } from './container-runtime';
 import { actorGone, poolHolds, workflowOpen } from '../actor-liveness';
 import { createMountSweep } from '../ossfs/mount-sweep';
 import { mountWorkflowId } from '../../core/mounts';
@@ -32,7 +32,7 @@ export async function createDockerHost(
   client: Client,
   log: HostLog,
   /** The execd this worker serves (worker/main.ts): warm pool members get their command shell before they are frozen. */
-  execd?: { prime(target: { id: string }): Promise<void>; forget(sandboxId: string): void },
+  execd?: ContainerRuntimeDeps['execd'],
 ): Promise<RuntimeHost> {
   await prepareMountHost(config, log);
   const docker = new Dockerode(config.docker.socketPath ? { socketPath: config.docker.socketPath } : undefined);

@@ -40,7 +40,7 @@ export const execdRoutes: FastifyPluginAsyncZod<ExecdRouteDeps> = async (app, de
   const handler = async (req: FastifyRequest, reply: FastifyReply) => {
     const { sandboxId } = req.params as { sandboxId: string };
     const { path, query } = execdPath(req.raw.url ?? '', `/proxy/${EXECD_PORT}`);
-    const view = await deps.sandboxes.get(req.caller, sandboxId);
+    const view = await deps.sandboxes.reach(req.caller, sandboxId);
     if (view.execd === 'image') return forwardRequest(deps, req, reply);
     if (view.status.state === 'Paused')
       throw new TideboxError('INVALID_STATE', `sandbox ${sandboxId} is Paused; resume it to run commands or reach its files`);

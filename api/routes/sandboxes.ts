@@ -286,7 +286,7 @@ export const sandboxRoutes: FastifyPluginAsyncZod<SandboxRouteDeps> = async (
           throw new TideboxError('INVALID_PARAMETER', 'expires cannot be combined with use_server_proxy=true');
         throw new TideboxError('UNSUPPORTED', 'signed endpoints (expires) are not supported by this server');
       }
-      const view = await sandboxes.get(req.caller, sandboxId);
+      const view = await sandboxes.reach(req.caller, sandboxId);
       const host = config.server.publicHost ?? req.headers.host ?? `${config.server.host}:${config.server.port}`;
       if (port === EXECD_PORT && execdTokens && view.execd !== 'image') return execdEndpoint(view, host, execdTokens);
       const resolved = resolveEndpoint({ ingress: config.ingress, sandbox: view, port, local: localHost(config) });

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { TypedSearchAttributes, type UpdateDefinition } from '@temporalio/common';
 import {
@@ -37,6 +37,8 @@ import { type Caller, canSee, type TenantCaller } from '../../core/tenants';
 import type { SandboxViewStore, ViewQuery } from '../../platform/sandbox-views';
 import type { TemporalGateway } from './gateway';
 import type { QuotaService } from './quotas';
+import { RecentViews } from './recent-views';
+import { idempotentSandboxId, requestHashOf } from './sandbox-ids';
 import { paginate, pagination } from './visibility';
 
 export interface ListFilter {
@@ -63,6 +65,7 @@ export function createSandboxService(
 ) {
   const callMs = config.server.temporalCallTimeoutSeconds * 1000;
   const placement = placementOf(config);
+  const recent = new RecentViews(config.server.dataPlaneViewMs);
   /** An Update to the sandbox's actor; `what` names it in the 504 when no worker takes it in time. */
   const update = <Ret, Args extends unknown[]>(
     sandboxId: string,
@@ -70,19 +73,39 @@ export function createSandboxService(
     args: Args,
     what: string,
     deadlineMs = callMs,
-  ) =>
-    temporal.update(sandboxWorkflowId(sandboxId), def, args, {
-      what,
-      deadlineMs,
-      notFound: () => sandboxNotFound(sandboxId),
-      inTransition: () => new TideboxError('INVALID_STATE', `sandbox ${sandboxId} changed state while the ${what} was in flight; retry it`),
-    });
+  ) => {
+    // Whatever it changes, the data plane reads the sandbox afresh once it is sent and once it is done.
+    recent.drop(sandboxId);
+    return temporal
+      .update(sandboxWorkflowId(sandboxId), def, args, {
+        what,
+        deadlineMs,
+        notFound: () => sandboxNotFound(sandboxId),
+        inTransition: () =>
+          new TideboxError('INVALID_STATE', `sandbox ${sandboxId} changed state while the ${what} was in flight; retry it`),
+      })
+      .finally(() => recent.drop(sandboxId));
+  };
 
   /** The sandbox's memo view if the caller may see it; another tenant's sandbox is 404, exactly like a missing one. */
   async function find(caller: Caller, sandboxId: string): Promise<MemoView> {
+    const mark = recent.mark();
     const found = await temporal.openActor<MemoView>(sandboxWorkflowId(sandboxId), SANDBOX_WORKFLOW_TYPE);
+    if (found) recent.put(found.view, mark);
     if (!found || !canSee(caller, found.view.tenant) || found.view.status.state === 'Terminated') throw sandboxNotFound(sandboxId);
     return found.view;
+  }
+
+  /**
+   * For the data plane (execd, the port proxy, endpoints): a Running view read within
+   * server.dataPlaneViewMs may be reused (recent-views.ts says what may be stale); the entrypoint is
+   * not filled in. Another tenant's sandbox is 404, as in find.
+   */
+  async function reach(caller: Caller, sandboxId: string): Promise<MemoView> {
+    const hit = recent.get(sandboxId);
+    if (!hit) return find(caller, sandboxId);
+    if (!canSee(caller, hit.tenant)) throw sandboxNotFound(sandboxId);
+    return hit;
   }
 
   /** A memo view as clients see it: an entrypoint the memo left out comes from the actor. */
@@ -111,6 +134,7 @@ export function createSandboxService(
     },
   ): Promise<SandboxView> {
     const { tenant, namespace } = caller;
+    const mark = recent.mark();
     const sandboxId = opts.member?.id ?? (opts.idempotencyKey ? idempotentSandboxId(tenant, opts.idempotencyKey) : randomUUID());
     const requestHash = requestHashOf(spec);
     const input: SandboxWorkflowInput = {
@@ -162,7 +186,7 @@ export function createSandboxService(
     if (opts.idempotencyKey || quotas.judgesSandboxes(caller)) {
       // The tenant's share first (429 and nothing made when over quota); idempotent for a repeated key.
       await quotas.reserve(caller, sandboxId, share);
-      return startActor();
+      return answered(await startActor());
     }
     // Nothing to judge: the share is only recorded (a Signal), beside the start rather than before it.
     // Either may fail alone. A share whose actor never started is given back by the tenant actor's
@@ -171,7 +195,13 @@ export function createSandboxService(
     const [started, recorded] = await Promise.allSettled([startActor(), quotas.reserve(caller, sandboxId, share)]);
     if (started.status === 'rejected') throw started.reason;
     if (recorded.status === 'rejected') throw recorded.reason;
-    return started.value;
+    return answered(started.value);
+
+    /** The SDKs ask for endpoints and ping execd right after a create: this answer serves those too. */
+    function answered(result: SandboxView): SandboxView {
+      recent.put(result, mark);
+      return result;
+    }
 
     async function startActor(): Promise<SandboxView> {
       if (opts.member?.started && !opts.idempotencyKey) {
@@ -344,6 +374,7 @@ export function createSandboxService(
   return {
     create,
     get,
+    reach,
     list,
     restoredFrom,
     delete: remove,
@@ -365,27 +396,3 @@ export function createSandboxService(
 }
 
 export type SandboxService = ReturnType<typeof createSandboxService>;
-
-/**
- * SHA-256 of the request without credentials (the memo keeps it): the mount keys already stand for
- * the ossfs secrets, the registry user name tells image credentials apart. No pvc volumes hash like a
- * request made before they existed, so a retry across that upgrade still matches.
- */
-function requestHashOf(spec: SandboxSpec): string {
-  const { pvcs, imageAuth, ...rest } = spec;
-  const hashable = {
-    ...rest,
-    ...(imageAuth ? { imageAuth: { username: imageAuth.username } } : {}),
-    ...(pvcs?.length ? { pvcs } : {}),
-    ossfs: spec.ossfs.map(({ source: { accessKeyId: _id, accessKeySecret: _secret, ...src }, ...v }) => ({ ...v, source: src })),
-  };
-  return createHash('sha256').update(JSON.stringify(hashable)).digest('hex');
-}
-
-/** Same tenant + key → same sandbox id, so a retried POST can never make a second sandbox. */
-export function idempotentSandboxId(tenant: string, key: string): string {
-  const h = createHash('sha256').update(`${tenant}\0${key}`).digest('hex');
-  // Shape it as a UUID (version nibble 5-like, variant 10xx) so ids look alike whichever way they were made.
-  const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
-}

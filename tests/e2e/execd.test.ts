@@ -15,7 +15,8 @@ let stack: Stack;
 let sandbox: Sandbox;
 
 beforeAll(async () => {
-  stack = await Stack.start({ apiKey: API_KEY });
+  // Views reused for the longest the API allows: every test here shows that the changes this API makes are seen at once.
+  stack = await Stack.start({ apiKey: API_KEY, config: { server: { dataPlaneViewMs: 10_000 } } });
   sandbox = await Sandbox.create({
     connectionConfig: { domain: stack.baseUrl, apiKey: API_KEY },
     image: 'tidebox/busybox:latest',
@@ -414,6 +415,44 @@ describe('access', () => {
       expect(((await r.json()) as { code: string }).code).toBe('SANDBOX::INVALID_STATE');
     } finally {
       await stack.request('DELETE', `/v1/sandboxes/${id}`);
+    }
+  });
+
+  it('when another API pauses, resumes and deletes the sandbox, then the worker answers for its state before this API reads it again', async () => {
+    // The second API shares the worker; this API keeps the Running view it read for 10 s.
+    const other = await stack.startApiReplica('api-execd-2');
+    const created = await stack.request('POST', '/v1/sandboxes', sandboxRequest());
+    const id: string = created.body.id;
+    const viaOther = (method: string, path: string) => stack.requestTo(other.baseUrl, method, `/v1/sandboxes/${id}${path}`);
+    const stateViaOther = async () => (await viaOther('GET', '')).body.status?.state as string | undefined;
+    try {
+      const endpoint = await stack.request('GET', `/v1/sandboxes/${id}/endpoints/44772`);
+      const headers = { ...endpoint.body.headers, 'content-type': 'application/json' };
+      const run = () =>
+        fetch(`http://${endpoint.body.endpoint}/command`, { method: 'POST', headers, body: JSON.stringify({ command: 'echo hi' }) });
+      expect((await run()).status).toBe(200);
+
+      expect((await viaOther('POST', '/pause')).status).toBe(202);
+      await waitFor('the sandbox to be paused', async () => (await stateViaOther()) === 'Paused');
+      const paused = await run();
+      expect(paused.status).toBe(409);
+      // The worker's own refusal (this API would say "is Paused; resume it …"): it froze the container.
+      expect(await paused.json()).toEqual({ code: 'SANDBOX::INVALID_STATE', message: `sandbox ${id} is paused` });
+
+      expect((await viaOther('POST', '/resume')).status).toBe(202);
+      await waitFor('the sandbox to be running', async () => (await stateViaOther()) === 'Running');
+      const resumed = await run();
+      expect(resumed.status).toBe(200);
+      expect(await resumed.text()).toContain('hi');
+
+      expect((await viaOther('DELETE', '')).status).toBe(204);
+      await waitFor('the sandbox to be gone', async () => (await viaOther('GET', '')).status === 404);
+      const gone = await run();
+      expect(gone.status).toBe(404);
+      expect(((await gone.json()) as { code: string }).code).toBe('SANDBOX::NOT_FOUND');
+    } finally {
+      await stack.request('DELETE', `/v1/sandboxes/${id}`);
+      await other.process.stop();
     }
   });
 });

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'smol-toml';
-import { idempotentSandboxId } from '../../api/temporal/sandboxes';
+import { idempotentSandboxId } from '../../api/temporal/sandbox-ids';
 import { FakeKubelet, KubeTestCluster } from '../helpers/kube';
 import { repoRoot, sandboxRequest, Stack, TEST_IMAGE, waitFor } from '../helpers/stack';
 import { describeBlackBoxLifecycle } from './blackbox/lifecycle-suite';

@@ -537,7 +537,7 @@ describe('lifecycle routes', () => {
   });
 
   it('when asking for endpoints, then a published port resolves, an undeclared one is 404, a signed one 400, and the server proxy names this API', async () => {
-    const { services } = fakeServices({ sandboxes: { get: async () => VIEW } });
+    const { services } = fakeServices({ sandboxes: { reach: async () => VIEW } });
     const a = await app(services);
     expect((await a.inject({ method: 'GET', url: '/v1/sandboxes/sb-1/endpoints/8080' })).json()).toEqual({ endpoint: '127.0.0.1:32080' });
     expect((await a.inject({ method: 'GET', url: '/v1/sandboxes/sb-1/endpoints/9999' })).json().code).toBe('SANDBOX::PORT_NOT_AVAILABLE');

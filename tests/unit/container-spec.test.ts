@@ -1,7 +1,7 @@
 import { buildContainerCreateOptions } from '../../activities/docker/container-spec';
 import { parseConfig } from '../../core/config';
 import type { SandboxSpec } from '../../core/sandbox';
-import { idempotentSandboxId } from '../../api/temporal/sandboxes';
+import { idempotentSandboxId } from '../../api/temporal/sandbox-ids';
 
 const spec: SandboxSpec = {
   image: { uri: 'busybox' },
