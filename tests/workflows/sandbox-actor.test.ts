@@ -7,8 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, type InjectedSinks, Runtime, Worker } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { type InjectedSinks, Worker } from '@temporalio/worker';
 import {
   announceRenewScheduleUpdate,
   deleteUpdate,
@@ -35,6 +35,7 @@ import {
 import { hostTaskQueue, sandboxWorkflowId } from '../../core/sandbox';
 import { FakeHost } from '../helpers/fake-host';
 import { waitFor } from '../helpers/stack';
+import { bundleQuietly, startWorkflowEnv } from '../helpers/workflow-env';
 
 const TASK_QUEUE = 'sandbox-actor-test';
 const HOST_ID = 'fake';
@@ -57,17 +58,9 @@ const sinks: InjectedSinks<SandboxViewSinks> = {
 };
 
 beforeAll(async () => {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
-  env = await TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: process.env.TEMPORAL_CLI_PATH ?? 'temporal' },
-      ip: '127.0.0.1',
-      searchAttributes: Object.values(SA),
-      extraArgs: ['--dynamic-config-value', `limit.historyCount.suggestContinueAsNew=${SUGGEST_CONTINUE_AS_NEW_AT}`],
-    },
-  });
+  env = await startWorkflowEnv({ suggestContinueAsNewAt: SUGGEST_CONTINUE_AS_NEW_AT, searchAttributes: Object.values(SA) });
   host = new FakeHost();
-  const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietLogger });
+  const workflowBundle = await bundleQuietly(require.resolve('../../workflows'));
   const common = { connection: env.nativeConnection, namespace: 'default' };
   workers = [
     await Worker.create({ ...common, taskQueue: TASK_QUEUE, workflowBundle, activities: host.messaging(), sinks }),
@@ -87,8 +80,6 @@ afterAll(async () => {
   await running?.catch(() => undefined);
   await env?.teardown();
 });
-
-const quietLogger = { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} };
 
 function inputFor(overrides: Partial<SandboxSpec> = {}, extra: Partial<SandboxWorkflowInput> = {}): SandboxWorkflowInput {
   return {

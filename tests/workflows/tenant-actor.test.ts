@@ -5,8 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection, WithStartWorkflowOperation } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
 import { createMessagingActivities } from '../../activities/messaging';
 import {
   recordSignal,
@@ -22,6 +22,7 @@ import { parseConfig } from '../../core/config';
 import type { Reservation } from '../../core/quotas';
 import { temporalRetryInterceptor } from '../../platform/temporal-setup';
 import { waitFor } from '../helpers/stack';
+import { bundleQuietly, startWorkflowEnv } from '../helpers/workflow-env';
 
 const TASK_QUEUE = 'tenant-actor-test';
 /** Low enough that a few dozen messages make the server suggest a continue-as-new. */
@@ -33,22 +34,13 @@ let running: Promise<unknown>;
 let connection: Connection;
 let releaseQuota: ReturnType<typeof createMessagingActivities>['releaseQuota'];
 
-const quietLogger = { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} };
-
 beforeAll(async () => {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
-  env = await TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: process.env.TEMPORAL_CLI_PATH ?? 'temporal' },
-      ip: '127.0.0.1',
-      extraArgs: ['--dynamic-config-value', `limit.historyCount.suggestContinueAsNew=${SUGGEST_CONTINUE_AS_NEW_AT}`],
-    },
-  });
+  env = await startWorkflowEnv({ suggestContinueAsNewAt: SUGGEST_CONTINUE_AS_NEW_AT });
   connection = await Connection.connect({ address: env.address, interceptors: [temporalRetryInterceptor()] });
   const client = new Client({ connection });
   releaseQuota = createMessagingActivities({ client, config: parseConfig({}) }).releaseQuota;
   const common = { connection: env.nativeConnection, namespace: 'default' };
-  const bundle = (path: string) => bundleWorkflowCode({ workflowsPath: require.resolve(path), logger: quietLogger });
+  const bundle = (path: string) => bundleQuietly(require.resolve(path));
   workers = [await Worker.create({ ...common, taskQueue: TASK_QUEUE, workflowBundle: await bundle('../../workflows'), activities: {} })];
   running = Promise.all(workers.map((w) => w.run()));
 }, 120_000);
