@@ -15,8 +15,9 @@ import type { MemoView } from '../../core/sandbox';
  */
 export class RecentViews {
   private readonly views = new Map<string, { view: MemoView; at: number }>();
-  /** Bumped by every drop (a change this process makes): a read that began before it must not put back what it removed. */
+  /** Drops counted (changes this process makes), and each sandbox's last: a read that began before it must not put back what it removed. */
   private drops = 0;
+  private readonly droppedAt = new Map<string, number>();
 
   constructor(
     private readonly ttlMs: number,
@@ -38,10 +39,10 @@ export class RecentViews {
     return this.drops;
   }
 
-  /** Keep a view read at or after `mark` — a Running one, unless something was dropped meanwhile. */
+  /** Keep a view whose read began at `mark` — a Running one, unless this process changed that sandbox meanwhile. */
   put(view: MemoView, mark: number): void {
     if (this.ttlMs === 0) return;
-    if (view.status.state !== 'Running' || mark !== this.drops) {
+    if (view.status.state !== 'Running' || (this.droppedAt.get(view.id) ?? 0) > mark) {
       this.views.delete(view.id);
       return;
     }
@@ -51,7 +52,10 @@ export class RecentViews {
   }
 
   drop(sandboxId: string): void {
-    this.drops++;
+    this.droppedAt.delete(sandboxId);
+    this.droppedAt.set(sandboxId, ++this.drops);
+    // The oldest drops are forgotten: a read still in flight from before them is long over.
+    if (this.droppedAt.size > 2 * this.maxEntries) this.droppedAt.delete(this.droppedAt.keys().next().value!);
     this.views.delete(sandboxId);
   }
 

@@ -42,6 +42,11 @@ describe('RecentViews', () => {
     // A read that began after the change is kept.
     recent.put(view('a'), recent.mark());
     expect(recent.get('a')?.id).toBe('a');
+    // A change to another sandbox meanwhile does not stop a read from being kept.
+    const markB = recent.mark();
+    recent.drop('a');
+    recent.put(view('b'), markB);
+    expect(recent.get('b')?.id).toBe('b');
   });
 
   it('when more sandboxes are read than it holds, then the least recently read go first', () => {
