@@ -1,4 +1,4 @@
-import { type Config, placementOf, runtimeHostId, runtimeKind } from '../core/config';
+import { bucketVolumesOffered, type Config, placementOf, runtimeHostId, runtimeKind } from '../core/config';
 import { normalizeCreateRequest } from '../core/create-request';
 import { notOnKubernetes, TideboxError } from '../core/errors';
 import { mountKey, mountKeyHmacKey } from '../core/mount-key';
@@ -20,9 +20,7 @@ import type { SnapshotService } from './temporal';
 export function createSpecPreparer(deps: { config: Config; snapshots: SnapshotService; namespaces?: NamespaceCheck }) {
   const { config, snapshots, namespaces } = deps;
   const onKubernetes = config.runtime.type === 'kubernetes';
-  // Mount ids are keyed with a key derived from the payload key; no payload key, no ossfs volumes.
-  // Bucket volumes need a host that mounts them: not the noop runtime's.
-  const mountKeys = config.security.payloadKey && config.runtime.type !== 'noop' ? mountKeyHmacKey(config.security.payloadKey) : undefined;
+  const mountKeys = bucketVolumesOffered(config) ? mountKeyHmacKey(config.security.payloadKey!) : undefined;
 
   const placement = placementOf(config);
 

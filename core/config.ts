@@ -284,6 +284,13 @@ export type Config = z.infer<typeof ConfigSchema>;
 export const runtimeKind = (config: Pick<Config, 'runtime'>): 'docker' | 'kubernetes' =>
   config.runtime.type === 'kubernetes' ? 'kubernetes' : 'docker';
 
+/**
+ * Whether creates may ask for bucket (ossfs) volumes: their mount ids are keyed with a key derived
+ * from the payload key (none, no ossfs volumes), and they need a host that mounts them (not noop's).
+ */
+export const bucketVolumesOffered = (config: Pick<Config, 'runtime' | 'security'>): boolean =>
+  config.security.payloadKey !== undefined && config.runtime.type !== 'noop';
+
 /** The host new sandboxes go to: the engine's id, the cluster's, or (noop) one no real worker's queue has. */
 export const runtimeHostId = (config: Pick<Config, 'runtime' | 'docker' | 'kubernetes'>): string =>
   config.runtime.type === 'kubernetes'

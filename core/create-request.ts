@@ -215,7 +215,7 @@ function normalizeVolumes(
       if (optionProblem) throw invalid(`volume "${v.name}": ${optionProblem}`);
       if (!mountKeyOf) {
         throw unsupported(
-          `volume "${v.name}": ossfs volumes need security.payloadKey on this server (credentials are kept only encrypted)`,
+          `volume "${v.name}": this server offers no ossfs volumes (they need security.payloadKey, as credentials are kept only encrypted, and a runtime that mounts buckets: not noop)`,
         );
       }
       const prefix = v.subPath

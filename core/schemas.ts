@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { type Config, runtimeKind } from './config';
+import { bucketVolumesOffered, type Config, runtimeKind } from './config';
 import { IMAGE_REFERENCE, MAX_IMAGE_REFERENCE_LENGTH } from './image-reference';
 import { MIN_CPU_MILLIS } from './quantities';
 import { CLAIM_ACCESS_MODES } from './sandbox';
@@ -156,7 +156,7 @@ export const PORTS_EXTENSION = 'tidebox.io/ports';
 /** What this server offers, which the published document describes (validation refuses the rest with a 400 either way). */
 export interface SchemaOffer {
   runtime?: 'docker' | 'kubernetes';
-  /** security.payloadKey is set: ossfs volumes are accepted. */
+  /** ossfs volumes are accepted (bucketVolumesOffered: a payload key, a runtime that mounts buckets). */
   ossfs?: boolean;
   /** sandbox.allowedHostPaths is not empty. */
   hostVolumes?: boolean;
@@ -165,7 +165,7 @@ export interface SchemaOffer {
 /** What a Config offers, for the create schema's document. */
 export const offerOf = (config: Config): SchemaOffer => ({
   runtime: runtimeKind(config),
-  ossfs: config.security.payloadKey !== undefined && config.runtime.type !== 'noop',
+  ossfs: bucketVolumesOffered(config),
   hostVolumes: config.sandbox.allowedHostPaths.length > 0,
 });
 

@@ -10,42 +10,32 @@ import { fail } from '../common';
  * the worker warns at start. Snapshots are refused; sandboxes have no ports, execd or bucket mounts.
  */
 export function createNoopHost(log: HostLog): RuntimeHost {
-  const workloads = new Map<string, { containerId: string; paused: boolean }>();
+  /** Sandbox id → its pretend container id. Pause and resume have nothing to freeze. */
+  const workloads = new Map<string, string>();
   log.warn('runtime noop: sandboxes get no workload (scale measurement only; never for real use)');
   const unsupported = (what: string) => fail('NOT_SUPPORTED_BY_RUNTIME', `${what}: not supported on the noop runtime`);
 
-  const ensure = (sandboxId: string) => {
-    let w = workloads.get(sandboxId);
-    if (!w) workloads.set(sandboxId, (w = { containerId: `noop-${sandboxId}`, paused: false }));
-    return w;
+  const ensure = (sandboxId: string): string => {
+    if (!workloads.has(sandboxId)) workloads.set(sandboxId, `noop-${sandboxId}`);
+    return workloads.get(sandboxId)!;
   };
   const started = (sandboxId: string): StartedWorkload => {
-    const w = workloads.get(sandboxId);
-    if (!w) throw fail('CONTAINER_EXITED', `sandbox ${sandboxId} has no workload on this noop host (its worker restarted)`);
-    return { containerId: w.containerId, network: { hostNetwork: false, ports: {} } };
+    const containerId = workloads.get(sandboxId);
+    if (!containerId) throw fail('CONTAINER_EXITED', `sandbox ${sandboxId} has no workload on this noop host (its worker restarted)`);
+    return { containerId, network: { hostNetwork: false, ports: {} } };
   };
 
   return {
     activities: {
-      ensureContainer: async ({ sandboxId }) => ({ containerId: ensure(sandboxId).containerId }),
+      ensureContainer: async ({ sandboxId }) => ({ containerId: ensure(sandboxId) }),
       startContainer: async ({ sandboxId }) => started(sandboxId),
       createAndStartContainer: async ({ sandboxId }) => {
         ensure(sandboxId);
         return started(sandboxId);
       },
-      adoptContainer: async ({ sandboxId }) => {
-        const w = started(sandboxId);
-        workloads.get(sandboxId)!.paused = false;
-        return w;
-      },
-      pauseContainer: async ({ sandboxId }) => {
-        const w = workloads.get(sandboxId);
-        if (w) w.paused = true;
-      },
-      resumeContainer: async ({ sandboxId }) => {
-        const w = workloads.get(sandboxId);
-        if (w) w.paused = false;
-      },
+      adoptContainer: async ({ sandboxId }) => started(sandboxId),
+      pauseContainer: async () => undefined,
+      resumeContainer: async () => undefined,
       removeContainers: async ({ sandboxId }) => ({ removed: workloads.delete(sandboxId) ? 1 : 0 }),
       findSnapshotSource: async () => {
         throw unsupported('snapshots');

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sandboxRequest, Stack, waitFor } from '../helpers/stack';
@@ -9,7 +10,10 @@ import { sandboxRequest, Stack, waitFor } from '../helpers/stack';
  */
 let stack: Stack;
 beforeAll(async () => {
-  stack = await Stack.start({ config: { runtime: { type: 'noop' }, sandbox: { minTimeoutSeconds: 1 } } });
+  // With a payload key, so that bucket volumes are refused for the runtime alone.
+  stack = await Stack.start({
+    config: { runtime: { type: 'noop' }, sandbox: { minTimeoutSeconds: 1 }, security: { payloadKey: randomBytes(32).toString('base64') } },
+  });
 });
 afterAll(async () => {
   await stack?.destroy();
@@ -82,6 +86,35 @@ describe('noop runtime', () => {
 });
 
 describe('LIST pages from a newest-first window', () => {
+  it('when a create asks for a bucket volume, then 400 says so and nothing is made (no host mounts buckets here)', async () => {
+    const before = (await stack.request('GET', '/v1/sandboxes')).body.items.length;
+    const refused = await stack.request(
+      'POST',
+      '/v1/sandboxes',
+      sandboxRequest({
+        volumes: [
+          {
+            name: 'data',
+            mountPath: '/data',
+            ossfs: {
+              bucket: 'bucket',
+              endpoint: 'oss-cn-hangzhou.aliyuncs.com',
+              version: '1.0',
+              accessKeyId: 'id',
+              accessKeySecret: 'secret-value',
+            },
+          },
+        ],
+      }),
+    );
+    expect(refused.status).toBe(400);
+    expect(refused.body).toMatchObject({ code: 'SANDBOX::UNSUPPORTED', message: expect.stringContaining('offers no ossfs volumes') });
+    expect(JSON.stringify(refused.body)).not.toContain('secret-value');
+    expect((await stack.request('GET', '/v1/sandboxes')).body.items.length).toBe(before);
+    // The published document offers none either.
+    expect(JSON.stringify((await stack.request('GET', '/openapi.json')).body)).toContain('"Exactly one backend: pvc"');
+  });
+
   it('when 24 sandboxes are paged one, five and seven at a time, then every page is the slice of the whole newest-first list, and the totals hold', async () => {
     const run = `page${Date.now()}`;
     const ids: string[] = [];
