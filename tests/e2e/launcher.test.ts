@@ -32,8 +32,10 @@ async function launch(prefix: string) {
   };
   const cleanUp = async () => {
     const docker = new Dockerode();
-    for (const c of await docker.listContainers({ all: true, filters: { label: [`tidebox.io/instance=${instance}`] } }))
-      await docker.getContainer(c.Id).remove({ force: true });
+    const mine = { label: [`tidebox.io/instance=${instance}`] };
+    for (const c of await docker.listContainers({ all: true, filters: mine })) await docker.getContainer(c.Id).remove({ force: true });
+    // The tenant's network stays with the engine after its last sandbox (Tidebox reuses it): the test made it, the test removes it.
+    for (const n of await docker.listNetworks({ filters: mine })) await docker.getNetwork(n.Id).remove();
     rmSync(dataDir, { recursive: true, force: true });
   };
   return { dataDir, apiPort, temporalPort, uiPort, env, cleanUp };
