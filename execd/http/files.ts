@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { LineSplitter } from '../../core/execd';
 import { ExecdError, type Permission } from '../index';
 import type { UploadSource } from '../files-port';
-import type { ExecdLimits } from './limits';
+import { HeldBytes, type ExecdLimits } from './limits';
 import type { ExecdContext } from './context';
 
 /** The file routes of execd: upload (multipart; held in memory only within a budget), download, and the rest. */
@@ -56,14 +56,15 @@ export async function upload(ctx: ExecdContext, limits: Pick<ExecdLimits, 'maxUp
   const held = Number.isSafeInteger(declared) && declared > 0 && limits.uploadMemory.take(declared) ? declared : 0;
   const streams = !held && (await ctx.sandbox.paths.streams());
   let dir: string | undefined;
+  const memory = held ? new HeldBytes(limits.uploadMemory, held) : undefined;
+  /** Whether the held chunks may be reused: not after a failed put (see HeldBytes.release). */
+  let reusable = true;
   try {
     /** Each metadata part, parsed once it has arrived (undefined: invalid, and the request failed). */
     const metadata: Array<Promise<Meta | undefined>> = [];
     /** Held or spooled files to write after parsing; `undefined` for one streamed straight in. */
     const files: Array<UploadSource | undefined> = [];
     if (!held) dir = await mkdtemp(join(tmpdir(), 'tidebox-upload-'));
-    const memory = held ? Buffer.allocUnsafe(held) : undefined;
-    let heldAt = 0;
     await new Promise<void>((resolve, reject) => {
       let bb: Busboy.Busboy;
       try {
@@ -107,16 +108,19 @@ export async function upload(ctx: ExecdContext, limits: Pick<ExecdLimits, 'maxUp
         stream.on('limit', () =>
           fail(new ExecdError(413, 'INVALID_FILE_CONTENT', `a file is larger than ${maxBytes} bytes (execd.maxUploadBytes)`)),
         );
-        if (held) {
-          // Each file's bytes go into the request's one buffer, after the previous file's: the
-          // parts are smaller than the body, which the HTTP parser ends at its Content-Length.
-          const start = heldAt;
-          const entry = { size: 0, open: () => Readable.from([memory!.subarray(start, start + entry.size)]) };
+        if (memory) {
+          // Each file's bytes are held after the previous file's: the parts are smaller than the
+          // body, which the HTTP parser ends at its Content-Length.
+          const start = memory.size;
+          const entry = { size: 0, open: () => Readable.from(memory.range(start, entry.size)) };
           files.push(entry);
           stream.on('data', (c: Buffer) => {
-            c.copy(memory!, heldAt);
-            heldAt += c.length;
-            entry.size += c.length;
+            try {
+              memory.append(c);
+              entry.size += c.length;
+            } catch (err) {
+              fail(new ExecdError(400, 'INVALID_FILE', (err as Error).message));
+            }
           });
           return;
         }
@@ -156,10 +160,17 @@ export async function upload(ctx: ExecdContext, limits: Pick<ExecdLimits, 'maxUp
       );
     for (let i = 0; i < files.length; i++) {
       const whole = files[i];
-      if (whole) await ctx.sandbox.files.upload(metas[i]!.path, whole, permission(metas[i]!));
+      if (!whole) continue;
+      try {
+        await ctx.sandbox.files.upload(metas[i]!.path, whole, permission(metas[i]!));
+      } catch (err) {
+        reusable = false;
+        throw err;
+      }
     }
     await ctx.reply.code(200).send('');
   } finally {
+    if (memory && reusable) memory.release();
     if (held) limits.uploadMemory.give(held);
     if (dir) await rm(dir, { recursive: true, force: true });
   }

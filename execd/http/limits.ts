@@ -18,12 +18,20 @@ export function execdLimits(config: { server: { bodyLimitBytes: number }; execd:
   };
 }
 
+/** The unit held uploads are kept in: a request's file bytes are a list of these chunks. */
+export const HELD_CHUNK_BYTES = 1024 * 1024;
+
 /**
  * Bytes of memory shared by the uploads one process holds whole (execd.uploadMemoryBytes): a
  * request takes its Content-Length up front or is not held at all, and gives it back when done.
+ * The memory itself is chunks reused from request to request, up to a quarter of the budget kept
+ * while idle: a fresh 20 MB buffer per upload cost the worker a full GC per upload or two (its
+ * external memory grew past V8's limit) and a page fault per 4 KiB, about half its CPU for the
+ * upload (docs/benchmarks.md).
  */
 export class MemoryBudget {
   private used = 0;
+  private readonly free: Buffer[] = [];
 
   constructor(readonly total: number) {}
 
@@ -40,5 +48,74 @@ export class MemoryBudget {
 
   get inUse(): number {
     return this.used;
+  }
+
+  /** A chunk of HELD_CHUNK_BYTES, reused if one is free: whatever it held before is never read (see HeldBytes). */
+  chunk(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(HELD_CHUNK_BYTES);
+  }
+
+  /** Chunks nothing reads or writes any more, kept for the next upload up to a quarter of the budget. */
+  recycle(chunks: Buffer[]): void {
+    for (const c of chunks) if ((this.free.length + 1) * HELD_CHUNK_BYTES <= this.total / 4) this.free.push(c);
+  }
+
+  /** Bytes kept for reuse while no upload holds them. */
+  get idle(): number {
+    return this.free.length * HELD_CHUNK_BYTES;
+  }
+}
+
+/**
+ * One request's held file bytes: appended in order into the budget's chunks, at most `capacity` of
+ * them (its Content-Length); each file is a range, read as views into the chunks (no copy). Only
+ * what was appended is ever read, so a reused chunk shows nothing of an earlier request.
+ */
+export class HeldBytes {
+  private readonly chunks: Buffer[] = [];
+  private length = 0;
+
+  constructor(
+    private readonly budget: MemoryBudget,
+    private readonly capacity: number,
+  ) {}
+
+  get size(): number {
+    return this.length;
+  }
+
+  append(data: Buffer): void {
+    if (this.length + data.length > this.capacity) throw new Error(`more than the ${this.capacity} bytes held for this request`);
+    for (let at = 0; at < data.length;) {
+      const offset = this.length % HELD_CHUNK_BYTES;
+      if (offset === 0) this.chunks.push(this.budget.chunk());
+      const n = data.copy(this.chunks[this.chunks.length - 1]!, offset, at);
+      at += n;
+      this.length += n;
+    }
+  }
+
+  /** Bytes [start, start + size), as views into the chunks. */
+  range(start: number, size: number): Buffer[] {
+    if (start < 0 || size < 0 || start + size > this.length)
+      throw new RangeError(`[${start}, ${start + size}) is not within ${this.length} held bytes`);
+    const out: Buffer[] = [];
+    for (let pos = start, end = start + size; pos < end;) {
+      const offset = pos % HELD_CHUNK_BYTES;
+      const n = Math.min(HELD_CHUNK_BYTES - offset, end - pos);
+      out.push(this.chunks[Math.floor(pos / HELD_CHUNK_BYTES)]!.subarray(offset, offset + n));
+      pos += n;
+    }
+    return out;
+  }
+
+  /**
+   * The chunks back to the budget for reuse. Only once no write of them can still be queued: after
+   * every put that read them has succeeded (the engine answered, having read the whole archive). A
+   * failed put may leave writes queued on its socket; its chunks are left to the GC instead.
+   */
+  release(): void {
+    this.budget.recycle(this.chunks.splice(0));
+    this.length = 0;
   }
 }

@@ -364,6 +364,15 @@ describe('held uploads of other shapes than the SDKs send', () => {
     expect((await read('/early/one.bin')).equals(big)).toBe(true);
     expect(await sandbox.files.readFile('/early/two.txt')).toBe('second');
   });
+
+  it('when a smaller file follows a larger one, then it reads back exactly: held memory is reused, and nothing of the first shows', async () => {
+    const large = randomBytes(3 * 1024 * 1024 + 11);
+    const small = Buffer.concat([Buffer.from('small:'), randomBytes(1024 * 1024 + 5)]);
+    await sandbox.files.writeFiles([{ path: '/reuse/large.bin', data: large }]);
+    await sandbox.files.writeFiles([{ path: '/reuse/small.bin', data: small }]);
+    expect((await read('/reuse/small.bin')).equals(small)).toBe(true);
+    expect((await read('/reuse/large.bin')).equals(large)).toBe(true);
+  });
 });
 
 describe('access', () => {

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { parseRange } from '../../execd/http/files';
-import { execdLimits, MemoryBudget } from '../../execd/http/limits';
+import { execdLimits, HELD_CHUNK_BYTES, HeldBytes, MemoryBudget } from '../../execd/http/limits';
 import { startExecdServer } from '../../execd/http/server';
 import { ExecdTokens } from '../../execd/tokens';
 import type { Execd } from '../../execd';
@@ -232,6 +232,39 @@ describe('per-sandbox caps', () => {
     expect(budget.take(20)).toBe(true);
     expect(budget.inUse).toBe(95);
     expect(new MemoryBudget(0).take(1)).toBe(false); // uploadMemoryBytes = 0: never held
+  });
+
+  it("when held bytes span chunks and their chunks are reused, then each file reads back exactly what was appended, never an earlier request's bytes", () => {
+    const budget = new MemoryBudget(16 * HELD_CHUNK_BYTES);
+    const first = new HeldBytes(budget, 3 * HELD_CHUNK_BYTES);
+    const a = Buffer.alloc(2 * HELD_CHUNK_BYTES + 7, 0x61);
+    // Appended in pieces that straddle the chunk boundaries, as socket reads do.
+    for (let at = 0; at < a.length; at += 65_531) first.append(a.subarray(at, at + 65_531));
+    expect(Buffer.concat(first.range(0, a.length)).equals(a)).toBe(true);
+    expect(first.range(HELD_CHUNK_BYTES - 3, 6).map((b) => b.length)).toEqual([3, 3]); // views, split at the boundary
+    first.release();
+    expect(budget.idle).toBe(3 * HELD_CHUNK_BYTES); // kept: within a quarter of the budget
+
+    // The next request gets those chunks back; a smaller file shows none of the old bytes.
+    const second = new HeldBytes(budget, HELD_CHUNK_BYTES + 10);
+    const b = Buffer.from('second file');
+    const c = Buffer.alloc(HELD_CHUNK_BYTES - 3, 0x63);
+    second.append(b);
+    second.append(c);
+    expect(budget.idle).toBe(HELD_CHUNK_BYTES);
+    expect(Buffer.concat(second.range(0, b.length)).equals(b)).toBe(true);
+    expect(Buffer.concat(second.range(b.length, c.length)).equals(c)).toBe(true);
+    expect(() => second.range(b.length, c.length + 1)).toThrow(RangeError); // past what was appended
+    expect(() => second.append(Buffer.alloc(3))).toThrow(/more than the 1048586 bytes/); // past its Content-Length
+  });
+
+  it('when many held chunks come back at once, then at most a quarter of the budget is kept idle', () => {
+    const budget = new MemoryBudget(8 * HELD_CHUNK_BYTES);
+    const held = new HeldBytes(budget, 8 * HELD_CHUNK_BYTES);
+    held.append(Buffer.alloc(5 * HELD_CHUNK_BYTES));
+    held.release();
+    expect(budget.idle).toBe(2 * HELD_CHUNK_BYTES);
+    expect(new MemoryBudget(0).idle).toBe(0);
   });
 
   it('when more connections reach the worker listener than it accepts, then the extra ones are closed and the rest still answer', async () => {
