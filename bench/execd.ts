@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,7 +16,8 @@ import { interleaved, quantile } from './create-delete';
  *    vs one Engine API exec (create, start with attach, wait, inspect) — what `docker exec` does;
  *  - a 20 MB file written and read through the SDK vs the `docker cp` command (a host file in and
  *    out), and vs the Engine's archive API called directly with the bytes in memory (what `docker cp`
- *    does, without the CLI and the host file), as throughput.
+ *    does, without the CLI and the host file), as throughput. The SDK client runs in a process of
+ *    its own (execd-client.ts), as the `docker cp` CLI does.
  * Bounded: N iterations per measure, and a time budget.
  */
 const N = Number(process.env.BENCH_ITERATIONS ?? 50);
@@ -85,6 +86,33 @@ async function rawGet(container: Dockerode.Container): Promise<number> {
   return size;
 }
 
+/** The SDK file client's process: `run('up' | 'down')` answers the SDK call's time in ms. */
+async function sdkFilesClient(args: { domain: string; apiKey: string; sandboxId: string; path: string; bytes: number }) {
+  const child: ChildProcess = fork(join(__dirname, 'execd-client.js'), [JSON.stringify(args)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const next = () =>
+    new Promise<{ ms?: number; error?: string; ready?: boolean }>((resolve, reject) => {
+      const exited = (code: number | null) => reject(new Error(`the SDK file client exited (${code})`));
+      child.once('exit', exited);
+      child.once('message', (m) => {
+        child.off('exit', exited);
+        resolve(m as { ms?: number; error?: string });
+      });
+    });
+  await next();
+  return {
+    async run(op: 'up' | 'down'): Promise<number> {
+      const answer = next();
+      child.send(op);
+      const { ms, error } = await answer;
+      if (error !== undefined || ms === undefined) throw new Error(`SDK ${op}: ${error}`);
+      return ms;
+    },
+    close: () => child.kill(),
+  };
+}
+
 export async function benchExecd(): Promise<void> {
   const deadline = Date.now() + BUDGET_MS;
   const stack = await Stack.start({ apiKey: API_KEY });
@@ -116,6 +144,13 @@ export async function benchExecd(): Promise<void> {
     }
 
     const data = randomBytes(FILE_BYTES);
+    const sdk = await sdkFilesClient({
+      domain: stack.baseUrl,
+      apiKey: API_KEY,
+      sandboxId: sandbox.id,
+      path: '/tmp/sdk.bin',
+      bytes: FILE_BYTES,
+    });
     const dir = await mkdtemp(join(tmpdir(), 'tidebox-bench-'));
     const files = await (async () => {
       try {
@@ -128,18 +163,14 @@ export async function benchExecd(): Promise<void> {
         // Each file a read reads exists before the rounds start.
         await cpIn();
         await rawPut(container, data);
-        await sandbox.files.writeFiles([{ path: '/tmp/sdk.bin', data }]);
+        await sdk.run('up');
         // Side by side, round by round: a slow minute of the VM is charged to both.
         return await interleaved(
           {
-            up: () => timed(() => sandbox.files.writeFiles([{ path: '/tmp/sdk.bin', data }])),
+            up: () => sdk.run('up'),
             rawUp: () => timed(() => rawPut(container, data)),
             cpUp: () => timed(cpIn),
-            down: () =>
-              timed(async () => {
-                const bytes = await sandbox.files.readBytes('/tmp/sdk.bin');
-                if (bytes.length !== FILE_BYTES) throw new Error(`read ${bytes.length} bytes`);
-              }),
+            down: () => sdk.run('down'),
             rawDown: () =>
               timed(async () => {
                 if ((await rawGet(container)) !== FILE_BYTES) throw new Error('raw read short');
@@ -150,6 +181,7 @@ export async function benchExecd(): Promise<void> {
           deadline,
         );
       } finally {
+        sdk.close();
         await rm(dir, { recursive: true, force: true });
       }
     })();

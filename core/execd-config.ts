@@ -33,6 +33,7 @@ export const ExecdSchema = z
      * Memory for uploads held whole before they are written (the engine's archive put, which
      * needs the size first, is the fastest way in): a request whose Content-Length is at most a
      * quarter of this is held while that much is free; others stream or spool to disk. 0: never.
+     * Up to a quarter of it stays allocated between uploads, for reuse (docs/execd.md).
      */
     uploadMemoryBytes: z
       .number()
