@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Usage } from '../core/quotas';
 import { SANDBOX_STATES } from '../core/sandbox';
 import type { PoolView } from '../core/pools';
+import { sharedRead } from './shared-reads';
 import type { PoolService, QuotaService, WorkflowService } from './temporal';
 
 /**
@@ -34,20 +35,9 @@ export function registerMetrics(
     );
   });
 
-  // Cache the promise, not the value: the three gauges collect in parallel and must share one round
-  // of visibility queries; a failed round is not kept.
-  let cached: { at: number; value: ReturnType<WorkflowService['counts']> } | undefined;
-  const counts = () => {
-    if (!cached || Date.now() - cached.at > cacheMs) {
-      const value = workflows.counts();
-      const entry = { at: Date.now(), value };
-      cached = entry;
-      value.catch(() => {
-        if (cached === entry) cached = undefined;
-      });
-    }
-    return cached.value;
-  };
+  // The promise is shared, not the value: the three gauges collect in parallel and must share one
+  // round of visibility queries; a failed round is not kept.
+  const counts = sharedRead(cacheMs, () => workflows.counts());
 
   new Gauge({
     name: 'tidebox_sandboxes',
@@ -86,19 +76,16 @@ export function registerMetrics(
       for (const [tenant, n] of quotas.refusals()) this.set({ tenant }, n);
     },
   });
-  let usageCache: { at: number; value: Promise<Array<[string, Usage]>> } | undefined;
+  const usage = sharedRead(cacheMs, () =>
+    Promise.all([...quotas.tenantsSeen()].map(async (t): Promise<[string, Usage]> => [t, await quotas.usage(t)])),
+  );
   new Gauge({
     name: 'tidebox_quota_usage',
     help: 'What each tenant that created through this API process holds now (its tenant actor): sandboxes, cpu_millis, memory_bytes, snapshots, pools (sandboxes, cpu and memory include what pools hold)',
     labelNames: ['tenant', 'resource'] as const,
     registers: [registry],
     async collect() {
-      if (!usageCache || Date.now() - usageCache.at > cacheMs) {
-        const value = Promise.all([...quotas.tenantsSeen()].map(async (t): Promise<[string, Usage]> => [t, await quotas.usage(t)]));
-        usageCache = { at: Date.now(), value };
-        value.catch(() => (usageCache = undefined));
-      }
-      for (const [tenant, u] of await usageCache.value) {
+      for (const [tenant, u] of await usage()) {
         this.set({ tenant, resource: 'sandboxes' }, u.sandboxes);
         this.set({ tenant, resource: 'cpu_millis' }, u.cpuMillis);
         this.set({ tenant, resource: 'memory_bytes' }, u.memoryBytes);
@@ -108,15 +95,7 @@ export function registerMetrics(
     },
   });
 
-  let poolCache: { at: number; value: Promise<PoolView[]> } | undefined;
-  const poolViews = () => {
-    if (!poolCache || Date.now() - poolCache.at > cacheMs) {
-      const value = pools.list({ kind: 'admin' });
-      poolCache = { at: Date.now(), value };
-      value.catch(() => (poolCache = undefined));
-    }
-    return poolCache.value;
-  };
+  const poolViews = sharedRead(cacheMs, (): Promise<PoolView[]> => pools.list({ kind: 'admin' }));
   new Gauge({
     name: 'tidebox_pool_members',
     help: 'Warm pool members by state: available (ready to claim), allocated (claimed, being adopted), warming, draining',

@@ -28,6 +28,7 @@ import { hostTaskQueue, type SandboxSpec } from '../../core/sandbox';
 import { type Caller, canSee, type TenantCaller } from '../../core/tenants';
 import type { TemporalGateway } from './gateway';
 import type { QuotaService } from './quotas';
+import { sharedReads } from '../shared-reads';
 import { actorTurns } from './turns';
 
 const poolNotFound = (name: string) => new TideboxError('POOL_NOT_FOUND', `pool ${name} not found`);
@@ -215,33 +216,22 @@ export function createPoolService(temporal: TemporalGateway, config: Config, quo
   }
 
   /** A tenant's pools on this host with the spec their members run, kept briefly (pools.transparentClaims). */
-  const specsByTenant = new Map<string, { at: number; pools: Promise<Array<{ name: string; spec: SandboxSpec }>> }>();
-  const SPECS_TTL_MS = 2000;
-  const poolSpecs = (caller: TenantCaller) => {
-    const cached = specsByTenant.get(caller.tenant);
-    if (cached && Date.now() - cached.at < SPECS_TTL_MS) return cached.pools;
-    const pools = (async () => {
-      const here = (await list(caller)).filter((p) => (p.hostId ?? runtimeHostId(config)) === runtimeHostId(config));
-      const specs = await Promise.all(
-        here.map(async ({ name }) => {
-          const spec = await temporal
-            .call((client) => client.workflow.getHandle(poolWorkflowId(caller.tenant, name)).query(specQuery), { deadlineMs: 2000 })
-            .catch(() => null); // no answer in time: not a candidate now
-          return spec ? [{ name, spec }] : [];
-        }),
-      );
-      return specs.flat();
-    })();
-    // Expired entries of other tenants go as this one is refreshed: the map holds only recent tenants.
-    for (const [tenant, entry] of specsByTenant) if (Date.now() - entry.at >= SPECS_TTL_MS) specsByTenant.delete(tenant);
-    specsByTenant.set(caller.tenant, { at: Date.now(), pools });
-    pools.catch(() => specsByTenant.delete(caller.tenant));
-    return pools;
-  };
+  const poolSpecs = sharedReads(2000, 10_000, async (tenant: string, caller: TenantCaller) => {
+    const here = (await list(caller)).filter((p) => (p.hostId ?? runtimeHostId(config)) === runtimeHostId(config));
+    const specs = await Promise.all(
+      here.map(async ({ name }) => {
+        const spec = await temporal
+          .call((client) => client.workflow.getHandle(poolWorkflowId(tenant, name)).query(specQuery), { deadlineMs: 2000 })
+          .catch(() => null); // no answer in time: not a candidate now
+        return spec ? [{ name, spec }] : [];
+      }),
+    );
+    return specs.flat();
+  });
 
   /** The caller's pool on this host whose members run exactly `asked` (but for its timeout and metadata), if any. */
   async function matching(caller: TenantCaller, asked: SandboxSpec): Promise<string | undefined> {
-    return (await poolSpecs(caller)).find((p) => runsAsAsked(p.spec, asked))?.name;
+    return (await poolSpecs(caller.tenant, caller)).find((p) => runsAsAsked(p.spec, asked))?.name;
   }
 
   return { create, list, get, configure, delete: remove, template, claim, unclaim, matching };
