@@ -15,9 +15,11 @@ export function createNoopHost(log: HostLog): RuntimeHost {
   log.warn('runtime noop: sandboxes get no workload (scale measurement only; never for real use)');
   const unsupported = (what: string) => fail('NOT_SUPPORTED_BY_RUNTIME', `${what}: not supported on the noop runtime`);
 
+  /** Idempotent: the pretend container id follows from the sandbox id. */
   const ensure = (sandboxId: string): string => {
-    if (!workloads.has(sandboxId)) workloads.set(sandboxId, `noop-${sandboxId}`);
-    return workloads.get(sandboxId)!;
+    const containerId = `noop-${sandboxId}`;
+    workloads.set(sandboxId, containerId);
+    return containerId;
   };
   const started = (sandboxId: string): StartedWorkload => {
     const containerId = workloads.get(sandboxId);
