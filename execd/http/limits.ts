@@ -18,16 +18,24 @@ export function execdLimits(config: { server: { bodyLimitBytes: number }; execd:
   };
 }
 
-/** The unit held uploads are kept in: a request's file bytes are a list of these chunks. */
+/** The unit large held uploads are kept in: a request's file bytes are a list of these chunks. */
 export const HELD_CHUNK_BYTES = 1024 * 1024;
 
 /**
+ * The memory a held request of n bytes occupies: n itself below a chunk (one buffer of its own),
+ * else whole chunks. Budgeted as such, so a flood of tiny uploads cannot each pin a whole chunk.
+ */
+export function heldFootprint(n: number): number {
+  return n < HELD_CHUNK_BYTES ? n : Math.ceil(n / HELD_CHUNK_BYTES) * HELD_CHUNK_BYTES;
+}
+
+/**
  * Bytes of memory shared by the uploads one process holds whole (execd.uploadMemoryBytes): a
- * request takes its Content-Length up front or is not held at all, and gives it back when done.
- * The memory itself is chunks reused from request to request, up to a quarter of the budget kept
- * while idle: a fresh 20 MB buffer per upload cost the worker a full GC per upload or two (its
- * external memory grew past V8's limit) and a page fault per 4 KiB, about half its CPU for the
- * upload (docs/benchmarks.md).
+ * request takes its footprint (heldFootprint of its Content-Length) up front or is not held at all,
+ * and gives it back when done. Requests of a chunk or more are held in chunks reused from request to
+ * request, up to a quarter of the budget kept while idle: a fresh 20 MB buffer per upload cost the
+ * worker a full GC per upload or two (its external memory grew past V8's limit) and a page fault per
+ * 4 KiB, about three quarters of its CPU for the upload (docs/benchmarks.md).
  */
 export class MemoryBudget {
   private used = 0;
@@ -35,15 +43,17 @@ export class MemoryBudget {
 
   constructor(readonly total: number) {}
 
-  /** Reserve n bytes if a request that large may be held (≤ a quarter of the total) and they are free. */
+  /** Reserve the footprint of an n-byte request if one that large may be held (≤ a quarter of the total) and it is free. */
   take(n: number): boolean {
-    if (n > this.total / 4 || this.used + n > this.total) return false;
-    this.used += n;
+    const bytes = heldFootprint(n);
+    if (bytes > this.total / 4 || this.used + bytes > this.total) return false;
+    this.used += bytes;
     return true;
   }
 
+  /** Give back what take(n) reserved. */
   give(n: number): void {
-    this.used -= n;
+    this.used -= heldFootprint(n);
   }
 
   get inUse(): number {
@@ -67,18 +77,22 @@ export class MemoryBudget {
 }
 
 /**
- * One request's held file bytes: appended in order into the budget's chunks, at most `capacity` of
- * them (its Content-Length); each file is a range, read as views into the chunks (no copy). Only
- * what was appended is ever read, so a reused chunk shows nothing of an earlier request.
+ * One request's held file bytes: appended in order, at most `capacity` of them (its Content-Length),
+ * into one buffer of that size below a chunk, else into the budget's chunks; each file is a range,
+ * read as views (no copy). Only what was appended is ever read, so a reused chunk shows nothing of an
+ * earlier request.
  */
 export class HeldBytes {
   private readonly chunks: Buffer[] = [];
   private length = 0;
+  private readonly chunkBytes: number;
 
   constructor(
     private readonly budget: MemoryBudget,
     private readonly capacity: number,
-  ) {}
+  ) {
+    this.chunkBytes = capacity < HELD_CHUNK_BYTES ? Math.max(capacity, 1) : HELD_CHUNK_BYTES;
+  }
 
   get size(): number {
     return this.length;
@@ -87,8 +101,8 @@ export class HeldBytes {
   append(data: Buffer): void {
     if (this.length + data.length > this.capacity) throw new Error(`more than the ${this.capacity} bytes held for this request`);
     for (let at = 0; at < data.length;) {
-      const offset = this.length % HELD_CHUNK_BYTES;
-      if (offset === 0) this.chunks.push(this.budget.chunk());
+      const offset = this.length % this.chunkBytes;
+      if (offset === 0) this.chunks.push(this.chunkBytes < HELD_CHUNK_BYTES ? Buffer.allocUnsafe(this.chunkBytes) : this.budget.chunk());
       const n = data.copy(this.chunks[this.chunks.length - 1]!, offset, at);
       at += n;
       this.length += n;
@@ -101,9 +115,9 @@ export class HeldBytes {
       throw new RangeError(`[${start}, ${start + size}) is not within ${this.length} held bytes`);
     const out: Buffer[] = [];
     for (let pos = start, end = start + size; pos < end;) {
-      const offset = pos % HELD_CHUNK_BYTES;
-      const n = Math.min(HELD_CHUNK_BYTES - offset, end - pos);
-      out.push(this.chunks[Math.floor(pos / HELD_CHUNK_BYTES)]!.subarray(offset, offset + n));
+      const offset = pos % this.chunkBytes;
+      const n = Math.min(this.chunkBytes - offset, end - pos);
+      out.push(this.chunks[Math.floor(pos / this.chunkBytes)]!.subarray(offset, offset + n));
       pos += n;
     }
     return out;
@@ -115,7 +129,8 @@ export class HeldBytes {
    * failed put may leave writes queued on its socket; its chunks are left to the GC instead.
    */
   release(): void {
-    this.budget.recycle(this.chunks.splice(0));
+    const chunks = this.chunks.splice(0);
+    if (this.chunkBytes === HELD_CHUNK_BYTES) this.budget.recycle(chunks);
     this.length = 0;
   }
 }

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { parseRange } from '../../execd/http/files';
-import { execdLimits, HELD_CHUNK_BYTES, HeldBytes, MemoryBudget } from '../../execd/http/limits';
+import { execdLimits, HELD_CHUNK_BYTES, HeldBytes, heldFootprint, MemoryBudget } from '../../execd/http/limits';
 import { startExecdServer } from '../../execd/http/server';
 import { ExecdTokens } from '../../execd/tokens';
 import type { Execd } from '../../execd';
@@ -256,6 +256,30 @@ describe('per-sandbox caps', () => {
     expect(Buffer.concat(second.range(b.length, c.length)).equals(c)).toBe(true);
     expect(() => second.range(b.length, c.length + 1)).toThrow(RangeError); // past what was appended
     expect(() => second.append(Buffer.alloc(3))).toThrow(/more than the 1048586 bytes/); // past its Content-Length
+  });
+
+  it('when tiny uploads are held, then each takes its own size, not a whole chunk, and pins none of the pool', () => {
+    const budget = new MemoryBudget(8 * HELD_CHUNK_BYTES);
+    expect([heldFootprint(10), heldFootprint(HELD_CHUNK_BYTES), heldFootprint(HELD_CHUNK_BYTES + 1)]).toEqual([
+      10,
+      HELD_CHUNK_BYTES,
+      2 * HELD_CHUNK_BYTES,
+    ]);
+    expect(budget.take(10)).toBe(true);
+    expect(budget.take(HELD_CHUNK_BYTES + 1)).toBe(true);
+    expect(budget.inUse).toBe(10 + 2 * HELD_CHUNK_BYTES);
+    expect(budget.take(2 * HELD_CHUNK_BYTES + 1)).toBe(false); // three whole chunks: over a quarter
+    budget.give(HELD_CHUNK_BYTES + 1);
+    budget.give(10);
+    expect(budget.inUse).toBe(0);
+
+    const small = new HeldBytes(budget, 10);
+    small.append(Buffer.from('0123'));
+    small.append(Buffer.from('456789'));
+    expect(Buffer.concat(small.range(2, 6)).toString()).toBe('234567');
+    expect(() => small.append(Buffer.from('x'))).toThrow(/more than the 10 bytes/);
+    small.release();
+    expect(budget.idle).toBe(0); // its buffer is its own: never pooled
   });
 
   it('when many held chunks come back at once, then at most a quarter of the budget is kept idle', () => {
