@@ -396,18 +396,29 @@ export class Stack {
     await this.worker?.stop().catch(() => undefined);
     // The shared cluster outlives the stack (the global tear-down stops it); a dev server is its own.
     if (this.temporal instanceof TemporalDevServer) await this.temporal.stop().catch(() => undefined);
-    for (const c of await this.containers().catch(() => [])) {
-      await this.docker
-        .getContainer(c.Id)
-        .remove({ force: true })
-        .catch(() => undefined);
+    // Containers, then the tenant networks Tidebox keeps for reuse. A network still has an endpoint
+    // while a container that went up during tear-down is there: remove again until both are gone
+    // (bounded), and say so if one stays, so a leak shows in the run's output.
+    const label = { label: [`${LABELS.instance}=${this.instance}`] };
+    let left: string[] = [];
+    for (let round = 0; round < 10; round++) {
+      for (const c of await this.containers().catch(() => [])) {
+        await this.docker
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch(() => undefined);
+      }
+      left = [];
+      for (const n of await this.docker.listNetworks({ filters: label }).catch(() => [])) {
+        await this.docker
+          .getNetwork(n.Id)
+          .remove()
+          .catch(() => left.push(n.Name));
+      }
+      if (left.length === 0) break;
+      await new Promise((r) => setTimeout(r, 200));
     }
-    const networks = await this.docker.listNetworks({ filters: { label: [`${LABELS.instance}=${this.instance}`] } }).catch(() => []);
-    for (const n of networks)
-      await this.docker
-        .getNetwork(n.Id)
-        .remove()
-        .catch(() => undefined);
+    if (left.length) console.warn(`stack ${this.instance}: Docker networks left behind: ${left.join(', ')}`);
     if (!process.env.TIDEBOX_KEEP_TEST_DATA) rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
