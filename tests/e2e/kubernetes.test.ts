@@ -306,8 +306,15 @@ describe('pods on a real kube-apiserver', () => {
     expect(secret.status).toBe(201);
     // A live sandbox's pod next to it stays.
     const live: string = (await A('POST', '/v1/sandboxes', sandboxRequest())).body.id;
-    await waitFor('the orphan removed', async () => (await podsOf(ghost)).length === 0, 30_000, 200);
-    expect((await cluster.get(`/api/v1/namespaces/${NS_A}/secrets/sandbox-${ghost}-pull`)).status).toBe(404);
+    // The pod goes first, then its secret (deleteSandboxPod): wait for both.
+    await waitFor(
+      'the orphan and its pull secret removed',
+      async () =>
+        (await podsOf(ghost)).length === 0 &&
+        (await cluster.get(`/api/v1/namespaces/${NS_A}/secrets/sandbox-${ghost}-pull`)).status === 404,
+      30_000,
+      200,
+    );
     // Past the grace time and several sweeps: the live pod is still there and its sandbox Running.
     await waitFor(
       'the live pod to outlive the grace time',
